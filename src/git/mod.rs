@@ -1,0 +1,1 @@
+//! Git repository cache and fetch (gix).

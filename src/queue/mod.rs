@@ -1,0 +1,1 @@
+//! The queue that carries signals and jobs: RabbitMQ or embedded.
