@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::queue::QueueSettings;
+
 /// The default configuration, compiled in so the binary works from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -13,7 +15,134 @@ const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub log: LogSettings,
+    pub server: ServerSettings,
+    pub api: ApiSettings,
+    pub webhook: WebhookSettings,
+    pub queue: QueueSettings,
+    pub cluster: ClusterSettings,
+    pub reconcile: ReconcileSettings,
+    pub git: GitSettings,
     pub sandbox: SandboxSettings,
+}
+
+/// Which parts of Capstan this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// HTTP: webhooks, REST API, health.
+    Api,
+    /// Router, syncer and poller.
+    Worker,
+    /// Both, in one process.
+    All,
+}
+
+/// The process as a whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub role: Role,
+    /// Where generated secrets, the Git cache and sandbox state live.
+    pub data_dir: PathBuf,
+}
+
+/// The REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Bearer token, normally from `CAPSTAN__API__TOKEN`; never put it in a committed file.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the bearer token; when neither is set one is generated into `<data_dir>/api-token`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Incoming webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Bodies larger than this are refused with 413 while they are read.
+    pub max_body_bytes: usize,
+    /// Providers accepted without a signature; an explicit operator choice, empty by default.
+    #[serde(default)]
+    pub allow_unsigned: Vec<String>,
+    /// GitHub secret, normally from `CAPSTAN__WEBHOOK__GITHUB_SECRET`.
+    #[serde(default)]
+    pub github_secret: Option<String>,
+    /// File holding the GitHub secret; when neither is set one is generated into
+    /// `<data_dir>/github-webhook-secret`.
+    #[serde(default)]
+    pub github_secret_file: Option<PathBuf>,
+}
+
+/// Where the management cluster is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManagementCluster {
+    /// An in-process sandbox (no real cluster needed).
+    Sandbox,
+    /// A kubeconfig file and context.
+    Kubeconfig,
+    /// The service account of the pod Capstan runs in.
+    InCluster,
+}
+
+/// The management cluster, which holds Applications and is the default target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub management: ManagementCluster,
+    /// Kubeconfig path; empty means `$KUBECONFIG` or `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Address of the in-process sandbox (port 0 picks one).
+    pub sandbox_listen: SocketAddr,
+    /// Persist the in-process sandbox's objects here.
+    #[serde(default)]
+    pub sandbox_state: Option<PathBuf>,
+}
+
+/// The safety-net poller and the syncer's parallelism.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// Every Application is refreshed at least this often, even without a signal.
+    pub interval_secs: u64,
+    /// Up to this much random delay is added to each poll, so apps do not refresh in lockstep.
+    pub jitter_secs: u64,
+    /// Applications synced at once by one worker process.
+    pub concurrency: usize,
+    /// While an app is Progressing, re-check its health this often.
+    pub progress_recheck_ms: u64,
+}
+
+/// Git access.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSettings {
+    /// Mirrors and checkouts; empty means `<data_dir>/git`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Credentials per URL prefix, longest prefix wins.
+    #[serde(default)]
+    pub credentials: Vec<GitCredentialSettings>,
+}
+
+/// Credentials for repositories whose URL starts with `url_prefix`; secrets come from files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitCredentialSettings {
+    pub url_prefix: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -78,11 +207,14 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with("CAPSTAN__"))
             .collect();
+
         builder = builder.add_source(
             config::Environment::with_prefix("CAPSTAN")
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("webhook.allow_unsigned")
                 .source(Some(env)),
         );
         Ok(builder.build()?.try_deserialize()?)

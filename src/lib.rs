@@ -1,12 +1,20 @@
 //! Capstan: GitOps continuous delivery for Kubernetes.
 
+pub mod cluster;
 pub mod config;
+pub mod event;
 pub mod git;
 pub mod health;
+pub mod job;
 pub mod queue;
 pub mod render;
+pub mod router;
 pub mod sandbox;
+pub mod secret;
+pub mod store;
+pub mod sync;
 pub mod telemetry;
+pub mod webhook;
 
 /// Installs the process-wide rustls crypto provider; kube, gix and lapin all use rustls.
 pub fn install_crypto_provider() {

@@ -1,0 +1,167 @@
+//! Clients for target clusters: discovery, get, server-side apply, delete.
+
+pub mod diff;
+pub mod resource;
+
+use std::sync::Arc;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::{Client, core::GroupVersionKind};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+pub use resource::{ResourceKey, TRACKING_ANNOTATION};
+
+use crate::store::FIELD_MANAGER;
+
+/// Errors talking to a target cluster; messages are shown to users in conditions.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the server does not know {kind} in {api_version}")]
+    UnknownKind { api_version: String, kind: String },
+    #[error("object is missing apiVersion, kind or metadata.name")]
+    BadObject,
+    #[error("{0}")]
+    Api(String),
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(String),
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(status) => ClusterError::Api(status.message.clone()),
+            other => ClusterError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// One target cluster: a client and its (re-runnable) discovery.
+pub struct Cluster {
+    client: Client,
+    discovery: RwLock<Arc<Discovery>>,
+}
+
+/// How a resource is served: its API resource and whether it is namespaced.
+#[derive(Clone)]
+pub struct Served {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+impl Cluster {
+    /// Connects and runs discovery once.
+    pub async fn connect(client: Client) -> Result<Cluster, ClusterError> {
+        let discovery = Discovery::new(client.clone()).run().await?;
+        Ok(Cluster { client, discovery: RwLock::new(Arc::new(discovery)) })
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Re-runs discovery, e.g. after a CRD was applied.
+    pub async fn rediscover(&self) -> Result<(), ClusterError> {
+        let fresh = Discovery::new(self.client.clone()).run().await?;
+        *self.discovery.write().await = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// How `group/version/kind` is served; rediscovers once when it is unknown.
+    pub async fn served(&self, group: &str, version: &str, kind: &str) -> Result<Served, ClusterError> {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        if let Some(found) = self.lookup(&gvk).await {
+            return Ok(found);
+        }
+        self.rediscover().await?;
+        self.lookup(&gvk).await.ok_or_else(|| ClusterError::UnknownKind {
+            api_version: if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") },
+            kind: kind.to_owned(),
+        })
+    }
+
+    async fn lookup(&self, gvk: &GroupVersionKind) -> Option<Served> {
+        let discovery = self.discovery.read().await.clone();
+        discovery.resolve_gvk(gvk).map(|(resource, caps): (ApiResource, ApiCapabilities)| Served {
+            resource,
+            namespaced: caps.scope == Scope::Namespaced,
+        })
+    }
+
+    fn api(&self, served: &Served, namespace: &str) -> Api<DynamicObject> {
+        if served.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &served.resource)
+        } else {
+            Api::all_with(self.client.clone(), &served.resource)
+        }
+    }
+
+    /// The live object, or None when it does not exist.
+    pub async fn get(&self, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
+        let served = self.served(&key.group, &key.version, &key.kind).await?;
+        let found = self.api(&served, &key.namespace).get_opt(&key.name).await?;
+        Ok(found.map(to_value))
+    }
+
+    /// Server-side apply with field manager `capstan` and force; `dry_run` changes nothing.
+    pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        let key = ResourceKey::of(obj).ok_or(ClusterError::BadObject)?;
+        let served = self.served(&key.group, &key.version, &key.kind).await?;
+        let dynamic: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        let applied = self.api(&served, &key.namespace).patch(&key.name, &params, &Patch::Apply(&dynamic)).await?;
+        Ok(to_value(applied))
+    }
+
+    /// Deletes an object with foreground propagation; NotFound counts as deleted.
+    pub async fn delete(&self, key: &ResourceKey) -> Result<(), ClusterError> {
+        let served = self.served(&key.group, &key.version, &key.kind).await?;
+        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..Default::default() };
+        match self.api(&served, &key.namespace).delete(&key.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every live object of `group/version/kind` (all namespaces) that `app` tracks.
+    pub async fn list_tracked(&self, group: &str, version: &str, kind: &str, app: &str) -> Result<Vec<Value>, ClusterError> {
+        let served = match self.served(group, version, kind).await {
+            Ok(s) => s,
+            // A kind that is no longer served has no live objects left to prune.
+            Err(ClusterError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &served.resource);
+        let list = api.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(to_value)
+            .filter(|o| resource::is_tracked_by(o, app))
+            .collect())
+    }
+
+    /// Whether a namespaced kind; unknown kinds count as namespaced (the common case).
+    pub async fn is_namespaced(&self, group: &str, version: &str, kind: &str) -> Result<bool, ClusterError> {
+        Ok(self.served(group, version, kind).await?.namespaced)
+    }
+
+    /// Cheap reachability probe for /readyz.
+    pub async fn is_reachable(&self) -> bool {
+        self.client.apiserver_version().await.is_ok()
+    }
+}
+
+fn to_value(obj: DynamicObject) -> Value {
+    serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+/// The resource an object is, with its apiVersion re-read from the object.
+pub fn key_of(obj: &Value) -> Result<ResourceKey, ClusterError> {
+    ResourceKey::of(obj).ok_or(ClusterError::BadObject)
+}

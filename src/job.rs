@@ -1,0 +1,127 @@
+//! `Job`: one unit of work for one Application (DESIGN.md).
+
+use serde::{Deserialize, Serialize};
+
+/// Schema version of [`Job`] documents.
+pub const JOB_VERSION: u32 = 1;
+
+/// Refresh compares Git with the cluster; sync also applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Refresh,
+    Sync,
+}
+
+/// What caused a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CauseSource {
+    Webhook,
+    Mq,
+    Manual,
+    Poll,
+    Drift,
+}
+
+/// Why the job exists, for status and logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    pub source: CauseSource,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// One unit of work for one Application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub v: u32,
+    pub id: String,
+    /// `<namespace>/<name>` of the Application.
+    pub app: String,
+    pub kind: JobKind,
+    /// Bypass render and revision caches.
+    #[serde(default)]
+    pub hard: bool,
+    /// The commit that triggered it, if known; the worker still resolves the revision itself.
+    #[serde(default)]
+    pub revision: Option<String>,
+    pub cause: Cause,
+    pub enqueued_at: String,
+}
+
+/// A queue message that is not a valid Job.
+#[derive(Debug, thiserror::Error)]
+pub enum JobParseError {
+    #[error("not a Job document: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported Job version {0}")]
+    Version(u32),
+    #[error("job app {0:?} is not <namespace>/<name>")]
+    App(String),
+}
+
+impl Job {
+    /// A new job for `app` (`namespace/name`).
+    pub fn new(app: &str, kind: JobKind, cause: Cause) -> Self {
+        Job {
+            v: JOB_VERSION,
+            id: uuid::Uuid::new_v4().to_string(),
+            app: app.to_owned(),
+            kind,
+            hard: false,
+            revision: None,
+            cause,
+            enqueued_at: crate::event::now_rfc3339(),
+        }
+    }
+
+    /// Parses a Job from a queue message.
+    pub fn parse(body: &[u8]) -> Result<Self, JobParseError> {
+        let job: Job = serde_json::from_slice(body)?;
+        if job.v != JOB_VERSION {
+            return Err(JobParseError::Version(job.v));
+        }
+        job.app_ref()?;
+        Ok(job)
+    }
+
+    /// The Application's namespace and name.
+    pub fn app_ref(&self) -> Result<(&str, &str), JobParseError> {
+        match self.app.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok((ns, name))
+            }
+            _ => Err(JobParseError::App(self.app.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_round_trips_through_json() {
+        let job = Job::new(
+            "apps/guestbook",
+            JobKind::Sync,
+            Cause { source: CauseSource::Manual, event_id: None, by: Some("alice".into()) },
+        );
+        let body = serde_json::to_vec(&job).expect("serialize");
+        assert_eq!(Job::parse(&body).expect("parse"), job);
+        let text = String::from_utf8(body).expect("utf8");
+        assert!(text.contains(r#""kind":"sync""#) && text.contains(r#""source":"manual""#), "{text}");
+    }
+
+    #[test]
+    fn garbage_and_bad_app_keys_are_refused() {
+        assert!(Job::parse(b"\xff\x00").is_err());
+        let mut job = Job::new("a/b", JobKind::Refresh, Cause { source: CauseSource::Poll, event_id: None, by: None });
+        job.app = "no-namespace".into();
+        let body = serde_json::to_vec(&job).expect("serialize");
+        assert!(matches!(Job::parse(&body), Err(JobParseError::App(_))));
+    }
+}

@@ -1,0 +1,355 @@
+//! The `Application` custom resource (`capstan.dev/v1alpha1`): Argo CD's spec, field for field.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of an Application: where its manifests live and where they go.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "capstan.dev",
+    version = "v1alpha1",
+    kind = "Application",
+    plural = "applications",
+    shortname = "app",
+    shortname = "apps",
+    namespaced,
+    status = "ApplicationStatus",
+    printcolumn = r#"{"name":"Sync","type":"string","jsonPath":".status.sync.status"}"#,
+    printcolumn = r#"{"name":"Health","type":"string","jsonPath":".status.health.status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.revision"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    #[serde(default)]
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ApplicationSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
+    #[serde(default)]
+    pub destination: Destination,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<SyncPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i64>,
+}
+
+/// Where manifests come from.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSource {
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Helm options (Argo CD's `helm{}`), kept verbatim until the Helm renderer reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub helm: Option<serde_json::Value>,
+    /// Kustomize options (Argo CD's `kustomize{}`), kept verbatim until the Kustomize renderer reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub kustomize: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectorySource>,
+}
+
+/// Options for a plain directory of YAML/JSON manifests.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorySource {
+    #[serde(default)]
+    pub recurse: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
+    /// Jsonnet options (Argo CD's `jsonnet{}`), kept verbatim until the Jsonnet renderer reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub jsonnet: Option<serde_json::Value>,
+}
+
+/// The cluster and namespace manifests are applied to.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// When and how Capstan syncs on its own.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated: Option<AutomatedSync>,
+    /// `Key=Value` options, e.g. `CreateNamespace=true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryStrategy>,
+}
+
+/// Automated sync switches.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomatedSync {
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub self_heal: bool,
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Argo CD 3.x: `enabled: false` turns automation off while keeping the settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Retries of a failed sync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryStrategy {
+    #[serde(default)]
+    pub limit: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+}
+
+/// Backoff between retries (`duration` like "5s", factor, `maxDuration` like "3m").
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+}
+
+/// Differences to ignore when comparing (Argo CD's `ignoreDifferences[]`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceIgnoreDifferences {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_pointers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jq_path_expressions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields_managers: Vec<String>,
+}
+
+/// Observed state, written only by Capstan through the status subresource.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatusBlock>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_state: Option<OperationState>,
+    #[serde(default)]
+    pub history: Vec<RevisionHistory>,
+    #[serde(default)]
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default)]
+    pub conditions: Vec<ApplicationCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<String>,
+    /// Directory, Helm, Kustomize, Jsonnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
+}
+
+/// Whether the cluster equals Git at `revision`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    pub status: SyncStatusCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// Argo CD's sync status codes.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SyncStatusCode {
+    Synced,
+    OutOfSync,
+    #[default]
+    Unknown,
+}
+
+/// Health of the app or one resource.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthStatusBlock {
+    /// Healthy, Progressing, Degraded, Suspended, Missing or Unknown.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The last (or running) sync operation.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationState {
+    /// Running, Failed, Error or Succeeded.
+    pub phase: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_result: Option<SyncOperationResult>,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<InitiatedBy>,
+}
+
+/// Who started an operation.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiatedBy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub automated: bool,
+}
+
+/// Per-resource results of a sync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperationResult {
+    pub revision: String,
+    #[serde(default)]
+    pub resources: Vec<ResourceResult>,
+}
+
+/// What a sync did to one resource.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceResult {
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+    /// Synced, SyncFailed, Pruned or PruneSkipped.
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    /// created, configured, unchanged, pruned …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// One successful sync, newest last.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionHistory {
+    pub id: i64,
+    pub revision: String,
+    pub deployed_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<InitiatedBy>,
+}
+
+/// Sync and health of one resource the app manages.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+    pub status: SyncStatusCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatusBlock>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_pruning: bool,
+}
+
+/// A problem worth a user's attention (ComparisonError, SyncError, …).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
+}
+
+impl Application {
+    /// `namespace/name`, the key jobs and logs use.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// The single source this app renders (multi-source apps use the first for now).
+    pub fn primary_source(&self) -> Option<&ApplicationSource> {
+        self.spec.source.as_ref().or_else(|| self.spec.sources.first())
+    }
+
+    /// Every source, single or multi.
+    pub fn all_sources(&self) -> Vec<&ApplicationSource> {
+        self.spec.source.iter().chain(self.spec.sources.iter()).collect()
+    }
+
+    /// Whether `syncOptions` contains `key=true`.
+    pub fn sync_option(&self, key: &str) -> bool {
+        self.spec.sync_policy.as_ref().is_some_and(|p| {
+            p.sync_options.iter().any(|o| {
+                o.split_once('=').is_some_and(|(k, v)| k.trim() == key && v.trim().eq_ignore_ascii_case("true"))
+            })
+        })
+    }
+
+    /// The automated sync settings when automation is on.
+    pub fn automated(&self) -> Option<&AutomatedSync> {
+        self.spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.as_ref())
+            .filter(|a| a.enabled != Some(false))
+    }
+}

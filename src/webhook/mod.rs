@@ -1,0 +1,147 @@
+//! Webhooks from Git hosts: recognise the provider, verify the signature, parse into a [`PushEvent`].
+//! Order matters: the body is capped by the caller, then verified over its exact bytes, then parsed.
+
+pub mod github;
+pub mod signature;
+
+use std::collections::BTreeSet;
+
+use actix_web::http::header::HeaderMap;
+
+use crate::event::PushEvent;
+use crate::secret::SecretString;
+pub use signature::{Signature, SignatureError};
+
+/// What a valid webhook asks of us.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A push to enqueue.
+    Event(PushEvent),
+    /// Valid but uninteresting (ping, other events); answered 2xx, nothing enqueued.
+    Ignored(String),
+}
+
+/// Why a webhook was refused; each maps to the status code a Git host expects.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("no known Git host sent this request (no provider event header)")]
+    UnknownProvider,
+    #[error("{0} webhooks are not supported yet")]
+    UnsupportedProvider(&'static str),
+    #[error("content type must be application/json")]
+    UnsupportedContentType,
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+}
+
+impl WebhookError {
+    /// The HTTP status code for this refusal.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            WebhookError::Unauthorized(_) => 401,
+            WebhookError::UnsupportedContentType => 415,
+            WebhookError::UnknownProvider
+            | WebhookError::UnsupportedProvider(_)
+            | WebhookError::BadPayload(_) => 400,
+        }
+    }
+}
+
+/// A Git host Capstan recognises from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Provider {
+    AzureDevOps,
+    Gitea,
+    Gogs,
+    GitHub,
+    GitLab,
+    BitbucketCloud,
+    BitbucketServer,
+}
+
+impl Provider {
+    /// Lower-case name as used in configuration and PushEvent.source.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::AzureDevOps => "azure-devops",
+            Provider::Gitea => "gitea",
+            Provider::Gogs => "gogs",
+            Provider::GitHub => "github",
+            Provider::GitLab => "gitlab",
+            Provider::BitbucketCloud => "bitbucket-cloud",
+            Provider::BitbucketServer => "bitbucket-server",
+        }
+    }
+
+    /// Recognises the sender; Gitea and Bitbucket Cloud also send other hosts' headers, hence the order.
+    pub fn detect(headers: &HeaderMap) -> Option<Provider> {
+        let has = |h: &str| headers.contains_key(h);
+        if has("x-vss-activityid") {
+            Some(Provider::AzureDevOps)
+        } else if has("x-forgejo-event") || has("x-gitea-event") {
+            Some(Provider::Gitea)
+        } else if has("x-gogs-event") {
+            Some(Provider::Gogs)
+        } else if has("x-github-event") {
+            Some(Provider::GitHub)
+        } else if has("x-gitlab-event") {
+            Some(Provider::GitLab)
+        } else if has("x-hook-uuid") {
+            Some(Provider::BitbucketCloud)
+        } else if has("x-event-key") {
+            Some(Provider::BitbucketServer)
+        } else {
+            None
+        }
+    }
+}
+
+/// Per-provider secrets and the operator's explicit opt-outs.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    pub github: Option<SecretString>,
+    /// Providers whose requests are accepted without a signature (explicit operator choice).
+    pub allow_unsigned: BTreeSet<String>,
+}
+
+/// Verifies and parses one delivery. `body` must already be capped by the caller.
+pub fn receive(headers: &HeaderMap, body: &[u8], secrets: &WebhookSecrets) -> Result<Outcome, WebhookError> {
+    let provider = Provider::detect(headers).ok_or(WebhookError::UnknownProvider)?;
+    match provider {
+        Provider::GitHub => receive_github(headers, body, secrets),
+        other => Err(WebhookError::UnsupportedProvider(other.name())),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn receive_github(headers: &HeaderMap, body: &[u8], secrets: &WebhookSecrets) -> Result<Outcome, WebhookError> {
+    let unsigned_ok = secrets.allow_unsigned.contains(Provider::GitHub.name());
+    match (&secrets.github, header(headers, "x-hub-signature-256")) {
+        (Some(secret), Some(sig)) => {
+            let sig = Signature::parse(sig).map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
+            sig.verify(secret.expose().as_bytes(), body)
+                .map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
+        }
+        (Some(_), None) => {
+            return Err(WebhookError::Unauthorized(SignatureError::Missing.to_string()));
+        }
+        (None, _) if unsigned_ok => {}
+        (None, _) => {
+            return Err(WebhookError::Unauthorized(
+                "no GitHub webhook secret is configured and unsigned GitHub webhooks are not allowed".into(),
+            ));
+        }
+    }
+    // The MAC of a form-encoded body covers the form, not the JSON; only JSON is accepted.
+    let content_type = header(headers, "content-type").unwrap_or("");
+    if !content_type.trim_start().starts_with("application/json") {
+        return Err(WebhookError::UnsupportedContentType);
+    }
+    let event = header(headers, "x-github-event").unwrap_or_default();
+    github::parse(event, header(headers, "x-github-delivery"), body)
+}
