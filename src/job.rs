@@ -48,6 +48,9 @@ pub struct Job {
     /// The commit that triggered it, if known; the worker still resolves the revision itself.
     #[serde(default)]
     pub revision: Option<String>,
+    /// For a sync: also delete tracked objects that left Git (automated prune applies regardless).
+    #[serde(default)]
+    pub prune: bool,
     pub cause: Cause,
     pub enqueued_at: String,
 }
@@ -73,6 +76,7 @@ impl Job {
             kind,
             hard: false,
             revision: None,
+            prune: false,
             cause,
             enqueued_at: crate::event::now_rfc3339(),
         }
@@ -108,18 +112,33 @@ mod tests {
         let job = Job::new(
             "apps/guestbook",
             JobKind::Sync,
-            Cause { source: CauseSource::Manual, event_id: None, by: Some("alice".into()) },
+            Cause {
+                source: CauseSource::Manual,
+                event_id: None,
+                by: Some("alice".into()),
+            },
         );
         let body = serde_json::to_vec(&job).expect("serialize");
         assert_eq!(Job::parse(&body).expect("parse"), job);
         let text = String::from_utf8(body).expect("utf8");
-        assert!(text.contains(r#""kind":"sync""#) && text.contains(r#""source":"manual""#), "{text}");
+        assert!(
+            text.contains(r#""kind":"sync""#) && text.contains(r#""source":"manual""#),
+            "{text}"
+        );
     }
 
     #[test]
     fn garbage_and_bad_app_keys_are_refused() {
         assert!(Job::parse(b"\xff\x00").is_err());
-        let mut job = Job::new("a/b", JobKind::Refresh, Cause { source: CauseSource::Poll, event_id: None, by: None });
+        let mut job = Job::new(
+            "a/b",
+            JobKind::Refresh,
+            Cause {
+                source: CauseSource::Poll,
+                event_id: None,
+                by: None,
+            },
+        );
         job.app = "no-namespace".into();
         let body = serde_json::to_vec(&job).expect("serialize");
         assert!(matches!(Job::parse(&body), Err(JobParseError::App(_))));

@@ -1,5 +1,7 @@
 //! Capstan: GitOps continuous delivery for Kubernetes.
 
+pub mod api;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod event;
@@ -11,10 +13,12 @@ pub mod render;
 pub mod router;
 pub mod sandbox;
 pub mod secret;
+pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;
+pub mod worker;
 
 /// Installs the process-wide rustls crypto provider; kube, gix and lapin all use rustls.
 pub fn install_crypto_provider() {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use capstan::config::Settings;
+use capstan::cli::{self, ApiClient};
+use capstan::config::{Role, Settings};
 use capstan::sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Parser)]
@@ -26,10 +27,101 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run Capstan: webhooks and API (api), router/syncer/poller (worker), or both (all).
+    Serve {
+        /// Overrides server.role.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        /// Overrides server.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage Applications through a running server's REST API.
+    App {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Send a signed GitHub push webhook to a running server (for demos and checks).
+    Webhook {
+        /// Server URL.
+        #[arg(long, env = "CAPSTAN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Webhook secret; default: <data_dir>/github-webhook-secret.
+        #[arg(long, env = "CAPSTAN_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Repository URL as the Application names it.
+        #[arg(long)]
+        repo: String,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// The pushed commit (optional; the worker resolves the branch itself).
+        #[arg(long, default_value = "")]
+        after: String,
+    },
+    /// Print the CRDs Capstan owns (what deploy/crds/ holds).
+    Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
     Sandbox(SandboxArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct Connection {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "CAPSTAN_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// API bearer token; default: <data_dir>/api-token.
+    #[arg(long, env = "CAPSTAN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an Application from a YAML/JSON file (Argo CD Applications accepted).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// List Applications with sync and health.
+    List,
+    /// Show one Application (JSON).
+    Get {
+        name: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+    },
+    /// Refresh: compare Git with the cluster now.
+    Refresh {
+        name: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Bypass caches.
+        #[arg(long)]
+        hard: bool,
+    },
+    /// Sync: apply Git to the cluster now.
+    Sync {
+        name: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Also delete tracked objects that left Git.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Delete an Application (its resources stay).
+    Delete {
+        name: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -52,14 +144,94 @@ struct SandboxArgs {
 async fn main() -> anyhow::Result<()> {
     capstan::install_crypto_provider();
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
     capstan::telemetry::init(&settings.log);
+    let data_dir = settings.server.data_dir.clone();
     match cli.command {
         Command::Version => {
             println!("capstan {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Crds => {
+            print!("{}", capstan::store::crds_yaml());
+            Ok(())
+        }
         Command::Sandbox(args) => run_sandbox(args, &settings).await,
+        Command::Serve { role, listen } => {
+            if let Some(role) = role {
+                settings.server.role = role;
+            }
+            if let Some(listen) = listen {
+                settings.server.listen = listen;
+            }
+            let service = capstan::startup::Service::build(settings).await?;
+            println!("Capstan is serving on http://127.0.0.1:{}", service.port());
+            if let Some(url) = service.sandbox_url() {
+                println!(
+                    "management cluster: Capstan sandbox at {url} (simulated; try `kubectl --server {url} get deploy -A`)"
+                );
+            }
+            service.run_until_stopped().await
+        }
+        Command::App { conn, command } => {
+            let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
+            let out = match command {
+                AppCommand::Create { file } => client.create(&file).await?,
+                AppCommand::List => {
+                    print!("{}", cli::app_table(&client.list().await?));
+                    return Ok(());
+                }
+                AppCommand::Get { name, namespace } => client.get(&namespace, &name).await?,
+                AppCommand::Refresh {
+                    name,
+                    namespace,
+                    hard,
+                } => {
+                    client
+                        .action(
+                            &namespace,
+                            &name,
+                            "refresh",
+                            if hard { "?hard=true" } else { "" },
+                        )
+                        .await?
+                }
+                AppCommand::Sync {
+                    name,
+                    namespace,
+                    prune,
+                } => {
+                    client
+                        .action(
+                            &namespace,
+                            &name,
+                            "sync",
+                            if prune { "?prune=true" } else { "" },
+                        )
+                        .await?
+                }
+                AppCommand::Delete { name, namespace } => client.delete(&namespace, &name).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Webhook {
+            server,
+            secret,
+            repo,
+            branch,
+            after,
+        } => {
+            let secret = cli::webhook_secret(secret, &data_dir)?;
+            let (status, body) =
+                cli::send_github_push(&server, &secret, &repo, &branch, &after).await?;
+            println!("{status} {body}");
+            if (200..300).contains(&status) {
+                Ok(())
+            } else {
+                anyhow::bail!("webhook refused with {status}")
+            }
+        }
     }
 }
 
@@ -81,9 +253,28 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     if let Some(path) = &args.write_kubeconfig {
         println!("kubeconfig written to {}", path.display());
     }
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    shutdown_signal().await;
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

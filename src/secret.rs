@@ -39,20 +39,30 @@ impl fmt::Debug for SecretString {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read secret file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write generated secret to {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("secret file {path} is empty")]
     Empty { path: String },
 }
 
 /// Reads a secret from a file, trimming the trailing newline editors and `echo` add.
 pub fn read_file(path: &Path) -> Result<SecretString, SecretError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SecretError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
-        return Err(SecretError::Empty { path: path.display().to_string() });
+        return Err(SecretError::Empty {
+            path: path.display().to_string(),
+        });
     }
     Ok(SecretString::new(value))
 }
@@ -69,13 +79,17 @@ pub fn resolve(
     if let Some(path) = file {
         return read_file(path).map(Some);
     }
-    let Some(path) = generated else { return Ok(None) };
+    let Some(path) = generated else {
+        return Ok(None);
+    };
     if path.exists() {
         return read_file(path).map(Some);
     }
     let value = random_token();
-    write_private(path, &value)
-        .map_err(|source| SecretError::Write { path: path.display().to_string(), source })?;
+    write_private(path, &value).map_err(|source| SecretError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(Some(SecretString::new(value)))
 }
 
@@ -118,11 +132,31 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, "from-file\n").expect("write");
         let gen_path = dir.path().join("gen/secret");
-        assert_eq!(resolve(Some("env"), Some(&file), None).expect("ok").expect("some").expose(), "env");
-        assert_eq!(resolve(None, Some(&file), None).expect("ok").expect("some").expose(), "from-file");
-        let first = resolve(None, None, Some(&gen_path)).expect("ok").expect("some");
-        let again = resolve(Some(""), None, Some(&gen_path)).expect("ok").expect("some");
-        assert_eq!(first.expose(), again.expose(), "a generated secret is stable across starts");
+        assert_eq!(
+            resolve(Some("env"), Some(&file), None)
+                .expect("ok")
+                .expect("some")
+                .expose(),
+            "env"
+        );
+        assert_eq!(
+            resolve(None, Some(&file), None)
+                .expect("ok")
+                .expect("some")
+                .expose(),
+            "from-file"
+        );
+        let first = resolve(None, None, Some(&gen_path))
+            .expect("ok")
+            .expect("some");
+        let again = resolve(Some(""), None, Some(&gen_path))
+            .expect("ok")
+            .expect("some");
+        assert_eq!(
+            first.expose(),
+            again.expose(),
+            "a generated secret is stable across starts"
+        );
         assert_eq!(first.expose().len(), 64);
         assert!(resolve(None, None, None).expect("ok").is_none());
     }

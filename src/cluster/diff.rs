@@ -29,7 +29,11 @@ pub fn normalise(obj: &Value) -> Value {
                     meta.remove("annotations");
                 }
             }
-            if meta.get("labels").and_then(Value::as_object).is_some_and(|l| l.is_empty()) {
+            if meta
+                .get("labels")
+                .and_then(Value::as_object)
+                .is_some_and(|l| l.is_empty())
+            {
                 meta.remove("labels");
             }
         }
@@ -66,7 +70,11 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
                 }
             }
         }
-        _ if a != b => out.push(if path.is_empty() { "/".into() } else { path.into() }),
+        _ if a != b => out.push(if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        }),
         _ => {}
     }
 }

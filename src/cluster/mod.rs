@@ -5,7 +5,9 @@ pub mod resource;
 
 use std::sync::Arc;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
+};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, core::GroupVersionKind};
 use serde_json::Value;
@@ -54,7 +56,10 @@ impl Cluster {
     /// Connects and runs discovery once.
     pub async fn connect(client: Client) -> Result<Cluster, ClusterError> {
         let discovery = Discovery::new(client.clone()).run().await?;
-        Ok(Cluster { client, discovery: RwLock::new(Arc::new(discovery)) })
+        Ok(Cluster {
+            client,
+            discovery: RwLock::new(Arc::new(discovery)),
+        })
     }
 
     /// The underlying client.
@@ -70,24 +75,37 @@ impl Cluster {
     }
 
     /// How `group/version/kind` is served; rediscovers once when it is unknown.
-    pub async fn served(&self, group: &str, version: &str, kind: &str) -> Result<Served, ClusterError> {
+    pub async fn served(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Result<Served, ClusterError> {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         if let Some(found) = self.lookup(&gvk).await {
             return Ok(found);
         }
         self.rediscover().await?;
-        self.lookup(&gvk).await.ok_or_else(|| ClusterError::UnknownKind {
-            api_version: if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") },
-            kind: kind.to_owned(),
-        })
+        self.lookup(&gvk)
+            .await
+            .ok_or_else(|| ClusterError::UnknownKind {
+                api_version: if group.is_empty() {
+                    version.to_owned()
+                } else {
+                    format!("{group}/{version}")
+                },
+                kind: kind.to_owned(),
+            })
     }
 
     async fn lookup(&self, gvk: &GroupVersionKind) -> Option<Served> {
         let discovery = self.discovery.read().await.clone();
-        discovery.resolve_gvk(gvk).map(|(resource, caps): (ApiResource, ApiCapabilities)| Served {
-            resource,
-            namespaced: caps.scope == Scope::Namespaced,
-        })
+        discovery
+            .resolve_gvk(gvk)
+            .map(|(resource, caps): (ApiResource, ApiCapabilities)| Served {
+                resource,
+                namespaced: caps.scope == Scope::Namespaced,
+            })
     }
 
     fn api(&self, served: &Served, namespace: &str) -> Api<DynamicObject> {
@@ -113,15 +131,25 @@ impl Cluster {
             serde_json::from_value(obj.clone()).map_err(|e| ClusterError::Api(e.to_string()))?;
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
-        let applied = self.api(&served, &key.namespace).patch(&key.name, &params, &Patch::Apply(&dynamic)).await?;
+        let applied = self
+            .api(&served, &key.namespace)
+            .patch(&key.name, &params, &Patch::Apply(&dynamic))
+            .await?;
         Ok(to_value(applied))
     }
 
     /// Deletes an object with foreground propagation; NotFound counts as deleted.
     pub async fn delete(&self, key: &ResourceKey) -> Result<(), ClusterError> {
         let served = self.served(&key.group, &key.version, &key.kind).await?;
-        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..Default::default() };
-        match self.api(&served, &key.namespace).delete(&key.name, &params).await {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Foreground),
+            ..Default::default()
+        };
+        match self
+            .api(&served, &key.namespace)
+            .delete(&key.name, &params)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -129,7 +157,13 @@ impl Cluster {
     }
 
     /// Every live object of `group/version/kind` (all namespaces) that `app` tracks.
-    pub async fn list_tracked(&self, group: &str, version: &str, kind: &str, app: &str) -> Result<Vec<Value>, ClusterError> {
+    pub async fn list_tracked(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        app: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
         let served = match self.served(group, version, kind).await {
             Ok(s) => s,
             // A kind that is no longer served has no live objects left to prune.
@@ -147,7 +181,12 @@ impl Cluster {
     }
 
     /// Whether a namespaced kind; unknown kinds count as namespaced (the common case).
-    pub async fn is_namespaced(&self, group: &str, version: &str, kind: &str) -> Result<bool, ClusterError> {
+    pub async fn is_namespaced(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Result<bool, ClusterError> {
         Ok(self.served(group, version, kind).await?.namespaced)
     }
 

@@ -28,19 +28,30 @@ impl ResourceKey {
             group: group.to_owned(),
             version: version.to_owned(),
             kind: obj.get("kind")?.as_str()?.to_owned(),
-            namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            namespace: meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             name: meta.get("name")?.as_str()?.to_owned(),
         })
     }
 
     /// `apiVersion` as written in manifests.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The tracking id for this object managed by `app` (`<app>:<group>/<Kind>:<namespace>/<name>`).
     pub fn tracking_id(&self, app: &str) -> String {
-        format!("{app}:{}/{}:{}/{}", self.group, self.kind, self.namespace, self.name)
+        format!(
+            "{app}:{}/{}:{}/{}",
+            self.group, self.kind, self.namespace, self.name
+        )
     }
 
     /// Same object regardless of API version.
@@ -54,7 +65,11 @@ impl ResourceKey {
 
 impl std::fmt::Display for ResourceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = if self.namespace.is_empty() { String::new() } else { format!("{}/", self.namespace) };
+        let ns = if self.namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.namespace)
+        };
         if self.group.is_empty() {
             write!(f, "{}/{ns}{}", self.kind, self.name)
         } else {
@@ -65,7 +80,9 @@ impl std::fmt::Display for ResourceKey {
 
 /// The tracking id on a live object, if any.
 pub fn tracking_id_of(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/annotations")?.get(TRACKING_ANNOTATION)?.as_str()
+    obj.pointer("/metadata/annotations")?
+        .get(TRACKING_ANNOTATION)?
+        .as_str()
 }
 
 /// Whether `obj` carries the tracking id of exactly this object for `app`; a copied
@@ -79,7 +96,9 @@ pub fn is_tracked_by(obj: &Value, app: &str) -> bool {
 
 /// Adds the tracking annotation to a desired object.
 pub fn set_tracking_id(obj: &mut Value, app: &str) {
-    let Some(key) = ResourceKey::of(obj) else { return };
+    let Some(key) = ResourceKey::of(obj) else {
+        return;
+    };
     let id = key.tracking_id(app);
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         let annotations = meta
@@ -104,11 +123,17 @@ mod tests {
         let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "shop"}});
         set_tracking_id(&mut obj, "apps/shop");
-        assert_eq!(tracking_id_of(&obj), Some("apps/shop:apps/Deployment:shop/web"));
+        assert_eq!(
+            tracking_id_of(&obj),
+            Some("apps/shop:apps/Deployment:shop/web")
+        );
         assert!(is_tracked_by(&obj, "apps/shop"));
         assert!(!is_tracked_by(&obj, "apps/other"));
         let core = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "d"}});
-        assert_eq!(ResourceKey::of(&core).expect("key").tracking_id("a/b"), "a/b:/Service:d/svc");
+        assert_eq!(
+            ResourceKey::of(&core).expect("key").tracking_id("a/b"),
+            "a/b:/Service:d/svc"
+        );
     }
 
     #[test]

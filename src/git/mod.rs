@@ -2,7 +2,10 @@
 use std::path::{Path, PathBuf};
 
 #[derive(Clone)]
-pub enum Credentials { Basic { username: String, password: String }, Token(String) }
+pub enum Credentials {
+    Basic { username: String, password: String },
+    Token(String),
+}
 
 #[derive(Clone)]
 pub struct RepoCache {}
@@ -14,9 +17,25 @@ pub enum GitError {
 }
 
 impl RepoCache {
-    pub fn new(_root: PathBuf) -> RepoCache { unimplemented!() }
-    pub async fn resolve(&self, _url: &str, _revision: &str, _creds: Option<&Credentials>) -> Result<String, GitError> { unimplemented!() }
-    pub async fn checkout(&self, _url: &str, _commit: &str, _creds: Option<&Credentials>) -> Result<PathBuf, GitError> { unimplemented!() }
+    pub fn new(_root: PathBuf) -> RepoCache {
+        unimplemented!()
+    }
+    pub async fn resolve(
+        &self,
+        _url: &str,
+        _revision: &str,
+        _creds: Option<&Credentials>,
+    ) -> Result<String, GitError> {
+        unimplemented!()
+    }
+    pub async fn checkout(
+        &self,
+        _url: &str,
+        _commit: &str,
+        _creds: Option<&Credentials>,
+    ) -> Result<PathBuf, GitError> {
+        unimplemented!()
+    }
 }
 #[allow(dead_code)]
 fn _unused(_: &Path) {}

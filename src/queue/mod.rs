@@ -1,11 +1,14 @@
 //! INTERFACE STUB (integrator's copy of the queue API; replaced by the queue helper's module at merge).
-use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::Deserialize;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum QueueKind { Embedded, Rabbitmq }
+pub enum QueueKind {
+    Embedded,
+    Rabbitmq,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +23,10 @@ pub struct QueueSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topic { Events, Jobs }
+pub enum Topic {
+    Events,
+    Jobs,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -31,22 +37,45 @@ pub enum QueueError {
 pub type SharedQueue = Arc<dyn Queue>;
 
 pub trait Queue: Send + Sync + 'static {
-    fn publish<'a>(&'a self, topic: Topic, key: &'a str, id: &'a str, body: Vec<u8>) -> BoxFuture<'a, Result<(), QueueError>>;
+    fn publish<'a>(
+        &'a self,
+        topic: Topic,
+        key: &'a str,
+        id: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), QueueError>>;
     fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<Subscription, QueueError>>;
     fn is_ready(&self) -> BoxFuture<'_, bool>;
 }
 
 pub struct Subscription {}
 impl Subscription {
-    pub async fn next(&mut self) -> Option<Delivery> { unimplemented!() }
+    pub async fn next(&mut self) -> Option<Delivery> {
+        unimplemented!()
+    }
 }
 
-pub struct Delivery { pub id: String, pub body: Vec<u8>, pub attempt: u32, pub shard: Option<u16> }
+pub struct Delivery {
+    pub id: String,
+    pub body: Vec<u8>,
+    pub attempt: u32,
+    pub shard: Option<u16>,
+}
 impl Delivery {
-    pub async fn ack(self) -> Result<(), QueueError> { unimplemented!() }
-    pub async fn retry(self) -> Result<(), QueueError> { unimplemented!() }
-    pub async fn reject(self) -> Result<(), QueueError> { unimplemented!() }
+    pub async fn ack(self) -> Result<(), QueueError> {
+        unimplemented!()
+    }
+    pub async fn retry(self) -> Result<(), QueueError> {
+        unimplemented!()
+    }
+    pub async fn reject(self) -> Result<(), QueueError> {
+        unimplemented!()
+    }
 }
 
-pub fn shard_for(_key: &str, _shards: u16) -> u16 { unimplemented!() }
-pub async fn connect(_settings: &QueueSettings) -> Result<SharedQueue, QueueError> { unimplemented!() }
+pub fn shard_for(_key: &str, _shards: u16) -> u16 {
+    unimplemented!()
+}
+pub async fn connect(_settings: &QueueSettings) -> Result<SharedQueue, QueueError> {
+    unimplemented!()
+}

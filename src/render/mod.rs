@@ -2,7 +2,11 @@
 use std::path::Path;
 
 #[derive(Debug, Clone, Default)]
-pub struct DirectoryOptions { pub recurse: bool, pub include: Option<String>, pub exclude: Option<String> }
+pub struct DirectoryOptions {
+    pub recurse: bool,
+    pub include: Option<String>,
+    pub exclude: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -10,4 +14,10 @@ pub enum RenderError {
     PathEscapes { path: String },
 }
 
-pub fn render_directory(_checkout: &Path, _source_path: &str, _opts: &DirectoryOptions) -> Result<Vec<serde_json::Value>, RenderError> { unimplemented!() }
+pub fn render_directory(
+    _checkout: &Path,
+    _source_path: &str,
+    _opts: &DirectoryOptions,
+) -> Result<Vec<serde_json::Value>, RenderError> {
+    unimplemented!()
+}

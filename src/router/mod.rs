@@ -12,14 +12,22 @@ pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-
 
 /// One Job for every Application the event affects.
 pub fn route<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Application>) -> Vec<Job> {
-    let cause_source = if event.source == "mq" { CauseSource::Mq } else { CauseSource::Webhook };
+    let cause_source = if event.source == "mq" {
+        CauseSource::Mq
+    } else {
+        CauseSource::Webhook
+    };
     apps.into_iter()
         .filter_map(|app| {
             let moved = matching_ref(event, app)?;
             let mut job = Job::new(
                 &app.key(),
                 JobKind::Refresh,
-                Cause { source: cause_source, event_id: Some(event.id.clone()), by: None },
+                Cause {
+                    source: cause_source,
+                    event_id: Some(event.id.clone()),
+                    by: None,
+                },
             );
             job.revision = moved.after.clone();
             Some(job)
@@ -30,12 +38,18 @@ pub fn route<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Applicati
 /// The ref update in `event` that affects `app`, if any.
 fn matching_ref<'e>(event: &'e PushEvent, app: &Application) -> Option<&'e RefUpdate> {
     for source in app.all_sources() {
-        if !event.repo_urls.iter().any(|u| repo_url::same_repo(u, &source.repo_url)) {
+        if !event
+            .repo_urls
+            .iter()
+            .any(|u| repo_url::same_repo(u, &source.repo_url))
+        {
             continue;
         }
         let target = source.target_revision.as_deref().unwrap_or("");
         for r in &event.refs {
-            if revision_matches(target, r, event.default_branch.as_deref()) && paths_affected(event, r, app, source.path.as_deref()) {
+            if revision_matches(target, r, event.default_branch.as_deref())
+                && paths_affected(event, r, app, source.path.as_deref())
+            {
                 return Some(r);
             }
         }
@@ -44,7 +58,11 @@ fn matching_ref<'e>(event: &'e PushEvent, app: &Application) -> Option<&'e RefUp
 }
 
 /// Whether a push to `pushed` can change what `target_revision` resolves to.
-pub fn revision_matches(target_revision: &str, pushed: &RefUpdate, default_branch: Option<&str>) -> bool {
+pub fn revision_matches(
+    target_revision: &str,
+    pushed: &RefUpdate,
+    default_branch: Option<&str>,
+) -> bool {
     let target = target_revision.trim();
     let (pushed_kind, pushed_short) = if let Some(b) = pushed.name.strip_prefix("refs/heads/") {
         ("heads", b)
@@ -72,11 +90,23 @@ pub fn revision_matches(target_revision: &str, pushed: &RefUpdate, default_branc
 
 /// Whether the changed files touch the app's paths (`manifest-generate-paths`); unknown files,
 /// created, deleted and forced refs always count.
-fn paths_affected(event: &PushEvent, r: &RefUpdate, app: &Application, source_path: Option<&str>) -> bool {
-    let Some(annotation) = app.metadata.annotations.as_ref().and_then(|a| a.get(MANIFEST_GENERATE_PATHS)) else {
+fn paths_affected(
+    event: &PushEvent,
+    r: &RefUpdate,
+    app: &Application,
+    source_path: Option<&str>,
+) -> bool {
+    let Some(annotation) = app
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANIFEST_GENERATE_PATHS))
+    else {
         return true;
     };
-    let Some(files) = &event.changed_files else { return true };
+    let Some(files) = &event.changed_files else {
+        return true;
+    };
     if r.created || r.deleted || r.forced {
         return true;
     }
@@ -96,7 +126,9 @@ fn paths_affected(event: &PushEvent, r: &RefUpdate, app: &Application, source_pa
         })
         .collect();
     files.iter().any(|f| {
-        paths.iter().any(|p| p.is_empty() || f == p || f.starts_with(&format!("{p}/")) || glob_match(p, f))
+        paths
+            .iter()
+            .any(|p| p.is_empty() || f == p || f.starts_with(&format!("{p}/")) || glob_match(p, f))
     })
 }
 
@@ -105,14 +137,19 @@ fn glob_match(pattern: &str, path: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], s) || (s.first().is_some_and(|c| *c != b'/') && go(p, &s[1..])),
+            (Some(b'*'), _) => {
+                go(&p[1..], s) || (s.first().is_some_and(|c| *c != b'/') && go(p, &s[1..]))
+            }
             (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &s[1..]),
             (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
             _ => false,
         }
     }
     // Bounded: patterns come from annotations, paths from payloads; keep the backtracking small.
-    pattern.len() <= 256 && path.len() <= 4096 && pattern.matches('*').count() <= 8 && go(pattern.as_bytes(), path.as_bytes())
+    pattern.len() <= 256
+        && path.len() <= 4096
+        && pattern.matches('*').count() <= 8
+        && go(pattern.as_bytes(), path.as_bytes())
 }
 
 #[cfg(test)]
@@ -121,10 +158,23 @@ mod tests {
     use crate::store::application::{ApplicationSource, ApplicationSpec};
 
     fn pushed(name: &str) -> RefUpdate {
-        RefUpdate { name: name.into(), before: None, after: Some("a".repeat(40)), created: false, deleted: false, forced: false }
+        RefUpdate {
+            name: name.into(),
+            before: None,
+            after: Some("a".repeat(40)),
+            created: false,
+            deleted: false,
+            forced: false,
+        }
     }
 
-    fn app(name: &str, repo: &str, rev: &str, path: &str, paths_annotation: Option<&str>) -> Application {
+    fn app(
+        name: &str,
+        repo: &str,
+        rev: &str,
+        path: &str,
+        paths_annotation: Option<&str>,
+    ) -> Application {
         let mut a = Application::new(
             name,
             ApplicationSpec {
@@ -139,7 +189,8 @@ mod tests {
         );
         a.metadata.namespace = Some("apps".into());
         if let Some(p) = paths_annotation {
-            a.metadata.annotations = Some([(MANIFEST_GENERATE_PATHS.to_string(), p.to_string())].into());
+            a.metadata.annotations =
+                Some([(MANIFEST_GENERATE_PATHS.to_string(), p.to_string())].into());
         }
         a
     }
@@ -151,7 +202,10 @@ mod tests {
             source: "github".into(),
             delivery: None,
             received_at: "now".into(),
-            repo_urls: vec!["https://github.com/org/repo.git".into(), "git@github.com:org/repo.git".into()],
+            repo_urls: vec![
+                "https://github.com/org/repo.git".into(),
+                "git@github.com:org/repo.git".into(),
+            ],
             refs,
             changed_files: files.map(|f| f.into_iter().map(String::from).collect()),
             default_branch: Some("main".into()),
@@ -163,15 +217,36 @@ mod tests {
         let main = pushed("refs/heads/main");
         assert!(revision_matches("", &main, Some("main")));
         assert!(revision_matches("HEAD", &main, Some("main")));
-        assert!(!revision_matches("HEAD", &pushed("refs/heads/dev"), Some("main")));
-        assert!(revision_matches("HEAD", &pushed("refs/heads/dev"), None), "unknown default branch routes");
+        assert!(!revision_matches(
+            "HEAD",
+            &pushed("refs/heads/dev"),
+            Some("main")
+        ));
+        assert!(
+            revision_matches("HEAD", &pushed("refs/heads/dev"), None),
+            "unknown default branch routes"
+        );
         assert!(revision_matches("main", &main, None));
         assert!(revision_matches("refs/heads/main", &main, None));
-        assert!(!revision_matches("refs/tags/main", &main, None), "kind must match when fully qualified");
+        assert!(
+            !revision_matches("refs/tags/main", &main, None),
+            "kind must match when fully qualified"
+        );
         assert!(revision_matches("v1", &pushed("refs/tags/v1"), None));
-        assert!(revision_matches("feature/x", &pushed("refs/heads/feature/x"), None));
-        assert!(!revision_matches("three/part/rev", &pushed("refs/heads/rev"), None));
-        assert!(!revision_matches(&"a".repeat(40), &main, None), "a SHA never moves");
+        assert!(revision_matches(
+            "feature/x",
+            &pushed("refs/heads/feature/x"),
+            None
+        ));
+        assert!(!revision_matches(
+            "three/part/rev",
+            &pushed("refs/heads/rev"),
+            None
+        ));
+        assert!(
+            !revision_matches(&"a".repeat(40), &main, None),
+            "a SHA never moves"
+        );
     }
 
     #[test]
@@ -182,7 +257,10 @@ mod tests {
             app("c", "git@github.com:org/repo.git", "dev", "apps/c", None),
         ];
         let jobs = route(&event(vec![pushed("refs/heads/main")], None), &apps);
-        assert_eq!(jobs.iter().map(|j| j.app.as_str()).collect::<Vec<_>>(), ["apps/a"]);
+        assert_eq!(
+            jobs.iter().map(|j| j.app.as_str()).collect::<Vec<_>>(),
+            ["apps/a"]
+        );
         assert_eq!(jobs[0].revision.as_deref(), Some("a".repeat(40).as_str()));
         assert_eq!(jobs[0].cause.source, CauseSource::Webhook);
     }
@@ -190,15 +268,40 @@ mod tests {
     #[test]
     fn manifest_generate_paths_filter_known_changes_only() {
         let apps = vec![
-            app("a", "https://github.com/org/repo", "main", "apps/a", Some(".")),
-            app("b", "https://github.com/org/repo", "main", "apps/b", Some(".;/shared")),
-            app("c", "https://github.com/org/repo", "main", "apps/c", Some("/lib/*.libsonnet")),
+            app(
+                "a",
+                "https://github.com/org/repo",
+                "main",
+                "apps/a",
+                Some("."),
+            ),
+            app(
+                "b",
+                "https://github.com/org/repo",
+                "main",
+                "apps/b",
+                Some(".;/shared"),
+            ),
+            app(
+                "c",
+                "https://github.com/org/repo",
+                "main",
+                "apps/c",
+                Some("/lib/*.libsonnet"),
+            ),
         ];
-        let ev = event(vec![pushed("refs/heads/main")], Some(vec!["apps/a/deploy.yaml", "lib/x.libsonnet"]));
+        let ev = event(
+            vec![pushed("refs/heads/main")],
+            Some(vec!["apps/a/deploy.yaml", "lib/x.libsonnet"]),
+        );
         let names: Vec<String> = route(&ev, &apps).into_iter().map(|j| j.app).collect();
         assert_eq!(names, ["apps/a", "apps/c"]);
         let unknown = event(vec![pushed("refs/heads/main")], None);
-        assert_eq!(route(&unknown, &apps).len(), 3, "unknown changed files affect every app");
+        assert_eq!(
+            route(&unknown, &apps).len(),
+            3,
+            "unknown changed files affect every app"
+        );
         let mut forced = pushed("refs/heads/main");
         forced.forced = true;
         assert_eq!(route(&event(vec![forced], Some(vec![])), &apps).len(), 3);

@@ -44,9 +44,15 @@ pub fn canonical(url: &str) -> Option<String> {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host_port,
     };
-    let host = host.strip_prefix("altssh.").or_else(|| host.strip_prefix("ssh.")).unwrap_or(host);
+    let host = host
+        .strip_prefix("altssh.")
+        .or_else(|| host.strip_prefix("ssh."))
+        .unwrap_or(host);
     let path = path.trim_matches('/');
-    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    let path = path
+        .strip_suffix(".git")
+        .unwrap_or(path)
+        .trim_end_matches('/');
     if host.is_empty() || path.is_empty() {
         return None;
     }
@@ -83,8 +89,14 @@ mod tests {
 
     #[test]
     fn different_repositories_and_garbage_do_not_match() {
-        assert!(!same_repo("https://github.com/org/repo", "https://github.com/org/repo2"));
-        assert!(!same_repo("https://github.com/a..d/r", "https://github.com/abcd/r"));
+        assert!(!same_repo(
+            "https://github.com/org/repo",
+            "https://github.com/org/repo2"
+        ));
+        assert!(!same_repo(
+            "https://github.com/a..d/r",
+            "https://github.com/abcd/r"
+        ));
         assert!(!same_repo("", ""));
         assert_eq!(canonical("   "), None);
         assert_eq!(canonical("https://"), None);

@@ -327,19 +327,27 @@ impl Application {
 
     /// The single source this app renders (multi-source apps use the first for now).
     pub fn primary_source(&self) -> Option<&ApplicationSource> {
-        self.spec.source.as_ref().or_else(|| self.spec.sources.first())
+        self.spec
+            .source
+            .as_ref()
+            .or_else(|| self.spec.sources.first())
     }
 
     /// Every source, single or multi.
     pub fn all_sources(&self) -> Vec<&ApplicationSource> {
-        self.spec.source.iter().chain(self.spec.sources.iter()).collect()
+        self.spec
+            .source
+            .iter()
+            .chain(self.spec.sources.iter())
+            .collect()
     }
 
     /// Whether `syncOptions` contains `key=true`.
     pub fn sync_option(&self, key: &str) -> bool {
         self.spec.sync_policy.as_ref().is_some_and(|p| {
             p.sync_options.iter().any(|o| {
-                o.split_once('=').is_some_and(|(k, v)| k.trim() == key && v.trim().eq_ignore_ascii_case("true"))
+                o.split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == key && v.trim().eq_ignore_ascii_case("true"))
             })
         })
     }

@@ -42,7 +42,12 @@ pub async fn install_crds(client: &Client) -> Result<(), StoreError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = Application::crd();
     let name = crd.name_any();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd)).await?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
     let established = kube::runtime::wait::await_condition(
         api,
         &name,
@@ -83,7 +88,10 @@ impl AppStore {
             .await
             .map_err(|_| StoreError::Invalid("application cache did not sync in 30s".into()))?
             .map_err(|e| StoreError::Invalid(format!("application cache: {e}")))?;
-        Ok(AppStore { client, cache: reader })
+        Ok(AppStore {
+            client,
+            cache: reader,
+        })
     }
 
     /// Every Application in the cache.
@@ -95,13 +103,16 @@ impl AppStore {
 
     /// One Application from the cache.
     pub fn cached(&self, namespace: &str, name: &str) -> Option<Arc<Application>> {
-        self.cache.get(&reflector::ObjectRef::new(name).within(namespace))
+        self.cache
+            .get(&reflector::ObjectRef::new(name).within(namespace))
     }
 
     /// One Application read from the API server (fresh, for the syncer).
     pub async fn get(&self, namespace: &str, name: &str) -> Result<Application, StoreError> {
         let api: Api<Application> = Api::namespaced(self.client.clone(), namespace);
-        api.get_opt(name).await?.ok_or_else(|| StoreError::NotFound(format!("{namespace}/{name}")))
+        api.get_opt(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("{namespace}/{name}")))
     }
 
     /// Creates an Application (the namespace must exist).
@@ -131,12 +142,26 @@ impl AppStore {
             { "op": "add", "path": "/status", "value": status }
         ]))
         .map_err(|e| StoreError::Invalid(format!("status patch: {e}")))?;
-        api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
+        api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await?;
         Ok(())
     }
 
     /// The management cluster's client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_crd_matches_the_rust_types() {
+        let committed = include_str!("../../deploy/crds/application.yaml");
+        assert_eq!(
+            committed,
+            super::crds_yaml(),
+            "deploy/crds/application.yaml is stale: run `cargo run -- crds > deploy/crds/application.yaml`"
+        );
     }
 }

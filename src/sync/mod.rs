@@ -50,7 +50,14 @@ pub async fn compare(
                 Err(e) => (SyncStatusCode::OutOfSync, Some(e.to_string())),
             },
         };
-        out.push(Compared { key, desired: Some(obj.clone()), live, status, requires_pruning: false, message });
+        out.push(Compared {
+            key,
+            desired: Some(obj.clone()),
+            live,
+            status,
+            requires_pruning: false,
+            message,
+        });
     }
     let mut kinds: BTreeSet<(String, String, String)> = BTreeSet::new();
     for key in out.iter().map(|c| &c.key).chain(inventory) {
@@ -58,7 +65,9 @@ pub async fn compare(
     }
     for (group, version, kind) in kinds {
         for live in cluster.list_tracked(&group, &version, &kind, app).await? {
-            let Some(key) = ResourceKey::of(&live) else { continue };
+            let Some(key) = ResourceKey::of(&live) else {
+                continue;
+            };
             if out.iter().any(|c| c.key.same_object(&key)) {
                 continue;
             }
@@ -98,7 +107,8 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
     let mut results = Vec::new();
 
     if let Some(ns) = &opts.create_namespace {
-        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        let namespace =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         let key = ResourceKey::of(&namespace);
         let exists = match &key {
             Some(k) => matches!(cluster.get(k).await, Ok(Some(_))),
@@ -152,7 +162,12 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
         };
         match cluster.apply(obj, false).await {
             Ok(_) => {
-                results.push(result(&c.key, "Synced", &format!("{} {action}", c.key), Some(action)));
+                results.push(result(
+                    &c.key,
+                    "Synced",
+                    &format!("{} {action}", c.key),
+                    Some(action),
+                ));
                 if c.key.kind == "CustomResourceDefinition" {
                     let _ = cluster.rediscover().await;
                 }
@@ -172,18 +187,36 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
     prunes.sort_by_key(|c| std::cmp::Reverse(order::apply_order(&c.key)));
     for c in prunes {
         if !opts.prune {
-            results.push(result(&c.key, "PruneSkipped", "ignored (requires pruning)", None));
+            results.push(result(
+                &c.key,
+                "PruneSkipped",
+                "ignored (requires pruning)",
+                None,
+            ));
             continue;
         }
         match cluster.delete(&c.key).await {
             Ok(()) => results.push(result(&c.key, "Pruned", "pruned", Some("pruned"))),
             Err(e) => {
-                results.push(result(&c.key, "SyncFailed", &format!("prune failed: {e}"), None));
-                return SyncOutcome { succeeded: false, message: format!("{} failed to prune: {e}", c.key), resources: results };
+                results.push(result(
+                    &c.key,
+                    "SyncFailed",
+                    &format!("prune failed: {e}"),
+                    None,
+                ));
+                return SyncOutcome {
+                    succeeded: false,
+                    message: format!("{} failed to prune: {e}", c.key),
+                    resources: results,
+                };
             }
         }
     }
-    SyncOutcome { succeeded: true, message: "successfully synced (all tasks run)".into(), resources: results }
+    SyncOutcome {
+        succeeded: true,
+        message: "successfully synced (all tasks run)".into(),
+        resources: results,
+    }
 }
 
 /// (group, kind) of every custom kind defined by a CRD in this sync.

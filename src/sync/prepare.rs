@@ -30,15 +30,28 @@ pub async fn prepare(
             object: describe(&obj),
             message: "missing apiVersion, kind or metadata.name".into(),
         })?;
-        let namespaced = match cluster.is_namespaced(&key.group, &key.version, &key.kind).await {
+        let namespaced = match cluster
+            .is_namespaced(&key.group, &key.version, &key.kind)
+            .await
+        {
             Ok(n) => n,
             // A custom kind whose CRD is part of this sync: CRD scope decides; default namespaced.
-            Err(ClusterError::UnknownKind { .. }) => crd_scope_namespaced(&key, &out).unwrap_or(true),
-            Err(e) => return Err(PrepareError::Object { object: key.to_string(), message: e.to_string() }),
+            Err(ClusterError::UnknownKind { .. }) => {
+                crd_scope_namespaced(&key, &out).unwrap_or(true)
+            }
+            Err(e) => {
+                return Err(PrepareError::Object {
+                    object: key.to_string(),
+                    message: e.to_string(),
+                });
+            }
         };
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             if namespaced {
-                let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or_default();
+                let ns = meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if ns.is_empty() {
                     meta.insert("namespace".into(), Value::String(dest_namespace.to_owned()));
                 }
@@ -51,7 +64,12 @@ pub async fn prepare(
             object: describe(&obj),
             message: "missing metadata".into(),
         })?;
-        if !seen.insert((key.group.clone(), key.kind.clone(), key.namespace.clone(), key.name.clone())) {
+        if !seen.insert((
+            key.group.clone(),
+            key.kind.clone(),
+            key.namespace.clone(),
+            key.name.clone(),
+        )) {
             return Err(PrepareError::Duplicate(key.to_string()));
         }
         out.push(obj);
@@ -72,6 +90,9 @@ fn crd_scope_namespaced(key: &ResourceKey, objects: &[Value]) -> Option<bool> {
 
 fn describe(obj: &Value) -> String {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("?");
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     format!("{kind}/{name}")
 }

@@ -73,7 +73,9 @@ pub fn parse(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Outcome
         return Ok(Outcome::Ignored("push without a repository URL".into()));
     }
     if push.git_ref.is_empty() {
-        return Err(WebhookError::BadPayload("GitHub push payload has an empty ref".into()));
+        return Err(WebhookError::BadPayload(
+            "GitHub push payload has an empty ref".into(),
+        ));
     }
     let created = push.created || is_null_sha(push.before.as_deref());
     let deleted = push.deleted || is_null_sha(push.after.as_deref());
@@ -148,10 +150,19 @@ mod tests {
         assert_eq!(ev.delivery.as_deref(), Some("d-1"));
         assert_eq!(ev.repo_urls.len(), 3);
         assert_eq!(ev.refs[0].name, "refs/heads/main");
-        assert!(ev.refs[0].created, "all-zero before means the ref was created");
+        assert!(
+            ev.refs[0].created,
+            "all-zero before means the ref was created"
+        );
         assert_eq!(ev.refs[0].before, None);
-        assert_eq!(ev.refs[0].after.as_deref(), Some("1111111111111111111111111111111111111111"));
-        assert_eq!(ev.changed_files, None, "a created ref's commit list does not describe the change");
+        assert_eq!(
+            ev.refs[0].after.as_deref(),
+            Some("1111111111111111111111111111111111111111")
+        );
+        assert_eq!(
+            ev.changed_files, None,
+            "a created ref's commit list does not describe the change"
+        );
         assert_eq!(ev.default_branch.as_deref(), Some("main"));
     }
 
@@ -159,16 +170,26 @@ mod tests {
     fn changed_files_are_the_union_of_commit_lists() {
         let mut v: serde_json::Value = serde_json::from_slice(&push_body()).expect("json");
         v["before"] = "2222222222222222222222222222222222222222".into();
-        let Outcome::Event(ev) = parse("push", None, v.to_string().as_bytes()).expect("parses") else {
+        let Outcome::Event(ev) = parse("push", None, v.to_string().as_bytes()).expect("parses")
+        else {
             panic!("expected an event");
         };
-        assert_eq!(ev.changed_files, Some(vec!["apps/a.yaml".to_string(), "apps/b.yaml".to_string()]));
+        assert_eq!(
+            ev.changed_files,
+            Some(vec!["apps/a.yaml".to_string(), "apps/b.yaml".to_string()])
+        );
     }
 
     #[test]
     fn ping_and_other_events_are_ignored() {
-        assert!(matches!(parse("ping", None, b"{}"), Ok(Outcome::Ignored(_))));
-        assert!(matches!(parse("issues", None, b"{}"), Ok(Outcome::Ignored(_))));
+        assert!(matches!(
+            parse("ping", None, b"{}"),
+            Ok(Outcome::Ignored(_))
+        ));
+        assert!(matches!(
+            parse("issues", None, b"{}"),
+            Ok(Outcome::Ignored(_))
+        ));
     }
 
     #[test]
@@ -187,7 +208,10 @@ mod tests {
         ] {
             let _ = parse("push", None, body);
         }
-        assert!(matches!(parse("push", None, b"{\"ref\": \"refs/heads/x\"}"), Ok(Outcome::Ignored(_))));
+        assert!(matches!(
+            parse("push", None, b"{\"ref\": \"refs/heads/x\"}"),
+            Ok(Outcome::Ignored(_))
+        ));
         assert!(parse("push", None, b"[]").is_err());
     }
 }

@@ -107,7 +107,11 @@ pub struct WebhookSecrets {
 }
 
 /// Verifies and parses one delivery. `body` must already be capped by the caller.
-pub fn receive(headers: &HeaderMap, body: &[u8], secrets: &WebhookSecrets) -> Result<Outcome, WebhookError> {
+pub fn receive(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &WebhookSecrets,
+) -> Result<Outcome, WebhookError> {
     let provider = Provider::detect(headers).ok_or(WebhookError::UnknownProvider)?;
     match provider {
         Provider::GitHub => receive_github(headers, body, secrets),
@@ -119,16 +123,23 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn receive_github(headers: &HeaderMap, body: &[u8], secrets: &WebhookSecrets) -> Result<Outcome, WebhookError> {
+fn receive_github(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &WebhookSecrets,
+) -> Result<Outcome, WebhookError> {
     let unsigned_ok = secrets.allow_unsigned.contains(Provider::GitHub.name());
     match (&secrets.github, header(headers, "x-hub-signature-256")) {
         (Some(secret), Some(sig)) => {
-            let sig = Signature::parse(sig).map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
+            let sig =
+                Signature::parse(sig).map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
             sig.verify(secret.expose().as_bytes(), body)
                 .map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
         }
         (Some(_), None) => {
-            return Err(WebhookError::Unauthorized(SignatureError::Missing.to_string()));
+            return Err(WebhookError::Unauthorized(
+                SignatureError::Missing.to_string(),
+            ));
         }
         (None, _) if unsigned_ok => {}
         (None, _) => {

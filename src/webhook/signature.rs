@@ -27,13 +27,19 @@ impl std::fmt::Debug for Signature {
 impl Signature {
     /// Parses GitHub's `sha256=<64 lowercase hex>` form; `sha1=` and bare hex are refused.
     pub fn parse(header: &str) -> Result<Self, SignatureError> {
-        let hex_part = header.strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
+        let hex_part = header
+            .strip_prefix("sha256=")
+            .ok_or(SignatureError::Malformed)?;
         Self::parse_hex(hex_part)
     }
 
     /// Parses a bare lowercase hex MAC (Gitea/Gogs style).
     pub fn parse_hex(hex_part: &str) -> Result<Self, SignatureError> {
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(SignatureError::Malformed);
         }
         let mut bytes = [0u8; 32];
@@ -43,9 +49,11 @@ impl Signature {
 
     /// Checks the signature over the exact body bytes in constant time.
     pub fn verify(&self, secret: &[u8], body: &[u8]) -> Result<(), SignatureError> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
         mac.update(body);
-        mac.verify_slice(&self.0).map_err(|_| SignatureError::Mismatch)
+        mac.verify_slice(&self.0)
+            .map_err(|_| SignatureError::Mismatch)
     }
 
     /// Signs `body` with `secret` (used by `capstan webhook` and tests to send signed requests).
@@ -77,7 +85,10 @@ mod tests {
     #[test]
     fn a_flipped_body_byte_or_other_secret_is_a_mismatch() {
         let sig = Signature::parse(GOOD).expect("parses");
-        assert_eq!(sig.verify(SECRET, b"Hello, World?"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            sig.verify(SECRET, b"Hello, World?"),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(sig.verify(b"other", BODY), Err(SignatureError::Mismatch));
     }
 
@@ -92,7 +103,11 @@ mod tests {
             "",
             "sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
         ] {
-            assert_eq!(Signature::parse(bad), Err(SignatureError::Malformed), "{bad:?}");
+            assert_eq!(
+                Signature::parse(bad),
+                Err(SignatureError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

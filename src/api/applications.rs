@@ -1,0 +1,191 @@
+//! `/api/v1/applications`: list, get, create, delete, refresh and sync.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde::Deserialize;
+
+use super::auth::require_token;
+use super::{ApiState, error};
+use crate::job::{Cause, CauseSource, Job, JobKind};
+use crate::store::{Application, StoreError};
+
+/// Path parameters naming one Application.
+#[derive(Deserialize)]
+pub struct AppPath {
+    namespace: String,
+    name: String,
+}
+
+/// Query of refresh and sync.
+#[derive(Deserialize, Default)]
+pub struct JobQuery {
+    #[serde(default)]
+    hard: bool,
+    #[serde(default)]
+    prune: bool,
+}
+
+fn store_error(e: StoreError) -> HttpResponse {
+    match e {
+        StoreError::NotFound(what) => error(
+            StatusCode::NOT_FOUND,
+            format!("application {what} not found"),
+        ),
+        StoreError::Kube(kube::Error::Api(s)) => error(
+            StatusCode::from_u16(s.code).unwrap_or(StatusCode::BAD_GATEWAY),
+            s.message,
+        ),
+        other => error(StatusCode::BAD_GATEWAY, other),
+    }
+}
+
+/// Every Application with spec and status.
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    if let Err(resp) = require_token(&req, &state) {
+        return resp;
+    }
+    let items: Vec<Application> = state
+        .store
+        .list()
+        .iter()
+        .map(|a| a.as_ref().clone())
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "items": items }))
+}
+
+/// One Application, read fresh from the cluster.
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<AppPath>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    if let Err(resp) = require_token(&req, &state) {
+        return resp;
+    }
+    match state.store.get(&path.namespace, &path.name).await {
+        Ok(app) => HttpResponse::Ok().json(app),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Creates an Application; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
+pub async fn create(
+    req: HttpRequest,
+    body: web::Json<serde_json::Value>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    if let Err(resp) = require_token(&req, &state) {
+        return resp;
+    }
+    let app = match parse_application(body.into_inner()) {
+        Ok(app) => app,
+        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
+    };
+    match state.store.create(&app).await {
+        Ok(created) => HttpResponse::Created().json(created),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Deletes an Application (the resources it applied stay, as with Argo CD's non-cascading delete).
+pub async fn delete(
+    req: HttpRequest,
+    path: web::Path<AppPath>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    if let Err(resp) = require_token(&req, &state) {
+        return resp;
+    }
+    match state.store.delete(&path.namespace, &path.name).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Enqueues a refresh (`?hard=true` bypasses caches). A refresh never syncs by itself.
+pub async fn refresh(
+    req: HttpRequest,
+    path: web::Path<AppPath>,
+    query: web::Query<JobQuery>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    enqueue(req, path, query.into_inner(), state, JobKind::Refresh).await
+}
+
+/// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git).
+pub async fn sync(
+    req: HttpRequest,
+    path: web::Path<AppPath>,
+    query: web::Query<JobQuery>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    enqueue(req, path, query.into_inner(), state, JobKind::Sync).await
+}
+
+async fn enqueue(
+    req: HttpRequest,
+    path: web::Path<AppPath>,
+    query: JobQuery,
+    state: web::Data<ApiState>,
+    kind: JobKind,
+) -> HttpResponse {
+    if let Err(resp) = require_token(&req, &state) {
+        return resp;
+    }
+    if let Err(e) = state.store.get(&path.namespace, &path.name).await {
+        return store_error(e);
+    }
+    let mut job = Job::new(
+        &format!("{}/{}", path.namespace, path.name),
+        kind,
+        Cause {
+            source: CauseSource::Manual,
+            event_id: None,
+            by: Some("api".into()),
+        },
+    );
+    job.hard = query.hard;
+    job.prune = query.prune;
+    match crate::worker::publish_job(&state.queue, &job).await {
+        Ok(()) => {
+            HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id }))
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("job not queued, retry later: {e}"),
+        ),
+    }
+}
+
+/// An Application from a document, accepting Argo CD's apiVersion.
+pub fn parse_application(mut doc: serde_json::Value) -> Result<Application, String> {
+    match doc.get("apiVersion").and_then(|v| v.as_str()) {
+        Some("capstan.dev/v1alpha1") => {}
+        Some("argoproj.io/v1alpha1") => doc["apiVersion"] = "capstan.dev/v1alpha1".into(),
+        other => {
+            return Err(format!(
+                "apiVersion must be capstan.dev/v1alpha1 or argoproj.io/v1alpha1, not {other:?}"
+            ));
+        }
+    }
+    if doc.get("kind").and_then(|v| v.as_str()) != Some("Application") {
+        return Err("kind must be Application".into());
+    }
+    if let Some(status) = doc.as_object_mut() {
+        // Status is Capstan's to write, and Argo CD exports carry `operation` too.
+        status.remove("status");
+        status.remove("operation");
+    }
+    let mut app: Application =
+        serde_json::from_value(doc).map_err(|e| format!("invalid Application: {e}"))?;
+    if app.metadata.name.as_deref().is_none_or(str::is_empty) {
+        return Err("metadata.name is required".into());
+    }
+    if app.metadata.namespace.as_deref().is_none_or(str::is_empty) {
+        app.metadata.namespace = Some("default".into());
+    }
+    app.metadata.resource_version = None;
+    app.metadata.uid = None;
+    app.metadata.managed_fields = None;
+    app.metadata.creation_timestamp = None;
+    Ok(app)
+}

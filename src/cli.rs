@@ -1,0 +1,198 @@
+//! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::webhook::Signature;
+
+/// Where the server is and how to authenticate.
+pub struct ApiClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for `server`; the token comes from the flag/env, else `<data_dir>/api-token`.
+    pub fn new(server: &str, token: Option<String>, data_dir: &Path) -> anyhow::Result<ApiClient> {
+        let token = match token {
+            Some(t) => t,
+            None => {
+                let path = data_dir.join("api-token");
+                crate::secret::read_file(&path)
+                    .with_context(|| {
+                        format!("no --token given and {} is unreadable", path.display())
+                    })?
+                    .expose()
+                    .to_owned()
+            }
+        };
+        Ok(ApiClient {
+            base: server.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body.get("error").and_then(Value::as_str).unwrap_or("");
+            bail!("{status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    /// `capstan app create -f FILE` (YAML or JSON; Argo CD documents accepted).
+    pub async fn create(&self, file: &Path) -> anyhow::Result<Value> {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let doc: Value =
+            serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        self.call(reqwest::Method::POST, "/api/v1/applications", Some(&doc))
+            .await
+    }
+
+    /// `capstan app list`.
+    pub async fn list(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/v1/applications", None)
+            .await
+    }
+
+    /// `capstan app get`.
+    pub async fn get(&self, namespace: &str, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/v1/applications/{namespace}/{name}"),
+            None,
+        )
+        .await
+    }
+
+    /// `capstan app refresh|sync`.
+    pub async fn action(
+        &self,
+        namespace: &str,
+        name: &str,
+        action: &str,
+        query: &str,
+    ) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/applications/{namespace}/{name}/{action}{query}");
+        self.call(reqwest::Method::POST, &path, None).await
+    }
+
+    /// `capstan app delete`.
+    pub async fn delete(&self, namespace: &str, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/applications/{namespace}/{name}"),
+            None,
+        )
+        .await
+    }
+}
+
+/// One line per app: namespace/name, sync, health, revision.
+pub fn app_table(list: &Value) -> String {
+    let mut out = format!(
+        "{:<40} {:<10} {:<12} {}\n",
+        "NAME", "SYNC", "HEALTH", "REVISION"
+    );
+    for app in list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let ns = app
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let name = app
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let sync = app
+            .pointer("/status/sync/status")
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown");
+        let health = app
+            .pointer("/status/health/status")
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown");
+        let rev = app
+            .pointer("/status/sync/revision")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        out.push_str(&format!(
+            "{:<40} {sync:<10} {health:<12} {}\n",
+            format!("{ns}/{name}"),
+            &rev[..rev.len().min(12)]
+        ));
+    }
+    out
+}
+
+/// A GitHub-style signed push for `repo` at `branch` (`after` = the new commit), sent to `server`.
+pub async fn send_github_push(
+    server: &str,
+    secret: &str,
+    repo: &str,
+    branch: &str,
+    after: &str,
+) -> anyhow::Result<(u16, String)> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": format!("refs/heads/{branch}"),
+        "before": null,
+        "after": after,
+        "created": false, "deleted": false, "forced": false,
+        "repository": { "clone_url": repo, "html_url": repo, "default_branch": branch },
+        "commits": null,
+    }))?;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/webhook", server.trim_end_matches('/')))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header(
+            "x-hub-signature-256",
+            Signature::sign(secret.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {server}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
+/// The webhook secret from the flag/env, else `<data_dir>/github-webhook-secret`.
+pub fn webhook_secret(flag: Option<String>, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(s) = flag {
+        return Ok(s);
+    }
+    let path: PathBuf = data_dir.join("github-webhook-secret");
+    Ok(crate::secret::read_file(&path)
+        .with_context(|| format!("no --secret given and {} is unreadable", path.display()))?
+        .expose()
+        .to_owned())
+}

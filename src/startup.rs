@@ -1,0 +1,246 @@
+//! Building and running a Capstan process from its settings (the `serve` command).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use tracing_actix_web::TracingLogger;
+
+use crate::api::{self, ApiState};
+use crate::cluster::Cluster;
+use crate::config::{ManagementCluster, Role, Settings};
+use crate::git::{Credentials, RepoCache};
+use crate::queue::{self, SharedQueue};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::secret::{self, SecretString};
+use crate::store::{self, AppStore};
+use crate::webhook::WebhookSecrets;
+use crate::worker::reconcile::{Context, GitCredentials};
+use crate::worker::{poller, route_events, syncer};
+
+/// A built Capstan process: HTTP bound, queue connected, workers ready to run.
+pub struct Service {
+    port: u16,
+    server: actix_web::dev::Server,
+    sandbox: Option<Sandbox>,
+    shutdown: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    api_token: SecretString,
+    github_secret: Option<SecretString>,
+    management: kube::Client,
+}
+
+impl Service {
+    /// Connects everything the settings ask for and binds the HTTP port (port 0 picks one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
+        let data_dir = settings.server.data_dir.clone();
+        let (sandbox, client) = management_client(&settings).await?;
+        if sandbox.is_some() {
+            store::install_crds(&client)
+                .await
+                .context("installing the Application CRD in the sandbox")?;
+        } else if let Err(e) = store::install_crds(&client).await {
+            // Real clusters usually get CRDs from deploy/crds with cluster-admin rights; Capstan may lack them.
+            tracing::warn!(error = %e, "could not install the Application CRD; expecting it to be installed");
+        }
+        let store = AppStore::start(client.clone())
+            .await
+            .context("watching Applications")?;
+        let cluster = Arc::new(
+            Cluster::connect(client.clone())
+                .await
+                .context("discovering the cluster API")?,
+        );
+        let queue: SharedQueue = queue::connect(&settings.queue)
+            .await
+            .context("connecting to the queue")?;
+
+        let api_token = secret::resolve(
+            settings.api.token.as_deref(),
+            settings.api.token_file.as_deref(),
+            Some(&data_dir.join("api-token")),
+        )?
+        .context("no API token")?;
+        let github_secret = secret::resolve(
+            settings.webhook.github_secret.as_deref(),
+            settings.webhook.github_secret_file.as_deref(),
+            Some(&data_dir.join("github-webhook-secret")),
+        )?;
+        let webhook_secrets = WebhookSecrets {
+            github: github_secret.clone(),
+            allow_unsigned: settings.webhook.allow_unsigned.iter().cloned().collect(),
+        };
+
+        let shutdown = CancellationToken::new();
+        let mut workers = Vec::new();
+        if matches!(settings.server.role, Role::Worker | Role::All) {
+            let git_root = settings
+                .git
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("git"));
+            let ctx = Arc::new(Context {
+                store: store.clone(),
+                cluster: cluster.clone(),
+                git: RepoCache::new(git_root),
+                credentials: git_credentials(&settings)?,
+            });
+            let reconcile = &settings.reconcile;
+            let syncer_settings = syncer::SyncerSettings {
+                concurrency: reconcile.concurrency,
+                progress_recheck: Duration::from_millis(reconcile.progress_recheck_ms),
+                max_recheck: Duration::from_secs(reconcile.interval_secs.max(1)),
+            };
+            let (q, s) = (queue.clone(), shutdown.clone());
+            workers.push(tokio::spawn(async move {
+                if let Err(e) = syncer::run(ctx, q, syncer_settings, s).await {
+                    tracing::error!(error = %e, "syncer stopped");
+                }
+            }));
+            let (st, q, s) = (store.clone(), queue.clone(), shutdown.clone());
+            workers.push(tokio::spawn(async move {
+                if let Err(e) = route_events::run(st, q, s).await {
+                    tracing::error!(error = %e, "router stopped");
+                }
+            }));
+            let (st, q, s) = (store.clone(), queue.clone(), shutdown.clone());
+            let interval = Duration::from_secs(reconcile.interval_secs.max(1));
+            let jitter = Duration::from_secs(reconcile.jitter_secs);
+            workers.push(tokio::spawn(poller::run(st, q, interval, jitter, s)));
+        }
+
+        let state = web::Data::new(ApiState {
+            queue,
+            store,
+            cluster,
+            api_token: api_token.clone(),
+            webhook_secrets,
+        });
+        let listener = TcpListener::bind(settings.server.listen)
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let with_api = matches!(settings.server.role, Role::Api | Role::All);
+        let max_body = settings.webhook.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(|cfg| api::configure(cfg, max_body, with_api))
+        })
+        .workers(2)
+        .shutdown_timeout(30)
+        .listen(listener)?
+        .run();
+        info!(port, role = ?settings.server.role, "capstan is listening");
+        Ok(Service {
+            port,
+            server,
+            sandbox,
+            shutdown,
+            workers,
+            api_token,
+            github_secret,
+            management: client,
+        })
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The in-process sandbox's URL, when the management cluster is one.
+    pub fn sandbox_url(&self) -> Option<&str> {
+        self.sandbox.as_ref().map(Sandbox::url)
+    }
+
+    /// The REST API's bearer token.
+    pub fn api_token(&self) -> &SecretString {
+        &self.api_token
+    }
+
+    /// The GitHub webhook secret, if one is configured.
+    pub fn github_secret(&self) -> Option<&SecretString> {
+        self.github_secret.as_ref()
+    }
+
+    /// A client of the management cluster.
+    pub fn management_client(&self) -> kube::Client {
+        self.management.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then stops workers and flushes the sandbox.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        for w in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
+        }
+        Ok(result?)
+    }
+}
+
+async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbox>, kube::Client)> {
+    let c = &settings.cluster;
+    match c.management {
+        ManagementCluster::Sandbox => {
+            let sandbox = Sandbox::start(SandboxOptions {
+                listen: c.sandbox_listen,
+                token: None,
+                state_file: c.sandbox_state.clone(),
+                ready_delay: Duration::from_millis(settings.sandbox.ready_delay_ms),
+            })
+            .await?;
+            info!(
+                url = sandbox.url(),
+                "in-process Capstan sandbox started (simulated cluster, runs no containers)"
+            );
+            let client = sandbox.client();
+            Ok((Some(sandbox), client))
+        }
+        ManagementCluster::Kubeconfig => {
+            let options = kube::config::KubeConfigOptions {
+                context: c.context.clone(),
+                ..Default::default()
+            };
+            let config = match &c.kubeconfig {
+                Some(path) => {
+                    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+                }
+                None => kube::Config::from_kubeconfig(&options).await?,
+            };
+            Ok((None, kube::Client::try_from(config)?))
+        }
+        ManagementCluster::InCluster => {
+            Ok((None, kube::Client::try_from(kube::Config::incluster()?)?))
+        }
+    }
+}
+
+fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
+    let mut out = Vec::new();
+    for c in &settings.git.credentials {
+        let creds = match (&c.token_file, &c.password_file) {
+            (Some(token), _) => Credentials::Token(secret::read_file(token)?.expose().to_owned()),
+            (None, Some(password)) => Credentials::Basic {
+                username: c.username.clone().unwrap_or_else(|| "git".into()),
+                password: secret::read_file(password)?.expose().to_owned(),
+            },
+            (None, None) => anyhow::bail!(
+                "git credentials for {} need password_file or token_file",
+                c.url_prefix
+            ),
+        };
+        out.push((c.url_prefix.clone(), creds));
+    }
+    Ok(GitCredentials(out))
+}

@@ -1,0 +1,370 @@
+//! One Job, start to end: resolve → fetch → render → compare → (sync) → health → status.
+//! Problems with the app itself become conditions; only failing to write status is an error,
+//! so the job is redelivered (DESIGN invariant 2).
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::status::{self, COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
+use crate::cluster::{Cluster, ResourceKey};
+use crate::event::now_rfc3339;
+use crate::git::{Credentials, RepoCache};
+use crate::job::{Job, JobKind};
+use crate::render::{DirectoryOptions, render_directory};
+use crate::store::application::{
+    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationState,
+    SyncOperationResult, SyncStatus, SyncStatusCode,
+};
+use crate::store::{AppStore, StoreError};
+use crate::sync::{self, Compared, SyncOptions};
+
+/// The destination server that means "the management cluster".
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+
+/// Everything a reconcile needs; cheap to share.
+pub struct Context {
+    pub store: AppStore,
+    pub cluster: Arc<Cluster>,
+    pub git: RepoCache,
+    pub credentials: GitCredentials,
+}
+
+/// Git credentials by URL prefix; the longest matching prefix wins.
+#[derive(Clone, Default)]
+pub struct GitCredentials(pub Vec<(String, Credentials)>);
+
+impl GitCredentials {
+    /// Credentials for `url`, if any prefix matches.
+    pub fn for_url(&self, url: &str) -> Option<&Credentials> {
+        self.0
+            .iter()
+            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, c)| c)
+    }
+}
+
+/// What a reconcile found, for the caller's follow-up decisions.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The Application no longer exists; nothing was written.
+    pub gone: bool,
+    /// Resources are still progressing; a re-check soon will update health.
+    pub progressing: bool,
+    pub revision: Option<String>,
+    pub synced: bool,
+}
+
+/// Reconciles one Application for `job` and writes its status.
+pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
+    let (ns, name) = job
+        .app_ref()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let app = match ctx.store.get(ns, name).await {
+        Ok(app) => app,
+        Err(StoreError::NotFound(_)) => {
+            return Ok(Report {
+                gone: true,
+                ..Default::default()
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let mut status = app.status.clone().unwrap_or_default();
+    let report = evaluate_and_sync(ctx, &app, job, &mut status).await;
+    status.reconciled_at = Some(now_rfc3339());
+    ctx.store.write_status(ns, name, &status).await?;
+    Ok(report)
+}
+
+/// The failure of one stage, as the condition it becomes.
+struct Failed {
+    condition: &'static str,
+    message: String,
+}
+
+fn failed(condition: &'static str, message: impl Into<String>) -> Failed {
+    Failed {
+        condition,
+        message: message.into(),
+    }
+}
+
+async fn evaluate_and_sync(
+    ctx: &Context,
+    app: &Application,
+    job: &Job,
+    status: &mut ApplicationStatus,
+) -> Report {
+    let key = app.key();
+    let desired = match desired_state(ctx, app).await {
+        Ok(d) => d,
+        Err(f) => {
+            warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
+            status::set_condition(status, f.condition, &f.message);
+            for other in [COMPARISON_ERROR, INVALID_SPEC_ERROR] {
+                if other != f.condition {
+                    status::clear_condition(status, other);
+                }
+            }
+            let revision = status.sync.as_ref().and_then(|s| s.revision.clone());
+            status.sync = Some(SyncStatus {
+                status: SyncStatusCode::Unknown,
+                revision,
+            });
+            return Report::default();
+        }
+    };
+    status::clear_condition(status, COMPARISON_ERROR);
+    status::clear_condition(status, INVALID_SPEC_ERROR);
+    let Desired {
+        revision,
+        objects,
+        source_type,
+    } = desired;
+    status.source_type = Some(source_type.to_owned());
+    let inventory: Vec<ResourceKey> = status.resources.iter().map(resource_key).collect();
+
+    let mut compared = match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
+        Ok(c) => c,
+        Err(e) => {
+            status::set_condition(
+                status,
+                COMPARISON_ERROR,
+                &format!("cannot compare with the cluster: {e}"),
+            );
+            status.sync = Some(SyncStatus {
+                status: SyncStatusCode::Unknown,
+                revision: Some(revision.clone()),
+            });
+            return Report {
+                revision: Some(revision),
+                ..Default::default()
+            };
+        }
+    };
+
+    let mut synced = false;
+    if should_sync(app, job, &compared, &revision, status) {
+        let started_at = now_rfc3339();
+        let opts = SyncOptions {
+            prune: job.prune || app.automated().is_some_and(|a| a.prune),
+            create_namespace: app
+                .sync_option("CreateNamespace")
+                .then(|| app.spec.destination.namespace.clone())
+                .flatten()
+                .filter(|n| !n.is_empty()),
+        };
+        info!(app = %key, revision = %revision, prune = opts.prune, "syncing");
+        let outcome = sync::sync(&ctx.cluster, &compared, &opts).await;
+        status.operation_state = Some(OperationState {
+            phase: if outcome.succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+            .into(),
+            message: outcome.message.clone(),
+            sync_result: Some(SyncOperationResult {
+                revision: revision.clone(),
+                resources: outcome.resources,
+            }),
+            started_at: started_at.clone(),
+            finished_at: Some(now_rfc3339()),
+            initiated_by: Some(InitiatedBy {
+                username: job.cause.by.clone(),
+                automated: job.kind != JobKind::Sync,
+            }),
+        });
+        if outcome.succeeded {
+            status::clear_condition(status, SYNC_ERROR);
+            let limit = app.spec.revision_history_limit.unwrap_or(10).clamp(1, 1000) as usize;
+            status::record_history(status, &revision, &started_at, limit);
+            synced = true;
+        } else {
+            warn!(app = %key, message = %outcome.message, "sync failed");
+            status::set_condition(status, SYNC_ERROR, &outcome.message);
+        }
+        // Status reflects the cluster after the sync, not before.
+        match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
+            Ok(after) => compared = after,
+            Err(e) => status::set_condition(
+                status,
+                COMPARISON_ERROR,
+                &format!("cannot compare after sync: {e}"),
+            ),
+        }
+    }
+    status::summarise(status, &compared, &revision);
+    let progressing = status
+        .health
+        .as_ref()
+        .is_some_and(|h| h.status == "Progressing" || h.status == "Missing" && synced);
+    Report {
+        gone: false,
+        progressing,
+        revision: Some(revision),
+        synced,
+    }
+}
+
+/// Whether this job syncs: always when asked; automatically when OutOfSync, once per revision
+/// unless self-heal is on, and never just to prune when prune is off.
+fn should_sync(
+    app: &Application,
+    job: &Job,
+    compared: &[Compared],
+    revision: &str,
+    status: &ApplicationStatus,
+) -> bool {
+    if job.kind == JobKind::Sync {
+        return true;
+    }
+    let Some(auto) = app.automated() else {
+        return false;
+    };
+    let apply_needed = compared
+        .iter()
+        .any(|c| c.desired.is_some() && c.status != SyncStatusCode::Synced);
+    let prune_needed = compared.iter().any(|c| c.requires_pruning);
+    if !apply_needed && !(prune_needed && auto.prune) {
+        return false;
+    }
+    if compared.iter().all(|c| c.desired.is_none()) && !auto.allow_empty {
+        return false;
+    }
+    let last = status.operation_state.as_ref();
+    let last_revision = last
+        .and_then(|o| o.sync_result.as_ref())
+        .map(|r| r.revision.as_str());
+    if last_revision == Some(revision) {
+        return match last.map(|o| o.phase.as_str()) {
+            Some("Failed") => false,
+            _ => auto.self_heal,
+        };
+    }
+    true
+}
+
+struct Desired {
+    revision: String,
+    objects: Vec<serde_json::Value>,
+    source_type: &'static str,
+}
+
+async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Failed> {
+    let source = app.primary_source().ok_or_else(|| {
+        failed(
+            INVALID_SPEC_ERROR,
+            "spec.source or spec.sources is required",
+        )
+    })?;
+    check_destination(app)?;
+    let source_type = source_type(source)?;
+    let creds = ctx.credentials.for_url(&source.repo_url);
+    let target = source.target_revision.as_deref().unwrap_or("HEAD");
+    let revision = ctx
+        .git
+        .resolve(&source.repo_url, target, creds)
+        .await
+        .map_err(|e| {
+            failed(
+                COMPARISON_ERROR,
+                format!("failed to resolve revision {target:?}: {e}"),
+            )
+        })?;
+    let checkout = ctx
+        .git
+        .checkout(&source.repo_url, &revision, creds)
+        .await
+        .map_err(|e| failed(COMPARISON_ERROR, format!("failed to fetch {revision}: {e}")))?;
+    let dir = source.directory.clone().unwrap_or_default();
+    let opts = DirectoryOptions {
+        recurse: dir.recurse,
+        include: dir.include,
+        exclude: dir.exclude,
+    };
+    let path = source.path.clone().unwrap_or_else(|| ".".into());
+    let rendered = tokio::task::spawn_blocking(move || render_directory(&checkout, &path, &opts))
+        .await
+        .map_err(|e| failed(COMPARISON_ERROR, format!("render task failed: {e}")))?
+        .map_err(|e| failed(COMPARISON_ERROR, format!("rendering manifests failed: {e}")))?;
+    let namespace = app
+        .spec
+        .destination
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let objects = sync::prepare::prepare(&ctx.cluster, rendered, &app.key(), &namespace)
+        .await
+        .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
+    Ok(Desired {
+        revision,
+        objects,
+        source_type,
+    })
+}
+
+/// Only the management cluster is a target until Cluster objects exist.
+fn check_destination(app: &Application) -> Result<(), Failed> {
+    let dest = &app.spec.destination;
+    let server_ok = dest
+        .server
+        .as_deref()
+        .is_none_or(|s| s.is_empty() || s.trim_end_matches('/') == IN_CLUSTER_SERVER);
+    let name_ok = dest
+        .name
+        .as_deref()
+        .is_none_or(|n| n.is_empty() || n == "in-cluster");
+    if server_ok && name_ok {
+        Ok(())
+    } else {
+        Err(failed(
+            INVALID_SPEC_ERROR,
+            format!(
+                "destination {} is not a registered cluster (only in-cluster / {IN_CLUSTER_SERVER} is available)",
+                dest.server
+                    .clone()
+                    .or_else(|| dest.name.clone())
+                    .unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+fn source_type(source: &ApplicationSource) -> Result<&'static str, Failed> {
+    if source.helm.is_some() || source.chart.is_some() {
+        return Err(failed(
+            COMPARISON_ERROR,
+            "Helm sources are not supported yet; use a plain directory",
+        ));
+    }
+    if source.kustomize.is_some() {
+        return Err(failed(
+            COMPARISON_ERROR,
+            "Kustomize sources are not supported yet; use a plain directory",
+        ));
+    }
+    if source
+        .directory
+        .as_ref()
+        .is_some_and(|d| d.jsonnet.is_some())
+    {
+        return Err(failed(
+            COMPARISON_ERROR,
+            "Jsonnet sources are not supported yet; use a plain directory",
+        ));
+    }
+    Ok("Directory")
+}
+
+fn resource_key(r: &crate::store::application::ResourceStatus) -> ResourceKey {
+    ResourceKey {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+    }
+}

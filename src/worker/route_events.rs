@@ -1,0 +1,52 @@
+//! The router loop: consumes PushEvents, publishes one Job per affected Application, then acks.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::event::PushEvent;
+use crate::queue::{QueueError, SharedQueue, Topic};
+use crate::router;
+use crate::store::AppStore;
+
+/// Runs until `shutdown` fires or the subscription ends.
+pub async fn run(
+    store: AppStore,
+    queue: SharedQueue,
+    shutdown: CancellationToken,
+) -> Result<(), QueueError> {
+    let mut subscription = queue.subscribe(Topic::Events).await?;
+    loop {
+        let delivery = tokio::select! {
+            d = subscription.next() => d,
+            _ = shutdown.cancelled() => break,
+        };
+        let Some(delivery) = delivery else { break };
+        let event = match PushEvent::parse(&delivery.body) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(message_id = %delivery.id, error = %e, "rejecting an unparseable event");
+                let _ = delivery.reject().await;
+                continue;
+            }
+        };
+        let apps = store.list();
+        let jobs = router::route(&event, apps.iter().map(|a| a.as_ref()));
+        let mut all_published = true;
+        for job in &jobs {
+            if let Err(e) = super::publish_job(&queue, job).await {
+                warn!(event_id = %event.id, app = %job.app, error = %e, "could not enqueue job");
+                all_published = false;
+                break;
+            }
+        }
+        info!(event_id = %event.id, source = %event.source, delivery = event.delivery.as_deref().unwrap_or(""),
+            jobs = jobs.len(), "routed event");
+        // Only a fully routed event is acked; a retry may enqueue some jobs twice, which coalescing absorbs.
+        let _ = if all_published {
+            delivery.ack().await
+        } else {
+            delivery.retry().await
+        };
+    }
+    Ok(())
+}
