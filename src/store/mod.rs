@@ -65,6 +65,7 @@ pub async fn install_crds(client: &Client) -> Result<(), StoreError> {
 pub struct AppStore {
     client: Client,
     cache: Store<Application>,
+    spec_changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl AppStore {
@@ -76,11 +77,23 @@ impl AppStore {
             .default_backoff()
             .reflect(writer)
             .applied_objects();
+        let (spec_changes, _) = tokio::sync::broadcast::channel(1024);
+        let sender = spec_changes.clone();
         tokio::spawn(async move {
             futures::pin_mut!(stream);
+            // Generation moves only with the spec, so status writes do not count as changes.
+            let mut generations: std::collections::HashMap<String, Option<i64>> =
+                Default::default();
             while let Some(item) = stream.next().await {
-                if let Err(e) = item {
-                    tracing::warn!(error = %e, "application watch error; retrying");
+                match item {
+                    Ok(app) => {
+                        let key = app.key();
+                        let generation = app.metadata.generation;
+                        if generations.insert(key.clone(), generation) != Some(generation) {
+                            let _ = sender.send(key);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "application watch error; retrying"),
                 }
             }
         });
@@ -91,7 +104,13 @@ impl AppStore {
         Ok(AppStore {
             client,
             cache: reader,
+            spec_changes,
         })
+    }
+
+    /// Keys of Applications that were created or whose spec changed, as they happen.
+    pub fn spec_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.spec_changes.subscribe()
     }
 
     /// Every Application in the cache.

@@ -1,0 +1,311 @@
+//! `spawn_app()` and friends: a real Capstan wired to a sandbox cluster, RabbitMQ and Git over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use capstan::config::{ManagementCluster, Role, Settings};
+use capstan::queue::QueueKind;
+use capstan::sandbox::{Sandbox, SandboxOptions};
+use capstan::webhook::Signature;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+use crate::common::git::TestRepo;
+use crate::common::git_http::GitHttpServer;
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const GIT_USER: &str = "capstan";
+pub const GIT_PASSWORD: &str = "s3cret-git";
+
+/// Fails loudly when RabbitMQ is down: these tests need the real broker.
+pub async fn require_rabbitmq() {
+    if tokio::net::TcpStream::connect("127.0.0.1:5672").await.is_err() {
+        panic!("RabbitMQ is not reachable at 127.0.0.1:5672; start it with `rabbitmq-server -detached`");
+    }
+}
+
+/// How a test wants its Capstan.
+pub struct Options {
+    pub role: Role,
+    pub amqp_url: String,
+    pub poll_interval_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { role: Role::All, amqp_url: AMQP.into(), poll_interval_secs: 180 }
+    }
+}
+
+/// A Capstan under test with its sandbox cluster, Git server and repository.
+pub struct TestApp {
+    pub address: String,
+    pub api_token: String,
+    pub webhook_secret: String,
+    pub prefix: String,
+    pub kube: kube::Client,
+    pub http: reqwest::Client,
+    pub repo: TestRepo,
+    pub repo_url: String,
+    pub sandbox: Sandbox,
+    pub kubeconfig: PathBuf,
+    pub data_dir: tempfile::TempDir,
+    _git: GitHttpServer,
+}
+
+/// A sandbox, a Git repository served over smart HTTP with Basic auth, and Capstan on RabbitMQ.
+pub async fn spawn_app(opts: Options) -> TestApp {
+    capstan::install_crypto_provider();
+    require_rabbitmq().await;
+    let sandbox = Sandbox::start(SandboxOptions { ready_delay: Duration::from_millis(100), ..Default::default() })
+        .await
+        .expect("sandbox starts");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = data_dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("write kubeconfig");
+    let password_file = data_dir.path().join("git-password");
+    std::fs::write(&password_file, GIT_PASSWORD).expect("write git password");
+
+    let repo = TestRepo::new();
+    let git = GitHttpServer::start(repo.root(), Some((GIT_USER, GIT_PASSWORD)));
+    let repo_url = git.url_for(&repo.name());
+
+    let prefix = format!("capstan-test-{}", uuid::Uuid::new_v4());
+    let api_token = uuid::Uuid::new_v4().to_string();
+    let webhook_secret = uuid::Uuid::new_v4().to_string();
+    let config_file = data_dir.path().join("capstan-test.toml");
+    let repo_prefix = repo_url.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
+    std::fs::write(
+        &config_file,
+        format!(
+            "[[git.credentials]]\nurl_prefix = {repo_prefix:?}\nusername = {GIT_USER:?}\npassword_file = {:?}\n",
+            password_file.display().to_string()
+        ),
+    )
+    .expect("write test config");
+    let env = test_env(&kubeconfig, data_dir.path(), &prefix, &opts.amqp_url, opts.role, &api_token, &webhook_secret, opts.poll_interval_secs);
+    let settings = Settings::load_from(Some(&config_file), env).expect("test settings load");
+    assert_eq!(settings.cluster.management, ManagementCluster::Kubeconfig);
+    assert_eq!(settings.queue.kind, QueueKind::Rabbitmq);
+    let service = capstan::startup::Service::build(settings).await.expect("capstan builds");
+    let address = format!("http://127.0.0.1:{}", service.port());
+    let kube = service.management_client();
+    tokio::spawn(service.run_until_stopped());
+    TestApp {
+        address,
+        api_token,
+        webhook_secret,
+        prefix,
+        kube,
+        http: reqwest::Client::new(),
+        repo,
+        repo_url,
+        sandbox,
+        kubeconfig,
+        data_dir,
+        _git: git,
+    }
+}
+
+/// Configuration as environment variables, usable in-process and for child processes alike.
+#[allow(clippy::too_many_arguments)]
+pub fn test_env(
+    kubeconfig: &Path,
+    data_dir: &Path,
+    prefix: &str,
+    amqp_url: &str,
+    role: Role,
+    api_token: &str,
+    webhook_secret: &str,
+    poll_interval_secs: u64,
+) -> Vec<(String, String)> {
+    let role = match role {
+        Role::Api => "api",
+        Role::Worker => "worker",
+        Role::All => "all",
+    };
+    [
+        ("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0".to_string()),
+        ("CAPSTAN__SERVER__ROLE", role.to_string()),
+        ("CAPSTAN__SERVER__DATA_DIR", data_dir.display().to_string()),
+        ("CAPSTAN__API__TOKEN", api_token.to_string()),
+        ("CAPSTAN__WEBHOOK__GITHUB_SECRET", webhook_secret.to_string()),
+        ("CAPSTAN__WEBHOOK__MAX_BODY_BYTES", (1024 * 1024).to_string()),
+        ("CAPSTAN__QUEUE__KIND", "rabbitmq".to_string()),
+        ("CAPSTAN__QUEUE__URL", amqp_url.to_string()),
+        ("CAPSTAN__QUEUE__PREFIX", prefix.to_string()),
+        ("CAPSTAN__QUEUE__PUBLISH_TIMEOUT_MS", "2000".to_string()),
+        ("CAPSTAN__QUEUE__RETRY_DELAY_MS", "200".to_string()),
+        ("CAPSTAN__CLUSTER__MANAGEMENT", "kubeconfig".to_string()),
+        ("CAPSTAN__CLUSTER__KUBECONFIG", kubeconfig.display().to_string()),
+        ("CAPSTAN__RECONCILE__INTERVAL_SECS", poll_interval_secs.to_string()),
+        ("CAPSTAN__RECONCILE__JITTER_SECS", "0".to_string()),
+        ("CAPSTAN__RECONCILE__PROGRESS_RECHECK_MS", "200".to_string()),
+        ("CAPSTAN__LOG__LEVEL", "info,capstan=debug".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
+pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
+    let data_dir = app.data_dir.path().join(format!("proc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&data_dir).expect("process data dir");
+    let env = test_env(&app.kubeconfig, &data_dir, &app.prefix, AMQP, role, &app.api_token, &app.webhook_secret, 180);
+    let log = std::fs::File::create(log).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .arg("serve")
+        .arg("--config")
+        .arg(app.data_dir.path().join("capstan-test.toml"))
+        .envs(env)
+        .env("CAPSTAN__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn capstan")
+}
+
+impl TestApp {
+    /// Creates an Application through the REST API.
+    pub async fn create_app(&self, name: &str, path: &str, automated: Option<bool>) -> reqwest::Response {
+        let mut spec = json!({
+            "project": "default",
+            "source": { "repoURL": self.repo_url, "path": path, "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        });
+        if let Some(prune) = automated {
+            spec["syncPolicy"] = json!({ "automated": { "prune": prune, "selfHeal": false } });
+        }
+        let doc = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": { "name": name, "namespace": "default" }, "spec": spec });
+        self.http
+            .post(format!("{}/api/v1/applications", self.address))
+            .bearer_auth(&self.api_token)
+            .json(&doc)
+            .send()
+            .await
+            .expect("create app request")
+    }
+
+    /// The Application as the REST API returns it.
+    pub async fn get_app(&self, name: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/applications/default/{name}", self.address))
+            .bearer_auth(&self.api_token)
+            .send()
+            .await
+            .expect("get app request");
+        assert!(resp.status().is_success(), "GET app {name}: {}", resp.status());
+        resp.json().await.expect("app json")
+    }
+
+    /// Sends a GitHub push webhook; `signature` None means no header, Some("") means sign correctly.
+    pub async fn push_webhook(&self, after: &str, signature: Option<&str>, body_override: Option<Vec<u8>>) -> reqwest::Response {
+        let body = body_override.unwrap_or_else(|| {
+            serde_json::to_vec(&json!({
+                "ref": "refs/heads/main",
+                "before": "1".repeat(40),
+                "after": after,
+                "repository": { "clone_url": self.repo_url, "html_url": self.repo_url, "default_branch": "main" },
+                "commits": [{ "added": [], "removed": [], "modified": ["app/deploy.yaml"] }]
+            }))
+            .expect("json")
+        });
+        let mut req = self
+            .http
+            .post(format!("{}/api/webhook", self.address))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", uuid::Uuid::new_v4().to_string());
+        match signature {
+            Some("") => req = req.header("x-hub-signature-256", Signature::sign(self.webhook_secret.as_bytes(), &body)),
+            Some(sig) => req = req.header("x-hub-signature-256", sig),
+            None => {}
+        }
+        req.body(body).send().await.expect("webhook request")
+    }
+
+    /// A live object from the sandbox, or None.
+    pub async fn live(&self, api_version: &str, kind: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let ar = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), namespace, &ar);
+        api.get_opt(name).await.expect("sandbox answers").map(|o| serde_json::to_value(o).expect("json"))
+    }
+
+    /// Polls the app until `check` holds, or fails with the last state seen after `secs`.
+    pub async fn wait_app(&self, name: &str, secs: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let app = self.get_app(name).await;
+            if check(&app) {
+                return app;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("app {name} never reached: {what}\nlast state: {}", serde_json::to_string_pretty(&app["status"]).unwrap_or_default());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Polls `check` until it holds or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        if tokio::time::Instant::now() > deadline {
+            panic!("never happened: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Deployment manifest with `image`.
+pub fn deployment(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n"
+    )
+}
+
+/// A ConfigMap manifest.
+pub fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value:?}\n")
+}
+
+/// `status.sync.status` and `status.sync.revision`.
+pub fn sync_of(app: &Value) -> (String, String) {
+    (
+        app.pointer("/status/sync/status").and_then(Value::as_str).unwrap_or("").to_string(),
+        app.pointer("/status/sync/revision").and_then(Value::as_str).unwrap_or("").to_string(),
+    )
+}
+
+/// Messages waiting in a queue, read with a passive declare.
+pub async fn queue_depth(queue: &str) -> u32 {
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await.expect("amqp connect");
+    let channel = conn.create_channel().await.expect("channel");
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .expect("queue exists");
+    let _ = conn.close(0, "".into()).await;
+    declared.message_count()
+}
