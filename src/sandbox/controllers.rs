@@ -8,7 +8,8 @@
 //!
 //! Simulated kinds: apps/v1 Deployment, ReplicaSet, StatefulSet, DaemonSet; batch/v1 Job; core/v1 Pod,
 //! Service (type LoadBalancer gets `192.0.2.X`, a TEST-NET address derived from the name) and
-//! PersistentVolumeClaim (Bound, with the requested capacity). Everything else has no simulated status.
+//! PersistentVolumeClaim (Bound, with the requested capacity); a CronJob gets the empty status a real
+//! API server stores (it never schedules Jobs). Everything else has no simulated status.
 //!
 //! # Annotations
 //!
@@ -80,6 +81,7 @@ pub fn next_status(
         ("apps", "StatefulSet") => stateful_set(&ctx),
         ("apps", "DaemonSet") => daemon_set(&ctx),
         ("batch", "Job") => job(&ctx),
+        ("batch", "CronJob") => cron_job(&ctx),
         ("" | "core", "Pod") => pod(&ctx),
         ("" | "core", "Service") => service(&ctx),
         ("" | "core", "PersistentVolumeClaim") => pvc(&ctx),
@@ -460,6 +462,15 @@ fn job(ctx: &Ctx) -> Vec<Stage> {
         })
     };
     vec![ctx.immediately(running), ctx.delayed(last)]
+}
+
+/// A real API server stores an empty status for a new CronJob; health rules read its absence as
+/// "not yet processed", so the sandbox writes it too. No Jobs are ever scheduled.
+fn cron_job(ctx: &Ctx) -> Vec<Stage> {
+    if ctx.status.is_object() {
+        return Vec::new();
+    }
+    vec![ctx.immediately(json!({}))]
 }
 
 fn pod(ctx: &Ctx) -> Vec<Stage> {
@@ -961,7 +972,13 @@ mod tests {
     fn unsimulated_kinds_have_no_plan() {
         let cm = json!({ "metadata": { "name": "c" }, "data": {} });
         assert_eq!(next_status("", "ConfigMap", &cm, &settings()), None);
-        assert_eq!(next_status("batch", "CronJob", &cm, &settings()), None);
+        let (cron, plans) = converge("batch", "CronJob", cm.clone());
+        assert_eq!((cron["status"].clone(), plans.len()), (json!({}), 1));
+        let scheduled = json!({ "status": { "lastScheduleTime": "2026-01-01T00:00:00Z" } });
+        assert_eq!(
+            next_status("batch", "CronJob", &scheduled, &settings()),
+            None
+        );
     }
 
     #[test]
