@@ -81,6 +81,16 @@ fn simulated_objects() -> Vec<Value> {
             "PersistentVolumeClaim",
             json!({ "resources": { "requests": { "storage": "1Gi" } } }),
         ),
+        object(
+            "networking.k8s.io/v1",
+            "Ingress",
+            json!({ "rules": [{ "host": "demo.example" }] }),
+        ),
+        object(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            json!({ "minReplicas": 2, "maxReplicas": 5 }),
+        ),
     ]
 }
 
@@ -137,6 +147,11 @@ fn fail_annotation_settles_degraded() {
             "v1",
             "Pod",
             json!({ "restartPolicy": "Never", "containers": [{ "name": "once" }] }),
+        ),
+        object(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            json!({ "maxReplicas": 5 }),
         ),
     ];
     for mut obj in failing {
@@ -212,6 +227,14 @@ fn spec_change_is_progressing_until_the_controller_catches_up() {
         );
         assert_eq!(obj["status"]["observedGeneration"], 2, "{kind}");
     }
+}
+
+#[test]
+fn namespace_becomes_active() {
+    let mut obj = object("v1", "Namespace", json!({}));
+    converge(&mut obj);
+    assert_eq!(obj["status"]["phase"], "Active");
+    assert_eq!(assess(&obj).map(|h| h.status), Some(HealthStatus::Healthy));
 }
 
 #[test]

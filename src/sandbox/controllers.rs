@@ -8,12 +8,15 @@
 //!
 //! Simulated kinds: apps/v1 Deployment, ReplicaSet, StatefulSet, DaemonSet; batch/v1 Job; core/v1 Pod,
 //! Service (type LoadBalancer gets `192.0.2.X`, a TEST-NET address derived from the name) and
-//! PersistentVolumeClaim (Bound, with the requested capacity); a CronJob gets the empty status a real
-//! API server stores (it never schedules Jobs). Everything else has no simulated status.
+//! PersistentVolumeClaim (Bound, with the requested capacity); networking.k8s.io Ingress (an address
+//! from TEST-NET-2, `198.51.100.X`); autoscaling HorizontalPodAutoscaler (able to scale, at
+//! `minReplicas`); a Namespace without a phase becomes Active; a CronJob gets the empty status a real
+//! API server stores (it never schedules Jobs). Everything else has no simulated status. The sandbox
+//! creates no child objects: a Deployment's status is simulated, no ReplicaSets or Pods appear.
 //!
 //! # Annotations
 //!
-//! Set on the object's own `metadata.annotations` (for a Deployment's pods, on the Deployment):
+//! Set on the object's own `metadata.annotations`:
 //!
 //! - `sandbox.capstan.dev/ready-delay: "5s"` — how long this object takes to become ready, overriding the
 //!   sandbox's `ready_delay`. Go-style durations: `1h`, `2m`, `5s`, `300ms`, `1m30s`, `1.5s`. An
@@ -26,7 +29,8 @@
 //!   - Job: `Failed=True` with reason `BackoffLimitExceeded`, `status.failed` = backoffLimit + 1.
 //!   - Pod: `Running` with every container waiting in `CrashLoopBackOff`, `restartCount` > 0,
 //!     `Ready=False` (with `restartPolicy: Never`: phase `Failed`, exit code 1).
-//!   - Service, PersistentVolumeClaim: LoadBalancer never gets an address; the claim stays `Pending`.
+//!   - Service, Ingress: never get an address; PersistentVolumeClaim: stays `Pending`.
+//!   - HorizontalPodAutoscaler: `AbleToScale=False` with reason `FailedGetScale`.
 
 use std::time::Duration;
 
@@ -85,6 +89,9 @@ pub fn next_status(
         ("" | "core", "Pod") => pod(&ctx),
         ("" | "core", "Service") => service(&ctx),
         ("" | "core", "PersistentVolumeClaim") => pvc(&ctx),
+        ("" | "core", "Namespace") => namespace(&ctx),
+        ("networking.k8s.io", "Ingress") => ingress(&ctx),
+        ("autoscaling", "HorizontalPodAutoscaler") => hpa(&ctx),
         _ => return None,
     };
     plan(ctx.status, stages)
@@ -623,6 +630,71 @@ fn service(ctx: &Ctx) -> Vec<Stage> {
     vec![ctx.delayed(json!({ "loadBalancer": { "ingress": [{ "ip": ip, "ipMode": "VIP" }] } }))]
 }
 
+/// Ingress: an ingress controller publishes an address (TEST-NET-2, so it differs from Services').
+fn ingress(ctx: &Ctx) -> Vec<Stage> {
+    if ctx.fail {
+        return Vec::new();
+    }
+    let ip = format!(
+        "198.51.100.{}",
+        1 + name_byte(ctx.namespace, ctx.name) % 254
+    );
+    vec![ctx.delayed(json!({ "loadBalancer": { "ingress": [{ "ip": ip }] } }))]
+}
+
+/// HorizontalPodAutoscaler: able to scale, holding `minReplicas` (there are no metrics to act on).
+fn hpa(ctx: &Ctx) -> Vec<Stage> {
+    let min = int_at(ctx.obj, "/spec/minReplicas")
+        .filter(|m| *m >= 0)
+        .unwrap_or(1);
+    let conditions = if ctx.fail {
+        vec![ctx.condition(
+            "AbleToScale",
+            "False",
+            "FailedGetScale",
+            &format!("the HPA controller was unable to get the target's current scale: simulated failure ({FAIL_ANNOTATION})"),
+        )]
+    } else {
+        vec![
+            ctx.condition(
+                "AbleToScale",
+                "True",
+                "ReadyForNewScale",
+                "recommended size matches current size",
+            ),
+            ctx.condition(
+                "ScalingActive",
+                "True",
+                "ValidMetricFound",
+                "the HPA was able to successfully calculate a replica count",
+            ),
+            ctx.condition(
+                "ScalingLimited",
+                "False",
+                "DesiredWithinRange",
+                "the desired count is within the acceptable range",
+            ),
+        ]
+    };
+    let status = json!({
+        "currentReplicas": min,
+        "desiredReplicas": min,
+        "currentMetrics": [],
+        "conditions": conditions,
+    });
+    vec![ctx.delayed(status)]
+}
+
+/// Namespace: the API server marks a new namespace Active; the sandbox does it here if it did not.
+fn namespace(ctx: &Ctx) -> Vec<Stage> {
+    if str_at(ctx.status, "/phase").is_some() {
+        return Vec::new();
+    }
+    let mut status = ctx.status.as_object().cloned().unwrap_or_default();
+    status.insert("phase".into(), json!("Active"));
+    vec![ctx.immediately(Value::Object(status))]
+}
+
 fn pvc(ctx: &Ctx) -> Vec<Stage> {
     let pending = json!({ "phase": "Pending" });
     if ctx.fail {
@@ -855,10 +927,30 @@ mod tests {
 
     #[test]
     fn settled_status_is_stable_when_time_moves_on() {
-        let (mut obj, _) = converge("apps", "Deployment", deployment_obj(json!({})));
-        obj["metadata"]["managedFields"] =
-            json!([{ "manager": "sandbox", "time": "2027-01-01T00:00:00Z" }]);
-        assert_eq!(next_status("apps", "Deployment", &obj, &settings()), None);
+        let kinds = [
+            ("apps", "Deployment"),
+            ("apps", "ReplicaSet"),
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("batch", "Job"),
+            ("", "Pod"),
+            ("", "Service"),
+            ("", "PersistentVolumeClaim"),
+            ("", "Namespace"),
+            ("networking.k8s.io", "Ingress"),
+            ("autoscaling", "HorizontalPodAutoscaler"),
+        ];
+        for fail in ["false", "true"] {
+            for (group, kind) in kinds {
+                let mut obj = deployment_obj(json!({ FAIL_ANNOTATION: fail }));
+                obj["spec"]["type"] = json!("LoadBalancer");
+                let (mut obj, plans) = converge(group, kind, obj);
+                assert!(!plans.is_empty() || fail == "true", "{kind}");
+                obj["metadata"]["managedFields"] =
+                    json!([{ "manager": "sandbox", "time": "2027-01-01T00:00:00Z" }]);
+                assert_eq!(next_status(group, kind, &obj, &settings()), None, "{kind}");
+            }
+        }
     }
 
     #[test]
