@@ -75,7 +75,10 @@ pub fn next_status(
     obj: &Value,
     settings: &SimSettings,
 ) -> Option<StatusPlan> {
-    if obj.pointer("/metadata/deletionTimestamp").is_some() {
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
         return None;
     }
     let ctx = Ctx::new(obj, settings);
