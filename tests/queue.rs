@@ -396,3 +396,17 @@ async fn publish_eventually(h: &Harness, topic: Topic, id: &str) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_wrong_password_fails_at_start_without_showing_it() {
+    let settings = QueueSettings {
+        url: "amqp://guest:not-the-password@127.0.0.1:5672/%2f".to_owned(),
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("credentials refused");
+    assert!(matches!(err, QueueError::Protocol(_)), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+}

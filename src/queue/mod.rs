@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use embedded::{DeadLetter, DeadReason, EmbeddedQueue};
 pub use rabbitmq::RabbitQueue;
-pub use settings::{QueueKind, QueueSettings};
+pub use settings::{QueueKind, QueueSettings, redact_url};
 
 /// The two kinds of traffic the queue carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +194,23 @@ mod tests {
         assert_eq!(shard_for("argocd/app-1", 4), 0);
         assert_eq!(shard_for("argocd/app-1", 16), 12);
         assert_eq!(shard_for("team-a/payments", 4), 3);
+    }
+
+    #[test]
+    fn deliveries_and_subscriptions_can_move_into_spawned_tasks() {
+        fn send<T: Send>(_: &T) {}
+        fn send_static<T: Send + Sync + 'static>() {}
+        send_static::<Delivery>();
+        send_static::<Subscription>();
+        send_static::<SharedQueue>();
+        // Only type-checked: the futures must be Send to be awaited inside tokio::spawn.
+        #[allow(dead_code)]
+        fn futures_are_send(mut s: Subscription, d: Delivery, e: Delivery, f: Delivery) {
+            send(&s.next());
+            send(&d.ack());
+            send(&e.retry());
+            send(&f.reject());
+        }
     }
 
     #[test]
