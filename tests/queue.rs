@@ -410,3 +410,30 @@ async fn rabbitmq_wrong_password_fails_at_start_without_showing_it() {
     assert!(matches!(err, QueueError::Protocol(_)), "{err}");
     assert!(!err.to_string().contains("not-the-password"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_password_can_come_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rabbitmq-password");
+    std::fs::write(&file, "guest\n").expect("write");
+    let h = Harness::new(QueueKind::Rabbitmq, |s| {
+        s.url = "amqp://guest@127.0.0.1:5672/%2f".to_owned();
+        s.password_file = Some(file.clone());
+    })
+    .await;
+    h.queue
+        .publish(Topic::Events, "", "ev", b"{}".to_vec())
+        .await
+        .expect("publish with the password from the file");
+
+    std::fs::remove_file(&file).expect("remove");
+    let settings = QueueSettings {
+        prefix: format!("{}-x", h.settings.prefix),
+        ..h.settings.clone()
+    };
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("an unreadable password file is refused at start");
+    assert!(matches!(err, QueueError::Settings(_)), "{err}");
+}

@@ -82,7 +82,8 @@ pub(crate) fn classify(context: &str, e: &lapin::Error) -> QueueError {
 
 impl RabbitQueue {
     /// Starts the connection supervisor and waits for its first attempt (at most the publish
-    /// timeout). A broker that refuses the topology or the credentials is an error; an
+    /// timeout). A broker that refuses the topology or the credentials, or an unreadable
+    /// `password_file`, is an error; an
     /// unreachable one is not: the supervisor keeps retrying and `is_ready` stays false.
     pub async fn connect(settings: &QueueSettings) -> Result<SharedQueue, QueueError> {
         Ok(Self::connect_concrete(settings).await?)
@@ -115,7 +116,7 @@ impl RabbitQueue {
         *shared.supervisor_done.lock().await = Some(handle);
         let queue = Arc::new(Self { shared });
         match tokio::time::timeout(queue.shared.settings.publish_timeout(), first_rx).await {
-            Ok(Ok(Err(e @ QueueError::Protocol(_)))) => {
+            Ok(Ok(Err(e @ (QueueError::Protocol(_) | QueueError::Settings(_))))) => {
                 queue.close().await;
                 Err(e)
             }
@@ -193,13 +194,25 @@ impl RabbitQueue {
 
 impl Live {
     /// Connects, declares the topology and opens the confirm-mode publishing channel.
-    pub(crate) async fn establish(shared: &Shared) -> lapin::Result<Self> {
+    pub(crate) async fn establish(shared: &Shared) -> Result<Self, QueueError> {
+        let url = shared.settings.connection_url()?;
         let props = ConnectionProperties::default()
             .with_connection_name(shared.connection_name.as_str().into());
-        let conn = Connection::connect(&shared.settings.url, props).await?;
-        let ch = conn.create_channel().await?;
-        shared.topology.declare(&ch).await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let conn = Connection::connect(&url, props)
+            .await
+            .map_err(|e| classify("connect", &e))?;
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(|e| classify("open channel", &e))?;
+        shared
+            .topology
+            .declare(&ch)
+            .await
+            .map_err(|e| classify("declare topology", &e))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| classify("confirm.select", &e))?;
         Ok(Self {
             conn,
             publisher: tokio::sync::Mutex::new(ch),
@@ -552,7 +565,7 @@ impl Drop for RabbitQueue {
 
 /// Deletes the queues and exchanges for `settings.prefix`, messages included (tests, teardown).
 pub async fn delete_topology(settings: &QueueSettings) -> Result<(), QueueError> {
-    let conn = Connection::connect(&settings.url, ConnectionProperties::default())
+    let conn = Connection::connect(&settings.connection_url()?, ConnectionProperties::default())
         .await
         .map_err(|e| classify("connect", &e))?;
     let ch = conn

@@ -1,5 +1,8 @@
 //! The `[queue]` configuration section.
 
+use std::io::Read;
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use super::QueueError;
@@ -22,6 +25,9 @@ pub struct QueueSettings {
     pub kind: QueueKind,
     /// AMQP URL; may carry a password, so it is never logged (see the Debug impl).
     pub url: String,
+    /// A file holding the broker password (a mounted Secret); replaces the URL's password and
+    /// is re-read on every reconnect, so a rotated password is picked up.
+    pub password_file: Option<PathBuf>,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
     /// Number of job shard queues.
@@ -41,6 +47,7 @@ impl Default for QueueSettings {
         Self {
             kind: QueueKind::Embedded,
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            password_file: None,
             prefix: "capstan".to_owned(),
             shards: 4,
             prefetch: 16,
@@ -56,6 +63,7 @@ impl std::fmt::Debug for QueueSettings {
         f.debug_struct("QueueSettings")
             .field("kind", &self.kind)
             .field("url", &redact_url(&self.url))
+            .field("password_file", &self.password_file)
             .field("prefix", &self.prefix)
             .field("shards", &self.shards)
             .field("prefetch", &self.prefetch)
@@ -94,6 +102,27 @@ impl QueueSettings {
         Ok(())
     }
 
+    /// The URL to connect with, the password taken from `password_file` when one is set.
+    pub(crate) fn connection_url(&self) -> Result<String, QueueError> {
+        let Some(path) = &self.password_file else {
+            return Ok(self.url.clone());
+        };
+        let unreadable = |e: std::io::Error| {
+            QueueError::Settings(format!("password_file {}: {e}", path.display()))
+        };
+        let mut password = String::new();
+        std::fs::File::open(path)
+            .map_err(unreadable)?
+            .take(MAX_PASSWORD_BYTES)
+            .read_to_string(&mut password)
+            .map_err(unreadable)?;
+        with_password(&self.url, password.trim_end_matches(['\n', '\r'])).ok_or_else(|| {
+            QueueError::Settings(
+                "password_file needs a user in the url (amqp://user@host/…)".to_owned(),
+            )
+        })
+    }
+
     pub(crate) fn publish_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.publish_timeout_ms)
     }
@@ -101,6 +130,29 @@ impl QueueSettings {
     pub(crate) fn retry_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.retry_delay_ms)
     }
+}
+
+/// Longer files are cut here rather than read whole: a password is never this long.
+const MAX_PASSWORD_BYTES: u64 = 4096;
+
+/// `url` with its password replaced by `password` (percent-encoded); None without a user.
+fn with_password(url: &str, password: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (userinfo, host) = authority.rsplit_once('@')?;
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let mut encoded = String::with_capacity(password.len() * 3);
+    for b in password.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(format!("{scheme}://{user}:{encoded}@{host}{path}"))
 }
 
 /// The URL with any password replaced, safe to log.
@@ -141,6 +193,36 @@ mod tests {
         let shown = redact_url("amqp://u:p@ss@host/%2f");
         assert!(!shown.contains("p@ss"), "{shown}");
         assert_eq!(shown, "amqp://u:***@host/%2f");
+    }
+
+    #[test]
+    fn a_password_file_replaces_the_url_password_percent_encoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "p@ss/w:rd\n").expect("write");
+        let s = QueueSettings {
+            url: "amqp://capstan:placeholder@rabbit:5672/%2f".to_owned(),
+            password_file: Some(file.clone()),
+            ..QueueSettings::default()
+        };
+        assert_eq!(
+            s.connection_url().expect("url"),
+            "amqp://capstan:p%40ss%2Fw%3Ard@rabbit:5672/%2f"
+        );
+        let no_user = QueueSettings {
+            url: "amqp://rabbit/%2f".to_owned(),
+            ..s.clone()
+        };
+        assert!(matches!(
+            no_user.connection_url(),
+            Err(QueueError::Settings(_))
+        ));
+        let missing = QueueSettings {
+            password_file: Some(dir.path().join("absent")),
+            ..s
+        };
+        let err = missing.connection_url().expect_err("missing file");
+        assert!(err.to_string().contains("absent"), "{err}");
     }
 
     #[test]

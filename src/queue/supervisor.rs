@@ -11,7 +11,7 @@ use lapin::Event;
 use tokio::sync::oneshot;
 
 use super::QueueError;
-use super::rabbitmq::{Live, Shared, classify};
+use super::rabbitmq::{Live, Shared};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
@@ -68,11 +68,7 @@ pub(crate) async fn run(shared: Arc<Shared>, first: oneshot::Sender<Result<(), Q
 
 /// Connects, declares, and re-establishes subscriptions; any failure discards the connection.
 async fn connect(shared: &Shared) -> Result<Arc<Live>, QueueError> {
-    let live = Arc::new(
-        Live::establish(shared)
-            .await
-            .map_err(|e| classify("connect", &e))?,
-    );
+    let live = Arc::new(Live::establish(shared).await?);
     let mut subs = shared.subscriptions.lock().await;
     subs.retain(|s| !s.is_closed());
     for sub in subs.iter() {
