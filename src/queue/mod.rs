@@ -96,7 +96,8 @@ enum SubscriptionInner {
 }
 
 impl Subscription {
-    /// The next delivery; `None` once the queue has been closed.
+    /// The next delivery; `None` once the queue has been closed. Cancel-safe: dropping the
+    /// future (e.g. in `tokio::select!`) loses no message.
     pub async fn next(&mut self) -> Option<Delivery> {
         match &mut self.inner {
             SubscriptionInner::Rabbit(s) => s.next().await,

@@ -83,8 +83,8 @@ pub(crate) fn classify(context: &str, e: &lapin::Error) -> QueueError {
 impl RabbitQueue {
     /// Starts the connection supervisor and waits for its first attempt (at most the publish
     /// timeout). A broker that refuses the topology or the credentials, or an unreadable
-    /// `password_file`, is an error; an
-    /// unreachable one is not: the supervisor keeps retrying and `is_ready` stays false.
+    /// `password_file`, is an error; an unreachable broker is not: the supervisor keeps
+    /// retrying and `is_ready` stays false meanwhile.
     pub async fn connect(settings: &QueueSettings) -> Result<SharedQueue, QueueError> {
         Ok(Self::connect_concrete(settings).await?)
     }
@@ -137,11 +137,13 @@ impl RabbitQueue {
         &self.shared.connection_name
     }
 
+    /// The live connection, waiting (within the caller's timeout) through a reconnect.
     async fn current(&self) -> Result<Arc<Live>, QueueError> {
         let mut rx = self.shared.live.subscribe();
+        let usable = |l: &Option<Arc<Live>>| l.as_ref().is_some_and(|l| l.is_usable());
         tokio::select! {
             _ = self.shared.shutdown.cancelled() => Err(QueueError::Closed),
-            live = rx.wait_for(Option::is_some) => match live {
+            live = rx.wait_for(usable) => match live {
                 Ok(live) => live.clone().ok_or(QueueError::Closed),
                 Err(_) => Err(QueueError::Closed),
             },
@@ -521,10 +523,19 @@ impl Queue for RabbitQueue {
             subs.retain(|s| !s.is_closed());
             let live = self.shared.live.borrow().clone();
             if let Some(live) = live {
-                match live.start_consumers(&self.shared, &state).await {
+                let timeout = self.shared.settings.publish_timeout();
+                let started =
+                    tokio::time::timeout(timeout, live.start_consumers(&self.shared, &state))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(QueueError::Unavailable(
+                                "consumer start timed out".to_owned(),
+                            ))
+                        });
+                match started {
                     // The connection is going away; the supervisor resubscribes on the next one.
                     Err(QueueError::Unavailable(e)) => {
-                        tracing::debug!(error = %e, "subscribe deferred")
+                        tracing::debug!(error = %e, "subscribe deferred to the next connection")
                     }
                     other => other?,
                 }
@@ -539,10 +550,13 @@ impl Queue for RabbitQueue {
     fn is_ready(&self) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             let live = self.shared.live.borrow().clone();
-            match live {
-                Some(live) => live.is_usable() && live.publishing_channel().await.is_ok(),
-                None => false,
-            }
+            let Some(live) = live else { return false };
+            let timeout = self.shared.settings.publish_timeout();
+            live.is_usable()
+                && matches!(
+                    tokio::time::timeout(timeout, live.publishing_channel()).await,
+                    Ok(Ok(_))
+                )
         })
     }
 
