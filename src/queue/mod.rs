@@ -8,6 +8,7 @@
 
 pub mod embedded;
 pub mod rabbitmq;
+mod rabbitmq_consumer;
 mod settings;
 mod supervisor;
 mod topology;
@@ -91,7 +92,7 @@ pub struct Subscription {
 }
 
 enum SubscriptionInner {
-    Rabbit(rabbitmq::RabbitSubscription),
+    Rabbit(rabbitmq_consumer::RabbitSubscription),
     Embedded(embedded::EmbeddedSubscription),
 }
 
@@ -120,7 +121,7 @@ pub struct Delivery {
 }
 
 enum Settler {
-    Rabbit(rabbitmq::RabbitSettler),
+    Rabbit(rabbitmq_consumer::RabbitSettler),
     Embedded(embedded::EmbeddedSettler),
 }
 
