@@ -152,6 +152,7 @@ impl Drop for Harness {
         // Best effort: the test may be unwinding, and Drop cannot await, so use a private runtime.
         let settings = QueueSettings {
             url: AMQP_URL.to_owned(),
+            password_file: None,
             ..self.settings.clone()
         };
         let _ = std::thread::spawn(move || {
