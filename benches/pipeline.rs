@@ -18,15 +18,26 @@ const SECRET: &str = "bench-secret";
 const TOKEN: &str = "bench-token";
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn commit_value(repo: &Path, i: usize) -> String {
     std::fs::write(
         repo.join("cm.yaml"),
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  value: \"{i}\"\n"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  value: \"{i}\"\n"
+        ),
     )
     .expect("write manifest");
     git(repo, &["add", "-A"]);
@@ -42,9 +53,15 @@ fn settings(queue: &str, kubeconfig: &Path, data: &Path, role: &str) -> Settings
         ("CAPSTAN__API__TOKEN", TOKEN.to_string()),
         ("CAPSTAN__WEBHOOK__GITHUB_SECRET", SECRET.to_string()),
         ("CAPSTAN__QUEUE__KIND", queue.to_string()),
-        ("CAPSTAN__QUEUE__PREFIX", format!("capstan-bench-{}", uuid::Uuid::new_v4())),
+        (
+            "CAPSTAN__QUEUE__PREFIX",
+            format!("capstan-bench-{}", uuid::Uuid::new_v4()),
+        ),
         ("CAPSTAN__CLUSTER__MANAGEMENT", "kubeconfig".to_string()),
-        ("CAPSTAN__CLUSTER__KUBECONFIG", kubeconfig.display().to_string()),
+        (
+            "CAPSTAN__CLUSTER__KUBECONFIG",
+            kubeconfig.display().to_string(),
+        ),
         ("CAPSTAN__LOG__LEVEL", "warn".to_string()),
     ]
     .into_iter()
@@ -66,7 +83,10 @@ async fn send(http: &reqwest::Client, base: &str, body: Vec<u8>) -> u16 {
     http.post(format!("{base}/api/webhook"))
         .header("content-type", "application/json")
         .header("x-github-event", "push")
-        .header("x-hub-signature-256", Signature::sign(SECRET.as_bytes(), &body))
+        .header(
+            "x-hub-signature-256",
+            Signature::sign(SECRET.as_bytes(), &body),
+        )
         .body(body)
         .send()
         .await
@@ -80,7 +100,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn latency(queue: &str) -> Vec<Duration> {
-    let sandbox = Sandbox::start(SandboxOptions::default()).await.expect("sandbox");
+    let sandbox = Sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("kubeconfig");
@@ -92,7 +114,9 @@ async fn latency(queue: &str) -> Vec<Duration> {
     commit_value(&repo, 0);
     let repo_url = format!("file://{}", repo.display());
 
-    let service = capstan::startup::Service::build(settings(queue, &kubeconfig, dir.path(), "all")).await.expect("capstan");
+    let service = capstan::startup::Service::build(settings(queue, &kubeconfig, dir.path(), "all"))
+        .await
+        .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
     tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();
@@ -100,17 +124,30 @@ async fn latency(queue: &str) -> Vec<Duration> {
         "metadata": {"name": "bench", "namespace": "default"},
         "spec": {"source": {"repoURL": repo_url, "path": ".", "targetRevision": "main"},
                  "destination": {"namespace": "default"}, "syncPolicy": {"automated": {"prune": true}}}});
-    let created = http.post(format!("{base}/api/v1/applications")).bearer_auth(TOKEN).json(&app).send().await.expect("create");
+    let created = http
+        .post(format!("{base}/api/v1/applications"))
+        .bearer_auth(TOKEN)
+        .json(&app)
+        .send()
+        .await
+        .expect("create");
     assert_eq!(created.status().as_u16(), 201);
 
-    let ar = ApiResource { group: "".into(), version: "v1".into(), api_version: "v1".into(), kind: "ConfigMap".into(), plural: "configmaps".into() };
+    let ar = ApiResource {
+        group: "".into(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
     let cms: Api<DynamicObject> = Api::namespaced_with(sandbox.client(), "default", &ar);
     let value_is = |want: String| {
         let cms = cms.clone();
         async move {
             loop {
                 if let Ok(Some(cm)) = cms.get_opt("bench").await
-                    && cm.data.pointer("/data/value").and_then(|v| v.as_str()) == Some(want.as_str())
+                    && cm.data.pointer("/data/value").and_then(|v| v.as_str())
+                        == Some(want.as_str())
                 {
                     return;
                 }
@@ -118,14 +155,18 @@ async fn latency(queue: &str) -> Vec<Duration> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), value_is("0".into())).await.expect("initial sync");
+    tokio::time::timeout(Duration::from_secs(60), value_is("0".into()))
+        .await
+        .expect("initial sync");
 
     let mut samples = Vec::with_capacity(PUSHES);
     for i in 1..=PUSHES {
         let after = commit_value(&repo, i);
         let start = Instant::now();
         assert_eq!(send(&http, &base, push_body(&repo_url, &after)).await, 202);
-        tokio::time::timeout(Duration::from_secs(60), value_is(i.to_string())).await.expect("push applied");
+        tokio::time::timeout(Duration::from_secs(60), value_is(i.to_string()))
+            .await
+            .expect("push applied");
         samples.push(start.elapsed());
     }
     samples.sort();
@@ -133,11 +174,16 @@ async fn latency(queue: &str) -> Vec<Duration> {
 }
 
 async fn accepted_per_second() -> (f64, usize) {
-    let sandbox = Sandbox::start(SandboxOptions::default()).await.expect("sandbox");
+    let sandbox = Sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("kubeconfig");
-    let service = capstan::startup::Service::build(settings("rabbitmq", &kubeconfig, dir.path(), "api")).await.expect("capstan");
+    let service =
+        capstan::startup::Service::build(settings("rabbitmq", &kubeconfig, dir.path(), "api"))
+            .await
+            .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
     tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();
@@ -166,7 +212,10 @@ async fn accepted_per_second() -> (f64, usize) {
 
 fn main() {
     capstan::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         for queue in ["embedded", "rabbitmq"] {
             let s = latency(queue).await;

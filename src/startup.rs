@@ -29,6 +29,7 @@ pub struct Service {
     sandbox: Option<Sandbox>,
     shutdown: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    queue: SharedQueue,
     api_token: SecretString,
     github_secret: Option<SecretString>,
     management: kube::Client,
@@ -180,6 +181,8 @@ impl Service {
         for w in self.workers {
             let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
         }
+        // Unsettled deliveries go back to the queue for another worker.
+        self.queue.close().await;
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }

@@ -115,9 +115,8 @@ async fn run_app(shared: Arc<Shared>, mut batch: Batch) {
                 schedule_recheck(&shared, &app, report.progressing);
             }
             Err(e) => {
+                // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
-                let attempt = batch.iter().map(|(_, d)| d.attempt).max().unwrap_or(1);
-                tokio::time::sleep(retry_delay(attempt)).await;
                 for (_, d) in batch {
                     let _ = d.retry().await;
                 }
@@ -148,10 +147,6 @@ fn merge<'a>(jobs: impl Iterator<Item = &'a Job>) -> Job {
     merged.hard = jobs.iter().any(|j| j.hard);
     merged.prune = jobs.iter().any(|j| j.prune);
     merged
-}
-
-fn retry_delay(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5)))
 }
 
 /// While an app is progressing, refresh it again soon (backing off), so health catches up.

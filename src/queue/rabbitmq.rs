@@ -1,0 +1,399 @@
+//! The RabbitMQ queue (lapin): confirmed persistent publishes, manual acks, and subscriptions
+//! that survive reconnects. The connection is kept by `supervisor.rs`; deliveries are
+//! forwarded and settled by `rabbitmq_consumer.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::future::BoxFuture;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::rabbitmq_consumer::{Forwarder, RabbitSubscription};
+use super::settings::redact_url;
+use super::supervisor;
+use super::topology::Topology;
+use super::{
+    Delivery, Queue, QueueError, QueueSettings, SharedQueue, Subscription, SubscriptionInner, Topic,
+};
+
+/// The RabbitMQ queue.
+pub struct RabbitQueue {
+    shared: Arc<Shared>,
+}
+
+/// State shared between the queue handle, the supervisor task and the consumer tasks.
+pub(crate) struct Shared {
+    pub(crate) settings: QueueSettings,
+    pub(crate) topology: Topology,
+    pub(crate) connection_name: String,
+    /// The current connection, `None` while (re)connecting.
+    pub(crate) live: watch::Sender<Option<Arc<Live>>>,
+    /// Subscriptions to re-establish on every new connection. Held while installing a
+    /// connection so a concurrent subscribe is neither missed nor doubled.
+    pub(crate) subscriptions: tokio::sync::Mutex<Vec<Arc<SubState>>>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) supervisor_done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// One established connection with its confirm-mode publishing channel.
+pub(crate) struct Live {
+    pub(crate) conn: Connection,
+    publisher: tokio::sync::Mutex<Channel>,
+}
+
+/// One subscription, independent of the connection it currently consumes on.
+pub(crate) struct SubState {
+    topic: Topic,
+    /// Taken away at shutdown so the subscriber sees the end of the stream.
+    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
+    pub(crate) channel: Mutex<Option<Channel>>,
+    pub(crate) closed: AtomicBool,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SubState {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn end(&self) {
+        lock(&self.tx).take();
+    }
+}
+
+/// Maps lapin errors: broker answers are protocol errors, everything else means "not reachable".
+pub(crate) fn classify(context: &str, e: &lapin::Error) -> QueueError {
+    if e.is_amqp_error() {
+        QueueError::Protocol(format!("{context}: {e}"))
+    } else {
+        QueueError::Unavailable(format!("{context}: {e}"))
+    }
+}
+
+impl RabbitQueue {
+    /// Starts the connection supervisor and waits for its first attempt (at most the publish
+    /// timeout). A broker that refuses the topology or the credentials, or an unreadable
+    /// `password_file`, is an error; an unreachable broker is not: the supervisor keeps
+    /// retrying and `is_ready` stays false meanwhile.
+    pub async fn connect(settings: &QueueSettings) -> Result<SharedQueue, QueueError> {
+        Ok(Self::connect_concrete(settings).await?)
+    }
+
+    /// Like [`RabbitQueue::connect`], keeping the concrete type (tests use `connection_name`).
+    pub async fn connect_concrete(settings: &QueueSettings) -> Result<Arc<Self>, QueueError> {
+        settings.validate()?;
+        if settings.url.parse::<lapin::uri::AMQPUri>().is_err() {
+            return Err(QueueError::Settings(format!(
+                "url {} is not a valid amqp:// URL",
+                redact_url(&settings.url)
+            )));
+        }
+        let shared = Arc::new(Shared {
+            settings: settings.clone(),
+            topology: Topology::new(settings),
+            connection_name: format!(
+                "capstan:{}:{}",
+                settings.prefix,
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            live: watch::Sender::new(None),
+            subscriptions: tokio::sync::Mutex::new(Vec::new()),
+            shutdown: CancellationToken::new(),
+            supervisor_done: tokio::sync::Mutex::new(None),
+        });
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(supervisor::run(shared.clone(), first_tx));
+        *shared.supervisor_done.lock().await = Some(handle);
+        let queue = Arc::new(Self { shared });
+        match tokio::time::timeout(queue.shared.settings.publish_timeout(), first_rx).await {
+            Ok(Ok(Err(e @ (QueueError::Protocol(_) | QueueError::Settings(_))))) => {
+                queue.close().await;
+                Err(e)
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(url = %redact_url(&settings.url), error = %e, "RabbitMQ not reachable yet; retrying in the background");
+                Ok(queue)
+            }
+            Ok(Ok(Ok(()))) => Ok(queue),
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(url = %redact_url(&settings.url), "RabbitMQ did not answer in time; retrying in the background");
+                Ok(queue)
+            }
+        }
+    }
+
+    /// The name this process's connection carries in `rabbitmqctl list_connections`.
+    pub fn connection_name(&self) -> &str {
+        &self.shared.connection_name
+    }
+
+    /// The live connection, waiting (within the caller's timeout) through a reconnect.
+    async fn current(&self) -> Result<Arc<Live>, QueueError> {
+        let mut rx = self.shared.live.subscribe();
+        let usable = |l: &Option<Arc<Live>>| l.as_ref().is_some_and(|l| l.is_usable());
+        tokio::select! {
+            _ = self.shared.shutdown.cancelled() => Err(QueueError::Closed),
+            live = rx.wait_for(usable) => match live {
+                Ok(live) => live.clone().ok_or(QueueError::Closed),
+                Err(_) => Err(QueueError::Closed),
+            },
+        }
+    }
+
+    async fn publish_confirmed(
+        &self,
+        topic: Topic,
+        key: &str,
+        id: &str,
+        body: Vec<u8>,
+    ) -> Result<(), QueueError> {
+        let message_id = ShortString::try_new(id)
+            .map_err(|_| QueueError::Invalid("message id longer than 255 bytes".to_owned()))?;
+        let (exchange, routing_key) = self.shared.topology.route(topic, key);
+        let live = self.current().await?;
+        let channel = live.publishing_channel().await?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message_id)
+            .with_content_type("application/json".into());
+        let options = BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        };
+        let confirm = channel
+            .basic_publish(
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                options,
+                &body,
+                properties,
+            )
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("publish: {e}")))?;
+        match confirm
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("publish confirm: {e}")))?
+        {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
+            Confirmation::Nack(_) => Err(QueueError::Nacked),
+            Confirmation::NotRequested => Err(QueueError::Protocol(
+                "publisher confirms are not enabled on the channel".to_owned(),
+            )),
+        }
+    }
+}
+
+impl Live {
+    /// Connects, declares the topology and opens the confirm-mode publishing channel.
+    pub(crate) async fn establish(shared: &Shared) -> Result<Self, QueueError> {
+        let url = shared.settings.connection_url()?;
+        let props = ConnectionProperties::default()
+            .with_connection_name(shared.connection_name.as_str().into());
+        let conn = Connection::connect(&url, props)
+            .await
+            .map_err(|e| classify("connect", &e))?;
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(|e| classify("open channel", &e))?;
+        shared
+            .topology
+            .declare(&ch)
+            .await
+            .map_err(|e| classify("declare topology", &e))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| classify("confirm.select", &e))?;
+        Ok(Self {
+            conn,
+            publisher: tokio::sync::Mutex::new(ch),
+        })
+    }
+
+    /// The publishing channel, reopened if the broker closed it (a channel error closes only it).
+    async fn publishing_channel(&self) -> Result<Channel, QueueError> {
+        let mut ch = self.publisher.lock().await;
+        if !ch.status().connected() {
+            let fresh = self
+                .conn
+                .create_channel()
+                .await
+                .map_err(|e| classify("open channel", &e))?;
+            fresh
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| classify("confirm.select", &e))?;
+            *ch = fresh;
+        }
+        Ok(ch.clone())
+    }
+
+    pub(crate) fn is_usable(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Opens a channel for `sub` and starts one consumer per queue of its topic.
+    pub(crate) async fn start_consumers(
+        self: &Arc<Self>,
+        shared: &Shared,
+        sub: &Arc<SubState>,
+    ) -> Result<(), QueueError> {
+        let Some(tx) = lock(&sub.tx).clone() else {
+            return Ok(());
+        };
+        let ch = self
+            .conn
+            .create_channel()
+            .await
+            .map_err(|e| classify("open channel", &e))?;
+        ch.basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| classify("basic.qos", &e))?;
+        for (queue, shard) in shared.topology.queues(sub.topic) {
+            let consumer = ch
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| classify("basic.consume", &e))?;
+            let forward = Forwarder {
+                tx: tx.clone(),
+                shard,
+                max_attempts: shared.settings.max_attempts,
+                retry_delay: shared.settings.retry_delay(),
+                sub: Arc::downgrade(sub),
+                live: Arc::downgrade(self),
+            };
+            tokio::spawn(forward.run(consumer));
+        }
+        let old = lock(&sub.channel).replace(ch);
+        if let Some(old) = old {
+            tokio::spawn(async move { old.close(200, "replaced".into()).await });
+        }
+        Ok(())
+    }
+}
+
+impl Queue for RabbitQueue {
+    fn publish<'a>(
+        &'a self,
+        topic: Topic,
+        key: &'a str,
+        id: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move {
+            if self.shared.shutdown.is_cancelled() {
+                return Err(QueueError::Closed);
+            }
+            let timeout = self.shared.settings.publish_timeout();
+            match tokio::time::timeout(timeout, self.publish_confirmed(topic, key, id, body)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(QueueError::Unavailable(format!(
+                    "not confirmed within {} ms",
+                    timeout.as_millis()
+                ))),
+            }
+        })
+    }
+
+    fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<Subscription, QueueError>> {
+        Box::pin(async move {
+            if self.shared.shutdown.is_cancelled() {
+                return Err(QueueError::Closed);
+            }
+            let (tx, rx) = mpsc::channel(usize::from(self.shared.settings.prefetch));
+            let state = Arc::new(SubState {
+                topic,
+                tx: Mutex::new(Some(tx)),
+                channel: Mutex::new(None),
+                closed: AtomicBool::new(false),
+            });
+            let mut subs = self.shared.subscriptions.lock().await;
+            subs.retain(|s| !s.is_closed());
+            let live = self.shared.live.borrow().clone();
+            if let Some(live) = live {
+                let timeout = self.shared.settings.publish_timeout();
+                let started =
+                    tokio::time::timeout(timeout, live.start_consumers(&self.shared, &state))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(QueueError::Unavailable(
+                                "consumer start timed out".to_owned(),
+                            ))
+                        });
+                match started {
+                    // The connection is going away; the supervisor resubscribes on the next one.
+                    Err(QueueError::Unavailable(e)) => {
+                        tracing::debug!(error = %e, "subscribe deferred to the next connection")
+                    }
+                    other => other?,
+                }
+            }
+            subs.push(state.clone());
+            Ok(Subscription {
+                inner: SubscriptionInner::Rabbit(RabbitSubscription { rx, state }),
+            })
+        })
+    }
+
+    fn is_ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let live = self.shared.live.borrow().clone();
+            let Some(live) = live else { return false };
+            let timeout = self.shared.settings.publish_timeout();
+            live.is_usable()
+                && matches!(
+                    tokio::time::timeout(timeout, live.publishing_channel()).await,
+                    Ok(Ok(_))
+                )
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.shutdown.cancel();
+            let handle = self.shared.supervisor_done.lock().await.take();
+            if let Some(handle) = handle {
+                let _ = handle.await;
+            }
+        })
+    }
+}
+
+impl Drop for RabbitQueue {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// Deletes the queues and exchanges for `settings.prefix`, messages included (tests, teardown).
+pub async fn delete_topology(settings: &QueueSettings) -> Result<(), QueueError> {
+    let conn = Connection::connect(&settings.connection_url()?, ConnectionProperties::default())
+        .await
+        .map_err(|e| classify("connect", &e))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| classify("open channel", &e))?;
+    let result = Topology::new(settings)
+        .delete(&ch)
+        .await
+        .map_err(|e| classify("delete", &e));
+    let _ = conn.close(200, "done".into()).await;
+    result
+}

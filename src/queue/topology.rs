@@ -1,0 +1,176 @@
+//! RabbitMQ exchange and queue names, and their declaration.
+//!
+//! `{p}.events` (fanout) → quorum queue `{p}.events.router`;
+//! `{p}.jobs` (direct) → quorum queues `{p}.jobs.{i}`, bound with routing key `{i}`, single
+//! active consumer; work queues dead-letter to `{p}.dead` (fanout) → queue `{p}.dead`.
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+use super::{QueueSettings, Topic, shard_for};
+
+/// The names and arguments derived from the settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Topology {
+    prefix: String,
+    shards: u16,
+    max_attempts: u32,
+}
+
+impl Topology {
+    pub(crate) fn new(settings: &QueueSettings) -> Self {
+        Self {
+            prefix: settings.prefix.clone(),
+            shards: settings.shards,
+            max_attempts: settings.max_attempts,
+        }
+    }
+
+    pub(crate) fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    fn exchange(&self, topic: Topic) -> String {
+        match topic {
+            Topic::Events => format!("{}.events", self.prefix),
+            Topic::Jobs => format!("{}.jobs", self.prefix),
+        }
+    }
+
+    fn jobs_queue(&self, shard: u16) -> String {
+        format!("{}.jobs.{shard}", self.prefix)
+    }
+
+    /// The queues a subscription to `topic` consumes, with their shard numbers.
+    pub(crate) fn queues(&self, topic: Topic) -> Vec<(String, Option<u16>)> {
+        match topic {
+            Topic::Events => vec![(format!("{}.events.router", self.prefix), None)],
+            Topic::Jobs => (0..self.shards)
+                .map(|i| (self.jobs_queue(i), Some(i)))
+                .collect(),
+        }
+    }
+
+    /// Exchange and routing key for a message.
+    pub(crate) fn route(&self, topic: Topic, key: &str) -> (String, String) {
+        match topic {
+            Topic::Events => (self.exchange(topic), String::new()),
+            Topic::Jobs => (
+                self.exchange(topic),
+                shard_for(key, self.shards).to_string(),
+            ),
+        }
+    }
+
+    fn work_queue_arguments(&self, single_active: bool) -> FieldTable {
+        let mut args = quorum();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_queue().into()),
+        );
+        // A quorum queue dead-letters a message once it was returned more often than the
+        // limit, i.e. after limit + 1 deliveries; this catches consumers that crash on it.
+        let limit = i64::from(self.max_attempts.saturating_sub(1));
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(limit));
+        if single_active {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        }
+        args
+    }
+
+    /// Declares everything, idempotently; an existing queue with other arguments is an error.
+    pub(crate) async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let queue_opts = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let dead = self.dead_queue();
+        ch.exchange_declare(
+            dead.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_declare(dead.as_str().into(), queue_opts, quorum())
+            .await?;
+        ch.queue_bind(
+            dead.as_str().into(),
+            dead.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+        for (topic, kind) in [
+            (Topic::Events, ExchangeKind::Fanout),
+            (Topic::Jobs, ExchangeKind::Direct),
+        ] {
+            let exchange = self.exchange(topic);
+            ch.exchange_declare(
+                exchange.as_str().into(),
+                kind,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+            for (queue, shard) in self.queues(topic) {
+                let args = self.work_queue_arguments(topic == Topic::Jobs);
+                ch.queue_declare(queue.as_str().into(), queue_opts, args)
+                    .await?;
+                let routing_key = shard.map(|s| s.to_string()).unwrap_or_default();
+                ch.queue_bind(
+                    queue.as_str().into(),
+                    exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every queue and exchange (messages included).
+    pub(crate) async fn delete(&self, ch: &Channel) -> lapin::Result<()> {
+        let mut queues: Vec<String> = self
+            .queues(Topic::Events)
+            .into_iter()
+            .map(|q| q.0)
+            .collect();
+        queues.extend(self.queues(Topic::Jobs).into_iter().map(|q| q.0));
+        queues.push(self.dead_queue());
+        for q in queues {
+            ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for e in [
+            self.exchange(Topic::Events),
+            self.exchange(Topic::Jobs),
+            self.dead_queue(),
+        ] {
+            ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}

@@ -1,0 +1,439 @@
+//! Queue behaviour, run against both the embedded queue and a real RabbitMQ
+//! (amqp://guest:guest@127.0.0.1:5672/%2f; the RabbitMQ tests fail if it is not running).
+
+#[path = "queue/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use capstan::queue::{Queue, QueueError, QueueKind, QueueSettings, Topic, shard_for};
+use support::{EVENTUALLY, Harness, Proxy, assert_quiet, next};
+
+/// Runs one behaviour against both implementations.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name(capstan::queue::QueueKind::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rabbitmq() {
+                super::$name(capstan::queue::QueueKind::Rabbitmq).await
+            }
+        }
+    };
+}
+
+both!(a_confirmed_event_is_delivered_once_and_acked);
+async fn a_confirmed_event_is_delivered_once_and_acked(kind: QueueKind) {
+    let h = Harness::new(kind, |_| {}).await;
+    // Published before anyone listens: it must wait in the queue.
+    h.queue
+        .publish(Topic::Events, "", "ev-1", br#"{"v":1}"#.to_vec())
+        .await
+        .expect("publish confirmed");
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "ev-1");
+    assert_eq!(d.body, br#"{"v":1}"#);
+    assert_eq!(d.attempt, 1);
+    assert_eq!(d.shard, None);
+    d.ack().await.expect("ack");
+    assert_quiet(&mut sub, "an acked message is gone").await;
+}
+
+both!(jobs_for_one_app_always_land_on_its_shard);
+async fn jobs_for_one_app_always_land_on_its_shard(kind: QueueKind) {
+    let h = Harness::new(kind, |s| s.shards = 4).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    let apps = ["default/guestbook", "argocd/app-1", "team-a/payments"];
+    for (i, app) in apps.iter().enumerate() {
+        for round in 0..2 {
+            let id = format!("{i}-{round}");
+            h.queue
+                .publish(Topic::Jobs, app, &id, app.as_bytes().to_vec())
+                .await
+                .expect("publish");
+        }
+    }
+    for _ in 0..apps.len() * 2 {
+        let d = next(&mut sub).await;
+        let app = String::from_utf8(d.body.clone()).expect("utf8");
+        assert_eq!(d.shard, Some(shard_for(&app, 4)), "{app}");
+        d.ack().await.expect("ack");
+    }
+    assert_quiet(&mut sub, "every job was acked").await;
+}
+
+both!(retry_redelivers_with_the_next_attempt_then_dead_letters);
+async fn retry_redelivers_with_the_next_attempt_then_dead_letters(kind: QueueKind) {
+    let mut h = Harness::new(kind, |s| s.max_attempts = 3).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Jobs, "ns/app", "job-1", b"{}".to_vec())
+        .await
+        .expect("publish");
+    for expected in 1..=3 {
+        let d = next(&mut sub).await;
+        assert_eq!((d.id.as_str(), d.attempt), ("job-1", expected));
+        d.retry().await.expect("retry");
+    }
+    let dead = h.await_dead("job-1").await;
+    assert_eq!(dead, ["job-1"]);
+    assert_quiet(&mut sub, "a dead-lettered job is not delivered again").await;
+}
+
+both!(reject_dead_letters_at_once);
+async fn reject_dead_letters_at_once(kind: QueueKind) {
+    let mut h = Harness::new(kind, |_| {}).await;
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Events, "", "poison", b"\xff\xfe".to_vec())
+        .await
+        .expect("publish");
+    let d = next(&mut sub).await;
+    assert_eq!(d.attempt, 1);
+    d.reject().await.expect("reject");
+    assert_eq!(h.await_dead("poison").await, ["poison"]);
+    assert_quiet(&mut sub, "a rejected message is not redelivered").await;
+}
+
+both!(a_dropped_delivery_comes_back);
+async fn a_dropped_delivery_comes_back(kind: QueueKind) {
+    let h = Harness::new(kind, |_| {}).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Jobs, "ns/app", "job-1", b"{}".to_vec())
+        .await
+        .expect("publish");
+    let first = next(&mut sub).await;
+    drop(first);
+    let again = next(&mut sub).await;
+    assert_eq!((again.id.as_str(), again.attempt), ("job-1", 2));
+    again.ack().await.expect("ack");
+}
+
+both!(prefetch_bounds_unsettled_deliveries);
+async fn prefetch_bounds_unsettled_deliveries(kind: QueueKind) {
+    let h = Harness::new(kind, |s| s.prefetch = 2).await;
+    for i in 0..3 {
+        h.queue
+            .publish(Topic::Events, "", &format!("ev-{i}"), b"{}".to_vec())
+            .await
+            .expect("publish");
+    }
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    let a = next(&mut sub).await;
+    let b = next(&mut sub).await;
+    assert_quiet(&mut sub, "two deliveries are unsettled, prefetch is 2").await;
+    a.ack().await.expect("ack");
+    let c = next(&mut sub).await;
+    assert_eq!([b.id.as_str(), c.id.as_str()], ["ev-1", "ev-2"]);
+    b.ack().await.expect("ack");
+    c.ack().await.expect("ack");
+}
+
+both!(one_shard_has_one_active_consumer_until_it_dies);
+async fn one_shard_has_one_active_consumer_until_it_dies(kind: QueueKind) {
+    let h = Harness::new(kind, |_| {}).await;
+    let mut first = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    let other = h.second_process().await;
+    let mut second = other.subscribe(Topic::Jobs).await.expect("subscribe");
+    for i in 0..3 {
+        h.queue
+            .publish(Topic::Jobs, "ns/app", &format!("job-{i}"), b"{}".to_vec())
+            .await
+            .expect("publish");
+    }
+    // The first consumer takes the jobs; the second stands by.
+    let held = next(&mut first).await;
+    assert_eq!(held.id, "job-0");
+    for _ in 1..3 {
+        next(&mut first).await.ack().await.expect("ack");
+    }
+    assert_quiet(&mut second, "the shard has an active consumer").await;
+
+    h.crash_first(first, held).await;
+    let taken_over = next(&mut second).await;
+    assert_eq!(taken_over.id, "job-0", "the unacked job is redelivered");
+    assert_eq!(taken_over.attempt, 2);
+    taken_over.ack().await.expect("ack");
+    other
+        .publish(Topic::Jobs, "ns/app", "job-3", b"{}".to_vec())
+        .await
+        .expect("publish");
+    assert_eq!(next(&mut second).await.id, "job-3");
+}
+
+both!(a_closed_queue_refuses_work_and_ends_subscriptions);
+async fn a_closed_queue_refuses_work_and_ends_subscriptions(kind: QueueKind) {
+    let h = Harness::new(kind, |_| {}).await;
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    assert!(h.queue.is_ready().await);
+    h.queue.close().await;
+    assert!(!h.queue.is_ready().await);
+    let err = h
+        .queue
+        .publish(Topic::Events, "", "late", b"{}".to_vec())
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, QueueError::Closed), "{err}");
+    let end = tokio::time::timeout(EVENTUALLY, sub.next()).await;
+    assert!(matches!(end, Ok(None)), "the subscription ends");
+}
+
+#[tokio::test]
+async fn embedded_dead_letters_say_why_and_how_often() {
+    use capstan::queue::{DeadReason, EmbeddedQueue};
+    let q = EmbeddedQueue::new(&QueueSettings {
+        max_attempts: 2,
+        retry_delay_ms: 0,
+        ..QueueSettings::default()
+    })
+    .expect("queue");
+    let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
+    q.publish(Topic::Jobs, "ns/a", "tired", b"1".to_vec())
+        .await
+        .expect("publish");
+    q.publish(Topic::Jobs, "ns/a", "poison", b"2".to_vec())
+        .await
+        .expect("publish");
+    let tired = next(&mut sub).await;
+    next(&mut sub).await.reject().await.expect("reject");
+    tired.retry().await.expect("retry");
+    // The second delivery of "tired" is its last; dropping it counts like a crash.
+    drop(next(&mut sub).await);
+    let dead = q.dead_letters();
+    let summary: Vec<_> = dead
+        .iter()
+        .map(|d| (d.id.as_str(), d.attempts, d.reason, d.shard))
+        .collect();
+    let shard = Some(shard_for("ns/a", 4));
+    assert_eq!(
+        summary,
+        [
+            ("poison", 1, DeadReason::Rejected, shard),
+            ("tired", 2, DeadReason::DeliveryLimit, shard)
+        ]
+    );
+    assert_eq!(dead[0].body, b"2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_counts_crashes_toward_the_delivery_limit() {
+    // Nobody settles the message: each consumer dies holding it. The broker itself must
+    // dead-letter it after max_attempts deliveries (x-delivery-limit), or a job that kills its
+    // worker would kill every worker forever.
+    let mut h = Harness::new(QueueKind::Rabbitmq, |s| s.max_attempts = 2).await;
+    h.queue
+        .publish(Topic::Jobs, "ns/crashy", "crashy", b"{}".to_vec())
+        .await
+        .expect("publish");
+    for expected in 1..=2 {
+        let q = support::rabbit(&h.settings).await;
+        let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
+        let d = next(&mut sub).await;
+        assert_eq!((d.id.as_str(), d.attempt), ("crashy", expected));
+        q.close().await;
+        drop(d);
+    }
+    assert_eq!(h.await_dead("crashy").await, ["crashy"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_unreachable_broker_means_unavailable_not_success() {
+    let settings = QueueSettings {
+        url: "amqp://guest:guest@127.0.0.1:1/%2f".to_owned(),
+        publish_timeout_ms: 1000,
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    // Starting without a broker is allowed (it keeps retrying), but nothing is accepted.
+    let q = capstan::queue::connect(&settings)
+        .await
+        .expect("starts without a broker");
+    assert!(!q.is_ready().await);
+    let err = q
+        .publish(Topic::Events, "", "ev", b"{}".to_vec())
+        .await
+        .expect_err("no broker, no confirm");
+    assert!(matches!(err, QueueError::Unavailable(_)), "{err}");
+    q.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_refuses_a_url_that_is_not_amqp_without_echoing_the_password() {
+    let settings = QueueSettings {
+        url: "amqp://guest:hunter2@[::1".to_owned(),
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("bad url");
+    assert!(matches!(err, QueueError::Settings(_)), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_resumes_after_the_broker_closes_the_connection() {
+    let h = Harness::new(QueueKind::Rabbitmq, |_| {}).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Jobs, "ns/app", "before", b"{}".to_vec())
+        .await
+        .expect("publish");
+    next(&mut sub).await.ack().await.expect("ack");
+
+    support::close_connection_from_broker(h.rabbit().connection_name());
+
+    // Publishing may fail while the connection is being rebuilt, then must succeed again.
+    publish_eventually(&h, Topic::Jobs, "after").await;
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "after", "the same Subscription keeps yielding");
+    d.ack().await.expect("ack on the new connection");
+    assert!(h.queue.is_ready().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_broker_outage_is_unavailable_then_recovers() {
+    let proxy = Proxy::start(0).await;
+    let port = proxy.port;
+    let h = Harness::new(QueueKind::Rabbitmq, |s| {
+        s.url = proxy.url();
+        s.publish_timeout_ms = 1500;
+    })
+    .await;
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+
+    proxy.stop();
+    let err = h
+        .queue
+        .publish(Topic::Events, "", "during", b"{}".to_vec())
+        .await
+        .expect_err("the broker is gone");
+    assert!(matches!(err, QueueError::Unavailable(_)), "{err}");
+    assert!(!h.queue.is_ready().await);
+
+    let _back = Proxy::start(port).await;
+    publish_eventually(&h, Topic::Events, "after").await;
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "after");
+    d.ack().await.expect("ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_unroutable_message_is_an_error() {
+    let h = Harness::new(QueueKind::Rabbitmq, |s| s.shards = 2).await;
+    let conn = lapin::Connection::connect(support::AMQP_URL, Default::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let shard = shard_for("ns/app", 2);
+    let (queue, exchange) = (
+        format!("{}.jobs.{shard}", h.settings.prefix),
+        format!("{}.jobs", h.settings.prefix),
+    );
+    ch.queue_unbind(
+        queue.as_str().into(),
+        exchange.as_str().into(),
+        shard.to_string().as_str().into(),
+        Default::default(),
+    )
+    .await
+    .expect("unbind");
+    let err = h
+        .queue
+        .publish(Topic::Jobs, "ns/app", "lost", b"{}".to_vec())
+        .await
+        .expect_err("no queue is bound");
+    assert!(matches!(err, QueueError::Unroutable), "{err}");
+    let _ = conn.close(200, "done".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_topology_is_durable_quorum_with_single_active_consumer() {
+    let h = Harness::new(QueueKind::Rabbitmq, |s| s.shards = 2).await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name", "durable", "type", "arguments"])
+        .output()
+        .expect("rabbitmqctl runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let mine: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(&h.settings.prefix))
+        .collect();
+    assert_eq!(
+        mine.len(),
+        4,
+        "events.router, jobs.0, jobs.1, dead:\n{listing}"
+    );
+    for line in &mine {
+        assert!(line.contains("true") && line.contains("quorum"), "{line}");
+    }
+    let jobs: Vec<_> = mine.iter().filter(|l| l.contains(".jobs.")).collect();
+    assert_eq!(jobs.len(), 2);
+    for line in jobs {
+        assert!(line.contains("x-single-active-consumer"), "{line}");
+        assert!(line.contains("x-delivery-limit"), "{line}");
+        assert!(
+            line.contains(&format!("{}.dead", h.settings.prefix)),
+            "{line}"
+        );
+    }
+}
+
+async fn publish_eventually(h: &Harness, topic: Topic, id: &str) {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        match h.queue.publish(topic, "ns/app", id, b"{}".to_vec()).await {
+            Ok(()) => return,
+            Err(QueueError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                eprintln!("publish not yet possible: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("publishing did not resume: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_wrong_password_fails_at_start_without_showing_it() {
+    let settings = QueueSettings {
+        url: "amqp://guest:not-the-password@127.0.0.1:5672/%2f".to_owned(),
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("credentials refused");
+    assert!(matches!(err, QueueError::Protocol(_)), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_password_can_come_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rabbitmq-password");
+    std::fs::write(&file, "guest\n").expect("write");
+    let h = Harness::new(QueueKind::Rabbitmq, |s| {
+        s.url = "amqp://guest@127.0.0.1:5672/%2f".to_owned();
+        s.password_file = Some(file.clone());
+    })
+    .await;
+    h.queue
+        .publish(Topic::Events, "", "ev", b"{}".to_vec())
+        .await
+        .expect("publish with the password from the file");
+
+    std::fs::remove_file(&file).expect("remove");
+    let settings = QueueSettings {
+        prefix: format!("{}-x", h.settings.prefix),
+        ..h.settings.clone()
+    };
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("an unreadable password file is refused at start");
+    assert!(matches!(err, QueueError::Settings(_)), "{err}");
+}
