@@ -143,6 +143,7 @@ impl Service {
             sandbox,
             shutdown,
             workers,
+            queue,
             api_token,
             github_secret,
             management: client,
