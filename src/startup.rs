@@ -115,7 +115,7 @@ impl Service {
         }
 
         let state = web::Data::new(ApiState {
-            queue,
+            queue: queue.clone(),
             store,
             cluster,
             api_token: api_token.clone(),
