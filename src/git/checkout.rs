@@ -1,0 +1,1 @@
+//! Materialising a commit tree as a plain directory.

@@ -1,0 +1,1 @@
+//! Fetching into a bare mirror with gix.

@@ -1,0 +1,1 @@
+//! Argo CD style include/exclude globs.
