@@ -184,11 +184,25 @@ fn fetch_error(source: &Source, err: gix::Error) -> GitError {
         || err
             .downcast_any_ref::<gix::protocol::transport::client::AuthenticationRequired>()
             .is_some();
-    let message = one_line(&format!("{err:#}"));
-    if unauthenticated || message.contains("401") || message.contains("403 Forbidden") {
+    let message = error_chain(&err);
+    if unauthenticated {
         return GitError::Auth;
     }
     GitError::Fetch(format!("{}: {}", source.url, message))
+}
+
+/// "outer: cause: root cause" on one line, skipping causes that repeat their parent.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    one_line(&parts.join(": "))
 }
 
 fn one_line(message: &str) -> String {
