@@ -258,3 +258,278 @@ async fn smart_http_with_a_bearer_token() {
     assert!(matches!(err, GitError::Auth), "{err}");
     assert!(!format!("{err} {err:?}").contains("other"));
 }
+
+mod render {
+    use super::*;
+    use capstan::render::{DirectoryOptions, RenderError, render_directory};
+    use serde_json::Value;
+    use std::path::PathBuf;
+
+    fn cm(name: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+    }
+
+    fn names(objects: &[Value]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    /// Commits the repository and returns the checkout the worker would render from.
+    async fn checkout(repo: &TestRepo) -> (tempfile::TempDir, PathBuf) {
+        let commit = repo.commit("render test");
+        let (dir, cache) = cache();
+        let path = cache
+            .checkout(&repo.file_url(), &commit, None)
+            .await
+            .unwrap();
+        (dir, path)
+    }
+
+    fn opts(recurse: bool, include: Option<&str>, exclude: Option<&str>) -> DirectoryOptions {
+        DirectoryOptions {
+            recurse,
+            include: include.map(str::to_string),
+            exclude: exclude.map(str::to_string),
+        }
+    }
+
+    fn sample() -> TestRepo {
+        let repo = TestRepo::new();
+        repo.write("app/b.yaml", &format!("{}---\n{}", cm("b1"), cm("b2")));
+        repo.write("app/a.yml", &cm("a"));
+        repo.write(
+            "app/c.json",
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"c"}}"#,
+        );
+        repo.write(
+            "app/list.yaml",
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata:\n    name: l1\n- apiVersion: v1\n  kind: Secret\n  metadata:\n    name: l2\n",
+        );
+        repo.write("app/README.md", "not a manifest: [");
+        repo.write("app/sub/d.yaml", &cm("d"));
+        repo.write("app/sub/deeper/e.yaml", &cm("e"));
+        repo
+    }
+
+    #[tokio::test]
+    async fn renders_yaml_json_and_lists_in_path_order() {
+        let repo = sample();
+        let (_dir, path) = checkout(&repo).await;
+        let objects = render_directory(&path, "app", &opts(false, None, None)).unwrap();
+        assert_eq!(names(&objects), ["a", "b1", "b2", "c", "l1", "l2"]);
+        assert_eq!(objects[3]["kind"], "Service");
+        // The same source with other spellings of the path.
+        for spelling in ["./app", "app/", "sub/../app"] {
+            let again = render_directory(&path, spelling, &opts(false, None, None)).unwrap();
+            assert_eq!(again, objects, "{spelling}");
+        }
+    }
+
+    #[tokio::test]
+    async fn recurse_descends_into_subdirectories() {
+        let repo = sample();
+        let (_dir, path) = checkout(&repo).await;
+        let objects = render_directory(&path, "app", &opts(true, None, None)).unwrap();
+        assert_eq!(
+            names(&objects),
+            ["a", "b1", "b2", "c", "l1", "l2", "d", "e"]
+        );
+        let root = render_directory(&path, "", &opts(true, None, None)).unwrap();
+        assert_eq!(root, objects);
+        assert!(
+            render_directory(&path, ".", &opts(false, None, None))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn include_and_exclude_globs_select_files() {
+        let repo = sample();
+        let (_dir, path) = checkout(&repo).await;
+        let only_yaml = render_directory(&path, "app", &opts(true, Some("*.yaml"), None)).unwrap();
+        assert_eq!(names(&only_yaml), ["b1", "b2", "l1", "l2", "d", "e"]);
+        let set =
+            render_directory(&path, "app", &opts(true, Some("{a.yml,c.json}"), None)).unwrap();
+        assert_eq!(names(&set), ["a", "c"]);
+        let excluded = render_directory(&path, "app", &opts(true, None, Some("sub/*"))).unwrap();
+        assert_eq!(names(&excluded), ["a", "b1", "b2", "c", "l1", "l2"]);
+        let both = render_directory(
+            &path,
+            "app",
+            &opts(true, Some("*.yaml"), Some("{list.yaml,sub/deeper/*}")),
+        )
+        .unwrap();
+        assert_eq!(names(&both), ["b1", "b2", "d"]);
+        let err = render_directory(&path, "app", &opts(true, Some("{a"), None)).unwrap_err();
+        assert!(matches!(err, RenderError::InvalidGlob { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_fails_the_whole_source_and_names_the_file() {
+        let repo = sample();
+        repo.write(
+            "app/sub/zz-broken.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
+        );
+        let (_dir, path) = checkout(&repo).await;
+        // Not read without recurse.
+        assert!(render_directory(&path, "app", &opts(false, None, None)).is_ok());
+        let err = render_directory(&path, "app", &opts(true, None, None)).unwrap_err();
+        match &err {
+            RenderError::Parse { file, message } => {
+                assert_eq!(file, "app/sub/zz-broken.yaml");
+                assert!(message.contains("line"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("app/sub/zz-broken.yaml"));
+    }
+
+    #[tokio::test]
+    async fn a_document_that_is_not_a_kubernetes_object_is_refused() {
+        let repo = TestRepo::new();
+        repo.write("m/x.yaml", &format!("{}---\nfoo: bar\n", cm("ok")));
+        let (_dir, path) = checkout(&repo).await;
+        let err = render_directory(&path, "m", &opts(false, None, None)).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::NotAnObject { file, index: 1, .. } if file == "m/x.yaml"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn paths_leaving_the_checkout_are_refused() {
+        let repo = sample();
+        let (_dir, path) = checkout(&repo).await;
+        for bad in ["..", "../app", "app/../..", "/etc", "/"] {
+            let err = render_directory(&path, bad, &opts(true, None, None)).unwrap_err();
+            assert!(
+                matches!(err, RenderError::PathEscapes { .. }),
+                "{bad}: {err}"
+            );
+        }
+        let err = render_directory(&path, "nope", &opts(true, None, None)).unwrap_err();
+        assert!(matches!(err, RenderError::NotFound { .. }), "{err}");
+        let err = render_directory(&path, "app/a.yml", &opts(true, None, None)).unwrap_err();
+        assert!(matches!(err, RenderError::NotADirectory { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn symlinks_inside_are_followed_and_symlinks_outside_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.yaml"), cm("stolen")).unwrap();
+        let outside_file = outside.path().join("secret.yaml").display().to_string();
+        let outside_dir = outside.path().display().to_string();
+
+        let repo = TestRepo::new();
+        repo.write("shared/s.yaml", &cm("shared"));
+        repo.write("app/own.yaml", &cm("own"));
+        repo.symlink("app/link.yaml", "../shared/s.yaml");
+        repo.symlink("app/linkdir", "../shared");
+        repo.symlink("via-link", "app");
+        repo.symlink("escape-file/x.yaml", &outside_file);
+        repo.symlink(
+            "escape-rel/x.yaml",
+            "../../../../../../../../../../etc/hostname.yaml",
+        );
+        repo.symlink("escape-dir/d", &outside_dir);
+        repo.symlink("escape-src", &outside_dir);
+        repo.symlink("loop/a.yaml", "b.yaml");
+        repo.symlink("loop/b.yaml", "a.yaml");
+        repo.symlink("dirloop/self", ".");
+        let (_dir, path) = checkout(&repo).await;
+
+        let objects = render_directory(&path, "app", &opts(true, None, None)).unwrap();
+        assert_eq!(names(&objects), ["shared", "shared", "own"]);
+        // A source path through a symlink that stays inside is fine.
+        let via = render_directory(&path, "via-link", &opts(false, None, None)).unwrap();
+        assert_eq!(names(&via), ["shared", "own"]);
+
+        for (source, recurse) in [
+            ("escape-file", false),
+            ("escape-rel", false),
+            ("escape-dir", true),
+            ("escape-src", false),
+        ] {
+            let err = render_directory(&path, source, &opts(recurse, None, None)).unwrap_err();
+            assert!(
+                matches!(err, RenderError::PathEscapes { .. }),
+                "{source}: {err}"
+            );
+            assert!(!err.to_string().contains("stolen"));
+        }
+        // Not descending into the outside directory means not reading it.
+        assert!(
+            render_directory(&path, "escape-dir", &opts(false, None, None))
+                .unwrap()
+                .is_empty()
+        );
+
+        let err = render_directory(&path, "loop", &opts(false, None, None)).unwrap_err();
+        assert!(matches!(err, RenderError::SymlinkLoop { .. }), "{err}");
+        let err = render_directory(&path, "dirloop", &opts(true, None, None)).unwrap_err();
+        assert!(matches!(err, RenderError::SymlinkLoop { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_billion_laughs_file_is_an_error_not_an_oom() {
+        let repo = TestRepo::new();
+        let mut bomb = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol\ndata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "  a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+            ));
+        }
+        repo.write("bomb/lol.yaml", &bomb);
+        let (_dir, path) = checkout(&repo).await;
+        let err = render_directory(&path, "bomb", &opts(false, None, None)).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::Parse { file, .. } if file == "bomb/lol.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn oversized_files_and_sources_hit_the_budgets() {
+        use capstan::render::{Limits, render_directory_with_limits};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), cm("a")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), cm("b")).unwrap();
+        let small_file = Limits {
+            max_file_bytes: 10,
+            ..Limits::default()
+        };
+        let err =
+            render_directory_with_limits(dir.path(), "", &opts(false, None, None), &small_file)
+                .unwrap_err();
+        assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
+        let small_total = Limits {
+            max_total_bytes: cm("a").len() as u64 + 5,
+            ..Limits::default()
+        };
+        let err =
+            render_directory_with_limits(dir.path(), "", &opts(false, None, None), &small_total)
+                .unwrap_err();
+        assert!(matches!(err, RenderError::TooLarge { .. }), "{err}");
+        let one_doc = Limits {
+            max_documents: 1,
+            ..Limits::default()
+        };
+        assert!(
+            render_directory_with_limits(dir.path(), "", &opts(false, None, None), &one_doc)
+                .is_err()
+        );
+        std::fs::write(dir.path().join("c.yaml"), b"\xff\xfe").unwrap();
+        let err = render_directory(dir.path(), "", &opts(false, None, None)).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::Parse { file, .. } if file == "c.yaml"),
+            "{err}"
+        );
+    }
+}

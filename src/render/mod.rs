@@ -9,7 +9,7 @@ mod glob;
 mod yaml;
 
 pub use confine::confine;
-pub use directory::{DirectoryOptions, render_directory};
+pub use directory::{DirectoryOptions, render_directory, render_directory_with_limits};
 pub use yaml::{Limits, parse_manifests};
 
 use std::path::PathBuf;
