@@ -533,3 +533,27 @@ mod render {
         );
     }
 }
+
+#[tokio::test]
+async fn a_fetch_killed_midway_does_not_wedge_the_mirror() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", DEPLOYMENT).commit("first");
+    let (dir, cache) = cache();
+    let url = repo.file_url();
+    cache.resolve(&url, "main", None).await.unwrap();
+    // What a SIGKILL during a ref update leaves behind.
+    let mirrors: Vec<_> = std::fs::read_dir(dir.path().join("mirrors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(mirrors.len(), 1);
+    std::fs::write(mirrors[0].join("refs/heads/main.lock"), "").unwrap();
+    std::fs::write(mirrors[0].join("packed-refs.lock"), "").unwrap();
+    let second = repo.write("a.yaml", "# two\n").commit("second");
+    assert_eq!(cache.resolve(&url, "main", None).await.unwrap(), second);
+    let path = cache.checkout(&url, &second, None).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(path.join("a.yaml")).unwrap(),
+        "# two\n"
+    );
+}

@@ -16,8 +16,9 @@ use super::{Credentials, GitError};
 /// A cache of bare mirrors (one per normalised URL) and commit checkouts under one root.
 ///
 /// Layout: `<root>/mirrors/<key>` holds the bare mirror, `<root>/checkouts/<key>/<commit>`
-/// the files of one commit. Operations on one URL are serialised by an async mutex so two
-/// fetches never write the same mirror at once.
+/// the files of one commit, `<root>/locks/<key>.lock` the mirror's file lock. Operations on one URL are serialised by an async mutex (within
+/// the process) and an advisory file lock (across processes sharing the root), so two fetches
+/// never write the same mirror at once.
 #[derive(Clone)]
 pub struct RepoCache {
     inner: Arc<Inner>,
@@ -53,9 +54,13 @@ impl RepoCache {
         let (source, key) = source_for(url, creds);
         let lock = self.lock_for(&key);
         let _guard = lock.lock().await;
-        let mirror = self.mirror_path(&key);
+        let (mirror, flock) = self.mirror_paths(&key);
         let revision = revision.trim().to_string();
-        run_blocking(move || resolve_blocking(&mirror, &source, &revision)).await
+        run_blocking(move || {
+            let _flock = lock_mirror(&flock)?;
+            resolve_blocking(&mirror, &source, &revision)
+        })
+        .await
     }
 
     /// The tree of `commit` as a directory on disk (cached per commit, created atomically;
@@ -79,12 +84,21 @@ impl RepoCache {
         }
         let lock = self.lock_for(&key);
         let _guard = lock.lock().await;
-        let mirror = self.mirror_path(&key);
-        run_blocking(move || checkout_blocking(&mirror, &source, &commit, &dir, &dest)).await
+        let (mirror, flock) = self.mirror_paths(&key);
+        run_blocking(move || {
+            let _flock = lock_mirror(&flock)?;
+            checkout_blocking(&mirror, &source, &commit, &dir, &dest)
+        })
+        .await
     }
 
-    fn mirror_path(&self, key: &str) -> PathBuf {
-        self.inner.root.join("mirrors").join(key)
+    /// The mirror directory and its cross-process lock file.
+    fn mirror_paths(&self, key: &str) -> (PathBuf, PathBuf) {
+        let root = &self.inner.root;
+        (
+            root.join("mirrors").join(key),
+            root.join("locks").join(format!("{key}.lock")),
+        )
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -96,6 +110,26 @@ impl RepoCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         locks.entry(key.to_string()).or_default().clone()
     }
+}
+
+/// Takes an exclusive advisory lock on `path`, so processes sharing a cache root never write
+/// one mirror at once; the OS releases it when a process dies.
+fn lock_mirror(path: &Path) -> Result<std::fs::File, GitError> {
+    let io = |source| GitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
 }
 
 /// Userinfo in the URL is used as Basic credentials when none are given, and never kept in it.

@@ -32,6 +32,7 @@ pub(crate) fn open_mirror(path: &Path, source: &Source) -> Result<gix::Repositor
     // askpass prompts) must not influence what a server process fetches.
     let options = gix::open::Options::isolated();
     if path.join("HEAD").is_file() {
+        remove_stale_locks(path);
         match gix::open_opts(path, options.clone()) {
             Ok(repo) => return Ok(repo),
             Err(err) => {
@@ -49,6 +50,28 @@ pub(crate) fn open_mirror(path: &Path, source: &Source) -> Result<gix::Repositor
     })?;
     gix::init_bare(path).map_err(|err| read_error(&source.url, "a new mirror", err))?;
     gix::open_opts(path, options).map_err(|err| read_error(&source.url, "the mirror", err))
+}
+
+/// Removes `*.lock` files a killed fetch left behind, which would fail every later fetch.
+///
+/// Safe because the caller holds this mirror's file lock, so no other fetch is running.
+fn remove_stale_locks(mirror: &Path) {
+    let mut pending = vec![mirror.to_path_buf(), mirror.join("refs")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && path.starts_with(mirror.join("refs")) {
+                pending.push(path);
+            } else if !is_dir && path.extension().is_some_and(|ext| ext == "lock") {
+                tracing::warn!(path = %path.display(), "removing stale lock file in git mirror");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
 }
 
 /// Connects to `source`, lists its refs for `refspecs` and, unless `already_have` says the
