@@ -557,3 +557,33 @@ async fn a_fetch_killed_midway_does_not_wedge_the_mirror() {
         "# two\n"
     );
 }
+
+#[tokio::test]
+async fn a_tree_entry_that_climbs_out_is_refused_at_checkout() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", DEPLOYMENT).commit("first");
+    // Git's porcelain never writes such trees, but a hostile server can serve them.
+    let blob = repo.git_with_input(&["hash-object", "-w", "--stdin"], "pwned\n");
+    let inner = repo.git_with_input(&["mktree"], &format!("100644 blob {blob}\tescaped.yaml\n"));
+    let outer = repo.git_with_input(&["mktree"], &format!("040000 tree {inner}\t..\n"));
+    let commit = repo.git(&["commit-tree", &outer, "-m", "evil"]);
+    repo.git(&["update-ref", "refs/heads/evil", &commit]);
+    let (dir, cache) = cache();
+    let url = repo.file_url();
+    assert_eq!(cache.resolve(&url, "evil", None).await.unwrap(), commit);
+    let err = cache.checkout(&url, &commit, None).await.unwrap_err();
+    assert!(matches!(err, GitError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("unsafe file name"), "{err}");
+    let checkouts = dir.path().join("checkouts");
+    let key_dir = std::fs::read_dir(&checkouts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(!key_dir.join("escaped.yaml").exists());
+    assert!(
+        !key_dir.join(&commit).exists(),
+        "no partial checkout left in place"
+    );
+}

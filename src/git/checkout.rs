@@ -12,6 +12,9 @@ use super::fetch::read_error;
 
 /// Trees nested deeper than this are refused rather than recursed into.
 const MAX_DEPTH: usize = 256;
+/// Blobs are loaded whole into memory; bigger ones are left out of the checkout (no renderer
+/// reads files anywhere near this size).
+const MAX_BLOB_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Writes the tree of `commit` into the (existing, empty) directory `dest`.
 ///
@@ -68,6 +71,14 @@ fn write_tree(
                 write_tree(repo, url, oid, &path, depth + 1)?;
             }
             EntryKind::Blob | EntryKind::BlobExecutable => {
+                let size = repo
+                    .find_header(oid)
+                    .map_err(|err| read_error(url, &oid.to_string(), err))?
+                    .size();
+                if size > MAX_BLOB_BYTES {
+                    tracing::warn!(url, path = %path.display(), size, "file too large, left out of the checkout");
+                    continue;
+                }
                 let blob = repo
                     .find_blob(oid)
                     .map_err(|err| read_error(url, &oid.to_string(), err))?;
@@ -78,6 +89,13 @@ fn write_tree(
                 }
             }
             EntryKind::Link => {
+                let size = repo
+                    .find_header(oid)
+                    .map_err(|err| read_error(url, &oid.to_string(), err))?
+                    .size();
+                if size > 4096 {
+                    return Err(read_error(url, &oid.to_string(), "symlink target too long"));
+                }
                 let blob = repo
                     .find_blob(oid)
                     .map_err(|err| read_error(url, &oid.to_string(), err))?;
