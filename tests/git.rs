@@ -587,3 +587,29 @@ async fn a_tree_entry_that_climbs_out_is_refused_at_checkout() {
         "no partial checkout left in place"
     );
 }
+
+#[tokio::test]
+async fn an_empty_repository_has_no_revisions() {
+    let repo = TestRepo::new();
+    let (_dir, cache) = cache();
+    let err = cache
+        .resolve(&repo.file_url(), "HEAD", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::RevisionNotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_branch_deleted_on_the_remote_no_longer_resolves() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", DEPLOYMENT).commit("first");
+    repo.branch("gone");
+    let (_dir, cache) = cache();
+    let url = repo.file_url();
+    let commit = cache.resolve(&url, "gone", None).await.unwrap();
+    repo.git(&["branch", "-D", "gone"]);
+    let err = cache.resolve(&url, "gone", None).await.unwrap_err();
+    assert!(matches!(err, GitError::RevisionNotFound { .. }), "{err}");
+    // Its commit is still known by id.
+    assert_eq!(cache.resolve(&url, &commit, None).await.unwrap(), commit);
+}
