@@ -2,6 +2,8 @@
 //!
 //! One bare mirror per normalised repository URL lives under the cache root; commits are
 //! materialised as plain directories (one per commit) that the renderers read from.
+//! Everything goes through gix (file:// and local paths spawn `git-upload-pack`, HTTP(S)
+//! uses reqwest); there is no fallback to the `git` CLI.
 
 mod cache;
 mod checkout;
