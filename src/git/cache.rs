@@ -1,0 +1,327 @@
+//! The repository cache: per-URL bare mirrors and per-commit checkouts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use gix::protocol::handshake::Ref;
+
+use super::checkout::write_commit_tree;
+use super::fetch::{
+    MIRROR_REFSPECS, Source, fetch, find_commit, open_mirror, read_error, ref_target,
+};
+use super::url::{cache_key, split_userinfo};
+use super::{Credentials, GitError};
+
+/// A cache of bare mirrors (one per normalised URL) and commit checkouts under one root.
+///
+/// Layout: `<root>/mirrors/<key>` holds the bare mirror, `<root>/checkouts/<key>/<commit>`
+/// the files of one commit, `<root>/locks/<key>.lock` the mirror's file lock. Operations on one URL are serialised by an async mutex (within
+/// the process) and an advisory file lock (across processes sharing the root), so two fetches
+/// never write the same mirror at once.
+#[derive(Clone)]
+pub struct RepoCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RepoCache {
+    /// Creates a cache rooted at `root` (created on first use).
+    pub fn new(root: PathBuf) -> RepoCache {
+        RepoCache {
+            inner: Arc::new(Inner {
+                root,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Fetches as needed and resolves `revision` to a 40-hex commit id.
+    ///
+    /// `revision`: "" or "HEAD" (the remote's default branch), a branch name, a tag name,
+    /// "refs/heads/x", "refs/tags/x", or a full commit SHA. Always asks the remote, since
+    /// branches move; a full SHA already in the mirror is answered locally.
+    pub async fn resolve(
+        &self,
+        url: &str,
+        revision: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<String, GitError> {
+        let (source, key) = source_for(url, creds);
+        let lock = self.lock_for(&key);
+        let _guard = lock.lock().await;
+        let (mirror, flock) = self.mirror_paths(&key);
+        let revision = revision.trim().to_string();
+        run_blocking(move || {
+            let _flock = lock_mirror(&flock)?;
+            resolve_blocking(&mirror, &source, &revision)
+        })
+        .await
+    }
+
+    /// The tree of `commit` as a directory on disk (cached per commit, created atomically;
+    /// reused on later calls), fetching the commit first if the mirror lacks it.
+    pub async fn checkout(
+        &self,
+        url: &str,
+        commit: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<PathBuf, GitError> {
+        let commit = commit.trim().to_ascii_lowercase();
+        if !is_full_sha(&commit) {
+            return Err(GitError::RevisionNotFound { revision: commit });
+        }
+        let (source, key) = source_for(url, creds);
+        let dir = self.inner.root.join("checkouts").join(&key);
+        let dest = dir.join(&commit);
+        // A finished checkout is immutable and was renamed into place atomically.
+        if tokio::fs::metadata(&dest).await.is_ok() {
+            return Ok(dest);
+        }
+        let lock = self.lock_for(&key);
+        let _guard = lock.lock().await;
+        let (mirror, flock) = self.mirror_paths(&key);
+        run_blocking(move || {
+            let _flock = lock_mirror(&flock)?;
+            checkout_blocking(&mirror, &source, &commit, &dir, &dest)
+        })
+        .await
+    }
+
+    /// The mirror directory and its cross-process lock file.
+    fn mirror_paths(&self, key: &str) -> (PathBuf, PathBuf) {
+        let root = &self.inner.root;
+        (
+            root.join("mirrors").join(key),
+            root.join("locks").join(format!("{key}.lock")),
+        )
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        // A poisoned map only means another thread panicked while inserting; the map is intact.
+        let mut locks = self
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// Takes an exclusive advisory lock on `path`, so processes sharing a cache root never write
+/// one mirror at once; the OS releases it when a process dies.
+fn lock_mirror(path: &Path) -> Result<std::fs::File, GitError> {
+    let io = |source| GitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
+
+/// Userinfo in the URL is used as Basic credentials when none are given, and never kept in it.
+fn source_for(url: &str, creds: Option<&Credentials>) -> (Source, String) {
+    let (clean, userinfo) = split_userinfo(url.trim());
+    let creds = creds.cloned().or_else(|| {
+        let userinfo = userinfo?;
+        let (username, password) = userinfo.split_once(':')?;
+        Some(Credentials::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+    });
+    let key = cache_key(&clean);
+    (Source { url: clean, creds }, key)
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| GitError::Task(err.to_string()))?
+}
+
+fn is_full_sha(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The remote ref names `revision` may denote, in order of preference.
+fn candidate_refs(revision: &str) -> Vec<String> {
+    if revision.is_empty() || revision == "HEAD" {
+        vec!["HEAD".to_string()]
+    } else if revision.starts_with("refs/") {
+        vec![revision.to_string()]
+    } else {
+        vec![
+            format!("refs/heads/{revision}"),
+            format!("refs/tags/{revision}"),
+        ]
+    }
+}
+
+fn find_ref(refs: &[Ref], candidates: &[String]) -> Option<gix::ObjectId> {
+    candidates.iter().find_map(|wanted| {
+        refs.iter()
+            .filter_map(ref_target)
+            .find(|(name, _)| *name == wanted.as_bytes())
+            .map(|(_, id)| id)
+    })
+}
+
+fn mirror_refspecs(extra: Option<&str>) -> Vec<String> {
+    let mut specs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
+    if let Some(extra) = extra {
+        specs.push(extra.to_string());
+    }
+    specs
+}
+
+fn resolve_blocking(mirror: &Path, source: &Source, revision: &str) -> Result<String, GitError> {
+    let repo = open_mirror(mirror, source)?;
+    if is_full_sha(revision) {
+        let id = ensure_commit(&repo, source, revision)?;
+        return Ok(id.to_string());
+    }
+    let candidates = candidate_refs(revision);
+    // Refs outside heads/tags (e.g. refs/pull/1/head) are fetched by name, without storing them.
+    let extra = candidates
+        .first()
+        .filter(|r| {
+            r.starts_with("refs/") && !r.starts_with("refs/heads/") && !r.starts_with("refs/tags/")
+        })
+        .map(String::as_str);
+    let refs = fetch(&repo, source, &mirror_refspecs(extra), |refs| {
+        find_ref(refs, &candidates).is_some_and(|id| find_commit(&repo, &id).is_some())
+    })?;
+    let target = find_ref(&refs, &candidates).ok_or_else(|| GitError::RevisionNotFound {
+        revision: revision.to_string(),
+    })?;
+    let commit = find_commit(&repo, &target).ok_or_else(|| {
+        read_error(
+            &source.url,
+            revision,
+            format!("{target} is not a commit or was not received"),
+        )
+    })?;
+    tracing::debug!(url = %source.url, revision, %commit, "resolved revision");
+    Ok(commit.to_string())
+}
+
+/// Makes sure the mirror has commit `sha`: fetch all branches and tags, then the commit itself.
+fn ensure_commit(
+    repo: &gix::Repository,
+    source: &Source,
+    sha: &str,
+) -> Result<gix::ObjectId, GitError> {
+    let not_found = || GitError::RevisionNotFound {
+        revision: sha.to_string(),
+    };
+    let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|_| not_found())?;
+    if let Some(commit) = find_commit(repo, &id) {
+        return Ok(commit);
+    }
+    fetch(repo, source, &mirror_refspecs(None), |_| false)?;
+    if let Some(commit) = find_commit(repo, &id) {
+        return Ok(commit);
+    }
+    // An unadvertised commit (e.g. after a force push); servers refuse it unless they allow
+    // reachable or any SHA in "want", in which case the answer is still "not found".
+    let by_sha = format!("+{sha}:refs/capstan/commits/{sha}");
+    match fetch(repo, source, &[by_sha], |_| false) {
+        Ok(_) | Err(GitError::Fetch(_)) => find_commit(repo, &id).ok_or_else(not_found),
+        Err(err) => Err(err),
+    }
+}
+
+fn checkout_blocking(
+    mirror: &Path,
+    source: &Source,
+    commit: &str,
+    dir: &Path,
+    dest: &Path,
+) -> Result<PathBuf, GitError> {
+    if dest.is_dir() {
+        return Ok(dest.to_path_buf());
+    }
+    let repo = open_mirror(mirror, source)?;
+    let id = ensure_commit(&repo, source, commit)?;
+    std::fs::create_dir_all(dir).map_err(|source| GitError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(dir)
+        .map_err(|source| GitError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    write_commit_tree(&repo, &source.url, id, staging.path())?;
+    let staged = staging.keep();
+    if let Err(err) = std::fs::rename(&staged, dest) {
+        // Another process may have won the race; its checkout is as good as ours.
+        let _ = std::fs::remove_dir_all(&staged);
+        if !dest.is_dir() {
+            return Err(GitError::Io {
+                path: dest.to_path_buf(),
+                source: err,
+            });
+        }
+    }
+    tracing::debug!(url = %source.url, commit, path = %dest.display(), "checked out commit");
+    Ok(dest.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_map_to_refs() {
+        assert_eq!(candidate_refs(""), vec!["HEAD"]);
+        assert_eq!(candidate_refs("HEAD"), vec!["HEAD"]);
+        assert_eq!(candidate_refs("refs/tags/v1"), vec!["refs/tags/v1"]);
+        assert_eq!(
+            candidate_refs("main"),
+            vec!["refs/heads/main", "refs/tags/main"]
+        );
+    }
+
+    #[test]
+    fn userinfo_becomes_credentials_and_leaves_the_url() {
+        let (source, _) = source_for("https://u:p@example.com/r.git", None);
+        assert_eq!(source.url, "https://example.com/r.git");
+        assert_eq!(
+            source.creds,
+            Some(Credentials::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let basic = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        let token = Credentials::Token("tok3n".into());
+        assert!(!format!("{basic:?}").contains("hunter2"));
+        assert!(!format!("{token:?}").contains("tok3n"));
+    }
+}

@@ -1,0 +1,231 @@
+//! Plain YAML/JSON directory sources (Argo CD's `directory{}`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::RenderError;
+use super::confine::{canonical_root, normalise, resolve_inside};
+use super::glob::{Pattern, optional};
+use super::yaml::{Limits, parse_with_limits};
+
+/// Directories nested deeper than this below the source path are refused.
+const MAX_DEPTH: usize = 64;
+
+/// Options of a plain directory source, as Argo CD's `source.directory`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryOptions {
+    /// Descend into subdirectories.
+    pub recurse: bool,
+    /// Only files matching this glob (relative to the source directory) are rendered.
+    pub include: Option<String>,
+    /// Files matching this glob (relative to the source directory) are skipped.
+    pub exclude: Option<String>,
+}
+
+/// Renders every manifest under `source_path` of `checkout`, in a deterministic order.
+///
+/// Files `*.yaml`, `*.yml` and `*.json` are read in path order (directory by directory,
+/// names sorted), documents in file order. Any error means no output at all.
+pub fn render_directory(
+    checkout: &Path,
+    source_path: &str,
+    opts: &DirectoryOptions,
+) -> Result<Vec<Value>, RenderError> {
+    render_directory_with_limits(checkout, source_path, opts, &Limits::default())
+}
+
+/// `render_directory` with explicit budgets.
+pub fn render_directory_with_limits(
+    checkout: &Path,
+    source_path: &str,
+    opts: &DirectoryOptions,
+    limits: &Limits,
+) -> Result<Vec<Value>, RenderError> {
+    let root = canonical_root(checkout)?;
+    let normalised = normalise(source_path)?;
+    let base = normalised.to_string_lossy().into_owned();
+    let dir = resolve_inside(&root, &root.join(&normalised), source_path)?;
+    if !dir.is_dir() {
+        return Err(RenderError::NotADirectory {
+            path: source_path.to_string(),
+        });
+    }
+    let walk = Walk {
+        root: &root,
+        base: &base,
+        recurse: opts.recurse,
+        include: optional(opts.include.as_deref())?,
+        exclude: optional(opts.exclude.as_deref())?,
+    };
+    let mut files = Vec::new();
+    let mut ancestors = vec![dir.clone()];
+    walk.dir(&dir, "", &mut ancestors, &mut files)?;
+
+    let mut objects = Vec::new();
+    let mut total_bytes = 0u64;
+    for file in files {
+        let text = read_bounded(&file, limits, &mut total_bytes)?;
+        let remaining = Limits {
+            max_documents: limits.max_documents.saturating_sub(objects.len()),
+            ..*limits
+        };
+        let parsed = parse_with_limits(&file.shown, &text, &remaining)?;
+        objects.extend(parsed);
+    }
+    Ok(objects)
+}
+
+/// A manifest file found by the walk.
+struct Found {
+    /// Repository-relative name, for messages.
+    shown: String,
+    /// Canonical path inside the checkout.
+    real: PathBuf,
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    base: &'a str,
+    recurse: bool,
+    include: Option<Pattern>,
+    exclude: Option<Pattern>,
+}
+
+impl Walk<'_> {
+    /// Collects manifest files under `dir` (canonical), `relative` being its path below the
+    /// source directory ("" for the source directory itself).
+    fn dir(
+        &self,
+        dir: &Path,
+        relative: &str,
+        ancestors: &mut Vec<PathBuf>,
+        out: &mut Vec<Found>,
+    ) -> Result<(), RenderError> {
+        let io = |source| RenderError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            names.push(entry.map_err(io)?.file_name());
+        }
+        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        for name in names {
+            let name_str = name.to_string_lossy();
+            let rel = if relative.is_empty() {
+                name_str.into_owned()
+            } else {
+                format!("{relative}/{name_str}")
+            };
+            let path = dir.join(&name);
+            let meta = std::fs::symlink_metadata(&path).map_err(|source| RenderError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let is_link = meta.file_type().is_symlink();
+            // Only entries that would be read or descended into are resolved, so an unrelated
+            // dangling or outside link elsewhere in the repository does not break rendering.
+            let (is_dir, is_file) = if is_link {
+                match std::fs::metadata(&path) {
+                    Ok(target) => (target.is_dir(), target.is_file()),
+                    Err(_) => (false, is_manifest_name(&rel)),
+                }
+            } else {
+                (meta.is_dir(), meta.is_file())
+            };
+            if is_dir {
+                if !self.recurse {
+                    continue;
+                }
+                let real = self.resolve(&path, &rel, is_link)?;
+                if ancestors.contains(&real) {
+                    return Err(RenderError::SymlinkLoop {
+                        path: self.shown(&rel),
+                    });
+                }
+                if ancestors.len() > MAX_DEPTH {
+                    return Err(RenderError::TooLarge {
+                        what: format!("directory nesting at {}", self.shown(&rel)),
+                        limit: MAX_DEPTH as u64,
+                    });
+                }
+                ancestors.push(real.clone());
+                self.dir(&real, &rel, ancestors, out)?;
+                ancestors.pop();
+            } else if is_file && is_manifest_name(&rel) && self.selected(&rel) {
+                let real = self.resolve(&path, &rel, is_link)?;
+                out.push(Found {
+                    shown: self.shown(&rel),
+                    real,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, path: &Path, rel: &str, is_link: bool) -> Result<PathBuf, RenderError> {
+        if is_link {
+            resolve_inside(self.root, path, &self.shown(rel))
+        } else {
+            Ok(path.to_path_buf())
+        }
+    }
+
+    fn selected(&self, rel: &str) -> bool {
+        if self.exclude.as_ref().is_some_and(|p| p.matches(rel)) {
+            return false;
+        }
+        self.include.as_ref().is_none_or(|p| p.matches(rel))
+    }
+
+    fn shown(&self, rel: &str) -> String {
+        if self.base.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.base)
+        }
+    }
+}
+
+/// Argo CD renders `*.yaml`, `*.yml` and `*.json` (case-sensitive) from plain directories.
+fn is_manifest_name(rel: &str) -> bool {
+    rel.ends_with(".yaml") || rel.ends_with(".yml") || rel.ends_with(".json")
+}
+
+/// Reads a file within the per-file and total budgets; the file must be UTF-8.
+fn read_bounded(file: &Found, limits: &Limits, total: &mut u64) -> Result<String, RenderError> {
+    let io = |source| RenderError::Io {
+        path: file.real.clone(),
+        source,
+    };
+    let handle = std::fs::File::open(&file.real).map_err(io)?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit so an oversized (or growing) file is detected, not truncated.
+    handle
+        .take(limits.max_file_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let size = bytes.len() as u64;
+    if size > limits.max_file_bytes {
+        return Err(RenderError::TooLarge {
+            what: format!("file {}", file.shown),
+            limit: limits.max_file_bytes,
+        });
+    }
+    *total += size;
+    if *total > limits.max_total_bytes {
+        return Err(RenderError::TooLarge {
+            what: format!("total size of manifests (at {})", file.shown),
+            limit: limits.max_total_bytes,
+        });
+    }
+    String::from_utf8(bytes).map_err(|err| RenderError::Parse {
+        file: file.shown.clone(),
+        message: format!(
+            "not valid UTF-8 (at byte {})",
+            err.utf8_error().valid_up_to()
+        ),
+    })
+}

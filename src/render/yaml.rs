@@ -1,0 +1,300 @@
+//! Budgeted parsing of YAML and JSON manifest files into Kubernetes objects.
+
+use serde_json::Value;
+
+use super::RenderError;
+
+/// `List` kinds nested in `List` kinds deeper than this are refused.
+const MAX_LIST_NESTING: usize = 8;
+
+/// Budgets for manifest parsing; hostile input hits one of them instead of exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest total of all files of one source, in bytes.
+    pub max_total_bytes: u64,
+    /// Most documents (after `List` flattening) of one source.
+    pub max_documents: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 10 * 1024 * 1024,
+            max_total_bytes: 50 * 1024 * 1024,
+            max_documents: 10_000,
+        }
+    }
+}
+
+/// Parses one manifest file into Kubernetes objects: multi-document YAML (empty and null
+/// documents skipped) or, for `*.json`, one JSON document; `*List` kinds are flattened.
+/// `file` (repository-relative) names the file in errors.
+pub fn parse_manifests(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+    parse_with_limits(file, text, &Limits::default())
+}
+
+/// Like `parse_manifests`, with explicit budgets (the file-size budget is the caller's).
+pub(crate) fn parse_with_limits(
+    file: &str,
+    text: &str,
+    limits: &Limits,
+) -> Result<Vec<Value>, RenderError> {
+    let documents = if file.to_ascii_lowercase().ends_with(".json") {
+        parse_json(file, text)?
+    } else {
+        parse_yaml(file, text, limits)?
+    };
+    let mut objects = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        flatten(file, index, document, 0, &mut objects, limits)?;
+    }
+    Ok(objects)
+}
+
+fn parse_json(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+    // serde_json bounds nesting (128) itself, so deep input cannot overflow the stack.
+    let value: Value = serde_json::from_str(text).map_err(|err| RenderError::Parse {
+        file: file.to_string(),
+        message: format!(
+            "invalid JSON at line {}, column {}: {err}",
+            err.line(),
+            err.column()
+        ),
+    })?;
+    Ok(if value.is_null() {
+        Vec::new()
+    } else {
+        vec![value]
+    })
+}
+
+fn parse_yaml(file: &str, text: &str, limits: &Limits) -> Result<Vec<Value>, RenderError> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = limits.max_documents;
+    budget.max_depth = 100;
+    // Large CRDs are legitimate; the defaults (250k nodes, 1M events) are sized for config
+    // files. One million nodes still bounds an alias bomb to well under the file-size budget x 10.
+    budget.max_nodes = 1_000_000;
+    budget.max_events = 3_000_000;
+    options.budget = Some(budget);
+    serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|err| {
+        let mut message = one_line(&err.to_string());
+        if !message.contains("line ")
+            && let Some(location) = err.location()
+        {
+            message = format!(
+                "{message} at line {}, column {}",
+                location.line(),
+                location.column()
+            );
+        }
+        RenderError::Parse {
+            file: file.to_string(),
+            message: format!("invalid YAML: {message}"),
+        }
+    })
+}
+
+/// Pushes `document` (or the items of a `*List` kind) after checking each is an object.
+fn flatten(
+    file: &str,
+    index: usize,
+    document: Value,
+    nesting: usize,
+    out: &mut Vec<Value>,
+    limits: &Limits,
+) -> Result<(), RenderError> {
+    let not_an_object = |message: String| RenderError::NotAnObject {
+        file: file.to_string(),
+        index,
+        message,
+    };
+    if document.is_null() {
+        return Ok(());
+    }
+    let is_list = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind.ends_with("List"))
+        && document.get("items").is_some_and(Value::is_array);
+    if is_list {
+        if nesting >= MAX_LIST_NESTING {
+            return Err(not_an_object("List kinds nested too deeply".into()));
+        }
+        let Value::Object(mut list) = document else {
+            return Err(not_an_object("not an object".into()));
+        };
+        if let Some(Value::Array(items)) = list.remove("items") {
+            for item in items {
+                flatten(file, index, item, nesting + 1, out, limits)?;
+            }
+        }
+        return Ok(());
+    }
+    check_object(&document).map_err(not_an_object)?;
+    if out.len() >= limits.max_documents {
+        return Err(RenderError::TooLarge {
+            what: format!("number of documents (in {file})"),
+            limit: limits.max_documents as u64,
+        });
+    }
+    out.push(document);
+    Ok(())
+}
+
+/// A Kubernetes object has a string apiVersion and kind and a metadata.name or generateName.
+fn check_object(document: &Value) -> Result<(), String> {
+    let Value::Object(object) = document else {
+        return Err(format!(
+            "expected a Kubernetes object, found {}",
+            type_name(document)
+        ));
+    };
+    let non_empty =
+        |value: Option<&Value>| value.and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    if !non_empty(object.get("apiVersion")) {
+        return Err("missing apiVersion".into());
+    }
+    if !non_empty(object.get("kind")) {
+        return Err("missing kind".into());
+    }
+    let metadata = object.get("metadata");
+    if !metadata.is_some_and(Value::is_object) {
+        return Err("missing metadata".into());
+    }
+    if !non_empty(metadata.and_then(|m| m.get("name")))
+        && !non_empty(metadata.and_then(|m| m.get("generateName")))
+    {
+        return Err("missing metadata.name (or metadata.generateName)".into());
+    }
+    Ok(())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+        parse_manifests(file, text)
+    }
+
+    #[test]
+    fn multi_document_yaml_skips_empty_documents() {
+        let text = "---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\nnull\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: b-\n";
+        let objects = parse("x.yaml", text).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["metadata"]["name"], "a");
+        assert_eq!(objects[1]["metadata"]["generateName"], "b-");
+    }
+
+    #[test]
+    fn lists_are_flattened() {
+        let text = r#"{"apiVersion":"v1","kind":"ConfigMapList","items":[
+            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},
+            {"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"}}]}]}"#;
+        let objects = parse("l.json", text).unwrap();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o["metadata"]["name"].clone())
+            .collect();
+        assert_eq!(names, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn documents_that_are_not_objects_are_refused_with_their_index() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n- 1\n";
+        match parse("x.yaml", text) {
+            Err(RenderError::NotAnObject { file, index, .. }) => {
+                assert_eq!((file.as_str(), index), ("x.yaml", 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        for text in [
+            "kind: A\nmetadata: {name: a}",
+            "apiVersion: v1\nmetadata: {name: a}",
+            "apiVersion: v1\nkind: A",
+            "apiVersion: v1\nkind: A\nmetadata: {labels: {}}",
+            "just a string",
+        ] {
+            assert!(
+                matches!(parse("x.yaml", text), Err(RenderError::NotAnObject { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let err = parse(
+            "dir/bad.yaml",
+            "apiVersion: v1\nkind: [unclosed\nmetadata: x\n",
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("dir/bad.yaml: "), "{message}");
+        assert!(message.contains("line "), "{message}");
+        let err = parse("bad.json", "{\n\"a\": }").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn alias_bombs_hit_a_budget() {
+        let mut text = String::from(
+            "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+            ));
+        }
+        assert!(matches!(
+            parse("bomb.yaml", &text),
+            Err(RenderError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let yaml = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse("deep.yaml", &yaml).is_err());
+        let json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse("deep.json", &json).is_err());
+    }
+
+    #[test]
+    fn too_many_documents_is_too_large() {
+        let limits = Limits {
+            max_documents: 3,
+            ..Limits::default()
+        };
+        let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n";
+        let err = parse_with_limits("many.yaml", &doc.repeat(10), &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RenderError::TooLarge { .. } | RenderError::Parse { .. }
+            ),
+            "{err}"
+        );
+    }
+}

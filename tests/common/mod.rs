@@ -1,0 +1,4 @@
+//! Shared support for integration tests.
+
+pub mod git;
+pub mod git_http;
