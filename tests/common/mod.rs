@@ -2,3 +2,4 @@
 
 pub mod git;
 pub mod git_http;
+pub mod tcp_proxy;
