@@ -1,9 +1,10 @@
-//! The poller: the safety net that refreshes every Application at least every interval,
-//! even when no signal arrives.
+//! The poller: the safety net that refreshes every Application at least every interval, even
+//! when no signal arrives; and the watch trigger that refreshes new and changed apps at once.
 
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -19,36 +20,45 @@ pub async fn run(
     jitter: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut changes = store.spec_changes();
+    let mut next_poll = tokio::time::Instant::now() + interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(next_poll) => {}
+            changed = changes.recv() => {
+                match changed {
+                    Ok(key) => enqueue(&queue, key, Duration::ZERO),
+                    // Missed some changes: the next poll covers every app anyway.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+                continue;
+            }
             _ = shutdown.cancelled() => return,
         }
+        next_poll = tokio::time::Instant::now() + interval;
         for app in store.list() {
-            let key = app.key();
             // Spread the refreshes so a thousand apps do not hit Git and the API in one instant.
             let delay = if jitter.is_zero() {
                 Duration::ZERO
             } else {
                 rand::rng().random_range(Duration::ZERO..jitter)
             };
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let job = Job::new(
-                    &key,
-                    JobKind::Refresh,
-                    Cause {
-                        source: CauseSource::Poll,
-                        event_id: None,
-                        by: None,
-                    },
-                );
-                match super::publish_job(&queue, &job).await {
-                    Ok(()) => debug!(app = %key, "poll refresh enqueued"),
-                    Err(e) => warn!(app = %key, error = %e, "poll refresh not enqueued"),
-                }
-            });
+            enqueue(&queue, app.key(), delay);
         }
     }
+}
+
+/// Publishes a refresh for `key` after `delay`, in the background.
+fn enqueue(queue: &SharedQueue, key: String, delay: Duration) {
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let cause = Cause { source: CauseSource::Poll, event_id: None, by: None };
+        let job = Job::new(&key, JobKind::Refresh, cause);
+        match super::publish_job(&queue, &job).await {
+            Ok(()) => debug!(app = %key, "refresh enqueued"),
+            Err(e) => warn!(app = %key, error = %e, "refresh not enqueued"),
+        }
+    });
 }
