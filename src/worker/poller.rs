@@ -20,8 +20,10 @@ pub async fn run(
     jitter: Duration,
     shutdown: CancellationToken,
 ) {
+    // Subscribe first, then poll at once: apps created before this worker started are covered
+    // by the first poll, apps created after it by the change stream.
     let mut changes = store.spec_changes();
-    let mut next_poll = tokio::time::Instant::now() + interval;
+    let mut next_poll = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next_poll) => {}
