@@ -170,6 +170,7 @@ async fn latency(queue: &str) -> Vec<Duration> {
         samples.push(start.elapsed());
     }
     samples.sort();
+    delete_queues(&queue_settings).await;
     samples
 }
 
@@ -207,7 +208,16 @@ async fn accepted_per_second() -> (f64, usize) {
     for t in tasks {
         total += t.await.unwrap_or(0);
     }
-    (total as f64 / start.elapsed().as_secs_f64(), total)
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    delete_queues(&queue_settings).await;
+    (rate, total)
+}
+
+/// The bench's exchanges and queues (with their messages) are removed from the broker.
+async fn delete_queues(settings: &capstan::queue::QueueSettings) {
+    if settings.kind == capstan::queue::QueueKind::Rabbitmq {
+        let _ = capstan::queue::rabbitmq::delete_topology(settings).await;
+    }
 }
 
 fn main() {

@@ -150,6 +150,11 @@ impl Service {
         })
     }
 
+    /// A handle that stops this service from elsewhere (tests, embedders).
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { server: self.server.handle(), shutdown: self.shutdown.clone() }
+    }
+
     /// The bound HTTP port.
     pub fn port(&self) -> u16 {
         self.port
@@ -188,6 +193,21 @@ impl Service {
             sandbox.shutdown().await;
         }
         Ok(result?)
+    }
+}
+
+/// Stops a running [`Service`]: workers first, then the HTTP server.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    shutdown: CancellationToken,
+}
+
+impl StopHandle {
+    /// Stops the service gracefully; `run_until_stopped` then closes the queue and returns.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.server.stop(true).await;
     }
 }
 

@@ -52,7 +52,25 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     pub kubeconfig: PathBuf,
     pub data_dir: tempfile::TempDir,
+    stop: capstan::startup::StopHandle,
+    queue_settings: capstan::queue::QueueSettings,
     _git: GitHttpServer,
+}
+
+impl Drop for TestApp {
+    /// Stops Capstan and removes this test's exchanges and queues from the shared broker.
+    fn drop(&mut self) {
+        let stop = self.stop.clone();
+        let settings = self.queue_settings.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(10), stop.stop()).await;
+                let _ = capstan::queue::rabbitmq::delete_topology(&settings).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
 }
 
 /// A sandbox, a Git repository served over smart HTTP with Basic auth, and Capstan on RabbitMQ.
@@ -89,7 +107,9 @@ pub async fn spawn_app(opts: Options) -> TestApp {
     let settings = Settings::load_from(Some(&config_file), env).expect("test settings load");
     assert_eq!(settings.cluster.management, ManagementCluster::Kubeconfig);
     assert_eq!(settings.queue.kind, QueueKind::Rabbitmq);
+    let queue_settings = settings.queue.clone();
     let service = capstan::startup::Service::build(settings).await.expect("capstan builds");
+    let stop = service.stop_handle();
     let address = format!("http://127.0.0.1:{}", service.port());
     let kube = service.management_client();
     tokio::spawn(service.run_until_stopped());
@@ -105,6 +125,8 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         sandbox,
         kubeconfig,
         data_dir,
+        stop,
+        queue_settings,
         _git: git,
     }
 }
