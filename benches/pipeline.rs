@@ -99,13 +99,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn latency(queue: &str) -> Vec<Duration> {
+/// A sandbox with its kubeconfig written into a fresh temporary directory.
+async fn sandbox() -> (Sandbox, tempfile::TempDir, std::path::PathBuf) {
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
         .expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("kubeconfig");
+    (sandbox, dir, kubeconfig)
+}
+
+async fn latency(queue: &str) -> Vec<Duration> {
+    let (sandbox, dir, kubeconfig) = sandbox().await;
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).expect("repo dir");
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -114,7 +120,9 @@ async fn latency(queue: &str) -> Vec<Duration> {
     commit_value(&repo, 0);
     let repo_url = format!("file://{}", repo.display());
 
-    let service = capstan::startup::Service::build(settings(queue, &kubeconfig, dir.path(), "all"))
+    let settings = settings(queue, &kubeconfig, dir.path(), "all");
+    let queue_settings = settings.queue.clone();
+    let service = capstan::startup::Service::build(settings)
         .await
         .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
@@ -175,16 +183,12 @@ async fn latency(queue: &str) -> Vec<Duration> {
 }
 
 async fn accepted_per_second() -> (f64, usize) {
-    let sandbox = Sandbox::start(SandboxOptions::default())
+    let (_sandbox, dir, kubeconfig) = sandbox().await;
+    let settings = settings("rabbitmq", &kubeconfig, dir.path(), "api");
+    let queue_settings = settings.queue.clone();
+    let service = capstan::startup::Service::build(settings)
         .await
-        .expect("sandbox");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("kubeconfig");
-    let service =
-        capstan::startup::Service::build(settings("rabbitmq", &kubeconfig, dir.path(), "api"))
-            .await
-            .expect("capstan");
+        .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
     tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();

@@ -152,7 +152,10 @@ impl Service {
 
     /// A handle that stops this service from elsewhere (tests, embedders).
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { server: self.server.handle(), shutdown: self.shutdown.clone() }
+        StopHandle {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 
     /// The bound HTTP port.

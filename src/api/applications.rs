@@ -210,23 +210,34 @@ mod tests {
         });
         let app = parse_application(doc).expect("converts");
         assert_eq!(app.metadata.namespace.as_deref(), Some("argocd"));
-        assert_eq!(app.metadata.resource_version, None, "server-owned metadata is dropped");
+        assert_eq!(
+            app.metadata.resource_version, None,
+            "server-owned metadata is dropped"
+        );
         assert!(app.status.is_none(), "status is Capstan's to write");
         assert!(app.sync_option("CreateNamespace"));
         assert!(app.automated().is_some_and(|a| a.prune && a.self_heal));
-        assert_eq!(app.primary_source().map(|s| s.path.as_deref()), Some(Some("guestbook")));
+        assert_eq!(
+            app.primary_source().map(|s| s.path.as_deref()),
+            Some(Some("guestbook"))
+        );
     }
 
     #[test]
     fn other_documents_are_refused_with_a_reason() {
-        let err = parse_application(json!({"apiVersion": "v1", "kind": "ConfigMap"})).expect_err("not an app");
+        let err = parse_application(json!({"apiVersion": "v1", "kind": "ConfigMap"}))
+            .expect_err("not an app");
         assert!(err.contains("apiVersion"), "{err}");
-        let err = parse_application(json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-            "metadata": {}, "spec": {}}))
+        let err = parse_application(
+            json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {}, "spec": {}}),
+        )
         .expect_err("no name");
         assert!(err.contains("metadata.name"), "{err}");
-        let err = parse_application(json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-            "metadata": {"name": "x"}, "spec": {"source": "not an object"}}))
+        let err = parse_application(
+            json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "x"}, "spec": {"source": "not an object"}}),
+        )
         .expect_err("bad spec");
         assert!(err.contains("invalid Application"), "{err}");
     }

@@ -56,7 +56,11 @@ fn enqueue(queue: &SharedQueue, key: String, delay: Duration) {
     let queue = queue.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let cause = Cause { source: CauseSource::Poll, event_id: None, by: None };
+        let cause = Cause {
+            source: CauseSource::Poll,
+            event_id: None,
+            by: None,
+        };
         let job = Job::new(&key, JobKind::Refresh, cause);
         match super::publish_job(&queue, &job).await {
             Ok(()) => debug!(app = %key, "refresh enqueued"),

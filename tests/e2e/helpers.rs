@@ -21,8 +21,13 @@ pub const GIT_PASSWORD: &str = "s3cret-git";
 
 /// Fails loudly when RabbitMQ is down: these tests need the real broker.
 pub async fn require_rabbitmq() {
-    if tokio::net::TcpStream::connect("127.0.0.1:5672").await.is_err() {
-        panic!("RabbitMQ is not reachable at 127.0.0.1:5672; start it with `rabbitmq-server -detached`");
+    if tokio::net::TcpStream::connect("127.0.0.1:5672")
+        .await
+        .is_err()
+    {
+        panic!(
+            "RabbitMQ is not reachable at 127.0.0.1:5672; start it with `rabbitmq-server -detached`"
+        );
     }
 }
 
@@ -35,7 +40,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { role: Role::All, amqp_url: AMQP.into(), poll_interval_secs: 180 }
+        Options {
+            role: Role::All,
+            amqp_url: AMQP.into(),
+            poll_interval_secs: 180,
+        }
     }
 }
 
@@ -63,7 +72,12 @@ impl Drop for TestApp {
         let stop = self.stop.clone();
         let settings = self.queue_settings.clone();
         let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
                 let _ = tokio::time::timeout(Duration::from_secs(10), stop.stop()).await;
                 let _ = capstan::queue::rabbitmq::delete_topology(&settings).await;
@@ -77,9 +91,12 @@ impl Drop for TestApp {
 pub async fn spawn_app(opts: Options) -> TestApp {
     capstan::install_crypto_provider();
     require_rabbitmq().await;
-    let sandbox = Sandbox::start(SandboxOptions { ready_delay: Duration::from_millis(100), ..Default::default() })
-        .await
-        .expect("sandbox starts");
+    let sandbox = Sandbox::start(SandboxOptions {
+        ready_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox starts");
     let data_dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = data_dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("write kubeconfig");
@@ -94,7 +111,10 @@ pub async fn spawn_app(opts: Options) -> TestApp {
     let api_token = uuid::Uuid::new_v4().to_string();
     let webhook_secret = uuid::Uuid::new_v4().to_string();
     let config_file = data_dir.path().join("capstan-test.toml");
-    let repo_prefix = repo_url.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
+    let repo_prefix = repo_url
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/"))
+        .unwrap_or_default();
     std::fs::write(
         &config_file,
         format!(
@@ -103,12 +123,23 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         ),
     )
     .expect("write test config");
-    let env = test_env(&kubeconfig, data_dir.path(), &prefix, &opts.amqp_url, opts.role, &api_token, &webhook_secret, opts.poll_interval_secs);
+    let env = test_env(
+        &kubeconfig,
+        data_dir.path(),
+        &prefix,
+        &opts.amqp_url,
+        opts.role,
+        &api_token,
+        &webhook_secret,
+        opts.poll_interval_secs,
+    );
     let settings = Settings::load_from(Some(&config_file), env).expect("test settings load");
     assert_eq!(settings.cluster.management, ManagementCluster::Kubeconfig);
     assert_eq!(settings.queue.kind, QueueKind::Rabbitmq);
     let queue_settings = settings.queue.clone();
-    let service = capstan::startup::Service::build(settings).await.expect("capstan builds");
+    let service = capstan::startup::Service::build(settings)
+        .await
+        .expect("capstan builds");
     let stop = service.stop_handle();
     let address = format!("http://127.0.0.1:{}", service.port());
     let kube = service.management_client();
@@ -153,16 +184,28 @@ pub fn test_env(
         ("CAPSTAN__SERVER__ROLE", role.to_string()),
         ("CAPSTAN__SERVER__DATA_DIR", data_dir.display().to_string()),
         ("CAPSTAN__API__TOKEN", api_token.to_string()),
-        ("CAPSTAN__WEBHOOK__GITHUB_SECRET", webhook_secret.to_string()),
-        ("CAPSTAN__WEBHOOK__MAX_BODY_BYTES", (1024 * 1024).to_string()),
+        (
+            "CAPSTAN__WEBHOOK__GITHUB_SECRET",
+            webhook_secret.to_string(),
+        ),
+        (
+            "CAPSTAN__WEBHOOK__MAX_BODY_BYTES",
+            (1024 * 1024).to_string(),
+        ),
         ("CAPSTAN__QUEUE__KIND", "rabbitmq".to_string()),
         ("CAPSTAN__QUEUE__URL", amqp_url.to_string()),
         ("CAPSTAN__QUEUE__PREFIX", prefix.to_string()),
         ("CAPSTAN__QUEUE__PUBLISH_TIMEOUT_MS", "2000".to_string()),
         ("CAPSTAN__QUEUE__RETRY_DELAY_MS", "200".to_string()),
         ("CAPSTAN__CLUSTER__MANAGEMENT", "kubeconfig".to_string()),
-        ("CAPSTAN__CLUSTER__KUBECONFIG", kubeconfig.display().to_string()),
-        ("CAPSTAN__RECONCILE__INTERVAL_SECS", poll_interval_secs.to_string()),
+        (
+            "CAPSTAN__CLUSTER__KUBECONFIG",
+            kubeconfig.display().to_string(),
+        ),
+        (
+            "CAPSTAN__RECONCILE__INTERVAL_SECS",
+            poll_interval_secs.to_string(),
+        ),
         ("CAPSTAN__RECONCILE__JITTER_SECS", "0".to_string()),
         ("CAPSTAN__RECONCILE__PROGRESS_RECHECK_MS", "200".to_string()),
         ("CAPSTAN__LOG__LEVEL", "info,capstan=debug".to_string()),
@@ -174,9 +217,21 @@ pub fn test_env(
 
 /// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
 pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
-    let data_dir = app.data_dir.path().join(format!("proc-{}", uuid::Uuid::new_v4()));
+    let data_dir = app
+        .data_dir
+        .path()
+        .join(format!("proc-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).expect("process data dir");
-    let env = test_env(&app.kubeconfig, &data_dir, &app.prefix, AMQP, role, &app.api_token, &app.webhook_secret, 180);
+    let env = test_env(
+        &app.kubeconfig,
+        &data_dir,
+        &app.prefix,
+        AMQP,
+        role,
+        &app.api_token,
+        &app.webhook_secret,
+        180,
+    );
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_capstan"))
         .arg("serve")
@@ -192,7 +247,12 @@ pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
 
 impl TestApp {
     /// Creates an Application through the REST API.
-    pub async fn create_app(&self, name: &str, path: &str, automated: Option<bool>) -> reqwest::Response {
+    pub async fn create_app(
+        &self,
+        name: &str,
+        path: &str,
+        automated: Option<bool>,
+    ) -> reqwest::Response {
         let mut spec = json!({
             "project": "default",
             "source": { "repoURL": self.repo_url, "path": path, "targetRevision": "main" },
@@ -216,17 +276,29 @@ impl TestApp {
     pub async fn get_app(&self, name: &str) -> Value {
         let resp = self
             .http
-            .get(format!("{}/api/v1/applications/default/{name}", self.address))
+            .get(format!(
+                "{}/api/v1/applications/default/{name}",
+                self.address
+            ))
             .bearer_auth(&self.api_token)
             .send()
             .await
             .expect("get app request");
-        assert!(resp.status().is_success(), "GET app {name}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "GET app {name}: {}",
+            resp.status()
+        );
         resp.json().await.expect("app json")
     }
 
     /// Sends a GitHub push webhook; `signature` None means no header, Some("") means sign correctly.
-    pub async fn push_webhook(&self, after: &str, signature: Option<&str>, body_override: Option<Vec<u8>>) -> reqwest::Response {
+    pub async fn push_webhook(
+        &self,
+        after: &str,
+        signature: Option<&str>,
+        body_override: Option<Vec<u8>>,
+    ) -> reqwest::Response {
         let body = body_override.unwrap_or_else(|| {
             serde_json::to_vec(&json!({
                 "ref": "refs/heads/main",
@@ -244,7 +316,12 @@ impl TestApp {
             .header("x-github-event", "push")
             .header("x-github-delivery", uuid::Uuid::new_v4().to_string());
         match signature {
-            Some("") => req = req.header("x-hub-signature-256", Signature::sign(self.webhook_secret.as_bytes(), &body)),
+            Some("") => {
+                req = req.header(
+                    "x-hub-signature-256",
+                    Signature::sign(self.webhook_secret.as_bytes(), &body),
+                )
+            }
             Some(sig) => req = req.header("x-hub-signature-256", sig),
             None => {}
         }
@@ -252,7 +329,14 @@ impl TestApp {
     }
 
     /// A live object from the sandbox, or None.
-    pub async fn live(&self, api_version: &str, kind: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+    pub async fn live(
+        &self,
+        api_version: &str,
+        kind: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let ar = ApiResource {
             group: group.into(),
@@ -262,11 +346,20 @@ impl TestApp {
             plural: plural.into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), namespace, &ar);
-        api.get_opt(name).await.expect("sandbox answers").map(|o| serde_json::to_value(o).expect("json"))
+        api.get_opt(name)
+            .await
+            .expect("sandbox answers")
+            .map(|o| serde_json::to_value(o).expect("json"))
     }
 
     /// Polls the app until `check` holds, or fails with the last state seen after `secs`.
-    pub async fn wait_app(&self, name: &str, secs: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_app(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let app = self.get_app(name).await;
@@ -274,7 +367,10 @@ impl TestApp {
                 return app;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("app {name} never reached: {what}\nlast state: {}", serde_json::to_string_pretty(&app["status"]).unwrap_or_default());
+                panic!(
+                    "app {name} never reached: {what}\nlast state: {}",
+                    serde_json::to_string_pretty(&app["status"]).unwrap_or_default()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -311,19 +407,30 @@ pub fn config_map(name: &str, value: &str) -> String {
 /// `status.sync.status` and `status.sync.revision`.
 pub fn sync_of(app: &Value) -> (String, String) {
     (
-        app.pointer("/status/sync/status").and_then(Value::as_str).unwrap_or("").to_string(),
-        app.pointer("/status/sync/revision").and_then(Value::as_str).unwrap_or("").to_string(),
+        app.pointer("/status/sync/status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        app.pointer("/status/sync/revision")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
     )
 }
 
 /// Messages waiting in a queue, read with a passive declare.
 pub async fn queue_depth(queue: &str) -> u32 {
-    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await.expect("amqp connect");
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp connect");
     let channel = conn.create_channel().await.expect("channel");
     let declared = channel
         .queue_declare(
             queue.into(),
-            lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             Default::default(),
         )
         .await

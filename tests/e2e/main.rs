@@ -14,73 +14,151 @@ use common::tcp_proxy::TcpProxy;
 use helpers::*;
 
 fn image_of(deploy: &Value) -> &str {
-    deploy.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).unwrap_or("")
+    deploy
+        .pointer("/spec/template/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commit() {
     let app = spawn_app(Options::default()).await;
-    app.repo.write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web at 1.25");
-    assert_eq!(app.create_app("guestbook", "app", Some(true)).await.status(), 201);
-    app.wait_app("guestbook", 30, "Synced at the first commit", |a| sync_of(a) == ("Synced".into(), first.clone())).await;
-    let live = app.live("apps/v1", "Deployment", "deployments", "default", "web").await.expect("deployment applied");
+    assert_eq!(
+        app.create_app("guestbook", "app", Some(true))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("guestbook", 30, "Synced at the first commit", |a| {
+        sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+    let live = app
+        .live("apps/v1", "Deployment", "deployments", "default", "web")
+        .await
+        .expect("deployment applied");
     assert_eq!(image_of(&live), "nginx:1.25");
     assert_eq!(
-        live.pointer("/metadata/annotations/capstan.dev~1tracking-id").and_then(Value::as_str),
+        live.pointer("/metadata/annotations/capstan.dev~1tracking-id")
+            .and_then(Value::as_str),
         Some("default/guestbook:apps/Deployment:default/web")
     );
 
-    app.repo.write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = app.repo.commit("web at 1.27");
     let resp = app.push_webhook(&second, Some(""), None).await;
     assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
 
-    let synced = app.wait_app("guestbook", 30, "Synced at the pushed commit", |a| sync_of(a) == ("Synced".into(), second.clone())).await;
-    let live = app.live("apps/v1", "Deployment", "deployments", "default", "web").await.expect("deployment");
+    let synced = app
+        .wait_app("guestbook", 30, "Synced at the pushed commit", |a| {
+            sync_of(a) == ("Synced".into(), second.clone())
+        })
+        .await;
+    let live = app
+        .live("apps/v1", "Deployment", "deployments", "default", "web")
+        .await
+        .expect("deployment");
     assert_eq!(image_of(&live), "nginx:1.27");
-    assert_eq!(synced.pointer("/status/operationState/phase").and_then(Value::as_str), Some("Succeeded"));
-    let results = synced.pointer("/status/operationState/syncResult/resources").and_then(Value::as_array).expect("results");
-    assert!(results.iter().any(|r| r["kind"] == "Deployment" && r["status"] == "Synced"), "{results:?}");
-    let history = synced.pointer("/status/history").and_then(Value::as_array).expect("history");
-    assert_eq!(history.last().and_then(|h| h["revision"].as_str()), Some(second.as_str()));
+    assert_eq!(
+        synced
+            .pointer("/status/operationState/phase")
+            .and_then(Value::as_str),
+        Some("Succeeded")
+    );
+    let results = synced
+        .pointer("/status/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .expect("results");
+    assert!(
+        results
+            .iter()
+            .any(|r| r["kind"] == "Deployment" && r["status"] == "Synced"),
+        "{results:?}"
+    );
+    let history = synced
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .expect("history");
+    assert_eq!(
+        history.last().and_then(|h| h["revision"].as_str()),
+        Some(second.as_str())
+    );
     // The sandbox makes the Deployment available shortly after; health follows.
-    app.wait_app("guestbook", 30, "Healthy", |a| a.pointer("/status/health/status") == Some(&Value::from("Healthy"))).await;
+    app.wait_app("guestbook", 30, "Healthy", |a| {
+        a.pointer("/status/health/status") == Some(&Value::from("Healthy"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_and_oversized_bodies_are_refused_and_enqueue_nothing() {
-    let app = spawn_app(Options { role: Role::Api, ..Default::default() }).await;
+    let app = spawn_app(Options {
+        role: Role::Api,
+        ..Default::default()
+    })
+    .await;
     let router_queue = format!("{}.events.router", app.prefix);
     let sha = "2".repeat(40);
 
-    let wrong = app.push_webhook(&sha, Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"), None).await;
+    let wrong = app
+        .push_webhook(
+            &sha,
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+            None,
+        )
+        .await;
     assert_eq!(wrong.status(), 401);
     let missing = app.push_webhook(&sha, None, None).await;
     assert_eq!(missing.status(), 401);
-    let sha1 = app.push_webhook(&sha, Some("sha1=0000000000000000000000000000000000000000"), None).await;
+    let sha1 = app
+        .push_webhook(
+            &sha,
+            Some("sha1=0000000000000000000000000000000000000000"),
+            None,
+        )
+        .await;
     assert_eq!(sha1.status(), 401);
-    let oversized = app.push_webhook(&sha, Some(""), Some(vec![b' '; 1024 * 1024 + 1])).await;
+    let oversized = app
+        .push_webhook(&sha, Some(""), Some(vec![b' '; 1024 * 1024 + 1]))
+        .await;
     assert_eq!(oversized.status(), 413);
-    assert_eq!(queue_depth(&router_queue).await, 0, "refused webhooks must not reach the broker");
+    assert_eq!(
+        queue_depth(&router_queue).await,
+        0,
+        "refused webhooks must not reach the broker"
+    );
 
     // The same request, correctly signed, does reach it: the check above could have failed.
     let good = app.push_webhook(&sha, Some(""), None).await;
     assert_eq!(good.status(), 202);
-    eventually(10, "the signed event is in the queue", || async { queue_depth(&router_queue).await == 1 }).await;
+    eventually(10, "the signed event is in the queue", || async {
+        queue_depth(&router_queue).await == 1
+    })
+    .await;
 
     let ping = app
         .http
         .post(format!("{}/api/webhook", app.address))
         .header("content-type", "application/json")
         .header("x-github-event", "ping")
-        .header("x-hub-signature-256", capstan::webhook::Signature::sign(app.webhook_secret.as_bytes(), b"{}"))
+        .header(
+            "x-hub-signature-256",
+            capstan::webhook::Signature::sign(app.webhook_secret.as_bytes(), b"{}"),
+        )
         .body("{}")
         .send()
         .await
         .expect("ping");
     assert_eq!(ping.status(), 200);
-    assert_eq!(queue_depth(&router_queue).await, 1, "a ping enqueues nothing");
+    assert_eq!(
+        queue_depth(&router_queue).await,
+        1,
+        "a ping enqueues nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,44 +166,95 @@ async fn an_unreachable_broker_gets_503_not_2xx() {
     require_rabbitmq().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".parse().expect("addr")).await;
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
-    let app = spawn_app(Options { role: Role::Api, amqp_url: url, ..Default::default() }).await;
+    let app = spawn_app(Options {
+        role: Role::Api,
+        amqp_url: url,
+        ..Default::default()
+    })
+    .await;
     let sha = "3".repeat(40);
-    assert_eq!(app.push_webhook(&sha, Some(""), None).await.status(), 202, "works while the broker is reachable");
+    assert_eq!(
+        app.push_webhook(&sha, Some(""), None).await.status(),
+        202,
+        "works while the broker is reachable"
+    );
 
     proxy.cut();
     let resp = app.push_webhook(&sha, Some(""), None).await;
     assert_eq!(resp.status(), 503, "{:?}", resp.text().await);
-    let ready = app.http.get(format!("{}/readyz", app.address)).send().await.expect("readyz");
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 503, "not ready without the broker");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
-    let app = spawn_app(Options { role: Role::Api, ..Default::default() }).await;
-    app.repo.write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
-    app.repo.write("app/config.yaml", &config_map("settings", "one"));
+    let app = spawn_app(Options {
+        role: Role::Api,
+        ..Default::default()
+    })
+    .await;
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "one"));
     let commit = app.repo.commit("initial");
     let logs = tempfile::tempdir().expect("tempdir");
 
     // Hold the worker inside the sync: the sandbox delays its first write to the Deployment.
-    app.sandbox.faults().delay_next(1, "/deployments/web", Some("PATCH"), Duration::from_secs(20));
+    app.sandbox.faults().delay_next(
+        1,
+        "/deployments/web",
+        Some("PATCH"),
+        Duration::from_secs(20),
+    );
     let mut first = spawn_process(&app, Role::Worker, &logs.path().join("worker-1.log"));
-    assert_eq!(app.create_app("guestbook", "app", Some(true)).await.status(), 201);
-    eventually(60, "the first worker is inside the sync", || async { app.sandbox.faults().hits() >= 1 }).await;
+    assert_eq!(
+        app.create_app("guestbook", "app", Some(true))
+            .await
+            .status(),
+        201
+    );
+    eventually(60, "the first worker is inside the sync", || async {
+        app.sandbox.faults().hits() >= 1
+    })
+    .await;
     first.kill().expect("SIGKILL the worker");
     let _ = first.wait();
 
     let mut second = spawn_process(&app, Role::Worker, &logs.path().join("worker-2.log"));
-    let synced = app.wait_app("guestbook", 60, "Synced after the crash", |a| sync_of(a) == ("Synced".into(), commit.clone())).await;
+    let synced = app
+        .wait_app("guestbook", 60, "Synced after the crash", |a| {
+            sync_of(a) == ("Synced".into(), commit.clone())
+        })
+        .await;
     let _ = second.kill();
     let _ = second.wait();
 
-    let live = app.live("apps/v1", "Deployment", "deployments", "default", "web").await.expect("deployment applied");
+    let live = app
+        .live("apps/v1", "Deployment", "deployments", "default", "web")
+        .await
+        .expect("deployment applied");
     assert_eq!(image_of(&live), "nginx:1.25");
-    assert_eq!(live.pointer("/metadata/generation").and_then(Value::as_i64), Some(1), "applied once, not re-created or re-specced");
-    let history = synced.pointer("/status/history").and_then(Value::as_array).expect("history");
+    assert_eq!(
+        live.pointer("/metadata/generation").and_then(Value::as_i64),
+        Some(1),
+        "applied once, not re-created or re-specced"
+    );
+    let history = synced
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .expect("history");
     assert_eq!(history.len(), 1, "one deployment recorded: {history:?}");
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "settings").await.is_some());
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "settings")
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,28 +265,73 @@ async fn a_manifest_removed_from_git_is_pruned_only_when_prune_is_on() {
     app.repo.write("kept/a.yaml", &config_map("keep-c", "c"));
     app.repo.write("kept/b.yaml", &config_map("stay-d", "d"));
     let first = app.repo.commit("four config maps");
-    assert_eq!(app.create_app("pruning", "pruned", Some(true)).await.status(), 201);
-    assert_eq!(app.create_app("keeping", "kept", Some(false)).await.status(), 201);
+    assert_eq!(
+        app.create_app("pruning", "pruned", Some(true))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.create_app("keeping", "kept", Some(false))
+            .await
+            .status(),
+        201
+    );
     for name in ["pruning", "keeping"] {
-        app.wait_app(name, 30, "Synced", |a| sync_of(a) == ("Synced".into(), first.clone())).await;
+        app.wait_app(name, 30, "Synced", |a| {
+            sync_of(a) == ("Synced".into(), first.clone())
+        })
+        .await;
     }
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "drop-b").await.is_some());
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "drop-b")
+            .await
+            .is_some()
+    );
 
     app.repo.remove("pruned/b.yaml");
     app.repo.remove("kept/b.yaml");
     let second = app.repo.commit("remove b and d");
-    assert_eq!(app.push_webhook(&second, Some(""), None).await.status(), 202);
+    assert_eq!(
+        app.push_webhook(&second, Some(""), None).await.status(),
+        202
+    );
 
-    app.wait_app("pruning", 30, "Synced without drop-b", |a| sync_of(a) == ("Synced".into(), second.clone())).await;
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "drop-b").await.is_none(), "pruned");
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "keep-a").await.is_some());
+    app.wait_app("pruning", 30, "Synced without drop-b", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+    })
+    .await;
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "drop-b")
+            .await
+            .is_none(),
+        "pruned"
+    );
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "keep-a")
+            .await
+            .is_some()
+    );
 
     let keeping = app
-        .wait_app("keeping", 30, "OutOfSync at the new commit", |a| sync_of(a) == ("OutOfSync".into(), second.clone()))
+        .wait_app("keeping", 30, "OutOfSync at the new commit", |a| {
+            sync_of(a) == ("OutOfSync".into(), second.clone())
+        })
         .await;
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "stay-d").await.is_some(), "not pruned with prune off");
-    let resources = keeping.pointer("/status/resources").and_then(Value::as_array).expect("resources");
-    let stay = resources.iter().find(|r| r["name"] == "stay-d").expect("stay-d listed");
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "stay-d")
+            .await
+            .is_some(),
+        "not pruned with prune off"
+    );
+    let resources = keeping
+        .pointer("/status/resources")
+        .and_then(Value::as_array)
+        .expect("resources");
+    let stay = resources
+        .iter()
+        .find(|r| r["name"] == "stay-d")
+        .expect("stay-d listed");
     assert_eq!(stay["requiresPruning"], Value::Bool(true));
     assert_eq!(stay["status"], "OutOfSync");
 }
@@ -165,19 +339,43 @@ async fn a_manifest_removed_from_git_is_pruned_only_when_prune_is_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_manifest_is_a_readable_condition_and_nothing_is_applied() {
     let app = spawn_app(Options::default()).await;
-    app.repo.write("app/a-config.yaml", &config_map("fine", "x"));
-    app.repo.write("app/b-broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n");
+    app.repo
+        .write("app/a-config.yaml", &config_map("fine", "x"));
+    app.repo.write(
+        "app/b-broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n",
+    );
     let commit = app.repo.commit("one good, one broken");
-    assert_eq!(app.create_app("broken", "app", Some(true)).await.status(), 201);
+    assert_eq!(
+        app.create_app("broken", "app", Some(true)).await.status(),
+        201
+    );
     let state = app
         .wait_app("broken", 30, "a ComparisonError condition", |a| {
-            a.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c["type"] == "ComparisonError"))
+            a.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "ComparisonError"))
         })
         .await;
-    let conditions = state.pointer("/status/conditions").and_then(Value::as_array).expect("conditions");
-    let message = conditions.iter().find(|c| c["type"] == "ComparisonError").and_then(|c| c["message"].as_str()).unwrap_or("");
-    assert!(message.contains("b-broken.yaml"), "the condition names the file: {message}");
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "fine").await.is_none(), "no partial apply");
+    let conditions = state
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .expect("conditions");
+    let message = conditions
+        .iter()
+        .find(|c| c["type"] == "ComparisonError")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("");
+    assert!(
+        message.contains("b-broken.yaml"),
+        "the condition names the file: {message}"
+    );
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "fine")
+            .await
+            .is_none(),
+        "no partial apply"
+    );
 
     // An object the cluster refuses (its namespace does not exist) stops the whole sync at dry-run.
     app.repo.write("app/b-broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: does-not-exist\n");
@@ -186,12 +384,28 @@ async fn a_broken_manifest_is_a_readable_condition_and_nothing_is_applied() {
     let state = app
         .wait_app("broken", 30, "a SyncError at the new commit", |a| {
             sync_of(a).1 == fixed
-                && a.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c["type"] == "SyncError"))
+                && a.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "SyncError"))
         })
         .await;
-    assert_eq!(state.pointer("/status/operationState/phase").and_then(Value::as_str), Some("Failed"));
-    assert_ne!(sync_of(&state).0, "Synced", "a failed sync never reports Synced");
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "fine").await.is_none(), "dry-run failure applies nothing");
+    assert_eq!(
+        state
+            .pointer("/status/operationState/phase")
+            .and_then(Value::as_str),
+        Some("Failed")
+    );
+    assert_ne!(
+        sync_of(&state).0,
+        "Synced",
+        "a failed sync never reports Synced"
+    );
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "fine")
+            .await
+            .is_none(),
+        "dry-run failure applies nothing"
+    );
     let _ = commit;
 }
 
@@ -201,25 +415,69 @@ async fn the_refresh_endpoint_requires_the_token() {
     app.repo.write("app/config.yaml", &config_map("c", "1"));
     app.repo.commit("config");
     assert_eq!(app.create_app("manual", "app", None).await.status(), 201);
-    let before = app.wait_app("manual", 30, "reconciled once", |a| a.pointer("/status/reconciledAt").is_some()).await;
+    let before = app
+        .wait_app("manual", 30, "reconciled once", |a| {
+            a.pointer("/status/reconciledAt").is_some()
+        })
+        .await;
     let url = format!("{}/api/v1/applications/default/manual/refresh", app.address);
 
-    assert_eq!(app.http.post(&url).send().await.expect("no token").status(), 401);
-    assert_eq!(app.http.post(&url).bearer_auth("wrong").send().await.expect("wrong token").status(), 401);
-    assert_eq!(app.http.get(format!("{}/api/v1/applications", app.address)).send().await.expect("list").status(), 401);
+    assert_eq!(
+        app.http.post(&url).send().await.expect("no token").status(),
+        401
+    );
+    assert_eq!(
+        app.http
+            .post(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("wrong token")
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/api/v1/applications", app.address))
+            .send()
+            .await
+            .expect("list")
+            .status(),
+        401
+    );
 
     let reconciled_at = before.pointer("/status/reconciledAt").cloned();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let resp = app.http.post(format!("{url}?hard=true")).bearer_auth(&app.api_token).send().await.expect("refresh");
+    let resp = app
+        .http
+        .post(format!("{url}?hard=true"))
+        .bearer_auth(&app.api_token)
+        .send()
+        .await
+        .expect("refresh");
     assert_eq!(resp.status(), 202);
-    app.wait_app("manual", 30, "reconciled again", |a| a.pointer("/status/reconciledAt").cloned() != reconciled_at).await;
+    app.wait_app("manual", 30, "reconciled again", |a| {
+        a.pointer("/status/reconciledAt").cloned() != reconciled_at
+    })
+    .await;
     let state = app.get_app("manual").await;
-    assert_eq!(sync_of(&state).0, "OutOfSync", "a refresh never syncs a manual app");
-    assert!(app.live("v1", "ConfigMap", "configmaps", "default", "c").await.is_none());
+    assert_eq!(
+        sync_of(&state).0,
+        "OutOfSync",
+        "a refresh never syncs a manual app"
+    );
+    assert!(
+        app.live("v1", "ConfigMap", "configmaps", "default", "c")
+            .await
+            .is_none()
+    );
 
     let missing = app
         .http
-        .post(format!("{}/api/v1/applications/default/nope/refresh", app.address))
+        .post(format!(
+            "{}/api/v1/applications/default/nope/refresh",
+            app.address
+        ))
         .bearer_auth(&app.api_token)
         .send()
         .await
@@ -229,15 +487,36 @@ async fn the_refresh_endpoint_requires_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_picks_up_a_commit_no_webhook_announced() {
-    let app = spawn_app(Options { poll_interval_secs: 2, ..Default::default() }).await;
-    app.repo.write("app/config.yaml", &config_map("polled", "one"));
+    let app = spawn_app(Options {
+        poll_interval_secs: 2,
+        ..Default::default()
+    })
+    .await;
+    app.repo
+        .write("app/config.yaml", &config_map("polled", "one"));
     let first = app.repo.commit("one");
-    assert_eq!(app.create_app("polled", "app", Some(true)).await.status(), 201);
-    app.wait_app("polled", 30, "Synced", |a| sync_of(a) == ("Synced".into(), first.clone())).await;
+    assert_eq!(
+        app.create_app("polled", "app", Some(true)).await.status(),
+        201
+    );
+    app.wait_app("polled", 30, "Synced", |a| {
+        sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
 
-    app.repo.write("app/config.yaml", &config_map("polled", "two"));
+    app.repo
+        .write("app/config.yaml", &config_map("polled", "two"));
     let second = app.repo.commit("two, with no webhook");
-    app.wait_app("polled", 30, "Synced at the unannounced commit", |a| sync_of(a) == ("Synced".into(), second.clone())).await;
-    let live = app.live("v1", "ConfigMap", "configmaps", "default", "polled").await.expect("config map");
-    assert_eq!(live.pointer("/data/key").and_then(Value::as_str), Some("two"));
+    app.wait_app("polled", 30, "Synced at the unannounced commit", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+    })
+    .await;
+    let live = app
+        .live("v1", "ConfigMap", "configmaps", "default", "polled")
+        .await
+        .expect("config map");
+    assert_eq!(
+        live.pointer("/data/key").and_then(Value::as_str),
+        Some("two")
+    );
 }
