@@ -520,3 +520,92 @@ async fn the_poller_picks_up_a_commit_no_webhook_announced() {
         Some("two")
     );
 }
+
+/// The README's quick start: committed defaults (embedded queue, in-process sandbox), file:// repo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_process_sandbox() {
+    capstan::install_crypto_provider();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let env = vec![
+        (
+            "CAPSTAN__SERVER__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        (
+            "CAPSTAN__SERVER__DATA_DIR".to_string(),
+            data_dir.path().display().to_string(),
+        ),
+    ];
+    let settings = capstan::config::Settings::load_from(None, env).expect("defaults");
+    assert_eq!(settings.queue.kind, capstan::queue::QueueKind::Embedded);
+    let service = capstan::startup::Service::build(settings)
+        .await
+        .expect("capstan builds");
+    let base = format!("http://127.0.0.1:{}", service.port());
+    let cluster = service.management_client();
+    // Generated on first start, as the README says.
+    let token =
+        std::fs::read_to_string(data_dir.path().join("api-token")).expect("api token generated");
+    let secret = std::fs::read_to_string(data_dir.path().join("github-webhook-secret"))
+        .expect("secret generated");
+    let stop = service.stop_handle();
+    tokio::spawn(service.run_until_stopped());
+
+    let repo = common::git::TestRepo::new();
+    repo.write("deploy.yaml", &deployment("web", "nginx:1.25"));
+    repo.commit("web at 1.25");
+    let app = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+        "metadata": {"name": "demo", "namespace": "default"},
+        "spec": {"project": "default", "source": {"repoURL": repo.file_url(), "path": ".", "targetRevision": "main"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"},
+                 "syncPolicy": {"automated": {"prune": true}}}});
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base}/api/v1/applications"))
+        .bearer_auth(&token)
+        .json(&app)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+
+    repo.write("deploy.yaml", &deployment("web", "nginx:1.27"));
+    let second = repo.commit("web at 1.27");
+    let (status, body) =
+        capstan::cli::send_github_push(&base, &secret, &repo.file_url(), "main", &second)
+            .await
+            .expect("send");
+    assert_eq!(status, 202, "{body}");
+
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(cluster, "default");
+    eventually(30, "the in-process sandbox runs nginx:1.27", || {
+        let deployments = deployments.clone();
+        async move {
+            let Ok(Some(d)) = deployments.get_opt("web").await else {
+                return false;
+            };
+            let image = d
+                .spec
+                .and_then(|s| s.template.spec)
+                .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
+            image.as_deref() == Some("nginx:1.27")
+        }
+    })
+    .await;
+    eventually(30, "the app is Synced at the pushed commit", || {
+        let get = http
+            .get(format!("{base}/api/v1/applications/default/demo"))
+            .bearer_auth(&token);
+        let second = second.clone();
+        async move {
+            let Ok(resp) = get.send().await else {
+                return false;
+            };
+            let state: Value = resp.json().await.unwrap_or(Value::Null);
+            sync_of(&state) == ("Synced".to_string(), second)
+        }
+    })
+    .await;
+    stop.stop().await;
+}
