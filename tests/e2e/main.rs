@@ -609,3 +609,76 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
     .await;
     stop.stop().await;
 }
+
+/// `capstan app create -f` (an Argo CD document), `app list` and `app get` against a running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_lists_and_gets_applications_through_the_rest_api() {
+    let app = spawn_app(Options::default()).await;
+    app.repo
+        .write("app/config.yaml", &config_map("from-cli", "x"));
+    let commit = app.repo.commit("config");
+    let file = app.data_dir.path().join("argo-app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: clidemo\n  namespace: default\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: app\n    targetRevision: main\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: default\n  syncPolicy:\n    automated: {{prune: true}}\n",
+            app.repo_url
+        ),
+    )
+    .expect("write app file");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["app", "--server", &app.address, "--token", &app.api_token])
+            .args(args)
+            .env("CAPSTAN__SERVER__DATA_DIR", app.data_dir.path())
+            .output()
+            .expect("capstan runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = cli(&["create", "-f", &file.display().to_string()]);
+    assert!(ok, "create failed: {stderr}");
+    assert!(
+        stdout.contains("\"apiVersion\": \"capstan.dev/v1alpha1\""),
+        "{stdout}"
+    );
+
+    app.wait_app("clidemo", 30, "Synced", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    let (ok, stdout, _) = cli(&["list"]);
+    assert!(ok);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("default/clidemo"))
+        .expect("listed");
+    assert!(
+        line.contains("Synced") && line.contains(&commit[..12]),
+        "{line}"
+    );
+    let (ok, stdout, _) = cli(&["get", "clidemo", "-n", "default"]);
+    assert!(ok);
+    let got: Value = serde_json::from_str(&stdout).expect("get prints JSON");
+    assert_eq!(
+        got.pointer("/status/sync/revision").and_then(Value::as_str),
+        Some(commit.as_str())
+    );
+
+    let (ok, _, stderr) = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["app", "--server", &app.address, "--token", "wrong", "list"])
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                (),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .expect("capstan runs");
+    assert!(!ok, "a wrong token fails");
+    assert!(stderr.contains("401"), "{stderr}");
+}
