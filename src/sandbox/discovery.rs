@@ -63,7 +63,16 @@ pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
     Some(doc)
 }
 
-const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
@@ -102,11 +111,17 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
         }
     }
     let gv = types[0].api_version();
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn schema_name(t: &ResourceType) -> String {
-    let group = if t.group.is_empty() { "core" } else { t.group.as_str() };
+    let group = if t.group.is_empty() {
+        "core"
+    } else {
+        t.group.as_str()
+    };
     format!("{group}.{}.{}", t.version, t.kind)
 }
 
@@ -128,7 +143,11 @@ pub fn openapi_v3_index(catalog: &Catalog) -> Value {
     let mut paths = Map::new();
     for (g, versions) in catalog.groups() {
         for v in versions {
-            let path = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+            let path = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
             let hash = catalog_hash(catalog, &g, &v);
             paths.insert(
                 path.clone(),
@@ -143,8 +162,15 @@ pub fn openapi_v3_index(catalog: &Catalog) -> Value {
 fn catalog_hash(catalog: &Catalog, group: &str, version: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for t in catalog.types.iter().filter(|t| t.group == group && t.version == version) {
-        h.update(format!("{}|{}|{}|{};", t.plural, t.kind, t.namespaced, t.status_subresource));
+    for t in catalog
+        .types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
+        h.update(format!(
+            "{}|{}|{}|{};",
+            t.plural, t.kind, t.namespaced, t.status_subresource
+        ));
     }
     hex::encode(&h.finalize()[..8])
 }
@@ -196,8 +222,12 @@ pub fn openapi_v3_doc(catalog: &Catalog, group: &str, version: &str) -> Option<V
         let mut patch = op("patch");
         patch["requestBody"] = body;
         let mut put = op("replace");
-        put["requestBody"] = json!({"content": {"application/json": {"schema": schema_ref.clone()}}});
-        paths.insert(path, json!({"get": op("get"), "put": put, "patch": patch, "delete": op("delete")}));
+        put["requestBody"] =
+            json!({"content": {"application/json": {"schema": schema_ref.clone()}}});
+        paths.insert(
+            path,
+            json!({"get": op("get"), "put": put, "patch": patch, "delete": op("delete")}),
+        );
     }
     Some(json!({
         "openapi": "3.0.0",

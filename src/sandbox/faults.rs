@@ -66,7 +66,9 @@ impl Faults {
         let idx = rules.iter().position(|r| {
             r.remaining > 0
                 && path.contains(&r.path_contains)
-                && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && r.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         let rule = &mut rules[idx];
         rule.remaining -= 1;
@@ -88,8 +90,14 @@ mod tests {
         let f = Faults::default();
         f.fail_next(2, "/configmaps", Some("get"), 429);
         assert_eq!(f.take("POST", "/api/v1/namespaces/a/configmaps"), None);
-        assert_eq!(f.take("GET", "/api/v1/namespaces/a/configmaps"), Some(FaultAction::Fail(429)));
-        assert_eq!(f.take("GET", "/api/v1/namespaces/a/configmaps/x"), Some(FaultAction::Fail(429)));
+        assert_eq!(
+            f.take("GET", "/api/v1/namespaces/a/configmaps"),
+            Some(FaultAction::Fail(429))
+        );
+        assert_eq!(
+            f.take("GET", "/api/v1/namespaces/a/configmaps/x"),
+            Some(FaultAction::Fail(429))
+        );
         assert_eq!(f.take("GET", "/api/v1/namespaces/a/configmaps"), None);
         assert_eq!(f.hits(), 2);
     }

@@ -94,7 +94,8 @@ fn resource_path(group: &str, version: &str, mut rest: &[&str]) -> Route {
         p.watch = true;
         rest = &rest[1..];
     }
-    let namespace_sub = group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize");
+    let namespace_sub =
+        group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize");
     if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !namespace_sub {
         p.ns = Some(rest[1].to_string());
         rest = &rest[2..];
@@ -136,7 +137,11 @@ fn not_found_path() -> HttpResponse {
 }
 
 fn authorized(req: &HttpRequest, token: &str) -> bool {
-    let Some(header) = req.headers().get("authorization").and_then(|h| h.to_str().ok()) else {
+    let Some(header) = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+    else {
         return false;
     };
     let Some(given) = header.strip_prefix("Bearer ") else {
@@ -186,7 +191,9 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
             None => not_found_path(),
         },
         Route::OpenApiV2 => value_response(&discovery::openapi_v2(&shared.lock().catalog)),
-        Route::OpenApiV3Index => value_response(&discovery::openapi_v3_index(&shared.lock().catalog)),
+        Route::OpenApiV3Index => {
+            value_response(&discovery::openapi_v3_index(&shared.lock().catalog))
+        }
         Route::OpenApiV3(g, v) => match discovery::openapi_v3_doc(&shared.lock().catalog, &g, &v) {
             Some(v) => value_response(&v),
             None => not_found_path(),
@@ -205,7 +212,10 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     /// The first value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether a boolean parameter is set to true.
@@ -224,7 +234,14 @@ fn write_opts(req: &HttpRequest, q: &Query) -> Result<WriteOpts, ApiError> {
             .headers()
             .get("user-agent")
             .and_then(|h| h.to_str().ok())
-            .map(|ua| ua.split('/').next().unwrap_or(ua).chars().take(128).collect())
+            .map(|ua| {
+                ua.split('/')
+                    .next()
+                    .unwrap_or(ua)
+                    .chars()
+                    .take(128)
+                    .collect()
+            })
             .unwrap_or_else(|| "unknown".to_string()),
     };
     Ok(WriteOpts {
@@ -272,8 +289,13 @@ fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             policy = Some("Orphan".into());
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(str::to_string);
-        opts.resource_version = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
-        if v["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")) {
+        opts.resource_version = v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string);
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
             opts.dry_run = true;
         }
     }
@@ -291,7 +313,8 @@ fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
 }
 
 fn object_response(code: StatusCode, obj: &Arc<Stored>) -> HttpResponse {
@@ -337,7 +360,11 @@ async fn resource(
         details: None,
     })?;
     if p.ns.is_some() && !rt.namespaced {
-        return Err(ApiError::not_found(&rt.group, &rt.plural, p.name.as_deref().unwrap_or("")));
+        return Err(ApiError::not_found(
+            &rt.group,
+            &rt.plural,
+            p.name.as_deref().unwrap_or(""),
+        ));
     }
     let status_only = match p.sub.as_deref() {
         None => false,
@@ -361,7 +388,14 @@ async fn resource(
                 f.fields = FieldSelector::parse(&format!("metadata.name={name}"))
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
             }
-            watch::serve(shared.clone().into_inner(), rt, ns.map(str::to_string), f, q).await
+            watch::serve(
+                shared.clone().into_inner(),
+                rt,
+                ns.map(str::to_string),
+                f,
+                q,
+            )
+            .await
         }
         (Method::GET, Some(name)) => {
             let obj = shared.lock().op_get(&rt, ns, name)?;
@@ -370,10 +404,15 @@ async fn resource(
         (Method::GET, None) => {
             let f = filter(q)?;
             let limit = match q.get("limit") {
-                Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::bad_request("limit must be an integer"))?),
+                Some(l) => Some(
+                    l.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request("limit must be an integer"))?,
+                ),
                 None => None,
             };
-            let page = shared.lock().op_list(&rt, ns, &f, limit, q.get("continue"))?;
+            let page = shared
+                .lock()
+                .op_list(&rt, ns, &f, limit, q.get("continue"))?;
             Ok(json_response(
                 StatusCode::OK,
                 list_body(&rt, &page.items, page.rv, page.continue_token.as_deref()),
@@ -388,7 +427,9 @@ async fn resource(
         (Method::PUT, Some(name)) => {
             let opts = write_opts(req, q)?;
             let obj = parse_body(body)?;
-            let updated = shared.lock().op_update(&rt, ns, name, obj, status_only, &opts)?;
+            let updated = shared
+                .lock()
+                .op_update(&rt, ns, name, obj, status_only, &opts)?;
             Ok(object_response(StatusCode::OK, &updated))
         }
         (Method::PATCH, Some(name)) => {
@@ -399,8 +440,15 @@ async fn resource(
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let (obj, created) = shared.lock().op_patch(&rt, ns, name, &ct, body, status_only, &opts)?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let (obj, created) =
+                shared
+                    .lock()
+                    .op_patch(&rt, ns, name, &ct, body, status_only, &opts)?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(object_response(code, &obj))
         }
         (Method::DELETE, Some(name)) => {
@@ -413,7 +461,10 @@ async fn resource(
             let f = filter(q)?;
             let items = shared.lock().op_delete_collection(&rt, ns, &f, &opts)?;
             let rv = shared.lock().rv();
-            Ok(json_response(StatusCode::OK, list_body(&rt, &items, rv, None)))
+            Ok(json_response(
+                StatusCode::OK,
+                list_body(&rt, &items, rv, None),
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }

@@ -5,13 +5,19 @@ pub mod controllers;
 pub mod discovery;
 pub mod faults;
 pub mod http;
+pub mod list_keys;
 pub mod ops;
 pub mod patch;
+#[cfg(test)]
+mod patch_tests;
 pub mod persist;
 pub mod resources;
 pub mod selector;
 pub mod sim;
 pub mod ssa;
+pub mod ssa_fieldset;
+#[cfg(test)]
+mod ssa_tests;
 pub mod status;
 pub mod store;
 pub mod validate;
@@ -200,7 +206,9 @@ impl Sandbox {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(SandboxError::Client(format!("sandbox did not answer: {last}")))
+        Err(SandboxError::Client(format!(
+            "sandbox did not answer: {last}"
+        )))
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
@@ -251,8 +259,9 @@ impl Sandbox {
 async fn client_for(kubeconfig: &str) -> Result<kube::Client, SandboxError> {
     let err = |e: &dyn std::fmt::Display| SandboxError::Client(e.to_string());
     let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| err(&e))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|e| err(&e))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| err(&e))?;
     kube::Client::try_from(config).map_err(|e| err(&e))
 }

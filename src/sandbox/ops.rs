@@ -81,7 +81,9 @@ impl Filter {
 
 /// Now, as Kubernetes writes timestamps.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, ApiError> {
@@ -122,7 +124,9 @@ fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -140,7 +144,9 @@ fn comparable(obj: &Value) -> Value {
 }
 
 fn finalizers(obj: &Value) -> bool {
-    obj["metadata"]["finalizers"].as_array().is_some_and(|a| !a.is_empty())
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
 }
 
 fn random_suffix() -> String {
@@ -175,6 +181,11 @@ fn crd_status(obj: &mut Value) {
     });
 }
 
+/// Kinds with a spec that controllers observe get `metadata.generation`, as in Kubernetes.
+fn tracks_generation(rt: &ResourceType) -> bool {
+    rt.status_subresource || !rt.builtin
+}
+
 fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
@@ -190,16 +201,30 @@ impl Store {
         }
         let ns = ns.unwrap_or("");
         if ns.is_empty() {
-            return Err(ApiError::bad_request("the server could not find the requested resource (namespace required)"));
+            return Err(ApiError::bad_request(
+                "the server could not find the requested resource (namespace required)",
+            ));
         }
-        if self.get(&TypeKey::new("", "namespaces"), "", ns).is_none() {
-            return Err(ApiError::not_found("", "namespaces", ns));
+        match self.get(&TypeKey::new("", "namespaces"), "", ns) {
+            None => return Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if n.value["metadata"]["deletionTimestamp"].is_string() => {
+                return Err(ApiError::forbidden(format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural
+                )));
+            }
+            Some(_) => {}
         }
         Ok(ns.to_string())
     }
 
     /// GET one object.
-    pub fn op_get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Arc<Stored>, ApiError> {
+    pub fn op_get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Stored>, ApiError> {
         let ns = if rt.namespaced { ns.unwrap_or("") } else { "" };
         self.get(&key_of(rt), ns, name)
             .map(|o| present(rt, &o))
@@ -216,7 +241,10 @@ impl Store {
         continue_token: Option<&str>,
     ) -> Result<ListPage, ApiError> {
         let ns = if rt.namespaced { ns } else { None };
-        let after = continue_token.filter(|t| !t.is_empty()).map(decode_continue).transpose()?;
+        let after = continue_token
+            .filter(|t| !t.is_empty())
+            .map(decode_continue)
+            .transpose()?;
         let limit = limit.filter(|l| *l > 0);
         let mut items = Vec::new();
         let mut continue_token = None;
@@ -225,15 +253,22 @@ impl Store {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
-                continue_token = items
-                    .last()
-                    .map(|last: &Arc<Stored>| encode_continue(meta_str(&last.value, "namespace").unwrap_or(""), meta_str(&last.value, "name").unwrap_or("")));
+                continue_token = items.last().map(|last: &Arc<Stored>| {
+                    encode_continue(
+                        meta_str(&last.value, "namespace").unwrap_or(""),
+                        meta_str(&last.value, "name").unwrap_or(""),
+                    )
+                });
                 let _ = objname;
                 break;
             }
             items.push(present(rt, obj));
         }
-        Ok(ListPage { items, rv: self.rv(), continue_token })
+        Ok(ListPage {
+            items,
+            rv: self.rv(),
+            continue_token,
+        })
     }
 
     /// POST: create an object.
@@ -245,7 +280,9 @@ impl Store {
         opts: &WriteOpts,
     ) -> Result<Arc<Stored>, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         check_type(rt, &mut obj)?;
         if !obj["metadata"].is_object() {
@@ -275,7 +312,14 @@ impl Store {
         self.prepare_new(rt, &mut obj);
         let mut attempt = obj.clone();
         if catch("managedFields bookkeeping", || {
-            ssa::record_update(None, &mut attempt, &opts.manager, &rt.group, &rt.kind, &now())
+            ssa::record_update(
+                None,
+                &mut attempt,
+                &opts.manager,
+                &rt.group,
+                &rt.kind,
+                &now(),
+            )
         })
         .is_ok()
         {
@@ -284,7 +328,12 @@ impl Store {
         self.store_new(rt, obj, opts)
     }
 
-    fn check_namespace_field(&self, rt: &ResourceType, ns: Option<&str>, obj: &mut Value) -> Result<(), ApiError> {
+    fn check_namespace_field(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
         if rt.namespaced {
             let url_ns = ns.unwrap_or("");
             match meta_str(obj, "namespace") {
@@ -305,16 +354,29 @@ impl Store {
     fn prepare_new(&self, rt: &ResourceType, obj: &mut Value) {
         let name = meta_str(obj, "name").unwrap_or("").to_string();
         if let Some(meta) = obj["metadata"].as_object_mut() {
-            for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generateName"] {
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "generateName",
+            ] {
                 if f != "generateName" {
                     meta.remove(f);
                 }
             }
-            meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+            meta.insert(
+                "uid".into(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
             meta.insert("creationTimestamp".into(), Value::String(now()));
-            meta.insert("generation".into(), json!(1));
+            if tracks_generation(rt) {
+                meta.insert("generation".into(), json!(1));
+            }
         }
-        if rt.status_subresource && let Some(m) = obj.as_object_mut() {
+        if rt.status_subresource
+            && let Some(m) = obj.as_object_mut()
+        {
             m.remove("status");
         }
         if is_namespace(rt) {
@@ -327,7 +389,12 @@ impl Store {
         }
     }
 
-    fn store_new(&mut self, rt: &ResourceType, obj: Value, opts: &WriteOpts) -> Result<Arc<Stored>, ApiError> {
+    fn store_new(
+        &mut self,
+        rt: &ResourceType,
+        obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Arc<Stored>, ApiError> {
         if opts.dry_run {
             return Ok(Stored::new(obj));
         }
@@ -349,7 +416,9 @@ impl Store {
         opts: &WriteOpts,
     ) -> Result<Arc<Stored>, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         check_type(rt, &mut obj)?;
         match meta_str(&obj, "name") {
@@ -407,7 +476,10 @@ impl Store {
         }
         check_type(rt, &mut new)?;
         new["metadata"]["name"] = Value::String(name.to_string());
-        Ok((self.finish_write(rt, &old, new, status_only, opts, false)?, false))
+        Ok((
+            self.finish_write(rt, &old, new, status_only, opts, false)?,
+            false,
+        ))
     }
 
     fn op_apply(
@@ -452,7 +524,11 @@ impl Store {
         let mut applied = applied;
         self.check_namespace_field(rt, ns, &mut applied)?;
         let stamp = now();
-        let live = self.get(&key_of(rt), if rt.namespaced { ns.unwrap_or("") } else { "" }, name);
+        let live = self.get(
+            &key_of(rt),
+            if rt.namespaced { ns.unwrap_or("") } else { "" },
+            name,
+        );
         let merged = catch("server-side apply", || {
             ssa::apply(
                 live.as_ref().map(|o| &o.value),
@@ -466,7 +542,10 @@ impl Store {
         })?
         .map_err(|e| ssa_err(e, rt, name))?;
         match live {
-            Some(old) => Ok((self.finish_write(rt, &old, merged, status_only, opts, true)?, false)),
+            Some(old) => Ok((
+                self.finish_write(rt, &old, merged, status_only, opts, true)?,
+                false,
+            )),
             None => {
                 if status_only {
                     return Err(ApiError::not_found(&rt.group, &rt.plural, name));
@@ -508,7 +587,9 @@ impl Store {
                 merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].take();
             }
             new = merged;
-        } else if rt.status_subresource && let Some(m) = new.as_object_mut() {
+        } else if rt.status_subresource
+            && let Some(m) = new.as_object_mut()
+        {
             match old.value.get("status") {
                 Some(s) => m.insert("status".into(), s.clone()),
                 None => m.remove("status"),
@@ -517,7 +598,14 @@ impl Store {
         if !new["metadata"].is_object() {
             new["metadata"] = json!({});
         }
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+        ] {
             match old.value["metadata"].get(f) {
                 Some(v) => new["metadata"][f] = v.clone(),
                 None => {
@@ -527,9 +615,15 @@ impl Store {
                 }
             }
         }
-        let old_gen = old.value["metadata"]["generation"].as_i64().unwrap_or(1);
-        let generation = if spec_part(&old.value) != spec_part(&new) { old_gen + 1 } else { old_gen };
-        new["metadata"]["generation"] = json!(generation);
+        if tracks_generation(rt) {
+            let old_gen = old.value["metadata"]["generation"].as_i64().unwrap_or(1);
+            let generation = if spec_part(&old.value) != spec_part(&new) {
+                old_gen + 1
+            } else {
+                old_gen
+            };
+            new["metadata"]["generation"] = json!(generation);
+        }
         if is_crd(rt) && !status_only {
             crd_status(&mut new);
         }
@@ -543,7 +637,14 @@ impl Store {
         if !applied {
             let mut attempt = new.clone();
             if catch("managedFields bookkeeping", || {
-                ssa::record_update(Some(&old.value), &mut attempt, &opts.manager, &rt.group, &rt.kind, &now())
+                ssa::record_update(
+                    Some(&old.value),
+                    &mut attempt,
+                    &opts.manager,
+                    &rt.group,
+                    &rt.kind,
+                    &now(),
+                )
             })
             .is_ok()
             {
@@ -599,12 +700,34 @@ impl Store {
         }
         let key = key_of(rt);
         let ns = meta_str(&old.value, "namespace").unwrap_or("").to_string();
+        if is_namespace(rt) {
+            // Like Kubernetes' namespace controller, contents go later (see `finalize_namespace`),
+            // so deleting a namespace and then its objects does not fail.
+            if old.value["metadata"]["deletionTimestamp"].is_string() {
+                return Ok(old);
+            }
+            let mut v = old.value.clone();
+            v["metadata"]["deletionTimestamp"] = Value::String(now());
+            v["status"] = json!({"phase": "Terminating"});
+            return Ok(self.put(&key, v));
+        }
         if let Some(marked) = self.mark_deleting(&key, &old) {
             return Ok(present(rt, &marked));
         }
         self.remove_cascade(&key, &ns, name, opts.propagation)
             .map(|o| present(rt, &o))
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    }
+
+    /// Removes a terminating namespace and everything in it, once its own finalizers are gone.
+    pub fn finalize_namespace(&mut self, name: &str) {
+        let key = TypeKey::new("", "namespaces");
+        let Some(ns) = self.get(&key, "", name) else {
+            return;
+        };
+        if ns.value["metadata"]["deletionTimestamp"].is_string() && !finalizers(&ns.value) {
+            self.remove_cascade(&key, "", name, Propagation::Background);
+        }
     }
 
     /// Objects with finalizers only get a deletionTimestamp; returns the marked object.
@@ -623,11 +746,20 @@ impl Store {
 
     /// Removes an object now, then what depends on it: namespace contents, a CRD's objects,
     /// and objects whose ownerReferences point at it.
-    fn remove_cascade(&mut self, key: &TypeKey, ns: &str, name: &str, propagation: Propagation) -> Option<Arc<Stored>> {
+    fn remove_cascade(
+        &mut self,
+        key: &TypeKey,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Option<Arc<Stored>> {
         let is_ns = key.group.is_empty() && key.plural == "namespaces";
         if is_ns {
             for k in self.keys() {
-                let names: Vec<ObjName> = self.iter(&k, Some(name), None).map(|(n, _)| n.clone()).collect();
+                let names: Vec<ObjName> = self
+                    .iter(&k, Some(name), None)
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 for (ons, oname) in names {
                     self.remove_cascade(&k, &ons, &oname, Propagation::Background);
                 }
@@ -640,8 +772,14 @@ impl Store {
         let removed = self.remove(key, ns, name)?;
         if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
             let spec = &removed.value["spec"];
-            let ckey = TypeKey::new(spec["group"].as_str().unwrap_or(""), spec["names"]["plural"].as_str().unwrap_or(""));
-            let names: Vec<ObjName> = self.iter(&ckey, None, None).map(|(n, _)| n.clone()).collect();
+            let ckey = TypeKey::new(
+                spec["group"].as_str().unwrap_or(""),
+                spec["names"]["plural"].as_str().unwrap_or(""),
+            );
+            let names: Vec<ObjName> = self
+                .iter(&ckey, None, None)
+                .map(|(n, _)| n.clone())
+                .collect();
             for (ons, oname) in names {
                 self.remove_cascade(&ckey, &ons, &oname, Propagation::Background);
             }
@@ -655,17 +793,27 @@ impl Store {
 
     /// Deletes (or orphans) the objects owned by `owner`.
     fn collect_dependents(&mut self, owner: &Arc<Stored>, propagation: Propagation) {
-        let Some(uid) = meta_str(&owner.value, "uid") else { return };
+        let Some(uid) = meta_str(&owner.value, "uid") else {
+            return;
+        };
         let uid = uid.to_string();
         for (key, (ns, name)) in self.owned() {
-            let Some(dep) = self.get(&key, &ns, &name) else { continue };
-            let refs = dep.value["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+            let Some(dep) = self.get(&key, &ns, &name) else {
+                continue;
+            };
+            let refs = dep.value["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if !refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str())) {
                 continue;
             }
             if propagation == Propagation::Orphan {
                 let mut v = dep.value.clone();
-                let kept: Vec<Value> = refs.into_iter().filter(|r| r["uid"].as_str() != Some(uid.as_str())).collect();
+                let kept: Vec<Value> = refs
+                    .into_iter()
+                    .filter(|r| r["uid"].as_str() != Some(uid.as_str()))
+                    .collect();
                 if kept.is_empty() {
                     if let Some(m) = v["metadata"].as_object_mut() {
                         m.remove("ownerReferences");
@@ -704,10 +852,22 @@ impl Store {
 
     /// A controller's status write: only when the object still has this uid and generation.
     /// Returns false when the object changed underneath or the status is already this.
-    pub fn set_status(&mut self, key: &TypeKey, ns: &str, name: &str, uid: &str, generation: i64, status: Value) -> bool {
-        let Some(old) = self.get(key, ns, name) else { return false };
+    pub fn set_status(
+        &mut self,
+        key: &TypeKey,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        generation: i64,
+        status: Value,
+    ) -> bool {
+        let Some(old) = self.get(key, ns, name) else {
+            return false;
+        };
         let meta = &old.value["metadata"];
-        if meta["uid"].as_str() != Some(uid) || meta["generation"].as_i64().unwrap_or(1) != generation {
+        if meta["uid"].as_str() != Some(uid)
+            || meta["generation"].as_i64().unwrap_or(1) != generation
+        {
             return false;
         }
         if old.value["status"] == status {
@@ -730,7 +890,11 @@ fn ssa_err(e: SsaError, rt: &ResourceType, name: &str) -> ApiError {
             let message = if lines.len() == 1 {
                 format!("Apply failed with 1 conflict: {}", lines[0])
             } else {
-                format!("Apply failed with {} conflicts: {}", lines.len(), lines.join("\n"))
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    lines.len(),
+                    lines.join("\n")
+                )
             };
             let causes: Vec<Value> = conflicts
                 .iter()
@@ -738,7 +902,8 @@ fn ssa_err(e: SsaError, rt: &ResourceType, name: &str) -> ApiError {
                                 "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
                 .collect();
             let mut err = ApiError::conflict_msg(message);
-            err.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}));
+            err.details =
+                Some(json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}));
             err
         }
         SsaError::Invalid(m) => ApiError::invalid(&rt.group, &rt.kind, name, m),
@@ -750,7 +915,8 @@ fn parse_apply_body(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("apply patch is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("apply patch is not UTF-8"))?;
     serde_saphyr::from_str::<Value>(text)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
@@ -760,7 +926,11 @@ fn encode_continue(ns: &str, name: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<ObjName, ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = hex::decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (ns, name) = text.split_once('\n').ok_or_else(bad)?;

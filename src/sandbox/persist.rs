@@ -54,7 +54,8 @@ pub fn load(path: &Path) -> Result<Option<Store>, PersistError> {
         .ok_or_else(|| corrupt("missing objects".into()))?;
     let mut store = Store::new();
     for entry in objects {
-        let (Some(group), Some(plural)) = (entry["group"].as_str(), entry["plural"].as_str()) else {
+        let (Some(group), Some(plural)) = (entry["group"].as_str(), entry["plural"].as_str())
+        else {
             return Err(corrupt("an entry lacks group or plural".into()));
         };
         let obj = &entry["object"];
@@ -71,8 +72,16 @@ pub fn load(path: &Path) -> Result<Option<Store>, PersistError> {
 /// Serializes the store's current content.
 fn render(store: &Store) -> Vec<u8> {
     let snapshot = store.snapshot();
-    let mut out = Vec::with_capacity(snapshot.iter().map(|(_, o)| o.json.len() + 80).sum::<usize>() + 64);
-    out.extend_from_slice(format!("{{\"resourceVersion\":\"{}\",\"objects\":[", store.rv()).as_bytes());
+    let mut out = Vec::with_capacity(
+        snapshot
+            .iter()
+            .map(|(_, o)| o.json.len() + 80)
+            .sum::<usize>()
+            + 64,
+    );
+    out.extend_from_slice(
+        format!("{{\"resourceVersion\":\"{}\",\"objects\":[", store.rv()).as_bytes(),
+    );
     for (i, (key, obj)) in snapshot.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b",\n");

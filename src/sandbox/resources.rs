@@ -51,31 +51,211 @@ type Builtin = (
 );
 
 const BUILTINS: &[Builtin] = &[
-    ("", "v1", "namespaces", "Namespace", false, &["ns"], true, false),
-    ("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, false),
+    (
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        false,
+        &["ns"],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "configmaps",
+        "ConfigMap",
+        true,
+        &["cm"],
+        false,
+        false,
+    ),
     ("", "v1", "secrets", "Secret", true, &[], false, false),
     ("", "v1", "services", "Service", true, &["svc"], true, true),
-    ("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false, false),
+    (
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        false,
+        false,
+    ),
     ("", "v1", "pods", "Pod", true, &["po"], true, true),
-    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], true, false),
-    ("", "v1", "endpoints", "Endpoints", true, &["ep"], false, false),
+    (
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        false,
+        false,
+    ),
     ("", "v1", "events", "Event", true, &["ev"], false, false),
-    ("apps", "v1", "deployments", "Deployment", true, &["deploy"], true, true),
-    ("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], true, true),
-    ("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], true, true),
-    ("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true, true),
+    (
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        &["sts"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        true,
+        &["ds"],
+        true,
+        true,
+    ),
     ("batch", "v1", "jobs", "Job", true, &[], true, true),
-    ("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true, true),
-    ("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], true, false),
-    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], false, false),
-    ("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false, false),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false, false),
-    ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false, false),
-    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false, false),
-    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true, false),
-    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], true, true),
-    ("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false, false),
-    ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], true, false),
+    (
+        "batch",
+        "v1",
+        "cronjobs",
+        "CronJob",
+        true,
+        &["cj"],
+        true,
+        true,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+        true,
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        false,
+        false,
+    ),
+    (
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        true,
+        false,
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+        true,
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        true,
+        false,
+    ),
 ];
 
 /// The built-in resource types.
@@ -115,7 +295,11 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
         .unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let namespaced = spec["scope"].as_str() != Some("Cluster");
@@ -155,9 +339,9 @@ impl Catalog {
         let mut types = builtins();
         for crd in crds {
             for rt in from_crd(crd) {
-                let clash = types
-                    .iter()
-                    .any(|t| t.group == rt.group && t.version == rt.version && t.plural == rt.plural);
+                let clash = types.iter().any(|t| {
+                    t.group == rt.group && t.version == rt.version && t.plural == rt.plural
+                });
                 if !clash {
                     types.push(rt);
                 }
@@ -175,12 +359,16 @@ impl Catalog {
 
     /// Whether any version of group/plural exists.
     pub fn has_plural(&self, group: &str, plural: &str) -> bool {
-        self.types.iter().any(|t| t.group == group && t.plural == plural)
+        self.types
+            .iter()
+            .any(|t| t.group == group && t.plural == plural)
     }
 
     /// Any type of this group and kind (used to resolve ownerReferences' kinds).
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.kind == kind)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind)
     }
 
     /// The groups in discovery order, each with its versions (preferred first).

@@ -64,14 +64,17 @@ fn split_top(s: &str) -> Result<Vec<&str>, SelectorError> {
         return Err(SelectorError(s.into()));
     }
     parts.push(&s[start..]);
-    Ok(parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect())
+    Ok(parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect())
 }
 
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 317
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
@@ -93,7 +96,10 @@ fn parse_requirement(part: &str, set_ops: bool) -> Result<Requirement, SelectorE
     if let Some(key) = part.strip_prefix('!') {
         let key = key.trim();
         return if set_ops && valid_key(key) {
-            Ok(Requirement { key: key.into(), op: Op::NotExists })
+            Ok(Requirement {
+                key: key.into(),
+                op: Op::NotExists,
+            })
         } else {
             Err(err())
         };
@@ -108,7 +114,10 @@ fn parse_requirement(part: &str, set_ops: bool) -> Result<Requirement, SelectorE
             if !valid_key(key) {
                 return Err(err());
             }
-            return Ok(Requirement { key: key.into(), op: ctor(v.trim().to_string()) });
+            return Ok(Requirement {
+                key: key.into(),
+                op: ctor(v.trim().to_string()),
+            });
         }
     }
     if set_ops {
@@ -119,13 +128,22 @@ fn parse_requirement(part: &str, set_ops: bool) -> Result<Requirement, SelectorE
             return Err(err());
         }
         if rest.is_empty() {
-            return Ok(Requirement { key: key.into(), op: Op::Exists });
+            return Ok(Requirement {
+                key: key.into(),
+                op: Op::Exists,
+            });
         }
         if let Some(set) = rest.strip_prefix("notin") {
-            return Ok(Requirement { key: key.into(), op: Op::NotIn(parse_set(set, part)?) });
+            return Ok(Requirement {
+                key: key.into(),
+                op: Op::NotIn(parse_set(set, part)?),
+            });
         }
         if let Some(set) = rest.strip_prefix("in") {
-            return Ok(Requirement { key: key.into(), op: Op::In(parse_set(set, part)?) });
+            return Ok(Requirement {
+                key: key.into(),
+                op: Op::In(parse_set(set, part)?),
+            });
         }
     }
     Err(err())
@@ -232,6 +250,10 @@ mod tests {
         let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=other").unwrap();
         assert!(s.matches(&obj));
         assert_eq!(s.name(), Some("a"));
-        assert!(!FieldSelector::parse("metadata.name=b").unwrap().matches(&obj));
+        assert!(
+            !FieldSelector::parse("metadata.name=b")
+                .unwrap()
+                .matches(&obj)
+        );
     }
 }

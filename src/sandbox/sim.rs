@@ -11,6 +11,9 @@ use super::controllers::{self, SimSettings, StatusPlan};
 use super::http::Shared;
 use super::store::{EventType, Stored, TypeKey};
 
+/// The shortest time a terminating namespace stays visible.
+const NAMESPACE_FINALIZE_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 type ObjKey = (TypeKey, String, String);
 
 struct Loop {
@@ -24,6 +27,12 @@ struct Loop {
 
 impl Loop {
     fn plan(&mut self, key: &TypeKey, obj: &Stored) {
+        if key.group.is_empty()
+            && key.plural == "namespaces"
+            && obj.value["metadata"]["deletionTimestamp"].is_string()
+        {
+            self.finalize_later(obj);
+        }
         if self.broken {
             return;
         }
@@ -61,9 +70,28 @@ impl Loop {
                 _ = shared.cancel.cancelled() => return,
                 _ = tokio::time::sleep(after) => {}
             }
-            let current = pending.lock().unwrap_or_else(|e| e.into_inner()).get(&okey) == Some(&seq);
+            let current =
+                pending.lock().unwrap_or_else(|e| e.into_inner()).get(&okey) == Some(&seq);
             if current {
-                shared.lock().set_status(&key, &ns, &name, &uid, generation, status);
+                shared
+                    .lock()
+                    .set_status(&key, &ns, &name, &uid, generation, status);
+            }
+        });
+    }
+
+    /// The namespace controller: contents of a terminating namespace go after a short while.
+    fn finalize_later(&self, ns: &Stored) {
+        let name = ns.value["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let shared = self.shared.clone();
+        let delay = self.settings.ready_delay.max(NAMESPACE_FINALIZE_MIN);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shared.cancel.cancelled() => {}
+                _ = tokio::time::sleep(delay) => shared.lock().finalize_namespace(&name),
             }
         });
     }
@@ -101,7 +129,10 @@ pub fn spawn(shared: Arc<Shared>, settings: SimSettings) -> tokio::task::JoinHan
                         meta["namespace"].as_str().unwrap_or("").to_string(),
                         meta["name"].as_str().unwrap_or("").to_string(),
                     );
-                    lp.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&okey);
+                    lp.pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&okey);
                 }
                 Ok(ev) => lp.plan(&ev.key, &ev.obj),
                 Err(broadcast::error::RecvError::Lagged(_)) => lp.scan(),

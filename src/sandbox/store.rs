@@ -215,7 +215,10 @@ impl Store {
 
     /// Inserts an object as is (loading state) or with an event when `rv` is set.
     pub fn insert_raw(&mut self, key: &TypeKey, value: Value, rv: Option<u64>) -> Arc<Stored> {
-        let ns = value["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = value["metadata"]["name"].as_str().unwrap_or("").to_string();
         let has_owners = value["metadata"]["ownerReferences"]
             .as_array()
@@ -267,7 +270,10 @@ impl Store {
     /// Rebuilds the catalog from the stored CRDs.
     pub fn refresh_catalog(&mut self) {
         let key = TypeKey::new("apiextensions.k8s.io", "customresourcedefinitions");
-        let crds: Vec<Arc<Stored>> = self.iter(&key, None, None).map(|(_, o)| o.clone()).collect();
+        let crds: Vec<Arc<Stored>> = self
+            .iter(&key, None, None)
+            .map(|(_, o)| o.clone())
+            .collect();
         self.catalog = Catalog::build(crds.iter().map(|o| &o.value));
     }
 }

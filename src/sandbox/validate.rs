@@ -20,9 +20,14 @@ pub fn is_dns_label(s: &str) -> bool {
 
 /// Whether `s` is an RFC 1123 subdomain (most objects).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| {
-        !l.is_empty() && l.chars().all(|c| alnum(c) || c == '-') && l.starts_with(alnum) && l.ends_with(alnum)
-    })
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars().all(|c| alnum(c) || c == '-')
+                && l.starts_with(alnum)
+                && l.ends_with(alnum)
+        })
 }
 
 /// Whether `s` can appear as one URL path segment (RBAC names allow `:` and more).

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
+use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use futures::StreamExt;
 
 use super::http::{MAX_WATCH, Query, Shared};
 use super::ops::{Filter, present};
@@ -45,7 +45,8 @@ fn gone(rv: u64, oldest: u64) -> Bytes {
 
 /// Whether an object belongs to this watch.
 fn wanted(obj: &Stored, ns: Option<&str>, filter: &Filter) -> bool {
-    ns.is_none_or(|ns| obj.value["metadata"]["namespace"].as_str() == Some(ns)) && filter.matches(&obj.value)
+    ns.is_none_or(|ns| obj.value["metadata"]["namespace"].as_str() == Some(ns))
+        && filter.matches(&obj.value)
 }
 
 /// Answers a watch request with a streamed body.
@@ -155,4 +156,3 @@ fn stream_response(first: Vec<Bytes>, rest: Option<mpsc::Receiver<Bytes>>) -> Ht
         .insert_header(("Cache-Control", "no-cache, private"))
         .streaming(body.map(Ok::<Bytes, actix_web::Error>))
 }
-
