@@ -181,9 +181,9 @@ pub fn is_atomic_map(path: &[&str]) -> bool {
     )
 }
 
-/// Whether the map at `path` is a plain (non-pointer) struct in the Go types, which Kubernetes
-/// never lists as a member (`.`) of an Update manager's field set.
-pub fn is_plain_struct(path: &[&str]) -> bool {
+/// Whether the Go types always serialize the map or list at `path` (plain structs, required
+/// lists), so Kubernetes never lists it as a member (`.`) of an Update manager's field set.
+pub fn is_always_serialized(path: &[&str]) -> bool {
     matches!(
         path.last(),
         Some(
@@ -193,7 +193,8 @@ pub fn is_plain_struct(path: &[&str]) -> bool {
                 | "template"
                 | "jobTemplate"
                 | "strategy"
-                | "updateStrategy")
+                | "updateStrategy"
+                | "containers")
         )
     )
 }

@@ -16,6 +16,7 @@ pub mod selector;
 pub mod sim;
 pub mod ssa;
 pub mod ssa_fieldset;
+pub mod ssa_merge;
 #[cfg(test)]
 mod ssa_tests;
 pub mod status;

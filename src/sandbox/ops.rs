@@ -529,8 +529,17 @@ impl Store {
             if rt.namespaced { ns.unwrap_or("") } else { "" },
             name,
         );
-        let merged = catch("server-side apply", || {
-            ssa::apply(
+        let merged = catch("server-side apply", || match (&live, status_only) {
+            (Some(old), true) => ssa::apply_status(
+                &old.value,
+                &applied,
+                &opts.manager,
+                opts.force,
+                &rt.group,
+                &rt.kind,
+                &stamp,
+            ),
+            _ => ssa::apply(
                 live.as_ref().map(|o| &o.value),
                 &applied,
                 &opts.manager,
@@ -538,7 +547,7 @@ impl Store {
                 &rt.group,
                 &rt.kind,
                 &stamp,
-            )
+            ),
         })?
         .map_err(|e| ssa_err(e, rt, name))?;
         match live {
@@ -636,15 +645,16 @@ impl Store {
         }
         if !applied {
             let mut attempt = new.clone();
+            let stamp = now();
             if catch("managedFields bookkeeping", || {
-                ssa::record_update(
-                    Some(&old.value),
-                    &mut attempt,
-                    &opts.manager,
-                    &rt.group,
-                    &rt.kind,
-                    &now(),
-                )
+                let record = if status_only {
+                    ssa::record_status_update
+                } else {
+                    |old: &Value, new: &mut Value, m: &str, g: &str, k: &str, t: &str| {
+                        ssa::record_update(Some(old), new, m, g, k, t)
+                    }
+                };
+                record(&old.value, &mut attempt, &opts.manager, &rt.group, &rt.kind, &stamp)
             })
             .is_ok()
             {

@@ -1,5 +1,7 @@
 //! Patch formats the sandbox accepts: JSON merge, JSON patch, strategic merge.
 
+use std::cell::Cell;
+
 use serde_json::{Map, Value};
 
 use super::list_keys::{ListType, list_type};
@@ -105,7 +107,11 @@ pub fn strategic_merge_patch(
             "a strategic merge patch must be a JSON object".to_string(),
         ));
     };
-    let merger = Strategic { group, kind };
+    let merger = Strategic {
+        group,
+        kind,
+        depth: Cell::new(0),
+    };
     let mut path = Vec::new();
     let mut result = match target {
         Value::Object(m) => m.clone(),
@@ -125,6 +131,7 @@ const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 struct Strategic<'a> {
     group: &'a str,
     kind: &'a str,
+    depth: Cell<usize>,
 }
 
 impl Strategic<'_> {
@@ -229,6 +236,23 @@ impl Strategic<'_> {
     }
 
     fn merge_value(
+        &self,
+        orig: Option<Value>,
+        patch: &Value,
+        path: &mut Vec<String>,
+    ) -> Result<Value, PatchError> {
+        // Lists nest without lengthening `path`, so depth is counted separately.
+        let depth = self.depth.get() + 1;
+        if depth > MAX_DEPTH {
+            return Err(PatchError::Invalid("patch nested too deeply".to_string()));
+        }
+        self.depth.set(depth);
+        let result = self.merge_value_at_depth(orig, patch, path);
+        self.depth.set(depth - 1);
+        result
+    }
+
+    fn merge_value_at_depth(
         &self,
         orig: Option<Value>,
         patch: &Value,

@@ -327,4 +327,15 @@ fn strategic_merge_of_a_deeply_nested_patch_is_refused() {
         smp(&mut d, json!({ "spec": deep })),
         Err(PatchError::Invalid(_))
     ));
+    let mut lists = json!(1);
+    for _ in 0..500 {
+        lists = json!([lists]);
+    }
+    assert!(matches!(
+        smp(
+            &mut d,
+            json!({ "spec": {"template": {"spec": {"tolerations": lists}}} })
+        ),
+        Err(PatchError::Invalid(_))
+    ));
 }

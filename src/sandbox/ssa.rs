@@ -3,16 +3,13 @@
 //! the manager's Apply entry, fields it stopped applying are pruned unless someone else owns
 //! them, and changing fields other managers own is a conflict unless forced.
 
-use std::ops::Bound;
-
 use serde_json::{Map, Value};
 
-use super::list_keys::{ListType, is_atomic_map, list_type};
 use super::patch::MAX_DEPTH;
 use super::ssa_fieldset::{
-    FieldPath, FieldSet, Mode, PathElement, Walker, compare, element_key_of, from_fields_v1,
-    path_to_string, set_element_of, to_fields_v1,
+    FieldSet, Mode, Scope, Walker, compare, from_fields_v1, path_to_string, to_fields_v1,
 };
+use super::ssa_merge::Merger;
 
 /// One field another manager owns with a different value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +72,10 @@ struct Entry {
 }
 
 impl Entry {
-    fn is(&self, manager: &str, operation: &str) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.is_none()
+    fn is(&self, manager: &str, operation: &str, scope: Scope) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == scope.subresource()
     }
 }
 
@@ -178,10 +177,10 @@ fn depth_exceeds(v: &Value, limit: usize) -> bool {
     false
 }
 
-/// Metadata the server owns; an applied configuration cannot set it.
+/// Metadata the server owns; an applied configuration cannot set it. (`resourceVersion` stays:
+/// the server checks it as a precondition.)
 const SYSTEM_METADATA: &[&str] = &[
     "uid",
-    "resourceVersion",
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
@@ -201,17 +200,77 @@ pub fn apply(
     kind: &str,
     now: &str,
 ) -> Result<Value, SsaError> {
-    let config = validate_config(applied, kind)?;
+    let request = Request {
+        manager,
+        group,
+        kind,
+        now,
+        scope: Scope::Main,
+    };
+    apply_in(&request, live, applied, force)
+}
+
+/// Server-side apply on the `status` subresource: only `.status` of `applied` is merged and
+/// owned (entries with `subresource: status`); the rest of `live` is kept as it is.
+pub fn apply_status(
+    live: &Value,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    group: &str,
+    kind: &str,
+    now: &str,
+) -> Result<Value, SsaError> {
+    let request = Request {
+        manager,
+        group,
+        kind,
+        now,
+        scope: Scope::Status,
+    };
+    apply_in(&request, Some(live), applied, force)
+}
+
+/// Who changes what, when, and in which part of the object.
+struct Request<'a> {
+    manager: &'a str,
+    group: &'a str,
+    kind: &'a str,
+    now: &'a str,
+    scope: Scope,
+}
+
+impl Request<'_> {
+    fn walker(&self, mode: Mode, strict: bool) -> Walker<'_> {
+        Walker {
+            group: self.group,
+            kind: self.kind,
+            mode,
+            strict,
+            scope: self.scope,
+        }
+    }
+}
+
+fn apply_in(
+    req: &Request<'_>,
+    live: Option<&Value>,
+    applied: &Value,
+    force: bool,
+) -> Result<Value, SsaError> {
+    let Request {
+        manager,
+        group,
+        kind,
+        now,
+        scope,
+    } = *req;
+    let config = validate_config(applied, kind, scope)?;
     let api_version = str_field(&config, "/apiVersion")
         .unwrap_or_default()
         .to_string();
-    let strict = Walker {
-        group,
-        kind,
-        mode: Mode::Apply,
-        strict: true,
-    };
-    let applied_set: FieldSet = strict
+    let applied_set: FieldSet = req
+        .walker(Mode::Apply, true)
         .walk(&config)
         .map_err(|e| SsaError::Invalid(format!(".{}", e.trim_start_matches('.'))))?
         .into_keys()
@@ -219,12 +278,7 @@ pub fn apply(
 
     let empty = Value::Object(Map::new());
     let live = live.filter(|l| l.is_object()).unwrap_or(&empty);
-    let update_walker = Walker {
-        group,
-        kind,
-        mode: Mode::Update,
-        strict: false,
-    };
+    let update_walker = req.walker(Mode::Update, false);
     let live_fields = update_walker.walk(live).unwrap_or_default();
     let mut entries = read_entries(live);
     if entries.is_empty() && !live_fields.is_empty() {
@@ -236,7 +290,7 @@ pub fn apply(
                 .unwrap_or_default()
                 .to_string(),
             time: Some(now.to_string()),
-            subresource: None,
+            subresource: scope.subresource().map(str::to_string),
             set: live_fields.keys().cloned().collect(),
         });
     }
@@ -255,14 +309,14 @@ pub fn apply(
 
     let last_set = entries
         .iter()
-        .position(|e| e.is(manager, APPLY))
+        .position(|e| e.is(manager, APPLY, scope))
         .map(|i| entries.remove(i).set)
         .unwrap_or_default();
     let mut keep: FieldSet = applied_set.clone();
     for e in &entries {
         keep.extend(e.set.iter().cloned());
     }
-    prune(&mut merged, &last_set, &keep);
+    merger.prune(&mut merged, &last_set, &keep);
 
     let merged_fields = update_walker.walk(&merged).unwrap_or_default();
     let diff = compare(&live_fields, &merged_fields);
@@ -297,15 +351,15 @@ pub fn apply(
         operation: APPLY.to_string(),
         api_version,
         time: Some(now.to_string()),
-        subresource: None,
+        subresource: scope.subresource().map(str::to_string),
         set: applied_set,
     });
     write_entries(&mut merged, entries);
     Ok(merged)
 }
 
-/// Checks the applied configuration and strips what apply never sets (status, system metadata).
-fn validate_config(applied: &Value, kind: &str) -> Result<Value, SsaError> {
+/// Checks the applied configuration and strips what apply never sets in this scope.
+fn validate_config(applied: &Value, kind: &str, scope: Scope) -> Result<Value, SsaError> {
     let invalid = |m: &str| Err(SsaError::Invalid(m.to_string()));
     if !applied.is_object() {
         return invalid("the applied configuration must be an object");
@@ -335,232 +389,25 @@ fn validate_config(applied: &Value, kind: &str) -> Result<Value, SsaError> {
     }
     let mut config = applied.clone();
     if let Value::Object(root) = &mut config {
-        root.remove("status");
+        match scope {
+            Scope::Main => {
+                root.remove("status");
+            }
+            Scope::Status => {
+                root.retain(|k, _| {
+                    matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+                });
+            }
+        }
         if let Some(Value::Object(meta)) = root.get_mut("metadata") {
-            for f in SYSTEM_METADATA {
-                meta.remove(*f);
+            match scope {
+                Scope::Main => meta.retain(|k, _| !SYSTEM_METADATA.contains(&k.as_str())),
+                Scope::Status => meta
+                    .retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "resourceVersion")),
             }
         }
     }
     Ok(config)
-}
-
-/// Merges an applied configuration into a live object the way structured-merge-diff does.
-struct Merger<'a> {
-    group: &'a str,
-    kind: &'a str,
-}
-
-impl Merger<'_> {
-    fn merge<'c>(&self, live: &mut Value, config: &'c Value, names: &mut Vec<&'c str>) {
-        match (live, config) {
-            (Value::Object(l), Value::Object(c)) if !is_atomic_map(names) => {
-                for (k, v) in c {
-                    if v.is_null() {
-                        l.remove(k);
-                        continue;
-                    }
-                    names.push(k.as_str());
-                    match l.get_mut(k) {
-                        Some(existing) => self.merge(existing, v, names),
-                        None => {
-                            l.insert(k.clone(), v.clone());
-                        }
-                    }
-                    names.pop();
-                }
-            }
-            (Value::Array(l), Value::Array(c)) => match list_type(self.group, self.kind, names) {
-                ListType::Atomic => *l = c.clone(),
-                ListType::Set => {
-                    let lhs = std::mem::take(l);
-                    *l = self.merge_list(lhs, c, |x| Some(set_element_of(x)), names);
-                }
-                ListType::Map { keys, .. } => {
-                    let lhs = std::mem::take(l);
-                    *l = self.merge_list(lhs, c, |x| element_key_of(x, keys).ok(), names);
-                }
-            },
-            (live, config) => *live = config.clone(),
-        }
-    }
-
-    /// structured-merge-diff's list merge: live-only elements stay where they are, shared
-    /// elements follow the configuration's order, new elements come in before the next shared one.
-    fn merge_list<'c>(
-        &self,
-        lhs: Vec<Value>,
-        rhs: &'c [Value],
-        key_of: impl Fn(&Value) -> Option<PathElement>,
-        names: &mut Vec<&'c str>,
-    ) -> Vec<Value> {
-        let lpe: Vec<Option<PathElement>> = lhs.iter().map(&key_of).collect();
-        let rpe: Vec<Option<PathElement>> = rhs.iter().map(&key_of).collect();
-        let in_rhs = |pe: &Option<PathElement>| pe.is_some() && rpe.contains(pe);
-        let mut lhs: Vec<Option<Value>> = lhs.into_iter().map(Some).collect();
-        let take_lhs = |pe: &Option<PathElement>, lhs: &mut Vec<Option<Value>>| {
-            let i = lpe.iter().position(|x| x.is_some() && x == pe)?;
-            lhs.get_mut(i).and_then(Option::take)
-        };
-        let mut shared = rpe.iter().filter(|pe| pe.is_some() && lpe.contains(pe));
-        let mut next_shared = shared.next();
-        let mut merged: Vec<&Option<PathElement>> = Vec::new();
-        let mut out = Vec::with_capacity(lpe.len().max(rpe.len()));
-        let (mut li, mut ri) = (0, 0);
-        while li < lpe.len() || ri < rpe.len() {
-            if li < lpe.len() && ri < rpe.len() {
-                if lpe[li].is_some() && lpe[li] == rpe[ri] {
-                    merged.push(&rpe[ri]);
-                    let mut item = take_lhs(&lpe[li], &mut lhs).unwrap_or(Value::Null);
-                    self.merge(&mut item, &rhs[ri], names);
-                    out.push(item);
-                    li += 1;
-                    ri += 1;
-                    next_shared = shared.next();
-                    continue;
-                }
-                if in_rhs(&lpe[li]) && next_shared.is_some_and(|n| *n != lpe[li]) {
-                    li += 1;
-                    continue;
-                }
-            }
-            if li < lpe.len() {
-                if !in_rhs(&lpe[li]) {
-                    if let Some(item) = lhs.get_mut(li).and_then(Option::take) {
-                        out.push(item);
-                    }
-                    li += 1;
-                    continue;
-                }
-                if merged.contains(&&lpe[li]) {
-                    li += 1;
-                    continue;
-                }
-            }
-            if ri < rpe.len() {
-                let pe = &rpe[ri];
-                merged.push(pe);
-                match take_lhs(pe, &mut lhs) {
-                    Some(mut item) => {
-                        self.merge(&mut item, &rhs[ri], names);
-                        out.push(item);
-                    }
-                    None => out.push(rhs[ri].clone()),
-                }
-                ri += 1;
-                if next_shared.is_some_and(|n| n == pe) {
-                    next_shared = shared.next();
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Removes what the applier owned last time and no longer applies, unless another manager
-/// (or the new configuration) still owns it or something beneath it.
-fn prune(obj: &mut Value, last: &FieldSet, keep: &FieldSet) {
-    for path in last {
-        if keep.contains(path) || has_descendant(keep, path) || is_key_field(path) {
-            continue;
-        }
-        if remove_path(obj, path) {
-            remove_empty_parents(obj, path, keep);
-        }
-    }
-}
-
-fn has_descendant(set: &FieldSet, path: &FieldPath) -> bool {
-    // Descendants sort right after their ancestor.
-    set.range((Bound::Excluded(path.clone()), Bound::Unbounded))
-        .next()
-        .is_some_and(|p| p.starts_with(path))
-}
-
-/// A key field of a list element stays as long as the element does.
-fn is_key_field(path: &FieldPath) -> bool {
-    match path.as_slice() {
-        [.., PathElement::Key(json), PathElement::Field(f)] => {
-            matches!(serde_json::from_str::<Value>(json), Ok(Value::Object(m)) if m.contains_key(f))
-        }
-        _ => false,
-    }
-}
-
-fn child_mut<'v>(v: &'v mut Value, pe: &PathElement) -> Option<&'v mut Value> {
-    match (v, pe) {
-        (Value::Object(m), PathElement::Field(f)) => m.get_mut(f),
-        (Value::Array(a), PathElement::Index(i)) => a.get_mut(*i),
-        (Value::Array(a), pe) => a.iter_mut().find(|x| matches_element(x, pe)),
-        _ => None,
-    }
-}
-
-fn matches_element(item: &Value, pe: &PathElement) -> bool {
-    match pe {
-        PathElement::Value(_) => set_element_of(item) == *pe,
-        PathElement::Key(json) => {
-            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(json) else {
-                return false;
-            };
-            key.iter().all(|(k, v)| match item.get(k) {
-                Some(x) => x == v,
-                // A defaulted key field (ports' protocol) may be absent from the element.
-                None => k == "protocol" && v == "TCP",
-            })
-        }
-        _ => false,
-    }
-}
-
-fn navigate<'v>(obj: &'v mut Value, path: &[PathElement]) -> Option<&'v mut Value> {
-    let mut cur = obj;
-    for pe in path {
-        cur = child_mut(cur, pe)?;
-    }
-    Some(cur)
-}
-
-fn remove_path(obj: &mut Value, path: &[PathElement]) -> bool {
-    let Some((last, parent)) = path.split_last() else {
-        return false;
-    };
-    let Some(parent) = navigate(obj, parent) else {
-        return false;
-    };
-    match (parent, last) {
-        (Value::Object(m), PathElement::Field(f)) => m.remove(f).is_some(),
-        (Value::Array(a), PathElement::Index(i)) if *i < a.len() => {
-            a.remove(*i);
-            true
-        }
-        (Value::Array(a), pe) => {
-            let before = a.len();
-            a.retain(|x| !matches_element(x, pe));
-            a.len() != before
-        }
-        _ => false,
-    }
-}
-
-/// Drops maps and lists that pruning left empty, up to the first one someone owns.
-fn remove_empty_parents(obj: &mut Value, path: &[PathElement], keep: &FieldSet) {
-    let mut end = path.len() - 1;
-    while end >= 1 {
-        let parent = &path[..end];
-        if keep.contains(parent) || parent == [PathElement::Field("metadata".to_string())] {
-            return;
-        }
-        let empty = match navigate(obj, parent) {
-            Some(Value::Object(m)) => m.is_empty(),
-            Some(Value::Array(a)) => a.is_empty(),
-            _ => false,
-        };
-        if !empty || !remove_path(obj, parent) {
-            return;
-        }
-        end -= 1;
-    }
 }
 
 /// Records in `new.metadata.managedFields` that `manager` (operation Update) set the fields
@@ -573,6 +420,43 @@ pub fn record_update(
     kind: &str,
     now: &str,
 ) {
+    let request = Request {
+        manager,
+        group,
+        kind,
+        now,
+        scope: Scope::Main,
+    };
+    record_in(&request, old, new);
+}
+
+/// Like [`record_update`] for a write to the `status` subresource: `manager` takes the status
+/// fields that changed, in an entry with `subresource: status`.
+pub fn record_status_update(
+    old: &Value,
+    new: &mut Value,
+    manager: &str,
+    group: &str,
+    kind: &str,
+    now: &str,
+) {
+    let request = Request {
+        manager,
+        group,
+        kind,
+        now,
+        scope: Scope::Status,
+    };
+    record_in(&request, Some(old), new);
+}
+
+fn record_in(req: &Request<'_>, old: Option<&Value>, new: &mut Value) {
+    let Request {
+        manager,
+        now,
+        scope,
+        ..
+    } = *req;
     if !new.is_object() {
         return;
     }
@@ -587,12 +471,7 @@ pub fn record_update(
         }
         _ => read_entries(new),
     };
-    let walker = Walker {
-        group,
-        kind,
-        mode: Mode::Update,
-        strict: false,
-    };
+    let walker = req.walker(Mode::Update, false);
     let empty = Value::Object(Map::new());
     let old_fields = walker.walk(old.unwrap_or(&empty)).unwrap_or_default();
     let new_fields = walker.walk(new).unwrap_or_default();
@@ -600,7 +479,7 @@ pub fn record_update(
 
     let mine = entries
         .iter()
-        .position(|e| e.is(manager, UPDATE))
+        .position(|e| e.is(manager, UPDATE, scope))
         .map(|i| entries.remove(i));
     for e in &mut entries {
         e.set.retain(|p| {
@@ -623,7 +502,7 @@ pub fn record_update(
             .unwrap_or_default()
             .to_string(),
         time,
-        subresource: None,
+        subresource: scope.subresource().map(str::to_string),
         set,
     });
     write_entries(new, entries);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use super::list_keys::{KeyField, ListType, is_atomic_map, is_plain_struct, list_type};
+use super::list_keys::{KeyField, ListType, is_always_serialized, is_atomic_map, list_type};
 use super::patch::MAX_DEPTH;
 
 /// One step of a field path (`f:`, `k:`, `v:`, `i:` in FieldsV1).
@@ -205,8 +205,8 @@ pub enum Mode {
     /// The fields an applied configuration sets (Kubernetes' ToFieldSet): leaves, list
     /// elements, atomic values, empty maps.
     Apply,
-    /// Also every map that is not a plain struct, as Kubernetes' object comparison reports
-    /// them for Update managers (`.: {}` under `f:labels`).
+    /// Also every map and non-atomic list the Go types may omit, as Kubernetes' object
+    /// comparison reports them for Update managers (`.: {}` under `f:labels`, `f:ports`).
     Update,
 }
 
@@ -220,6 +220,8 @@ pub struct Walker<'a> {
     pub mode: Mode,
     /// Strict walks fail on malformed lists; lenient ones skip the offending elements.
     pub strict: bool,
+    /// Which part of the object is walked.
+    pub scope: Scope,
 }
 
 const IGNORED_METADATA: &[&str] = &[
@@ -235,18 +237,49 @@ const IGNORED_METADATA: &[&str] = &[
     "selfLink",
 ];
 
-/// Whether a root-level path is outside field management (identity, system metadata, status).
-pub fn is_ignored(path: &[PathElement]) -> bool {
-    match path {
-        [PathElement::Field(f), ..] if f == "apiVersion" || f == "kind" || f == "status" => true,
-        [PathElement::Field(m), PathElement::Field(f), ..] if m == "metadata" => {
-            IGNORED_METADATA.contains(&f.as_str())
+/// Which part of an object a request manages: the main resource or its `status` subresource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything but status.
+    Main,
+    /// Only `.status`.
+    Status,
+}
+
+impl Scope {
+    /// The `subresource` of managedFields entries written in this scope.
+    pub fn subresource(self) -> Option<&'static str> {
+        match self {
+            Scope::Main => None,
+            Scope::Status => Some("status"),
         }
-        _ => false,
+    }
+
+    /// Whether a path is outside field management in this scope (identity, system metadata,
+    /// and status or everything but status).
+    pub fn ignores(self, path: &[PathElement]) -> bool {
+        let is_status = matches!(path.first(), Some(PathElement::Field(f)) if f == "status");
+        if self == Scope::Status {
+            return !is_status;
+        }
+        match path {
+            _ if is_status => true,
+            [PathElement::Field(f), ..] if f == "apiVersion" || f == "kind" => true,
+            [PathElement::Field(m), PathElement::Field(f), ..] if m == "metadata" => {
+                IGNORED_METADATA.contains(&f.as_str())
+            }
+            _ => false,
+        }
     }
 }
 
 impl Walker<'_> {
+    fn list_member(&self, path: &FieldPath, names: &[&str], out: &mut FieldValues<'_>) {
+        if self.mode == Mode::Update && !is_always_serialized(names) {
+            out.insert(path.clone(), None);
+        }
+    }
+
     /// The managed paths of `obj` with their leaf values.
     pub fn walk<'v>(&self, obj: &'v Value) -> Result<FieldValues<'v>, String> {
         let mut out = FieldValues::new();
@@ -268,7 +301,7 @@ impl Walker<'_> {
         for (k, v) in m {
             path.push(PathElement::Field(k.clone()));
             names.push(k.as_str());
-            let r = if is_ignored(path) {
+            let r = if self.scope.ignores(path) {
                 Ok(())
             } else {
                 self.value(v, path, names, out)
@@ -300,7 +333,7 @@ impl Walker<'_> {
                     out.insert(path.clone(), Some(v));
                     return Ok(());
                 }
-                if self.mode == Mode::Update && !is_plain_struct(names) {
+                if self.mode == Mode::Update && !is_always_serialized(names) {
                     out.insert(path.clone(), None);
                 }
                 self.fields(m, path, names, out)
@@ -311,6 +344,7 @@ impl Walker<'_> {
                     Ok(())
                 }
                 ListType::Set => {
+                    self.list_member(path, names, out);
                     for item in items {
                         if item.is_object() || item.is_array() {
                             if self.strict {
@@ -332,6 +366,7 @@ impl Walker<'_> {
                     Ok(())
                 }
                 ListType::Map { keys, .. } => {
+                    self.list_member(path, names, out);
                     for item in items {
                         let pe = match element_key_of(item, keys) {
                             Ok(pe) => pe,
@@ -440,6 +475,7 @@ mod tests {
             kind: "Service",
             mode: Mode::Apply,
             strict: true,
+            scope: Scope::Main,
         };
         let svc = json!({"spec": {"ports": [{"port": 80}]}});
         let fields = w.walk(&svc).unwrap_or_default();

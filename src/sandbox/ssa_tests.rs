@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::ssa::{FieldConflict, SsaError, apply, record_update};
+use super::ssa::{
+    FieldConflict, SsaError, apply, apply_status, record_status_update, record_update,
+};
 
 const T1: &str = "2026-01-01T00:00:00Z";
 const T2: &str = "2026-01-01T00:01:00Z";
@@ -308,7 +310,8 @@ fn an_element_only_the_applier_owned_is_removed_but_others_keep_theirs() {
 fn record_update_on_create_owns_everything_like_kubectl_create() {
     let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "uid": "u1", "resourceVersion": "1", "labels": {"app": "web"}},
-        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [
+            {"name": "web", "image": "x", "ports": [{"containerPort": 80}]}]}}},
         "status": {"replicas": 1}});
     record_update(None, &mut obj, "kubectl-create", "apps", "Deployment", T1);
     assert_eq!(
@@ -316,7 +319,10 @@ fn record_update_on_create_owns_everything_like_kubectl_create() {
         Some(json!({
             "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
             "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
-                "k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}
+                "k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}, "f:ports": {
+                    ".": {},
+                    "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}
+                }}}}}}
         }))
     );
     assert_eq!(obj["metadata"]["managedFields"][0]["time"], T1);
@@ -490,5 +496,138 @@ fn service_ports_are_associative_by_port_and_protocol() {
         out["metadata"]["managedFields"][0]["fieldsV1"],
         json!({"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {
             ".": {}, "f:port": {}, "f:targetPort": {}}}, "f:selector": {}}})
+    );
+}
+
+#[test]
+fn status_subresource_apply_owns_only_status() {
+    let live = ok(ssa(None, &config(2, json!({"app": "web"})), "a", false));
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "demo", "labels": {"ignored": "yes"}},
+        "spec": {"replicas": 9},
+        "status": {"readyReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]}});
+    let out = apply_status(&live, &status, "ctrl", false, "apps", "Deployment", T2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out["spec"]["replicas"], 2);
+    assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(out["status"]["readyReplicas"], 2);
+    let entry = out["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["manager"] == "ctrl"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:status": {"f:conditions": {"k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}},
+            "f:readyReplicas": {}}})
+    );
+    // A main-resource apply by A neither touches nor conflicts on status.
+    let again = ok(ssa(
+        Some(&out),
+        &config(2, json!({"app": "web"})),
+        "a",
+        false,
+    ));
+    assert_eq!(again["status"], out["status"]);
+    // A second status manager changing readyReplicas conflicts with the first.
+    let other = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"}, "status": {"readyReplicas": 1}});
+    match apply_status(&again, &other, "other", false, "apps", "Deployment", T2) {
+        Err(SsaError::Conflict { conflicts }) => {
+            assert_eq!(conflicts, vec![conflict("ctrl", ".status.readyReplicas")]);
+        }
+        r => panic!("expected a conflict, got {r:?}"),
+    }
+}
+
+#[test]
+fn status_updates_are_recorded_under_the_status_subresource() {
+    let live = ok(ssa(None, &config(2, json!({"app": "web"})), "a", false));
+    let mut new = live.clone();
+    new["status"] = json!({"replicas": 2});
+    record_status_update(
+        &live,
+        &mut new,
+        "kube-controller-manager",
+        "apps",
+        "Deployment",
+        T2,
+    );
+    let entry = new["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["manager"] == "kube-controller-manager"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["operation"], "Update");
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(entry["fieldsV1"], json!({"f:status": {"f:replicas": {}}}));
+    assert_eq!(
+        fields_of(&new, "a", "Apply"),
+        fields_of(&live, "a", "Apply")
+    );
+}
+
+#[test]
+fn resource_version_in_the_configuration_is_kept_for_the_precondition() {
+    let mut live = ok(ssa(None, &config(2, json!({"app": "web"})), "a", false));
+    live["metadata"]["resourceVersion"] = json!("5");
+    let mut cfg = config(3, json!({"app": "web"}));
+    cfg["metadata"]["resourceVersion"] = json!("4");
+    let out = ok(ssa(Some(&live), &cfg, "a", false));
+    assert_eq!(out["metadata"]["resourceVersion"], "4");
+    assert!(
+        !out["metadata"]["managedFields"]
+            .to_string()
+            .contains("resourceVersion")
+    );
+}
+
+#[test]
+fn dropping_replicas_after_an_autoscaler_took_them_leaves_the_scaled_value() {
+    let v1 = ok(ssa(None, &config(2, json!({"app": "web"})), "a", false));
+    let mut scaled = v1.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    record_update(Some(&v1), &mut scaled, "hpa", "apps", "Deployment", T2);
+    let mut without = config(0, json!({"app": "web"}));
+    without["spec"] = json!({});
+    let out = ok(ssa(Some(&scaled), &without, "a", false));
+    assert_eq!(out["spec"]["replicas"], 5);
+    assert_eq!(managers(&out), vec!["a/Apply", "hpa/Update"]);
+}
+
+#[test]
+fn client_side_apply_then_server_side_apply_like_kubectl() {
+    use super::patch::strategic_merge_patch;
+    // `kubectl apply -f` creates the object ...
+    let mut created = with_containers(json!([{"name": "web", "image": "nginx:1.25"}]));
+    created["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": "{}"});
+    record_update(None, &mut created, "kubectl-client-side-apply", "apps", "Deployment", T1);
+    // ... and later patches a changed image.
+    let mut patched = created.clone();
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "web"}],
+        "containers": [{"image": "nginx:1.27", "name": "web"}]}}}});
+    strategic_merge_patch(&mut patched, &patch, "apps", "Deployment")
+        .unwrap_or_else(|e| panic!("{e}"));
+    record_update(Some(&created), &mut patched, "kubectl-client-side-apply", "apps", "Deployment", T2);
+    assert_eq!(managers(&patched), vec!["kubectl-client-side-apply/Update"]);
+    assert_eq!(patched["metadata"]["managedFields"][0]["time"], T2);
+    // `kubectl apply --server-side` of another image conflicts with the client-side owner.
+    let ssa_config = with_containers(json!([{"name": "web", "image": "nginx:1.28"}]));
+    assert_eq!(
+        conflicts(ssa(Some(&patched), &ssa_config, "kubectl", false)),
+        vec![conflict(
+            "kubectl-client-side-apply",
+            ".spec.template.spec.containers[name=\"web\"].image"
+        )]
+    );
+    // The same image is shared instead.
+    let same = with_containers(json!([{"name": "web", "image": "nginx:1.27"}]));
+    let shared = ok(ssa(Some(&patched), &same, "kubectl", false));
+    assert_eq!(
+        managers(&shared),
+        vec!["kubectl/Apply", "kubectl-client-side-apply/Update"]
     );
 }
