@@ -55,14 +55,18 @@ struct Run {
 }
 
 async fn one_run() -> Run {
-    let sb = Sandbox::start(SandboxOptions::default()).await.expect("sandbox starts");
+    let sb = Sandbox::start(SandboxOptions::default())
+        .await
+        .expect("sandbox starts");
     let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
     let rss_before = rss_bytes();
 
     let create = timed(OBJECTS, |i| {
         let api = api.clone();
         async move {
-            api.create(&PostParams::default(), &configmap(i, "created")).await.expect("create");
+            api.create(&PostParams::default(), &configmap(i, "created"))
+                .await
+                .expect("create");
         }
     })
     .await;
@@ -71,7 +75,9 @@ async fn one_run() -> Run {
     let get = timed(OBJECTS, |i| {
         let api = api.clone();
         async move {
-            api.get(&format!("bench-{:05}", (i * 7919) % OBJECTS)).await.expect("get");
+            api.get(&format!("bench-{:05}", (i * 7919) % OBJECTS))
+                .await
+                .expect("get");
         }
     })
     .await;
@@ -80,9 +86,13 @@ async fn one_run() -> Run {
         let api = api.clone();
         async move {
             let params = PatchParams::apply("bench").force();
-            api.patch(&format!("bench-{i:05}"), &params, &Patch::Apply(configmap(i, "applied")))
-                .await
-                .expect("apply");
+            api.patch(
+                &format!("bench-{i:05}"),
+                &params,
+                &Patch::Apply(configmap(i, "applied")),
+            )
+            .await
+            .expect("apply");
         }
     })
     .await;
@@ -92,7 +102,9 @@ async fn one_run() -> Run {
     for _ in 0..LISTS {
         let list = api.list(&ListParams::default()).await.expect("list");
         assert_eq!(list.items.len(), OBJECTS);
-        json_bytes = serde_json::to_vec(&list.items).map(|v| v.len()).unwrap_or(0);
+        json_bytes = serde_json::to_vec(&list.items)
+            .map(|v| v.len())
+            .unwrap_or(0);
     }
     let list = LISTS as f64 / start.elapsed().as_secs_f64();
     sb.shutdown().await;
@@ -133,12 +145,18 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let pick = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
-    println!("sandbox benchmark: {OBJECTS} ConfigMaps, kube client over loopback HTTP, {CONCURRENCY} requests in flight, median of {RUNS} runs");
+    println!(
+        "sandbox benchmark: {OBJECTS} ConfigMaps, kube client over loopback HTTP, {CONCURRENCY} requests in flight, median of {RUNS} runs"
+    );
     println!("  create           {:>10.0} requests/s", pick(|r| r.create));
     println!("  get              {:>10.0} requests/s", pick(|r| r.get));
     println!("  server-side apply{:>10.0} requests/s", pick(|r| r.apply));
     let list = pick(|r| r.list);
-    println!("  list (10,000)    {:>10.2} requests/s ({:.0} objects/s)", list, list * OBJECTS as f64);
+    println!(
+        "  list (10,000)    {:>10.2} requests/s ({:.0} objects/s)",
+        list,
+        list * OBJECTS as f64
+    );
     if let Some(delta) = runs.first().and_then(|r| r.rss_delta) {
         println!(
             "  memory: RSS delta over the 10,000 creates {:.1} MiB (whole process: server and client, first run)",

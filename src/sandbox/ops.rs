@@ -248,21 +248,17 @@ impl Store {
         let limit = limit.filter(|l| *l > 0);
         let mut items = Vec::new();
         let mut continue_token = None;
+        let mut last_key: Option<&ObjName> = None;
         for (objname, obj) in self.iter(&key_of(rt), ns, after.as_ref()) {
             if !filter.matches(&obj.value) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
-                continue_token = items.last().map(|last: &Arc<Stored>| {
-                    encode_continue(
-                        meta_str(&last.value, "namespace").unwrap_or(""),
-                        meta_str(&last.value, "name").unwrap_or(""),
-                    )
-                });
-                let _ = objname;
+                continue_token = last_key.map(|(ns, name)| encode_continue(ns, name));
                 break;
             }
             items.push(present(rt, obj));
+            last_key = Some(objname);
         }
         Ok(ListPage {
             items,
@@ -654,7 +650,14 @@ impl Store {
                         ssa::record_update(Some(old), new, m, g, k, t)
                     }
                 };
-                record(&old.value, &mut attempt, &opts.manager, &rt.group, &rt.kind, &stamp)
+                record(
+                    &old.value,
+                    &mut attempt,
+                    &opts.manager,
+                    &rt.group,
+                    &rt.kind,
+                    &stamp,
+                )
             })
             .is_ok()
             {

@@ -603,7 +603,14 @@ fn client_side_apply_then_server_side_apply_like_kubectl() {
     let mut created = with_containers(json!([{"name": "web", "image": "nginx:1.25"}]));
     created["metadata"]["annotations"] =
         json!({"kubectl.kubernetes.io/last-applied-configuration": "{}"});
-    record_update(None, &mut created, "kubectl-client-side-apply", "apps", "Deployment", T1);
+    record_update(
+        None,
+        &mut created,
+        "kubectl-client-side-apply",
+        "apps",
+        "Deployment",
+        T1,
+    );
     // ... and later patches a changed image.
     let mut patched = created.clone();
     let patch = json!({"spec": {"template": {"spec": {
@@ -611,7 +618,14 @@ fn client_side_apply_then_server_side_apply_like_kubectl() {
         "containers": [{"image": "nginx:1.27", "name": "web"}]}}}});
     strategic_merge_patch(&mut patched, &patch, "apps", "Deployment")
         .unwrap_or_else(|e| panic!("{e}"));
-    record_update(Some(&created), &mut patched, "kubectl-client-side-apply", "apps", "Deployment", T2);
+    record_update(
+        Some(&created),
+        &mut patched,
+        "kubectl-client-side-apply",
+        "apps",
+        "Deployment",
+        T2,
+    );
     assert_eq!(managers(&patched), vec!["kubectl-client-side-apply/Update"]);
     assert_eq!(patched["metadata"]["managedFields"][0]["time"], T2);
     // `kubectl apply --server-side` of another image conflicts with the client-side owner.

@@ -495,3 +495,46 @@ async fn invalid_objects_are_refused_with_kubernetes_reasons() {
     assert!(name.starts_with("gen-") && name.len() > 4, "{name}");
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_preconditions_and_deletecollection() {
+    let sb = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    for (name, tier) in [("dc-a", "x"), ("dc-b", "x"), ("dc-c", "y")] {
+        let mut obj = cm(name, json!({}));
+        obj.metadata.labels = Some([("tier".to_string(), tier.to_string())].into());
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create");
+    }
+    let wrong = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let err = api
+        .delete("dc-a", &wrong)
+        .await
+        .expect_err("precondition fails");
+    assert_eq!(api_code(&err), 409);
+    api.get("dc-a").await.expect("still there");
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("tier=x"),
+    )
+    .await
+    .expect("deletecollection");
+    let left: Vec<String> = api
+        .list(&ListParams::default().labels("tier"))
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    assert_eq!(left, ["dc-c"]);
+    sb.shutdown().await;
+}
