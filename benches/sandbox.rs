@@ -118,6 +118,57 @@ async fn one_run() -> Run {
     }
 }
 
+/// Resident set size of another process in bytes.
+fn rss_of(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Runs `capstan sandbox` as its own process, creates the objects, and measures that
+/// process's RSS before and after: the memory the sandbox alone holds them in.
+async fn child_memory() -> Option<(u64, u64)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .env("CAPSTAN__LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let pid = child.id()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take()?).lines();
+    let url = loop {
+        let line = lines.next_line().await.ok()??;
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {url}\nusers:\n- name: s\n  user: {{}}\ncontexts:\n- name: s\n  context:\n    cluster: s\n    user: s\ncurrent-context: s\n"
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    let client = kube::Client::try_from(config).ok()?;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.list(&ListParams::default()).await.ok()?;
+    let before = rss_of(pid)?;
+    timed(OBJECTS, |i| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &configmap(i, "created"))
+                .await
+                .expect("create");
+        }
+    })
+    .await;
+    let after = rss_of(pid)?;
+    let _ = child.kill().await;
+    Some((before, after))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -157,6 +208,16 @@ fn main() {
         list,
         list * OBJECTS as f64
     );
+    match rt.block_on(child_memory()) {
+        Some((before, after)) => println!(
+            "  memory: `capstan sandbox` process RSS {:.1} MiB -> {:.1} MiB with {OBJECTS} ConfigMaps (+{:.1} MiB, {:.0} bytes/object; /proc/PID/statm)",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / OBJECTS as f64
+        ),
+        None => println!("  memory: could not run the capstan binary to measure its RSS"),
+    }
     if let Some(delta) = runs.first().and_then(|r| r.rss_delta) {
         println!(
             "  memory: RSS delta over the 10,000 creates {:.1} MiB (whole process: server and client, first run)",

@@ -283,3 +283,51 @@ impl Default for Store {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_change_gets_the_next_resource_version_and_a_history_entry() {
+        let mut store = Store::new();
+        let key = TypeKey::new("", "configmaps");
+        let start = store.rv();
+        let a = store.put(&key, json!({"metadata": {"name": "a", "namespace": "n"}}));
+        assert_eq!(
+            a.value["metadata"]["resourceVersion"],
+            (start + 1).to_string()
+        );
+        store.put(
+            &key,
+            json!({"metadata": {"name": "a", "namespace": "n", "labels": {"x": "y"}}}),
+        );
+        let gone = store.remove(&key, "n", "a").expect("removed");
+        assert_eq!(
+            gone.value["metadata"]["resourceVersion"],
+            (start + 3).to_string()
+        );
+        let types: Vec<EventType> = store.history_after(start).map(|e| e.ty).collect();
+        assert_eq!(
+            types,
+            [EventType::Added, EventType::Modified, EventType::Deleted]
+        );
+        assert_eq!(store.history_after(start + 2).count(), 1);
+        assert!(store.get(&key, "n", "a").is_none());
+    }
+
+    #[test]
+    fn history_is_bounded_and_remembers_what_it_dropped() {
+        let mut store = Store::new();
+        let key = TypeKey::new("", "configmaps");
+        for i in 0..HISTORY_LEN + 5 {
+            store.put(
+                &key,
+                json!({"metadata": {"name": format!("c{i}"), "namespace": "n"}}),
+            );
+        }
+        assert_eq!(store.history_after(0).count(), HISTORY_LEN);
+        assert_eq!(store.compacted(), 1 + 5);
+    }
+}

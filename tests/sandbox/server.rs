@@ -193,3 +193,38 @@ async fn version_and_discovery_say_it_is_the_sandbox() {
     assert_eq!(code, 200);
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_watch_path_streams_events_and_honours_timeout() {
+    let sb = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    api.create(&PostParams::default(), &cm("watched"))
+        .await
+        .expect("create");
+    // With timeoutSeconds the server ends the stream, so reading to the end terminates.
+    let (code, body) = raw(
+        sb.url(),
+        "GET",
+        "/api/v1/watch/namespaces/default/configmaps?timeoutSeconds=1&sendInitialEvents=true&allowWatchBookmarks=true",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\""),
+        "{body}"
+    );
+    assert!(body.contains("\"name\":\"watched\""), "{body}");
+    assert!(body.contains("k8s.io/initial-events-end"), "{body}");
+    let (code, body) = raw(
+        sb.url(),
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=abc",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    sb.shutdown().await;
+}
