@@ -1,6 +1,7 @@
 //! Patch formats the sandbox accepts: JSON merge, JSON patch, strategic merge.
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -183,6 +184,15 @@ impl Strategic<'_> {
                 };
                 names.push(k.as_str());
             }
+            let outside = patch
+                .iter()
+                .any(|(k, v)| !v.is_null() && !k.starts_with('$') && !names.contains(&k.as_str()));
+            if outside {
+                return Err(PatchError::BadRequest(
+                    "doesn't match $retainKeys: the patch sets fields $retainKeys drops"
+                        .to_string(),
+                ));
+            }
             orig.retain(|k, _| names.contains(&k.as_str()));
         }
         let mut orders = Vec::new();
@@ -194,8 +204,9 @@ impl Strategic<'_> {
                 let Value::Array(remove) = v else {
                     return Err(PatchError::BadRequest(format!("{k} must be a list")));
                 };
+                let remove: HashSet<String> = remove.iter().map(Value::to_string).collect();
                 if let Some(Value::Array(list)) = orig.get_mut(field) {
-                    list.retain(|item| !remove.contains(item));
+                    list.retain(|item| !remove.contains(&item.to_string()));
                 }
                 continue;
             }
@@ -207,11 +218,6 @@ impl Strategic<'_> {
                 continue;
             }
             if v.is_null() {
-                orig.remove(k);
-                continue;
-            }
-            if is_delete_directive(v) {
-                // A map carrying `$patch: delete` removes that map.
                 orig.remove(k);
                 continue;
             }
@@ -299,13 +305,22 @@ impl Strategic<'_> {
 
     fn merge_keyed_list(
         &self,
-        mut orig: Vec<Value>,
+        orig: Vec<Value>,
         patch: &[Value],
         key: &str,
         path: &mut Vec<String>,
     ) -> Result<Vec<Value>, PatchError> {
         if patch.iter().any(is_replace_directive) {
             return self.replace_list(patch, path);
+        }
+        // Slots keep the original order; the index finds elements by key without rescanning.
+        let mut slots: Vec<Option<Value>> = Vec::with_capacity(orig.len() + patch.len());
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, o) in orig.into_iter().enumerate() {
+            if let Some(k) = o.get(key) {
+                index.entry(k.to_string()).or_default().push(i);
+            }
+            slots.push(Some(o));
         }
         for elem in patch {
             let Value::Object(elem_map) = elem else {
@@ -315,27 +330,51 @@ impl Strategic<'_> {
                 )));
             };
             let Some(key_value) = elem_map.get(key) else {
-                if is_directive_only(elem) {
-                    continue;
-                }
-                return Err(PatchError::Invalid(format!(
-                    "map: {elem} does not contain declared merge key: {key}"
-                )));
+                return Err(match elem_map.get(DIRECTIVE) {
+                    Some(Value::String(d)) if d == "delete" => PatchError::BadRequest(
+                        "delete patch type with no merge key defined".to_string(),
+                    ),
+                    Some(Value::String(d)) if d == "merge" => PatchError::BadRequest(
+                        "merging lists cannot yet be specified in the patch".to_string(),
+                    ),
+                    Some(other) => {
+                        PatchError::BadRequest(format!("unknown patch type: {other} in list"))
+                    }
+                    None => PatchError::Invalid(format!(
+                        "map: {elem} does not contain declared merge key: {key}"
+                    )),
+                });
             };
+            let id = key_value.to_string();
             if is_delete_directive(elem) {
-                orig.retain(|o| o.get(key) != Some(key_value));
+                for i in index.remove(&id).unwrap_or_default() {
+                    if let Some(slot) = slots.get_mut(i) {
+                        *slot = None;
+                    }
+                }
                 continue;
             }
-            match orig.iter_mut().find(|o| o.get(key) == Some(key_value)) {
+            let existing = index
+                .get(&id)
+                .and_then(|at| at.first())
+                .and_then(|&i| slots.get_mut(i))
+                .and_then(Option::as_mut);
+            match existing {
                 Some(Value::Object(existing)) => self.merge_map(existing, elem_map, path)?,
-                _ => {
+                Some(other) => {
                     let mut fresh = Map::new();
                     self.merge_map(&mut fresh, elem_map, path)?;
-                    orig.push(Value::Object(fresh));
+                    *other = Value::Object(fresh);
+                }
+                None => {
+                    let mut fresh = Map::new();
+                    self.merge_map(&mut fresh, elem_map, path)?;
+                    index.entry(id).or_default().push(slots.len());
+                    slots.push(Some(Value::Object(fresh)));
                 }
             }
         }
-        Ok(orig)
+        Ok(slots.into_iter().flatten().collect())
     }
 }
 
@@ -360,8 +399,9 @@ fn merge_primitive_list(mut orig: Vec<Value>, patch: &[Value]) -> Vec<Value> {
             .cloned()
             .collect();
     }
+    let mut seen: HashSet<String> = orig.iter().map(Value::to_string).collect();
     for v in patch {
-        if !orig.contains(v) {
+        if seen.insert(v.to_string()) {
             orig.push(v.clone());
         }
     }
@@ -371,29 +411,30 @@ fn merge_primitive_list(mut orig: Vec<Value>, patch: &[Value]) -> Vec<Value> {
 /// Applies `$setElementOrder`: the elements named in `order` take the positions they already
 /// occupy, in the order given; elements the patch did not mention keep their places.
 fn reorder(list: &mut [Value], order: &[Value], key: Option<&str>) {
-    let ident = |v: &Value| -> Option<Value> {
+    let ident = |v: &Value| -> Option<String> {
         match key {
-            Some(k) => v.get(k).cloned(),
-            None => Some(v.clone()),
+            Some(k) => v.get(k).map(Value::to_string),
+            None => Some(v.to_string()),
         }
     };
-    let rank = |v: &Value| -> Option<usize> {
-        let id = ident(v)?;
-        order.iter().position(|o| match key {
-            Some(k) => o.get(k) == Some(&id),
-            None => *o == id,
-        })
-    };
+    let mut rank_of: HashMap<String, usize> = HashMap::new();
+    for (r, o) in order.iter().enumerate() {
+        if let Some(id) = ident(o) {
+            rank_of.entry(id).or_insert(r);
+        }
+    }
     let mut slots = Vec::new();
     let mut ranked = Vec::new();
     for (i, v) in list.iter().enumerate() {
-        if let Some(r) = rank(v) {
+        if let Some(r) = ident(v).and_then(|id| rank_of.get(&id).copied()) {
             slots.push(i);
             ranked.push((r, v.clone()));
         }
     }
     ranked.sort_by_key(|(r, _)| *r);
     for (slot, (_, v)) in slots.into_iter().zip(ranked) {
-        list[slot] = v;
+        if let Some(place) = list.get_mut(slot) {
+            *place = v;
+        }
     }
 }

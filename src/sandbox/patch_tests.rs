@@ -314,6 +314,12 @@ fn strategic_merge_rejects_malformed_patches() {
         smp(&mut d, json!({"spec": {"$retainKeys": "nope"}})),
         Err(PatchError::BadRequest(_))
     ));
+    let keyless_delete =
+        json!({"spec": {"template": {"spec": {"containers": [{"$patch": "delete"}]}}}});
+    assert!(matches!(
+        smp(&mut d, keyless_delete),
+        Err(PatchError::BadRequest(_))
+    ));
 }
 
 #[test]
@@ -338,4 +344,26 @@ fn strategic_merge_of_a_deeply_nested_patch_is_refused() {
         ),
         Err(PatchError::Invalid(_))
     ));
+}
+
+#[test]
+fn wide_strategic_merge_patches_merge_every_element() {
+    let mut d = deployment();
+    let patch: Vec<Value> = (0..5000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
+    let order: Vec<Value> = (0..5000)
+        .rev()
+        .map(|i| json!({"name": format!("c{i}")}))
+        .collect();
+    smp(
+        &mut d,
+        json!({"spec": {"template": {"spec": {"containers": patch, "$setElementOrder/containers": order}}}}),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = containers(&d);
+    assert_eq!(c.len(), 5002);
+    assert_eq!(c[0]["name"], "web");
+    assert_eq!(c[2]["name"], "c4999");
+    assert_eq!(c[5001]["name"], "c0");
 }

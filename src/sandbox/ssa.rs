@@ -272,7 +272,7 @@ fn apply_in(
     let applied_set: FieldSet = req
         .walker(Mode::Apply, true)
         .walk(&config)
-        .map_err(|e| SsaError::Invalid(format!(".{}", e.trim_start_matches('.'))))?
+        .map_err(SsaError::Invalid)?
         .into_keys()
         .collect();
 
@@ -307,10 +307,11 @@ fn apply_in(
         }
     }
 
-    let last_set = entries
+    let (last_set, last_time) = entries
         .iter()
         .position(|e| e.is(manager, APPLY, scope))
-        .map(|i| entries.remove(i).set)
+        .map(|i| entries.remove(i))
+        .map(|e| (e.set, e.time))
         .unwrap_or_default();
     let mut keep: FieldSet = applied_set.clone();
     for e in &entries {
@@ -346,11 +347,17 @@ fn apply_in(
             .retain(|p| !diff.modified.contains(p) && !diff.added.contains(p));
         e.set.retain(|p| !diff.removed.contains(p));
     }
+    // Kubernetes stamps the time only when the apply changed the object.
+    let unchanged = diff.added.is_empty() && diff.modified.is_empty() && diff.removed.is_empty();
+    let time = match last_time {
+        Some(t) if unchanged => Some(t),
+        _ => Some(now.to_string()),
+    };
     entries.push(Entry {
         manager: manager.to_string(),
         operation: APPLY.to_string(),
         api_version,
-        time: Some(now.to_string()),
+        time,
         subresource: scope.subresource().map(str::to_string),
         set: applied_set,
     });
@@ -490,9 +497,10 @@ fn record_in(req: &Request<'_>, old: Option<&Value>, new: &mut Value) {
     set.retain(|p| !diff.removed.contains(p));
     set.extend(diff.modified.iter().cloned());
     set.extend(diff.added.iter().cloned());
-    let changed = mine.as_ref().is_none_or(|e| e.set != set);
+    // Kubernetes stamps the time only when this manager set something.
+    let set_something = !diff.modified.is_empty() || !diff.added.is_empty();
     let time = match &mine {
-        Some(e) if !changed => e.time.clone(),
+        Some(e) if !set_something => e.time.clone(),
         _ => Some(now.to_string()),
     };
     entries.push(Entry {

@@ -357,10 +357,11 @@ impl Walker<'_> {
                         }
                         path.push(set_element_of(item));
                         let dup = out.insert(path.clone(), None).is_some();
-                        let at = path_to_string(path);
+                        let err = (dup && self.strict)
+                            .then(|| format!("{}: duplicate entries", path_to_string(path)));
                         path.pop();
-                        if dup && self.strict {
-                            return Err(format!("{at}: duplicate entries"));
+                        if let Some(err) = err {
+                            return Err(err);
                         }
                     }
                     Ok(())

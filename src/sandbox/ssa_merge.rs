@@ -1,6 +1,7 @@
 //! The merge half of server-side apply: how an applied configuration merges into a live object
 //! (structured-merge-diff semantics) and how fields an applier stopped applying are pruned.
 
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use serde_json::Value;
@@ -63,21 +64,30 @@ impl Merger<'_> {
     ) -> Vec<Value> {
         let lpe: Vec<Option<PathElement>> = lhs.iter().map(&key_of).collect();
         let rpe: Vec<Option<PathElement>> = rhs.iter().map(&key_of).collect();
-        let in_rhs = |pe: &Option<PathElement>| pe.is_some() && rpe.contains(pe);
+        let mut lhs_at: HashMap<&PathElement, usize> = HashMap::new();
+        for (i, pe) in lpe.iter().enumerate() {
+            if let Some(pe) = pe {
+                lhs_at.entry(pe).or_insert(i);
+            }
+        }
+        let rhs_keys: HashSet<&PathElement> = rpe.iter().flatten().collect();
+        let in_rhs = |pe: &Option<PathElement>| pe.as_ref().is_some_and(|p| rhs_keys.contains(p));
         let mut lhs: Vec<Option<Value>> = lhs.into_iter().map(Some).collect();
         let take_lhs = |pe: &Option<PathElement>, lhs: &mut Vec<Option<Value>>| {
-            let i = lpe.iter().position(|x| x.is_some() && x == pe)?;
+            let i = *lhs_at.get(pe.as_ref()?)?;
             lhs.get_mut(i).and_then(Option::take)
         };
-        let mut shared = rpe.iter().filter(|pe| pe.is_some() && lpe.contains(pe));
+        let mut shared = rpe
+            .iter()
+            .filter(|pe| pe.as_ref().is_some_and(|p| lhs_at.contains_key(p)));
         let mut next_shared = shared.next();
-        let mut merged: Vec<&Option<PathElement>> = Vec::new();
+        let mut merged: HashSet<&PathElement> = HashSet::new();
         let mut out = Vec::with_capacity(lpe.len().max(rpe.len()));
         let (mut li, mut ri) = (0, 0);
         while li < lpe.len() || ri < rpe.len() {
             if li < lpe.len() && ri < rpe.len() {
                 if lpe[li].is_some() && lpe[li] == rpe[ri] {
-                    merged.push(&rpe[ri]);
+                    merged.extend(rpe[ri].iter());
                     let mut item = take_lhs(&lpe[li], &mut lhs).unwrap_or(Value::Null);
                     self.merge(&mut item, &rhs[ri], names);
                     out.push(item);
@@ -99,14 +109,14 @@ impl Merger<'_> {
                     li += 1;
                     continue;
                 }
-                if merged.contains(&&lpe[li]) {
+                if ri >= rpe.len() || lpe[li].as_ref().is_some_and(|p| merged.contains(p)) {
                     li += 1;
                     continue;
                 }
             }
             if ri < rpe.len() {
                 let pe = &rpe[ri];
-                merged.push(pe);
+                merged.extend(pe.iter());
                 match take_lhs(pe, &mut lhs) {
                     Some(mut item) => {
                         self.merge(&mut item, &rhs[ri], names);
@@ -123,40 +133,6 @@ impl Merger<'_> {
         out
     }
 
-    /// Removes what the applier owned last time (`last`) and no longer applies, unless a
-    /// manager (or the new configuration) still owns it or something beneath it (`keep`).
-    pub fn prune(&self, obj: &mut Value, last: &FieldSet, keep: &FieldSet) {
-        for path in last {
-            if keep.contains(path) || has_descendant(keep, path) || is_key_field(path) {
-                continue;
-            }
-            if self.remove_path(obj, path) {
-                self.remove_empty_parents(obj, path, keep);
-            }
-        }
-    }
-
-    /// The value at `path`, matching list elements by their keys.
-    fn navigate<'v>(&self, obj: &'v mut Value, path: &[PathElement]) -> Option<&'v mut Value> {
-        let mut names: Vec<&str> = Vec::new();
-        let mut cur = obj;
-        for pe in path {
-            cur = match (cur, pe) {
-                (Value::Object(m), PathElement::Field(f)) => {
-                    names.push(f);
-                    m.get_mut(f)?
-                }
-                (Value::Array(a), PathElement::Index(i)) => a.get_mut(*i)?,
-                (Value::Array(a), pe) => {
-                    let key_of = self.element_identity(&names);
-                    a.iter_mut().find(|x| key_of(x).as_ref() == Some(pe))?
-                }
-                _ => return None,
-            };
-        }
-        Some(cur)
-    }
-
     /// How elements of the list at `names` are identified in paths.
     fn element_identity(&self, names: &[&str]) -> impl Fn(&Value) -> Option<PathElement> + use<> {
         let list = list_type(self.group, self.kind, names);
@@ -166,54 +142,106 @@ impl Merger<'_> {
         }
     }
 
-    fn remove_path(&self, obj: &mut Value, path: &[PathElement]) -> bool {
-        let Some((last, parent_path)) = path.split_last() else {
-            return false;
+    /// Removes what the applier owned last time (`last`) and no longer applies, unless a
+    /// manager (or the new configuration) still owns it or something beneath it (`keep`).
+    /// Maps and lists left empty by the removal go too, unless someone owns them.
+    pub fn prune(&self, obj: &mut Value, last: &FieldSet, keep: &FieldSet) {
+        let pruner = Pruner {
+            merger: self,
+            last,
+            keep,
         };
-        let Some(parent) = self.navigate(obj, parent_path) else {
-            return false;
-        };
-        match (parent, last) {
-            (Value::Object(m), PathElement::Field(f)) => m.remove(f).is_some(),
-            (Value::Array(a), PathElement::Index(i)) if *i < a.len() => {
-                a.remove(*i);
-                true
-            }
-            (Value::Array(a), pe) => {
-                let names: Vec<&str> = parent_path
-                    .iter()
-                    .filter_map(|p| match p {
-                        PathElement::Field(f) => Some(f.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let key_of = self.element_identity(&names);
-                let before = a.len();
-                a.retain(|x| key_of(x).as_ref() != Some(pe));
-                a.len() != before
-            }
+        pruner.children(obj, &mut Vec::new(), &mut Vec::new());
+    }
+}
+
+/// One pruning pass; it only descends where `last` has paths, so it is bounded by their depth.
+struct Pruner<'a> {
+    merger: &'a Merger<'a>,
+    last: &'a FieldSet,
+    keep: &'a FieldSet,
+}
+
+/// What happened to a node during pruning.
+#[derive(PartialEq)]
+enum Pruned {
+    Kept,
+    /// Something beneath it was removed.
+    Changed,
+    /// It must be removed from its parent.
+    Remove,
+}
+
+impl Pruner<'_> {
+    fn verdict(&self, v: &mut Value, path: &mut FieldPath, names: &mut Vec<String>) -> Pruned {
+        let owned_below = has_descendant(self.keep, path);
+        if self.last.contains(path)
+            && !self.keep.contains(path)
+            && !owned_below
+            && !is_key_field(path)
+        {
+            return Pruned::Remove;
+        }
+        if !has_descendant(self.last, path) || !self.children(v, path, names) {
+            return Pruned::Kept;
+        }
+        let empty = match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
             _ => false,
+        };
+        let is_metadata = matches!(path.as_slice(), [PathElement::Field(f)] if f == "metadata");
+        if empty && !self.keep.contains(path) && !is_metadata {
+            Pruned::Remove
+        } else {
+            Pruned::Changed
         }
     }
 
-    /// Drops maps and lists that pruning left empty, up to the first one someone owns.
-    fn remove_empty_parents(&self, obj: &mut Value, path: &[PathElement], keep: &FieldSet) {
-        let mut end = path.len().saturating_sub(1);
-        while end >= 1 {
-            let parent = &path[..end];
-            if keep.contains(parent) || parent == [PathElement::Field("metadata".to_string())] {
-                return;
+    /// Prunes the children of `v`; true when something was removed.
+    fn children(&self, v: &mut Value, path: &mut FieldPath, names: &mut Vec<String>) -> bool {
+        let mut changed = false;
+        match v {
+            Value::Object(m) => {
+                let mut remove = Vec::new();
+                for (k, child) in m.iter_mut() {
+                    path.push(PathElement::Field(k.clone()));
+                    names.push(k.clone());
+                    let verdict = self.verdict(child, path, names);
+                    names.pop();
+                    path.pop();
+                    if verdict == Pruned::Remove {
+                        remove.push(k.clone());
+                    }
+                    changed |= verdict != Pruned::Kept;
+                }
+                for k in remove {
+                    m.remove(&k);
+                }
             }
-            let empty = match self.navigate(obj, parent) {
-                Some(Value::Object(m)) => m.is_empty(),
-                Some(Value::Array(a)) => a.is_empty(),
-                _ => false,
-            };
-            if !empty || !self.remove_path(obj, parent) {
-                return;
+            Value::Array(items) => {
+                let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let key_of = self.merger.element_identity(&name_refs);
+                let mut keep_item = Vec::with_capacity(items.len());
+                for item in items.iter_mut() {
+                    let verdict = match key_of(item) {
+                        Some(pe) => {
+                            path.push(pe);
+                            let verdict = self.verdict(item, path, names);
+                            path.pop();
+                            verdict
+                        }
+                        None => Pruned::Kept,
+                    };
+                    changed |= verdict != Pruned::Kept;
+                    keep_item.push(verdict != Pruned::Remove);
+                }
+                let mut flags = keep_item.into_iter();
+                items.retain(|_| flags.next().unwrap_or(true));
             }
-            end -= 1;
+            _ => {}
         }
+        changed
     }
 }
 

@@ -246,6 +246,33 @@ fn with_containers(containers: Value) -> Value {
 }
 
 #[test]
+fn apply_time_moves_only_when_the_object_changes() {
+    let v1 = ok(ssa(None, &config(2, json!({"app": "web"})), "a", false));
+    let same = apply(
+        Some(&v1),
+        &config(2, json!({"app": "web"})),
+        "a",
+        false,
+        "apps",
+        "Deployment",
+        T2,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(same["metadata"]["managedFields"][0]["time"], T1);
+    let changed = apply(
+        Some(&v1),
+        &config(3, json!({"app": "web"})),
+        "a",
+        false,
+        "apps",
+        "Deployment",
+        T2,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(changed["metadata"]["managedFields"][0]["time"], T2);
+}
+
+#[test]
 fn containers_merge_by_name_across_managers() {
     let a = with_containers(json!([{"name": "web", "image": "nginx:1.25"}]));
     let b = with_containers(json!([{"name": "sidecar", "image": "envoy:1.30"}]));
@@ -296,7 +323,8 @@ fn an_element_only_the_applier_owned_is_removed_but_others_keep_theirs() {
     v2["spec"]["template"]["spec"]["containers"][1]["env"] = json!([{"name": "X", "value": "1"}]);
     record_update(Some(&v1), &mut v2, "injector", "apps", "Deployment", T2);
     let only_web = with_containers(json!([{"name": "web", "image": "nginx:1.25"}]));
-    let v3 = ok(ssa(Some(&v2), &only_web, "a", false));
+    let v3 = apply(Some(&v2), &only_web, "a", false, "apps", "Deployment", T2)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v3["spec"]["template"]["spec"]["containers"],
         json!([
@@ -644,4 +672,106 @@ fn client_side_apply_then_server_side_apply_like_kubectl() {
         managers(&shared),
         vec!["kubectl/Apply", "kubectl-client-side-apply/Update"]
     );
+}
+
+#[test]
+fn finalizers_are_a_set_each_manager_owns_its_own() {
+    let with = |f: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "finalizers": f}, "data": {"k": "v"}})
+    };
+    let cm = |live: Option<&Value>, cfg: &Value| {
+        apply(live, cfg, "a", false, "", "ConfigMap", T1).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let v1 = cm(None, &with(json!(["example.com/a", "example.com/b"])));
+    assert_eq!(
+        fields_of(&v1, "a", "Apply"),
+        Some(
+            json!({"f:data": {"f:k": {}}, "f:metadata": {"f:finalizers": {
+            "v:\"example.com/a\"": {}, "v:\"example.com/b\"": {}}}})
+        )
+    );
+    let mut v2 = v1.clone();
+    v2["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b", "example.com/c"]);
+    record_update(Some(&v1), &mut v2, "ctrl", "", "ConfigMap", T2);
+    let v3 = cm(Some(&v2), &with(json!(["example.com/a"])));
+    assert_eq!(
+        v3["metadata"]["finalizers"],
+        json!(["example.com/a", "example.com/c"])
+    );
+}
+
+#[test]
+fn wide_lists_merge_and_prune_element_by_element() {
+    let many: Vec<Value> = (0..2000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
+    let v1 = ok(ssa(
+        None,
+        &with_containers(Value::Array(many.clone())),
+        "a",
+        false,
+    ));
+    let mut reversed = many.clone();
+    reversed.reverse();
+    let v2 = ok(ssa(
+        Some(&v1),
+        &with_containers(Value::Array(reversed)),
+        "b",
+        false,
+    ));
+    assert_eq!(
+        v2["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(Vec::len),
+        Some(2000)
+    );
+    let v3 = ok(ssa(
+        Some(&v2),
+        &with_containers(json!([{"name": "c1", "image": "x"}])),
+        "a",
+        false,
+    ));
+    // B still owns every element, so nothing goes.
+    assert_eq!(
+        v3["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(Vec::len),
+        Some(2000)
+    );
+    let v4 = ok(ssa(
+        Some(&v3),
+        &with_containers(json!([{"name": "c2", "image": "x"}])),
+        "b",
+        false,
+    ));
+    // B's order (reversed) is the shared order.
+    assert_eq!(
+        v4["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "c2", "image": "x"}, {"name": "c1", "image": "x"}])
+    );
+}
+
+#[test]
+fn non_object_inputs_do_not_panic() {
+    let cfg = config(1, json!({"app": "web"}));
+    for live in [
+        json!(null),
+        json!([1, 2]),
+        json!("x"),
+        json!({"metadata": 5}),
+    ] {
+        let out = ssa(Some(&live), &cfg, "a", false);
+        assert!(out.is_ok(), "{live}: {out:?}");
+        let mut new = live.clone();
+        record_update(Some(&cfg), &mut new, "m", "apps", "Deployment", T1);
+        let mut new = cfg.clone();
+        record_update(Some(&live), &mut new, "m", "apps", "Deployment", T1);
+        assert_eq!(
+            fields_of(&new, "m", "Update"),
+            Some(
+                json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:replicas": {}}})
+            )
+        );
+    }
 }
