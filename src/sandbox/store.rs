@@ -82,6 +82,8 @@ pub struct Event {
     pub key: TypeKey,
     /// The object after the change (before it, for deletions, with the new resourceVersion).
     pub obj: Arc<Stored>,
+    /// The object before a modification, so filtered watches see objects enter and leave.
+    pub prev: Option<Arc<Stored>>,
 }
 
 /// Namespace and name of one object ("" namespace for cluster-scoped objects).
@@ -189,12 +191,20 @@ impl Store {
         self.rv
     }
 
-    fn record(&mut self, ty: EventType, key: &TypeKey, obj: Arc<Stored>, rv: u64) {
+    fn record(
+        &mut self,
+        ty: EventType,
+        key: &TypeKey,
+        obj: Arc<Stored>,
+        prev: Option<Arc<Stored>>,
+        rv: u64,
+    ) {
         let event = Arc::new(Event {
             rv,
             ty,
             key: key.clone(),
             obj,
+            prev,
         });
         if self.history.len() >= HISTORY_LEN
             && let Some(old) = self.history.pop_front()
@@ -241,7 +251,7 @@ impl Store {
             } else {
                 EventType::Added
             };
-            self.record(ty, key, stored.clone(), rv);
+            self.record(ty, key, stored.clone(), previous, rv);
         }
         stored
     }
@@ -255,7 +265,7 @@ impl Store {
         let mut last = old.value.clone();
         last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Stored::new(last);
-        self.record(EventType::Deleted, key, last.clone(), rv);
+        self.record(EventType::Deleted, key, last.clone(), None, rv);
         Some(last)
     }
 

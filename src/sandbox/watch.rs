@@ -14,7 +14,7 @@ use super::http::{MAX_WATCH, Query, Shared};
 use super::ops::{Filter, present};
 use super::resources::ResourceType;
 use super::status::ApiError;
-use super::store::{Stored, TypeKey};
+use super::store::{Event, EventType, Stored, TypeKey};
 
 /// How often an idle watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -41,6 +41,19 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
 fn gone(rv: u64, oldest: u64) -> Bytes {
     let status = ApiError::gone(format!("too old resource version: {rv} ({oldest})")).to_status();
     event_line("ERROR", status.to_string().as_bytes())
+}
+
+/// How an event looks through a filtered watch: objects that start matching are ADDED,
+/// objects that stop matching are DELETED, as Kubernetes does.
+fn seen_as(ev: &Event, ns: Option<&str>, filter: &Filter) -> Option<&'static str> {
+    let now = wanted(&ev.obj, ns, filter);
+    let before = ev.prev.as_ref().map(|p| wanted(p, ns, filter));
+    match (ev.ty, before, now) {
+        (EventType::Modified, Some(true), false) => Some("DELETED"),
+        (EventType::Modified, Some(false), true) => Some("ADDED"),
+        (_, _, true) => Some(ev.ty.as_str()),
+        _ => None,
+    }
 }
 
 /// Whether an object belongs to this watch.
@@ -87,8 +100,10 @@ pub async fn serve(
                     return Ok(stream_response(first, None));
                 }
                 for ev in store.history_after(rv) {
-                    if ev.key == key && wanted(&ev.obj, ns.as_deref(), &filter) {
-                        first.push(event_line(ev.ty.as_str(), &present(&rt, &ev.obj).json));
+                    if ev.key == key
+                        && let Some(ty) = seen_as(ev, ns.as_deref(), &filter)
+                    {
+                        first.push(event_line(ty, &present(&rt, &ev.obj).json));
                     }
                 }
             }
@@ -124,11 +139,13 @@ pub async fn serve(
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
                         last_rv = last_rv.max(ev.rv);
-                        if ev.key != key || !wanted(&ev.obj, ns.as_deref(), &filter) {
+                        if ev.key != key {
                             continue;
                         }
-                        let obj = present(&rt, &ev.obj);
-                        event_line(ev.ty.as_str(), &obj.json)
+                        let Some(ty) = seen_as(&ev, ns.as_deref(), &filter) else {
+                            continue;
+                        };
+                        event_line(ty, &present(&rt, &ev.obj).json)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let _ = tx.send(gone(last_rv, last_rv + 1)).await;

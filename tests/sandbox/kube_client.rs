@@ -217,3 +217,44 @@ async fn crd_registered_then_custom_object_created_and_listed() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_watch_sees_objects_enter_and_leave_the_selector() {
+    let sb = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    let mut events = watcher(api.clone(), watcher::Config::default().labels("team=a")).boxed();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(watcher::Event::InitDone))) => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("watcher did not start: {other:?}"),
+        }
+    }
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "mover"}})).expect("cm");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create unlabelled");
+    let label = |team: &str| Patch::Merge(json!({"metadata": {"labels": {"team": team}}}));
+    api.patch("mover", &PatchParams::default(), &label("a"))
+        .await
+        .expect("enter");
+    api.patch("mover", &PatchParams::default(), &label("b"))
+        .await
+        .expect("leave");
+
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event arrives")
+            .expect("stream continues")
+            .expect("no watch error");
+        match ev {
+            watcher::Event::Apply(_) => seen.push("apply"),
+            watcher::Event::Delete(_) => seen.push("delete"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["apply", "delete"]);
+    sb.shutdown().await;
+}
