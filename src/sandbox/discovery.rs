@@ -250,3 +250,66 @@ pub fn openapi_v2(catalog: &Catalog) -> Value {
         "definitions": defs,
     })
 }
+
+/// The media type of aggregated discovery answers (apidiscovery.k8s.io/v2).
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an Accept header asks for aggregated discovery v2.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}
+
+/// Aggregated discovery: `/api` (core only) or `/apis` (every other group) in one document.
+pub fn aggregated(catalog: &Catalog, core: bool) -> Value {
+    let items: Vec<Value> = catalog
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    let resources: Vec<Value> = catalog
+                        .types
+                        .iter()
+                        .filter(|t| t.group == group && &t.version == version)
+                        .map(|t| {
+                            let mut subresources = Vec::new();
+                            if t.status_subresource {
+                                subresources.push(json!({
+                                    "subresource": "status",
+                                    "responseKind": gvk(t),
+                                    "verbs": ["get", "patch", "update"],
+                                }));
+                            }
+                            json!({
+                                "resource": t.plural,
+                                "responseKind": gvk(t),
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.singular,
+                                "verbs": VERBS,
+                                "shortNames": t.short_names,
+                                "categories": t.categories,
+                                "subresources": subresources,
+                            })
+                        })
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}

@@ -136,6 +136,13 @@ fn not_found_path() -> HttpResponse {
     .response()
 }
 
+fn aggregated(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("accept")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(discovery::wants_aggregated)
+}
+
 fn authorized(req: &HttpRequest, token: &str) -> bool {
     let Some(header) = req
         .headers()
@@ -180,6 +187,13 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
     match route(req.path()) {
         Route::Version => value_response(&discovery::version()),
         Route::Health => HttpResponse::Ok().content_type("text/plain").body("ok"),
+        Route::CoreVersions | Route::Groups if aggregated(&req) => {
+            let core = matches!(route(req.path()), Route::CoreVersions);
+            let doc = discovery::aggregated(&shared.lock().catalog, core);
+            HttpResponse::Ok()
+                .content_type(discovery::AGGREGATED_V2)
+                .body(doc.to_string())
+        }
         Route::CoreVersions => value_response(&discovery::core_versions()),
         Route::Groups => value_response(&discovery::group_list(&shared.lock().catalog)),
         Route::Group(g) => match discovery::group(&shared.lock().catalog, &g) {
