@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use super::delete::{DeleteOpts, Propagation};
 use super::discovery;
 use super::faults::{FaultAction, Faults};
-use super::ops::{DeleteOpts, Filter, Propagation, WriteOpts};
+use super::ops::{Filter, WriteOpts};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;

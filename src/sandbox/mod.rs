@@ -2,6 +2,7 @@
 //! It runs no containers; simulated controllers make workloads look ready.
 
 pub mod controllers;
+pub mod delete;
 pub mod discovery;
 pub mod faults;
 pub mod http;
@@ -69,7 +70,9 @@ pub enum SandboxError {
     /// The address is taken or not ours.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why it failed.
         source: std::io::Error,
     },
     /// The state file cannot be loaded.

@@ -17,12 +17,19 @@ pub enum PersistError {
     /// Reading or writing failed.
     #[error("state file {path}: {source}")]
     Io {
+        /// The state file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The file is not a sandbox state document.
     #[error("state file {path} is corrupt: {why}")]
-    Corrupt { path: PathBuf, why: String },
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// How long changes gather before one write.
