@@ -109,6 +109,17 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if super::scale::has_scale(t) {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     let gv = types[0].api_version();
     Some(
@@ -285,6 +296,13 @@ pub fn aggregated(catalog: &Catalog, core: bool) -> Value {
                                 subresources.push(json!({
                                     "subresource": "status",
                                     "responseKind": gvk(t),
+                                    "verbs": ["get", "patch", "update"],
+                                }));
+                            }
+                            if super::scale::has_scale(t) {
+                                subresources.push(json!({
+                                    "subresource": "scale",
+                                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
                                     "verbs": ["get", "patch", "update"],
                                 }));
                             }

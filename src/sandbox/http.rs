@@ -15,6 +15,7 @@ use super::discovery;
 use super::faults::{FaultAction, Faults};
 use super::ops::{Filter, WriteOpts};
 use super::resources::ResourceType;
+use super::scale::{self, ScaleChange};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Store, Stored};
@@ -381,6 +382,9 @@ async fn resource(
             p.name.as_deref().unwrap_or(""),
         ));
     }
+    if p.sub.as_deref() == Some("scale") && scale::has_scale(&rt) {
+        return scale_request(req, body, shared, &rt, &p, q);
+    }
     let status_only = match p.sub.as_deref() {
         None => false,
         Some("status") if rt.status_subresource => true,
@@ -483,6 +487,39 @@ async fn resource(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// GET, PUT or PATCH on `/scale`.
+fn scale_request(
+    req: &HttpRequest,
+    body: &Bytes,
+    shared: &web::Data<Shared>,
+    rt: &ResourceType,
+    p: &ResPath,
+    q: &Query,
+) -> Result<HttpResponse, ApiError> {
+    let ns = p.ns.as_deref();
+    let name = p.name.as_deref().unwrap_or("");
+    let scale = match *req.method() {
+        Method::GET => shared.lock().op_get_scale(rt, ns, name)?,
+        Method::PUT => {
+            let opts = write_opts(req, q)?;
+            let change = ScaleChange::Replace(parse_body(body)?);
+            shared.lock().op_write_scale(rt, ns, name, change, &opts)?
+        }
+        Method::PATCH => {
+            let opts = write_opts(req, q)?;
+            let ct = req
+                .headers()
+                .get("content-type")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let change = ScaleChange::Patch(ct, body);
+            shared.lock().op_write_scale(rt, ns, name, change, &opts)?
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    Ok(value_response(&scale))
 }
 
 /// How long a watch without `timeoutSeconds` stays open, and the cap on what clients ask.

@@ -13,6 +13,7 @@ pub mod patch;
 mod patch_tests;
 pub mod persist;
 pub mod resources;
+pub mod scale;
 pub mod selector;
 pub mod sim;
 pub mod ssa;

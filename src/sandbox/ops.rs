@@ -62,7 +62,7 @@ pub fn now() -> String {
         .to_string()
 }
 
-fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, ApiError> {
+pub(super) fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, ApiError> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
         tracing::error!(what, "sandbox helper panicked");
         ApiError::internal(format!("{what} is not available in this sandbox build"))
@@ -545,7 +545,7 @@ impl Store {
     }
 
     /// The common tail of update, patch and apply on an existing object.
-    fn finish_write(
+    pub(super) fn finish_write(
         &mut self,
         rt: &ResourceType,
         old: &Arc<Stored>,

@@ -159,6 +159,27 @@ async fn kubectl_apply_diff_wait_delete() {
         text(&out)
     );
 
+    let out = kubectl(
+        &kc,
+        &["scale", "deployment/web", "-n", "shop", "--replicas=5"],
+    )
+    .await;
+    assert!(out.status.success(), "scale: {}", text(&out));
+    let out = kubectl(
+        &kc,
+        &[
+            "get",
+            "-n",
+            "shop",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5", "{}", text(&out));
+
     let out = kubectl(&kc, &["delete", "-f", dir_arg]).await;
     assert!(out.status.success(), "delete: {}", text(&out));
     for (kind, name) in [

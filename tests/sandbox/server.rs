@@ -234,7 +234,17 @@ async fn legacy_watch_path_streams_events_and_honours_timeout() {
 async fn works_on_a_current_thread_runtime() {
     let sb = start().await;
     let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
-    api.create(&PostParams::default(), &cm("single")).await.expect("create");
-    assert_eq!(api.get("single").await.expect("get").metadata.name.as_deref(), Some("single"));
+    api.create(&PostParams::default(), &cm("single"))
+        .await
+        .expect("create");
+    assert_eq!(
+        api.get("single")
+            .await
+            .expect("get")
+            .metadata
+            .name
+            .as_deref(),
+        Some("single")
+    );
     sb.shutdown().await;
 }
