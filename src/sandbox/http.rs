@@ -164,12 +164,20 @@ fn authorized(req: &HttpRequest, token: &str) -> bool {
 }
 
 /// The single entry point: every request goes through here.
-pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+pub async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
     if let Some(token) = &shared.token
         && !authorized(&req, token)
     {
         return ApiError::unauthorized().response();
     }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(e) => return e.response(),
+    };
     match shared.faults.take(req.method().as_str(), req.path()) {
         Some(FaultAction::Fail(429)) => return ApiError::too_many_requests().response(),
         Some(FaultAction::Fail(_)) => {
@@ -220,6 +228,24 @@ pub async fn dispatch(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) 
         },
         Route::NotFound => not_found_path(),
     }
+}
+
+/// Largest request body accepted (Kubernetes' own limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Reads the body, refusing more than [`MAX_BODY`] with a Status (actix's own limit answers text).
+async fn read_body(mut payload: web::Payload) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// Query parameters in order.

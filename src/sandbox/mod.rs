@@ -84,9 +84,6 @@ pub enum SandboxError {
     Client(String),
 }
 
-/// Largest request body accepted (Kubernetes' own limit is 3 MiB).
-const MAX_BODY: usize = 3 * 1024 * 1024;
-
 /// The namespaces every cluster has.
 const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
@@ -162,7 +159,6 @@ impl Sandbox {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY))
                 .default_service(web::to(http::dispatch))
         })
         .workers(2)

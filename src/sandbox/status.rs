@@ -118,6 +118,15 @@ impl ApiError {
         )
     }
 
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large() -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "the request body is larger than 3 MiB",
+        )
+    }
+
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)

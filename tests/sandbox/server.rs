@@ -248,3 +248,27 @@ async fn works_on_a_current_thread_runtime() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_a_status() {
+    let sb = start().await;
+    let big = format!(
+        "{{\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(3 * 1024 * 1024)
+    );
+    let (code, body) = raw(
+        sb.url(),
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[("Content-Type", "application/json")],
+        &big,
+    )
+    .await;
+    assert_eq!(code, 413, "{}", &body[..body.len().min(300)]);
+    assert!(
+        body.contains("RequestEntityTooLarge"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    sb.shutdown().await;
+}
