@@ -357,20 +357,6 @@ impl Catalog {
             .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
-    /// Whether any version of group/plural exists.
-    pub fn has_plural(&self, group: &str, plural: &str) -> bool {
-        self.types
-            .iter()
-            .any(|t| t.group == group && t.plural == plural)
-    }
-
-    /// Any type of this group and kind (used to resolve ownerReferences' kinds).
-    pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceType> {
-        self.types
-            .iter()
-            .find(|t| t.group == group && t.kind == kind)
-    }
-
     /// The groups in discovery order, each with its versions (preferred first).
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
