@@ -244,7 +244,7 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     };
     let sandbox = Sandbox::start(opts).await?;
     if let Some(path) = &args.write_kubeconfig {
-        std::fs::write(path, sandbox.kubeconfig_yaml())
+        write_private(path, sandbox.kubeconfig_yaml().as_bytes())
             .with_context(|| format!("writing kubeconfig to {}", path.display()))?;
     }
     // The banner says plainly that this is not a real cluster.
@@ -253,28 +253,32 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     if let Some(path) = &args.write_kubeconfig {
         println!("kubeconfig written to {}", path.display());
     }
-    shutdown_signal().await;
+    wait_for_stop_signal().await?;
+    println!("stopping the Capstan sandbox");
     sandbox.shutdown().await;
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+/// Writes a file only its owner can read: a kubeconfig may carry the bearer token.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+/// Waits for Ctrl-C or SIGTERM, so the state file is flushed when a service manager stops us.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
 }

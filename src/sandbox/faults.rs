@@ -1,0 +1,104 @@
+//! Programmatic fault injection: the next N matching requests fail or are delayed.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What an injected fault does to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer with this status code (500 InternalError or 429 TooManyRequests with Retry-After).
+    Fail(u16),
+    /// Wait this long before handling the request normally.
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    path_contains: String,
+    method: Option<String>,
+    remaining: usize,
+    action: FaultAction,
+}
+
+/// Faults waiting to hit requests; shared by the server and whoever injects them.
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Mutex<Vec<Rule>>,
+    hits: Mutex<usize>,
+}
+
+impl Faults {
+    /// The next `n` requests whose path contains `path_contains` (and whose method is `method`,
+    /// when given) are answered with `status` (500 or 429; anything else is answered as 500).
+    pub fn fail_next(&self, n: usize, path_contains: &str, method: Option<&str>, status: u16) {
+        let status = if status == 429 { 429 } else { 500 };
+        self.add(n, path_contains, method, FaultAction::Fail(status));
+    }
+
+    /// The next `n` matching requests are delayed by `delay`, then served.
+    pub fn delay_next(&self, n: usize, path_contains: &str, method: Option<&str>, delay: Duration) {
+        self.add(n, path_contains, method, FaultAction::Delay(delay));
+    }
+
+    fn add(&self, n: usize, path_contains: &str, method: Option<&str>, action: FaultAction) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.push(Rule {
+            path_contains: path_contains.to_string(),
+            method: method.map(str::to_ascii_uppercase),
+            remaining: n,
+            action,
+        });
+    }
+
+    /// Removes every pending fault.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many requests faults have hit so far.
+    pub fn hits(&self) -> usize {
+        *self.hits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fault for this request, consuming one use of the first matching rule.
+    pub fn take(&self, method: &str, path: &str) -> Option<FaultAction> {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = rules.iter().position(|r| {
+            r.remaining > 0
+                && path.contains(&r.path_contains)
+                && r.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+        })?;
+        let rule = &mut rules[idx];
+        rule.remaining -= 1;
+        let action = rule.action;
+        if rule.remaining == 0 {
+            rules.remove(idx);
+        }
+        *self.hits.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Some(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_consumed() {
+        let f = Faults::default();
+        f.fail_next(2, "/configmaps", Some("get"), 429);
+        assert_eq!(f.take("POST", "/api/v1/namespaces/a/configmaps"), None);
+        assert_eq!(
+            f.take("GET", "/api/v1/namespaces/a/configmaps"),
+            Some(FaultAction::Fail(429))
+        );
+        assert_eq!(
+            f.take("GET", "/api/v1/namespaces/a/configmaps/x"),
+            Some(FaultAction::Fail(429))
+        );
+        assert_eq!(f.take("GET", "/api/v1/namespaces/a/configmaps"), None);
+        assert_eq!(f.hits(), 2);
+    }
+}
