@@ -111,10 +111,18 @@ fn spec_part(obj: &Value) -> Map<String, Value> {
 
 /// The object without the fields every write changes, to detect no-op writes.
 fn comparable(obj: &Value) -> Value {
+    let mut v = without_resource_version(obj);
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    v
+}
+
+/// The object without its resourceVersion.
+fn without_resource_version(obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
-        meta.remove("managedFields");
     }
     v
 }
@@ -612,7 +620,14 @@ impl Store {
             new["status"] = json!({"phase": "Active"});
         }
         check_name(rt, &name, &new)?;
-        if comparable(&new) == comparable(&old.value) {
+        // An apply that only changes ownership (a second manager sharing a value, a forced
+        // take-over of an equal value) is a real write: its managedFields must be kept.
+        let unchanged = if applied {
+            without_resource_version(&new) == without_resource_version(&old.value)
+        } else {
+            comparable(&new) == comparable(&old.value)
+        };
+        if unchanged {
             return Ok(present(rt, old));
         }
         if !applied {

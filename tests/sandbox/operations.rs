@@ -92,6 +92,52 @@ async fn ssa_removes_fields_only_their_manager_owned_and_reports_conflicts() {
     sb.shutdown().await;
 }
 
+/// Two managers applying the same value share it: when one stops applying it, it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssa_equal_values_are_shared_and_survive_one_owner_leaving() {
+    let sb = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    let a = PatchParams::apply("manager-a");
+    let b = PatchParams::apply("manager-b");
+    api.patch(
+        "shared",
+        &a,
+        &Patch::Apply(cm("shared", json!({"x": "1", "only-a": "a"}))),
+    )
+    .await
+    .expect("a applies");
+    let shared = api
+        .patch("shared", &b, &Patch::Apply(cm("shared", json!({"x": "1"}))))
+        .await
+        .expect("b applies the same value without conflict");
+    let managers: Vec<String> = shared
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"manager-b".to_string()),
+        "b co-owns x: {managers:?}"
+    );
+    let after = api
+        .patch(
+            "shared",
+            &a,
+            &Patch::Apply(cm("shared", json!({"only-a": "a"}))),
+        )
+        .await
+        .expect("a stops applying x");
+    let data = after.data.unwrap_or_default();
+    assert_eq!(
+        data.get("x").map(String::as_str),
+        Some("1"),
+        "x stays: manager-b still owns it"
+    );
+    sb.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_leaves_nothing_behind() {
     let sb = start().await;
