@@ -354,6 +354,18 @@ impl TestApp {
             .map(|o| serde_json::to_value(o).expect("json"))
     }
 
+    /// The live Deployment `default/name`, if any.
+    pub async fn deployment(&self, name: &str) -> Option<Value> {
+        self.live("apps/v1", "Deployment", "deployments", "default", name)
+            .await
+    }
+
+    /// The live ConfigMap `default/name`, if any.
+    pub async fn config_map(&self, name: &str) -> Option<Value> {
+        self.live("v1", "ConfigMap", "configmaps", "default", name)
+            .await
+    }
+
     /// Polls the app until `check` holds, or fails with the last state seen after `secs`.
     pub async fn wait_app(
         &self,

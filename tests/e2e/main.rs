@@ -36,10 +36,7 @@ async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commi
         sync_of(a) == ("Synced".into(), first.clone())
     })
     .await;
-    let live = app
-        .live("apps/v1", "Deployment", "deployments", "default", "web")
-        .await
-        .expect("deployment applied");
+    let live = app.deployment("web").await.expect("deployment applied");
     assert_eq!(image_of(&live), "nginx:1.25");
     assert_eq!(
         live.pointer("/metadata/annotations/capstan.dev~1tracking-id")
@@ -58,10 +55,7 @@ async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commi
             sync_of(a) == ("Synced".into(), second.clone())
         })
         .await;
-    let live = app
-        .live("apps/v1", "Deployment", "deployments", "default", "web")
-        .await
-        .expect("deployment");
+    let live = app.deployment("web").await.expect("deployment");
     assert_eq!(image_of(&live), "nginx:1.27");
     assert_eq!(
         synced
@@ -235,10 +229,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
     let _ = second.kill();
     let _ = second.wait();
 
-    let live = app
-        .live("apps/v1", "Deployment", "deployments", "default", "web")
-        .await
-        .expect("deployment applied");
+    let live = app.deployment("web").await.expect("deployment applied");
     assert_eq!(image_of(&live), "nginx:1.25");
     assert_eq!(
         live.pointer("/metadata/generation").and_then(Value::as_i64),
@@ -250,11 +241,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
         .and_then(Value::as_array)
         .expect("history");
     assert_eq!(history.len(), 1, "one deployment recorded: {history:?}");
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "settings")
-            .await
-            .is_some()
-    );
+    assert!(app.config_map("settings").await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,11 +270,7 @@ async fn a_manifest_removed_from_git_is_pruned_only_when_prune_is_on() {
         })
         .await;
     }
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "drop-b")
-            .await
-            .is_some()
-    );
+    assert!(app.config_map("drop-b").await.is_some());
 
     app.repo.remove("pruned/b.yaml");
     app.repo.remove("kept/b.yaml");
@@ -301,17 +284,8 @@ async fn a_manifest_removed_from_git_is_pruned_only_when_prune_is_on() {
         sync_of(a) == ("Synced".into(), second.clone())
     })
     .await;
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "drop-b")
-            .await
-            .is_none(),
-        "pruned"
-    );
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "keep-a")
-            .await
-            .is_some()
-    );
+    assert!(app.config_map("drop-b").await.is_none(), "pruned");
+    assert!(app.config_map("keep-a").await.is_some());
 
     let keeping = app
         .wait_app("keeping", 30, "OutOfSync at the new commit", |a| {
@@ -319,9 +293,7 @@ async fn a_manifest_removed_from_git_is_pruned_only_when_prune_is_on() {
         })
         .await;
     assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "stay-d")
-            .await
-            .is_some(),
+        app.config_map("stay-d").await.is_some(),
         "not pruned with prune off"
     );
     let resources = keeping
@@ -370,12 +342,7 @@ async fn a_broken_manifest_is_a_readable_condition_and_nothing_is_applied() {
         message.contains("b-broken.yaml"),
         "the condition names the file: {message}"
     );
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "fine")
-            .await
-            .is_none(),
-        "no partial apply"
-    );
+    assert!(app.config_map("fine").await.is_none(), "no partial apply");
 
     // An object the cluster refuses (its namespace does not exist) stops the whole sync at dry-run.
     app.repo.write("app/b-broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: does-not-exist\n");
@@ -401,9 +368,7 @@ async fn a_broken_manifest_is_a_readable_condition_and_nothing_is_applied() {
         "a failed sync never reports Synced"
     );
     assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "fine")
-            .await
-            .is_none(),
+        app.config_map("fine").await.is_none(),
         "dry-run failure applies nothing"
     );
     let _ = commit;
@@ -466,11 +431,7 @@ async fn the_refresh_endpoint_requires_the_token() {
         "OutOfSync",
         "a refresh never syncs a manual app"
     );
-    assert!(
-        app.live("v1", "ConfigMap", "configmaps", "default", "c")
-            .await
-            .is_none()
-    );
+    assert!(app.config_map("c").await.is_none());
 
     let missing = app
         .http
@@ -511,10 +472,7 @@ async fn the_poller_picks_up_a_commit_no_webhook_announced() {
         sync_of(a) == ("Synced".into(), second.clone())
     })
     .await;
-    let live = app
-        .live("v1", "ConfigMap", "configmaps", "default", "polled")
-        .await
-        .expect("config map");
+    let live = app.config_map("polled").await.expect("config map");
     assert_eq!(
         live.pointer("/data/key").and_then(Value::as_str),
         Some("two")
