@@ -1,9 +1,9 @@
 //! `/api/v1/applications`: list, get, create, delete, refresh and sync.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
 
-use super::auth::require_token;
+use super::auth::Authenticated;
 use super::{ApiState, error};
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::store::{Application, StoreError};
@@ -39,10 +39,7 @@ fn store_error(e: StoreError) -> HttpResponse {
 }
 
 /// Every Application with spec and status.
-pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
-    if let Err(resp) = require_token(&req, &state) {
-        return resp;
-    }
+pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<Application> = state
         .store
         .list()
@@ -54,13 +51,10 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
 
 /// One Application, read fresh from the cluster.
 pub async fn get(
-    req: HttpRequest,
+    _auth: Authenticated,
     path: web::Path<AppPath>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    if let Err(resp) = require_token(&req, &state) {
-        return resp;
-    }
     match state.store.get(&path.namespace, &path.name).await {
         Ok(app) => HttpResponse::Ok().json(app),
         Err(e) => store_error(e),
@@ -69,13 +63,10 @@ pub async fn get(
 
 /// Creates an Application; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
 pub async fn create(
-    req: HttpRequest,
+    _auth: Authenticated,
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    if let Err(resp) = require_token(&req, &state) {
-        return resp;
-    }
     let app = match parse_application(body.into_inner()) {
         Ok(app) => app,
         Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
@@ -88,13 +79,10 @@ pub async fn create(
 
 /// Deletes an Application (the resources it applied stay, as with Argo CD's non-cascading delete).
 pub async fn delete(
-    req: HttpRequest,
+    _auth: Authenticated,
     path: web::Path<AppPath>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    if let Err(resp) = require_token(&req, &state) {
-        return resp;
-    }
     match state.store.delete(&path.namespace, &path.name).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
         Err(e) => store_error(e),
@@ -103,34 +91,30 @@ pub async fn delete(
 
 /// Enqueues a refresh (`?hard=true` bypasses caches). A refresh never syncs by itself.
 pub async fn refresh(
-    req: HttpRequest,
+    _auth: Authenticated,
     path: web::Path<AppPath>,
     query: web::Query<JobQuery>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    enqueue(req, path, query.into_inner(), state, JobKind::Refresh).await
+    enqueue(path, query.into_inner(), state, JobKind::Refresh).await
 }
 
 /// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git).
 pub async fn sync(
-    req: HttpRequest,
+    _auth: Authenticated,
     path: web::Path<AppPath>,
     query: web::Query<JobQuery>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    enqueue(req, path, query.into_inner(), state, JobKind::Sync).await
+    enqueue(path, query.into_inner(), state, JobKind::Sync).await
 }
 
 async fn enqueue(
-    req: HttpRequest,
     path: web::Path<AppPath>,
     query: JobQuery,
     state: web::Data<ApiState>,
     kind: JobKind,
 ) -> HttpResponse {
-    if let Err(resp) = require_token(&req, &state) {
-        return resp;
-    }
     if let Err(e) = state.store.get(&path.namespace, &path.name).await {
         return store_error(e);
     }
