@@ -147,45 +147,7 @@ async fn evaluate_and_sync(
 
     let mut synced = false;
     if should_sync(app, job, &compared, &revision, status) {
-        let started_at = now_rfc3339();
-        let opts = SyncOptions {
-            prune: job.prune || app.automated().is_some_and(|a| a.prune),
-            create_namespace: app
-                .sync_option("CreateNamespace")
-                .then(|| app.spec.destination.namespace.clone())
-                .flatten()
-                .filter(|n| !n.is_empty()),
-        };
-        info!(app = %key, revision = %revision, prune = opts.prune, "syncing");
-        let outcome = sync::sync(&ctx.cluster, &compared, &opts).await;
-        status.operation_state = Some(OperationState {
-            phase: if outcome.succeeded {
-                "Succeeded"
-            } else {
-                "Failed"
-            }
-            .into(),
-            message: outcome.message.clone(),
-            sync_result: Some(SyncOperationResult {
-                revision: revision.clone(),
-                resources: outcome.resources,
-            }),
-            started_at: started_at.clone(),
-            finished_at: Some(now_rfc3339()),
-            initiated_by: Some(InitiatedBy {
-                username: job.cause.by.clone(),
-                automated: job.kind != JobKind::Sync,
-            }),
-        });
-        if outcome.succeeded {
-            status::clear_condition(status, SYNC_ERROR);
-            let limit = app.spec.revision_history_limit.unwrap_or(10).clamp(1, 1000) as usize;
-            status::record_history(status, &revision, &started_at, limit);
-            synced = true;
-        } else {
-            warn!(app = %key, message = %outcome.message, "sync failed");
-            status::set_condition(status, SYNC_ERROR, &outcome.message);
-        }
+        synced = run_sync(ctx, app, job, &compared, &revision, status).await;
         // Status reflects the cluster after the sync, not before.
         match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
             Ok(after) => compared = after,
@@ -207,6 +169,56 @@ async fn evaluate_and_sync(
         revision: Some(revision),
         synced,
     }
+}
+
+/// Runs one sync operation and records it in `status` (operation state, history, SyncError).
+async fn run_sync(
+    ctx: &Context,
+    app: &Application,
+    job: &Job,
+    compared: &[Compared],
+    revision: &str,
+    status: &mut ApplicationStatus,
+) -> bool {
+    let started_at = now_rfc3339();
+    let opts = SyncOptions {
+        prune: job.prune || app.automated().is_some_and(|a| a.prune),
+        create_namespace: app
+            .sync_option("CreateNamespace")
+            .then(|| app.spec.destination.namespace.clone())
+            .flatten()
+            .filter(|n| !n.is_empty()),
+    };
+    info!(app = %app.key(), revision = %revision, prune = opts.prune, "syncing");
+    let outcome = sync::sync(&ctx.cluster, compared, &opts).await;
+    let phase = if outcome.succeeded {
+        "Succeeded"
+    } else {
+        "Failed"
+    };
+    status.operation_state = Some(OperationState {
+        phase: phase.into(),
+        message: outcome.message.clone(),
+        sync_result: Some(SyncOperationResult {
+            revision: revision.to_owned(),
+            resources: outcome.resources,
+        }),
+        started_at: started_at.clone(),
+        finished_at: Some(now_rfc3339()),
+        initiated_by: Some(InitiatedBy {
+            username: job.cause.by.clone(),
+            automated: job.kind != JobKind::Sync,
+        }),
+    });
+    if outcome.succeeded {
+        status::clear_condition(status, SYNC_ERROR);
+        let limit = app.spec.revision_history_limit.unwrap_or(10).clamp(1, 1000) as usize;
+        status::record_history(status, revision, &started_at, limit);
+    } else {
+        warn!(app = %app.key(), message = %outcome.message, "sync failed");
+        status::set_condition(status, SYNC_ERROR, &outcome.message);
+    }
+    outcome.succeeded
 }
 
 /// Whether this job syncs: always when asked; automatically when OutOfSync, once per revision
