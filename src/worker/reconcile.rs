@@ -380,3 +380,165 @@ fn resource_key(r: &crate::store::application::ResourceStatus) -> ResourceKey {
         name: r.name.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Cause, CauseSource};
+    use crate::store::application::{ApplicationSpec, AutomatedSync, SyncPolicy};
+    use serde_json::json;
+
+    fn app(automated: Option<AutomatedSync>) -> Application {
+        let spec = ApplicationSpec {
+            sync_policy: Some(SyncPolicy {
+                automated,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Application::new("a", spec)
+    }
+
+    fn auto(prune: bool, self_heal: bool) -> Option<AutomatedSync> {
+        Some(AutomatedSync {
+            prune,
+            self_heal,
+            ..Default::default()
+        })
+    }
+
+    fn job(kind: JobKind) -> Job {
+        Job::new(
+            "ns/a",
+            kind,
+            Cause {
+                source: CauseSource::Webhook,
+                event_id: None,
+                by: None,
+            },
+        )
+    }
+
+    fn compared(status: SyncStatusCode, requires_pruning: bool) -> Compared {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}});
+        Compared {
+            key: ResourceKey::of(&obj).expect("key"),
+            desired: (!requires_pruning).then(|| obj.clone()),
+            live: Some(obj),
+            status,
+            requires_pruning,
+            message: None,
+        }
+    }
+
+    fn last_op(revision: &str, phase: &str) -> ApplicationStatus {
+        ApplicationStatus {
+            operation_state: Some(OperationState {
+                phase: phase.into(),
+                sync_result: Some(SyncOperationResult {
+                    revision: revision.into(),
+                    resources: vec![],
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_refresh_never_syncs_a_manual_app_but_a_sync_job_always_does() {
+        let out = [compared(SyncStatusCode::OutOfSync, false)];
+        let none = ApplicationStatus::default();
+        assert!(!should_sync(
+            &app(None),
+            &job(JobKind::Refresh),
+            &out,
+            "r1",
+            &none
+        ));
+        assert!(should_sync(
+            &app(None),
+            &job(JobKind::Sync),
+            &out,
+            "r1",
+            &none
+        ));
+    }
+
+    #[test]
+    fn automation_syncs_each_new_revision_once() {
+        let out = [compared(SyncStatusCode::OutOfSync, false)];
+        let refresh = job(JobKind::Refresh);
+        assert!(should_sync(
+            &app(auto(false, false)),
+            &refresh,
+            &out,
+            "r2",
+            &last_op("r1", "Succeeded")
+        ));
+        assert!(
+            !should_sync(
+                &app(auto(false, false)),
+                &refresh,
+                &out,
+                "r1",
+                &last_op("r1", "Succeeded")
+            ),
+            "drift on the synced revision is corrected only with selfHeal"
+        );
+        assert!(should_sync(
+            &app(auto(false, true)),
+            &refresh,
+            &out,
+            "r1",
+            &last_op("r1", "Succeeded")
+        ));
+        assert!(
+            !should_sync(
+                &app(auto(false, true)),
+                &refresh,
+                &out,
+                "r1",
+                &last_op("r1", "Failed")
+            ),
+            "a failed revision is not retried automatically"
+        );
+        let synced = [compared(SyncStatusCode::Synced, false)];
+        assert!(!should_sync(
+            &app(auto(true, true)),
+            &refresh,
+            &synced,
+            "r2",
+            &ApplicationStatus::default()
+        ));
+    }
+
+    #[test]
+    fn prune_only_differences_sync_only_when_prune_is_on() {
+        let out = [
+            compared(SyncStatusCode::Synced, false),
+            compared(SyncStatusCode::OutOfSync, true),
+        ];
+        let refresh = job(JobKind::Refresh);
+        let none = ApplicationStatus::default();
+        assert!(!should_sync(
+            &app(auto(false, true)),
+            &refresh,
+            &out,
+            "r1",
+            &none
+        ));
+        assert!(should_sync(
+            &app(auto(true, false)),
+            &refresh,
+            &out,
+            "r1",
+            &none
+        ));
+        let only_prunes = [compared(SyncStatusCode::OutOfSync, true)];
+        assert!(
+            !should_sync(&app(auto(true, false)), &refresh, &only_prunes, "r1", &none),
+            "pruning everything needs allowEmpty"
+        );
+    }
+}
