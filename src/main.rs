@@ -165,11 +165,14 @@ async fn main() -> anyhow::Result<()> {
                 settings.server.listen = listen;
             }
             let service = capstan::startup::Service::build(settings).await?;
-            println!("Capstan is serving on http://127.0.0.1:{}", service.port());
+            say(&format!(
+                "Capstan is serving on http://127.0.0.1:{}",
+                service.port()
+            ));
             if let Some(url) = service.sandbox_url() {
-                println!(
+                say(&format!(
                     "management cluster: Capstan sandbox at {url} (simulated; try `kubectl --server {url} get deploy -A`)"
-                );
+                ));
             }
             service.run_until_stopped().await
         }
@@ -248,13 +251,13 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
             .with_context(|| format!("writing kubeconfig to {}", path.display()))?;
     }
     // The banner says plainly that this is not a real cluster.
-    println!("Capstan sandbox (a simulated Kubernetes API; it runs no containers)");
-    println!("listening on {}", sandbox.url());
+    say("Capstan sandbox (a simulated Kubernetes API; it runs no containers)");
+    say(&format!("listening on {}", sandbox.url()));
     if let Some(path) = &args.write_kubeconfig {
-        println!("kubeconfig written to {}", path.display());
+        say(&format!("kubeconfig written to {}", path.display()));
     }
     wait_for_stop_signal().await?;
-    println!("stopping the Capstan sandbox");
+    say("stopping the Capstan sandbox");
     sandbox.shutdown().await;
     Ok(())
 }
@@ -281,4 +284,11 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// Prints a line for the user; a closed stdout (the reader went away) must not stop a server.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

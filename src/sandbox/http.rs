@@ -354,7 +354,13 @@ fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
     Ok(opts)
 }
 
+/// The magic prefix of Kubernetes' protobuf envelope.
+const PROTOBUF_MAGIC: &[u8] = b"k8s\0";
+
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.starts_with(PROTOBUF_MAGIC) {
+        return Err(ApiError::protobuf_refused());
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
 }

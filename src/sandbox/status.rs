@@ -118,6 +118,15 @@ impl ApiError {
         )
     }
 
+    /// 415 for a protobuf body: typed kubectl commands (`create configmap`, `run`) send protobuf.
+    pub fn protobuf_refused() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the Capstan sandbox accepts JSON request bodies only, not application/vnd.kubernetes.protobuf; use `kubectl apply -f` or `kubectl create -f`",
+        )
+    }
+
     /// 413 RequestEntityTooLarge.
     pub fn too_large() -> Self {
         Self::new(

@@ -1,0 +1,146 @@
+//! The `capstan` binary: `capstan sandbox` as a user runs it, `--version`, and configuration errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{kubectl, text};
+
+fn capstan() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capstan"));
+    // Keep the user's environment from changing what the test sees.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CAPSTAN")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+#[test]
+fn version_is_printed() {
+    let out = capstan().arg("--version").output().expect("capstan runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("capstan {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_bad_configuration_value_is_a_clear_error() {
+    let out = capstan()
+        .arg("version")
+        .env("CAPSTAN__LOG__FORMAT", "xml")
+        .output()
+        .expect("capstan runs");
+    assert!(!out.status.success(), "an unknown log format must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("format") && stderr.contains("xml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capstan_sandbox_prints_its_address_serves_kubectl_logs_json_and_keeps_state_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let state = dir.path().join("state.json");
+    let mut child = capstan()
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--write-kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--state")
+        .arg(&state)
+        .env("CAPSTAN__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("capstan sandbox starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let banner: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("listening on"))
+            .collect()
+    })
+    .await
+    .expect("reader");
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains("Capstan sandbox") && l.contains("runs no containers")),
+        "the banner says it is not a real cluster: {banner:?}"
+    );
+
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  a: b\n",
+    )
+    .expect("write");
+    let created = kubectl(
+        &kubeconfig,
+        &["create", "-f", &manifest.display().to_string()],
+    )
+    .await;
+    assert!(created.status.success(), "{}", text(&created));
+    // Typed imperative commands send protobuf, which the sandbox refuses in words a user can act on.
+    let typed = kubectl(
+        &kubeconfig,
+        &["create", "configmap", "typed", "--from-literal=a=b"],
+    )
+    .await;
+    assert!(!typed.status.success());
+    let refusal = String::from_utf8_lossy(&typed.stderr);
+    assert!(
+        refusal.contains("accepts JSON request bodies only"),
+        "{}",
+        text(&typed)
+    );
+    let version = kubectl(&kubeconfig, &["version", "-o", "json"]).await;
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("sandbox"),
+        "{}",
+        text(&version)
+    );
+
+    // SIGTERM: a service manager's stop. The state file must hold the ConfigMap afterwards.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+                }
+                return (status, stderr);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("capstan sandbox did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .expect("waiter");
+    assert!(status.0.success(), "clean exit on SIGTERM: {:?}", status.0);
+    let logs = status.1;
+    assert!(!logs.trim().is_empty(), "the sandbox logs something");
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "log.format=json gives JSON lines: {line}"
+        );
+    }
+    let saved = std::fs::read_to_string(&state).expect("state file written");
+    assert!(
+        saved.contains("\"kept\""),
+        "the ConfigMap is in the state file"
+    );
+}
