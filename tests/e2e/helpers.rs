@@ -263,6 +263,11 @@ impl TestApp {
         if let Some(prune) = automated {
             spec["syncPolicy"] = json!({ "automated": { "prune": prune, "selfHeal": false } });
         }
+        self.create_app_with(name, spec).await
+    }
+
+    /// Creates an Application with exactly this spec.
+    pub async fn create_app_with(&self, name: &str, spec: Value) -> reqwest::Response {
         let doc = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
             "metadata": { "name": name, "namespace": "default" }, "spec": spec });
         self.http
@@ -347,7 +352,11 @@ impl TestApp {
             kind: kind.into(),
             plural: plural.into(),
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), namespace, &ar);
+        let api: Api<DynamicObject> = if namespace.is_empty() {
+            Api::all_with(self.kube.clone(), &ar)
+        } else {
+            Api::namespaced_with(self.kube.clone(), namespace, &ar)
+        };
         api.get_opt(name)
             .await
             .expect("sandbox answers")

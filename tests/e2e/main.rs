@@ -640,3 +640,59 @@ async fn the_cli_creates_lists_and_gets_applications_through_the_rest_api() {
     assert!(!ok, "a wrong token fails");
     assert!(stderr.contains("401"), "{stderr}");
 }
+
+/// `CreateNamespace=true` creates the destination namespace first; without it the sync fails
+/// at dry-run with Kubernetes' own message and applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_namespace_creates_the_destination_namespace() {
+    let app = spawn_app(Options::default()).await;
+    app.repo
+        .write("app/config.yaml", &config_map("in-shop", "x"));
+    let commit = app.repo.commit("config for the shop namespace");
+    let spec = |name: &str, options: Vec<&str>| {
+        serde_json::json!({
+            "project": "default",
+            "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": name },
+            "syncPolicy": { "automated": { "prune": true }, "syncOptions": options },
+        })
+    };
+    assert_eq!(
+        app.create_app_with("without", spec("nowhere", vec![]))
+            .await
+            .status(),
+        201
+    );
+    let failed = app
+        .wait_app("without", 30, "a SyncError", |a| {
+            a.pointer("/status/operationState/phase") == Some(&Value::from("Failed"))
+        })
+        .await;
+    let results = failed
+        .pointer("/status/operationState/syncResult/resources")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        results
+            .to_string()
+            .contains("namespaces \\\"nowhere\\\" not found"),
+        "{results}"
+    );
+
+    assert_eq!(
+        app.create_app_with("with", spec("shop", vec!["CreateNamespace=true"]))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("with", 30, "Synced", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    let cm = app
+        .live("v1", "ConfigMap", "configmaps", "shop", "in-shop")
+        .await;
+    assert!(cm.is_some(), "applied into the created namespace");
+    let ns = app.live("v1", "Namespace", "namespaces", "", "shop").await;
+    assert!(ns.is_some());
+}
