@@ -696,3 +696,37 @@ async fn create_namespace_creates_the_destination_namespace() {
     let ns = app.live("v1", "Namespace", "namespaces", "", "shop").await;
     assert!(ns.is_some());
 }
+
+/// Health follows the cluster: a Deployment the sandbox makes fail turns the app Degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_deployment_makes_the_app_degraded_with_the_reason() {
+    let app = spawn_app(Options::default()).await;
+    let failing = deployment("web", "nginx:broken").replace(
+        "metadata:\n  name: web\n",
+        "metadata:\n  name: web\n  annotations:\n    sandbox.capstan.dev/fail: \"true\"\n",
+    );
+    app.repo.write("app/deploy.yaml", &failing);
+    let commit = app.repo.commit("a deployment that never becomes available");
+    assert_eq!(
+        app.create_app("failing", "app", Some(true)).await.status(),
+        201
+    );
+    let degraded = app
+        .wait_app("failing", 30, "Degraded", |a| {
+            a.pointer("/status/health/status") == Some(&Value::from("Degraded"))
+        })
+        .await;
+    assert_eq!(
+        sync_of(&degraded),
+        ("Synced".to_string(), commit),
+        "applied as Git says, yet unhealthy"
+    );
+    let message = degraded
+        .pointer("/status/health/message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        message.contains("progress deadline"),
+        "the reason is shown: {message}"
+    );
+}
