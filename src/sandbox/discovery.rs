@@ -76,11 +76,7 @@ const VERBS: [&str; 8] = [
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = catalog
-        .types
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-        .collect();
+    let types: Vec<&ResourceType> = catalog.types_in(group, version);
     if types.is_empty() {
         return None;
     }
@@ -173,11 +169,7 @@ pub fn openapi_v3_index(catalog: &Catalog) -> Value {
 fn catalog_hash(catalog: &Catalog, group: &str, version: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for t in catalog
-        .types
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-    {
+    for t in catalog.types_in(group, version) {
         h.update(format!(
             "{}|{}|{}|{};",
             t.plural, t.kind, t.namespaced, t.status_subresource
@@ -189,11 +181,7 @@ fn catalog_hash(catalog: &Catalog, group: &str, version: &str) -> String {
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`: permissive schemas, and a
 /// PATCH operation per kind that accepts `fieldValidation`, so kubectl lets the server validate.
 pub fn openapi_v3_doc(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = catalog
-        .types
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-        .collect();
+    let types: Vec<&ResourceType> = catalog.types_in(group, version);
     if types.is_empty() {
         return None;
     }

@@ -334,6 +334,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The types served at `group/version`.
+    pub fn types_in(&self, group: &str, version: &str) -> Vec<&ResourceType> {
+        self.types
+            .iter()
+            .filter(|t| t.group == group && t.version == version)
+            .collect()
+    }
+
     /// The catalog for these CRD objects.
     pub fn build<'a>(crds: impl Iterator<Item = &'a Value>) -> Self {
         let mut types = builtins();
