@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn namespaces_and_config_come_before_workloads_and_unknown_kinds_last() {
-        let mut keys = vec![
+        let mut keys = [
             key("Widget", "w"),
             key("Deployment", "d"),
             key("ConfigMap", "c"),

@@ -240,7 +240,7 @@ fn should_sync(
         .iter()
         .any(|c| c.desired.is_some() && c.status != SyncStatusCode::Synced);
     let prune_needed = compared.iter().any(|c| c.requires_pruning);
-    if !apply_needed && !(prune_needed && auto.prune) {
+    if !(apply_needed || prune_needed && auto.prune) {
         return false;
     }
     if compared.iter().all(|c| c.desired.is_none()) && !auto.allow_empty {
