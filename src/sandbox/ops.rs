@@ -378,11 +378,7 @@ impl Store {
         if opts.dry_run {
             return Ok(Stored::new(obj));
         }
-        let stored = self.put(&key_of(rt), obj);
-        if is_crd(rt) {
-            self.refresh_catalog();
-        }
-        Ok(present(rt, &stored))
+        Ok(self.commit(rt, &key_of(rt), obj))
     }
 
     /// PUT: replace an object (or its status).
@@ -665,11 +661,16 @@ impl Store {
             let last = self.remove_cascade(&key, &ns, &name, Propagation::Background);
             return last.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, &name));
         }
-        let stored = self.put(&key, new);
+        Ok(self.commit(rt, &key, new))
+    }
+
+    /// Stores a written object; a CRD change also changes what the server serves.
+    fn commit(&mut self, rt: &ResourceType, key: &TypeKey, obj: Value) -> Arc<Stored> {
+        let stored = self.put(key, obj);
         if is_crd(rt) {
             self.refresh_catalog();
         }
-        Ok(present(rt, &stored))
+        present(rt, &stored)
     }
 
     /// A controller's status write: only when the object still has this uid and generation.

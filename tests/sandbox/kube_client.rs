@@ -12,6 +12,29 @@ use serde_json::json;
 
 use super::start;
 
+type Events =
+    futures::stream::BoxStream<'static, Result<watcher::Event<ConfigMap>, watcher::Error>>;
+
+/// Skips the initial list until the watcher is live.
+async fn wait_until_watching(events: &mut Events) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(watcher::Event::InitDone))) => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("watcher did not start: {other:?}"),
+        }
+    }
+}
+
+/// The next watch event, failing the test after 10 s.
+async fn next_event(events: &mut Events) -> watcher::Event<ConfigMap> {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event arrives")
+        .expect("stream continues")
+        .expect("no watch error")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_api_through_discovery_with_forced_apply() {
     let sb = start().await;
@@ -88,13 +111,7 @@ async fn watcher_sees_create_update_delete() {
     let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
     // The initial list ends with InitDone before anything happens.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
-            Ok(Some(Ok(watcher::Event::InitDone))) => break,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("watcher did not start: {other:?}"),
-        }
-    }
+    wait_until_watching(&mut events).await;
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "watched"}, "data": {"v": "1"}}))
             .expect("cm");
@@ -114,11 +131,7 @@ async fn watcher_sees_create_update_delete() {
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event arrives")
-            .expect("stream continues")
-            .expect("no watch error");
+        let ev = next_event(&mut events).await;
         match ev {
             watcher::Event::Apply(cm) => {
                 seen.push(format!("apply v={}", cm.data.unwrap_or_default()["v"]))
@@ -223,13 +236,7 @@ async fn filtered_watch_sees_objects_enter_and_leave_the_selector() {
     let sb = start().await;
     let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
     let mut events = watcher(api.clone(), watcher::Config::default().labels("team=a")).boxed();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
-            Ok(Some(Ok(watcher::Event::InitDone))) => break,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("watcher did not start: {other:?}"),
-        }
-    }
+    wait_until_watching(&mut events).await;
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "mover"}})).expect("cm");
     api.create(&PostParams::default(), &cm)
         .await
@@ -244,11 +251,7 @@ async fn filtered_watch_sees_objects_enter_and_leave_the_selector() {
 
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event arrives")
-            .expect("stream continues")
-            .expect("no watch error");
+        let ev = next_event(&mut events).await;
         match ev {
             watcher::Event::Apply(_) => seen.push("apply"),
             watcher::Event::Delete(_) => seen.push("delete"),
