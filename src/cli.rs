@@ -64,12 +64,47 @@ impl ApiClient {
 
     /// `capstan app create -f FILE` (YAML or JSON; Argo CD documents accepted).
     pub async fn create(&self, file: &Path) -> anyhow::Result<Value> {
+        self.create_from_file("/api/v1/applications", file).await
+    }
+
+    /// `capstan proj create -f FILE` (YAML or JSON; Argo CD documents accepted).
+    pub async fn create_project(&self, file: &Path) -> anyhow::Result<Value> {
+        self.create_from_file("/api/v1/projects", file).await
+    }
+
+    async fn create_from_file(&self, collection: &str, file: &Path) -> anyhow::Result<Value> {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let doc: Value =
             serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        self.call(reqwest::Method::POST, "/api/v1/applications", Some(&doc))
+        self.call(reqwest::Method::POST, collection, Some(&doc))
             .await
+    }
+
+    /// `capstan proj list`.
+    pub async fn list_projects(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/v1/projects", None)
+            .await
+    }
+
+    /// `capstan proj get NAME`.
+    pub async fn get_project(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/v1/projects/{name}"),
+            None,
+        )
+        .await
+    }
+
+    /// `capstan proj delete NAME`.
+    pub async fn delete_project(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{name}"),
+            None,
+        )
+        .await
     }
 
     /// `capstan app list`.
@@ -147,6 +182,50 @@ pub fn app_table(list: &Value) -> String {
             "{:<40} {sync:<10} {health:<12} {}\n",
             format!("{ns}/{name}"),
             &rev[..rev.len().min(12)]
+        ));
+    }
+    out
+}
+
+/// One line per project: name, repositories, destinations, description.
+pub fn project_table(list: &Value) -> String {
+    let mut out = format!(
+        "{:<24} {:<40} {:<40} {}\n",
+        "NAME", "SOURCE REPOS", "DESTINATIONS", "DESCRIPTION"
+    );
+    let joined = |p: &Value, pointer: &str, f: &dyn Fn(&Value) -> String| {
+        p.pointer(pointer)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().map(f).collect::<Vec<_>>().join(","))
+            .unwrap_or_default()
+    };
+    for p in list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |v: &Value, pointer: &str| {
+            v.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let repos = joined(p, "/spec/sourceRepos", &|r| {
+            r.as_str().unwrap_or("").to_owned()
+        });
+        let dests = joined(p, "/spec/destinations", &|d| {
+            let cluster = d
+                .get("server")
+                .or_else(|| d.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!("{cluster},{}", text(d, "/namespace"))
+        });
+        out.push_str(&format!(
+            "{:<24} {repos:<40} {dests:<40} {}\n",
+            text(p, "/metadata/name"),
+            text(p, "/spec/description")
         ));
     }
     out

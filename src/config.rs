@@ -16,6 +16,7 @@ const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub struct Settings {
     pub log: LogSettings,
     pub server: ServerSettings,
+    pub applications: ApplicationsSettings,
     pub api: ApiSettings,
     pub webhook: WebhookSettings,
     pub queue: QueueSettings,
@@ -45,6 +46,17 @@ pub struct ServerSettings {
     pub role: Role,
     /// Where generated secrets, the Git cache and sandbox state live.
     pub data_dir: PathBuf,
+    /// The control namespace: Applications and AppProjects live here (created at start when missing).
+    pub namespace: String,
+}
+
+/// Where Applications outside the control namespace are honoured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationsSettings {
+    /// Namespace globs besides `server.namespace`; an app there also needs its project's `sourceNamespaces`.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// The REST API.
@@ -215,6 +227,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("webhook.allow_unsigned")
+                .with_list_parse_key("applications.namespaces")
                 .source(Some(env)),
         );
         Ok(builder.build()?.try_deserialize()?)
@@ -275,6 +288,19 @@ mod tests {
         let err = Settings::load_from(None, env(&[("CAPSTAN__SANDBOX__READY_DELAY_MS", "soon")]))
             .expect_err("not a number");
         assert!(err.to_string().contains("ready_delay_ms"), "{err}");
+    }
+
+    #[test]
+    fn applications_live_in_the_control_namespace_by_default() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(s.server.namespace, "capstan");
+        assert!(s.applications.namespaces.is_empty());
+        let s = Settings::load_from(
+            None,
+            env(&[("CAPSTAN__APPLICATIONS__NAMESPACES", "team-*,apps")]),
+        )
+        .expect("loads");
+        assert_eq!(s.applications.namespaces, ["team-*", "apps"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tenancy;
 pub mod webhook;
 pub mod worker;
 

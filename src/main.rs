@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Manage AppProjects through a running server's REST API.
+    Proj {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: ProjCommand,
+    },
     /// Send a signed GitHub push webhook to a running server (for demos and checks).
     Webhook {
         /// Server URL.
@@ -95,14 +102,16 @@ enum AppCommand {
     /// Show one Application (JSON).
     Get {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// Namespace of the Application; default: server.namespace.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
     },
     /// Refresh: compare Git with the cluster now.
     Refresh {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// Namespace of the Application; default: server.namespace.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
         /// Bypass caches.
         #[arg(long)]
         hard: bool,
@@ -110,8 +119,9 @@ enum AppCommand {
     /// Sync: apply Git to the cluster now.
     Sync {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// Namespace of the Application; default: server.namespace.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
         /// Also delete tracked objects that left Git.
         #[arg(long)]
         prune: bool,
@@ -119,9 +129,25 @@ enum AppCommand {
     /// Delete an Application (its resources stay).
     Delete {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// Namespace of the Application; default: server.namespace.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ProjCommand {
+    /// Create an AppProject from a YAML/JSON file (Argo CD AppProjects accepted).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// List AppProjects.
+    List,
+    /// Show one AppProject (JSON).
+    Get { name: String },
+    /// Delete an AppProject no Application uses.
+    Delete { name: String },
 }
 
 #[derive(clap::Args)]
@@ -176,15 +202,31 @@ async fn main() -> anyhow::Result<()> {
             }
             service.run_until_stopped().await
         }
+        Command::Proj { conn, command } => {
+            let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
+            let out = match command {
+                ProjCommand::Create { file } => client.create_project(&file).await?,
+                ProjCommand::List => {
+                    print!("{}", cli::project_table(&client.list_projects().await?));
+                    return Ok(());
+                }
+                ProjCommand::Get { name } => client.get_project(&name).await?,
+                ProjCommand::Delete { name } => client.delete_project(&name).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::App { conn, command } => {
             let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
+            let control = settings.server.namespace.clone();
+            let ns = move |n: Option<String>| n.unwrap_or_else(|| control.clone());
             let out = match command {
                 AppCommand::Create { file } => client.create(&file).await?,
                 AppCommand::List => {
                     print!("{}", cli::app_table(&client.list().await?));
                     return Ok(());
                 }
-                AppCommand::Get { name, namespace } => client.get(&namespace, &name).await?,
+                AppCommand::Get { name, namespace } => client.get(&ns(namespace), &name).await?,
                 AppCommand::Refresh {
                     name,
                     namespace,
@@ -192,7 +234,7 @@ async fn main() -> anyhow::Result<()> {
                 } => {
                     client
                         .action(
-                            &namespace,
+                            &ns(namespace),
                             &name,
                             "refresh",
                             if hard { "?hard=true" } else { "" },
@@ -206,14 +248,16 @@ async fn main() -> anyhow::Result<()> {
                 } => {
                     client
                         .action(
-                            &namespace,
+                            &ns(namespace),
                             &name,
                             "sync",
                             if prune { "?prune=true" } else { "" },
                         )
                         .await?
                 }
-                AppCommand::Delete { name, namespace } => client.delete(&namespace, &name).await?,
+                AppCommand::Delete { name, namespace } => {
+                    client.delete(&ns(namespace), &name).await?
+                }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -17,7 +17,8 @@ use crate::git::{Credentials, RepoCache};
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, SecretString};
-use crate::store::{self, AppStore};
+use crate::store::{self, AppStore, ProjectStore};
+use crate::tenancy::Tenancy;
 use crate::webhook::WebhookSecrets;
 use crate::worker::reconcile::{Context, GitCredentials};
 use crate::worker::{poller, route_events, syncer};
@@ -48,9 +49,21 @@ impl Service {
             // Real clusters usually get CRDs from deploy/crds with cluster-admin rights; Capstan may lack them.
             tracing::warn!(error = %e, "could not install the Application CRD; expecting it to be installed");
         }
+        let control = settings.server.namespace.as_str();
+        ensure_namespace(&client, control)
+            .await
+            .with_context(|| format!("creating the control namespace {control}"))?;
         let store = AppStore::start(client.clone())
             .await
             .context("watching Applications")?;
+        let projects = ProjectStore::start(client.clone(), control)
+            .await
+            .context("watching AppProjects")?;
+        projects
+            .ensure_default()
+            .await
+            .context("creating the default AppProject")?;
+        let tenancy = Tenancy::new(projects, &settings.applications.namespaces);
         let cluster = Arc::new(
             Cluster::connect(client.clone())
                 .await
@@ -86,6 +99,7 @@ impl Service {
                 .unwrap_or_else(|| data_dir.join("git"));
             let ctx = Arc::new(Context {
                 store: store.clone(),
+                tenancy: tenancy.clone(),
                 cluster: cluster.clone(),
                 git: RepoCache::new(git_root),
                 credentials: git_credentials(&settings)?,
@@ -102,21 +116,32 @@ impl Service {
                     tracing::error!(error = %e, "syncer stopped");
                 }
             }));
-            let (st, q, s) = (store.clone(), queue.clone(), shutdown.clone());
+            let (st, t, q, s) = (
+                store.clone(),
+                tenancy.clone(),
+                queue.clone(),
+                shutdown.clone(),
+            );
             workers.push(tokio::spawn(async move {
-                if let Err(e) = route_events::run(st, q, s).await {
+                if let Err(e) = route_events::run(st, t, q, s).await {
                     tracing::error!(error = %e, "router stopped");
                 }
             }));
-            let (st, q, s) = (store.clone(), queue.clone(), shutdown.clone());
+            let (st, t, q, s) = (
+                store.clone(),
+                tenancy.clone(),
+                queue.clone(),
+                shutdown.clone(),
+            );
             let interval = Duration::from_secs(reconcile.interval_secs.max(1));
             let jitter = Duration::from_secs(reconcile.jitter_secs);
-            workers.push(tokio::spawn(poller::run(st, q, interval, jitter, s)));
+            workers.push(tokio::spawn(poller::run(st, t, q, interval, jitter, s)));
         }
 
         let state = web::Data::new(ApiState {
             queue: queue.clone(),
             store,
+            tenancy,
             cluster,
             api_token: api_token.clone(),
             webhook_secrets,
@@ -270,4 +295,21 @@ fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
         out.push((c.url_prefix.clone(), creds));
     }
     Ok(GitCredentials(out))
+}
+
+/// Creates `namespace` when it is missing; a cluster where Capstan may not create namespaces must
+/// have it already.
+async fn ensure_namespace(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    if api.get_opt(namespace).await?.is_some() {
+        return Ok(());
+    }
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(namespace.to_owned());
+    match api.create(&Default::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -7,6 +7,7 @@ use super::auth::Authenticated;
 use super::{ApiState, error};
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::store::{Application, StoreError};
+use crate::tenancy::Tenancy;
 
 /// Path parameters naming one Application.
 #[derive(Deserialize)]
@@ -24,12 +25,10 @@ pub struct JobQuery {
     prune: bool,
 }
 
-fn store_error(e: StoreError) -> HttpResponse {
+/// A store error as the HTTP answer a client can act on.
+pub fn store_error(e: StoreError) -> HttpResponse {
     match e {
-        StoreError::NotFound(what) => error(
-            StatusCode::NOT_FOUND,
-            format!("application {what} not found"),
-        ),
+        StoreError::NotFound(what) => error(StatusCode::NOT_FOUND, format!("{what} not found")),
         StoreError::Kube(kube::Error::Api(s)) => error(
             StatusCode::from_u16(s.code).unwrap_or(StatusCode::BAD_GATEWAY),
             s.message,
@@ -38,12 +37,13 @@ fn store_error(e: StoreError) -> HttpResponse {
     }
 }
 
-/// Every Application with spec and status.
+/// Every Application Capstan honours, with spec and status.
 pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<Application> = state
         .store
         .list()
         .iter()
+        .filter(|a| state.tenancy.honours(a).is_ok())
         .map(|a| a.as_ref().clone())
         .collect();
     HttpResponse::Ok().json(serde_json::json!({ "items": items }))
@@ -55,10 +55,36 @@ pub async fn get(
     path: web::Path<AppPath>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    match state.store.get(&path.namespace, &path.name).await {
+    match honoured(&state, &path).await {
         Ok(app) => HttpResponse::Ok().json(app),
-        Err(e) => store_error(e),
+        Err(resp) => resp,
     }
+}
+
+/// The Application at `path`, read fresh, if it exists where Capstan honours Applications.
+async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, HttpResponse> {
+    let app = state
+        .store
+        .get(&path.namespace, &path.name)
+        .await
+        .map_err(store_error)?;
+    state
+        .tenancy
+        .honours(&app)
+        .map_err(|reason| error(StatusCode::FORBIDDEN, reason))?;
+    Ok(app)
+}
+
+/// Refuses an Application the control plane would not act on, with the reason a user can fix.
+pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), String> {
+    tenancy.honours(app).map_err(|e| e.to_string())?;
+    let rules = tenancy.rules_for(app).map_err(|e| e.to_string())?;
+    for source in app.all_sources() {
+        rules
+            .check_repo(&source.repo_url)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Creates an Application; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
@@ -67,10 +93,13 @@ pub async fn create(
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let app = match parse_application(body.into_inner()) {
+    let app = match parse_application(body.into_inner(), state.tenancy.control_namespace()) {
         Ok(app) => app,
         Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
     };
+    if let Err(reason) = admit(&state.tenancy, &app) {
+        return error(StatusCode::FORBIDDEN, reason);
+    }
     match state.store.create(&app).await {
         Ok(created) => HttpResponse::Created().json(created),
         Err(e) => store_error(e),
@@ -83,6 +112,9 @@ pub async fn delete(
     path: web::Path<AppPath>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
+    if let Err(resp) = honoured(&state, &path).await {
+        return resp;
+    }
     match state.store.delete(&path.namespace, &path.name).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
         Err(e) => store_error(e),
@@ -115,8 +147,8 @@ async fn enqueue(
     state: web::Data<ApiState>,
     kind: JobKind,
 ) -> HttpResponse {
-    if let Err(e) = state.store.get(&path.namespace, &path.name).await {
-        return store_error(e);
+    if let Err(resp) = honoured(&state, &path).await {
+        return resp;
     }
     let mut job = Job::new(
         &format!("{}/{}", path.namespace, path.name),
@@ -140,20 +172,16 @@ async fn enqueue(
     }
 }
 
-/// An Application from a document, accepting Argo CD's apiVersion.
-pub fn parse_application(mut doc: serde_json::Value) -> Result<Application, String> {
-    match doc.get("apiVersion").and_then(|v| v.as_str()) {
-        Some("capstan.dev/v1alpha1") => {}
-        Some("argoproj.io/v1alpha1") => doc["apiVersion"] = "capstan.dev/v1alpha1".into(),
-        other => {
-            return Err(format!(
-                "apiVersion must be capstan.dev/v1alpha1 or argoproj.io/v1alpha1, not {other:?}"
-            ));
-        }
-    }
-    if doc.get("kind").and_then(|v| v.as_str()) != Some("Application") {
-        return Err("kind must be Application".into());
-    }
+/// The namespace Argo CD keeps its Applications in; documents from there land in the control namespace.
+const ARGO_CD_NAMESPACE: &str = "argocd";
+
+/// An Application from a document, accepting Argo CD's apiVersion; documents without a namespace,
+/// or in Argo CD's `argocd`, land in `control_namespace`.
+pub fn parse_application(
+    mut doc: serde_json::Value,
+    control_namespace: &str,
+) -> Result<Application, String> {
+    convert_api_version(&mut doc, "Application")?;
     if let Some(status) = doc.as_object_mut() {
         // Status is Capstan's to write, and Argo CD exports carry `operation` too.
         status.remove("status");
@@ -164,14 +192,41 @@ pub fn parse_application(mut doc: serde_json::Value) -> Result<Application, Stri
     if app.metadata.name.as_deref().is_none_or(str::is_empty) {
         return Err("metadata.name is required".into());
     }
-    if app.metadata.namespace.as_deref().is_none_or(str::is_empty) {
-        app.metadata.namespace = Some("default".into());
+    if app
+        .metadata
+        .namespace
+        .as_deref()
+        .is_none_or(|ns| ns.is_empty() || ns == ARGO_CD_NAMESPACE)
+    {
+        app.metadata.namespace = Some(control_namespace.into());
     }
-    app.metadata.resource_version = None;
-    app.metadata.uid = None;
-    app.metadata.managed_fields = None;
-    app.metadata.creation_timestamp = None;
+    clear_server_fields(&mut app.metadata);
     Ok(app)
+}
+
+/// Checks `kind` and accepts Argo CD's `argoproj.io/v1alpha1` by rewriting it to Capstan's group.
+pub fn convert_api_version(doc: &mut serde_json::Value, kind: &str) -> Result<(), String> {
+    match doc.get("apiVersion").and_then(|v| v.as_str()) {
+        Some("capstan.dev/v1alpha1") => {}
+        Some("argoproj.io/v1alpha1") => doc["apiVersion"] = "capstan.dev/v1alpha1".into(),
+        other => {
+            return Err(format!(
+                "apiVersion must be capstan.dev/v1alpha1 or argoproj.io/v1alpha1, not {other:?}"
+            ));
+        }
+    }
+    if doc.get("kind").and_then(|v| v.as_str()) != Some(kind) {
+        return Err(format!("kind must be {kind}"));
+    }
+    Ok(())
+}
+
+/// Drops metadata the server owns, so exported documents can be created again.
+pub fn clear_server_fields(meta: &mut kube::api::ObjectMeta) {
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.managed_fields = None;
+    meta.creation_timestamp = None;
 }
 
 #[cfg(test)]
@@ -192,8 +247,12 @@ mod tests {
             "status": {"sync": {"status": "Synced"}},
             "operation": {"sync": {}}
         });
-        let app = parse_application(doc).expect("converts");
-        assert_eq!(app.metadata.namespace.as_deref(), Some("argocd"));
+        let app = parse_application(doc, "capstan").expect("converts");
+        assert_eq!(
+            app.metadata.namespace.as_deref(),
+            Some("capstan"),
+            "Argo CD's namespace maps to the control namespace"
+        );
         assert_eq!(
             app.metadata.resource_version, None,
             "server-owned metadata is dropped"
@@ -208,19 +267,42 @@ mod tests {
     }
 
     #[test]
+    fn documents_without_a_namespace_land_in_the_control_namespace_and_others_keep_theirs() {
+        let doc = |ns: Option<&str>| {
+            let mut d = json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+                "metadata": {"name": "a"}, "spec": {}});
+            if let Some(ns) = ns {
+                d["metadata"]["namespace"] = ns.into();
+            }
+            d
+        };
+        let ns = |d| {
+            parse_application(d, "cd")
+                .expect("parses")
+                .metadata
+                .namespace
+        };
+        assert_eq!(ns(doc(None)).as_deref(), Some("cd"));
+        assert_eq!(ns(doc(Some(""))).as_deref(), Some("cd"));
+        assert_eq!(ns(doc(Some("team-a"))).as_deref(), Some("team-a"));
+    }
+
+    #[test]
     fn other_documents_are_refused_with_a_reason() {
-        let err = parse_application(json!({"apiVersion": "v1", "kind": "ConfigMap"}))
+        let err = parse_application(json!({"apiVersion": "v1", "kind": "ConfigMap"}), "capstan")
             .expect_err("not an app");
         assert!(err.contains("apiVersion"), "{err}");
         let err = parse_application(
             json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
             "metadata": {}, "spec": {}}),
+            "capstan",
         )
         .expect_err("no name");
         assert!(err.contains("metadata.name"), "{err}");
         let err = parse_application(
             json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
             "metadata": {"name": "x"}, "spec": {"source": "not an object"}}),
+            "capstan",
         )
         .expect_err("bad spec");
         assert!(err.contains("invalid Application"), "{err}");

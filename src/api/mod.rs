@@ -3,6 +3,7 @@
 pub mod applications;
 pub mod auth;
 pub mod health;
+pub mod projects;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -13,12 +14,14 @@ use crate::cluster::Cluster;
 use crate::queue::SharedQueue;
 use crate::secret::SecretString;
 use crate::store::AppStore;
+use crate::tenancy::Tenancy;
 use crate::webhook::WebhookSecrets;
 
 /// Shared state of the HTTP handlers.
 pub struct ApiState {
     pub queue: SharedQueue,
     pub store: AppStore,
+    pub tenancy: Tenancy,
     pub cluster: Arc<Cluster>,
     pub api_token: SecretString,
     pub webhook_secrets: WebhookSecrets,
@@ -54,6 +57,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_webhook_bytes: usize, with_ap
                 "/{namespace}/{name}/sync",
                 web::post().to(applications::sync),
             ),
+    )
+    .service(
+        web::scope("/api/v1/projects")
+            .app_data(web::JsonConfig::default().limit(1024 * 1024))
+            .route("", web::get().to(projects::list))
+            .route("", web::post().to(projects::create))
+            .route("/{name}", web::get().to(projects::get))
+            .route("/{name}", web::delete().to(projects::delete)),
     );
 }
 

@@ -11,10 +11,12 @@ use tracing::{debug, warn};
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::queue::SharedQueue;
 use crate::store::AppStore;
+use crate::tenancy::Tenancy;
 
 /// Runs until `shutdown` fires.
 pub async fn run(
     store: AppStore,
+    tenancy: Tenancy,
     queue: SharedQueue,
     interval: Duration,
     jitter: Duration,
@@ -39,7 +41,8 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
         }
         next_poll = tokio::time::Instant::now() + interval;
-        for app in store.list() {
+        // Applications in namespaces Capstan does not honour are left alone, not even refreshed.
+        for app in store.list().iter().filter(|a| tenancy.honours(a).is_ok()) {
             // Spread the refreshes so a thousand apps do not hit Git and the API in one instant.
             let delay = if jitter.is_zero() {
                 Duration::ZERO

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::status::{self, COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
+use super::status::{
+    self, COMPARISON_ERROR, EXCLUDED_RESOURCE_WARNING, INVALID_SPEC_ERROR, SYNC_ERROR,
+};
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
 use crate::git::{Credentials, RepoCache};
@@ -18,13 +20,17 @@ use crate::store::application::{
 };
 use crate::store::{AppStore, StoreError};
 use crate::sync::{self, Compared, SyncOptions};
+use crate::tenancy::{ProjectRules, Target, Tenancy};
 
 /// The destination server that means "the management cluster".
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+/// The name of the management cluster as a destination.
+pub const IN_CLUSTER_NAME: &str = "in-cluster";
 
 /// Everything a reconcile needs; cheap to share.
 pub struct Context {
     pub store: AppStore,
+    pub tenancy: Tenancy,
     pub cluster: Arc<Cluster>,
     pub git: RepoCache,
     pub credentials: GitCredentials,
@@ -48,7 +54,7 @@ impl GitCredentials {
 /// What a reconcile found, for the caller's follow-up decisions.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// The Application no longer exists; nothing was written.
+    /// The Application no longer exists, or lives where Capstan does not act; nothing was written.
     pub gone: bool,
     /// Resources are still progressing; a re-check soon will update health.
     pub progressing: bool,
@@ -71,6 +77,13 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
         }
         Err(e) => return Err(e),
     };
+    if let Err(reason) = ctx.tenancy.honours(&app) {
+        debug!(app = %app.key(), %reason, "ignored");
+        return Ok(Report {
+            gone: true,
+            ..Default::default()
+        });
+    }
     let mut status = app.status.clone().unwrap_or_default();
     let report = evaluate_and_sync(ctx, &app, job, &mut status).await;
     status.reconciled_at = Some(now_rfc3339());
@@ -122,12 +135,18 @@ async fn evaluate_and_sync(
         revision,
         objects,
         source_type,
+        rules,
+        target,
     } = desired;
     status.source_type = Some(source_type.to_owned());
     let inventory: Vec<ResourceKey> = status.resources.iter().map(resource_key).collect();
+    let in_reach = |mut compared: Vec<Compared>, status: &mut ApplicationStatus| {
+        keep_prunes_in_reach(&mut compared, &rules, target.as_target(), status);
+        compared
+    };
 
     let mut compared = match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
-        Ok(c) => c,
+        Ok(c) => in_reach(c, status),
         Err(e) => {
             status::set_condition(
                 status,
@@ -150,7 +169,7 @@ async fn evaluate_and_sync(
         synced = run_sync(ctx, app, job, &compared, &revision, status).await;
         // Status reflects the cluster after the sync, not before.
         match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
-            Ok(after) => compared = after,
+            Ok(after) => compared = in_reach(after, status),
             Err(e) => status::set_condition(
                 status,
                 COMPARISON_ERROR,
@@ -263,6 +282,8 @@ struct Desired {
     revision: String,
     objects: Vec<serde_json::Value>,
     source_type: &'static str,
+    rules: ProjectRules,
+    target: Destination,
 }
 
 async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Failed> {
@@ -272,7 +293,19 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
             "spec.source or spec.sources is required",
         )
     })?;
-    check_destination(app)?;
+    let rules = ctx
+        .tenancy
+        .rules_for(app)
+        .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
+    let destination = resolve_destination(app)?;
+    for s in app.all_sources() {
+        rules
+            .check_repo(&s.repo_url)
+            .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
+    }
+    rules
+        .check_destination(destination.as_target())
+        .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
     let source_type = source_type(source)?;
     let creds = ctx.credentials.for_url(&source.repo_url);
     let target = source.target_revision.as_deref().unwrap_or("HEAD");
@@ -311,15 +344,124 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
     let objects = sync::prepare::prepare(&ctx.cluster, rendered, &app.key(), &namespace)
         .await
         .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
+    check_objects(&rules, destination.as_target(), &objects)?;
     Ok(Desired {
         revision,
         objects,
         source_type,
+        rules,
+        target: destination,
     })
 }
 
+/// Violations listed in one condition message before the rest are only counted.
+const MAX_LISTED_VIOLATIONS: usize = 10;
+
+/// Every desired object must be of a kind, and in a namespace, the project allows; otherwise
+/// nothing at all is applied.
+fn check_objects(
+    rules: &ProjectRules,
+    target: Target<'_>,
+    objects: &[serde_json::Value],
+) -> Result<(), Failed> {
+    let violations: Vec<String> = objects
+        .iter()
+        .filter_map(|obj| {
+            let key = ResourceKey::of(obj)?;
+            rules
+                .check_object(
+                    &key.group,
+                    &key.kind,
+                    &key.namespace,
+                    target,
+                    &key.to_string(),
+                )
+                .err()
+                .map(|v| v.to_string())
+        })
+        .collect();
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(failed(
+        SYNC_ERROR,
+        format!(
+            "nothing applied: {}",
+            listed(&violations, MAX_LISTED_VIOLATIONS)
+        ),
+    ))
+}
+
+/// Tracked objects the project no longer lets this app reach are never pruned: they are taken out
+/// of the comparison and named in a warning condition instead.
+fn keep_prunes_in_reach(
+    compared: &mut Vec<Compared>,
+    rules: &ProjectRules,
+    target: Target<'_>,
+    status: &mut ApplicationStatus,
+) {
+    let mut excluded = Vec::new();
+    compared.retain(|c| {
+        if !c.requires_pruning {
+            return true;
+        }
+        let k = &c.key;
+        match rules.check_object(&k.group, &k.kind, &k.namespace, target, &k.to_string()) {
+            Ok(()) => true,
+            Err(_) => {
+                excluded.push(k.to_string());
+                false
+            }
+        }
+    });
+    if excluded.is_empty() {
+        status::clear_condition(status, EXCLUDED_RESOURCE_WARNING);
+    } else {
+        status::set_condition(
+            status,
+            EXCLUDED_RESOURCE_WARNING,
+            &format!(
+                "left in place, outside what project '{}' allows (never pruned): {}",
+                rules.name(),
+                listed(&excluded, MAX_LISTED_VIOLATIONS)
+            ),
+        );
+    }
+}
+
+/// `a; b; c and 4 more`.
+fn listed(items: &[String], max: usize) -> String {
+    let mut text = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > max {
+        text.push_str(&format!(" and {} more", items.len() - max));
+    }
+    text
+}
+
+/// An app's destination resolved to a cluster name and server URL.
+struct Destination {
+    server: String,
+    name: String,
+    namespace: String,
+}
+
+impl Destination {
+    fn as_target(&self) -> Target<'_> {
+        Target {
+            server: &self.server,
+            name: &self.name,
+            namespace: &self.namespace,
+        }
+    }
+}
+
 /// Only the management cluster is a target until Cluster objects exist.
-fn check_destination(app: &Application) -> Result<(), Failed> {
+fn resolve_destination(app: &Application) -> Result<Destination, Failed> {
     let dest = &app.spec.destination;
     let server_ok = dest
         .server
@@ -328,9 +470,13 @@ fn check_destination(app: &Application) -> Result<(), Failed> {
     let name_ok = dest
         .name
         .as_deref()
-        .is_none_or(|n| n.is_empty() || n == "in-cluster");
+        .is_none_or(|n| n.is_empty() || n == IN_CLUSTER_NAME);
     if server_ok && name_ok {
-        Ok(())
+        Ok(Destination {
+            server: IN_CLUSTER_SERVER.to_owned(),
+            name: IN_CLUSTER_NAME.to_owned(),
+            namespace: dest.namespace.clone().unwrap_or_default(),
+        })
     } else {
         Err(failed(
             INVALID_SPEC_ERROR,

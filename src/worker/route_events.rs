@@ -7,10 +7,12 @@ use crate::event::PushEvent;
 use crate::queue::{QueueError, SharedQueue, Topic};
 use crate::router;
 use crate::store::AppStore;
+use crate::tenancy::Tenancy;
 
 /// Runs until `shutdown` fires or the subscription ends.
 pub async fn run(
     store: AppStore,
+    tenancy: Tenancy,
     queue: SharedQueue,
     shutdown: CancellationToken,
 ) -> Result<(), QueueError> {
@@ -30,7 +32,8 @@ pub async fn run(
             }
         };
         let apps = store.list();
-        let jobs = router::route(&event, apps.iter().map(|a| a.as_ref()));
+        let honoured = apps.iter().filter(|a| tenancy.honours(a).is_ok());
+        let jobs = router::route(&event, honoured.map(|a| a.as_ref()));
         let mut all_published = true;
         for job in &jobs {
             if let Err(e) = super::publish_job(&queue, job).await {

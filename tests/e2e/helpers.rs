@@ -17,6 +17,8 @@ use crate::common::git_http::GitHttpServer;
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const GIT_USER: &str = "capstan";
+/// The control namespace, where the tests' Applications live (the default `server.namespace`).
+pub const APP_NAMESPACE: &str = "capstan";
 pub const GIT_PASSWORD: &str = "s3cret-git";
 
 /// Fails loudly when RabbitMQ is down: these tests need the real broker.
@@ -36,6 +38,8 @@ pub struct Options {
     pub role: Role,
     pub amqp_url: String,
     pub poll_interval_secs: u64,
+    /// More `CAPSTAN__…` settings, layered last.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             role: Role::All,
             amqp_url: AMQP.into(),
             poll_interval_secs: 180,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -123,7 +128,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         ),
     )
     .expect("write test config");
-    let env = test_env(
+    let mut env = test_env(
         &kubeconfig,
         data_dir.path(),
         &prefix,
@@ -133,6 +138,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         &webhook_secret,
         opts.poll_interval_secs,
     );
+    env.extend(opts.extra_env);
     let settings = Settings::load_from(Some(&config_file), env).expect("test settings load");
     assert_eq!(settings.cluster.management, ManagementCluster::Kubeconfig);
     assert_eq!(settings.queue.kind, QueueKind::Rabbitmq);
@@ -268,29 +274,47 @@ impl TestApp {
 
     /// Creates an Application with exactly this spec.
     pub async fn create_app_with(&self, name: &str, spec: Value) -> reqwest::Response {
+        self.create_app_in(APP_NAMESPACE, name, spec).await
+    }
+
+    /// Creates an Application in `namespace` through the REST API.
+    pub async fn create_app_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: Value,
+    ) -> reqwest::Response {
         let doc = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-            "metadata": { "name": name, "namespace": "default" }, "spec": spec });
+            "metadata": { "name": name, "namespace": namespace }, "spec": spec });
+        self.post("/api/v1/applications", &doc).await
+    }
+
+    /// POSTs `body` to the REST API with the token.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
-            .post(format!("{}/api/v1/applications", self.address))
+            .post(format!("{}{path}", self.address))
             .bearer_auth(&self.api_token)
-            .json(&doc)
+            .json(body)
             .send()
             .await
-            .expect("create app request")
+            .expect("API request")
+    }
+
+    /// GETs a REST API path with the token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&self.api_token)
+            .send()
+            .await
+            .expect("API request")
     }
 
     /// The Application as the REST API returns it.
     pub async fn get_app(&self, name: &str) -> Value {
         let resp = self
-            .http
-            .get(format!(
-                "{}/api/v1/applications/default/{name}",
-                self.address
-            ))
-            .bearer_auth(&self.api_token)
-            .send()
-            .await
-            .expect("get app request");
+            .get(&format!("/api/v1/applications/{APP_NAMESPACE}/{name}"))
+            .await;
         assert!(
             resp.status().is_success(),
             "GET app {name}: {}",

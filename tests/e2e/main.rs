@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod tenancy;
 
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commi
     assert_eq!(
         live.pointer("/metadata/annotations/capstan.dev~1tracking-id")
             .and_then(Value::as_str),
-        Some("default/guestbook:apps/Deployment:default/web")
+        Some("capstan/guestbook:apps/Deployment:default/web")
     );
 
     app.repo
@@ -385,7 +386,10 @@ async fn the_refresh_endpoint_requires_the_token() {
             a.pointer("/status/reconciledAt").is_some()
         })
         .await;
-    let url = format!("{}/api/v1/applications/default/manual/refresh", app.address);
+    let url = format!(
+        "{}/api/v1/applications/{APP_NAMESPACE}/manual/refresh",
+        app.address
+    );
 
     assert_eq!(
         app.http.post(&url).send().await.expect("no token").status(),
@@ -436,7 +440,7 @@ async fn the_refresh_endpoint_requires_the_token() {
     let missing = app
         .http
         .post(format!(
-            "{}/api/v1/applications/default/nope/refresh",
+            "{}/api/v1/applications/{APP_NAMESPACE}/nope/refresh",
             app.address
         ))
         .bearer_auth(&app.api_token)
@@ -513,7 +517,7 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
     repo.write("deploy.yaml", &deployment("web", "nginx:1.25"));
     repo.commit("web at 1.25");
     let app = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-        "metadata": {"name": "demo", "namespace": "default"},
+        "metadata": {"name": "demo"},
         "spec": {"project": "default", "source": {"repoURL": repo.file_url(), "path": ".", "targetRevision": "main"},
                  "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"},
                  "syncPolicy": {"automated": {"prune": true}}}});
@@ -553,7 +557,7 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
     .await;
     eventually(30, "the app is Synced at the pushed commit", || {
         let get = http
-            .get(format!("{base}/api/v1/applications/default/demo"))
+            .get(format!("{base}/api/v1/applications/capstan/demo"))
             .bearer_auth(&token);
         let second = second.clone();
         async move {
@@ -579,7 +583,7 @@ async fn the_cli_creates_lists_and_gets_applications_through_the_rest_api() {
     std::fs::write(
         &file,
         format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: clidemo\n  namespace: default\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: app\n    targetRevision: main\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: default\n  syncPolicy:\n    automated: {{prune: true}}\n",
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: clidemo\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {}\n    path: app\n    targetRevision: main\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: default\n  syncPolicy:\n    automated: {{prune: true}}\n",
             app.repo_url
         ),
     )
@@ -612,13 +616,13 @@ async fn the_cli_creates_lists_and_gets_applications_through_the_rest_api() {
     assert!(ok);
     let line = stdout
         .lines()
-        .find(|l| l.contains("default/clidemo"))
+        .find(|l| l.contains("capstan/clidemo"))
         .expect("listed");
     assert!(
         line.contains("Synced") && line.contains(&commit[..12]),
         "{line}"
     );
-    let (ok, stdout, _) = cli(&["get", "clidemo", "-n", "default"]);
+    let (ok, stdout, _) = cli(&["get", "clidemo"]);
     assert!(ok);
     let got: Value = serde_json::from_str(&stdout).expect("get prints JSON");
     assert_eq!(

@@ -1,0 +1,148 @@
+//! `/api/v1/projects`: list, get, create and delete AppProjects.
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use serde::Deserialize;
+
+use super::applications::store_error;
+use super::auth::Authenticated;
+use super::{ApiState, error};
+use crate::store::AppProject;
+use crate::tenancy::project_name;
+
+/// Path parameter naming one project.
+#[derive(Deserialize)]
+pub struct ProjectPath {
+    name: String,
+}
+
+/// Every project of the control namespace.
+pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+    let items: Vec<AppProject> = state
+        .tenancy
+        .projects()
+        .list()
+        .iter()
+        .map(|p| p.as_ref().clone())
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "items": items }))
+}
+
+/// One project.
+pub async fn get(
+    _auth: Authenticated,
+    path: web::Path<ProjectPath>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    match state.tenancy.projects().get(&path.name) {
+        Some(p) => HttpResponse::Ok().json(p.as_ref()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("project {} not found", path.name),
+        ),
+    }
+}
+
+/// Creates a project in the control namespace; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
+pub async fn create(
+    _auth: Authenticated,
+    body: web::Json<serde_json::Value>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let project = match parse_project(body.into_inner()) {
+        Ok(p) => p,
+        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
+    };
+    match state.tenancy.projects().create(&project).await {
+        Ok(created) => HttpResponse::Created().json(created),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Deletes a project no Application uses any more (as Argo CD refuses to orphan apps).
+pub async fn delete(
+    _auth: Authenticated,
+    path: web::Path<ProjectPath>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let users = state
+        .store
+        .list()
+        .iter()
+        .filter(|a| project_name(a) == path.name)
+        .count();
+    if users > 0 {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "project {} is referenced by {users} application(s); delete or move them first",
+                path.name
+            ),
+        );
+    }
+    match state.tenancy.projects().delete(&path.name).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
+        Err(e) => store_error(e),
+    }
+}
+
+/// An AppProject from a document, accepting Argo CD's apiVersion; its namespace is always the
+/// control namespace, whatever the document says.
+pub fn parse_project(mut doc: serde_json::Value) -> Result<AppProject, String> {
+    super::applications::convert_api_version(&mut doc, "AppProject")?;
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("status");
+    }
+    let mut project: AppProject =
+        serde_json::from_value(doc).map_err(|e| format!("invalid AppProject: {e}"))?;
+    if project.metadata.name.as_deref().is_none_or(str::is_empty) {
+        return Err("metadata.name is required".into());
+    }
+    super::applications::clear_server_fields(&mut project.metadata);
+    project.metadata.namespace = None;
+    Ok(project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_project;
+    use serde_json::json;
+
+    #[test]
+    fn an_argo_cd_project_is_accepted_field_for_field() {
+        let doc = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "team-a", "namespace": "argocd", "resourceVersion": "3"},
+            "spec": {
+                "description": "Team A",
+                "sourceRepos": ["https://github.com/team-a/*", "!https://github.com/team-a/secret"],
+                "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "team-a-*"},
+                                 {"name": "in-cluster", "namespace": "!kube-system"}],
+                "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+                "namespaceResourceBlacklist": [{"group": "", "kind": "ResourceQuota"}],
+                "sourceNamespaces": ["team-a"],
+                "roles": [{"name": "ci", "policies": ["p, proj:team-a:ci, applications, sync, team-a/*, allow"]}]
+            }
+        });
+        let p = parse_project(doc).expect("converts");
+        assert_eq!(p.metadata.name.as_deref(), Some("team-a"));
+        assert_eq!(p.metadata.resource_version, None);
+        assert_eq!(p.spec.source_repos.len(), 2);
+        assert_eq!(p.spec.destinations[1].name.as_deref(), Some("in-cluster"));
+        assert_eq!(p.spec.cluster_resource_whitelist[0].kind, "Namespace");
+        assert_eq!(p.spec.source_namespaces, ["team-a"]);
+        assert!(
+            p.spec.roles.is_some(),
+            "roles are kept for later enforcement"
+        );
+    }
+
+    #[test]
+    fn other_documents_are_refused() {
+        let err = parse_project(
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "x"}}),
+        )
+        .expect_err("not a project");
+        assert!(err.contains("AppProject"), "{err}");
+    }
+}

@@ -1,0 +1,104 @@
+//! AppProjects of the control namespace: a watch cache for reads, the API for writes.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::StoreError;
+use super::project::{AppProject, DEFAULT_PROJECT};
+
+/// The projects Capstan enforces; they live in the control namespace only, as in Argo CD.
+#[derive(Clone)]
+pub struct ProjectStore {
+    client: Client,
+    namespace: String,
+    cache: Store<AppProject>,
+}
+
+impl ProjectStore {
+    /// Starts the watch cache of `namespace` and waits until its first list is in.
+    pub async fn start(client: Client, namespace: &str) -> Result<ProjectStore, StoreError> {
+        let api: Api<AppProject> = Api::namespaced(client.clone(), namespace);
+        let (reader, writer) = reflector::store();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects();
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    tracing::warn!(error = %e, "project watch error; retrying");
+                }
+            }
+        });
+        super::wait_ready(&reader, "project").await?;
+        Ok(ProjectStore {
+            client,
+            namespace: namespace.to_owned(),
+            cache: reader,
+        })
+    }
+
+    /// Creates the `default` project when it is missing (Argo CD's permissive default).
+    pub async fn ensure_default(&self) -> Result<(), StoreError> {
+        let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
+        if api.get_opt(DEFAULT_PROJECT).await?.is_some() {
+            return Ok(());
+        }
+        match api
+            .create(
+                &PostParams::default(),
+                &AppProject::default_project(&self.namespace),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Another process created it first.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The control namespace the projects live in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// One project from the cache.
+    pub fn get(&self, name: &str) -> Option<Arc<AppProject>> {
+        self.cache
+            .get(&reflector::ObjectRef::new(name).within(&self.namespace))
+    }
+
+    /// Every project, by name.
+    pub fn list(&self) -> Vec<Arc<AppProject>> {
+        let mut projects = self.cache.state();
+        projects.sort_by_key(|p| p.name_any());
+        projects
+    }
+
+    /// Creates a project in the control namespace.
+    pub async fn create(&self, project: &AppProject) -> Result<AppProject, StoreError> {
+        let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut project = project.clone();
+        project.metadata.namespace = Some(self.namespace.clone());
+        Ok(api.create(&PostParams::default(), &project).await?)
+    }
+
+    /// Deletes a project.
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StoreError::NotFound(format!("project {name}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
