@@ -67,27 +67,14 @@ impl Tenancy {
     /// configuration *and* the app's project both allow the namespace.
     pub fn honours(&self, app: &Application) -> Result<(), NotHonoured> {
         let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
-        if namespace == &*self.control {
-            return Ok(());
-        }
-        if !allowed_by(&self.app_namespaces, namespace) {
-            return Err(NotHonoured::Namespace {
-                namespace: namespace.to_owned(),
-                control: self.control.to_string(),
-            });
-        }
         let project = project_name(app);
-        let allowed = self
-            .rules(project)
-            .is_ok_and(|r| r.allows_app_namespace(namespace));
-        if allowed {
-            Ok(())
-        } else {
-            Err(NotHonoured::Project {
-                namespace: namespace.to_owned(),
-                project: project.to_owned(),
-            })
-        }
+        honoured(
+            &self.control,
+            &self.app_namespaces,
+            namespace,
+            project,
+            self.rules(project).ok().as_ref(),
+        )
     }
 
     /// The compiled rules of `app`'s project.
@@ -105,10 +92,89 @@ impl Tenancy {
     }
 }
 
+/// The namespace decision, apart from where the project comes from.
+fn honoured(
+    control: &str,
+    app_namespaces: &[Pattern],
+    namespace: &str,
+    project: &str,
+    rules: Option<&ProjectRules>,
+) -> Result<(), NotHonoured> {
+    if namespace == control {
+        return Ok(());
+    }
+    if !allowed_by(app_namespaces, namespace) {
+        return Err(NotHonoured::Namespace {
+            namespace: namespace.to_owned(),
+            control: control.to_owned(),
+        });
+    }
+    if rules.is_some_and(|r| r.allows_app_namespace(namespace)) {
+        Ok(())
+    } else {
+        Err(NotHonoured::Project {
+            namespace: namespace.to_owned(),
+            project: project.to_owned(),
+        })
+    }
+}
+
 /// The project an Application belongs to; an empty one means `default`, as in Argo CD.
 pub fn project_name(app: &Application) -> &str {
     match app.spec.project.trim() {
         "" => DEFAULT_PROJECT,
         p => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AppProjectSpec;
+
+    fn rules(source_namespaces: &[&str]) -> ProjectRules {
+        ProjectRules::new(
+            "p",
+            &AppProjectSpec {
+                source_namespaces: source_namespaces.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_control_namespace_always_and_others_only_when_configuration_and_project_agree() {
+        let config = [Pattern::new("team-*", false)];
+        let team_a = rules(&["team-a"]);
+        assert_eq!(honoured("capstan", &[], "capstan", "p", None), Ok(()));
+        assert_eq!(
+            honoured("capstan", &config, "team-a", "p", Some(&team_a)),
+            Ok(())
+        );
+        assert!(
+            matches!(
+                honoured("capstan", &[], "team-a", "p", Some(&team_a)),
+                Err(NotHonoured::Namespace { .. })
+            ),
+            "the project alone cannot open a namespace the operator did not list"
+        );
+        assert!(
+            matches!(
+                honoured("capstan", &config, "team-b", "p", Some(&team_a)),
+                Err(NotHonoured::Project { .. })
+            ),
+            "configuration alone cannot either"
+        );
+        assert!(
+            matches!(
+                honoured("capstan", &config, "team-a", "p", None),
+                Err(NotHonoured::Project { .. })
+            ),
+            "a missing project allows nothing outside the control namespace"
+        );
+        assert!(matches!(
+            honoured("capstan", &config, "default", "p", Some(&rules(&["*"]))),
+            Err(NotHonoured::Namespace { .. })
+        ));
     }
 }
