@@ -129,7 +129,7 @@ async fn latency(queue: &str) -> Vec<Duration> {
     tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();
     let app = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-        "metadata": {"name": "bench", "namespace": "default"},
+        "metadata": {"name": "bench"},
         "spec": {"source": {"repoURL": repo_url, "path": ".", "targetRevision": "main"},
                  "destination": {"namespace": "default"}, "syncPolicy": {"automated": {"prune": true}}}});
     let created = http
