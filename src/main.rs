@@ -261,7 +261,9 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     say(&format!("listening on {}", sandbox.url()));
     match &args.write_kubeconfig {
         Some(path) => say(&format!("kubeconfig written to {}", path.display())),
-        None if args.tls => say("no kubeconfig written: --write-kubeconfig FILE gives kubectl the CA and token"),
+        None if args.tls => {
+            say("no kubeconfig written: --write-kubeconfig FILE gives kubectl the CA and token")
+        }
         None => {}
     }
     wait_for_stop_signal().await?;

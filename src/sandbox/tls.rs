@@ -64,4 +64,3 @@ pub fn generate() -> Result<Identity, TlsError> {
         server,
     })
 }
-

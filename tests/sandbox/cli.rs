@@ -171,7 +171,13 @@ async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
     std::fs::write(&victim, "precious").expect("write victim");
     std::os::unix::fs::symlink(&victim, &kubeconfig).expect("plant symlink");
     let mut child = capstan()
-        .args(["sandbox", "--tls", "--listen", "127.0.0.1:0", "--write-kubeconfig"])
+        .args([
+            "sandbox",
+            "--tls",
+            "--listen",
+            "127.0.0.1:0",
+            "--write-kubeconfig",
+        ])
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -179,7 +185,9 @@ async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
         .expect("capstan sandbox starts");
     let banner = banner_until(child.stdout.take().expect("stdout"), "kubeconfig written").await;
     assert!(
-        banner.iter().any(|l| l.starts_with("listening on https://")),
+        banner
+            .iter()
+            .any(|l| l.starts_with("listening on https://")),
         "{banner:?}"
     );
 
@@ -198,7 +206,10 @@ async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
         "the planted link's target is untouched"
     );
     let meta = std::fs::symlink_metadata(&kubeconfig).expect("metadata");
-    assert!(meta.file_type().is_file(), "the kubeconfig is a regular file");
+    assert!(
+        meta.file_type().is_file(),
+        "the kubeconfig is a regular file"
+    );
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
 
@@ -226,7 +237,10 @@ async fn capstan_serve_starts_its_sandbox_over_tls_and_names_the_kubeconfig() {
     let _ = child.wait();
     assert!(line.contains("https://127.0.0.1:"), "{banner:?}");
     assert!(named, "the banner names the kubeconfig: {banner:?}");
-    assert_eq!(anonymous, 401, "anyone on the machine without the token is refused");
+    assert_eq!(
+        anonymous, 401,
+        "anyone on the machine without the token is refused"
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("namespace/kube-system"),

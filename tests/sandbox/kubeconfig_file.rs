@@ -36,7 +36,10 @@ async fn a_planted_symlink_is_replaced_and_its_target_left_alone() {
         "the link's target is untouched"
     );
     let meta = std::fs::symlink_metadata(&kc).expect("metadata");
-    assert!(meta.file_type().is_file(), "the kubeconfig is a regular file");
+    assert!(
+        meta.file_type().is_file(),
+        "the kubeconfig is a regular file"
+    );
     assert_eq!(mode(&kc), 0o600);
     assert_eq!(
         std::fs::read_to_string(&kc).expect("kubeconfig"),
