@@ -1,6 +1,6 @@
 //! Sandbox throughput over loopback HTTP with the kube client: create, get, server-side apply
 //! and list over 10,000 ConfigMaps, plus the memory the sandbox holds them in.
-//! Run with `cargo bench --bench sandbox`.
+//! Run with `cargo bench --bench sandbox`; `CAPSTAN_BENCH_TLS=1` measures the `--tls` mode instead.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,11 @@ const OBJECTS: usize = 10_000;
 const CONCURRENCY: usize = 32;
 const RUNS: usize = 3;
 const LISTS: usize = 20;
+
+/// Whether to measure the sandbox over HTTPS with a bearer token.
+fn tls() -> bool {
+    std::env::var_os("CAPSTAN_BENCH_TLS").is_some_and(|v| v == "1")
+}
 
 fn configmap(i: usize, value: &str) -> ConfigMap {
     serde_json::from_value(json!({
@@ -55,9 +60,12 @@ struct Run {
 }
 
 async fn one_run() -> Run {
-    let sb = Sandbox::start(SandboxOptions::default())
-        .await
-        .expect("sandbox starts");
+    let sb = Sandbox::start(SandboxOptions {
+        tls: tls(),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox starts");
     let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
     let rss_before = rss_bytes();
 
@@ -197,7 +205,8 @@ fn main() {
     }
     let pick = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
     println!(
-        "sandbox benchmark: {OBJECTS} ConfigMaps, kube client over loopback HTTP, {CONCURRENCY} requests in flight, median of {RUNS} runs"
+        "sandbox benchmark: {OBJECTS} ConfigMaps, kube client over loopback {}, {CONCURRENCY} requests in flight, median of {RUNS} runs",
+        if tls() { "HTTPS with a token" } else { "HTTP" }
     );
     println!("  create           {:>10.0} requests/s", pick(|r| r.create));
     println!("  get              {:>10.0} requests/s", pick(|r| r.get));

@@ -155,13 +155,16 @@ struct SandboxArgs {
     /// Address to listen on (port 0 picks one and prints it).
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Require this bearer token on every request.
+    /// Require this bearer token on every request (with --tls one is generated when not given).
     #[arg(long, env = "CAPSTAN_SANDBOX_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve HTTPS with a CA generated at start; the kubeconfig carries the CA and the token.
+    #[arg(long)]
+    tls: bool,
     /// Persist objects in this file across restarts.
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Write a kubeconfig pointing at the sandbox to this file.
+    /// Write a kubeconfig pointing at the sandbox to this file (created 0600, replacing what is there).
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
 }
@@ -195,9 +198,12 @@ async fn main() -> anyhow::Result<()> {
                 "Capstan is serving on http://127.0.0.1:{}",
                 service.port()
             ));
-            if let Some(url) = service.sandbox_url() {
+            if let (Some(url), Some(kubeconfig)) =
+                (service.sandbox_url(), service.sandbox_kubeconfig())
+            {
                 say(&format!(
-                    "management cluster: Capstan sandbox at {url} (simulated; try `kubectl --server {url} get deploy -A`)"
+                    "management cluster: Capstan sandbox at {url} (simulated; try `kubectl --kubeconfig {} get deploy -A`)",
+                    kubeconfig.display()
                 ));
             }
             service.run_until_stopped().await
@@ -286,37 +292,28 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     let opts = SandboxOptions {
         listen: args.listen.unwrap_or(settings.sandbox.listen),
         token: args.token,
+        tls: args.tls,
         state_file: args.state,
         ready_delay: Duration::from_millis(settings.sandbox.ready_delay_ms),
     };
     let sandbox = Sandbox::start(opts).await?;
     if let Some(path) = &args.write_kubeconfig {
-        write_private(path, sandbox.kubeconfig_yaml().as_bytes())
-            .with_context(|| format!("writing kubeconfig to {}", path.display()))?;
+        sandbox.write_kubeconfig(path)?;
     }
     // The banner says plainly that this is not a real cluster.
     say("Capstan sandbox (a simulated Kubernetes API; it runs no containers)");
     say(&format!("listening on {}", sandbox.url()));
-    if let Some(path) = &args.write_kubeconfig {
-        say(&format!("kubeconfig written to {}", path.display()));
+    match &args.write_kubeconfig {
+        Some(path) => say(&format!("kubeconfig written to {}", path.display())),
+        None if args.tls => {
+            say("no kubeconfig written: --write-kubeconfig FILE gives kubectl the CA and token")
+        }
+        None => {}
     }
     wait_for_stop_signal().await?;
     say("stopping the Capstan sandbox");
     sandbox.shutdown().await;
     Ok(())
-}
-
-/// Writes a file only its owner can read: a kubeconfig may carry the bearer token.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
 }
 
 /// Waits for Ctrl-C or SIGTERM, so the state file is flushed when a service manager stops us.

@@ -1,6 +1,8 @@
 //! Building and running a Capstan process from its settings (the `serve` command).
 
 use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ pub struct Service {
     port: u16,
     server: actix_web::dev::Server,
     sandbox: Option<Sandbox>,
+    sandbox_kubeconfig: Option<PathBuf>,
     shutdown: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
     queue: SharedQueue,
@@ -165,6 +168,7 @@ impl Service {
         Ok(Service {
             port,
             server,
+            sandbox_kubeconfig: sandbox.as_ref().map(|_| sandbox_kubeconfig_path(&data_dir)),
             sandbox,
             shutdown,
             workers,
@@ -191,6 +195,11 @@ impl Service {
     /// The in-process sandbox's URL, when the management cluster is one.
     pub fn sandbox_url(&self) -> Option<&str> {
         self.sandbox.as_ref().map(Sandbox::url)
+    }
+
+    /// The kubeconfig (CA and token) written for the in-process sandbox, when there is one.
+    pub fn sandbox_kubeconfig(&self) -> Option<&Path> {
+        self.sandbox_kubeconfig.as_deref()
     }
 
     /// The REST API's bearer token.
@@ -243,15 +252,26 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
     let c = &settings.cluster;
     match c.management {
         ManagementCluster::Sandbox => {
+            // TLS and a token: plain HTTP on loopback would let anyone on the machine change it.
             let sandbox = Sandbox::start(SandboxOptions {
                 listen: c.sandbox_listen,
                 token: None,
+                tls: true,
                 state_file: c.sandbox_state.clone(),
                 ready_delay: Duration::from_millis(settings.sandbox.ready_delay_ms),
             })
             .await?;
+            let data_dir = &settings.server.data_dir;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let kubeconfig = sandbox_kubeconfig_path(data_dir);
+            sandbox.write_kubeconfig(&kubeconfig)?;
             info!(
                 url = sandbox.url(),
+                kubeconfig = %kubeconfig.display(),
                 "in-process Capstan sandbox started (simulated cluster, runs no containers)"
             );
             let client = sandbox.client();
@@ -276,6 +296,11 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
             Ok((None, kube::Client::try_from(kube::Config::incluster()?)?))
         }
     }
+}
+
+/// Where `serve` writes the in-process sandbox's kubeconfig.
+fn sandbox_kubeconfig_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("sandbox.kubeconfig")
 }
 
 fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {

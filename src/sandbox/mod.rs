@@ -6,6 +6,7 @@ pub mod delete;
 pub mod discovery;
 pub mod faults;
 pub mod http;
+pub mod kubeconfig;
 pub mod list_keys;
 pub mod ops;
 pub mod patch;
@@ -23,16 +24,17 @@ pub mod ssa_merge;
 mod ssa_tests;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod validate;
 pub mod watch;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultAction, Faults};
@@ -42,12 +44,14 @@ use http::Shared;
 use store::{Store, TypeKey};
 
 /// How to start a sandbox.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SandboxOptions {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
     /// When set, every request must carry `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Serve HTTPS only, with a CA generated at start; a token is generated when none is given.
+    pub tls: bool,
     /// When set, objects persist in this file across restarts.
     pub state_file: Option<PathBuf>,
     /// How long simulated controllers take to make a workload ready.
@@ -59,9 +63,22 @@ impl Default for SandboxOptions {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            tls: false,
             state_file: None,
             ready_delay: Duration::from_millis(300),
         }
+    }
+}
+
+impl std::fmt::Debug for SandboxOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxOptions")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .field("state_file", &self.state_file)
+            .field("ready_delay", &self.ready_delay)
+            .finish()
     }
 }
 
@@ -82,6 +99,17 @@ pub enum SandboxError {
     /// The in-process kube client could not be built or could not reach the server.
     #[error("sandbox client: {0}")]
     Client(String),
+    /// The TLS identity could not be generated.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The kubeconfig file could not be written.
+    #[error("cannot write the kubeconfig to {path}: {source}")]
+    Kubeconfig {
+        /// Where it was to go.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
 }
 
 /// The namespaces every cluster has.
@@ -90,6 +118,8 @@ const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", 
 /// A running sandbox; dropping it does not stop the server, `shutdown` does.
 pub struct Sandbox {
     url: String,
+    ca_pem: Option<String>,
+    token: Option<String>,
     kubeconfig: String,
     client: kube::Client,
     shared: Arc<Shared>,
@@ -122,19 +152,6 @@ fn ensure_default_namespaces(store: &mut Store) {
     }
 }
 
-/// A kubeconfig document for this server (JSON strings are valid YAML scalars).
-fn kubeconfig_for(url: &str, token: Option<&str>) -> String {
-    let quote = |s: &str| Value::String(s.to_string()).to_string();
-    let user = match token {
-        Some(t) => format!("\n    token: {}", quote(t)),
-        None => " {}".to_string(),
-    };
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: capstan-sandbox\n  cluster:\n    server: {}\nusers:\n- name: capstan-sandbox\n  user:{user}\ncontexts:\n- name: capstan-sandbox\n  context:\n    cluster: capstan-sandbox\n    user: capstan-sandbox\n    namespace: default\ncurrent-context: capstan-sandbox\npreferences: {{}}\n",
-        quote(url)
-    )
-}
-
 impl Sandbox {
     /// Starts a sandbox on the current tokio runtime and waits until it answers.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
@@ -143,10 +160,21 @@ impl Sandbox {
             None => Store::new(),
         };
         ensure_default_namespaces(&mut store);
+        let identity = if opts.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        // kubectl sends a token only over TLS, so a TLS sandbox always has one.
+        let token = match (&opts.token, opts.tls) {
+            (Some(t), _) => Some(t.clone()),
+            (None, true) => Some(crate::secret::random_token()),
+            (None, false) => None,
+        };
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             faults: Arc::new(Faults::default()),
-            token: opts.token.clone(),
+            token: token.clone(),
             cancel: CancellationToken::new(),
         });
         let bind = |source| SandboxError::Bind {
@@ -163,10 +191,15 @@ impl Sandbox {
         })
         .workers(2)
         .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)
-        .map_err(bind)?
-        .run();
+        .shutdown_timeout(1);
+        let (server, scheme) = match &identity {
+            Some(id) => (
+                server.listen_rustls_0_23(listener, id.server.clone()),
+                "https",
+            ),
+            None => (server.listen(listener), "http"),
+        };
+        let server = server.map_err(bind)?.run();
         let handle = server.handle();
         tokio::spawn(server);
 
@@ -181,11 +214,14 @@ impl Sandbox {
             tasks.push(persist::spawn(shared.clone(), path.clone()));
         }
 
-        let url = format!("http://{addr}");
-        let kubeconfig = kubeconfig_for(&url, opts.token.as_deref());
-        let client = client_for(&kubeconfig).await?;
+        let url = format!("{scheme}://{addr}");
+        let ca_pem = identity.map(|id| id.ca_pem);
+        let kubeconfig = kubeconfig::document(&url, token.as_deref(), ca_pem.as_deref());
+        let client = kubeconfig::client(&kubeconfig).await?;
         let sandbox = Sandbox {
             url,
+            ca_pem,
+            token,
             kubeconfig,
             client,
             shared,
@@ -212,9 +248,19 @@ impl Sandbox {
         )))
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    /// Base URL, e.g. `http://127.0.0.1:41234` or `https://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The generated CA certificate (PEM) clients must trust; `None` for plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The bearer token every request must carry, if any (generated in TLS mode when not given).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// A ready `kube::Client` for this sandbox (carrying the token if one is set).
@@ -222,9 +268,19 @@ impl Sandbox {
         self.client.clone()
     }
 
-    /// A kubeconfig document (YAML) that points kubectl at this sandbox.
+    /// A kubeconfig document (YAML) that points kubectl at this sandbox, with its CA and token.
     pub fn kubeconfig_yaml(&self) -> String {
         self.kubeconfig.clone()
+    }
+
+    /// Writes the kubeconfig to `path` as a new 0600 file, replacing (never following) what is there.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
+        kubeconfig::write_private(path, self.kubeconfig.as_bytes()).map_err(|source| {
+            SandboxError::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     }
 
     /// Programmatic fault injection.
@@ -255,14 +311,4 @@ impl Sandbox {
             tracing::error!(error = %e, "cannot flush sandbox state at shutdown");
         }
     }
-}
-
-async fn client_for(kubeconfig: &str) -> Result<kube::Client, SandboxError> {
-    let err = |e: &dyn std::fmt::Display| SandboxError::Client(e.to_string());
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| err(&e))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| err(&e))?;
-    kube::Client::try_from(config).map_err(|e| err(&e))
 }

@@ -144,3 +144,138 @@ async fn capstan_sandbox_prints_its_address_serves_kubectl_logs_json_and_keeps_s
         "the ConfigMap is in the state file"
     );
 }
+
+/// Reads stdout lines until one starts with `until`, returning them all (that one included).
+async fn banner_until(stdout: std::process::ChildStdout, until: &'static str) -> Vec<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.starts_with(until);
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .expect("reader")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").expect("write victim");
+    std::os::unix::fs::symlink(&victim, &kubeconfig).expect("plant symlink");
+    let mut child = capstan()
+        .args([
+            "sandbox",
+            "--tls",
+            "--listen",
+            "127.0.0.1:0",
+            "--write-kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("capstan sandbox starts");
+    let banner = banner_until(child.stdout.take().expect("stdout"), "kubeconfig written").await;
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("listening on https://")),
+        "{banner:?}"
+    );
+
+    let out = kubectl(&kubeconfig, &["get", "namespaces", "-o", "name"]).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("namespace/default"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious",
+        "the planted link's target is untouched"
+    );
+    let meta = std::fs::symlink_metadata(&kubeconfig).expect("metadata");
+    assert!(
+        meta.file_type().is_file(),
+        "the kubeconfig is a regular file"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capstan_serve_starts_its_sandbox_over_tls_and_names_the_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut child = capstan()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
+        .env("CAPSTAN__SERVER__DATA_DIR", &data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("capstan serve starts");
+    let banner = banner_until(child.stdout.take().expect("stdout"), "management cluster").await;
+    let line = banner.last().cloned().unwrap_or_default();
+    let kubeconfig = data_dir.join("sandbox.kubeconfig");
+    let named = line.contains(&format!("kubectl --kubeconfig {}", kubeconfig.display()));
+    let out = kubectl(&kubeconfig, &["get", "namespaces", "-o", "name"]).await;
+    let anonymous = unauthenticated_get(&kubeconfig).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("https://127.0.0.1:"), "{banner:?}");
+    assert!(named, "the banner names the kubeconfig: {banner:?}");
+    assert_eq!(
+        anonymous, 401,
+        "anyone on the machine without the token is refused"
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("namespace/kube-system"),
+        "{}",
+        text(&out)
+    );
+    let mode = std::fs::metadata(&kubeconfig)
+        .expect("kubeconfig")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let written = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    assert!(
+        written.contains("certificate-authority-data:") && written.contains("token:"),
+        "the kubeconfig carries the CA and a token"
+    );
+}
+
+/// The status of `GET /api/v1/namespaces` without a token, trusting the kubeconfig's CA.
+async fn unauthenticated_get(kubeconfig: &std::path::Path) -> u16 {
+    use base64::Engine as _;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("a kubeconfig");
+    let cluster = kc.clusters[0].cluster.clone().expect("a cluster");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster.certificate_authority_data.expect("CA data"))
+        .expect("base64");
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")])
+        .build()
+        .expect("client");
+    let server = cluster.server.expect("a server URL");
+    http.get(format!("{server}/api/v1/namespaces"))
+        .send()
+        .await
+        .expect("the TLS handshake succeeds")
+        .status()
+        .as_u16()
+}

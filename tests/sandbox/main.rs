@@ -2,9 +2,11 @@
 
 mod cli;
 mod kube_client;
+mod kubeconfig_file;
 mod kubectl;
 mod operations;
 mod server;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
