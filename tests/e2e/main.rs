@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 mod live_state;
+mod stall;
 
 use std::time::Duration;
 
