@@ -171,7 +171,9 @@ impl Cluster {
             Err(e) => return Err(e),
         };
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &served.resource);
-        let list = api.list(&ListParams::default().labels(label_selector)).await?;
+        let list = api
+            .list(&ListParams::default().labels(label_selector))
+            .await?;
         // A real API server leaves apiVersion and kind out of list items.
         let types = kube::core::TypeMeta {
             api_version: served.resource.api_version.clone(),

@@ -235,7 +235,10 @@ mod tests {
             obj.pointer("/metadata/labels/capstan.dev~1app"),
             Some(&json!("capstan.owner"))
         );
-        assert_eq!(tracking_selector("capstan/owner"), "capstan.dev/app=capstan.owner");
+        assert_eq!(
+            tracking_selector("capstan/owner"),
+            "capstan.dev/app=capstan.owner"
+        );
     }
 
     #[test]

@@ -123,7 +123,10 @@ pub async fn compare(
 
 /// The live object, or None when it or its kind does not exist (a kind may be served only once
 /// a CRD in this sync is applied, or no longer once its CRD is gone).
-async fn get_if_served(cluster: &Cluster, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
+async fn get_if_served(
+    cluster: &Cluster,
+    key: &ResourceKey,
+) -> Result<Option<Value>, ClusterError> {
     match cluster.get(key).await {
         Ok(live) => Ok(live),
         Err(ClusterError::UnknownKind { .. }) => Ok(None),

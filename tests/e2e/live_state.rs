@@ -32,7 +32,11 @@ fn counting_client(inner: kube::Client, reads: SecretReads) -> kube::Client {
         let reads = reads.clone();
         async move {
             let counted = req.method() == http::Method::GET
-                && req.uri().path().split('/').any(|segment| segment == "secrets");
+                && req
+                    .uri()
+                    .path()
+                    .split('/')
+                    .any(|segment| segment == "secrets");
             let resp = inner.send(req).await?;
             if !counted {
                 return Ok::<_, kube::Error>(resp);
@@ -149,7 +153,10 @@ async fn an_object_applied_before_the_tracking_label_is_still_found_for_pruning(
     {
         labels.remove(TRACKING_LABEL);
     }
-    cluster.apply(&legacy[0], false).await.expect("apply legacy");
+    cluster
+        .apply(&legacy[0], false)
+        .await
+        .expect("apply legacy");
     let mut inventory = keys(&desired);
     inventory.extend(keys(&legacy));
     desired.truncate(1);

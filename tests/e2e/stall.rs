@@ -10,7 +10,8 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_of_a_stuck_app_never_stall_another_app_on_its_shard() {
     let app = spawn_app(Options::default()).await;
-    app.repo.write("stuck/config.yaml", &config_map("stuck", "a"));
+    app.repo
+        .write("stuck/config.yaml", &config_map("stuck", "a"));
     app.repo.write("free/config.yaml", &config_map("free", "b"));
     let commit = app.repo.commit("two apps");
 
@@ -21,7 +22,10 @@ async fn refreshes_of_a_stuck_app_never_stall_another_app_on_its_shard() {
         Some("PATCH"),
         Duration::from_secs(600),
     );
-    assert_eq!(app.create_app("stuck", "stuck", Some(false)).await.status(), 201);
+    assert_eq!(
+        app.create_app("stuck", "stuck", Some(false)).await.status(),
+        201
+    );
     eventually(60, "A is inside its sync", || async {
         app.sandbox.faults().hits() >= 1
     })
@@ -39,7 +43,10 @@ async fn refreshes_of_a_stuck_app_never_stall_another_app_on_its_shard() {
         .map(|i| format!("free-{i}"))
         .find(|n| shard_for(&format!("{namespace}/{n}"), shards) == shard)
         .expect("a name on A's shard");
-    assert_eq!(app.create_app(&other, "free", Some(false)).await.status(), 201);
+    assert_eq!(
+        app.create_app(&other, "free", Some(false)).await.status(),
+        201
+    );
     app.wait_app(&other, 60, "B Synced while A is stuck", |a| {
         sync_of(a) == ("Synced".into(), commit.clone())
     })
