@@ -13,7 +13,7 @@ use kube::{Client, core::GroupVersionKind};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-pub use resource::{ResourceKey, TRACKING_ANNOTATION};
+pub use resource::{ResourceKey, TRACKING_ANNOTATION, TRACKING_LABEL};
 
 use crate::store::FIELD_MANAGER;
 
@@ -156,27 +156,36 @@ impl Cluster {
         }
     }
 
-    /// Every live object of `group/version/kind` (all namespaces) that `app` tracks.
-    pub async fn list_tracked(
+    /// Every live object of `group/version/kind` (all namespaces) matching `label_selector`.
+    /// A kind the server no longer serves has none.
+    pub async fn list_labeled(
         &self,
         group: &str,
         version: &str,
         kind: &str,
-        app: &str,
+        label_selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
         let served = match self.served(group, version, kind).await {
             Ok(s) => s,
-            // A kind that is no longer served has no live objects left to prune.
             Err(ClusterError::UnknownKind { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &served.resource);
-        let list = api.list(&ListParams::default()).await?;
+        let list = api
+            .list(&ListParams::default().labels(label_selector))
+            .await?;
+        // A real API server leaves apiVersion and kind out of list items.
+        let types = kube::core::TypeMeta {
+            api_version: served.resource.api_version.clone(),
+            kind: served.resource.kind.clone(),
+        };
         Ok(list
             .items
             .into_iter()
-            .map(to_value)
-            .filter(|o| resource::is_tracked_by(o, app))
+            .map(|mut o| {
+                o.types.get_or_insert_with(|| types.clone());
+                to_value(o)
+            })
             .collect())
     }
 

@@ -1,9 +1,17 @@
-//! Identity of a Kubernetes object as Capstan tracks it, and the tracking annotation.
+//! Identity of a Kubernetes object as Capstan tracks it: the tracking annotation (authoritative)
+//! and the tracking label (an index, so live state is listed by selector, not by scanning a kind).
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// The annotation Capstan marks every applied object with.
 pub const TRACKING_ANNOTATION: &str = "capstan.dev/tracking-id";
+
+/// The label Capstan marks every applied object with; its value is [`tracking_label_value`].
+pub const TRACKING_LABEL: &str = "capstan.dev/app";
+
+/// Kubernetes' limit on a label value.
+const LABEL_VALUE_MAX: usize = 63;
 
 /// Group, version, kind, namespace and name of one object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,22 +102,62 @@ pub fn is_tracked_by(obj: &Value, app: &str) -> bool {
     }
 }
 
-/// Adds the tracking annotation to a desired object.
+/// The tracking label's value for the app key `namespace/name`: `namespace.name` when that is a
+/// valid label value, otherwise `h` and 56 hex digits of its SHA-256.
+///
+/// Distinct apps get distinct values: a namespace never contains a dot, so the readable form is
+/// split unambiguously at its first dot, and the hashed form contains no dot at all. A collision
+/// could only come from a hostile label copy; the annotation stays authoritative for that.
+pub fn tracking_label_value(app: &str) -> String {
+    if let Some((ns, name)) = app.split_once('/') {
+        let readable = format!("{ns}.{name}");
+        if is_dns_label(ns) && is_dns_subdomain(name) && readable.len() <= LABEL_VALUE_MAX {
+            return readable;
+        }
+    }
+    let digest = hex::encode(Sha256::digest(app.as_bytes()));
+    format!("h{}", &digest[..56])
+}
+
+/// The label selector that finds the objects `app` may track.
+pub fn tracking_selector(app: &str) -> String {
+    format!("{TRACKING_LABEL}={}", tracking_label_value(app))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(is_dns_label)
+}
+
+/// Adds the tracking annotation and the tracking label to a desired object.
 pub fn set_tracking_id(obj: &mut Value, app: &str) {
     let Some(key) = ResourceKey::of(obj) else {
         return;
     };
     let id = key.tracking_id(app);
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        let annotations = meta
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !annotations.is_object() {
-            *annotations = Value::Object(Default::default());
-        }
-        if let Some(map) = annotations.as_object_mut() {
-            map.insert(TRACKING_ANNOTATION.to_owned(), Value::String(id));
-        }
+        insert_into(meta, "annotations", TRACKING_ANNOTATION, id);
+        insert_into(meta, "labels", TRACKING_LABEL, tracking_label_value(app));
+    }
+}
+
+/// Sets `metadata.<field>.<key>`, replacing a `<field>` that is not a map.
+fn insert_into(meta: &mut serde_json::Map<String, Value>, field: &str, key: &str, value: String) {
+    let entry = meta
+        .entry(field)
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !entry.is_object() {
+        *entry = Value::Object(Default::default());
+    }
+    if let Some(map) = entry.as_object_mut() {
+        map.insert(key.to_owned(), Value::String(value));
     }
 }
 
@@ -133,6 +181,63 @@ mod tests {
         assert_eq!(
             ResourceKey::of(&core).expect("key").tracking_id("a/b"),
             "a/b:/Service:d/svc"
+        );
+    }
+
+    fn is_valid_label_value(v: &str) -> bool {
+        let bytes = v.as_bytes();
+        v.len() <= LABEL_VALUE_MAX
+            && bytes.first().is_none_or(u8::is_ascii_alphanumeric)
+            && bytes.last().is_none_or(u8::is_ascii_alphanumeric)
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }
+
+    #[test]
+    fn the_tracking_label_is_readable_when_it_fits_and_always_valid() {
+        assert_eq!(tracking_label_value("shop/web"), "shop.web");
+        assert_eq!(tracking_label_value("shop/web.v2"), "shop.web.v2");
+        let long = format!("shop/{}", "a".repeat(80));
+        let odd = ["capstan/Upper", "x/-y", "/", "", "no-slash", &long];
+        for app in ["shop/web", "shop/web.v2"].into_iter().chain(odd) {
+            let value = tracking_label_value(app);
+            assert!(is_valid_label_value(&value), "{app:?} -> {value:?}");
+        }
+        for app in odd {
+            assert!(tracking_label_value(app).starts_with('h'), "{app:?}");
+        }
+    }
+
+    #[test]
+    fn distinct_apps_get_distinct_tracking_labels() {
+        // Where a naive `ns-name` or truncation would collide.
+        let apps = [
+            "a-b/c",
+            "a/b-c",
+            "a/b.c",
+            "ab/c",
+            &format!("team/{}x", "n".repeat(70)),
+            &format!("team/{}y", "n".repeat(70)),
+        ];
+        let values: std::collections::BTreeSet<String> =
+            apps.iter().map(|a| tracking_label_value(a)).collect();
+        assert_eq!(values.len(), apps.len(), "{values:?}");
+    }
+
+    #[test]
+    fn set_tracking_id_adds_the_label_without_dropping_the_manifests_labels() {
+        let mut obj = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "d", "labels": {"team": "x"}}});
+        set_tracking_id(&mut obj, "capstan/owner");
+        assert_eq!(obj.pointer("/metadata/labels/team"), Some(&json!("x")));
+        assert_eq!(
+            obj.pointer("/metadata/labels/capstan.dev~1app"),
+            Some(&json!("capstan.owner"))
+        );
+        assert_eq!(
+            tracking_selector("capstan/owner"),
+            "capstan.dev/app=capstan.owner"
         );
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::cluster::resource::{is_tracked_by, tracking_selector};
 use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
 use crate::store::application::{ResourceResult, SyncStatusCode};
 
@@ -26,20 +27,53 @@ pub struct Compared {
 
 /// Compares each desired object with the cluster, and finds tracked objects that left Git.
 /// `inventory` is what the app managed before (its last status), so removed kinds are still scanned.
+///
+/// Live state is read by the tracking label, one list per kind, so the cost follows the app's
+/// size, not the cluster's. The label only narrows the search: an object is pruned only when
+/// its tracking annotation names exactly this app and object. Two fallbacks read single objects
+/// by name: a desired object the label list did not return (not created yet, or created before
+/// it carried the label), and an `inventory` object the label list did not return (managed
+/// before objects carried the label, so it is found for pruning once).
 pub async fn compare(
     cluster: &Cluster,
     app: &str,
     desired: &[Value],
     inventory: &[ResourceKey],
 ) -> Result<Vec<Compared>, ClusterError> {
+    let keys = desired
+        .iter()
+        .map(crate::cluster::key_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut kinds: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for key in keys.iter().chain(inventory) {
+        kinds.insert((key.group.clone(), key.version.clone(), key.kind.clone()));
+    }
+    let selector = tracking_selector(app);
+    let mut labeled: Vec<(ResourceKey, Value)> = Vec::new();
+    for (group, version, kind) in &kinds {
+        for live in cluster
+            .list_labeled(group, version, kind, &selector)
+            .await?
+        {
+            if let Some(key) = ResourceKey::of(&live)
+                && !labeled.iter().any(|(k, _)| k.same_object(&key))
+            {
+                labeled.push((key, live));
+            }
+        }
+    }
+    let listed = |key: &ResourceKey| {
+        labeled
+            .iter()
+            .find(|(k, _)| k.same_object(key))
+            .map(|(_, live)| live.clone())
+    };
+
     let mut out = Vec::with_capacity(desired.len());
-    for obj in desired {
-        let key = crate::cluster::key_of(obj)?;
-        let live = match cluster.get(&key).await {
-            Ok(live) => live,
-            // Served only once a CRD in this sync is applied.
-            Err(ClusterError::UnknownKind { .. }) => None,
-            Err(e) => return Err(e),
+    for (obj, key) in desired.iter().zip(keys) {
+        let live = match listed(&key) {
+            Some(live) => Some(live),
+            None => get_if_served(cluster, &key).await?,
         };
         let (status, message) = match &live {
             None => (SyncStatusCode::OutOfSync, None),
@@ -59,29 +93,45 @@ pub async fn compare(
             message,
         });
     }
-    let mut kinds: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for key in out.iter().map(|c| &c.key).chain(inventory) {
-        kinds.insert((key.group.clone(), key.version.clone(), key.kind.clone()));
-    }
-    for (group, version, kind) in kinds {
-        for live in cluster.list_tracked(&group, &version, &kind, app).await? {
-            let Some(key) = ResourceKey::of(&live) else {
-                continue;
-            };
-            if out.iter().any(|c| c.key.same_object(&key)) {
-                continue;
-            }
-            out.push(Compared {
-                key,
-                desired: None,
-                live: Some(live),
-                status: SyncStatusCode::OutOfSync,
-                requires_pruning: true,
-                message: None,
-            });
+
+    let mut candidates: Vec<Value> = labeled.iter().map(|(_, live)| live.clone()).collect();
+    for key in inventory {
+        let known = out.iter().any(|c| c.key.same_object(key))
+            || labeled.iter().any(|(k, _)| k.same_object(key));
+        if !known && let Some(live) = get_if_served(cluster, key).await? {
+            candidates.push(live);
         }
     }
+    for live in candidates {
+        let Some(key) = ResourceKey::of(&live) else {
+            continue;
+        };
+        if !is_tracked_by(&live, app) || out.iter().any(|c| c.key.same_object(&key)) {
+            continue;
+        }
+        out.push(Compared {
+            key,
+            desired: None,
+            live: Some(live),
+            status: SyncStatusCode::OutOfSync,
+            requires_pruning: true,
+            message: None,
+        });
+    }
     Ok(out)
+}
+
+/// The live object, or None when it or its kind does not exist (a kind may be served only once
+/// a CRD in this sync is applied, or no longer once its CRD is gone).
+async fn get_if_served(
+    cluster: &Cluster,
+    key: &ResourceKey,
+) -> Result<Option<Value>, ClusterError> {
+    match cluster.get(key).await {
+        Ok(live) => Ok(live),
+        Err(ClusterError::UnknownKind { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// What to do in a sync.

@@ -1,6 +1,14 @@
 //! The syncer: consumes Jobs, runs at most one reconcile per app at a time, and collapses a
-//! burst of jobs for one app into at most one extra run. Deliveries are acked only after the
-//! outcome is in the Application's status.
+//! burst of jobs for one app into at most one extra run.
+//!
+//! Unacked deliveries per app are bounded so one slow app cannot use up the prefetch window other
+//! apps need: the running delivery stays unacked until its outcome is in the Application's status
+//! (invariant 2), and of the deliveries that arrive meanwhile only one is kept unacked. The others
+//! are merged into the pending run ("run again after this one") and acked at once. The kept one is
+//! the strongest request (sync over refresh, then prune, then hard; the newer on a tie), so a
+//! crash before the pending run redelivers that request; only the weaker flags merged in from the
+//! acked ones (e.g. `hard` on a refresh next to a sync) can be lost then, and the next poll covers
+//! a refresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,15 +30,58 @@ pub struct SyncerSettings {
     pub max_recheck: Duration,
 }
 
-type Batch = Vec<(Job, Delivery)>;
+/// The run an app owes after the current one: every job that arrived meanwhile, merged, and the
+/// one delivery kept unacked for them.
+struct Pending {
+    job: Job,
+    /// The job `delivery` carries (the strongest single request so far).
+    kept: Job,
+    delivery: Delivery,
+    coalesced: usize,
+}
+
+impl Pending {
+    fn new(job: Job, delivery: Delivery) -> Pending {
+        Pending {
+            kept: job.clone(),
+            job,
+            delivery,
+            coalesced: 1,
+        }
+    }
+
+    /// Merges a newer job in; returns the delivery that is no longer needed (to ack now).
+    fn absorb(self, job: Job, delivery: Delivery) -> (Pending, Delivery) {
+        let merged = merge([&self.job, &job].into_iter());
+        let (kept, kept_delivery, superseded) = if keeps_newer(&self.kept, &job) {
+            (job, delivery, self.delivery)
+        } else {
+            (self.kept, self.delivery, delivery)
+        };
+        let pending = Pending {
+            job: merged,
+            kept,
+            delivery: kept_delivery,
+            coalesced: self.coalesced + 1,
+        };
+        (pending, superseded)
+    }
+}
+
+/// Whether the delivery of `newer` should be kept unacked instead of that of `kept`: it asks
+/// for at least as much, compared lexicographically (sync, then prune, then hard).
+fn keeps_newer(kept: &Job, newer: &Job) -> bool {
+    let strength = |j: &Job| (j.kind == JobKind::Sync, j.prune, j.hard);
+    strength(newer) >= strength(kept)
+}
 
 struct Shared {
     ctx: Arc<Context>,
     queue: SharedQueue,
     settings: SyncerSettings,
     permits: Semaphore,
-    /// Apps being reconciled now, with the deliveries that arrived meanwhile.
-    running: Mutex<HashMap<String, Batch>>,
+    /// Apps being reconciled now, with the run each owes afterwards, if any.
+    running: Mutex<HashMap<String, Option<Pending>>>,
     /// Consecutive progress re-checks per app, for backoff.
     rechecks: Mutex<HashMap<String, u32>>,
 }
@@ -65,15 +116,33 @@ pub async fn run(
                 continue;
             }
         };
-        {
+        let superseded = {
             let mut running = lock(&shared.running);
-            if let Some(waiting) = running.get_mut(&job.app) {
-                waiting.push((job, delivery));
-                continue;
+            match running.get_mut(&job.app) {
+                Some(slot) => match slot.take() {
+                    None => {
+                        *slot = Some(Pending::new(job, delivery));
+                        None
+                    }
+                    Some(pending) => {
+                        let (pending, superseded) = pending.absorb(job, delivery);
+                        *slot = Some(pending);
+                        Some(superseded)
+                    }
+                },
+                None => {
+                    running.insert(job.app.clone(), None);
+                    tokio::spawn(run_app(shared.clone(), Pending::new(job, delivery)));
+                    None
+                }
             }
-            running.insert(job.app.clone(), Vec::new());
+        };
+        if let Some(d) = superseded {
+            let id = d.id.clone();
+            if let Err(e) = d.ack().await {
+                warn!(message_id = %id, error = %e, "ack of a merged job failed; it will be redelivered and merged again");
+            }
         }
-        tokio::spawn(run_app(shared.clone(), vec![(job, delivery)]));
     }
     Ok(())
 }
@@ -83,13 +152,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reconciles one app for `batch`, then once more for whatever arrived meanwhile.
-async fn run_app(shared: Arc<Shared>, mut batch: Batch) {
-    let app = batch[0].0.app.clone();
+/// Reconciles one app for `run`, then once more for whatever arrived meanwhile.
+async fn run_app(shared: Arc<Shared>, mut run: Pending) {
+    let app = run.job.app.clone();
     loop {
-        let job = merge(batch.iter().map(|(j, _)| j));
+        let Pending {
+            job,
+            delivery,
+            coalesced,
+            ..
+        } = run;
         let span = info_span!("job", job_id = %job.id, app = %job.app, kind = ?job.kind, cause = ?job.cause.source,
-            revision = job.revision.as_deref().unwrap_or(""), attempt = batch[0].1.attempt);
+            revision = job.revision.as_deref().unwrap_or(""), attempt = delivery.attempt);
         let outcome = async {
             let _permit = shared.permits.acquire().await;
             reconcile::reconcile(&shared.ctx, &job).await
@@ -103,36 +177,32 @@ async fn run_app(shared: Arc<Shared>, mut batch: Batch) {
                     revision = report.revision.as_deref().unwrap_or(""),
                     synced = report.synced,
                     progressing = report.progressing,
-                    coalesced = batch.len(),
+                    coalesced,
                     "job done"
                 );
                 drop(_enter);
-                for (_, d) in batch {
-                    if let Err(e) = d.ack().await {
-                        warn!(app = %app, error = %e, "ack failed; the job will be redelivered");
-                    }
+                if let Err(e) = delivery.ack().await {
+                    warn!(app = %app, error = %e, "ack failed; the job will be redelivered");
                 }
                 schedule_recheck(&shared, &app, report.progressing);
             }
             Err(e) => {
                 // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
-                for (_, d) in batch {
-                    let _ = d.retry().await;
-                }
+                let _ = delivery.retry().await;
             }
         }
         let next = {
             let mut running = lock(&shared.running);
-            match running.get_mut(&app) {
-                Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
-                _ => {
+            match running.get_mut(&app).and_then(Option::take) {
+                Some(pending) => pending,
+                None => {
                     running.remove(&app);
                     return;
                 }
             }
         };
-        batch = next;
+        run = next;
     }
 }
 
@@ -215,5 +285,22 @@ mod tests {
         assert!(merged.hard);
         let refreshes = [job(JobKind::Refresh, false), job(JobKind::Refresh, false)];
         assert_eq!(merge(refreshes.iter()).kind, JobKind::Refresh);
+    }
+
+    #[test]
+    fn the_delivery_kept_unacked_is_the_strongest_request() {
+        let sync = job(JobKind::Sync, false);
+        let hard_refresh = job(JobKind::Refresh, true);
+        let refresh = job(JobKind::Refresh, false);
+        // A crash must redeliver the sync, not a refresh that came after it.
+        assert!(!keeps_newer(&sync, &refresh));
+        assert!(!keeps_newer(&sync, &hard_refresh));
+        assert!(keeps_newer(&refresh, &sync));
+        assert!(keeps_newer(&refresh, &hard_refresh));
+        // On a tie the newer is kept: it carries the latest revision hint.
+        assert!(keeps_newer(&refresh, &job(JobKind::Refresh, false)));
+        let mut pruning = job(JobKind::Sync, false);
+        pruning.prune = true;
+        assert!(!keeps_newer(&pruning, &job(JobKind::Sync, true)));
     }
 }

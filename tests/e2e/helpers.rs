@@ -485,3 +485,57 @@ pub async fn queue_depth(queue: &str) -> u32 {
     let _ = conn.close(0, "".into()).await;
     declared.message_count()
 }
+
+impl TestApp {
+    /// The namespace the Application `name` lives in, as the REST API reports it.
+    pub async fn app_namespace(&self, name: &str) -> String {
+        self.get_app(name)
+            .await
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .expect("the app has a namespace")
+            .to_string()
+    }
+
+    /// Asks for a refresh of the Application `name` through the REST API.
+    pub async fn refresh_app(&self, name: &str) -> reqwest::Response {
+        let namespace = self.app_namespace(name).await;
+        self.http
+            .post(format!(
+                "{}/api/v1/applications/{namespace}/{name}/refresh",
+                self.address
+            ))
+            .bearer_auth(&self.api_token)
+            .send()
+            .await
+            .expect("refresh request")
+    }
+}
+
+/// Ready and unacknowledged messages of a RabbitMQ queue, as `rabbitmqctl list_queues` reports them.
+pub async fn queue_ready_and_unacked(queue: &str) -> (u64, u64) {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "--no-table-headers"])
+        .args(["name", "messages_ready", "messages_unacknowledged"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs (it ships with RabbitMQ)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl list_queues: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    listing
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            if fields.next()? != queue {
+                return None;
+            }
+            let ready = fields.next()?.parse().ok()?;
+            let unacked = fields.next()?.parse().ok()?;
+            Some((ready, unacked))
+        })
+        .unwrap_or_else(|| panic!("queue {queue} not listed by rabbitmqctl:\n{listing}"))
+}

@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod live_state;
+mod stall;
 mod tenancy;
 
 use std::time::Duration;
