@@ -238,7 +238,8 @@ pub(crate) fn read_error(url: &str, what: &str, err: impl std::fmt::Display) -> 
 /// Maps a transport failure to `Timeout` past the deadline, to `Auth` when the server refused
 /// us, else to `Fetch`.
 fn fetch_error(source: &Source, deadline: Instant, err: gix::Error) -> GitError {
-    if Instant::now() >= deadline {
+    // A margin, as timers may fire a hair early; any failure this close to the end is a timeout.
+    if Instant::now() + Duration::from_millis(50) >= deadline {
         return GitError::Timeout {
             url: source.url.clone(),
             secs: source.timeout.as_secs(),

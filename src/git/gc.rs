@@ -117,7 +117,7 @@ pub(crate) fn collect(dir: &Path, keep: usize, leases: &Leases) {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         checkouts.push((used, path));
     }
-    checkouts.sort_by(|a, b| b.0.cmp(&a.0));
+    checkouts.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
     for (_, path) in checkouts.into_iter().skip(keep.max(1)) {
         let Some(name) = path.file_name() else {
             continue;
