@@ -142,6 +142,14 @@ pub struct GitSettings {
     /// Credentials per URL prefix, longest prefix wins.
     #[serde(default)]
     pub credentials: Vec<GitCredentialSettings>,
+    /// Tree entries one checkout may hold; bigger commits are refused before anything is written.
+    pub max_checkout_entries: u64,
+    /// Bytes of file content one checkout may hold.
+    pub max_checkout_bytes: u64,
+    /// Each fetch (ref listing and pack transfer) is abandoned after this many seconds.
+    pub fetch_timeout_secs: u64,
+    /// Checkouts kept on disk per repository; the least recently used beyond this are removed.
+    pub checkouts_per_repo: usize,
 }
 
 /// Credentials for repositories whose URL starts with `url_prefix`; secrets come from files.

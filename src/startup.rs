@@ -14,8 +14,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, ApiState};
 use crate::cluster::Cluster;
-use crate::config::{ManagementCluster, Role, Settings};
-use crate::git::{Credentials, RepoCache};
+use crate::config::{GitSettings, ManagementCluster, Role, Settings};
+use crate::git::{Credentials, GitLimits, RepoCache};
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, SecretString};
@@ -104,7 +104,7 @@ impl Service {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
                 cluster: cluster.clone(),
-                git: RepoCache::new(git_root),
+                git: RepoCache::with_limits(git_root, git_limits(&settings.git)),
                 credentials: git_credentials(&settings)?,
             });
             let reconcile = &settings.reconcile;
@@ -301,6 +301,15 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
 /// Where `serve` writes the in-process sandbox's kubeconfig.
 fn sandbox_kubeconfig_path(data_dir: &Path) -> PathBuf {
     data_dir.join("sandbox.kubeconfig")
+}
+
+fn git_limits(git: &GitSettings) -> GitLimits {
+    GitLimits {
+        max_checkout_entries: git.max_checkout_entries,
+        max_checkout_bytes: git.max_checkout_bytes,
+        fetch_timeout: Duration::from_secs(git.fetch_timeout_secs.max(1)),
+        checkouts_per_repo: git.checkouts_per_repo,
+    }
 }
 
 fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {

@@ -2,7 +2,10 @@
 
 mod common;
 
-use capstan::git::{Credentials, GitError, RepoCache};
+use std::time::Duration;
+
+use capstan::git::{Checkout, Credentials, GitError, GitLimits, RepoCache};
+use common::drip::DripServer;
 use common::git::TestRepo;
 use common::git_http::GitHttpServer;
 
@@ -12,6 +15,39 @@ fn cache() -> (tempfile::TempDir, RepoCache) {
     let dir = tempfile::tempdir().expect("cache dir");
     let cache = RepoCache::new(dir.path().to_path_buf());
     (dir, cache)
+}
+
+fn cache_with(limits: GitLimits) -> (tempfile::TempDir, RepoCache) {
+    let dir = tempfile::tempdir().expect("cache dir");
+    let cache = RepoCache::with_limits(dir.path().to_path_buf(), limits);
+    (dir, cache)
+}
+
+/// The only per-repository directory under `<cache>/checkouts`.
+fn checkouts_dir(cache_root: &std::path::Path) -> std::path::PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(cache_root.join("checkouts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.remove(0)
+}
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Points branch `name` at a new commit of `tree` (made with plumbing, as a hostile server could).
+fn commit_tree(repo: &TestRepo, tree: &str, name: &str) -> String {
+    let commit = repo.git(&["commit-tree", tree, "-m", name]);
+    repo.git(&["update-ref", &format!("refs/heads/{name}"), &commit]);
+    commit
 }
 
 #[tokio::test]
@@ -263,7 +299,6 @@ mod render {
     use super::*;
     use capstan::render::{DirectoryOptions, RenderError, render_directory};
     use serde_json::Value;
-    use std::path::PathBuf;
 
     fn cm(name: &str) -> String {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
@@ -277,7 +312,7 @@ mod render {
     }
 
     /// Commits the repository and returns the checkout the worker would render from.
-    async fn checkout(repo: &TestRepo) -> (tempfile::TempDir, PathBuf) {
+    async fn checkout(repo: &TestRepo) -> (tempfile::TempDir, Checkout) {
         let commit = repo.commit("render test");
         let (dir, cache) = cache();
         let path = cache
@@ -441,6 +476,20 @@ mod render {
         repo.symlink("loop/b.yaml", "a.yaml");
         repo.symlink("dirloop/self", ".");
         let (_dir, path) = checkout(&repo).await;
+        // Links leaving the repository are not even written; recreate them by hand to show
+        // that the renderer refuses them on its own as well.
+        for (link, target) in [
+            ("escape-file/x.yaml", outside_file.as_str()),
+            (
+                "escape-rel/x.yaml",
+                "../../../../../../../../../../etc/hostname.yaml",
+            ),
+            ("escape-dir/d", outside_dir.as_str()),
+            ("escape-src", outside_dir.as_str()),
+        ] {
+            assert!(path.join(link).symlink_metadata().is_err(), "{link}");
+            std::os::unix::fs::symlink(target, path.join(link)).unwrap();
+        }
 
         let objects = render_directory(&path, "app", &opts(true, None, None)).unwrap();
         assert_eq!(names(&objects), ["shared", "shared", "own"]);
@@ -612,4 +661,266 @@ async fn a_branch_deleted_on_the_remote_no_longer_resolves() {
     assert!(matches!(err, GitError::RevisionNotFound { .. }), "{err}");
     // Its commit is still known by id.
     assert_eq!(cache.resolve(&url, &commit, None).await.unwrap(), commit);
+}
+
+#[tokio::test]
+async fn checkout_never_writes_through_a_link_in_the_tree() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new();
+    repo.write("a.yaml", DEPLOYMENT).commit("first");
+    let blob = repo.git_with_input(&["hash-object", "-w", "--stdin"], "pwned\n");
+    let inner = repo.git_with_input(&["mktree"], &format!("100644 blob {blob}\tevil.yaml\n"));
+    let file_link = repo.git_with_input(
+        &["hash-object", "-w", "--stdin"],
+        &outside.path().join("evil.yaml").display().to_string(),
+    );
+    let dir_link = repo.git_with_input(
+        &["hash-object", "-w", "--stdin"],
+        &outside.path().display().to_string(),
+    );
+    // A link and a file of one name (the file written through the link), and a link and a
+    // directory of one name (the directory's files written through the link).
+    let trees = [
+        format!("120000 blob {file_link}\tx.yaml\n100644 blob {blob}\tx.yaml\n"),
+        format!("120000 blob {dir_link}\td\n040000 tree {inner}\td\n"),
+    ];
+    let (dir, cache) = cache();
+    let url = repo.file_url();
+    for (i, listing) in trees.iter().enumerate() {
+        let tree = repo.git_with_input(&["mktree"], listing);
+        let ls = repo.git(&["ls-tree", &tree]);
+        assert!(ls.starts_with("120000"), "the link comes first: {ls}");
+        let commit = commit_tree(&repo, &tree, &format!("evil{i}"));
+        assert_eq!(
+            cache
+                .resolve(&url, &format!("evil{i}"), None)
+                .await
+                .unwrap(),
+            commit
+        );
+        let err = cache.checkout(&url, &commit, None).await.unwrap_err();
+        assert!(matches!(err, GitError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("two entries named"), "{err}");
+        assert!(
+            names_in(outside.path()).is_empty(),
+            "nothing written outside the checkout"
+        );
+        assert!(!checkouts_dir(dir.path()).join(&commit).exists());
+    }
+}
+
+#[tokio::test]
+async fn only_files_and_links_inside_the_repository_are_written() {
+    let repo = TestRepo::new();
+    repo.write("app/deploy.yaml", DEPLOYMENT);
+    repo.symlink("app/inner.yaml", "deploy.yaml");
+    repo.symlink("app/up.yaml", "../app/deploy.yaml");
+    repo.symlink("app/absolute.yaml", "/etc/hostname");
+    repo.symlink("app/climbing.yaml", "../../outside.yaml");
+    // A gitlink names a commit of another repository, which need not exist here.
+    let sub = "1".repeat(40);
+    repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{sub},vendor/sub"),
+    ]);
+    let commit = repo.commit("links and a submodule");
+    let (_dir, cache) = cache();
+    let path = cache
+        .checkout(&repo.file_url(), &commit, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(path.join("app/inner.yaml")).unwrap(),
+        DEPLOYMENT
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("app/up.yaml")).unwrap(),
+        DEPLOYMENT
+    );
+    for left_out in ["app/absolute.yaml", "app/climbing.yaml", "vendor/sub"] {
+        assert!(
+            path.join(left_out).symlink_metadata().is_err(),
+            "{left_out} should not be in the checkout"
+        );
+    }
+}
+
+/// One blob, a tree of ten entries naming it, and seven more levels of ten entries each naming
+/// the level below: a few hundred bytes of objects, 10^8 files once written out.
+fn git_bomb(repo: &TestRepo) -> String {
+    let blob = repo.git_with_input(&["hash-object", "-w", "--stdin"], "boom\n");
+    let listing: String = (0..10)
+        .map(|i| format!("100644 blob {blob}\tf{i}.yaml\n"))
+        .collect();
+    let mut tree = repo.git_with_input(&["mktree"], &listing);
+    for _ in 0..7 {
+        let listing: String = (0..10)
+            .map(|i| format!("040000 tree {tree}\td{i}\n"))
+            .collect();
+        tree = repo.git_with_input(&["mktree"], &listing);
+    }
+    commit_tree(repo, &tree, "bomb")
+}
+
+#[tokio::test]
+async fn a_git_bomb_is_refused_before_anything_is_written() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", DEPLOYMENT).commit("first");
+    let commit = git_bomb(&repo);
+    let (dir, cache) = cache();
+    let url = repo.file_url();
+    assert_eq!(cache.resolve(&url, "bomb", None).await.unwrap(), commit);
+    let err = cache.checkout(&url, &commit, None).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GitError::CheckoutTooLarge {
+                what: "entries",
+                limit: 100_000,
+                key: "max_checkout_entries",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("git.max_checkout_entries"),
+        "{err}"
+    );
+    assert!(
+        names_in(&checkouts_dir(dir.path())).is_empty(),
+        "no checkout and no staging directory left behind"
+    );
+}
+
+#[tokio::test]
+async fn checkout_limits_count_entries_and_bytes_exactly() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", &"a".repeat(100));
+    repo.write("dir/b.yaml", &"b".repeat(100));
+    let commit = repo.commit("three entries, 200 bytes");
+    let url = repo.file_url();
+    let fits = GitLimits {
+        max_checkout_entries: 3,
+        max_checkout_bytes: 200,
+        ..GitLimits::default()
+    };
+    let (_dir, cache) = cache_with(fits.clone());
+    let path = cache.checkout(&url, &commit, None).await.unwrap();
+    assert!(path.join("dir/b.yaml").is_file());
+
+    for (limits, what) in [
+        (
+            GitLimits {
+                max_checkout_entries: 2,
+                ..fits.clone()
+            },
+            "entries",
+        ),
+        (
+            GitLimits {
+                max_checkout_bytes: 199,
+                ..fits.clone()
+            },
+            "bytes",
+        ),
+    ] {
+        let (_dir, cache) = cache_with(limits);
+        let err = cache.checkout(&url, &commit, None).await.unwrap_err();
+        assert!(
+            matches!(&err, GitError::CheckoutTooLarge { what: w, .. } if *w == what),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_server_is_abandoned_while_other_repositories_fetch() {
+    let drip = DripServer::start(Duration::from_secs(1)).await;
+    let healthy = TestRepo::new();
+    let head = healthy.write("a.yaml", DEPLOYMENT).commit("first");
+    let (_dir, cache) = cache_with(GitLimits {
+        fetch_timeout: Duration::from_secs(8),
+        ..GitLimits::default()
+    });
+    let stuck = {
+        let cache = cache.clone();
+        let url = drip.url("stuck.git");
+        tokio::spawn(async move { cache.resolve(&url, "main", None).await })
+    };
+    drip.wait_for_connection().await;
+    // The stuck fetch holds its own repository's lock, not the cache's.
+    let url = healthy.file_url();
+    assert_eq!(cache.resolve(&url, "main", None).await.unwrap(), head);
+    let path = cache.checkout(&url, &head, None).await.unwrap();
+    assert!(path.join("a.yaml").is_file());
+    assert!(
+        !stuck.is_finished(),
+        "the healthy repository was served while the other fetch was still stuck"
+    );
+    let err = stuck.await.unwrap().unwrap_err();
+    assert!(matches!(err, GitError::Timeout { secs: 8, .. }), "{err}");
+    assert!(err.to_string().contains("git.fetch_timeout_secs"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dripping_server_fails_checkouts_too() {
+    let drip = DripServer::start(Duration::from_secs(1)).await;
+    let (_dir, cache) = cache_with(GitLimits {
+        fetch_timeout: Duration::from_secs(2),
+        ..GitLimits::default()
+    });
+    let err = cache
+        .checkout(&drip.url("stuck.git"), &"a".repeat(40), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn old_checkouts_are_collected_but_never_one_in_use() {
+    let repo = TestRepo::new();
+    let (dir, cache) = cache_with(GitLimits {
+        checkouts_per_repo: 2,
+        ..GitLimits::default()
+    });
+    let url = repo.file_url();
+    let first = repo.write("a.yaml", "# 0\n").commit("0");
+    let held = cache.checkout(&url, &first, None).await.unwrap();
+    let mut commits = vec![first.clone()];
+    for i in 1..6 {
+        let commit = repo
+            .write("a.yaml", &format!("# {i}\n"))
+            .commit(&i.to_string());
+        let path = cache.checkout(&url, &commit, None).await.unwrap();
+        assert!(path.join("a.yaml").is_file());
+        commits.push(commit);
+    }
+    let mut expected = vec![first.clone(), commits[4].clone(), commits[5].clone()];
+    expected.sort();
+    let key_dir = checkouts_dir(dir.path());
+    assert_eq!(
+        names_in(&key_dir),
+        expected,
+        "two newest plus the one in use"
+    );
+    assert_eq!(
+        std::fs::read_to_string(held.join("a.yaml")).unwrap(),
+        "# 0\n"
+    );
+
+    // Reusing a checkout makes it the newest again; released ones go at the next collection.
+    drop(held);
+    let again = cache.checkout(&url, &commits[4], None).await.unwrap();
+    let last = repo.write("a.yaml", "# 6\n").commit("6");
+    cache.checkout(&url, &last, None).await.unwrap();
+    let mut expected = vec![commits[4].clone(), last.clone()];
+    expected.sort();
+    assert_eq!(names_in(&key_dir), expected);
+    assert_eq!(
+        std::fs::read_to_string(again.join("a.yaml")).unwrap(),
+        "# 4\n"
+    );
 }

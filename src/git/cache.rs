@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gix::protocol::handshake::Ref;
 
@@ -10,8 +11,9 @@ use super::checkout::write_commit_tree;
 use super::fetch::{
     MIRROR_REFSPECS, Source, fetch, find_commit, open_mirror, read_error, ref_target,
 };
+use super::gc::{self, Checkout, Leases};
 use super::url::{cache_key, split_userinfo};
-use super::{Credentials, GitError};
+use super::{Credentials, GitError, GitLimits};
 
 /// A cache of bare mirrors (one per normalised URL) and commit checkouts under one root.
 ///
@@ -27,15 +29,24 @@ pub struct RepoCache {
 struct Inner {
     root: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    limits: GitLimits,
+    leases: Arc<Leases>,
 }
 
 impl RepoCache {
-    /// Creates a cache rooted at `root` (created on first use).
+    /// Creates a cache rooted at `root` (created on first use) with default limits.
     pub fn new(root: PathBuf) -> RepoCache {
+        RepoCache::with_limits(root, GitLimits::default())
+    }
+
+    /// Creates a cache rooted at `root` whose fetches and checkouts obey `limits`.
+    pub fn with_limits(root: PathBuf, limits: GitLimits) -> RepoCache {
         RepoCache {
             inner: Arc::new(Inner {
                 root,
                 locks: Mutex::new(HashMap::new()),
+                limits,
+                leases: Arc::default(),
             }),
         }
     }
@@ -51,7 +62,7 @@ impl RepoCache {
         revision: &str,
         creds: Option<&Credentials>,
     ) -> Result<String, GitError> {
-        let (source, key) = source_for(url, creds);
+        let (source, key) = source_for(url, creds, self.inner.limits.fetch_timeout);
         let lock = self.lock_for(&key);
         let _guard = lock.lock().await;
         let (mirror, flock) = self.mirror_paths(&key);
@@ -65,31 +76,41 @@ impl RepoCache {
 
     /// The tree of `commit` as a directory on disk (cached per commit, created atomically;
     /// reused on later calls), fetching the commit first if the mirror lacks it.
+    ///
+    /// The directory stays in place while the returned [`Checkout`] lives; afterwards it may
+    /// be garbage-collected once newer checkouts of the repository exceed the configured count.
     pub async fn checkout(
         &self,
         url: &str,
         commit: &str,
         creds: Option<&Credentials>,
-    ) -> Result<PathBuf, GitError> {
+    ) -> Result<Checkout, GitError> {
         let commit = commit.trim().to_ascii_lowercase();
         if !is_full_sha(&commit) {
             return Err(GitError::RevisionNotFound { revision: commit });
         }
-        let (source, key) = source_for(url, creds);
+        let (source, key) = source_for(url, creds, self.inner.limits.fetch_timeout);
         let dir = self.inner.root.join("checkouts").join(&key);
         let dest = dir.join(&commit);
+        // Leased before looking, so collection cannot remove it between the look and the use.
+        let lease = self.inner.leases.acquire(dest.clone());
         // A finished checkout is immutable and was renamed into place atomically.
         if tokio::fs::metadata(&dest).await.is_ok() {
-            return Ok(dest);
+            gc::touch(&dest);
+            return Ok(lease);
         }
         let lock = self.lock_for(&key);
         let _guard = lock.lock().await;
         let (mirror, flock) = self.mirror_paths(&key);
+        let inner = self.inner.clone();
         run_blocking(move || {
             let _flock = lock_mirror(&flock)?;
-            checkout_blocking(&mirror, &source, &commit, &dir, &dest)
+            checkout_blocking(&mirror, &source, &commit, &dir, &dest, &inner.limits)?;
+            gc::collect(&dir, inner.limits.checkouts_per_repo, &inner.leases);
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(lease)
     }
 
     /// The mirror directory and its cross-process lock file.
@@ -133,7 +154,7 @@ fn lock_mirror(path: &Path) -> Result<std::fs::File, GitError> {
 }
 
 /// Userinfo in the URL is used as Basic credentials when none are given, and never kept in it.
-fn source_for(url: &str, creds: Option<&Credentials>) -> (Source, String) {
+fn source_for(url: &str, creds: Option<&Credentials>, timeout: Duration) -> (Source, String) {
     let (clean, userinfo) = split_userinfo(url.trim());
     let creds = creds.cloned().or_else(|| {
         let userinfo = userinfo?;
@@ -144,7 +165,14 @@ fn source_for(url: &str, creds: Option<&Credentials>) -> (Source, String) {
         })
     });
     let key = cache_key(&clean);
-    (Source { url: clean, creds }, key)
+    (
+        Source {
+            url: clean,
+            creds,
+            timeout,
+        },
+        key,
+    )
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -253,9 +281,11 @@ fn checkout_blocking(
     commit: &str,
     dir: &Path,
     dest: &Path,
-) -> Result<PathBuf, GitError> {
+    limits: &GitLimits,
+) -> Result<(), GitError> {
     if dest.is_dir() {
-        return Ok(dest.to_path_buf());
+        gc::touch(dest);
+        return Ok(());
     }
     let repo = open_mirror(mirror, source)?;
     let id = ensure_commit(&repo, source, commit)?;
@@ -270,7 +300,7 @@ fn checkout_blocking(
             path: dir.to_path_buf(),
             source,
         })?;
-    write_commit_tree(&repo, &source.url, id, staging.path())?;
+    write_commit_tree(&repo, &source.url, id, staging.path(), limits)?;
     let staged = staging.keep();
     if let Err(err) = std::fs::rename(&staged, dest) {
         // Another process may have won the race; its checkout is as good as ours.
@@ -282,8 +312,9 @@ fn checkout_blocking(
             });
         }
     }
+    gc::touch(dest);
     tracing::debug!(url = %source.url, commit, path = %dest.display(), "checked out commit");
-    Ok(dest.to_path_buf())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,7 +334,7 @@ mod tests {
 
     #[test]
     fn userinfo_becomes_credentials_and_leaves_the_url() {
-        let (source, _) = source_for("https://u:p@example.com/r.git", None);
+        let (source, _) = source_for("https://u:p@example.com/r.git", None, Duration::ZERO);
         assert_eq!(source.url, "https://example.com/r.git");
         assert_eq!(
             source.creds,

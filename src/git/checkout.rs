@@ -1,111 +1,282 @@
 //! Materialising a commit tree as a plain directory (blocking).
+//!
+//! Two passes: the trees are first walked without writing anything (names, duplicates, depth,
+//! entry and byte totals against [`GitLimits`]), then written with calls that never follow a
+//! link, so a hostile tree is refused before it costs disk or time and can never write outside
+//! the checkout.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path};
 
 use gix::objs::tree::EntryKind;
 
-use super::GitError;
 use super::fetch::read_error;
+use super::{GitError, GitLimits};
 
 /// Trees nested deeper than this are refused rather than recursed into.
 const MAX_DEPTH: usize = 256;
 /// Blobs are loaded whole into memory; bigger ones are left out of the checkout (no renderer
 /// reads files anywhere near this size).
 const MAX_BLOB_BYTES: u64 = 256 * 1024 * 1024;
+/// Longer symlink targets than the OS accepts (PATH_MAX) are a broken or hostile tree.
+const MAX_LINK_BYTES: u64 = 4096;
 
-/// Writes the tree of `commit` into the (existing, empty) directory `dest`.
+/// Writes the tree of `commit` into the (existing, empty, private) directory `dest`.
 ///
-/// Symlinks are written as they are in Git; the renderers decide whether they may be followed.
-/// Submodules become empty directories (their content is another repository).
+/// Only what rendering needs is written: regular files, and symlinks whose target stays inside
+/// the checkout. Submodules are skipped (their content is another repository).
 pub(crate) fn write_commit_tree(
     repo: &gix::Repository,
     url: &str,
     commit: gix::ObjectId,
     dest: &Path,
+    limits: &GitLimits,
 ) -> Result<(), GitError> {
     let what = commit.to_string();
-    let commit = repo
+    let commit_obj = repo
         .find_commit(commit)
         .map_err(|err| read_error(url, &what, err))?;
-    let tree = commit
+    let tree = commit_obj
         .tree_id()
-        .map_err(|err| read_error(url, &what, err))?;
-    write_tree(repo, url, tree.detach(), dest, 0)
+        .map_err(|err| read_error(url, &what, err))?
+        .detach();
+    let mut walk = Measure {
+        repo,
+        url,
+        commit: what,
+        limits,
+        seen: HashMap::new(),
+    };
+    walk.tree(tree, 0)?;
+    write_tree(repo, url, tree, dest, Path::new(""))
 }
 
+/// What a tree expands to when written out.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    entries: u64,
+    bytes: u64,
+    /// Levels of trees below this one.
+    height: usize,
+}
+
+/// The read-only first pass. Totals are memoised per tree id, so a tree that names one subtree
+/// many times (a "git bomb") costs one visit per distinct tree, not one per path.
+struct Measure<'a> {
+    repo: &'a gix::Repository,
+    url: &'a str,
+    commit: String,
+    limits: &'a GitLimits,
+    seen: HashMap<gix::ObjectId, Totals>,
+}
+
+impl Measure<'_> {
+    fn tree(&mut self, id: gix::ObjectId, depth: usize) -> Result<Totals, GitError> {
+        if let Some(totals) = self.seen.get(&id) {
+            return Ok(*totals);
+        }
+        if depth > MAX_DEPTH {
+            return Err(read_error(
+                self.url,
+                &id.to_string(),
+                "trees nested too deeply",
+            ));
+        }
+        let repo = self.repo;
+        let url = self.url;
+        let tree = repo
+            .find_tree(id)
+            .map_err(|err| read_error(url, "a tree", err))?;
+        let mut names: HashSet<&[u8]> = HashSet::new();
+        let mut totals = Totals::default();
+        for entry in tree.iter() {
+            let entry = entry.map_err(|err| read_error(url, "a tree entry", err))?;
+            let name: &[u8] = entry.inner.filename.as_ref();
+            if !is_safe_component(name) {
+                return Err(read_error(
+                    url,
+                    "a tree entry",
+                    format!(
+                        "refusing unsafe file name {:?}",
+                        String::from_utf8_lossy(name)
+                    ),
+                ));
+            }
+            // Two entries of one name (a link and a file, say) would make the second write land
+            // wherever the first points; git's fsck refuses such trees, but servers serve them.
+            if !names.insert(name) {
+                return Err(read_error(
+                    url,
+                    &id.to_string(),
+                    format!(
+                        "refusing a tree with two entries named {:?}",
+                        String::from_utf8_lossy(name)
+                    ),
+                ));
+            }
+            let oid = entry.oid().to_owned();
+            match entry.mode().kind() {
+                EntryKind::Tree => {
+                    let sub = self.tree(oid, depth + 1)?;
+                    if depth + 1 + sub.height > MAX_DEPTH {
+                        return Err(read_error(url, &oid.to_string(), "trees nested too deeply"));
+                    }
+                    totals.entries = totals.entries.saturating_add(1).saturating_add(sub.entries);
+                    totals.bytes = totals.bytes.saturating_add(sub.bytes);
+                    totals.height = totals.height.max(sub.height + 1);
+                }
+                EntryKind::Blob | EntryKind::BlobExecutable => {
+                    let size = blob_size(repo, url, oid)?;
+                    if size <= MAX_BLOB_BYTES {
+                        totals.entries = totals.entries.saturating_add(1);
+                        totals.bytes = totals.bytes.saturating_add(size);
+                    }
+                }
+                EntryKind::Link => {
+                    let size = blob_size(repo, url, oid)?;
+                    if size > MAX_LINK_BYTES {
+                        return Err(read_error(url, &oid.to_string(), "symlink target too long"));
+                    }
+                    totals.entries = totals.entries.saturating_add(1);
+                    totals.bytes = totals.bytes.saturating_add(size);
+                }
+                EntryKind::Commit => {}
+            }
+            // A subtree's totals never exceed the whole checkout's, so stop at the first excess.
+            self.check(&totals)?;
+        }
+        self.seen.insert(id, totals);
+        Ok(totals)
+    }
+
+    fn check(&self, totals: &Totals) -> Result<(), GitError> {
+        let exceeded = if totals.entries > self.limits.max_checkout_entries {
+            Some((
+                "entries",
+                self.limits.max_checkout_entries,
+                "max_checkout_entries",
+            ))
+        } else if totals.bytes > self.limits.max_checkout_bytes {
+            Some((
+                "bytes",
+                self.limits.max_checkout_bytes,
+                "max_checkout_bytes",
+            ))
+        } else {
+            None
+        };
+        match exceeded {
+            Some((what, limit, key)) => Err(GitError::CheckoutTooLarge {
+                url: self.url.to_string(),
+                commit: self.commit.clone(),
+                what,
+                limit,
+                key,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn blob_size(repo: &gix::Repository, url: &str, oid: gix::ObjectId) -> Result<u64, GitError> {
+    Ok(repo
+        .find_header(oid)
+        .map_err(|err| read_error(url, &oid.to_string(), err))?
+        .size())
+}
+
+/// The second pass; `rel` is `dest`'s path inside the checkout. Every directory, file and link
+/// is created new (`mkdir`, `O_CREAT|O_EXCL|O_NOFOLLOW`, `symlink`), none of which follows a
+/// link at the last component, and every parent was created by this pass as a directory.
 fn write_tree(
     repo: &gix::Repository,
     url: &str,
     tree: gix::ObjectId,
     dest: &Path,
-    depth: usize,
+    rel: &Path,
 ) -> Result<(), GitError> {
-    if depth > MAX_DEPTH {
-        return Err(read_error(
-            url,
-            &tree.to_string(),
-            "trees nested too deeply",
-        ));
-    }
     let tree = repo
         .find_tree(tree)
         .map_err(|err| read_error(url, "a tree", err))?;
     for entry in tree.iter() {
         let entry = entry.map_err(|err| read_error(url, "a tree entry", err))?;
-        let name = entry.filename();
-        if !is_safe_component(name.as_ref()) {
-            return Err(read_error(
-                url,
-                "a tree entry",
-                format!("refusing unsafe file name {:?}", name.to_string()),
-            ));
-        }
-        let path = dest.join(OsStr::from_bytes(name.as_ref()));
+        let name = OsStr::from_bytes(entry.filename().as_ref());
+        let path = dest.join(name);
         let oid = entry.oid().to_owned();
         match entry.mode().kind() {
             EntryKind::Tree => {
-                create_dir(&path)?;
-                write_tree(repo, url, oid, &path, depth + 1)?;
+                std::fs::create_dir(&path).map_err(|source| io(&path, source))?;
+                write_tree(repo, url, oid, &path, &rel.join(name))?;
             }
             EntryKind::Blob | EntryKind::BlobExecutable => {
-                let size = repo
-                    .find_header(oid)
-                    .map_err(|err| read_error(url, &oid.to_string(), err))?
-                    .size();
-                if size > MAX_BLOB_BYTES {
-                    tracing::warn!(url, path = %path.display(), size, "file too large, left out of the checkout");
+                if blob_size(repo, url, oid)? > MAX_BLOB_BYTES {
+                    tracing::warn!(url, path = %rel.join(name).display(), "file too large, left out of the checkout");
                     continue;
                 }
                 let blob = repo
                     .find_blob(oid)
                     .map_err(|err| read_error(url, &oid.to_string(), err))?;
-                std::fs::write(&path, &blob.data).map_err(|source| io(&path, source))?;
-                if entry.mode().kind() == EntryKind::BlobExecutable {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                        .map_err(|source| io(&path, source))?;
-                }
+                let executable = entry.mode().kind() == EntryKind::BlobExecutable;
+                write_file(&path, &blob.data, executable)?;
             }
             EntryKind::Link => {
-                let size = repo
-                    .find_header(oid)
-                    .map_err(|err| read_error(url, &oid.to_string(), err))?
-                    .size();
-                if size > 4096 {
-                    return Err(read_error(url, &oid.to_string(), "symlink target too long"));
-                }
                 let blob = repo
                     .find_blob(oid)
                     .map_err(|err| read_error(url, &oid.to_string(), err))?;
+                if !link_stays_inside(rel, &blob.data) {
+                    tracing::warn!(url, path = %rel.join(name).display(), "symlink leaving the repository, left out of the checkout");
+                    continue;
+                }
                 std::os::unix::fs::symlink(OsStr::from_bytes(&blob.data), &path)
                     .map_err(|source| io(&path, source))?;
             }
-            EntryKind::Commit => create_dir(&path)?,
+            EntryKind::Commit => {}
         }
     }
     Ok(())
+}
+
+fn write_file(path: &Path, data: &[u8], executable: bool) -> Result<(), GitError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(path)
+        .map_err(|source| io(path, source))?;
+    file.write_all(data).map_err(|source| io(path, source))?;
+    if executable {
+        // Through the handle: a path-based chmod would follow a link swapped in meanwhile.
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .map_err(|source| io(path, source))?;
+    }
+    Ok(())
+}
+
+/// Whether a link in directory `rel` (relative to the checkout root) pointing at `target`
+/// resolves, by its own components, to a path inside the checkout. The renderer still confines
+/// every read, since chains of links can resolve differently on disk.
+fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
+    if target.is_empty() || target.contains(&0) {
+        return false;
+    }
+    let mut depth = rel.components().count();
+    for component in Path::new(OsStr::from_bytes(target)).components() {
+        match component {
+            Component::CurDir => {}
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// A single path component that cannot climb out of, or into the metadata of, a directory.
@@ -118,10 +289,6 @@ fn is_safe_component(name: &[u8]) -> bool {
         && !name.contains(&0)
 }
 
-fn create_dir(path: &Path) -> Result<(), GitError> {
-    std::fs::create_dir(path).map_err(|source| io(path, source))
-}
-
 fn io(path: &Path, source: std::io::Error) -> GitError {
     GitError::Io {
         path: path.to_path_buf(),
@@ -131,7 +298,7 @@ fn io(path: &Path, source: std::io::Error) -> GitError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_safe_component;
+    use super::*;
 
     #[test]
     fn refuses_components_that_escape() {
@@ -140,5 +307,19 @@ mod tests {
         }
         assert!(is_safe_component(b"deploy.yaml"));
         assert!(is_safe_component(b"..hidden"));
+    }
+
+    #[test]
+    fn links_are_judged_from_their_own_directory() {
+        let root = Path::new("");
+        let app = Path::new("apps/web");
+        assert!(link_stays_inside(root, b"apps/web/a.yaml"));
+        assert!(link_stays_inside(app, b"../../shared/s.yaml"));
+        assert!(link_stays_inside(app, b"./x/../y"));
+        assert!(!link_stays_inside(app, b"../../../etc/passwd"));
+        assert!(!link_stays_inside(root, b".."));
+        assert!(!link_stays_inside(root, b"a/../../b"));
+        assert!(!link_stays_inside(app, b"/etc/passwd"));
+        assert!(!link_stays_inside(app, b""));
     }
 }

@@ -1,8 +1,9 @@
 //! Fetching into a bare mirror with gix (blocking; callers run it in `spawn_blocking`).
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use gix::protocol::handshake::Ref;
 use gix::protocol::transport::client::blocking_io::http;
@@ -24,6 +25,8 @@ pub(crate) struct Source {
     pub url: String,
     /// Credentials, presented when the server asks for them (Basic) or always (Bearer).
     pub creds: Option<Credentials>,
+    /// Each fetch from this source is abandoned after this long.
+    pub timeout: Duration,
 }
 
 /// Opens the bare mirror at `path`, creating it when missing or unreadable.
@@ -76,21 +79,25 @@ fn remove_stale_locks(mirror: &Path) {
 
 /// Connects to `source`, lists its refs for `refspecs` and, unless `already_have` says the
 /// objects are present, receives a pack. Returns every ref the remote advertised.
+///
+/// The whole exchange ends by `source.timeout`: HTTP requests carry the remaining time as
+/// their total deadline (body included, so a server dripping bytes cannot hold a worker), and
+/// the pack transfer is interrupted at the deadline for every transport.
 pub(crate) fn fetch(
     repo: &gix::Repository,
     source: &Source,
     refspecs: &[String],
     already_have: impl FnOnce(&[Ref]) -> bool,
 ) -> Result<Vec<Ref>, GitError> {
+    let deadline = Instant::now() + source.timeout;
+    let failed = |err| fetch_error(source, deadline, err);
     let remote = repo
         .remote_at(source.url.as_str())
         .map_err(|err| invalid_url(source, err))?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|err| invalid_url(source, err))?;
-    let connection = remote
-        .connect(Direction::Fetch)
-        .map_err(|err| fetch_error(source, err))?;
+    let connection = remote.connect(Direction::Fetch).map_err(failed)?;
     let basic = match &source.creds {
         Some(Credentials::Basic { username, password }) => {
             Some((username.clone(), password.clone()))
@@ -114,27 +121,47 @@ pub(crate) fn fetch(
             Ok(None)
         }
     });
-    if let Some(options) = transport_options(repo, source)? {
+    if let Some(options) = transport_options(repo, source, deadline)? {
         connection = connection.with_transport_options(options);
     }
     let prepare = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|err| fetch_error(source, err))?;
+        .map_err(failed)?;
     let remote_refs = prepare.ref_map().remote_refs.clone();
     if already_have(&remote_refs) {
         return Ok(remote_refs);
     }
-    let interrupt = AtomicBool::new(false);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let _watchdog = interrupt_at(deadline, interrupt.clone());
     prepare
         .receive(gix::progress::Discard, &interrupt)
-        .map_err(|err| fetch_error(source, err))?;
+        .map_err(failed)?;
     Ok(remote_refs)
 }
 
-/// HTTP options: timeouts, and the bearer token when one is configured.
+/// Sets `flag` at `deadline` unless the returned sender is dropped first.
+fn interrupt_at(deadline: Instant, flag: Arc<AtomicBool>) -> mpsc::Sender<()> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let timer = std::thread::Builder::new()
+        .name("git-fetch-deadline".into())
+        .spawn(move || {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+    if timer.is_err() {
+        // Without a timer thread the HTTP deadline still holds; only local transports lose it.
+        tracing::warn!("could not start the fetch deadline timer");
+    }
+    stop
+}
+
+/// HTTP options: the deadline, and the bearer token when one is configured.
 fn transport_options(
     repo: &gix::Repository,
     source: &Source,
+    deadline: Instant,
 ) -> Result<Option<Box<dyn std::any::Any>>, GitError> {
     let url = gix::Url::try_from(source.url.as_str()).map_err(|err| invalid_url(source, err))?;
     if !matches!(url.scheme, gix::url::Scheme::Http | gix::url::Scheme::Https) {
@@ -142,15 +169,22 @@ fn transport_options(
     }
     let mut options = repo
         .transport_options(source.url.as_str(), None)
-        .map_err(|err| fetch_error(source, err))?;
+        .map_err(|err| fetch_error(source, deadline, err))?;
     if let Some(http) = options
         .as_mut()
         .and_then(|options| options.downcast_mut::<http::Options>())
     {
-        http.connect_timeout = Some(Duration::from_secs(30));
-        // Abort transfers that stall below 1 KiB/s for a minute instead of hanging a worker.
-        http.low_speed_limit_bytes_per_second = 1024;
-        http.low_speed_time_seconds = 60;
+        // gix's reqwest backend ignores `low_speed_*` and applies per-read waits only; a
+        // per-request timeout is reqwest's total deadline, covering the body as well.
+        let request_deadline = http::reqwest::Options {
+            configure_request: Some(Box::new(move |request| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                *request.timeout_mut() = Some(left.max(Duration::from_millis(1)));
+                Ok(())
+            })),
+            ..Default::default()
+        };
+        http.backend = Some(Arc::new(Mutex::new(request_deadline)));
         if let Some(Credentials::Token(token)) = &source.creds {
             http.extra_headers
                 .push(format!("Authorization: Bearer {token}"));
@@ -201,8 +235,16 @@ pub(crate) fn read_error(url: &str, what: &str, err: impl std::fmt::Display) -> 
     }
 }
 
-/// Maps a transport failure to `Auth` when the server refused us, else to `Fetch`.
-fn fetch_error(source: &Source, err: gix::Error) -> GitError {
+/// Maps a transport failure to `Timeout` past the deadline, to `Auth` when the server refused
+/// us, else to `Fetch`.
+fn fetch_error(source: &Source, deadline: Instant, err: gix::Error) -> GitError {
+    // A margin, as timers may fire a hair early; any failure this close to the end is a timeout.
+    if Instant::now() + Duration::from_millis(50) >= deadline {
+        return GitError::Timeout {
+            url: source.url.clone(),
+            secs: source.timeout.as_secs(),
+        };
+    }
     let unauthenticated = err.classify().is_unauthenticated()
         || err
             .downcast_any_ref::<gix::protocol::transport::client::AuthenticationRequired>()

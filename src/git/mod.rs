@@ -8,9 +8,13 @@
 mod cache;
 mod checkout;
 mod fetch;
+mod gc;
+mod limits;
 mod url;
 
 pub use cache::RepoCache;
+pub use gc::Checkout;
+pub use limits::GitLimits;
 pub use url::{cache_key, redact_url};
 
 /// Credentials for a repository reached over HTTP(S).
@@ -88,4 +92,28 @@ pub enum GitError {
     /// A blocking task panicked or was cancelled.
     #[error("git task failed: {0}")]
     Task(String),
+    /// The commit's tree is bigger than a configured limit; nothing of it was written.
+    #[error(
+        "{url} at {commit} is too large to check out: more than {limit} {what} (limit git.{key})"
+    )]
+    CheckoutTooLarge {
+        /// The repository URL, without credentials.
+        url: String,
+        /// The commit id.
+        commit: String,
+        /// "entries" or "bytes".
+        what: &'static str,
+        /// The configured limit.
+        limit: u64,
+        /// The configuration key that sets the limit.
+        key: &'static str,
+    },
+    /// A fetch did not finish before its deadline and was abandoned.
+    #[error("fetching {url} took longer than {secs} s (limit git.fetch_timeout_secs); abandoned")]
+    Timeout {
+        /// The repository URL, without credentials.
+        url: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
 }

@@ -1,5 +1,6 @@
 //! Shared support for integration tests.
 
+pub mod drip;
 pub mod git;
 pub mod git_http;
 pub mod tcp_proxy;
