@@ -305,4 +305,55 @@ mod tests {
             "{err}"
         );
     }
+
+    fn small_budget(max_expanded_bytes: u64, max_nodes: u64) -> Budget {
+        Budget::new(Limits {
+            max_expanded_bytes,
+            max_nodes,
+            ..Limits::default()
+        })
+    }
+
+    /// 8 copies of a 1,000-byte string behind one alias level: ~9 KB once expanded.
+    fn expanding(name: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  s: &s {}\n  l: [*s, *s, *s, *s, *s, *s, *s, *s]\n",
+            "x".repeat(1000)
+        )
+    }
+
+    #[test]
+    fn aliases_count_as_expanded_against_the_budget_of_the_whole_source() {
+        let mut budget = small_budget(20_000, 1_000);
+        parse_budgeted("a.yaml", &expanding("a"), &mut budget).unwrap();
+        parse_budgeted("b.yaml", &expanding("b"), &mut budget).unwrap();
+        match parse_budgeted("c.yaml", &expanding("c"), &mut budget) {
+            Err(RenderError::TooLarge { what, limit }) => {
+                assert!(what.contains("c.yaml") && what.contains("aliases expanded"), "{what}");
+                assert_eq!(limit, 20_000);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A refused file is not charged: something small still fits after it.
+        let small = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n";
+        assert_eq!(parse_budgeted("d.yaml", small, &mut budget).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn files_without_aliases_and_json_files_are_charged_too() {
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {a: b, c: d}\n";
+        let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}"#;
+        let mut budget = small_budget(u64::MAX, 20);
+        parse_budgeted("a.yaml", yaml, &mut budget).unwrap();
+        assert!(matches!(
+            parse_budgeted("b.yaml", yaml, &mut budget),
+            Err(RenderError::TooLarge { .. })
+        ));
+        let mut budget = small_budget(u64::MAX, 10);
+        parse_budgeted("a.json", json, &mut budget).unwrap();
+        assert!(matches!(
+            parse_budgeted("b.json", json, &mut budget),
+            Err(RenderError::TooLarge { .. })
+        ));
+    }
 }
