@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod hostile_render;
 
 use std::time::Duration;
 
