@@ -65,7 +65,9 @@ fn render_in_child(dir: &Path) -> ChildReport {
     let exe = std::env::current_exe().expect("test binary path");
     let mut command = if Path::new("/usr/bin/prlimit").exists() {
         let mut c = Command::new("/usr/bin/prlimit");
-        c.arg(format!("--as={CHILD_ADDRESS_SPACE}")).arg("--").arg(exe);
+        c.arg(format!("--as={CHILD_ADDRESS_SPACE}"))
+            .arg("--")
+            .arg(exe);
         c
     } else {
         Command::new(exe)

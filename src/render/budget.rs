@@ -295,7 +295,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let bytes_heavy = Expanded { nodes: 1, bytes: 30 };
+        let bytes_heavy = Expanded {
+            nodes: 1,
+            bytes: 30,
+        };
         match budget.charge_expanded("d.yaml", bytes_heavy) {
             Err(RenderError::TooLarge { what, limit }) => {
                 assert!(what.contains("bytes") && what.contains("d.yaml"), "{what}");

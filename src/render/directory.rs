@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::RenderError;
+use super::budget::{Budget, Limits};
 use super::confine::{canonical_root, normalise, resolve_inside};
 use super::glob::{Pattern, optional};
-use super::budget::{Budget, Limits};
 use super::yaml::parse_budgeted;
 
 /// Directories nested deeper than this below the source path are refused.

@@ -295,8 +295,8 @@ mod tests {
             ..Limits::default()
         };
         let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n";
-        let err = parse_budgeted("many.yaml", &doc.repeat(10), &mut Budget::new(limits))
-            .unwrap_err();
+        let err =
+            parse_budgeted("many.yaml", &doc.repeat(10), &mut Budget::new(limits)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -329,14 +329,20 @@ mod tests {
         parse_budgeted("b.yaml", &expanding("b"), &mut budget).unwrap();
         match parse_budgeted("c.yaml", &expanding("c"), &mut budget) {
             Err(RenderError::TooLarge { what, limit }) => {
-                assert!(what.contains("c.yaml") && what.contains("aliases expanded"), "{what}");
+                assert!(
+                    what.contains("c.yaml") && what.contains("aliases expanded"),
+                    "{what}"
+                );
                 assert_eq!(limit, 20_000);
             }
             other => panic!("{other:?}"),
         }
         // A refused file is not charged: something small still fits after it.
         let small = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n";
-        assert_eq!(parse_budgeted("d.yaml", small, &mut budget).unwrap().len(), 1);
+        assert_eq!(
+            parse_budgeted("d.yaml", small, &mut budget).unwrap().len(),
+            1
+        );
     }
 
     #[test]

@@ -362,7 +362,11 @@ mod tests {
         };
         // Rendered last in apply order, and the only object of its kind.
         s.resources.push(resource("Secret", "only-secret"));
-        if let Some(r) = s.operation_state.as_mut().and_then(|o| o.sync_result.as_mut()) {
+        if let Some(r) = s
+            .operation_state
+            .as_mut()
+            .and_then(|o| o.sync_result.as_mut())
+        {
             r.resources.push(result("SyncFailed", "the-failure"));
         }
         set_condition(&mut s, SYNC_ERROR, &"e".repeat(1_000_000));
@@ -419,7 +423,14 @@ mod tests {
             s.resources.iter().any(|r| r.kind == "Secret"),
             "every kind stays listed so its objects can still be pruned"
         );
-        let results = &s.operation_state.as_ref().unwrap().sync_result.as_ref().unwrap().resources;
+        let results = &s
+            .operation_state
+            .as_ref()
+            .unwrap()
+            .sync_result
+            .as_ref()
+            .unwrap()
+            .resources;
         assert!(
             results.iter().any(|r| r.name == "the-failure"),
             "failures are kept first"
