@@ -155,3 +155,29 @@ fn many_small_alias_bombs_exhaust_one_budget_and_peak_memory_stays_bounded() {
         control.peak_kib, report.peak_kib
     );
 }
+
+/// One CustomResourceDefinition of ~20 KB, shaped like real ones (a schema with long
+/// descriptions and patterns).
+fn crd(i: usize) -> String {
+    let mut text = format!(
+        "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets{i}.example.com\nspec:\n  group: example.com\n  names: {{kind: Widget{i}, plural: widgets{i}}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n"
+    );
+    for field in 0..60 {
+        text.push_str(&format!(
+            "          field{field}:\n            type: string\n            pattern: '^[a-z]*$'\n            description: {}\n",
+            "Describes what this field of the widget does, at some length. ".repeat(4)
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_five_megabyte_bundle_of_hundreds_of_crds_fits_the_default_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle: String = (0..250).map(crd).collect();
+    assert!(bundle.len() > 5_000_000, "{} bytes", bundle.len());
+    std::fs::write(dir.path().join("bundle.yaml"), &bundle).expect("write");
+    let objects =
+        render_directory(dir.path(), "", &DirectoryOptions::default()).expect("renders");
+    assert_eq!(objects.len(), 250);
+}

@@ -57,10 +57,10 @@ fn parse_json(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
 }
 
 fn parse_yaml(file: &str, text: &str, budget: &mut Budget) -> Result<Vec<Value>, RenderError> {
-    // Without an alias token nothing expands, so the parsed value is bounded by the file size
-    // and is measured after parsing; otherwise the file is measured first, without keeping
-    // anything, so an alias bomb is refused before it is built.
-    if text.contains('*') {
+    // Without an alias nothing expands, so the parsed value is bounded by the file size and is
+    // measured after parsing; otherwise the file is measured first, without keeping anything,
+    // so an alias bomb is refused before it is built.
+    if may_contain_alias(text) {
         let sizes: Vec<Expanded> = serde_saphyr::from_multiple_with_options(text, options(budget))
             .map_err(|err| yaml_error(file, &err))?;
         let mut total = Expanded::default();
@@ -76,6 +76,20 @@ fn parse_yaml(file: &str, text: &str, budget: &mut Budget) -> Result<Vec<Value>,
         budget.charge_expanded(file, Expanded::of(document))?;
     }
     Ok(documents)
+}
+
+/// Whether `text` may hold an alias; never false when it does. An alias starts a node, so it
+/// follows whitespace or a flow indicator: a `*` right after a letter, digit, quote, bracket or
+/// regex character (globs, patterns, RBAC `"*"`) is not one.
+fn may_contain_alias(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'*'
+            && (i == 0 || {
+                let before = bytes[i - 1];
+                !(before.is_ascii_alphanumeric() || b"'\"])}./^$\\*".contains(&before))
+            })
+    })
 }
 
 /// serde-saphyr's own budgets count the file as written (an alias is one node); they bound the
@@ -361,5 +375,30 @@ mod tests {
             parse_budgeted("b.json", json, &mut budget),
             Err(RenderError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn alias_detection_never_misses_an_alias_and_skips_globs_and_patterns() {
+        for text in [
+            "*a",
+            "a: *x",
+            "- *x",
+            "[*a,*b]",
+            "{\"k\":*a}",
+            "a:\n\t*x",
+            "? *k\n: v",
+        ] {
+            assert!(may_contain_alias(text), "{text}");
+        }
+        for text in [
+            "pattern: '^[a-z]*$'",
+            "verbs: [\"*\"]",
+            "a: b*c",
+            "host: '*.example.com'",
+            "regex: .*",
+            "no star at all",
+        ] {
+            assert!(!may_contain_alias(text), "{text}");
+        }
     }
 }
