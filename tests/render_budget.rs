@@ -177,7 +177,6 @@ fn a_five_megabyte_bundle_of_hundreds_of_crds_fits_the_default_budget() {
     let bundle: String = (0..250).map(crd).collect();
     assert!(bundle.len() > 5_000_000, "{} bytes", bundle.len());
     std::fs::write(dir.path().join("bundle.yaml"), &bundle).expect("write");
-    let objects =
-        render_directory(dir.path(), "", &DirectoryOptions::default()).expect("renders");
+    let objects = render_directory(dir.path(), "", &DirectoryOptions::default()).expect("renders");
     assert_eq!(objects.len(), 250);
 }

@@ -14,24 +14,6 @@ use crate::sync::Compared;
 pub const COMPARISON_ERROR: &str = "ComparisonError";
 pub const SYNC_ERROR: &str = "SyncError";
 pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
-/// Set when a resource list in the status had to leave entries out.
-pub const STATUS_TRUNCATED: &str = "StatusTruncatedWarning";
-
-/// Revisions kept in `status.history` when the app does not say (Argo CD's default).
-pub const DEFAULT_HISTORY_LIMIT: usize = 10;
-/// The most `spec.revisionHistoryLimit` may keep: 100 entries of ~250 bytes.
-pub const MAX_HISTORY_LIMIT: usize = 100;
-/// Most entries in each per-resource list (`status.resources`,
-/// `operationState.syncResult.resources`).
-pub const MAX_RESOURCE_ENTRIES: usize = 5_000;
-/// Most serialised bytes of each per-resource list: two such lists stay at 1 MiB, leaving
-/// room below etcd's 1.5 MiB for the spec, conditions and history.
-pub const MAX_RESOURCE_LIST_BYTES: usize = 512 * 1024;
-/// Longest app-level message (conditions, the operation's message, the app's health).
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024;
-/// Longest per-resource message (health, sync result), kept short as there may be thousands.
-pub const MAX_RESOURCE_MESSAGE_BYTES: usize = 512;
-
 /// Sets a condition, keeping its transition time when the message did not change.
 pub fn set_condition(status: &mut ApplicationStatus, type_: &str, message: &str) {
     if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
@@ -151,6 +133,24 @@ pub fn record_history(
     let excess = status.history.len().saturating_sub(limit.max(1));
     status.history.drain(..excess);
 }
+
+/// Set when a resource list in the status had to leave entries out.
+pub const STATUS_TRUNCATED: &str = "StatusTruncatedWarning";
+
+/// Revisions kept in `status.history` when the app does not say (Argo CD's default).
+pub const DEFAULT_HISTORY_LIMIT: usize = 10;
+/// The most `spec.revisionHistoryLimit` may keep: 100 entries of ~250 bytes.
+pub const MAX_HISTORY_LIMIT: usize = 100;
+/// Most entries in each per-resource list (`status.resources`,
+/// `operationState.syncResult.resources`).
+pub const MAX_RESOURCE_ENTRIES: usize = 5_000;
+/// Most serialised bytes of each per-resource list: two such lists stay at 1 MiB, leaving
+/// room below etcd's 1.5 MiB for the spec, conditions and history.
+pub const MAX_RESOURCE_LIST_BYTES: usize = 512 * 1024;
+/// Longest app-level message (conditions, the operation's message, the app's health).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024;
+/// Longest per-resource message (health, sync result), kept short as there may be thousands.
+pub const MAX_RESOURCE_MESSAGE_BYTES: usize = 512;
 
 /// The number of history entries an app keeps: its `revisionHistoryLimit`, default 10, at
 /// least 1 and at most `MAX_HISTORY_LIMIT`.

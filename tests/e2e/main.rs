@@ -4,7 +4,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
-mod hostile_render;
 
 use std::time::Duration;
 
@@ -731,3 +730,5 @@ async fn a_failing_deployment_makes_the_app_degraded_with_the_reason() {
         "the reason is shown: {message}"
     );
 }
+
+mod hostile_render;
