@@ -14,6 +14,7 @@ use crate::sync::Compared;
 pub const COMPARISON_ERROR: &str = "ComparisonError";
 pub const SYNC_ERROR: &str = "SyncError";
 pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
+
 /// Sets a condition, keeping its transition time when the message did not change.
 pub fn set_condition(status: &mut ApplicationStatus, type_: &str, message: &str) {
     if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
