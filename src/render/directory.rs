@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::RenderError;
+use super::budget::{Budget, Limits};
 use super::confine::{canonical_root, normalise, resolve_inside};
 use super::glob::{Pattern, optional};
-use super::yaml::{Limits, parse_with_limits};
+use super::yaml::parse_budgeted;
 
 /// Directories nested deeper than this below the source path are refused.
 const MAX_DEPTH: usize = 64;
@@ -36,12 +37,23 @@ pub fn render_directory(
     render_directory_with_limits(checkout, source_path, opts, &Limits::default())
 }
 
-/// `render_directory` with explicit budgets.
+/// `render_directory` with explicit limits.
 pub fn render_directory_with_limits(
     checkout: &Path,
     source_path: &str,
     opts: &DirectoryOptions,
     limits: &Limits,
+) -> Result<Vec<Value>, RenderError> {
+    render_directory_budgeted(checkout, source_path, opts, &mut Budget::new(*limits))
+}
+
+/// `render_directory` charging everything it reads and parses to `budget`, so the budget can
+/// be shared with the other renderers of the same source.
+pub fn render_directory_budgeted(
+    checkout: &Path,
+    source_path: &str,
+    opts: &DirectoryOptions,
+    budget: &mut Budget,
 ) -> Result<Vec<Value>, RenderError> {
     let root = canonical_root(checkout)?;
     let normalised = normalise(source_path)?;
@@ -64,15 +76,9 @@ pub fn render_directory_with_limits(
     walk.dir(&dir, "", &mut ancestors, &mut files)?;
 
     let mut objects = Vec::new();
-    let mut total_bytes = 0u64;
     for file in files {
-        let text = read_bounded(&file, limits, &mut total_bytes)?;
-        let remaining = Limits {
-            max_documents: limits.max_documents.saturating_sub(objects.len()),
-            ..*limits
-        };
-        let parsed = parse_with_limits(&file.shown, &text, &remaining)?;
-        objects.extend(parsed);
+        let text = read_bounded(&file, budget)?;
+        objects.extend(parse_budgeted(&file.shown, &text, budget)?);
     }
     Ok(objects)
 }
@@ -195,7 +201,8 @@ fn is_manifest_name(rel: &str) -> bool {
 }
 
 /// Reads a file within the per-file and total budgets; the file must be UTF-8.
-fn read_bounded(file: &Found, limits: &Limits, total: &mut u64) -> Result<String, RenderError> {
+fn read_bounded(file: &Found, budget: &mut Budget) -> Result<String, RenderError> {
+    let max_file_bytes = budget.limits().max_file_bytes;
     let io = |source| RenderError::Io {
         path: file.real.clone(),
         source,
@@ -204,23 +211,17 @@ fn read_bounded(file: &Found, limits: &Limits, total: &mut u64) -> Result<String
     let mut bytes = Vec::new();
     // Read one byte past the limit so an oversized (or growing) file is detected, not truncated.
     handle
-        .take(limits.max_file_bytes.saturating_add(1))
+        .take(max_file_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io)?;
     let size = bytes.len() as u64;
-    if size > limits.max_file_bytes {
+    if size > max_file_bytes {
         return Err(RenderError::TooLarge {
             what: format!("file {}", file.shown),
-            limit: limits.max_file_bytes,
+            limit: max_file_bytes,
         });
     }
-    *total += size;
-    if *total > limits.max_total_bytes {
-        return Err(RenderError::TooLarge {
-            what: format!("total size of manifests (at {})", file.shown),
-            limit: limits.max_total_bytes,
-        });
-    }
+    budget.charge_rendered(&file.shown, size)?;
     String::from_utf8(bytes).map_err(|err| RenderError::Parse {
         file: file.shown.clone(),
         message: format!(

@@ -3,14 +3,18 @@
 //! Everything rendered must come from inside the checkout (invariant 6) and every manifest
 //! parser is bounded (invariant 5).
 
+mod budget;
 mod confine;
 mod directory;
 mod glob;
 mod yaml;
 
+pub use budget::{Budget, Expanded, Limits};
 pub use confine::confine;
-pub use directory::{DirectoryOptions, render_directory, render_directory_with_limits};
-pub use yaml::{Limits, parse_manifests};
+pub use directory::{
+    DirectoryOptions, render_directory, render_directory_budgeted, render_directory_with_limits,
+};
+pub use yaml::{parse_budgeted, parse_manifests};
 
 use std::path::PathBuf;
 

@@ -3,52 +3,38 @@
 use serde_json::Value;
 
 use super::RenderError;
+use super::budget::{Budget, Expanded, Limits};
 
 /// `List` kinds nested in `List` kinds deeper than this are refused.
 const MAX_LIST_NESTING: usize = 8;
-
-/// Budgets for manifest parsing; hostile input hits one of them instead of exhausting memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest single file, in bytes.
-    pub max_file_bytes: u64,
-    /// Largest total of all files of one source, in bytes.
-    pub max_total_bytes: u64,
-    /// Most documents (after `List` flattening) of one source.
-    pub max_documents: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_file_bytes: 10 * 1024 * 1024,
-            max_total_bytes: 50 * 1024 * 1024,
-            max_documents: 10_000,
-        }
-    }
-}
 
 /// Parses one manifest file into Kubernetes objects: multi-document YAML (empty and null
 /// documents skipped) or, for `*.json`, one JSON document; `*List` kinds are flattened.
 /// `file` (repository-relative) names the file in errors.
 pub fn parse_manifests(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
-    parse_with_limits(file, text, &Limits::default())
+    parse_budgeted(file, text, &mut Budget::new(Limits::default()))
 }
 
-/// Like `parse_manifests`, with explicit budgets (the file-size budget is the caller's).
-pub(crate) fn parse_with_limits(
+/// Like `parse_manifests`, charging the parsed size and the objects to `budget`, which the
+/// caller carries across every file of the source (the file-size budget is the caller's).
+pub fn parse_budgeted(
     file: &str,
     text: &str,
-    limits: &Limits,
+    budget: &mut Budget,
 ) -> Result<Vec<Value>, RenderError> {
     let documents = if file.to_ascii_lowercase().ends_with(".json") {
-        parse_json(file, text)?
+        let documents = parse_json(file, text)?;
+        // JSON has no aliases: the value is no larger than the file, so it is measured after.
+        for document in &documents {
+            budget.charge_expanded(file, Expanded::of(document))?;
+        }
+        documents
     } else {
-        parse_yaml(file, text, limits)?
+        parse_yaml(file, text, budget)?
     };
     let mut objects = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
-        flatten(file, index, document, 0, &mut objects, limits)?;
+        flatten(file, index, document, 0, &mut objects, budget)?;
     }
     Ok(objects)
 }
@@ -70,33 +56,73 @@ fn parse_json(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
     })
 }
 
-fn parse_yaml(file: &str, text: &str, limits: &Limits) -> Result<Vec<Value>, RenderError> {
+fn parse_yaml(file: &str, text: &str, budget: &mut Budget) -> Result<Vec<Value>, RenderError> {
+    // Without an alias nothing expands, so the parsed value is bounded by the file size and is
+    // measured after parsing; otherwise the file is measured first, without keeping anything,
+    // so an alias bomb is refused before it is built.
+    if may_contain_alias(text) {
+        let sizes: Vec<Expanded> = serde_saphyr::from_multiple_with_options(text, options(budget))
+            .map_err(|err| yaml_error(file, &err))?;
+        let mut total = Expanded::default();
+        for size in sizes {
+            total.nodes = total.nodes.saturating_add(size.nodes);
+            total.bytes = total.bytes.saturating_add(size.bytes);
+        }
+        budget.check_expanded(file, total)?;
+    }
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options(budget))
+        .map_err(|err| yaml_error(file, &err))?;
+    for document in &documents {
+        budget.charge_expanded(file, Expanded::of(document))?;
+    }
+    Ok(documents)
+}
+
+/// Whether `text` may hold an alias; never false when it does. An alias starts a node, so it
+/// follows whitespace or a flow indicator: a `*` right after a letter, digit, quote, bracket or
+/// regex character (globs, patterns, RBAC `"*"`) is not one.
+fn may_contain_alias(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'*'
+            && (i == 0 || {
+                let before = bytes[i - 1];
+                !(before.is_ascii_alphanumeric() || b"'\"])}./^$\\*".contains(&before))
+            })
+    })
+}
+
+/// serde-saphyr's own budgets count the file as written (an alias is one node); they bound the
+/// work of one parse, while `Budget` bounds what the whole source holds once expanded.
+fn options(budget: &Budget) -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_documents = limits.max_documents;
-    budget.max_depth = 100;
+    let mut limits = serde_saphyr::Budget::default();
+    limits.max_documents = budget.limits().max_documents;
+    limits.max_depth = 100;
     // Large CRDs are legitimate; the defaults (250k nodes, 1M events) are sized for config
-    // files. One million nodes still bounds an alias bomb to well under the file-size budget x 10.
-    budget.max_nodes = 1_000_000;
-    budget.max_events = 3_000_000;
-    options.budget = Some(budget);
-    serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|err| {
-        let mut message = one_line(&err.to_string());
-        if !message.contains("line ")
-            && let Some(location) = err.location()
-        {
-            message = format!(
-                "{message} at line {}, column {}",
-                location.line(),
-                location.column()
-            );
-        }
-        RenderError::Parse {
-            file: file.to_string(),
-            message: format!("invalid YAML: {message}"),
-        }
-    })
+    // files.
+    limits.max_nodes = 1_000_000;
+    limits.max_events = 3_000_000;
+    options.budget = Some(limits);
+    options
+}
+
+fn yaml_error(file: &str, err: &serde_saphyr::Error) -> RenderError {
+    let mut message = one_line(&err.to_string());
+    if !message.contains("line ")
+        && let Some(location) = err.location()
+    {
+        message = format!(
+            "{message} at line {}, column {}",
+            location.line(),
+            location.column()
+        );
+    }
+    RenderError::Parse {
+        file: file.to_string(),
+        message: format!("invalid YAML: {message}"),
+    }
 }
 
 /// Pushes `document` (or the items of a `*List` kind) after checking each is an object.
@@ -106,7 +132,7 @@ fn flatten(
     document: Value,
     nesting: usize,
     out: &mut Vec<Value>,
-    limits: &Limits,
+    budget: &mut Budget,
 ) -> Result<(), RenderError> {
     let not_an_object = |message: String| RenderError::NotAnObject {
         file: file.to_string(),
@@ -130,18 +156,13 @@ fn flatten(
         };
         if let Some(Value::Array(items)) = list.remove("items") {
             for item in items {
-                flatten(file, index, item, nesting + 1, out, limits)?;
+                flatten(file, index, item, nesting + 1, out, budget)?;
             }
         }
         return Ok(());
     }
     check_object(&document).map_err(not_an_object)?;
-    if out.len() >= limits.max_documents {
-        return Err(RenderError::TooLarge {
-            what: format!("number of documents (in {file})"),
-            limit: limits.max_documents as u64,
-        });
-    }
+    budget.charge_object(file)?;
     out.push(document);
     Ok(())
 }
@@ -288,7 +309,8 @@ mod tests {
             ..Limits::default()
         };
         let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n";
-        let err = parse_with_limits("many.yaml", &doc.repeat(10), &limits).unwrap_err();
+        let err =
+            parse_budgeted("many.yaml", &doc.repeat(10), &mut Budget::new(limits)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -296,5 +318,87 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    fn small_budget(max_expanded_bytes: u64, max_nodes: u64) -> Budget {
+        Budget::new(Limits {
+            max_expanded_bytes,
+            max_nodes,
+            ..Limits::default()
+        })
+    }
+
+    /// 8 copies of a 1,000-byte string behind one alias level: ~9 KB once expanded.
+    fn expanding(name: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  s: &s {}\n  l: [*s, *s, *s, *s, *s, *s, *s, *s]\n",
+            "x".repeat(1000)
+        )
+    }
+
+    #[test]
+    fn aliases_count_as_expanded_against_the_budget_of_the_whole_source() {
+        let mut budget = small_budget(20_000, 1_000);
+        parse_budgeted("a.yaml", &expanding("a"), &mut budget).unwrap();
+        parse_budgeted("b.yaml", &expanding("b"), &mut budget).unwrap();
+        match parse_budgeted("c.yaml", &expanding("c"), &mut budget) {
+            Err(RenderError::TooLarge { what, limit }) => {
+                assert!(
+                    what.contains("c.yaml") && what.contains("aliases expanded"),
+                    "{what}"
+                );
+                assert_eq!(limit, 20_000);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A refused file is not charged: something small still fits after it.
+        let small = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n";
+        assert_eq!(
+            parse_budgeted("d.yaml", small, &mut budget).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn files_without_aliases_and_json_files_are_charged_too() {
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {a: b, c: d}\n";
+        let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}"#;
+        let mut budget = small_budget(u64::MAX, 20);
+        parse_budgeted("a.yaml", yaml, &mut budget).unwrap();
+        assert!(matches!(
+            parse_budgeted("b.yaml", yaml, &mut budget),
+            Err(RenderError::TooLarge { .. })
+        ));
+        let mut budget = small_budget(u64::MAX, 10);
+        parse_budgeted("a.json", json, &mut budget).unwrap();
+        assert!(matches!(
+            parse_budgeted("b.json", json, &mut budget),
+            Err(RenderError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn alias_detection_never_misses_an_alias_and_skips_globs_and_patterns() {
+        for text in [
+            "*a",
+            "a: *x",
+            "- *x",
+            "[*a,*b]",
+            "{\"k\":*a}",
+            "a:\n\t*x",
+            "? *k\n: v",
+        ] {
+            assert!(may_contain_alias(text), "{text}");
+        }
+        for text in [
+            "pattern: '^[a-z]*$'",
+            "verbs: [\"*\"]",
+            "a: b*c",
+            "host: '*.example.com'",
+            "regex: .*",
+            "no star at all",
+        ] {
+            assert!(!may_contain_alias(text), "{text}");
+        }
     }
 }

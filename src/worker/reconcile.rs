@@ -87,6 +87,10 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
     let mut status = app.status.clone().unwrap_or_default();
     let report = evaluate_and_sync(ctx, &app, job, &mut status).await;
     status.reconciled_at = Some(now_rfc3339());
+    status::bound(
+        &mut status,
+        status::history_limit(app.spec.revision_history_limit),
+    );
     ctx.store.write_status(ns, name, &status).await?;
     Ok(report)
 }
@@ -231,7 +235,7 @@ async fn run_sync(
     });
     if outcome.succeeded {
         status::clear_condition(status, SYNC_ERROR);
-        let limit = app.spec.revision_history_limit.unwrap_or(10).clamp(1, 1000) as usize;
+        let limit = status::history_limit(app.spec.revision_history_limit);
         status::record_history(status, revision, &started_at, limit);
     } else {
         warn!(app = %app.key(), message = %outcome.message, "sync failed");

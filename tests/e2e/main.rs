@@ -736,3 +736,5 @@ async fn a_failing_deployment_makes_the_app_degraded_with_the_reason() {
         "the reason is shown: {message}"
     );
 }
+
+mod hostile_render;
