@@ -130,9 +130,14 @@ pub struct GitSettings {
     /// Credentials per URL prefix, longest prefix wins.
     #[serde(default)]
     pub credentials: Vec<GitCredentialSettings>,
+    /// Roots under which `file://` and local-path repositories may be read; empty means any
+    /// path with the sandbox cluster and none otherwise.
+    #[serde(default)]
+    pub allowed_local_roots: Vec<PathBuf>,
 }
 
-/// Credentials for repositories whose URL starts with `url_prefix`; secrets come from files.
+/// Credentials for repositories under `url_prefix` (same scheme, host and port, path on segment
+/// boundaries); secrets come from files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitCredentialSettings {
@@ -215,6 +220,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("webhook.allow_unsigned")
+                .with_list_parse_key("git.allowed_local_roots")
                 .source(Some(env)),
         );
         Ok(builder.build()?.try_deserialize()?)

@@ -13,13 +13,13 @@ use tracing_actix_web::TracingLogger;
 use crate::api::{self, ApiState};
 use crate::cluster::Cluster;
 use crate::config::{ManagementCluster, Role, Settings};
-use crate::git::{Credentials, RepoCache};
+use crate::git::{Credentials, GitCredentials, GitPolicy, RepoCache};
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, SecretString};
 use crate::store::{self, AppStore};
 use crate::webhook::WebhookSecrets;
-use crate::worker::reconcile::{Context, GitCredentials};
+use crate::worker::reconcile::Context;
 use crate::worker::{poller, route_events, syncer};
 
 /// A built Capstan process: HTTP bound, queue connected, workers ready to run.
@@ -87,7 +87,7 @@ impl Service {
             let ctx = Arc::new(Context {
                 store: store.clone(),
                 cluster: cluster.clone(),
-                git: RepoCache::new(git_root),
+                git: RepoCache::new(git_root).with_policy(GitPolicy::from_settings(&settings)),
                 credentials: git_credentials(&settings)?,
             });
             let reconcile = &settings.reconcile;
@@ -254,7 +254,7 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
 }
 
 fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
-    let mut out = Vec::new();
+    let mut out = GitCredentials::new();
     for c in &settings.git.credentials {
         let creds = match (&c.token_file, &c.password_file) {
             (Some(token), _) => Credentials::Token(secret::read_file(token)?.expose().to_owned()),
@@ -264,10 +264,10 @@ fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
             },
             (None, None) => anyhow::bail!(
                 "git credentials for {} need password_file or token_file",
-                c.url_prefix
+                crate::git::redact_url(&c.url_prefix)
             ),
         };
-        out.push((c.url_prefix.clone(), creds));
+        out.add(&c.url_prefix, creds)?;
     }
-    Ok(GitCredentials(out))
+    Ok(out)
 }

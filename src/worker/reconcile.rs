@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::status::{self, COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
-use crate::git::{Credentials, RepoCache};
+use crate::git::{GitCredentials, RepoCache};
 use crate::job::{Job, JobKind};
 use crate::render::{DirectoryOptions, render_directory};
 use crate::store::application::{
@@ -28,21 +28,6 @@ pub struct Context {
     pub cluster: Arc<Cluster>,
     pub git: RepoCache,
     pub credentials: GitCredentials,
-}
-
-/// Git credentials by URL prefix; the longest matching prefix wins.
-#[derive(Clone, Default)]
-pub struct GitCredentials(pub Vec<(String, Credentials)>);
-
-impl GitCredentials {
-    /// Credentials for `url`, if any prefix matches.
-    pub fn for_url(&self, url: &str) -> Option<&Credentials> {
-        self.0
-            .iter()
-            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, c)| c)
-    }
 }
 
 /// What a reconcile found, for the caller's follow-up decisions.
