@@ -22,16 +22,19 @@ enum Answer {
     RedirectTo(String),
 }
 
+/// The `Authorization` header of each request received, in order.
+type Seen = Arc<Mutex<Vec<Option<String>>>>;
+
 /// An HTTP listener on 127.0.0.1 that records the `Authorization` header of every request.
 struct Recorder {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Option<String>>>>,
+    seen: Seen,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl Recorder {
     fn start(answer: Answer) -> Recorder {
-        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let state = web::Data::new((seen.clone(), answer));
         let server = HttpServer::new(move || {
             App::new()
@@ -72,10 +75,7 @@ impl Drop for Recorder {
     }
 }
 
-async fn record(
-    req: HttpRequest,
-    state: web::Data<(Arc<Mutex<Vec<Option<String>>>>, Answer)>,
-) -> HttpResponse {
+async fn record(req: HttpRequest, state: web::Data<(Seen, Answer)>) -> HttpResponse {
     let auth = req
         .headers()
         .get("authorization")

@@ -303,15 +303,15 @@ fn network_match_key(host: &str, path: &str) -> String {
     // ssh: `ssh.dev.azure.com:v3/org/project/repo`; https: `dev.azure.com/org/project/_git/repo`;
     // the older `org.visualstudio.com/project/_git/repo` and `vs-ssh.visualstudio.com:v3/…`.
     if host == "dev.azure.com" || host == "vs-ssh.visualstudio.com" {
-        if let Some(rest) = path.strip_prefix("v3/") {
-            if let [org, project, repo] = rest.split('/').collect::<Vec<_>>()[..] {
-                return format!("dev.azure.com/{org}/{project}/_git/{repo}");
-            }
+        if let Some(rest) = path.strip_prefix("v3/")
+            && let [org, project, repo] = rest.split('/').collect::<Vec<_>>()[..]
+        {
+            return format!("dev.azure.com/{org}/{project}/_git/{repo}");
         }
-    } else if let Some(org) = host.strip_suffix(".visualstudio.com") {
-        if !org.contains('.') {
-            return format!("dev.azure.com/{org}/{path}");
-        }
+    } else if let Some(org) = host.strip_suffix(".visualstudio.com")
+        && !org.contains('.')
+    {
+        return format!("dev.azure.com/{org}/{path}");
     }
     format!("{host}/{path}")
 }
@@ -344,13 +344,6 @@ fn file_system_key(identity: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(url: &str) -> String {
-        match RepoUrl::parse(url) {
-            Ok(url) => url.match_key().to_string(),
-            Err(err) => panic!("{url}: {err}"),
-        }
-    }
 
     fn same(a: &str, b: &str) -> bool {
         matches!((RepoUrl::parse(a), RepoUrl::parse(b)), (Ok(a), Ok(b)) if a.same_repo(&b))
