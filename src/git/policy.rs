@@ -159,6 +159,20 @@ mod tests {
     }
 
     #[test]
+    fn roots_can_come_from_the_environment() {
+        let env = [
+            ("CAPSTAN__CLUSTER__MANAGEMENT", "in-cluster"),
+            ("CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS", "/srv/a,/srv/b"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let settings = Settings::load_from(None, env).unwrap();
+        assert_eq!(
+            GitPolicy::from_settings(&settings),
+            GitPolicy::local_roots(vec!["/srv/a".into(), "/srv/b".into()])
+        );
+    }
+
+    #[test]
     fn local_paths_must_stay_under_a_root() {
         let base = tempfile::tempdir().unwrap();
         let root = base.path().join("root");

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::status::{self, COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
-use crate::git::{GitCredentials, RepoCache};
+use crate::git::{GitCredentials, GitError, RepoCache};
 use crate::job::{Job, JobKind};
 use crate::render::{DirectoryOptions, render_directory};
 use crate::store::application::{
@@ -266,8 +266,13 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
         .resolve(&source.repo_url, target, creds)
         .await
         .map_err(|e| {
+            // A refused or malformed repoURL is the spec's fault, as in Argo CD.
+            let condition = match e {
+                GitError::Refused { .. } | GitError::InvalidUrl { .. } => INVALID_SPEC_ERROR,
+                _ => COMPARISON_ERROR,
+            };
             failed(
-                COMPARISON_ERROR,
+                condition,
                 format!("failed to resolve revision {target:?}: {e}"),
             )
         })?;
