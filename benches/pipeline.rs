@@ -64,7 +64,10 @@ fn settings(queue: &str, kubeconfig: &Path, data: &Path, role: &str) -> Settings
         ),
         ("CAPSTAN__LOG__LEVEL", "warn".to_string()),
         // The repository is a local path; a kubeconfig cluster reads only listed roots.
-        ("CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS", data.display().to_string()),
+        (
+            "CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS",
+            data.display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

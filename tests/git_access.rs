@@ -2,6 +2,10 @@
 //! redirects, the credential-keyed cache, and the repository URL policy.
 
 mod common;
+// The end-to-end harness (sandbox cluster, RabbitMQ, Git over HTTP), for the worker's view.
+#[allow(dead_code)]
+#[path = "e2e/helpers.rs"]
+mod helpers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -296,4 +300,49 @@ async fn repository_url_policy_is_enforced_before_any_access() {
     assert!(!format!("{err} {err:?}").contains("hunter2"));
     assert_eq!(listener.requests(), 0);
     assert!(!strict_dir.path().join("cache").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_repo_url_is_an_invalid_spec_condition_and_nothing_is_applied() {
+    let app = helpers::spawn_app(helpers::Options::default()).await;
+    app.repo
+        .write("app/cm.yaml", &helpers::config_map("from-git", "x"));
+    app.repo.commit("one config map");
+    let spec = |repo_url: &str| {
+        serde_json::json!({
+            "project": "default",
+            "source": { "repoURL": repo_url, "path": "app", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+            "syncPolicy": { "automated": { "prune": false, "selfHeal": false } },
+        })
+    };
+    let with_password = app.repo_url.replace(
+        "http://",
+        &format!("http://{}:{}@", helpers::GIT_USER, helpers::GIT_PASSWORD),
+    );
+    // This Capstan runs against a kubeconfig cluster with no allowed_local_roots.
+    let cases = [
+        ("with-password", with_password, "password"),
+        ("local", app.repo.file_url(), "allowed_local_roots"),
+    ];
+    for (name, repo_url, rule) in cases {
+        assert_eq!(
+            app.create_app_with(name, spec(&repo_url)).await.status(),
+            201
+        );
+        let state = app
+            .wait_app(name, 30, "an InvalidSpecError condition", |a| {
+                a.pointer("/status/conditions")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "InvalidSpecError"))
+            })
+            .await;
+        let status = state["status"].to_string();
+        assert!(status.contains(rule), "{name}: {status}");
+        assert!(!status.contains(helpers::GIT_PASSWORD), "{name}: {status}");
+    }
+    assert!(
+        app.config_map("from-git").await.is_none(),
+        "nothing applied"
+    );
 }
