@@ -95,7 +95,8 @@ pub struct RepoUrl {
     scheme: Scheme,
     has_password: bool,
     match_key: String,
-    cache_key: String,
+    /// What the cache key is derived from; hashed only when asked, as routing never needs it.
+    cache_identity: String,
 }
 
 impl RepoUrl {
@@ -188,7 +189,7 @@ impl RepoUrl {
             scheme,
             has_password,
             match_key,
-            cache_key: file_system_key(&identity),
+            cache_identity: identity,
         })
     }
 
@@ -209,8 +210,8 @@ impl RepoUrl {
     ///
     /// Host case, HTTP userinfo, a default port, a trailing `/` or `.git`, and `file://` versus
     /// a plain path do not change it; path case and the ssh user do.
-    pub fn cache_key(&self) -> &str {
-        &self.cache_key
+    pub fn cache_key(&self) -> String {
+        file_system_key(&self.cache_identity)
     }
 
     /// Scheme, host and port (the scheme's default when none is written); None when local.

@@ -114,7 +114,7 @@ impl RepoCache {
         let url = self.policy.check(url)?;
         let key = match creds {
             Some(creds) => format!("{}-c{}", url.cache_key(), &creds.fingerprint()[..16]),
-            None => url.cache_key().to_string(),
+            None => url.cache_key(),
         };
         let source = Source {
             url: url.fetch_url(),

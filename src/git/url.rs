@@ -41,7 +41,7 @@ fn strip_userinfo(url: &str) -> String {
 /// share a directory with a real repository.
 pub fn cache_key(url: &str) -> String {
     match RepoUrl::parse(url) {
-        Ok(parsed) => parsed.cache_key().to_string(),
+        Ok(parsed) => parsed.cache_key(),
         Err(_) => format!(
             "invalid-{}",
             &hex::encode(Sha256::digest(url.trim().as_bytes()))[..16]
