@@ -63,6 +63,11 @@ fn settings(queue: &str, kubeconfig: &Path, data: &Path, role: &str) -> Settings
             kubeconfig.display().to_string(),
         ),
         ("CAPSTAN__LOG__LEVEL", "warn".to_string()),
+        // The repository is a local path; a kubeconfig cluster reads only listed roots.
+        (
+            "CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS",
+            data.display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -150,9 +150,14 @@ pub struct GitSettings {
     pub fetch_timeout_secs: u64,
     /// Checkouts kept on disk per repository; the least recently used beyond this are removed.
     pub checkouts_per_repo: usize,
+    /// Roots under which `file://` and local-path repositories may be read; empty means any
+    /// path with the sandbox cluster and none otherwise.
+    #[serde(default)]
+    pub allowed_local_roots: Vec<PathBuf>,
 }
 
-/// Credentials for repositories whose URL starts with `url_prefix`; secrets come from files.
+/// Credentials for repositories under `url_prefix` (same scheme, host and port, path on segment
+/// boundaries); secrets come from files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitCredentialSettings {
@@ -236,6 +241,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("webhook.allow_unsigned")
                 .with_list_parse_key("applications.namespaces")
+                .with_list_parse_key("git.allowed_local_roots")
                 .source(Some(env)),
         );
         Ok(builder.build()?.try_deserialize()?)

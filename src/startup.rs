@@ -15,14 +15,14 @@ use tracing_actix_web::TracingLogger;
 use crate::api::{self, ApiState};
 use crate::cluster::Cluster;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
-use crate::git::{Credentials, GitLimits, RepoCache};
+use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, SecretString};
 use crate::store::{self, AppStore, ProjectStore};
 use crate::tenancy::Tenancy;
 use crate::webhook::WebhookSecrets;
-use crate::worker::reconcile::{Context, GitCredentials};
+use crate::worker::reconcile::Context;
 use crate::worker::{poller, route_events, syncer};
 
 /// A built Capstan process: HTTP bound, queue connected, workers ready to run.
@@ -104,7 +104,8 @@ impl Service {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
                 cluster: cluster.clone(),
-                git: RepoCache::with_limits(git_root, git_limits(&settings.git)),
+                git: RepoCache::with_limits(git_root, git_limits(&settings.git))
+                    .with_policy(GitPolicy::from_settings(&settings)),
                 credentials: git_credentials(&settings)?,
             });
             let reconcile = &settings.reconcile;
@@ -313,7 +314,7 @@ fn git_limits(git: &GitSettings) -> GitLimits {
 }
 
 fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
-    let mut out = Vec::new();
+    let mut out = GitCredentials::new();
     for c in &settings.git.credentials {
         let creds = match (&c.token_file, &c.password_file) {
             (Some(token), _) => Credentials::Token(secret::read_file(token)?.expose().to_owned()),
@@ -323,12 +324,12 @@ fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
             },
             (None, None) => anyhow::bail!(
                 "git credentials for {} need password_file or token_file",
-                c.url_prefix
+                crate::git::redact_url(&c.url_prefix)
             ),
         };
-        out.push((c.url_prefix.clone(), creds));
+        out.add(&c.url_prefix, creds)?;
     }
-    Ok(GitCredentials(out))
+    Ok(out)
 }
 
 /// Creates `namespace` when it is missing; a cluster where Capstan may not create namespaces must

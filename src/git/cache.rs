@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use gix::protocol::handshake::Ref;
 
@@ -12,10 +11,11 @@ use super::fetch::{
     MIRROR_REFSPECS, Source, fetch, find_commit, open_mirror, read_error, ref_target,
 };
 use super::gc::{self, Checkout, Leases};
-use super::url::{cache_key, split_userinfo};
-use super::{Credentials, GitError, GitLimits};
+use super::{Credentials, GitError, GitLimits, GitPolicy};
 
-/// A cache of bare mirrors (one per normalised URL) and commit checkouts under one root.
+/// A cache of bare mirrors and commit checkouts under one root, one set per repository and
+/// credentials: what was fetched with one app's credentials is never served to another app
+/// whose credentials differ (they may not be able to read the repository).
 ///
 /// Layout: `<root>/mirrors/<key>` holds the bare mirror, `<root>/checkouts/<key>/<commit>`
 /// the files of one commit, `<root>/locks/<key>.lock` the mirror's file lock. Operations on one URL are serialised by an async mutex (within
@@ -24,6 +24,7 @@ use super::{Credentials, GitError, GitLimits};
 #[derive(Clone)]
 pub struct RepoCache {
     inner: Arc<Inner>,
+    policy: Arc<GitPolicy>,
 }
 
 struct Inner {
@@ -34,7 +35,8 @@ struct Inner {
 }
 
 impl RepoCache {
-    /// Creates a cache rooted at `root` (created on first use) with default limits.
+    /// Creates a cache rooted at `root` (created on first use) with default limits, that reads
+    /// local repositories anywhere; servers set their policy with `with_policy`.
     pub fn new(root: PathBuf) -> RepoCache {
         RepoCache::with_limits(root, GitLimits::default())
     }
@@ -48,21 +50,28 @@ impl RepoCache {
                 limits,
                 leases: Arc::default(),
             }),
+            policy: Arc::new(GitPolicy::allow_any_local()),
         }
+    }
+
+    /// The same cache, refusing repository URLs that `policy` forbids.
+    pub fn with_policy(mut self, policy: GitPolicy) -> RepoCache {
+        self.policy = Arc::new(policy);
+        self
     }
 
     /// Fetches as needed and resolves `revision` to a 40-hex commit id.
     ///
     /// `revision`: "" or "HEAD" (the remote's default branch), a branch name, a tag name,
     /// "refs/heads/x", "refs/tags/x", or a full commit SHA. Always asks the remote, since
-    /// branches move; a full SHA already in the mirror is answered locally.
+    /// branches move; a full SHA already in this credential's mirror is answered locally.
     pub async fn resolve(
         &self,
         url: &str,
         revision: &str,
         creds: Option<&Credentials>,
     ) -> Result<String, GitError> {
-        let (source, key) = source_for(url, creds, self.inner.limits.fetch_timeout);
+        let (source, key) = self.source_for(url, creds)?;
         let lock = self.lock_for(&key);
         let _guard = lock.lock().await;
         let (mirror, flock) = self.mirror_paths(&key);
@@ -89,7 +98,7 @@ impl RepoCache {
         if !is_full_sha(&commit) {
             return Err(GitError::RevisionNotFound { revision: commit });
         }
-        let (source, key) = source_for(url, creds, self.inner.limits.fetch_timeout);
+        let (source, key) = self.source_for(url, creds)?;
         let dir = self.inner.root.join("checkouts").join(&key);
         let dest = dir.join(&commit);
         // Leased before looking, so collection cannot remove it between the look and the use.
@@ -111,6 +120,28 @@ impl RepoCache {
         })
         .await?;
         Ok(lease)
+    }
+
+    /// What to fetch and the cache key, after the policy accepted `url`.
+    ///
+    /// The key carries a fingerprint of the credentials, so each set of credentials has its own
+    /// mirror and checkouts, and must prove access itself.
+    fn source_for(
+        &self,
+        url: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<(Source, String), GitError> {
+        let url = self.policy.check(url)?;
+        let key = match creds {
+            Some(creds) => format!("{}-c{}", url.cache_key(), &creds.fingerprint()[..16]),
+            None => url.cache_key(),
+        };
+        let source = Source {
+            url: url.fetch_url(),
+            creds: creds.cloned(),
+            timeout: self.inner.limits.fetch_timeout,
+        };
+        Ok((source, key))
     }
 
     /// The mirror directory and its cross-process lock file.
@@ -151,28 +182,6 @@ fn lock_mirror(path: &Path) -> Result<std::fs::File, GitError> {
         .map_err(io)?;
     file.lock().map_err(io)?;
     Ok(file)
-}
-
-/// Userinfo in the URL is used as Basic credentials when none are given, and never kept in it.
-fn source_for(url: &str, creds: Option<&Credentials>, timeout: Duration) -> (Source, String) {
-    let (clean, userinfo) = split_userinfo(url.trim());
-    let creds = creds.cloned().or_else(|| {
-        let userinfo = userinfo?;
-        let (username, password) = userinfo.split_once(':')?;
-        Some(Credentials::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        })
-    });
-    let key = cache_key(&clean);
-    (
-        Source {
-            url: clean,
-            creds,
-            timeout,
-        },
-        key,
-    )
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -330,29 +339,5 @@ mod tests {
             candidate_refs("main"),
             vec!["refs/heads/main", "refs/tags/main"]
         );
-    }
-
-    #[test]
-    fn userinfo_becomes_credentials_and_leaves_the_url() {
-        let (source, _) = source_for("https://u:p@example.com/r.git", None, Duration::ZERO);
-        assert_eq!(source.url, "https://example.com/r.git");
-        assert_eq!(
-            source.creds,
-            Some(Credentials::Basic {
-                username: "u".into(),
-                password: "p".into()
-            })
-        );
-    }
-
-    #[test]
-    fn credentials_debug_hides_secrets() {
-        let basic = Credentials::Basic {
-            username: "u".into(),
-            password: "hunter2".into(),
-        };
-        let token = Credentials::Token("tok3n".into());
-        assert!(!format!("{basic:?}").contains("hunter2"));
-        assert!(!format!("{token:?}").contains("tok3n"));
     }
 }

@@ -9,6 +9,7 @@ use gix::protocol::handshake::Ref;
 use gix::protocol::transport::client::blocking_io::http;
 use gix::remote::Direction;
 
+use super::credentials::same_origin;
 use super::{Credentials, GitError};
 
 /// Refspecs that mirror every branch and tag, plus the remote's HEAD (not stored locally).
@@ -104,10 +105,19 @@ pub(crate) fn fetch(
         }
         _ => None,
     };
+    let configured_url = source.url.clone();
     let mut connection = connection.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(context) => {
+            // After a redirect gix asks for the redirect target; only the configured origin
+            // may receive the password.
+            let asked = context
+                .url
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             Ok(basic
                 .as_ref()
+                .filter(|_| same_origin(&configured_url, &asked))
                 .map(|(username, password)| gix::credentials::protocol::Outcome {
                     identity: gix::sec::identity::Account {
                         username: username.clone(),

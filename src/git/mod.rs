@@ -1,49 +1,25 @@
 //! Git repository cache and fetch (gix).
 //!
-//! One bare mirror per normalised repository URL lives under the cache root; commits are
+//! One bare mirror per (repository, credentials) lives under the cache root; commits are
 //! materialised as plain directories (one per commit) that the renderers read from.
 //! Everything goes through gix (file:// and local paths spawn `git-upload-pack`, HTTP(S)
 //! uses reqwest); there is no fallback to the `git` CLI.
 
 mod cache;
 mod checkout;
+mod credentials;
 mod fetch;
 mod gc;
 mod limits;
+mod policy;
 mod url;
 
 pub use cache::RepoCache;
+pub use credentials::{Credentials, CredentialsError, GitCredentials};
 pub use gc::Checkout;
 pub use limits::GitLimits;
+pub use policy::GitPolicy;
 pub use url::{cache_key, redact_url};
-
-/// Credentials for a repository reached over HTTP(S).
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// HTTP Basic authentication.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password (or a token used as password, e.g. GitHub's `x-access-token`).
-        password: String,
-    },
-    /// A bearer token, sent as `Authorization: Bearer <token>`.
-    Token(String),
-}
-
-impl std::fmt::Debug for Credentials {
-    // Secrets must never reach a log line, even through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            Credentials::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
-        }
-    }
-}
 
 /// Why a Git operation failed; messages are meant for users and never contain secrets.
 #[derive(Debug, thiserror::Error)]
@@ -115,5 +91,14 @@ pub enum GitError {
         url: String,
         /// The deadline in seconds.
         secs: u64,
+    },
+    /// The repository URL is forbidden by policy (a password in it, or a local path outside
+    /// `git.allowed_local_roots`); refused before any network or repository access.
+    #[error("repository URL {url} refused: {reason}")]
+    Refused {
+        /// The repository URL, without credentials.
+        url: String,
+        /// Why, and what to do instead.
+        reason: String,
     },
 }

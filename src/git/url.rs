@@ -1,86 +1,52 @@
-//! Repository URL handling: cache keys, credential-free display, and userinfo extraction.
+//! Repository URLs as text: credential-free display and cache keys, through `RepoUrl`.
 
 use sha2::{Digest, Sha256};
 
-/// The URL with any `user:password@` removed, safe for messages and logs.
+use crate::domain::RepoUrl;
+
+/// The URL without userinfo, safe for messages and logs.
+///
+/// URLs gix cannot parse are stripped of anything between `://` and the last `@` of the
+/// authority, so even a malformed URL never shows its password.
 pub fn redact_url(url: &str) -> String {
-    split_userinfo(url).0
+    match RepoUrl::parse_prefix(url) {
+        Ok(parsed) => parsed.redacted(),
+        Err(_) => strip_userinfo(url.trim()),
+    }
 }
 
-/// Splits `scheme://user:pass@host/…` into the URL without userinfo and the userinfo (if any).
-///
-/// scp-style (`git@host:path`) and local paths carry no secret and are returned unchanged.
-pub(crate) fn split_userinfo(url: &str) -> (String, Option<String>) {
+/// Removes anything between `://` and the last `@` of the authority; the fallback for URLs
+/// gix cannot parse.
+fn strip_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        return (url.to_string(), None);
+        return url.to_string();
     };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     match authority.rfind('@') {
-        Some(at) => {
-            let stripped = format!(
-                "{}{}{}",
-                &url[..scheme_end + 3],
-                &authority[at + 1..],
-                &rest[authority_end..]
-            );
-            (stripped, Some(authority[..at].to_string()))
-        }
-        None => (url.to_string(), None),
+        Some(at) => format!(
+            "{}{}{}",
+            &url[..scheme_end + 3],
+            &authority[at + 1..],
+            &rest[authority_end..]
+        ),
+        None => url.to_string(),
     }
 }
 
 /// A file-system-safe directory name identifying the repository behind `url`.
 ///
-/// Case of the host, credentials, a trailing `/` or `.git`, and `file://` versus a plain path
-/// do not change the key; a readable prefix is kept for people looking at the cache.
+/// See `RepoUrl::cache_key`; a URL that does not parse gets a key of its own, so it can never
+/// share a directory with a real repository.
 pub fn cache_key(url: &str) -> String {
-    let canonical = canonical(url);
-    let digest = Sha256::digest(canonical.as_bytes());
-    let readable: String = canonical
-        .chars()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "{}-{}",
-        readable.trim_start_matches('.'),
-        &hex::encode(digest)[..16]
-    )
-}
-
-fn canonical(url: &str) -> String {
-    let (url, _) = split_userinfo(url.trim());
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (url[..i].to_ascii_lowercase(), url[i + 3..].to_string()),
-        None => ("file".to_string(), url.clone()),
-    };
-    let rest = if scheme == "file" {
-        rest
-    } else {
-        // Host names are case-insensitive; paths are not.
-        match rest.find('/') {
-            Some(i) => format!("{}{}", rest[..i].to_ascii_lowercase(), &rest[i..]),
-            None => rest.to_ascii_lowercase(),
-        }
-    };
-    let rest = rest.trim_end_matches('/');
-    let rest = rest
-        .strip_suffix(".git")
-        .unwrap_or(rest)
-        .trim_end_matches('/');
-    format!("{scheme}://{rest}")
+    match RepoUrl::parse(url) {
+        Ok(parsed) => parsed.cache_key(),
+        Err(_) => format!(
+            "invalid-{}",
+            &hex::encode(Sha256::digest(url.trim().as_bytes()))[..16]
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -97,18 +63,15 @@ mod tests {
             redact_url("https://tok@en@example.com:8443/r?x=@"),
             "https://example.com:8443/r?x=@"
         );
-        assert_eq!(
-            redact_url("git@github.com:org/repo"),
-            "git@github.com:org/repo"
-        );
+        assert_eq!(redact_url("git@github.com:org/repo"), "github.com:org/repo");
         assert_eq!(redact_url("/srv/repo"), "/srv/repo");
     }
 
     #[test]
-    fn splits_userinfo() {
-        let (url, info) = split_userinfo("http://u:p@h/r");
-        assert_eq!(url, "http://h/r");
-        assert_eq!(info.as_deref(), Some("u:p"));
+    fn unparsable_urls_are_redacted_too() {
+        let shown = redact_url("http://u:p4ss@h:notaport/r");
+        assert!(!shown.contains("p4ss"), "{shown}");
+        assert!(shown.contains("h:notaport/r"), "{shown}");
     }
 
     #[test]

@@ -17,9 +17,15 @@ pub fn route<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Applicati
     } else {
         CauseSource::Webhook
     };
+    // Parsed once per event rather than once per app.
+    let event_repos: Vec<String> = event
+        .repo_urls
+        .iter()
+        .filter_map(|u| repo_url::canonical(u))
+        .collect();
     apps.into_iter()
         .filter_map(|app| {
-            let moved = matching_ref(event, app)?;
+            let moved = matching_ref(event, &event_repos, app)?;
             let mut job = Job::new(
                 &app.key(),
                 JobKind::Refresh,
@@ -36,13 +42,13 @@ pub fn route<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Applicati
 }
 
 /// The ref update in `event` that affects `app`, if any.
-fn matching_ref<'e>(event: &'e PushEvent, app: &Application) -> Option<&'e RefUpdate> {
+fn matching_ref<'e>(
+    event: &'e PushEvent,
+    event_repos: &[String],
+    app: &Application,
+) -> Option<&'e RefUpdate> {
     for source in app.all_sources() {
-        if !event
-            .repo_urls
-            .iter()
-            .any(|u| repo_url::same_repo(u, &source.repo_url))
-        {
+        if !repo_url::canonical(&source.repo_url).is_some_and(|key| event_repos.contains(&key)) {
             continue;
         }
         let target = source.target_revision.as_deref().unwrap_or("");

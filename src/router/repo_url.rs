@@ -1,67 +1,20 @@
-//! Canonical `host/path` keys for repository URLs, so every spelling of one repo compares equal.
+//! Router-side repository matching: every spelling of one repository compares equal.
 
-/// The canonical key of a repository URL, lower-cased; None for an empty or hostless URL.
+use crate::domain::RepoUrl;
+
+/// The canonical match key of a repository URL; None when it is not a usable repository URL.
 ///
 /// `https://user@GitHub.com:443/Org/Repo.git/`, `git@github.com:org/repo`, `ssh://git@ssh.github.com/org/repo`
 /// all become `github.com/org/repo`. `file://` URLs keep their full path.
 pub fn canonical(url: &str) -> Option<String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return None;
-    }
-    let lower = url.to_ascii_lowercase();
-    if let Some(path) = lower.strip_prefix("file://") {
-        let path = path.trim_end_matches('/');
-        let path = path.strip_suffix(".git").unwrap_or(path);
-        return Some(format!("file://{}", path.trim_end_matches('/')));
-    }
-    let (rest, scp_style) = match ["https://", "http://", "ssh://", "git://", "git+ssh://"]
-        .iter()
-        .find_map(|s| lower.strip_prefix(s))
-    {
-        Some(rest) => (rest, false),
-        None => (lower.as_str(), true),
-    };
-    // Drop user info: everything up to the last '@' before the first '/'.
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let rest = match rest[..authority_end].rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None => rest,
-    };
-    let (host_port, path) = if scp_style {
-        // scp style: host:path, where ':' separates the path (no port).
-        match rest.split_once(':') {
-            Some((host, path)) if !host.contains('/') => (host, path),
-            _ => return None,
-        }
-    } else {
-        match rest.split_once('/') {
-            Some((host, path)) => (host, path),
-            None => return None,
-        }
-    };
-    let host = match host_port.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host_port,
-    };
-    let host = host
-        .strip_prefix("altssh.")
-        .or_else(|| host.strip_prefix("ssh."))
-        .unwrap_or(host);
-    let path = path.trim_matches('/');
-    let path = path
-        .strip_suffix(".git")
-        .unwrap_or(path)
-        .trim_end_matches('/');
-    if host.is_empty() || path.is_empty() {
-        return None;
-    }
-    Some(format!("{host}/{path}"))
+    RepoUrl::parse(url)
+        .ok()
+        .map(|url| url.match_key().to_string())
 }
 
-/// Whether two URLs name the same repository.
+/// Whether two URLs name the same repository; an unparsable URL matches nothing.
 pub fn same_repo(a: &str, b: &str) -> bool {
-    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
+    matches!((RepoUrl::parse(a), RepoUrl::parse(b)), (Ok(a), Ok(b)) if a.same_repo(&b))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::status::{
 };
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
-use crate::git::{Credentials, RepoCache};
+use crate::git::{GitCredentials, GitError, RepoCache};
 use crate::job::{Job, JobKind};
 use crate::render::{DirectoryOptions, render_directory};
 use crate::store::application::{
@@ -34,21 +34,6 @@ pub struct Context {
     pub cluster: Arc<Cluster>,
     pub git: RepoCache,
     pub credentials: GitCredentials,
-}
-
-/// Git credentials by URL prefix; the longest matching prefix wins.
-#[derive(Clone, Default)]
-pub struct GitCredentials(pub Vec<(String, Credentials)>);
-
-impl GitCredentials {
-    /// Credentials for `url`, if any prefix matches.
-    pub fn for_url(&self, url: &str) -> Option<&Credentials> {
-        self.0
-            .iter()
-            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, c)| c)
-    }
 }
 
 /// What a reconcile found, for the caller's follow-up decisions.
@@ -318,8 +303,13 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
         .resolve(&source.repo_url, target, creds)
         .await
         .map_err(|e| {
+            // A refused or malformed repoURL is the spec's fault, as in Argo CD.
+            let condition = match e {
+                GitError::Refused { .. } | GitError::InvalidUrl { .. } => INVALID_SPEC_ERROR,
+                _ => COMPARISON_ERROR,
+            };
             failed(
-                COMPARISON_ERROR,
+                condition,
                 format!("failed to resolve revision {target:?}: {e}"),
             )
         })?;
