@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use crate::secret::ExposeSecret;
 use crate::webhook::Signature;
 
 /// Where the server is and how to authenticate.
@@ -25,7 +26,7 @@ impl ApiClient {
                     .with_context(|| {
                         format!("no --token given and {} is unreadable", path.display())
                     })?
-                    .expose()
+                    .expose_secret()
                     .to_owned()
             }
         };
@@ -193,6 +194,6 @@ pub fn webhook_secret(flag: Option<String>, data_dir: &Path) -> anyhow::Result<S
     let path: PathBuf = data_dir.join("github-webhook-secret");
     Ok(crate::secret::read_file(&path)
         .with_context(|| format!("no --secret given and {} is unreadable", path.display()))?
-        .expose()
+        .expose_secret()
         .to_owned())
 }

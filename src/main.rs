@@ -1,5 +1,6 @@
 //! The `capstan` binary: every role and tool of Capstan behind one CLI.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -141,7 +142,20 @@ struct SandboxArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, causes included: not anyhow's Debug, which adds a backtrace whenever
+            // RUST_BACKTRACE happens to be set in the user's shell.
+            let message = format!("{e:#}").replace(['\n', '\r'], " ");
+            let _ = writeln!(std::io::stderr().lock(), "capstan: error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     capstan::install_crypto_provider();
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref())?;
@@ -247,7 +261,7 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     };
     let sandbox = Sandbox::start(opts).await?;
     if let Some(path) = &args.write_kubeconfig {
-        write_private(path, sandbox.kubeconfig_yaml().as_bytes())
+        capstan::private_fs::write_replacing(path, sandbox.kubeconfig_yaml().as_bytes())
             .with_context(|| format!("writing kubeconfig to {}", path.display()))?;
     }
     // The banner says plainly that this is not a real cluster.
@@ -260,19 +274,6 @@ async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<(
     say("stopping the Capstan sandbox");
     sandbox.shutdown().await;
     Ok(())
-}
-
-/// Writes a file only its owner can read: a kubeconfig may carry the bearer token.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
 }
 
 /// Waits for Ctrl-C or SIGTERM, so the state file is flushed when a service manager stops us.
@@ -288,7 +289,6 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 
 /// Prints a line for the user; a closed stdout (the reader went away) must not stop a server.
 fn say(line: &str) {
-    use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
