@@ -36,6 +36,8 @@ pub struct Options {
     pub role: Role,
     pub amqp_url: String,
     pub poll_interval_secs: u64,
+    /// More `CAPSTAN__…` settings, applied over the test defaults.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             role: Role::All,
             amqp_url: AMQP.into(),
             poll_interval_secs: 180,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -123,7 +126,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         ),
     )
     .expect("write test config");
-    let env = test_env(
+    let mut env = test_env(
         &kubeconfig,
         data_dir.path(),
         &prefix,
@@ -133,6 +136,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
         &webhook_secret,
         opts.poll_interval_secs,
     );
+    env.extend(opts.extra_env);
     let settings = Settings::load_from(Some(&config_file), env).expect("test settings load");
     assert_eq!(settings.cluster.management, ManagementCluster::Kubeconfig);
     assert_eq!(settings.queue.kind, QueueKind::Rabbitmq);

@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod edge;
 mod helpers;
 
 use std::time::Duration;
