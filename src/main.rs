@@ -146,10 +146,12 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line, causes included: not anyhow's Debug, which adds a backtrace whenever
-            // RUST_BACKTRACE happens to be set in the user's shell.
-            let message = format!("{e:#}").replace(['\n', '\r'], " ");
-            let _ = writeln!(std::io::stderr().lock(), "capstan: error: {message}");
+            // Not anyhow's Debug, which adds a backtrace whenever RUST_BACKTRACE is set.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "capstan: error: {}",
+                cli::error_line(&e)
+            );
             std::process::ExitCode::FAILURE
         }
     }
