@@ -272,3 +272,31 @@ async fn bad_names_bad_documents_and_unknown_routes_answer_in_one_json_error_sha
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_directories_and_generated_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let data_dir = parent.path().join("fresh/capstan");
+    let app = spawn_app(Options {
+        extra_env: env(&[
+            ("CAPSTAN__SERVER__DATA_DIR", &data_dir.display().to_string()),
+            // Empty: the secret is generated into the data directory.
+            ("CAPSTAN__WEBHOOK__GITHUB_SECRET", ""),
+        ]),
+        ..Default::default()
+    })
+    .await;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&parent.path().join("fresh")), 0o700);
+    assert_eq!(mode(&data_dir), 0o700);
+    assert_eq!(mode(&data_dir.join("git")), 0o700, "the Git cache");
+    assert_eq!(mode(&data_dir.join("github-webhook-secret")), 0o600);
+    drop(app);
+}
