@@ -19,7 +19,7 @@ use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, ExposeSecret, SecretString};
 use crate::store::{self, AppStore};
-use crate::webhook::{Provider, WebhookSecrets};
+use crate::webhook::{self, WebhookSecrets};
 use crate::worker::reconcile::{Context, GitCredentials};
 use crate::worker::{poller, route_events, syncer};
 
@@ -74,19 +74,14 @@ impl Service {
             settings.webhook.github_secret_file.as_deref(),
             Some(&data_dir.join("github-webhook-secret")),
         )?;
-        for name in &settings.webhook.allow_unsigned {
-            if Provider::from_name(name).is_none() {
-                let known: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
-                anyhow::bail!(
-                    "webhook.allow_unsigned: unknown provider {name:?} (known: {})",
-                    known.join(", ")
-                );
-            }
+        let allow_unsigned = webhook::allowed_unsigned(&settings.webhook.allow_unsigned)
+            .context("webhook.allow_unsigned")?;
+        for name in &allow_unsigned {
             tracing::warn!(provider = %name, "webhooks from this provider are accepted WITHOUT a signature");
         }
         let webhook_secrets = WebhookSecrets {
             github: github_secret.clone(),
-            allow_unsigned: settings.webhook.allow_unsigned.iter().cloned().collect(),
+            allow_unsigned,
         };
 
         let shutdown = CancellationToken::new();
@@ -146,7 +141,7 @@ impl Service {
             body_timeout: Duration::from_millis(settings.webhook.body_timeout_ms),
         };
         let server_settings = &settings.server;
-        // actix-http itself refuses request heads over 128 KiB (431) or with over 96 headers (400).
+        // actix-http itself refuses request heads over 128 KiB or with over 96 headers (431).
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())

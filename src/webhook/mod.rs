@@ -34,6 +34,8 @@ pub enum WebhookError {
     UnsupportedContentType,
     #[error("bad payload: {0}")]
     BadPayload(String),
+    #[error("unknown Git host {0}")]
+    UnknownProviderName(String),
 }
 
 impl WebhookError {
@@ -44,7 +46,8 @@ impl WebhookError {
             WebhookError::UnsupportedContentType => 415,
             WebhookError::UnknownProvider
             | WebhookError::UnsupportedProvider(_)
-            | WebhookError::BadPayload(_) => 400,
+            | WebhookError::BadPayload(_)
+            | WebhookError::UnknownProviderName(_) => 400,
         }
     }
 }
@@ -120,6 +123,24 @@ pub struct WebhookSecrets {
     pub github: Option<SecretString>,
     /// Providers whose requests are accepted without a signature (explicit operator choice).
     pub allow_unsigned: BTreeSet<String>,
+}
+
+/// The providers named in `webhook.allow_unsigned`, refusing a name Capstan does not know: a
+/// typo must not silently leave a provider's webhooks refused, nor pass unnoticed.
+pub fn allowed_unsigned(names: &[String]) -> Result<BTreeSet<String>, WebhookError> {
+    names
+        .iter()
+        .map(|name| match Provider::from_name(name) {
+            Some(p) => Ok(p.name().to_owned()),
+            None => {
+                let known: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+                Err(WebhookError::UnknownProviderName(format!(
+                    "{name:?} (known: {})",
+                    known.join(", ")
+                )))
+            }
+        })
+        .collect()
 }
 
 /// Verifies and parses one delivery. `body` must already be capped by the caller.
@@ -241,6 +262,15 @@ mod tests {
             let r = receive(&push(None), BODY, &s);
             assert!(matches!(r, Err(WebhookError::Unauthorized(_))), "{r:?}");
         }
+    }
+
+    #[test]
+    fn allow_unsigned_names_must_be_known_providers() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = allowed_unsigned(&names(&["github", "gitlab"])).expect("known");
+        assert!(ok.contains("github") && ok.contains("gitlab"));
+        let err = allowed_unsigned(&names(&["githib"])).expect_err("typo");
+        assert!(err.to_string().contains("githib"), "{err}");
     }
 
     #[test]
