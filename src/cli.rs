@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use crate::secret::ExposeSecret;
 use crate::webhook::Signature;
 
 /// Where the server is and how to authenticate.
@@ -25,7 +26,7 @@ impl ApiClient {
                     .with_context(|| {
                         format!("no --token given and {} is unreadable", path.display())
                     })?
-                    .expose()
+                    .expose_secret()
                     .to_owned()
             }
         };
@@ -272,6 +273,42 @@ pub fn webhook_secret(flag: Option<String>, data_dir: &Path) -> anyhow::Result<S
     let path: PathBuf = data_dir.join("github-webhook-secret");
     Ok(crate::secret::read_file(&path)
         .with_context(|| format!("no --secret given and {} is unreadable", path.display()))?
-        .expose()
+        .expose_secret()
         .to_owned())
+}
+
+/// An error and its causes as one line for the user: causes whose text the line already holds
+/// (errors that print their source) are not repeated, and line breaks become spaces.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("invalid configuration: {0}")]
+    struct Repeats(#[from] std::io::Error);
+
+    #[test]
+    fn an_error_chain_is_one_line_without_repeats() {
+        let io = std::io::Error::other("bad key\nsecond line");
+        let e = anyhow::Error::from(Repeats(io)).context("loading settings");
+        assert_eq!(
+            error_line(&e),
+            "loading settings: invalid configuration: bad key second line"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use crate::queue::QueueSettings;
+use crate::secret::SecretString;
 
 /// The default configuration, compiled in so the binary works from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -48,6 +49,14 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// The control namespace: Applications and AppProjects live here (created at start when missing).
     pub namespace: String,
+    /// A client must send a complete request head within this time (408 otherwise).
+    pub request_head_timeout_ms: u64,
+    /// After a response is sent, the connection is closed if the client has not closed it by then.
+    pub disconnect_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this time.
+    pub keep_alive_secs: u64,
+    /// `/readyz` answers from a result at most this old, so it cannot be used to load the cluster.
+    pub readiness_cache_ms: u64,
 }
 
 /// Where Applications outside the control namespace are honoured.
@@ -65,7 +74,7 @@ pub struct ApplicationsSettings {
 pub struct ApiSettings {
     /// Bearer token, normally from `CAPSTAN__API__TOKEN`; never put it in a committed file.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// File holding the bearer token; when neither is set one is generated into `<data_dir>/api-token`.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
@@ -77,12 +86,15 @@ pub struct ApiSettings {
 pub struct WebhookSettings {
     /// Bodies larger than this are refused with 413 while they are read.
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this time (408 otherwise): slow senders cannot hold
+    /// connections open.
+    pub body_timeout_ms: u64,
     /// Providers accepted without a signature; an explicit operator choice, empty by default.
     #[serde(default)]
     pub allow_unsigned: Vec<String>,
     /// GitHub secret, normally from `CAPSTAN__WEBHOOK__GITHUB_SECRET`.
     #[serde(default)]
-    pub github_secret: Option<String>,
+    pub github_secret: Option<SecretString>,
     /// File holding the GitHub secret; when neither is set one is generated into
     /// `<data_dir>/github-webhook-secret`.
     #[serde(default)]
@@ -251,6 +263,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -315,6 +328,36 @@ mod tests {
         )
         .expect("loads");
         assert_eq!(s.applications.namespaces, ["team-*", "apps"]);
+    }
+
+    #[test]
+    fn debug_output_of_the_settings_shows_no_secret() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CAPSTAN__API__TOKEN", "api-token-value-1"),
+                ("CAPSTAN__WEBHOOK__GITHUB_SECRET", "github-secret-value-2"),
+                (
+                    "CAPSTAN__QUEUE__URL",
+                    "amqp://capstan:amqp-password-3@rabbit:5672/%2f",
+                ),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(
+            s.api.token.as_ref().map(ExposeSecret::expose_secret),
+            Some("api-token-value-1"),
+            "the value is loaded, only hidden"
+        );
+        let shown = format!("{s:?} {s:#?}");
+        for secret in [
+            "api-token-value-1",
+            "github-secret-value-2",
+            "amqp-password-3",
+        ] {
+            assert!(!shown.contains(secret), "{secret} leaks in {shown}");
+        }
+        assert!(shown.contains("rabbit:5672"), "the rest stays readable");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `capstan` binary: every role and tool of Capstan behind one CLI.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -170,7 +171,22 @@ struct SandboxArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Not anyhow's Debug, which adds a backtrace whenever RUST_BACKTRACE is set.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "capstan: error: {}",
+                cli::error_line(&e)
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     capstan::install_crypto_provider();
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref())?;
@@ -329,7 +345,6 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 
 /// Prints a line for the user; a closed stdout (the reader went away) must not stop a server.
 fn say(line: &str) {
-    use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

@@ -1,38 +1,17 @@
 //! Secrets: values that never reach a log line, read from env or files, or generated on first start.
 
-use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
-/// A secret string whose `Debug` and `Display` never show the value.
-#[derive(Clone)]
-pub struct SecretString(Arc<str>);
+pub use secrecy::{ExposeSecret, SecretString};
 
-impl SecretString {
-    /// Wraps a value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        SecretString(value.into())
-    }
-
-    /// The value; call sites are the few places that must use it (MAC keys, comparisons, headers).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time equality, hashing both sides first so the length does not leak either.
-    pub fn ct_eq(&self, other: &str) -> bool {
-        use sha2::{Digest, Sha256};
-        use subtle::ConstantTimeEq;
-        let a = Sha256::digest(self.0.as_bytes());
-        let b = Sha256::digest(other.as_bytes());
-        a.as_slice().ct_eq(b.as_slice()).into()
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(***)")
-    }
+/// Constant-time equality of a secret with a presented value, hashing both sides first so the
+/// length does not leak either.
+pub fn ct_eq(secret: &SecretString, presented: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let a = Sha256::digest(secret.expose_secret().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 /// A secret that could not be read or created.
@@ -64,17 +43,17 @@ pub fn read_file(path: &Path) -> Result<SecretString, SecretError> {
             path: path.display().to_string(),
         });
     }
-    Ok(SecretString::new(value))
+    Ok(SecretString::from(value))
 }
 
 /// The secret from `value` (env), else `file`, else the one generated at `generated` (created on first use).
 pub fn resolve(
-    value: Option<&str>,
+    value: Option<&SecretString>,
     file: Option<&Path>,
     generated: Option<&Path>,
 ) -> Result<Option<SecretString>, SecretError> {
-    if let Some(v) = value.filter(|v| !v.is_empty()) {
-        return Ok(Some(SecretString::new(v)));
+    if let Some(v) = value.filter(|v| !v.expose_secret().is_empty()) {
+        return Ok(Some(v.clone()));
     }
     if let Some(path) = file {
         return read_file(path).map(Some);
@@ -86,11 +65,11 @@ pub fn resolve(
         return read_file(path).map(Some);
     }
     let value = random_token();
-    write_private(path, &value).map_err(|source| SecretError::Write {
+    crate::private_fs::write_new(path, value.as_bytes()).map_err(|source| SecretError::Write {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(Some(SecretString::new(value)))
+    Ok(Some(SecretString::from(value)))
 }
 
 /// 32 random bytes as hex.
@@ -99,30 +78,13 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(value.as_bytes())?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn debug_never_shows_the_value() {
-        let s = SecretString::new("hunter2");
+        let s = SecretString::from("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 
@@ -133,39 +95,47 @@ mod tests {
         std::fs::write(&file, "from-file\n").expect("write");
         let gen_path = dir.path().join("gen/secret");
         assert_eq!(
-            resolve(Some("env"), Some(&file), None)
+            resolve(Some(&SecretString::from("env")), Some(&file), None)
                 .expect("ok")
                 .expect("some")
-                .expose(),
+                .expose_secret(),
             "env"
         );
         assert_eq!(
             resolve(None, Some(&file), None)
                 .expect("ok")
                 .expect("some")
-                .expose(),
+                .expose_secret(),
             "from-file"
         );
         let first = resolve(None, None, Some(&gen_path))
             .expect("ok")
             .expect("some");
-        let again = resolve(Some(""), None, Some(&gen_path))
+        let again = resolve(Some(&SecretString::from("")), None, Some(&gen_path))
             .expect("ok")
             .expect("some");
         assert_eq!(
-            first.expose(),
-            again.expose(),
+            first.expose_secret(),
+            again.expose_secret(),
             "a generated secret is stable across starts"
         );
-        assert_eq!(first.expose().len(), 64);
+        assert_eq!(first.expose_secret().len(), 64);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&gen_path),
+            0o600,
+            "a generated secret is readable by its owner only"
+        );
+        assert_eq!(mode(&dir.path().join("gen")), 0o700, "so is its directory");
         assert!(resolve(None, None, None).expect("ok").is_none());
     }
 
     #[test]
     fn constant_time_comparison_is_correct() {
-        let s = SecretString::new("token");
-        assert!(s.ct_eq("token"));
-        assert!(!s.ct_eq("token2"));
-        assert!(!s.ct_eq(""));
+        let s = SecretString::from("token");
+        assert!(ct_eq(&s, "token"));
+        assert!(!ct_eq(&s, "token2"));
+        assert!(!ct_eq(&s, ""));
     }
 }

@@ -12,16 +12,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tracing_actix_web::TracingLogger;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, Readiness, WebhookLimits};
 use crate::cluster::Cluster;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
 use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
+use crate::private_fs;
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::secret::{self, SecretString};
+use crate::secret::{self, ExposeSecret, SecretString};
 use crate::store::{self, AppStore, ProjectStore};
 use crate::tenancy::Tenancy;
-use crate::webhook::WebhookSecrets;
+use crate::webhook::{self, WebhookSecrets};
 use crate::worker::reconcile::Context;
 use crate::worker::{poller, route_events, syncer};
 
@@ -43,6 +44,8 @@ impl Service {
     /// Connects everything the settings ask for and binds the HTTP port (port 0 picks one).
     pub async fn build(settings: Settings) -> anyhow::Result<Service> {
         let data_dir = settings.server.data_dir.clone();
+        private_fs::create_dir(&data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let (sandbox, client) = management_client(&settings).await?;
         if sandbox.is_some() {
             store::install_crds(&client)
@@ -77,19 +80,24 @@ impl Service {
             .context("connecting to the queue")?;
 
         let api_token = secret::resolve(
-            settings.api.token.as_deref(),
+            settings.api.token.as_ref(),
             settings.api.token_file.as_deref(),
             Some(&data_dir.join("api-token")),
         )?
         .context("no API token")?;
         let github_secret = secret::resolve(
-            settings.webhook.github_secret.as_deref(),
+            settings.webhook.github_secret.as_ref(),
             settings.webhook.github_secret_file.as_deref(),
             Some(&data_dir.join("github-webhook-secret")),
         )?;
+        let allow_unsigned = webhook::allowed_unsigned(&settings.webhook.allow_unsigned)
+            .context("webhook.allow_unsigned")?;
+        for name in &allow_unsigned {
+            tracing::warn!(provider = %name, "webhooks from this provider are accepted WITHOUT a signature");
+        }
         let webhook_secrets = WebhookSecrets {
             github: github_secret.clone(),
-            allow_unsigned: settings.webhook.allow_unsigned.iter().cloned().collect(),
+            allow_unsigned,
         };
 
         let shutdown = CancellationToken::new();
@@ -100,6 +108,8 @@ impl Service {
                 .cache_dir
                 .clone()
                 .unwrap_or_else(|| data_dir.join("git"));
+            private_fs::create_dir(&git_root)
+                .with_context(|| format!("creating Git cache {}", git_root.display()))?;
             let ctx = Arc::new(Context {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
@@ -149,18 +159,29 @@ impl Service {
             cluster,
             api_token: api_token.clone(),
             webhook_secrets,
+            readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let with_api = matches!(settings.server.role, Role::Api | Role::All);
-        let max_body = settings.webhook.max_body_bytes;
+        let webhook_limits = WebhookLimits {
+            max_body_bytes: settings.webhook.max_body_bytes,
+            body_timeout: Duration::from_millis(settings.webhook.body_timeout_ms),
+        };
+        let server_settings = &settings.server;
+        // actix-http itself refuses request heads over 128 KiB or with over 96 headers (431).
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
-                .configure(|cfg| api::configure(cfg, max_body, with_api))
+                .configure(|cfg| api::configure(cfg, webhook_limits, with_api))
         })
+        .client_request_timeout(Duration::from_millis(
+            server_settings.request_head_timeout_ms,
+        ))
+        .client_disconnect_timeout(Duration::from_millis(server_settings.disconnect_timeout_ms))
+        .keep_alive(Duration::from_secs(server_settings.keep_alive_secs))
         .workers(2)
         .shutdown_timeout(30)
         .listen(listener)?
@@ -317,10 +338,12 @@ fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
     let mut out = GitCredentials::new();
     for c in &settings.git.credentials {
         let creds = match (&c.token_file, &c.password_file) {
-            (Some(token), _) => Credentials::Token(secret::read_file(token)?.expose().to_owned()),
+            (Some(token), _) => {
+                Credentials::Token(secret::read_file(token)?.expose_secret().to_owned())
+            }
             (None, Some(password)) => Credentials::Basic {
                 username: c.username.clone().unwrap_or_else(|| "git".into()),
-                password: secret::read_file(password)?.expose().to_owned(),
+                password: secret::read_file(password)?.expose_secret().to_owned(),
             },
             (None, None) => anyhow::bail!(
                 "git credentials for {} need password_file or token_file",

@@ -1,19 +1,51 @@
 //! `/api/v1/applications`: list, get, create, delete, refresh and sync.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::ApiState;
 use super::auth::Authenticated;
-use super::{ApiState, error};
+use super::error::ApiError;
+use super::names::{check_label, check_subdomain};
 use crate::job::{Cause, CauseSource, Job, JobKind};
-use crate::store::{Application, StoreError};
+use crate::store::Application;
 use crate::tenancy::Tenancy;
 
-/// Path parameters naming one Application.
-#[derive(Deserialize)]
+/// The Application a path names, its namespace and name already checked (DNS-1123), so no handler
+/// ever passes an unchecked name to the cluster or the queue.
 pub struct AppPath {
     namespace: String,
     name: String,
+}
+
+impl AppPath {
+    /// Checks both names; the error says which one is wrong and what is allowed.
+    pub fn parse(namespace: &str, name: &str) -> Result<AppPath, ApiError> {
+        check_label("namespace", namespace)?;
+        check_subdomain("name", name)?;
+        Ok(AppPath {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl FromRequest for AppPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let info = req.match_info();
+        ready(match (info.get("namespace"), info.get("name")) {
+            (Some(namespace), Some(name)) => AppPath::parse(namespace, name),
+            _ => Err(ApiError::Internal(
+                "route has no {namespace}/{name} segments".into(),
+            )),
+        })
+    }
 }
 
 /// Query of refresh and sync.
@@ -23,18 +55,6 @@ pub struct JobQuery {
     hard: bool,
     #[serde(default)]
     prune: bool,
-}
-
-/// A store error as the HTTP answer a client can act on.
-pub fn store_error(e: StoreError) -> HttpResponse {
-    match e {
-        StoreError::NotFound(what) => error(StatusCode::NOT_FOUND, format!("{what} not found")),
-        StoreError::Kube(kube::Error::Api(s)) => error(
-            StatusCode::from_u16(s.code).unwrap_or(StatusCode::BAD_GATEWAY),
-            s.message,
-        ),
-        other => error(StatusCode::BAD_GATEWAY, other),
-    }
 }
 
 /// Every Application Capstan honours, with spec and status.
@@ -52,37 +72,32 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
 /// One Application, read fresh from the cluster.
 pub async fn get(
     _auth: Authenticated,
-    path: web::Path<AppPath>,
+    path: AppPath,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    match honoured(&state, &path).await {
-        Ok(app) => HttpResponse::Ok().json(app),
-        Err(resp) => resp,
-    }
+) -> Result<HttpResponse, ApiError> {
+    let app = honoured(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(app))
 }
 
-/// The Application at `path`, read fresh, if it exists where Capstan honours Applications.
-async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, HttpResponse> {
-    let app = state
-        .store
-        .get(&path.namespace, &path.name)
-        .await
-        .map_err(store_error)?;
+/// The Application at `path`, read fresh, if it lives where Capstan honours Applications.
+async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, ApiError> {
+    let app = state.store.get(&path.namespace, &path.name).await?;
     state
         .tenancy
         .honours(&app)
-        .map_err(|reason| error(StatusCode::FORBIDDEN, reason))?;
+        .map_err(|reason| ApiError::Forbidden(reason.to_string()))?;
     Ok(app)
 }
 
 /// Refuses an Application the control plane would not act on, with the reason a user can fix.
-pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), String> {
-    tenancy.honours(app).map_err(|e| e.to_string())?;
-    let rules = tenancy.rules_for(app).map_err(|e| e.to_string())?;
+pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), ApiError> {
+    let forbidden = |e: &dyn std::fmt::Display| ApiError::Forbidden(e.to_string());
+    tenancy.honours(app).map_err(|e| forbidden(&e))?;
+    let rules = tenancy.rules_for(app).map_err(|e| forbidden(&e))?;
     for source in app.all_sources() {
         rules
             .check_repo(&source.repo_url)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| forbidden(&e))?;
     }
     Ok(())
 }
@@ -92,64 +107,52 @@ pub async fn create(
     _auth: Authenticated,
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    let app = match parse_application(body.into_inner(), state.tenancy.control_namespace()) {
-        Ok(app) => app,
-        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
-    };
-    if let Err(reason) = admit(&state.tenancy, &app) {
-        return error(StatusCode::FORBIDDEN, reason);
-    }
-    match state.store.create(&app).await {
-        Ok(created) => HttpResponse::Created().json(created),
-        Err(e) => store_error(e),
-    }
+) -> Result<HttpResponse, ApiError> {
+    let app = parse_application(body.into_inner(), state.tenancy.control_namespace())
+        .map_err(ApiError::Unprocessable)?;
+    admit(&state.tenancy, &app)?;
+    let created = state.store.create(&app).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// Deletes an Application (the resources it applied stay, as with Argo CD's non-cascading delete).
 pub async fn delete(
     _auth: Authenticated,
-    path: web::Path<AppPath>,
+    path: AppPath,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    if let Err(resp) = honoured(&state, &path).await {
-        return resp;
-    }
-    match state.store.delete(&path.namespace, &path.name).await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
-        Err(e) => store_error(e),
-    }
+) -> Result<HttpResponse, ApiError> {
+    honoured(&state, &path).await?;
+    state.store.delete(&path.namespace, &path.name).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })))
 }
 
 /// Enqueues a refresh (`?hard=true` bypasses caches). A refresh never syncs by itself.
 pub async fn refresh(
     _auth: Authenticated,
-    path: web::Path<AppPath>,
+    path: AppPath,
     query: web::Query<JobQuery>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     enqueue(path, query.into_inner(), state, JobKind::Refresh).await
 }
 
 /// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git).
 pub async fn sync(
     _auth: Authenticated,
-    path: web::Path<AppPath>,
+    path: AppPath,
     query: web::Query<JobQuery>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     enqueue(path, query.into_inner(), state, JobKind::Sync).await
 }
 
 async fn enqueue(
-    path: web::Path<AppPath>,
+    path: AppPath,
     query: JobQuery,
     state: web::Data<ApiState>,
     kind: JobKind,
-) -> HttpResponse {
-    if let Err(resp) = honoured(&state, &path).await {
-        return resp;
-    }
+) -> Result<HttpResponse, ApiError> {
+    honoured(&state, &path).await?;
     let mut job = Job::new(
         &format!("{}/{}", path.namespace, path.name),
         kind,
@@ -161,15 +164,8 @@ async fn enqueue(
     );
     job.hard = query.hard;
     job.prune = query.prune;
-    match crate::worker::publish_job(&state.queue, &job).await {
-        Ok(()) => {
-            HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id }))
-        }
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("job not queued, retry later: {e}"),
-        ),
-    }
+    crate::worker::publish_job(&state.queue, &job).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id })))
 }
 
 /// The namespace Argo CD keeps its Applications in; documents from there land in the control namespace.
@@ -189,16 +185,15 @@ pub fn parse_application(
     }
     let mut app: Application =
         serde_json::from_value(doc).map_err(|e| format!("invalid Application: {e}"))?;
-    if app.metadata.name.as_deref().is_none_or(str::is_empty) {
-        return Err("metadata.name is required".into());
+    match app.metadata.name.as_deref() {
+        None | Some("") => return Err("metadata.name is required".into()),
+        Some(name) => check_subdomain("metadata.name", name).map_err(|e| e.to_string())?,
     }
-    if app
-        .metadata
-        .namespace
-        .as_deref()
-        .is_none_or(|ns| ns.is_empty() || ns == ARGO_CD_NAMESPACE)
-    {
-        app.metadata.namespace = Some(control_namespace.into());
+    match app.metadata.namespace.as_deref() {
+        None | Some("") | Some(ARGO_CD_NAMESPACE) => {
+            app.metadata.namespace = Some(control_namespace.into())
+        }
+        Some(ns) => check_label("metadata.namespace", ns).map_err(|e| e.to_string())?,
     }
     clear_server_fields(&mut app.metadata);
     Ok(app)
@@ -306,5 +301,22 @@ mod tests {
         )
         .expect_err("bad spec");
         assert!(err.contains("invalid Application"), "{err}");
+        let err = parse_application(
+            json!({"apiVersion": "capstan.dev/v1alpha1",
+            "kind": "Application", "metadata": {"name": "Guest_Book"}, "spec": {}}),
+            "capstan",
+        )
+        .expect_err("bad name");
+        assert!(
+            err.contains("metadata.name") && err.contains("DNS-1123"),
+            "{err}"
+        );
+        let err = parse_application(
+            json!({"apiVersion": "capstan.dev/v1alpha1",
+            "kind": "Application", "metadata": {"name": "ok", "namespace": "../x"}, "spec": {}}),
+            "capstan",
+        )
+        .expect_err("bad namespace");
+        assert!(err.contains("metadata.namespace"), "{err}");
     }
 }

@@ -2,13 +2,15 @@
 
 pub mod applications;
 pub mod auth;
+pub mod error;
 pub mod health;
+pub mod names;
 pub mod projects;
 pub mod webhook;
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::web;
 
 use crate::cluster::Cluster;
 use crate::queue::SharedQueue;
@@ -16,6 +18,9 @@ use crate::secret::SecretString;
 use crate::store::AppStore;
 use crate::tenancy::Tenancy;
 use crate::webhook::WebhookSecrets;
+pub use error::ApiError;
+pub use health::Readiness;
+pub use webhook::WebhookLimits;
 
 /// Shared state of the HTTP handlers.
 pub struct ApiState {
@@ -25,23 +30,34 @@ pub struct ApiState {
     pub cluster: Arc<Cluster>,
     pub api_token: SecretString,
     pub webhook_secrets: WebhookSecrets,
+    /// The cached answer of `/readyz`.
+    pub readiness: Readiness,
 }
 
 /// Mounts every route; `with_api` is false for a worker-only process (health endpoints only).
-pub fn configure(cfg: &mut web::ServiceConfig, max_webhook_bytes: usize, with_api: bool) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, with_api: bool) {
+    cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .default_service(web::to(error::not_found))
+        .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
     if !with_api {
         return;
     }
     cfg.service(
         web::resource("/api/webhook")
-            .app_data(web::PayloadConfig::new(max_webhook_bytes))
+            .app_data(web::PayloadConfig::new(webhook_limits.max_body_bytes))
+            .app_data(webhook_limits)
             .route(web::post().to(webhook::receive)),
     )
     .service(
         web::scope("/api/v1/applications")
-            .app_data(web::JsonConfig::default().limit(4 * 1024 * 1024))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(4 * 1024 * 1024)
+                    .error_handler(error::json_error),
+            )
             .route("", web::get().to(applications::list))
             .route("", web::post().to(applications::create))
             .route("/{namespace}/{name}", web::get().to(applications::get))
@@ -60,15 +76,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_webhook_bytes: usize, with_ap
     )
     .service(
         web::scope("/api/v1/projects")
-            .app_data(web::JsonConfig::default().limit(1024 * 1024))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(1024 * 1024)
+                    .error_handler(error::json_error),
+            )
             .route("", web::get().to(projects::list))
             .route("", web::post().to(projects::create))
             .route("/{name}", web::get().to(projects::get))
             .route("/{name}", web::delete().to(projects::delete)),
     );
-}
-
-/// A JSON error body `{"error": message}` with `status`.
-pub fn error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
 }

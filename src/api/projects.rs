@@ -1,11 +1,12 @@
 //! `/api/v1/projects`: list, get, create and delete AppProjects.
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::applications::store_error;
+use super::ApiState;
 use super::auth::Authenticated;
-use super::{ApiState, error};
+use super::error::ApiError;
+use super::names::check_subdomain;
 use crate::store::AppProject;
 use crate::tenancy::project_name;
 
@@ -32,13 +33,14 @@ pub async fn get(
     _auth: Authenticated,
     path: web::Path<ProjectPath>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
+    check_subdomain("name", &path.name)?;
     match state.tenancy.projects().get(&path.name) {
-        Some(p) => HttpResponse::Ok().json(p.as_ref()),
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("project {} not found", path.name),
-        ),
+        Some(p) => Ok(HttpResponse::Ok().json(p.as_ref())),
+        None => Err(ApiError::NotFound(format!(
+            "project {} not found",
+            path.name
+        ))),
     }
 }
 
@@ -47,15 +49,10 @@ pub async fn create(
     _auth: Authenticated,
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    let project = match parse_project(body.into_inner()) {
-        Ok(p) => p,
-        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
-    };
-    match state.tenancy.projects().create(&project).await {
-        Ok(created) => HttpResponse::Created().json(created),
-        Err(e) => store_error(e),
-    }
+) -> Result<HttpResponse, ApiError> {
+    let project = parse_project(body.into_inner()).map_err(ApiError::Unprocessable)?;
+    let created = state.tenancy.projects().create(&project).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// Deletes a project no Application uses any more (as Argo CD refuses to orphan apps).
@@ -63,7 +60,8 @@ pub async fn delete(
     _auth: Authenticated,
     path: web::Path<ProjectPath>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
+    check_subdomain("name", &path.name)?;
     let users = state
         .store
         .list()
@@ -71,18 +69,13 @@ pub async fn delete(
         .filter(|a| project_name(a) == path.name)
         .count();
     if users > 0 {
-        return error(
-            StatusCode::CONFLICT,
-            format!(
-                "project {} is referenced by {users} application(s); delete or move them first",
-                path.name
-            ),
-        );
+        return Err(ApiError::Conflict(format!(
+            "project {} is referenced by {users} application(s); delete or move them first",
+            path.name
+        )));
     }
-    match state.tenancy.projects().delete(&path.name).await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })),
-        Err(e) => store_error(e),
-    }
+    state.tenancy.projects().delete(&path.name).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })))
 }
 
 /// An AppProject from a document, accepting Argo CD's apiVersion; its namespace is always the
@@ -94,8 +87,9 @@ pub fn parse_project(mut doc: serde_json::Value) -> Result<AppProject, String> {
     }
     let mut project: AppProject =
         serde_json::from_value(doc).map_err(|e| format!("invalid AppProject: {e}"))?;
-    if project.metadata.name.as_deref().is_none_or(str::is_empty) {
-        return Err("metadata.name is required".into());
+    match project.metadata.name.as_deref() {
+        None | Some("") => return Err("metadata.name is required".into()),
+        Some(name) => check_subdomain("metadata.name", name).map_err(|e| e.to_string())?,
     }
     super::applications::clear_server_fields(&mut project.metadata);
     project.metadata.namespace = None;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use actix_web::http::header::HeaderMap;
 
 use crate::event::PushEvent;
-use crate::secret::SecretString;
+use crate::secret::{ExposeSecret, SecretString};
 pub use signature::{Signature, SignatureError};
 
 /// What a valid webhook asks of us.
@@ -34,6 +34,8 @@ pub enum WebhookError {
     UnsupportedContentType,
     #[error("bad payload: {0}")]
     BadPayload(String),
+    #[error("unknown Git host {0}")]
+    UnknownProviderName(String),
 }
 
 impl WebhookError {
@@ -44,7 +46,8 @@ impl WebhookError {
             WebhookError::UnsupportedContentType => 415,
             WebhookError::UnknownProvider
             | WebhookError::UnsupportedProvider(_)
-            | WebhookError::BadPayload(_) => 400,
+            | WebhookError::BadPayload(_)
+            | WebhookError::UnknownProviderName(_) => 400,
         }
     }
 }
@@ -62,6 +65,22 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Every provider Capstan recognises.
+    pub const ALL: [Provider; 7] = [
+        Provider::AzureDevOps,
+        Provider::Gitea,
+        Provider::Gogs,
+        Provider::GitHub,
+        Provider::GitLab,
+        Provider::BitbucketCloud,
+        Provider::BitbucketServer,
+    ];
+
+    /// The provider configured under `name` (as in `webhook.allow_unsigned`).
+    pub fn from_name(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// Lower-case name as used in configuration and PushEvent.source.
     pub fn name(self) -> &'static str {
         match self {
@@ -106,6 +125,24 @@ pub struct WebhookSecrets {
     pub allow_unsigned: BTreeSet<String>,
 }
 
+/// The providers named in `webhook.allow_unsigned`, refusing a name Capstan does not know: a
+/// typo must not silently leave a provider's webhooks refused, nor pass unnoticed.
+pub fn allowed_unsigned(names: &[String]) -> Result<BTreeSet<String>, WebhookError> {
+    names
+        .iter()
+        .map(|name| match Provider::from_name(name) {
+            Some(p) => Ok(p.name().to_owned()),
+            None => {
+                let known: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+                Err(WebhookError::UnknownProviderName(format!(
+                    "{name:?} (known: {})",
+                    known.join(", ")
+                )))
+            }
+        })
+        .collect()
+}
+
 /// Verifies and parses one delivery. `body` must already be capped by the caller.
 pub fn receive(
     headers: &HeaderMap,
@@ -129,20 +166,28 @@ fn receive_github(
     secrets: &WebhookSecrets,
 ) -> Result<Outcome, WebhookError> {
     let unsigned_ok = secrets.allow_unsigned.contains(Provider::GitHub.name());
+    // A signature that is present is always checked, even when unsigned requests are allowed:
+    // allowing unsigned requests must not turn a forged signature into an accepted one.
     match (&secrets.github, header(headers, "x-hub-signature-256")) {
         (Some(secret), Some(sig)) => {
             let sig =
                 Signature::parse(sig).map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
-            sig.verify(secret.expose().as_bytes(), body)
+            sig.verify(secret.expose_secret().as_bytes(), body)
                 .map_err(|e| WebhookError::Unauthorized(e.to_string()))?;
         }
+        (None, Some(_)) => {
+            return Err(WebhookError::Unauthorized(
+                "the request is signed but no GitHub webhook secret is configured to verify it"
+                    .into(),
+            ));
+        }
+        (_, None) if unsigned_ok => {}
         (Some(_), None) => {
             return Err(WebhookError::Unauthorized(
                 SignatureError::Missing.to_string(),
             ));
         }
-        (None, _) if unsigned_ok => {}
-        (None, _) => {
+        (None, None) => {
             return Err(WebhookError::Unauthorized(
                 "no GitHub webhook secret is configured and unsigned GitHub webhooks are not allowed".into(),
             ));
@@ -155,4 +200,91 @@ fn receive_github(
     }
     let event = header(headers, "x-github-event").unwrap_or_default();
     github::parse(event, header(headers, "x-github-delivery"), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    const BODY: &[u8] = br#"{"ref":"refs/heads/main","after":"abc","repository":{"clone_url":"https://git.example.com/a.git"}}"#;
+
+    fn push(signature: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let mut set = |k: &'static str, v: &str| {
+            h.insert(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).expect("header value"),
+            )
+        };
+        set("x-github-event", "push");
+        set("content-type", "application/json");
+        if let Some(sig) = signature {
+            set("x-hub-signature-256", sig);
+        }
+        h
+    }
+
+    fn secrets(secret: Option<&str>, allow_unsigned: &[&str]) -> WebhookSecrets {
+        WebhookSecrets {
+            github: secret.map(SecretString::from),
+            allow_unsigned: allow_unsigned.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn accepted(r: Result<Outcome, WebhookError>) -> bool {
+        matches!(r, Ok(Outcome::Event(_)))
+    }
+
+    #[test]
+    fn a_listed_provider_is_accepted_unsigned_even_with_a_secret_configured() {
+        // The generated secret always exists in a running server; the opt-out must still work.
+        assert!(accepted(receive(
+            &push(None),
+            BODY,
+            &secrets(Some("s"), &["github"])
+        )));
+        assert!(accepted(receive(
+            &push(None),
+            BODY,
+            &secrets(None, &["github"])
+        )));
+    }
+
+    #[test]
+    fn unsigned_is_refused_unless_the_provider_is_listed() {
+        for s in [
+            secrets(Some("s"), &[]),
+            secrets(None, &[]),
+            secrets(Some("s"), &["gitlab"]),
+        ] {
+            let r = receive(&push(None), BODY, &s);
+            assert!(matches!(r, Err(WebhookError::Unauthorized(_))), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn allow_unsigned_names_must_be_known_providers() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = allowed_unsigned(&names(&["github", "gitlab"])).expect("known");
+        assert!(ok.contains("github") && ok.contains("gitlab"));
+        let err = allowed_unsigned(&names(&["githib"])).expect_err("typo");
+        assert!(err.to_string().contains("githib"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_signature_is_refused_even_when_unsigned_is_allowed() {
+        let forged = Signature::sign(b"not-the-secret", BODY);
+        for s in [secrets(Some("s"), &["github"]), secrets(None, &["github"])] {
+            let r = receive(&push(Some(&forged)), BODY, &s);
+            assert!(matches!(r, Err(WebhookError::Unauthorized(_))), "{r:?}");
+        }
+        let good = Signature::sign(b"s", BODY);
+        assert!(accepted(receive(
+            &push(Some(&good)),
+            BODY,
+            &secrets(Some("s"), &["github"])
+        )));
+    }
 }

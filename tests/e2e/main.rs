@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod edge;
 mod helpers;
 mod live_state;
 mod stall;

@@ -279,3 +279,32 @@ async fn unauthenticated_get(kubeconfig: &std::path::Path) -> u16 {
         .status()
         .as_u16()
 }
+
+#[test]
+fn a_failing_command_prints_one_line_and_no_backtrace_even_with_rust_backtrace_set() {
+    // Nothing listens on port 1: the command fails with a chain of causes.
+    let out = capstan()
+        .args([
+            "app",
+            "get",
+            "guestbook",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("capstan runs");
+    assert!(!out.status.success(), "a failure exits non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {stderr}");
+    assert!(
+        lines[0].contains("cannot reach http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Error: "), "no Debug dump: {stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}

@@ -1,0 +1,161 @@
+//! The one way an error becomes an HTTP answer: `{"error": "<message>", "code": <status>}`.
+//! Handlers, extractors and the route fallback all return [`ApiError`], so clients (the CLI reads
+//! `error`) see the same shape whatever failed.
+
+use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+
+use super::names::NameError;
+use crate::queue::QueueError;
+use crate::store::StoreError;
+use crate::webhook::WebhookError;
+
+/// Why a request failed, as the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, bad query, bad path).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A name in the path or the document is not a valid Kubernetes name.
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    /// The document is well-formed but not an acceptable object.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not permitted: tenancy or project rules refuse it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// It conflicts with the current state (e.g. a project still in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// Missing or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A body encoding or content type the endpoint does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is larger than the endpoint allows.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The client did not send its body in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// A webhook that was refused; the status is the one the Git host expects.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    /// The cluster refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Nothing was queued: the client should retry.
+    #[error("not queued, retry later: {0}")]
+    Queue(#[from] QueueError),
+    /// A bug on our side; the message names what failed, never a secret.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::BadName(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Webhook(e) => {
+                StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            // The cluster's own answer (409 conflict, 403 forbidden …) is the most useful status.
+            ApiError::Store(StoreError::Kube(kube::Error::Api(s))) => StatusCode::from_u16(s.code)
+                .ok()
+                .filter(|c| c.is_client_error() || c.is_server_error())
+                .unwrap_or(StatusCode::BAD_GATEWAY),
+            ApiError::Store(StoreError::CrdNotEstablished) | ApiError::Queue(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Store(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = match self {
+            // The cluster's message without our "kubernetes API:" prefix, as clients saw it before.
+            ApiError::Store(StoreError::Kube(kube::Error::Api(s))) => s.message.clone(),
+            other => other.to_string(),
+        };
+        let mut resp = HttpResponse::build(status)
+            .json(serde_json::json!({ "error": message, "code": status.as_u16() }));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<PayloadError> for ApiError {
+    fn from(e: PayloadError) -> Self {
+        match e {
+            PayloadError::Overflow => ApiError::PayloadTooLarge("request body is too large".into()),
+            PayloadError::EncodingCorrupted => {
+                ApiError::UnsupportedMediaType("request body encoding is not supported".into())
+            }
+            other => ApiError::BadRequest(format!("cannot read request body: {other}")),
+        }
+    }
+}
+
+impl From<JsonPayloadError> for ApiError {
+    fn from(e: JsonPayloadError) -> Self {
+        match e {
+            JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
+                format!("request body of {length} bytes is larger than the limit of {limit} bytes"),
+            ),
+            JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {limit} bytes"
+            )),
+            JsonPayloadError::ContentType => {
+                ApiError::UnsupportedMediaType("content type must be application/json".into())
+            }
+            JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON: {e}")),
+            JsonPayloadError::Payload(e) => e.into(),
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// `JsonConfig::error_handler`: JSON body errors answer in the common shape.
+pub fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::from(e).into()
+}
+
+/// `QueryConfig::error_handler`: a bad query string is a 400 in the common shape.
+pub fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query: {e}")).into()
+}
+
+/// `PathConfig::error_handler`: a bad path segment is a 400 in the common shape.
+pub fn path_error(e: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path: {e}")).into()
+}
+
+/// The answer for a route that does not exist.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no {} route at this path",
+        req.method()
+    )))
+}
