@@ -193,7 +193,8 @@ async fn credentials_do_not_follow_a_redirect_to_another_host() {
         assert!(!format!("{err} {err:?}").contains("redirected-"), "{err}");
     }
     assert!(origin.requests() >= 2, "both fetches started at the origin");
-    assert!(elsewhere.requests() >= 1, "the redirect was followed");
+    // With a fetch deadline set, gix refuses redirects altogether; should it ever follow one,
+    // the other host must still get no credentials.
     assert_eq!(
         elsewhere.authorizations(),
         Vec::<String>::new(),
