@@ -33,20 +33,37 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Writes `bytes` to `path`, replacing its content, never through a symbolic link, and leaves the
-/// file 0600 even when it existed before with a wider mode.
+/// Writes `bytes` to `path` readable by the owner only, never through a link planted at `path`.
+///
+/// The content goes to a new file beside the target (0600, `O_NOFOLLOW`, `O_EXCL`) that is then
+/// renamed over it: rename replaces a symlink instead of following it, and readers never see half
+/// a file.
 pub fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path does not name a file")
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let suffix: u64 = rand::random();
+    let tmp = dir.join(format!(".{}.{suffix:016x}.tmp", name.to_string_lossy()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    // Through the handle: a path-based chmod could be redirected between open and chmod.
-    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
-    file.write_all(bytes)?;
-    file.sync_all()
+        .open(&tmp)?;
+    // The umask may have narrowed the mode; set it through the handle, not the path.
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -86,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn replacing_tightens_the_mode_and_refuses_a_symlink() {
+    fn replacing_tightens_the_mode_and_replaces_a_symlink_without_following_it() {
         let root = tempfile::tempdir().expect("tempdir");
         let path = root.path().join("kubeconfig");
         std::fs::write(&path, "old").expect("write");
@@ -99,7 +116,10 @@ mod tests {
         std::fs::write(&target, "untouched").expect("write");
         let link = root.path().join("link");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
-        assert!(write_replacing(&link, b"evil").is_err());
+        write_replacing(&link, b"mine").expect("replace the link");
         assert_eq!(std::fs::read(&target).expect("read"), b"untouched");
+        let meta = std::fs::symlink_metadata(&link).expect("metadata");
+        assert!(meta.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(mode(&link), 0o600);
     }
 }

@@ -275,7 +275,7 @@ impl Sandbox {
 
     /// Writes the kubeconfig to `path` as a new 0600 file, replacing (never following) what is there.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
-        kubeconfig::write_private(path, self.kubeconfig.as_bytes()).map_err(|source| {
+        crate::private_fs::write_replacing(path, self.kubeconfig.as_bytes()).map_err(|source| {
             SandboxError::Kubeconfig {
                 path: path.to_path_buf(),
                 source,
