@@ -142,6 +142,8 @@ pub struct ReconcileSettings {
     pub concurrency: usize,
     /// While an app is Progressing, re-check its health this often.
     pub progress_recheck_ms: u64,
+    /// One reconcile (fetch, render, compare, sync) is abandoned after this many seconds.
+    pub timeout_secs: u64,
 }
 
 /// Git access.

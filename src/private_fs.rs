@@ -40,7 +40,10 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// a file.
 pub fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path does not name a file")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path does not name a file",
+        )
     })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

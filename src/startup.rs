@@ -117,6 +117,7 @@ impl Service {
                 git: RepoCache::with_limits(git_root, git_limits(&settings.git))
                     .with_policy(GitPolicy::from_settings(&settings)),
                 credentials: git_credentials(&settings)?,
+                reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
             });
             let reconcile = &settings.reconcile;
             let syncer_settings = syncer::SyncerSettings {

@@ -749,28 +749,11 @@ async fn only_files_and_links_inside_the_repository_are_written() {
     }
 }
 
-/// One blob, a tree of ten entries naming it, and seven more levels of ten entries each naming
-/// the level below: a few hundred bytes of objects, 10^8 files once written out.
-fn git_bomb(repo: &TestRepo) -> String {
-    let blob = repo.git_with_input(&["hash-object", "-w", "--stdin"], "boom\n");
-    let listing: String = (0..10)
-        .map(|i| format!("100644 blob {blob}\tf{i}.yaml\n"))
-        .collect();
-    let mut tree = repo.git_with_input(&["mktree"], &listing);
-    for _ in 0..7 {
-        let listing: String = (0..10)
-            .map(|i| format!("040000 tree {tree}\td{i}\n"))
-            .collect();
-        tree = repo.git_with_input(&["mktree"], &listing);
-    }
-    commit_tree(repo, &tree, "bomb")
-}
-
 #[tokio::test]
 async fn a_git_bomb_is_refused_before_anything_is_written() {
     let repo = TestRepo::new();
     repo.write("a.yaml", DEPLOYMENT).commit("first");
-    let commit = git_bomb(&repo);
+    let commit = repo.git_bomb("bomb");
     let (dir, cache) = cache();
     let url = repo.file_url();
     assert_eq!(cache.resolve(&url, "bomb", None).await.unwrap(), commit);

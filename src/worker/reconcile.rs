@@ -34,6 +34,8 @@ pub struct Context {
     pub cluster: Arc<Cluster>,
     pub git: RepoCache,
     pub credentials: GitCredentials,
+    /// A whole reconcile is abandoned after this long, so one app can never hold a worker slot.
+    pub reconcile_timeout: std::time::Duration,
 }
 
 /// What a reconcile found, for the caller's follow-up decisions.
@@ -70,7 +72,29 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
         });
     }
     let mut status = app.status.clone().unwrap_or_default();
-    let report = evaluate_and_sync(ctx, &app, job, &mut status).await;
+    let report = match tokio::time::timeout(
+        ctx.reconcile_timeout,
+        evaluate_and_sync(ctx, &app, job, &mut status),
+    )
+    .await
+    {
+        Ok(report) => report,
+        // Abandoned like a crashed worker: whatever was applied stays, nothing reports success.
+        Err(_) => {
+            let message = format!(
+                "reconcile took longer than {} s (limit reconcile.timeout_secs); abandoned",
+                ctx.reconcile_timeout.as_secs()
+            );
+            warn!(app = %app.key(), "{message}");
+            status::set_condition(&mut status, COMPARISON_ERROR, &message);
+            let revision = status.sync.as_ref().and_then(|s| s.revision.clone());
+            status.sync = Some(SyncStatus {
+                status: SyncStatusCode::Unknown,
+                revision,
+            });
+            Report::default()
+        }
+    };
     status.reconciled_at = Some(now_rfc3339());
     status::bound(
         &mut status,

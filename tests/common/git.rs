@@ -132,6 +132,26 @@ impl TestRepo {
     }
 
     /// Runs `git args…` with `input` on stdin and returns trimmed stdout; panics on failure.
+    /// Branch `branch` at a commit whose tree is a "git bomb": one blob, a tree of ten entries
+    /// naming it, and seven more levels of ten entries each naming the level below — a few
+    /// hundred bytes of objects, 10^8 files once written out. Returns the commit.
+    pub fn git_bomb(&self, branch: &str) -> String {
+        let blob = self.git_with_input(&["hash-object", "-w", "--stdin"], "boom\n");
+        let listing: String = (0..10)
+            .map(|i| format!("100644 blob {blob}\tf{i}.yaml\n"))
+            .collect();
+        let mut tree = self.git_with_input(&["mktree"], &listing);
+        for _ in 0..7 {
+            let listing: String = (0..10)
+                .map(|i| format!("040000 tree {tree}\td{i}\n"))
+                .collect();
+            tree = self.git_with_input(&["mktree"], &listing);
+        }
+        let commit = self.git(&["commit-tree", &tree, "-m", branch]);
+        self.git(&["update-ref", &format!("refs/heads/{branch}"), &commit]);
+        commit
+    }
+
     pub fn git_with_input(&self, args: &[&str], input: &str) -> String {
         use std::io::Write;
         let mut child = Command::new("git")

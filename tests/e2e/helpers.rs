@@ -539,3 +539,16 @@ pub async fn queue_ready_and_unacked(queue: &str) -> (u64, u64) {
         })
         .unwrap_or_else(|| panic!("queue {queue} not listed by rabbitmqctl:\n{listing}"))
 }
+
+/// A name starting with `prefix` whose app lands on the same job shard as `namespace/app`, and
+/// that shard; such an app is served by the same consumer (and prefetch window) as `app`.
+pub fn name_on_shard_of(namespace: &str, app: &str, prefix: &str) -> (String, u16) {
+    use capstan::queue::{QueueSettings, shard_for};
+    let shards = QueueSettings::default().shards;
+    let shard = shard_for(&format!("{namespace}/{app}"), shards);
+    let name = (0..1000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| shard_for(&format!("{namespace}/{n}"), shards) == shard)
+        .expect("a name on the same shard");
+    (name, shard)
+}

@@ -5,6 +5,8 @@
 mod common;
 mod edge;
 mod helpers;
+mod hostile_git;
+mod hostile_render;
 mod live_state;
 mod stall;
 mod tenancy;
@@ -737,5 +739,3 @@ async fn a_failing_deployment_makes_the_app_degraded_with_the_reason() {
         "the reason is shown: {message}"
     );
 }
-
-mod hostile_render;

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use capstan::queue::{QueueSettings, shard_for};
-
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,13 +34,7 @@ async fn refreshes_of_a_stuck_app_never_stall_another_app_on_its_shard() {
     }
 
     // B shares A's shard queue, so it is served by the consumer whose window A could fill.
-    let namespace = app.app_namespace("stuck").await;
-    let shards = QueueSettings::default().shards;
-    let shard = shard_for(&format!("{namespace}/stuck"), shards);
-    let other = (0..1000)
-        .map(|i| format!("free-{i}"))
-        .find(|n| shard_for(&format!("{namespace}/{n}"), shards) == shard)
-        .expect("a name on A's shard");
+    let (other, shard) = name_on_shard_of(&app.app_namespace("stuck").await, "stuck", "free");
     assert_eq!(
         app.create_app(&other, "free", Some(false)).await.status(),
         201
