@@ -10,6 +10,7 @@ use super::ApiState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::names::{check_label, check_subdomain};
+use crate::domain::RepoUrl;
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::store::Application;
 use crate::tenancy::Tenancy;
@@ -95,6 +96,13 @@ pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), ApiError> {
     tenancy.honours(app).map_err(|e| forbidden(&e))?;
     let rules = tenancy.rules_for(app).map_err(|e| forbidden(&e))?;
     for source in app.all_sources() {
+        // The spec is stored in the cluster for anyone who may read Applications to see.
+        if RepoUrl::parse(&source.repo_url).is_ok_and(|u| u.has_password()) {
+            return Err(ApiError::Unprocessable(format!(
+                "repoURL {} carries a password: credentials belong in configuration or Secrets",
+                crate::git::redact_url(&source.repo_url)
+            )));
+        }
         rules
             .check_repo(&source.repo_url)
             .map_err(|e| forbidden(&e))?;
