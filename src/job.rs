@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::AppKey;
+
 /// Schema version of [`Job`] documents.
 pub const JOB_VERSION: u32 = 1;
 
@@ -39,8 +41,8 @@ pub struct Cause {
 pub struct Job {
     pub v: u32,
     pub id: String,
-    /// `<namespace>/<name>` of the Application.
-    pub app: String,
+    /// The Application, `<namespace>/<name>` on the wire.
+    pub app: AppKey,
     pub kind: JobKind,
     /// Bypass render and revision caches.
     #[serde(default)]
@@ -62,17 +64,15 @@ pub enum JobParseError {
     Json(#[from] serde_json::Error),
     #[error("unsupported Job version {0}")]
     Version(u32),
-    #[error("job app {0:?} is not <namespace>/<name>")]
-    App(String),
 }
 
 impl Job {
-    /// A new job for `app` (`namespace/name`).
-    pub fn new(app: &str, kind: JobKind, cause: Cause) -> Self {
+    /// A new job for `app`.
+    pub fn new(app: &AppKey, kind: JobKind, cause: Cause) -> Self {
         Job {
             v: JOB_VERSION,
             id: uuid::Uuid::new_v4().to_string(),
-            app: app.to_owned(),
+            app: app.clone(),
             kind,
             hard: false,
             revision: None,
@@ -88,18 +88,7 @@ impl Job {
         if job.v != JOB_VERSION {
             return Err(JobParseError::Version(job.v));
         }
-        job.app_ref()?;
         Ok(job)
-    }
-
-    /// The Application's namespace and name.
-    pub fn app_ref(&self) -> Result<(&str, &str), JobParseError> {
-        match self.app.split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok((ns, name))
-            }
-            _ => Err(JobParseError::App(self.app.clone())),
-        }
     }
 }
 
@@ -110,7 +99,7 @@ mod tests {
     #[test]
     fn a_job_round_trips_through_json() {
         let job = Job::new(
-            "apps/guestbook",
+            &AppKey::parse("apps/guestbook").expect("key"),
             JobKind::Sync,
             Cause {
                 source: CauseSource::Manual,
@@ -130,8 +119,8 @@ mod tests {
     #[test]
     fn garbage_and_bad_app_keys_are_refused() {
         assert!(Job::parse(b"\xff\x00").is_err());
-        let mut job = Job::new(
-            "a/b",
+        let job = Job::new(
+            &AppKey::parse("a/b").expect("key"),
             JobKind::Refresh,
             Cause {
                 source: CauseSource::Poll,
@@ -139,8 +128,14 @@ mod tests {
                 by: None,
             },
         );
-        job.app = "no-namespace".into();
-        let body = serde_json::to_vec(&job).expect("serialize");
-        assert!(matches!(Job::parse(&body), Err(JobParseError::App(_))));
+        let mut doc = serde_json::to_value(&job).expect("serialize");
+        for bad in ["no-namespace", "a/b/c", "Upper/x"] {
+            doc["app"] = bad.into();
+            let body = serde_json::to_vec(&doc).expect("serialize");
+            assert!(
+                matches!(Job::parse(&body), Err(JobParseError::Json(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Authenticated;
 use super::error::ApiError;
-use super::names::{check_label, check_subdomain};
-use crate::domain::RepoUrl;
+use crate::domain::names::{check_label, check_subdomain};
+use crate::domain::{AppKey, RepoUrl};
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::store::Application;
 use crate::tenancy::Tenancy;
@@ -18,8 +18,7 @@ use crate::tenancy::Tenancy;
 /// The Application a path names, its namespace and name already checked (DNS-1123), so no handler
 /// ever passes an unchecked name to the cluster or the queue.
 pub struct AppPath {
-    namespace: String,
-    name: String,
+    key: AppKey,
 }
 
 impl AppPath {
@@ -27,10 +26,8 @@ impl AppPath {
     pub fn parse(namespace: &str, name: &str) -> Result<AppPath, ApiError> {
         check_label("namespace", namespace)?;
         check_subdomain("name", name)?;
-        Ok(AppPath {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })
+        let key = AppKey::new(namespace, name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(AppPath { key })
     }
 }
 
@@ -82,7 +79,10 @@ pub async fn get(
 
 /// The Application at `path`, read fresh, if it lives where Capstan honours Applications.
 async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, ApiError> {
-    let app = state.store.get(&path.namespace, &path.name).await?;
+    let app = state
+        .store
+        .get(path.key.namespace(), path.key.name())
+        .await?;
     state
         .tenancy
         .honours(&app)
@@ -130,7 +130,10 @@ pub async fn delete(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     honoured(&state, &path).await?;
-    state.store.delete(&path.namespace, &path.name).await?;
+    state
+        .store
+        .delete(path.key.namespace(), path.key.name())
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })))
 }
 
@@ -162,7 +165,7 @@ async fn enqueue(
 ) -> Result<HttpResponse, ApiError> {
     honoured(&state, &path).await?;
     let mut job = Job::new(
-        &format!("{}/{}", path.namespace, path.name),
+        &path.key,
         kind,
         Cause {
             source: CauseSource::Manual,

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
-use super::names::NameError;
+use crate::domain::names::NameError;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use crate::webhook::WebhookError;

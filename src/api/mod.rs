@@ -4,7 +4,6 @@ pub mod applications;
 pub mod auth;
 pub mod error;
 pub mod health;
-pub mod names;
 pub mod projects;
 pub mod webhook;
 

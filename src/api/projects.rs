@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Authenticated;
 use super::error::ApiError;
-use super::names::check_subdomain;
+use crate::domain::names::check_subdomain;
 use crate::store::AppProject;
 use crate::tenancy::project_name;
 

@@ -264,7 +264,7 @@ mod tests {
         ];
         let jobs = route(&event(vec![pushed("refs/heads/main")], None), &apps);
         assert_eq!(
-            jobs.iter().map(|j| j.app.as_str()).collect::<Vec<_>>(),
+            jobs.iter().map(|j| j.app.to_string()).collect::<Vec<_>>(),
             ["apps/a"]
         );
         assert_eq!(jobs[0].revision.as_deref(), Some("a".repeat(40).as_str()));
@@ -300,7 +300,10 @@ mod tests {
             vec![pushed("refs/heads/main")],
             Some(vec!["apps/a/deploy.yaml", "lib/x.libsonnet"]),
         );
-        let names: Vec<String> = route(&ev, &apps).into_iter().map(|j| j.app).collect();
+        let names: Vec<String> = route(&ev, &apps)
+            .into_iter()
+            .map(|j| j.app.to_string())
+            .collect();
         assert_eq!(names, ["apps/a", "apps/c"]);
         let unknown = event(vec![pushed("refs/heads/main")], None);
         assert_eq!(

@@ -4,6 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::AppKey;
+
 /// Desired state of an Application: where its manifests live and where they go.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -316,12 +318,11 @@ fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schem
 }
 
 impl Application {
-    /// `namespace/name`, the key jobs and logs use.
-    pub fn key(&self) -> String {
-        format!(
-            "{}/{}",
+    /// `namespace/name`, the key jobs, logs and tracking ids use.
+    pub fn key(&self) -> AppKey {
+        AppKey::of_stored(
             self.metadata.namespace.as_deref().unwrap_or_default(),
-            self.metadata.name.as_deref().unwrap_or_default()
+            self.metadata.name.as_deref().unwrap_or_default(),
         )
     }
 

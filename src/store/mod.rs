@@ -14,6 +14,8 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
 
+use crate::domain::AppKey;
+
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
 pub use project::{AppProject, AppProjectSpec};
 pub use projects::ProjectStore;
@@ -91,7 +93,7 @@ where
 pub struct AppStore {
     client: Client,
     cache: Store<Application>,
-    spec_changes: tokio::sync::broadcast::Sender<String>,
+    spec_changes: tokio::sync::broadcast::Sender<AppKey>,
 }
 
 impl AppStore {
@@ -108,7 +110,7 @@ impl AppStore {
         tokio::spawn(async move {
             futures::pin_mut!(stream);
             // Generation moves only with the spec, so status writes do not count as changes.
-            let mut generations: std::collections::HashMap<String, Option<i64>> =
+            let mut generations: std::collections::HashMap<AppKey, Option<i64>> =
                 Default::default();
             while let Some(item) = stream.next().await {
                 match item {
@@ -132,7 +134,7 @@ impl AppStore {
     }
 
     /// Keys of Applications that were created or whose spec changed, as they happen.
-    pub fn spec_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+    pub fn spec_changes(&self) -> tokio::sync::broadcast::Receiver<AppKey> {
         self.spec_changes.subscribe()
     }
 

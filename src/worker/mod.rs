@@ -13,5 +13,7 @@ use crate::queue::{QueueError, SharedQueue, Topic};
 pub async fn publish_job(queue: &SharedQueue, job: &Job) -> Result<(), QueueError> {
     let body = serde_json::to_vec(job)
         .map_err(|e| QueueError::Unavailable(format!("serialising job: {e}")))?;
-    queue.publish(Topic::Jobs, &job.app, &job.id, body).await
+    queue
+        .publish(Topic::Jobs, &job.app.to_string(), &job.id, body)
+        .await
 }

@@ -8,6 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::domain::AppKey;
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::queue::SharedQueue;
 use crate::store::AppStore;
@@ -55,7 +56,7 @@ pub async fn run(
 }
 
 /// Publishes a refresh for `key` after `delay`, in the background.
-fn enqueue(queue: &SharedQueue, key: String, delay: Duration) {
+fn enqueue(queue: &SharedQueue, key: AppKey, delay: Duration) {
     let queue = queue.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;

@@ -51,9 +51,7 @@ pub struct Report {
 
 /// Reconciles one Application for `job` and writes its status.
 pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
-    let (ns, name) = job
-        .app_ref()
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let (ns, name) = (job.app.namespace(), job.app.name());
     let app = match ctx.store.get(ns, name).await {
         Ok(app) => app,
         Err(StoreError::NotFound(_)) => {
@@ -158,30 +156,31 @@ async fn evaluate_and_sync(
         compared
     };
 
-    let mut compared = match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
-        Ok(c) => in_reach(c, status),
-        Err(e) => {
-            status::set_condition(
-                status,
-                COMPARISON_ERROR,
-                &format!("cannot compare with the cluster: {e}"),
-            );
-            status.sync = Some(SyncStatus {
-                status: SyncStatusCode::Unknown,
-                revision: Some(revision.clone()),
-            });
-            return Report {
-                revision: Some(revision),
-                ..Default::default()
-            };
-        }
-    };
+    let mut compared =
+        match sync::compare(&ctx.cluster, &key.to_string(), &objects, &inventory).await {
+            Ok(c) => in_reach(c, status),
+            Err(e) => {
+                status::set_condition(
+                    status,
+                    COMPARISON_ERROR,
+                    &format!("cannot compare with the cluster: {e}"),
+                );
+                status.sync = Some(SyncStatus {
+                    status: SyncStatusCode::Unknown,
+                    revision: Some(revision.clone()),
+                });
+                return Report {
+                    revision: Some(revision),
+                    ..Default::default()
+                };
+            }
+        };
 
     let mut synced = false;
     if should_sync(app, job, &compared, &revision, status) {
         synced = run_sync(ctx, app, job, &compared, &revision, status).await;
         // Status reflects the cluster after the sync, not before.
-        match sync::compare(&ctx.cluster, &key, &objects, &inventory).await {
+        match sync::compare(&ctx.cluster, &key.to_string(), &objects, &inventory).await {
             Ok(after) => compared = in_reach(after, status),
             Err(e) => status::set_condition(
                 status,
@@ -359,9 +358,10 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let objects = sync::prepare::prepare(&ctx.cluster, rendered, &app.key(), &namespace)
-        .await
-        .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
+    let objects =
+        sync::prepare::prepare(&ctx.cluster, rendered, &app.key().to_string(), &namespace)
+            .await
+            .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
     check_objects(&rules, destination.as_target(), &objects)?;
     Ok(Desired {
         revision,
@@ -573,7 +573,7 @@ mod tests {
 
     fn job(kind: JobKind) -> Job {
         Job::new(
-            "ns/a",
+            &crate::domain::AppKey::parse("ns/a").expect("key"),
             kind,
             Cause {
                 source: CauseSource::Webhook,

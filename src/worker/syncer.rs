@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::reconcile::{self, Context};
+use crate::domain::AppKey;
 use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::queue::{Delivery, QueueError, SharedQueue, Topic};
 
@@ -81,9 +82,9 @@ struct Shared {
     settings: SyncerSettings,
     permits: Semaphore,
     /// Apps being reconciled now, with the run each owes afterwards, if any.
-    running: Mutex<HashMap<String, Option<Pending>>>,
+    running: Mutex<HashMap<AppKey, Option<Pending>>>,
     /// Consecutive progress re-checks per app, for backoff.
-    rechecks: Mutex<HashMap<String, u32>>,
+    rechecks: Mutex<HashMap<AppKey, u32>>,
 }
 
 /// Runs until `shutdown` fires or the subscription ends.
@@ -220,14 +221,14 @@ fn merge<'a>(jobs: impl Iterator<Item = &'a Job>) -> Job {
 }
 
 /// While an app is progressing, refresh it again soon (backing off), so health catches up.
-fn schedule_recheck(shared: &Arc<Shared>, app: &str, progressing: bool) {
+fn schedule_recheck(shared: &Arc<Shared>, app: &AppKey, progressing: bool) {
     let count = {
         let mut rechecks = lock(&shared.rechecks);
         if !progressing {
             rechecks.remove(app);
             return;
         }
-        let c = rechecks.entry(app.to_owned()).or_insert(0);
+        let c = rechecks.entry(app.clone()).or_insert(0);
         *c += 1;
         *c
     };
@@ -237,7 +238,7 @@ fn schedule_recheck(shared: &Arc<Shared>, app: &str, progressing: bool) {
         .saturating_mul(1 << (count - 1).min(6))
         .min(shared.settings.max_recheck);
     let queue = shared.queue.clone();
-    let app = app.to_owned();
+    let app = app.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let job = Job::new(
@@ -261,7 +262,7 @@ mod tests {
 
     fn job(kind: JobKind, hard: bool) -> Job {
         let mut j = Job::new(
-            "a/b",
+            &AppKey::parse("a/b").expect("key"),
             kind,
             Cause {
                 source: CauseSource::Webhook,
