@@ -5,7 +5,20 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Argo CD health status codes, declared from most to least healthy so `Ord` is the aggregation order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum HealthStatus {
     /// The resource is what it should be.
     Healthy,
@@ -18,6 +31,7 @@ pub enum HealthStatus {
     /// Failed, or cannot become healthy without a change.
     Degraded,
     /// Health could not be assessed.
+    #[default]
     Unknown,
 }
 

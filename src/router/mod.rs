@@ -12,7 +12,7 @@ pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-
 
 /// One Job for every Application the event affects.
 pub fn route<'a>(event: &PushEvent, apps: impl IntoIterator<Item = &'a Application>) -> Vec<Job> {
-    let cause_source = if event.source == "mq" {
+    let cause_source = if event.source == crate::event::EventSource::Mq {
         CauseSource::Mq
     } else {
         CauseSource::Webhook
@@ -205,7 +205,7 @@ mod tests {
         PushEvent {
             v: 1,
             id: "e".into(),
-            source: "github".into(),
+            source: crate::event::EventSource::Github,
             delivery: None,
             received_at: "now".into(),
             repo_urls: vec![

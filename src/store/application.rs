@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::AppKey;
+use crate::health::HealthStatus;
 
 /// Desired state of an Application: where its manifests live and where they go.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -209,8 +210,7 @@ pub enum SyncStatusCode {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthStatusBlock {
-    /// Healthy, Progressing, Degraded, Suspended, Missing or Unknown.
-    pub status: String,
+    pub status: HealthStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -219,8 +219,7 @@ pub struct HealthStatusBlock {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationState {
-    /// Running, Failed, Error or Succeeded.
-    pub phase: String,
+    pub phase: OperationPhase,
     #[serde(default)]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +229,27 @@ pub struct OperationState {
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<InitiatedBy>,
+}
+
+/// Argo CD's operation phases.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OperationPhase {
+    #[default]
+    Running,
+    Terminating,
+    Failed,
+    Error,
+    Succeeded,
+}
+
+/// What a sync did to one resource (Argo CD's `ResultCode`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ResultCode {
+    #[default]
+    Synced,
+    SyncFailed,
+    Pruned,
+    PruneSkipped,
 }
 
 /// Who started an operation.
@@ -262,8 +282,7 @@ pub struct ResourceResult {
     #[serde(default)]
     pub namespace: String,
     pub name: String,
-    /// Synced, SyncFailed, Pruned or PruneSkipped.
-    pub status: String,
+    pub status: ResultCode,
     #[serde(default)]
     pub message: String,
     /// created, configured, unchanged, pruned …

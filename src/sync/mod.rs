@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cluster::resource::{is_tracked_by, tracking_selector};
 use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
-use crate::store::application::{ResourceResult, SyncStatusCode};
+use crate::store::application::{ResourceResult, ResultCode, SyncStatusCode};
 
 /// One resource as compared: what Git wants, what the cluster has, and whether they agree.
 #[derive(Debug, Clone)]
@@ -190,7 +190,7 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
         }
         if let Err(e) = cluster.apply(obj, true).await {
             dry_run_failed = true;
-            results.push(result(&c.key, "SyncFailed", &e.to_string(), None));
+            results.push(result(&c.key, ResultCode::SyncFailed, &e.to_string(), None));
         }
     }
     if dry_run_failed {
@@ -214,7 +214,7 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
             Ok(_) => {
                 results.push(result(
                     &c.key,
-                    "Synced",
+                    ResultCode::Synced,
                     &format!("{} {action}", c.key),
                     Some(action),
                 ));
@@ -223,7 +223,7 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
                 }
             }
             Err(e) => {
-                results.push(result(&c.key, "SyncFailed", &e.to_string(), None));
+                results.push(result(&c.key, ResultCode::SyncFailed, &e.to_string(), None));
                 return SyncOutcome {
                     succeeded: false,
                     message: format!("{} failed to apply: {e}", c.key),
@@ -239,18 +239,18 @@ pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) 
         if !opts.prune {
             results.push(result(
                 &c.key,
-                "PruneSkipped",
+                ResultCode::PruneSkipped,
                 "ignored (requires pruning)",
                 None,
             ));
             continue;
         }
         match cluster.delete(&c.key).await {
-            Ok(()) => results.push(result(&c.key, "Pruned", "pruned", Some("pruned"))),
+            Ok(()) => results.push(result(&c.key, ResultCode::Pruned, "pruned", Some("pruned"))),
             Err(e) => {
                 results.push(result(
                     &c.key,
-                    "SyncFailed",
+                    ResultCode::SyncFailed,
                     &format!("prune failed: {e}"),
                     None,
                 ));
@@ -284,14 +284,19 @@ fn crd_kinds(items: &[&Compared]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn result(key: &ResourceKey, status: &str, message: &str, action: Option<&str>) -> ResourceResult {
+fn result(
+    key: &ResourceKey,
+    status: ResultCode,
+    message: &str,
+    action: Option<&str>,
+) -> ResourceResult {
     ResourceResult {
         group: key.group.clone(),
         version: key.version.clone(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-        status: status.to_owned(),
+        status,
         message: message.to_owned(),
         action: action.map(str::to_owned),
     }

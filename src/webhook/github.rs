@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use super::{Outcome, WebhookError};
-use crate::event::{PUSH_EVENT_VERSION, PushEvent, RefUpdate, is_null_sha, now_rfc3339};
+use crate::event::{
+    EventSource, PUSH_EVENT_VERSION, PushEvent, RefUpdate, is_null_sha, now_rfc3339,
+};
 
 /// GitHub truncates the commit list at this many commits; a full list means file lists are incomplete.
 const MAX_LISTED_COMMITS: usize = 2048;
@@ -83,7 +85,7 @@ pub fn parse(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Outcome
     Ok(Outcome::Event(PushEvent {
         v: PUSH_EVENT_VERSION,
         id: uuid::Uuid::new_v4().to_string(),
-        source: "github".into(),
+        source: EventSource::Github,
         delivery: delivery.map(str::to_owned),
         received_at: now_rfc3339(),
         repo_urls,
@@ -146,7 +148,7 @@ mod tests {
         let Outcome::Event(ev) = parse("push", Some("d-1"), &push_body()).expect("parses") else {
             panic!("expected an event");
         };
-        assert_eq!(ev.source, "github");
+        assert_eq!(ev.source, EventSource::Github);
         assert_eq!(ev.delivery.as_deref(), Some("d-1"));
         assert_eq!(ev.repo_urls.len(), 3);
         assert_eq!(ev.refs[0].name, "refs/heads/main");

@@ -12,10 +12,11 @@ use super::status::{
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
 use crate::git::{GitCredentials, GitError, RepoCache};
+use crate::health::HealthStatus;
 use crate::job::{Job, JobKind};
 use crate::render::{DirectoryOptions, render_directory};
 use crate::store::application::{
-    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationState,
+    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationPhase, OperationState,
     SyncOperationResult, SyncStatus, SyncStatusCode,
 };
 use crate::store::{AppStore, StoreError};
@@ -190,10 +191,9 @@ async fn evaluate_and_sync(
         }
     }
     status::summarise(status, &compared, &revision);
-    let progressing = status
-        .health
-        .as_ref()
-        .is_some_and(|h| h.status == "Progressing" || h.status == "Missing" && synced);
+    let progressing = status.health.as_ref().is_some_and(|h| {
+        h.status == HealthStatus::Progressing || h.status == HealthStatus::Missing && synced
+    });
     Report {
         gone: false,
         progressing,
@@ -223,12 +223,12 @@ async fn run_sync(
     info!(app = %app.key(), revision = %revision, prune = opts.prune, "syncing");
     let outcome = sync::sync(&ctx.cluster, compared, &opts).await;
     let phase = if outcome.succeeded {
-        "Succeeded"
+        OperationPhase::Succeeded
     } else {
-        "Failed"
+        OperationPhase::Failed
     };
     status.operation_state = Some(OperationState {
-        phase: phase.into(),
+        phase,
         message: outcome.message.clone(),
         sync_result: Some(SyncOperationResult {
             revision: revision.to_owned(),
@@ -282,8 +282,8 @@ fn should_sync(
         .and_then(|o| o.sync_result.as_ref())
         .map(|r| r.revision.as_str());
     if last_revision == Some(revision) {
-        return match last.map(|o| o.phase.as_str()) {
-            Some("Failed") => false,
+        return match last.map(|o| o.phase) {
+            Some(OperationPhase::Failed) => false,
             _ => auto.self_heal,
         };
     }
@@ -595,10 +595,10 @@ mod tests {
         }
     }
 
-    fn last_op(revision: &str, phase: &str) -> ApplicationStatus {
+    fn last_op(revision: &str, phase: OperationPhase) -> ApplicationStatus {
         ApplicationStatus {
             operation_state: Some(OperationState {
-                phase: phase.into(),
+                phase,
                 sync_result: Some(SyncOperationResult {
                     revision: revision.into(),
                     resources: vec![],
@@ -638,7 +638,7 @@ mod tests {
             &refresh,
             &out,
             "r2",
-            &last_op("r1", "Succeeded")
+            &last_op("r1", OperationPhase::Succeeded)
         ));
         assert!(
             !should_sync(
@@ -646,7 +646,7 @@ mod tests {
                 &refresh,
                 &out,
                 "r1",
-                &last_op("r1", "Succeeded")
+                &last_op("r1", OperationPhase::Succeeded)
             ),
             "drift on the synced revision is corrected only with selfHeal"
         );
@@ -655,7 +655,7 @@ mod tests {
             &refresh,
             &out,
             "r1",
-            &last_op("r1", "Succeeded")
+            &last_op("r1", OperationPhase::Succeeded)
         ));
         assert!(
             !should_sync(
@@ -663,7 +663,7 @@ mod tests {
                 &refresh,
                 &out,
                 "r1",
-                &last_op("r1", "Failed")
+                &last_op("r1", OperationPhase::Failed)
             ),
             "a failed revision is not retried automatically"
         );

@@ -5,8 +5,8 @@
 use crate::event::now_rfc3339;
 use crate::health::{self, HealthStatus};
 use crate::store::application::{
-    ApplicationCondition, ApplicationStatus, HealthStatusBlock, ResourceStatus, RevisionHistory,
-    SyncStatusCode,
+    ApplicationCondition, ApplicationStatus, HealthStatusBlock, ResourceStatus, ResultCode,
+    RevisionHistory, SyncStatusCode,
 };
 use crate::sync::Compared;
 
@@ -49,7 +49,7 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
             name: c.key.name.clone(),
             status: c.status,
             health: resource_health(c).map(|h| HealthStatusBlock {
-                status: h.status.to_string(),
+                status: h.status,
                 message: (!h.message.is_empty()).then(|| h.message.clone()),
             }),
             requires_pruning: c.requires_pruning,
@@ -111,10 +111,7 @@ fn app_health(compared: &[Compared]) -> HealthStatusBlock {
         .filter_map(|c| resource_health(c).filter(|h| h.status == status && !h.message.is_empty()))
         .map(|h| h.message)
         .next();
-    HealthStatusBlock {
-        status: status.to_string(),
-        message,
-    }
+    HealthStatusBlock { status, message }
 }
 
 /// Appends a successful deployment, keeping at most `limit` entries.
@@ -199,7 +196,7 @@ pub fn bound(status: &mut ApplicationStatus, history_limit: usize) {
             let failed: Vec<bool> = result
                 .resources
                 .iter()
-                .map(|r| r.status != "Synced")
+                .map(|r| r.status != ResultCode::Synced)
                 .collect();
             let dropped = bound_list(&mut result.resources, &failed);
             if dropped > 0 {
@@ -327,19 +324,19 @@ mod tests {
             name: name.into(),
             status: SyncStatusCode::Synced,
             health: Some(HealthStatusBlock {
-                status: "Healthy".into(),
+                status: HealthStatus::Healthy,
                 message: Some("x".repeat(1_000)),
             }),
             requires_pruning: false,
         }
     }
 
-    fn result(status: &str, name: &str) -> crate::store::application::ResourceResult {
+    fn result(status: ResultCode, name: &str) -> crate::store::application::ResourceResult {
         crate::store::application::ResourceResult {
             version: "v1".into(),
             kind: "ConfigMap".into(),
             name: name.into(),
-            status: status.into(),
+            status,
             message: "y".repeat(1_000),
             ..Default::default()
         }
@@ -352,11 +349,13 @@ mod tests {
                 .map(|i| resource("ConfigMap", &long(i)))
                 .collect(),
             operation_state: Some(crate::store::application::OperationState {
-                phase: "Failed".into(),
+                phase: crate::store::application::OperationPhase::Failed,
                 message: "m".repeat(1_000_000),
                 sync_result: Some(crate::store::application::SyncOperationResult {
                     revision: "r".into(),
-                    resources: (0..resources).map(|i| result("Synced", &long(i))).collect(),
+                    resources: (0..resources)
+                        .map(|i| result(ResultCode::Synced, &long(i)))
+                        .collect(),
                 }),
                 ..Default::default()
             }),
@@ -369,7 +368,8 @@ mod tests {
             .as_mut()
             .and_then(|o| o.sync_result.as_mut())
         {
-            r.resources.push(result("SyncFailed", "the-failure"));
+            r.resources
+                .push(result(ResultCode::SyncFailed, "the-failure"));
         }
         set_condition(&mut s, SYNC_ERROR, &"e".repeat(1_000_000));
         s
