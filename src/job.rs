@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::AppKey;
+use crate::queue::{QueueError, SharedQueue, Topic};
 
 /// Schema version of [`Job`] documents.
 pub const JOB_VERSION: u32 = 1;
@@ -90,6 +91,15 @@ impl Job {
         }
         Ok(job)
     }
+}
+
+/// Publishes a Job to its app's shard, confirmed: the one way any part of Capstan enqueues work.
+pub async fn publish(queue: &SharedQueue, job: &Job) -> Result<(), QueueError> {
+    let body = serde_json::to_vec(job)
+        .map_err(|e| QueueError::Unavailable(format!("serialising job: {e}")))?;
+    queue
+        .publish(Topic::Jobs, &job.app.to_string(), &job.id, body)
+        .await
 }
 
 #[cfg(test)]

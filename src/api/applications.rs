@@ -175,7 +175,7 @@ async fn enqueue(
     );
     job.hard = query.hard;
     job.prune = query.prune;
-    crate::worker::publish_job(&state.queue, &job).await?;
+    crate::job::publish(&state.queue, &job).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id })))
 }
 

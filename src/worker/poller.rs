@@ -66,7 +66,7 @@ fn enqueue(queue: &SharedQueue, key: AppKey, delay: Duration) {
             by: None,
         };
         let job = Job::new(&key, JobKind::Refresh, cause);
-        match super::publish_job(&queue, &job).await {
+        match crate::job::publish(&queue, &job).await {
             Ok(()) => debug!(app = %key, "refresh enqueued"),
             Err(e) => warn!(app = %key, error = %e, "refresh not enqueued"),
         }

@@ -36,7 +36,7 @@ pub async fn run(
         let jobs = router::route(&event, honoured.map(|a| a.as_ref()));
         let mut all_published = true;
         for job in &jobs {
-            if let Err(e) = super::publish_job(&queue, job).await {
+            if let Err(e) = crate::job::publish(&queue, job).await {
                 warn!(event_id = %event.id, app = %job.app, error = %e, "could not enqueue job");
                 all_published = false;
                 break;

@@ -250,7 +250,7 @@ fn schedule_recheck(shared: &Arc<Shared>, app: &AppKey, progressing: bool) {
                 by: None,
             },
         );
-        if let Err(e) = super::publish_job(&queue, &job).await {
+        if let Err(e) = crate::job::publish(&queue, &job).await {
             warn!(app = %app, error = %e, "could not enqueue a progress re-check; the poller will cover it");
         }
     });
