@@ -164,11 +164,7 @@ async fn an_object_applied_before_the_tracking_label_is_still_found_for_pruning(
     let compared = sync::compare(&cluster, APP, &desired, &inventory)
         .await
         .expect("compare");
-    let prunable: Vec<&str> = compared
-        .iter()
-        .filter(|c| c.requires_pruning)
-        .map(|c| c.key.name.as_str())
-        .collect();
+    let prunable = prunable_names(&compared);
     assert_eq!(prunable, ["legacy"], "{compared:?}");
     sandbox.shutdown().await;
 }
@@ -201,11 +197,16 @@ async fn a_copied_tracking_label_never_makes_another_object_prunable() {
     let compared = sync::compare(&cluster, APP, &desired, &keys(&desired))
         .await
         .expect("compare");
-    let prunable: Vec<&str> = compared
+    let prunable = prunable_names(&compared);
+    assert_eq!(prunable, ["orphan"], "{compared:?}");
+    sandbox.shutdown().await;
+}
+
+/// Names of the compared objects found to require pruning.
+fn prunable_names(compared: &[sync::Compared]) -> Vec<&str> {
+    compared
         .iter()
         .filter(|c| c.requires_pruning)
         .map(|c| c.key.name.as_str())
-        .collect();
-    assert_eq!(prunable, ["orphan"], "{compared:?}");
-    sandbox.shutdown().await;
+        .collect()
 }
