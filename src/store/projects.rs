@@ -1,6 +1,7 @@
 //! AppProjects of the control namespace: a watch cache for reads, the API for writes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, PostParams};
@@ -44,24 +45,34 @@ impl ProjectStore {
         })
     }
 
-    /// Creates the `default` project when it is missing (Argo CD's permissive default).
+    /// Creates the `default` project when it is missing (Argo CD's permissive default), and
+    /// returns once the cache holds it, so the first request after start does not miss it.
     pub async fn ensure_default(&self) -> Result<(), StoreError> {
         let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
-        if api.get_opt(DEFAULT_PROJECT).await?.is_some() {
-            return Ok(());
+        if api.get_opt(DEFAULT_PROJECT).await?.is_none() {
+            match api
+                .create(
+                    &PostParams::default(),
+                    &AppProject::default_project(&self.namespace),
+                )
+                .await
+            {
+                Ok(_) => {}
+                // Another process created it first.
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        match api
-            .create(
-                &PostParams::default(),
-                &AppProject::default_project(&self.namespace),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Another process created it first.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.get(DEFAULT_PROJECT).is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(StoreError::Invalid(
+                    "the default project did not reach the project cache in 30s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        Ok(())
     }
 
     /// The control namespace the projects live in.
