@@ -289,6 +289,17 @@ impl TestApp {
         self.post("/api/v1/applications", &doc).await
     }
 
+    /// Creates an Application straight in the cluster, as `kubectl apply` would: no API admission.
+    pub async fn apply_app(&self, namespace: &str, name: &str, spec: Value) {
+        let doc = json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec});
+        let obj: capstan::store::Application = serde_json::from_value(doc).expect("application");
+        Api::<capstan::store::Application>::namespaced(self.kube.clone(), namespace)
+            .create(&kube::api::PostParams::default(), &obj)
+            .await
+            .expect("application created in the cluster");
+    }
+
     /// POSTs `body` to the REST API with the token.
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http

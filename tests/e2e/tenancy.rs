@@ -11,17 +11,6 @@ use crate::helpers::*;
 
 const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 
-/// Creates an Application straight in the cluster, as `kubectl apply` would: no API admission.
-async fn apply_app(app: &TestApp, namespace: &str, name: &str, spec: Value) {
-    let doc = json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-        "metadata": {"name": name, "namespace": namespace}, "spec": spec});
-    let obj: Application = serde_json::from_value(doc).expect("application");
-    Api::<Application>::namespaced(app.kube.clone(), namespace)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("application created in the cluster");
-}
-
 async fn create_namespace(app: &TestApp, name: &str) {
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
@@ -90,29 +79,21 @@ async fn a_project_confines_repositories_destinations_and_kinds_before_anything_
     )
     .await;
 
-    apply_app(
-        &app,
-        APP_NAMESPACE,
-        "ok",
-        spec(&app, "team-a", "ok", "team-a"),
-    )
-    .await;
-    apply_app(
-        &app,
+    app.apply_app(APP_NAMESPACE, "ok", spec(&app, "team-a", "ok", "team-a"))
+        .await;
+    app.apply_app(
         APP_NAMESPACE,
         "role",
         spec(&app, "team-a", "clusterwide", "team-a"),
     )
     .await;
-    apply_app(
-        &app,
+    app.apply_app(
         APP_NAMESPACE,
         "foreign",
         spec(&app, "team-a", "foreign", "team-a"),
     )
     .await;
-    apply_app(
-        &app,
+    app.apply_app(
         APP_NAMESPACE,
         "elsewhere",
         spec(&app, "team-a", "ok", "default"),
@@ -120,14 +101,10 @@ async fn a_project_confines_repositories_destinations_and_kinds_before_anything_
     .await;
     let mut other_repo = spec(&app, "team-a", "ok", "team-a");
     other_repo["source"]["repoURL"] = "https://github.com/someone-else/repo.git".into();
-    apply_app(&app, APP_NAMESPACE, "other-repo", other_repo.clone()).await;
-    apply_app(
-        &app,
-        APP_NAMESPACE,
-        "ghost",
-        spec(&app, "ghost", "ok", "team-a"),
-    )
-    .await;
+    app.apply_app(APP_NAMESPACE, "other-repo", other_repo.clone())
+        .await;
+    app.apply_app(APP_NAMESPACE, "ghost", spec(&app, "ghost", "ok", "team-a"))
+        .await;
 
     app.wait_app("ok", 30, "Synced", |a| sync_of(a).0 == "Synced")
         .await;
@@ -288,20 +265,10 @@ async fn applications_outside_allowed_namespaces_are_ignored_by_the_worker_and_r
     );
 
     // Created behind the API's back: the worker must leave them alone.
-    apply_app(
-        &app,
-        "default",
-        "sneaky",
-        spec(&app, "default", "d", "default"),
-    )
-    .await;
-    apply_app(
-        &app,
-        "team-b",
-        "sneaky",
-        spec(&app, "teams", "b", "default"),
-    )
-    .await;
+    app.apply_app("default", "sneaky", spec(&app, "default", "d", "default"))
+        .await;
+    app.apply_app("team-b", "sneaky", spec(&app, "teams", "b", "default"))
+        .await;
 
     let resp = app
         .create_app_in("team-a", "allowed", spec(&app, "teams", "a", "default"))
