@@ -1,4 +1,4 @@
-//! `PushEvent`: what every source signal (webhook or published message) becomes (DESIGN.md).
+//! `PushEvent`: what every source signal (webhook or published message) becomes (docs/architecture.md, Contracts).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! `Job`: one unit of work for one Application (DESIGN.md).
+//! `Job`: one unit of work for one Application (docs/architecture.md, Contracts).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,6 @@
 //! Building and running a Capstan process from its settings (the `serve` command).
 
 use std::net::TcpListener;
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,13 +283,8 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
                 ready_delay: Duration::from_millis(settings.sandbox.ready_delay_ms),
             })
             .await?;
-            let data_dir = &settings.server.data_dir;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let kubeconfig = sandbox_kubeconfig_path(data_dir);
+            // `Service::build` has created the data directory (0700) already.
+            let kubeconfig = sandbox_kubeconfig_path(&settings.server.data_dir);
             sandbox.write_kubeconfig(&kubeconfig)?;
             info!(
                 url = sandbox.url(),

@@ -4,6 +4,8 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::domain::names::{check_label, check_subdomain};
+
 /// The annotation Capstan marks every applied object with.
 pub const TRACKING_ANNOTATION: &str = "capstan.dev/tracking-id";
 
@@ -12,6 +14,9 @@ pub const TRACKING_LABEL: &str = "capstan.dev/app";
 
 /// Kubernetes' limit on a label value.
 const LABEL_VALUE_MAX: usize = 63;
+
+/// Group, kind, namespace and name: one object, whatever API version it is read at.
+pub type ObjectId = (String, String, String, String);
 
 /// Group, version, kind, namespace and name of one object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,12 +67,14 @@ impl ResourceKey {
         )
     }
 
-    /// Same object regardless of API version.
-    pub fn same_object(&self, other: &ResourceKey) -> bool {
-        self.group == other.group
-            && self.kind == other.kind
-            && self.namespace == other.namespace
-            && self.name == other.name
+    /// What identifies the object whatever API version it is read at, for maps and sets.
+    pub fn object_id(&self) -> ObjectId {
+        (
+            self.group.clone(),
+            self.kind.clone(),
+            self.namespace.clone(),
+            self.name.clone(),
+        )
     }
 }
 
@@ -111,7 +118,10 @@ pub fn is_tracked_by(obj: &Value, app: &str) -> bool {
 pub fn tracking_label_value(app: &str) -> String {
     if let Some((ns, name)) = app.split_once('/') {
         let readable = format!("{ns}.{name}");
-        if is_dns_label(ns) && is_dns_subdomain(name) && readable.len() <= LABEL_VALUE_MAX {
+        if check_label("namespace", ns).is_ok()
+            && check_subdomain("name", name).is_ok()
+            && readable.len() <= LABEL_VALUE_MAX
+        {
             return readable;
         }
     }
@@ -122,18 +132,6 @@ pub fn tracking_label_value(app: &str) -> String {
 /// The label selector that finds the objects `app` may track.
 pub fn tracking_selector(app: &str) -> String {
     format!("{TRACKING_LABEL}={}", tracking_label_value(app))
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(is_dns_label)
 }
 
 /// Adds the tracking annotation and the tracking label to a desired object.

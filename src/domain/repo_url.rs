@@ -350,7 +350,7 @@ mod tests {
         matches!((RepoUrl::parse(a), RepoUrl::parse(b)), (Ok(a), Ok(b)) if a.same_repo(&b))
     }
 
-    /// Argo CD's `Test_GetWebURLRegex` cases, as far as REFERENCE-style rules describe them:
+    /// Argo CD's `Test_GetWebURLRegex` cases, as far as Argo CD's documented normalisation rules describe them:
     /// (webhook URL, app repoURL, should match).
     #[test]
     fn argo_cd_web_url_golden_cases() {

@@ -19,7 +19,7 @@ pub use credentials::{Credentials, CredentialsError, GitCredentials};
 pub use gc::Checkout;
 pub use limits::GitLimits;
 pub use policy::GitPolicy;
-pub use url::{cache_key, redact_url};
+pub use url::redact_url;
 
 /// Why a Git operation failed; messages are meant for users and never contain secrets.
 #[derive(Debug, thiserror::Error)]

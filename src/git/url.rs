@@ -1,6 +1,4 @@
-//! Repository URLs as text: credential-free display and cache keys, through `RepoUrl`.
-
-use sha2::{Digest, Sha256};
+//! Repository URLs as text: credential-free display, through `RepoUrl`.
 
 use crate::domain::RepoUrl;
 
@@ -35,20 +33,6 @@ fn strip_userinfo(url: &str) -> String {
     }
 }
 
-/// A file-system-safe directory name identifying the repository behind `url`.
-///
-/// See `RepoUrl::cache_key`; a URL that does not parse gets a key of its own, so it can never
-/// share a directory with a real repository.
-pub fn cache_key(url: &str) -> String {
-    match RepoUrl::parse(url) {
-        Ok(parsed) => parsed.cache_key(),
-        Err(_) => format!(
-            "invalid-{}",
-            &hex::encode(Sha256::digest(url.trim().as_bytes()))[..16]
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,15 +56,5 @@ mod tests {
         let shown = redact_url("http://u:p4ss@h:notaport/r");
         assert!(!shown.contains("p4ss"), "{shown}");
         assert!(shown.contains("h:notaport/r"), "{shown}");
-    }
-
-    #[test]
-    fn equivalent_urls_share_a_cache_key() {
-        let a = cache_key("https://GitHub.com/Org/Repo.git");
-        assert_eq!(a, cache_key("https://user:pw@github.com/Org/Repo/"));
-        assert_ne!(a, cache_key("https://github.com/org/repo"));
-        assert_eq!(cache_key("/srv/git/a.git"), cache_key("file:///srv/git/a"));
-        assert!(!a.contains('/'));
-        assert!(!cache_key("..").starts_with('.'));
     }
 }

@@ -1,14 +1,14 @@
 //! The sync engine: compare desired with live, then dry-run, apply in order, and prune.
-//! A failed sync never prunes and never reports success (DESIGN invariant 7).
+//! A failed sync never prunes and never reports success (docs/architecture.md, invariant 7).
 
 pub mod order;
 pub mod prepare;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
-use crate::cluster::resource::{is_tracked_by, tracking_selector};
+use crate::cluster::resource::{ObjectId, is_tracked_by, tracking_selector};
 use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
 use crate::store::application::{ResourceResult, ResultCode, SyncStatusCode};
 
@@ -49,30 +49,23 @@ pub async fn compare(
         kinds.insert((key.group.clone(), key.version.clone(), key.kind.clone()));
     }
     let selector = tracking_selector(app);
-    let mut labeled: Vec<(ResourceKey, Value)> = Vec::new();
+    // Maps, not scans: an app may manage thousands of objects.
+    let mut labeled: BTreeMap<ObjectId, Value> = BTreeMap::new();
     for (group, version, kind) in &kinds {
         for live in cluster
             .list_labeled(group, version, kind, &selector)
             .await?
         {
-            if let Some(key) = ResourceKey::of(&live)
-                && !labeled.iter().any(|(k, _)| k.same_object(&key))
-            {
-                labeled.push((key, live));
+            if let Some(key) = ResourceKey::of(&live) {
+                labeled.entry(key.object_id()).or_insert(live);
             }
         }
     }
-    let listed = |key: &ResourceKey| {
-        labeled
-            .iter()
-            .find(|(k, _)| k.same_object(key))
-            .map(|(_, live)| live.clone())
-    };
 
     let mut out = Vec::with_capacity(desired.len());
     for (obj, key) in desired.iter().zip(keys) {
-        let live = match listed(&key) {
-            Some(live) => Some(live),
+        let live = match labeled.get(&key.object_id()) {
+            Some(live) => Some(live.clone()),
             None => get_if_served(cluster, &key).await?,
         };
         let (status, message) = match &live {
@@ -94,19 +87,22 @@ pub async fn compare(
         });
     }
 
-    let mut candidates: Vec<Value> = labeled.iter().map(|(_, live)| live.clone()).collect();
+    let mut seen: HashSet<ObjectId> = out.iter().map(|c| c.key.object_id()).collect();
+    let mut fallbacks = Vec::new();
     for key in inventory {
-        let known = out.iter().any(|c| c.key.same_object(key))
-            || labeled.iter().any(|(k, _)| k.same_object(key));
-        if !known && let Some(live) = get_if_served(cluster, key).await? {
-            candidates.push(live);
+        let id = key.object_id();
+        if !seen.contains(&id)
+            && !labeled.contains_key(&id)
+            && let Some(live) = get_if_served(cluster, key).await?
+        {
+            fallbacks.push(live);
         }
     }
-    for live in candidates {
+    for live in labeled.into_values().chain(fallbacks) {
         let Some(key) = ResourceKey::of(&live) else {
             continue;
         };
-        if !is_tracked_by(&live, app) || out.iter().any(|c| c.key.same_object(&key)) {
+        if !is_tracked_by(&live, app) || !seen.insert(key.object_id()) {
             continue;
         }
         out.push(Compared {

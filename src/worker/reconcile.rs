@@ -1,6 +1,6 @@
 //! One Job, start to end: resolve → fetch → render → compare → (sync) → health → status.
 //! Problems with the app itself become conditions; only failing to write status is an error,
-//! so the job is redelivered (DESIGN invariant 2).
+//! so the job is redelivered (docs/architecture.md, invariant 2).
 
 use std::sync::Arc;
 
@@ -157,31 +157,32 @@ async fn evaluate_and_sync(
         compared
     };
 
-    let mut compared =
-        match sync::compare(&ctx.cluster, &key.to_string(), &objects, &inventory).await {
-            Ok(c) => in_reach(c, status),
-            Err(e) => {
-                status::set_condition(
-                    status,
-                    COMPARISON_ERROR,
-                    &format!("cannot compare with the cluster: {e}"),
-                );
-                status.sync = Some(SyncStatus {
-                    status: SyncStatusCode::Unknown,
-                    revision: Some(revision.clone()),
-                });
-                return Report {
-                    revision: Some(revision),
-                    ..Default::default()
-                };
-            }
-        };
+    let tracking_app = key.to_string();
+    let mut compared = match sync::compare(&ctx.cluster, &tracking_app, &objects, &inventory).await
+    {
+        Ok(c) => in_reach(c, status),
+        Err(e) => {
+            status::set_condition(
+                status,
+                COMPARISON_ERROR,
+                &format!("cannot compare with the cluster: {e}"),
+            );
+            status.sync = Some(SyncStatus {
+                status: SyncStatusCode::Unknown,
+                revision: Some(revision.clone()),
+            });
+            return Report {
+                revision: Some(revision),
+                ..Default::default()
+            };
+        }
+    };
 
     let mut synced = false;
     if should_sync(app, job, &compared, &revision, status) {
         synced = run_sync(ctx, app, job, &compared, &revision, status).await;
         // Status reflects the cluster after the sync, not before.
-        match sync::compare(&ctx.cluster, &key.to_string(), &objects, &inventory).await {
+        match sync::compare(&ctx.cluster, &tracking_app, &objects, &inventory).await {
             Ok(after) => compared = in_reach(after, status),
             Err(e) => status::set_condition(
                 status,
