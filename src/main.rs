@@ -101,39 +101,34 @@ enum AppCommand {
     /// List Applications with sync and health.
     List,
     /// Show one Application (JSON).
-    Get {
-        name: String,
-        /// Namespace of the Application; default: server.namespace.
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
-    },
+    Get(AppName),
     /// Refresh: compare Git with the cluster now.
     Refresh {
-        name: String,
-        /// Namespace of the Application; default: server.namespace.
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
+        #[command(flatten)]
+        app: AppName,
         /// Bypass caches.
         #[arg(long)]
         hard: bool,
     },
     /// Sync: apply Git to the cluster now.
     Sync {
-        name: String,
-        /// Namespace of the Application; default: server.namespace.
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
+        #[command(flatten)]
+        app: AppName,
         /// Also delete tracked objects that left Git.
         #[arg(long)]
         prune: bool,
     },
     /// Delete an Application (its resources stay).
-    Delete {
-        name: String,
-        /// Namespace of the Application; default: server.namespace.
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
-    },
+    Delete(AppName),
+}
+
+/// Which Application a command acts on.
+#[derive(clap::Args)]
+struct AppName {
+    name: String,
+    /// Namespace of the Application; default: server.namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -241,44 +236,32 @@ async fn run() -> anyhow::Result<()> {
         Command::App { conn, command } => {
             let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
             let control = settings.server.namespace.clone();
-            let ns = move |n: Option<String>| n.unwrap_or_else(|| control.clone());
+            // (namespace, name), the namespace defaulting to the control namespace.
+            let target =
+                move |app: AppName| (app.namespace.unwrap_or_else(|| control.clone()), app.name);
             let out = match command {
                 AppCommand::Create { file } => client.create(&file).await?,
                 AppCommand::List => {
                     print!("{}", cli::app_table(&client.list().await?));
                     return Ok(());
                 }
-                AppCommand::Get { name, namespace } => client.get(&ns(namespace), &name).await?,
-                AppCommand::Refresh {
-                    name,
-                    namespace,
-                    hard,
-                } => {
-                    client
-                        .action(
-                            &ns(namespace),
-                            &name,
-                            "refresh",
-                            if hard { "?hard=true" } else { "" },
-                        )
-                        .await?
+                AppCommand::Get(app) => {
+                    let (ns, name) = target(app);
+                    client.get(&ns, &name).await?
                 }
-                AppCommand::Sync {
-                    name,
-                    namespace,
-                    prune,
-                } => {
-                    client
-                        .action(
-                            &ns(namespace),
-                            &name,
-                            "sync",
-                            if prune { "?prune=true" } else { "" },
-                        )
-                        .await?
+                AppCommand::Refresh { app, hard } => {
+                    let (ns, name) = target(app);
+                    let query = if hard { "?hard=true" } else { "" };
+                    client.action(&ns, &name, "refresh", query).await?
                 }
-                AppCommand::Delete { name, namespace } => {
-                    client.delete(&ns(namespace), &name).await?
+                AppCommand::Sync { app, prune } => {
+                    let (ns, name) = target(app);
+                    let query = if prune { "?prune=true" } else { "" };
+                    client.action(&ns, &name, "sync", query).await?
+                }
+                AppCommand::Delete(app) => {
+                    let (ns, name) = target(app);
+                    client.delete(&ns, &name).await?
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
