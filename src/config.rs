@@ -99,6 +99,25 @@ pub struct WebhookSettings {
     /// `<data_dir>/github-webhook-secret`.
     #[serde(default)]
     pub github_secret_file: Option<PathBuf>,
+    /// Secrets per provider (`[webhook.providers.gitlab]` …); keys may use `_` for `-`.
+    #[serde(default)]
+    pub providers: std::collections::BTreeMap<String, ProviderSecretSettings>,
+}
+
+/// Where one provider's secrets come from; several may be given at once, so a secret can be
+/// rotated by adding the new one before the host switches and removing the old one after.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSecretSettings {
+    /// A secret given directly, normally from `CAPSTAN__WEBHOOK__PROVIDERS__<NAME>__SECRET`.
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    /// Files each holding one secret (a trailing newline is ignored).
+    #[serde(default)]
+    pub secret_files: Vec<PathBuf>,
+    /// Names of environment variables each holding one secret.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
 }
 
 /// Where the management cluster is.

@@ -51,23 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: ProjCommand,
     },
-    /// Send a signed GitHub push webhook to a running server (for demos and checks).
-    Webhook {
-        /// Server URL.
-        #[arg(long, env = "CAPSTAN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// Webhook secret; default: <data_dir>/github-webhook-secret.
-        #[arg(long, env = "CAPSTAN_WEBHOOK_SECRET", hide_env_values = true)]
-        secret: Option<String>,
-        /// Repository URL as the Application names it.
-        #[arg(long)]
-        repo: String,
-        #[arg(long, default_value = "main")]
-        branch: String,
-        /// The pushed commit (optional; the worker resolves the branch itself).
-        #[arg(long, default_value = "")]
-        after: String,
-    },
+    /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
+    Webhook(cli::webhook::WebhookArgs),
     /// Print the CRDs Capstan owns (what deploy/crds/ holds).
     Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
@@ -267,16 +252,8 @@ async fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        Command::Webhook {
-            server,
-            secret,
-            repo,
-            branch,
-            after,
-        } => {
-            let secret = cli::webhook_secret(secret, &data_dir)?;
-            let (status, body) =
-                cli::send_github_push(&server, &secret, &repo, &branch, &after).await?;
+        Command::Webhook(args) => {
+            let (status, body) = cli::webhook::send(&args, &data_dir).await?;
             println!("{status} {body}");
             if (200..300).contains(&status) {
                 Ok(())

@@ -15,13 +15,14 @@ use crate::api::{self, ApiState, Readiness, WebhookLimits};
 use crate::cluster::Cluster;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
 use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
+use crate::metrics::Metrics;
 use crate::private_fs;
 use crate::queue::{self, SharedQueue};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, ExposeSecret, SecretString};
 use crate::store::{self, AppStore, ProjectStore};
 use crate::tenancy::Tenancy;
-use crate::webhook::{self, WebhookSecrets};
+use crate::webhook::WebhookSecrets;
 use crate::worker::reconcile::Context;
 use crate::worker::{poller, route_events, syncer};
 
@@ -89,16 +90,15 @@ impl Service {
             settings.webhook.github_secret_file.as_deref(),
             Some(&data_dir.join("github-webhook-secret")),
         )?;
-        let allow_unsigned = webhook::allowed_unsigned(&settings.webhook.allow_unsigned)
-            .context("webhook.allow_unsigned")?;
-        for name in &allow_unsigned {
+        let webhook_secrets =
+            WebhookSecrets::from_settings(&settings.webhook, github_secret.clone(), |var| {
+                std::env::var(var).ok()
+            })?;
+        for name in webhook_secrets.unsigned_providers() {
             tracing::warn!(provider = %name, "webhooks from this provider are accepted WITHOUT a signature");
         }
-        let webhook_secrets = WebhookSecrets {
-            github: github_secret.clone(),
-            allow_unsigned,
-        };
 
+        let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
         if matches!(settings.server.role, Role::Worker | Role::All) {
@@ -160,6 +160,7 @@ impl Service {
             api_token: api_token.clone(),
             webhook_secrets,
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
+            metrics,
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

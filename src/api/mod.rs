@@ -4,6 +4,7 @@ pub mod applications;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod projects;
 pub mod webhook;
 
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub webhook_secrets: WebhookSecrets,
     /// The cached answer of `/readyz`.
     pub readiness: Readiness,
+    /// The process's metrics, served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Mounts every route; `with_api` is false for a worker-only process (health endpoints only).
@@ -40,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .default_service(web::to(error::not_found))
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::scrape));
     if !with_api {
         return;
     }

@@ -1,16 +1,17 @@
 //! `POST /api/webhook`: verify, normalise, and durably enqueue before answering 2xx.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures::future::LocalBoxFuture;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::event::PushEvent;
 use crate::queue::Topic;
 use crate::webhook::{self, Outcome};
 
@@ -83,35 +84,79 @@ pub async fn receive(
     body: WebhookBody,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let body = body.0;
-    let delivery = req
-        .headers()
-        .get("x-github-delivery")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let span = tracing::info_span!("webhook", delivery = %delivery, bytes = body.len());
-    let outcome = {
-        let _enter = span.enter();
-        webhook::receive(req.headers(), &body, &state.webhook_secrets).inspect_err(|e| {
-            warn!(error = %e, "webhook refused");
-        })?
+    let span = tracing::info_span!(
+        "webhook",
+        provider = tracing::field::Empty,
+        delivery = tracing::field::Empty,
+        bytes = body.len()
+    );
+    let (provider, result) = handle(&req, &body, &state).instrument(span).await;
+    let outcome = match &result {
+        Ok((outcome, _)) => *outcome,
+        Err(e) => refusal_label(e),
     };
-    let event = match outcome {
+    state
+        .metrics
+        .webhook(provider, outcome, started.elapsed().as_secs_f64());
+    result.map(|(_, response)| response)
+}
+
+/// Verifies, parses and queues one delivery; returns the provider's name (or `unknown`) and the
+/// outcome's label with the response.
+async fn handle(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &ApiState,
+) -> (&'static str, Result<(&'static str, HttpResponse), ApiError>) {
+    let span = tracing::Span::current();
+    let request = webhook::Request::new(req.headers(), body);
+    let received = match webhook::receive(&request, &state.webhook_secrets) {
+        Ok(r) => r,
+        Err((provider, e)) => {
+            let name = provider.map_or("unknown", |p| p.name());
+            span.record("provider", name);
+            warn!(error = %e, "webhook refused");
+            return (name, Err(e.into()));
+        }
+    };
+    let name = received.provider.name();
+    span.record("provider", name);
+    if let Some(d) = &received.delivery {
+        span.record("delivery", d.as_str());
+    }
+    let event = match received.outcome {
         Outcome::Ignored(reason) => {
-            info!(parent: &span, reason = %reason, "webhook ignored");
-            return Ok(HttpResponse::Ok()
-                .json(serde_json::json!({ "status": "ignored", "reason": reason })));
+            info!(reason = %reason, "webhook ignored");
+            let response = HttpResponse::Ok()
+                .json(serde_json::json!({ "status": "ignored", "reason": reason }));
+            return (name, Ok(("ignored", response)));
         }
         Outcome::Event(event) => event,
     };
+    (name, publish(state, event).await.map(|r| ("queued", r)))
+}
+
+/// Publishes the event and waits for the broker's confirm.
+async fn publish(state: &ApiState, event: PushEvent) -> Result<HttpResponse, ApiError> {
     let message = serde_json::to_vec(&event)
         .map_err(|e| ApiError::Internal(format!("serialising the event: {e}")))?;
     state
         .queue
         .publish(Topic::Events, "", &event.id, message)
         .await
-        .inspect_err(|e| warn!(parent: &span, error = %e, "event not queued"))?;
-    info!(parent: &span, event_id = %event.id, "event queued");
+        .inspect_err(|e| warn!(error = %e, "event not queued"))?;
+    state.metrics.event_published(event.source.as_str());
+    info!(event_id = %event.id, refs = event.refs.len(), "event queued");
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "id": event.id })))
+}
+
+/// The metrics label of a refused or failed webhook.
+fn refusal_label(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Webhook(e) => e.kind(),
+        ApiError::Queue(_) => "not_queued",
+        _ => "error",
+    }
 }

@@ -1,14 +1,20 @@
-//! GitHub: `X-Hub-Signature-256` verification and `push` payloads → [`PushEvent`].
+//! GitHub: `X-Hub-Signature-256` (never the legacy SHA-1 `X-Hub-Signature`) and `push` events.
 
+use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
-use super::{Outcome, WebhookError};
-use crate::event::{
-    EventSource, PUSH_EVENT_VERSION, PushEvent, RefUpdate, is_null_sha, now_rfc3339,
+use super::{
+    Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
+    hmac_credential, parse_json, push_event, ref_update, repo_urls, union_files,
 };
+use crate::event::EventSource;
+use crate::secret::SecretString;
 
 /// GitHub truncates the commit list at this many commits; a full list means file lists are incomplete.
 const MAX_LISTED_COMMITS: usize = 2048;
+
+/// GitHub.com and GitHub Enterprise Server.
+pub struct GitHub;
 
 #[derive(Deserialize)]
 struct Push {
@@ -18,10 +24,6 @@ struct Push {
     before: Option<String>,
     #[serde(default)]
     after: Option<String>,
-    #[serde(default)]
-    created: bool,
-    #[serde(default)]
-    deleted: bool,
     #[serde(default)]
     forced: bool,
     #[serde(default)]
@@ -54,166 +56,96 @@ struct Commit {
     modified: Vec<String>,
 }
 
-/// Turns a verified GitHub delivery into an outcome; `event` is the `X-GitHub-Event` header.
-pub fn parse(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Outcome, WebhookError> {
-    match event {
-        "ping" => return Ok(Outcome::Ignored("ping".into())),
-        "push" => {}
-        other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
-    }
-    let push: Push = serde_json::from_slice(body)
-        .map_err(|e| WebhookError::BadPayload(format!("GitHub push payload: {e}")))?;
-    let Some(repo) = push.repository else {
-        return Ok(Outcome::Ignored("push without a repository".into()));
-    };
-    let repo_urls: Vec<String> = [repo.clone_url, repo.ssh_url, repo.html_url, repo.git_url]
-        .into_iter()
-        .flatten()
-        .filter(|u| !u.trim().is_empty())
-        .collect();
-    if repo_urls.is_empty() {
-        return Ok(Outcome::Ignored("push without a repository URL".into()));
-    }
-    if push.git_ref.is_empty() {
-        return Err(WebhookError::BadPayload(
-            "GitHub push payload has an empty ref".into(),
-        ));
-    }
-    let created = push.created || is_null_sha(push.before.as_deref());
-    let deleted = push.deleted || is_null_sha(push.after.as_deref());
-    let changed_files = changed_files(push.commits.as_deref(), created || deleted);
-    Ok(Outcome::Event(PushEvent {
-        v: PUSH_EVENT_VERSION,
-        id: uuid::Uuid::new_v4().to_string(),
-        source: EventSource::Github,
-        delivery: delivery.map(str::to_owned),
-        received_at: now_rfc3339(),
-        repo_urls,
-        refs: vec![RefUpdate {
-            name: push.git_ref,
-            created,
-            deleted,
-            forced: push.forced,
-            before: push.before.filter(|s| !is_null_sha(Some(s))),
-            after: push.after.filter(|s| !is_null_sha(Some(s))),
-        }],
-        changed_files,
-        default_branch: repo.default_branch.filter(|b| !b.is_empty()),
-    }))
-}
-
-/// The union of the commits' file lists, or None when GitHub's list cannot be complete.
-fn changed_files(commits: Option<&[Commit]>, ref_created_or_deleted: bool) -> Option<Vec<String>> {
-    let commits = commits?;
-    if ref_created_or_deleted || commits.len() >= MAX_LISTED_COMMITS {
-        return None;
-    }
-    let mut files: Vec<String> = commits
-        .iter()
-        .flat_map(|c| c.added.iter().chain(&c.removed).chain(&c.modified))
-        .cloned()
-        .collect();
-    files.sort();
-    files.dedup();
-    Some(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn push_body() -> Vec<u8> {
-        serde_json::json!({
-            "ref": "refs/heads/main",
-            "before": "0000000000000000000000000000000000000000",
-            "after": "1111111111111111111111111111111111111111",
-            "created": false, "deleted": false, "forced": false,
-            "repository": {
-                "clone_url": "https://github.com/org/repo.git",
-                "ssh_url": "git@github.com:org/repo.git",
-                "html_url": "https://github.com/org/repo",
-                "default_branch": "main"
-            },
-            "commits": [
-                {"added": ["apps/a.yaml"], "removed": [], "modified": ["apps/b.yaml"]},
-                {"added": [], "removed": ["apps/a.yaml"], "modified": []}
-            ]
-        })
-        .to_string()
-        .into_bytes()
+impl Provider for GitHub {
+    fn name(&self) -> &'static str {
+        "github"
     }
 
-    #[test]
-    fn a_push_becomes_a_push_event() {
-        let Outcome::Event(ev) = parse("push", Some("d-1"), &push_body()).expect("parses") else {
-            panic!("expected an event");
-        };
-        assert_eq!(ev.source, EventSource::Github);
-        assert_eq!(ev.delivery.as_deref(), Some("d-1"));
-        assert_eq!(ev.repo_urls.len(), 3);
-        assert_eq!(ev.refs[0].name, "refs/heads/main");
-        assert!(
-            ev.refs[0].created,
-            "all-zero before means the ref was created"
-        );
-        assert_eq!(ev.refs[0].before, None);
-        assert_eq!(
-            ev.refs[0].after.as_deref(),
-            Some("1111111111111111111111111111111111111111")
-        );
-        assert_eq!(
-            ev.changed_files, None,
-            "a created ref's commit list does not describe the change"
-        );
-        assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    fn recognises(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key("x-github-event")
     }
 
-    #[test]
-    fn changed_files_are_the_union_of_commit_lists() {
-        let mut v: serde_json::Value = serde_json::from_slice(&push_body()).expect("json");
-        v["before"] = "2222222222222222222222222222222222222222".into();
-        let Outcome::Event(ev) = parse("push", None, v.to_string().as_bytes()).expect("parses")
-        else {
-            panic!("expected an event");
-        };
-        assert_eq!(
-            ev.changed_files,
-            Some(vec!["apps/a.yaml".to_string(), "apps/b.yaml".to_string()])
-        );
+    fn authenticate(&self, request: &Request<'_>, secrets: &[SecretString]) -> Credential {
+        hmac_credential(request, "x-hub-signature-256", Signature::parse, secrets)
     }
 
-    #[test]
-    fn ping_and_other_events_are_ignored() {
-        assert!(matches!(
-            parse("ping", None, b"{}"),
-            Ok(Outcome::Ignored(_))
-        ));
-        assert!(matches!(
-            parse("issues", None, b"{}"),
-            Ok(Outcome::Ignored(_))
-        ));
+    fn delivery(&self, request: &Request<'_>) -> Option<String> {
+        request.header("x-github-delivery").map(str::to_owned)
     }
 
-    #[test]
-    fn hostile_payloads_never_panic() {
-        for body in [
-            &b""[..],
-            b"null",
-            b"[]",
-            b"{\"ref\": 5}",
-            b"{\"ref\": \"refs/heads/x\"}",
-            b"{\"ref\": \"refs/heads/x\", \"repository\": null}",
-            b"{\"ref\": \"refs/heads/x\", \"repository\": {\"clone_url\": \"\"}}",
-            b"{\"ref\": \"\", \"repository\": {\"clone_url\": \"https://h/o/r\"}}",
-            b"{\"ref\": \"refs/heads/x\", \"repository\": {\"clone_url\": \"https://h/o/r\"}, \"commits\": {}}",
-            b"\xff\xfe",
-        ] {
-            let _ = parse("push", None, body);
+    fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
+        match request.header("x-github-event").unwrap_or_default() {
+            "ping" => return Ok(Outcome::Ignored("ping".into())),
+            "push" => {}
+            other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
         }
-        assert!(matches!(
-            parse("push", None, b"{\"ref\": \"refs/heads/x\"}"),
-            Ok(Outcome::Ignored(_))
-        ));
-        assert!(parse("push", None, b"[]").is_err());
+        let push: Push = parse_json("GitHub push", request.body)?;
+        let Some(repo) = push.repository else {
+            return Ok(Outcome::Ignored("push without a repository".into()));
+        };
+        let urls = match repo_urls([repo.clone_url, repo.ssh_url, repo.html_url, repo.git_url]) {
+            Ok(urls) => urls,
+            Err(ignored) => return Ok(ignored),
+        };
+        if push.git_ref.trim().is_empty() {
+            return Err(WebhookError::BadPayload(
+                "GitHub push payload has an empty ref".into(),
+            ));
+        }
+        let mut moved = ref_update(push.git_ref, push.before, push.after);
+        moved.forced = push.forced;
+        let changed_files = match push.commits {
+            Some(commits)
+                if !moved.created && !moved.deleted && commits.len() < MAX_LISTED_COMMITS =>
+            {
+                Some(union_files(
+                    commits
+                        .iter()
+                        .flat_map(|c| [&c.added, &c.removed, &c.modified]),
+                ))
+            }
+            _ => None,
+        };
+        Ok(Outcome::Event(push_event(
+            EventSource::Github,
+            self.delivery(request),
+            urls,
+            vec![moved],
+            changed_files,
+            repo.default_branch,
+        )))
+    }
+
+    fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {
+        let body = serde_json::json!({
+            "ref": push.git_ref,
+            "before": push.before.unwrap_or(super::NULL_SHA),
+            "after": push.after.unwrap_or(super::NULL_SHA),
+            "created": push.before.is_none(),
+            "deleted": push.after.is_none(),
+            "forced": false,
+            "repository": {
+                "clone_url": push.repo,
+                "html_url": push.repo,
+                "default_branch": push.default_branch,
+            },
+            "commits": push.files.map(|files| vec![serde_json::json!({
+                "id": push.after, "added": [], "removed": [], "modified": files,
+            })]),
+            "head_commit": null,
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-github-event", "push".to_owned()),
+                ("x-github-delivery", push.delivery.to_owned()),
+                ("user-agent", "GitHub-Hookshot/capstan".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            let signature = Signature::sign(secret.as_bytes(), &request.body);
+            request.add_header("x-hub-signature-256", signature);
+        }
+        request
     }
 }

@@ -538,10 +538,22 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
 
     repo.write("deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = repo.commit("web at 1.27");
-    let (status, body) =
-        capstan::cli::send_github_push(&base, &secret, &repo.file_url(), "main", &second)
-            .await
-            .expect("send");
+    let args = capstan::cli::webhook::WebhookArgs {
+        server: base.clone(),
+        provider: "github".into(),
+        secret: Some(secret.clone()),
+        unsigned: false,
+        repo: repo.file_url(),
+        branch: "main".into(),
+        git_ref: None,
+        after: Some(second.clone()),
+        before: None,
+        files: Vec::new(),
+        default_branch: "main".into(),
+    };
+    let (status, body) = capstan::cli::webhook::send(&args, std::path::Path::new("/nonexistent"))
+        .await
+        .expect("send");
     assert_eq!(status, 202, "{body}");
 
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =

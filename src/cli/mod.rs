@@ -1,12 +1,13 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
-use std::path::{Path, PathBuf};
+pub mod webhook;
+
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::secret::ExposeSecret;
-use crate::webhook::Signature;
 
 /// Where the server is and how to authenticate.
 pub struct ApiClient {
@@ -230,51 +231,6 @@ pub fn project_table(list: &Value) -> String {
         ));
     }
     out
-}
-
-/// A GitHub-style signed push for `repo` at `branch` (`after` = the new commit), sent to `server`.
-pub async fn send_github_push(
-    server: &str,
-    secret: &str,
-    repo: &str,
-    branch: &str,
-    after: &str,
-) -> anyhow::Result<(u16, String)> {
-    let body = serde_json::to_vec(&serde_json::json!({
-        "ref": format!("refs/heads/{branch}"),
-        "before": null,
-        "after": after,
-        "created": false, "deleted": false, "forced": false,
-        "repository": { "clone_url": repo, "html_url": repo, "default_branch": branch },
-        "commits": null,
-    }))?;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/webhook", server.trim_end_matches('/')))
-        .header("content-type", "application/json")
-        .header("x-github-event", "push")
-        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-        .header(
-            "x-hub-signature-256",
-            Signature::sign(secret.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {server}"))?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.text().await.unwrap_or_default()))
-}
-
-/// The webhook secret from the flag/env, else `<data_dir>/github-webhook-secret`.
-pub fn webhook_secret(flag: Option<String>, data_dir: &Path) -> anyhow::Result<String> {
-    if let Some(s) = flag {
-        return Ok(s);
-    }
-    let path: PathBuf = data_dir.join("github-webhook-secret");
-    Ok(crate::secret::read_file(&path)
-        .with_context(|| format!("no --secret given and {} is unreadable", path.display()))?
-        .expose_secret()
-        .to_owned())
 }
 
 /// An error and its causes as one line for the user: causes whose text the line already holds

@@ -1,0 +1,12 @@
+//! `GET /metrics`: the process's metrics for Prometheus.
+
+use actix_web::{HttpResponse, web};
+
+use super::ApiState;
+
+/// The OpenMetrics text exposition (Prometheus scrapes it as is).
+pub async fn scrape(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
+}

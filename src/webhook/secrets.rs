@@ -1,0 +1,131 @@
+//! Which secrets authenticate which provider, resolved once at start from configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::{WebhookError, provider_named};
+use crate::config::WebhookSettings;
+use crate::secret::{self, ExposeSecret, SecretString};
+
+/// Secrets of one provider; empty when none is configured.
+pub type ProviderSecrets = Vec<SecretString>;
+
+/// Per-provider secrets and the operator's explicit opt-outs.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    secrets: BTreeMap<&'static str, ProviderSecrets>,
+    allow_unsigned: BTreeSet<&'static str>,
+}
+
+/// Why the webhook secrets cannot be set up; messages name sources, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("webhook.providers: {0}")]
+    Provider(WebhookError),
+    #[error("webhook.allow_unsigned: {0}")]
+    AllowUnsigned(WebhookError),
+    #[error("webhook.providers.{provider}: {source}")]
+    Read {
+        provider: String,
+        source: secret::SecretError,
+    },
+    #[error("webhook.providers.{provider}: environment variable {var} is not set or empty")]
+    MissingEnv { provider: String, var: String },
+}
+
+impl WebhookSecrets {
+    /// An empty set: every provider unconfigured, nothing allowed unsigned.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a secret for `provider` (a known provider name). Empty secrets are never added: an
+    /// empty secret must not mean "accept everything".
+    pub fn with_secret(
+        mut self,
+        provider: &str,
+        secret: SecretString,
+    ) -> Result<Self, WebhookError> {
+        let name = provider_named(provider)?.name();
+        if !secret.expose_secret().is_empty() {
+            self.secrets.entry(name).or_default().push(secret);
+        }
+        Ok(self)
+    }
+
+    /// Accepts `provider`'s requests without a credential (an explicit operator choice).
+    pub fn allowing_unsigned(mut self, provider: &str) -> Result<Self, WebhookError> {
+        self.allow_unsigned.insert(provider_named(provider)?.name());
+        Ok(self)
+    }
+
+    /// The configured secrets of `provider`.
+    pub fn for_provider(&self, provider: &str) -> &[SecretString] {
+        self.secrets.get(provider).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `provider`'s requests may come without a credential.
+    pub fn allows_unsigned(&self, provider: &str) -> bool {
+        self.allow_unsigned.contains(provider)
+    }
+
+    /// Names of the providers accepted unsigned (for a warning at start).
+    pub fn unsigned_providers(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.allow_unsigned.iter().copied()
+    }
+
+    /// Resolves every configured secret. `github` is the legacy single GitHub secret
+    /// (`webhook.github_secret[_file]` or the generated one), added beside any configured under
+    /// `[webhook.providers.github]`. Unknown provider names are refused: a typo must not leave a
+    /// provider silently unauthenticated or refused.
+    pub fn from_settings(
+        settings: &WebhookSettings,
+        github: Option<SecretString>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SecretsError> {
+        let mut out = WebhookSecrets::new();
+        for name in &settings.allow_unsigned {
+            out = out
+                .allowing_unsigned(&name.replace('_', "-"))
+                .map_err(SecretsError::AllowUnsigned)?;
+        }
+        if let Some(secret) = github {
+            out = out
+                .with_secret("github", secret)
+                .map_err(SecretsError::Provider)?;
+        }
+        for (key, source) in &settings.providers {
+            let name = provider_named(&key.replace('_', "-"))
+                .map_err(SecretsError::Provider)?
+                .name();
+            let mut found: Vec<SecretString> = source.secret.iter().cloned().collect();
+            for path in &source.secret_files {
+                found.push(read(name, path)?);
+            }
+            for var in &source.secret_env {
+                match env(var).filter(|v| !v.is_empty()) {
+                    Some(v) => found.push(SecretString::from(v)),
+                    None => {
+                        return Err(SecretsError::MissingEnv {
+                            provider: name.into(),
+                            var: var.clone(),
+                        });
+                    }
+                }
+            }
+            for secret in found {
+                out = out
+                    .with_secret(name, secret)
+                    .map_err(SecretsError::Provider)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read(provider: &str, path: &Path) -> Result<SecretString, SecretsError> {
+    secret::read_file(path).map_err(|source| SecretsError::Read {
+        provider: provider.into(),
+        source,
+    })
+}
