@@ -129,3 +129,82 @@ fn read(provider: &str, path: &Path) -> Result<SecretString, SecretsError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn settings(env: &[(&str, &str)]) -> WebhookSettings {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(None, env).expect("settings load").webhook
+    }
+
+    fn values(s: &WebhookSecrets, provider: &str) -> Vec<String> {
+        s.for_provider(provider)
+            .iter()
+            .map(|v| v.expose_secret().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_files_and_named_variables_and_all_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old");
+        std::fs::write(&old, "old-token\n").expect("write");
+        let file_list = format!("[\"{}\"]", old.display());
+        let s = settings(&[
+            ("CAPSTAN__WEBHOOK__PROVIDERS__BITBUCKET_CLOUD__SECRET", "from-env"),
+            ("CAPSTAN__WEBHOOK__PROVIDERS__GITHUB__SECRET", "gh-configured"),
+        ]);
+        let mut s = s;
+        s.providers.entry("gitlab".into()).or_default().secret_files =
+            serde_json::from_str(&file_list).expect("paths");
+        s.providers.entry("gitlab".into()).or_default().secret_env = vec!["GL_NEW".into()];
+        let resolved = WebhookSecrets::from_settings(
+            &s,
+            Some(SecretString::from("gh-generated")),
+            |v| (v == "GL_NEW").then(|| "new-token".to_owned()),
+        )
+        .expect("resolves");
+        assert_eq!(values(&resolved, "bitbucket-cloud"), ["from-env"]);
+        assert_eq!(values(&resolved, "gitlab"), ["old-token", "new-token"]);
+        assert_eq!(values(&resolved, "github"), ["gh-generated", "gh-configured"]);
+        assert!(resolved.for_provider("gogs").is_empty());
+    }
+
+    #[test]
+    fn unknown_names_missing_variables_and_unreadable_files_are_errors_that_name_no_secret() {
+        let mut s = settings(&[]);
+        s.providers.insert("gitlub".into(), Default::default());
+        let err = WebhookSecrets::from_settings(&s, None, |_| None).expect_err("typo");
+        assert!(err.to_string().contains("gitlub"), "{err}");
+
+        let mut s = settings(&[]);
+        s.providers.entry("gitea".into()).or_default().secret_env = vec!["NOT_SET".into()];
+        let err = WebhookSecrets::from_settings(&s, None, |_| None).expect_err("unset");
+        assert!(err.to_string().contains("NOT_SET"), "{err}");
+
+        let mut s = settings(&[]);
+        s.providers.entry("gogs".into()).or_default().secret_files = vec!["/nonexistent/x".into()];
+        assert!(WebhookSecrets::from_settings(&s, None, |_| None).is_err());
+
+        let s = settings(&[("CAPSTAN__WEBHOOK__ALLOW_UNSIGNED", "githib")]);
+        assert!(WebhookSecrets::from_settings(&s, None, |_| None).is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_is_no_secret() {
+        let s = settings(&[("CAPSTAN__WEBHOOK__PROVIDERS__GITLAB__SECRET", "")]);
+        let resolved = WebhookSecrets::from_settings(&s, None, |_| None).expect("resolves");
+        assert!(resolved.for_provider("gitlab").is_empty());
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let s = WebhookSecrets::new()
+            .with_secret("github", SecretString::from("very-secret-value"))
+            .expect("known");
+        assert!(!format!("{s:?}").contains("very-secret-value"));
+    }
+}
