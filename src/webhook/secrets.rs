@@ -137,7 +137,9 @@ mod tests {
 
     fn settings(env: &[(&str, &str)]) -> WebhookSettings {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        Settings::load_from(None, env).expect("settings load").webhook
+        Settings::load_from(None, env)
+            .expect("settings load")
+            .webhook
     }
 
     fn values(s: &WebhookSecrets, provider: &str) -> Vec<String> {
@@ -154,22 +156,30 @@ mod tests {
         std::fs::write(&old, "old-token\n").expect("write");
         let file_list = format!("[\"{}\"]", old.display());
         let s = settings(&[
-            ("CAPSTAN__WEBHOOK__PROVIDERS__BITBUCKET_CLOUD__SECRET", "from-env"),
-            ("CAPSTAN__WEBHOOK__PROVIDERS__GITHUB__SECRET", "gh-configured"),
+            (
+                "CAPSTAN__WEBHOOK__PROVIDERS__BITBUCKET_CLOUD__SECRET",
+                "from-env",
+            ),
+            (
+                "CAPSTAN__WEBHOOK__PROVIDERS__GITHUB__SECRET",
+                "gh-configured",
+            ),
         ]);
         let mut s = s;
         s.providers.entry("gitlab".into()).or_default().secret_files =
             serde_json::from_str(&file_list).expect("paths");
         s.providers.entry("gitlab".into()).or_default().secret_env = vec!["GL_NEW".into()];
-        let resolved = WebhookSecrets::from_settings(
-            &s,
-            Some(SecretString::from("gh-generated")),
-            |v| (v == "GL_NEW").then(|| "new-token".to_owned()),
-        )
-        .expect("resolves");
+        let resolved =
+            WebhookSecrets::from_settings(&s, Some(SecretString::from("gh-generated")), |v| {
+                (v == "GL_NEW").then(|| "new-token".to_owned())
+            })
+            .expect("resolves");
         assert_eq!(values(&resolved, "bitbucket-cloud"), ["from-env"]);
         assert_eq!(values(&resolved, "gitlab"), ["old-token", "new-token"]);
-        assert_eq!(values(&resolved, "github"), ["gh-generated", "gh-configured"]);
+        assert_eq!(
+            values(&resolved, "github"),
+            ["gh-generated", "gh-configured"]
+        );
         assert!(resolved.for_provider("gogs").is_empty());
     }
 

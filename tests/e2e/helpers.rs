@@ -563,3 +563,56 @@ pub fn name_on_shard_of(namespace: &str, app: &str, prefix: &str) -> (String, u1
         .expect("a name on the same shard");
     (name, shard)
 }
+
+/// Another Capstan process in effect (its own broker connection, HTTP server and caches) on the
+/// same broker prefix and cluster as `app`, with more `CAPSTAN__…` settings layered last.
+pub struct Twin {
+    pub address: String,
+    stop: capstan::startup::StopHandle,
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        let stop = self.stop.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), stop.stop()).await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Starts a [`Twin`] of `app` with `role`.
+pub async fn spawn_twin(app: &TestApp, role: Role, extra_env: Vec<(String, String)>) -> Twin {
+    let data_dir = app
+        .data_dir
+        .path()
+        .join(format!("twin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&data_dir).expect("twin data dir");
+    let mut env = test_env(
+        &app.kubeconfig,
+        &data_dir,
+        &app.prefix,
+        AMQP,
+        role,
+        &app.api_token,
+        &app.webhook_secret,
+        180,
+    );
+    env.extend(extra_env);
+    let settings = Settings::load_from(Some(&app.data_dir.path().join("capstan-test.toml")), env)
+        .expect("twin settings load");
+    let service = capstan::startup::Service::build(settings)
+        .await
+        .expect("twin builds");
+    let stop = service.stop_handle();
+    let address = format!("http://127.0.0.1:{}", service.port());
+    tokio::spawn(service.run_until_stopped());
+    Twin { address, stop }
+}

@@ -10,6 +10,7 @@ mod hostile_render;
 mod live_state;
 mod stall;
 mod tenancy;
+mod webhooks;
 
 use std::time::Duration;
 
