@@ -149,3 +149,158 @@ impl Provider for GitHub {
         request
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+    use crate::event::PushEvent;
+
+    fn parse_fixture(event: &str, body: &[u8]) -> Result<Outcome, WebhookError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-github-event"),
+            HeaderValue::from_str(event).expect("header"),
+        );
+        headers.insert(
+            HeaderName::from_static("x-github-delivery"),
+            HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        );
+        GitHub.parse(&Request::new(&headers, body))
+    }
+
+    fn event(body: &[u8]) -> PushEvent {
+        match parse_fixture("push", body) {
+            Ok(Outcome::Event(ev)) => ev,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_branch_push_lists_every_changed_file_and_url() {
+        let ev = event(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push.json"
+        ));
+        assert_eq!(ev.source, EventSource::Github);
+        assert_eq!(
+            ev.delivery.as_deref(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        );
+        assert_eq!(
+            ev.repo_urls,
+            [
+                "https://github.com/octo-org/gitops.git",
+                "git@github.com:octo-org/gitops.git",
+                "https://github.com/octo-org/gitops",
+                "git://github.com/octo-org/gitops.git"
+            ]
+        );
+        assert_eq!(ev.refs.len(), 1);
+        let r = &ev.refs[0];
+        assert_eq!(r.name, "refs/heads/main");
+        assert_eq!(
+            r.before.as_deref(),
+            Some("4544205a385319fd846d5df4ed2e3b8173529d78")
+        );
+        assert_eq!(
+            r.after.as_deref(),
+            Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")
+        );
+        assert!(!r.created && !r.deleted && !r.forced);
+        assert_eq!(
+            ev.changed_files.as_deref(),
+            Some(
+                &[
+                    "apps/old/cm.yaml".to_owned(),
+                    "apps/web/deployment.yaml".to_owned(),
+                    "apps/worker/deployment.yaml".to_owned(),
+                    "apps/worker/service.yaml".to_owned()
+                ][..]
+            )
+        );
+        assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn tags_created_and_deleted_refs_carry_no_file_list() {
+        let tag = event(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push-tag.json"
+        ));
+        assert_eq!(tag.refs[0].name, "refs/tags/v1.4.0");
+        assert!(tag.refs[0].created && tag.refs[0].before.is_none());
+        assert_eq!(tag.changed_files, None);
+
+        let created = event(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push-branch-created.json"
+        ));
+        assert!(created.refs[0].created);
+        assert_eq!(
+            created.changed_files, None,
+            "a new branch's commits are not the change"
+        );
+
+        let deleted = event(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push-branch-deleted.json"
+        ));
+        let r = &deleted.refs[0];
+        assert!(r.deleted && r.after.is_none());
+        assert_eq!(
+            r.before.as_deref(),
+            Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")
+        );
+        assert_eq!(deleted.changed_files, None);
+
+        let forced = event(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push-forced.json"
+        ));
+        assert!(forced.refs[0].forced);
+    }
+
+    #[test]
+    fn ping_and_other_events_are_answered_without_work() {
+        let ping = include_bytes!("../../tests/fixtures/webhooks/github/ping.json");
+        assert!(matches!(
+            parse_fixture("ping", ping),
+            Ok(Outcome::Ignored(_))
+        ));
+        for other in ["package", "issues", "pull_request", "create", ""] {
+            assert!(
+                matches!(parse_fixture(other, b"{}"), Ok(Outcome::Ignored(_))),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_commit_list_means_the_file_list_is_incomplete() {
+        let mut v: serde_json::Value = serde_json::from_slice(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push.json"
+        ))
+        .expect("json");
+        let one = v["commits"][0].clone();
+        v["commits"] = serde_json::Value::Array(vec![one; MAX_LISTED_COMMITS]);
+        assert_eq!(event(v.to_string().as_bytes()).changed_files, None);
+    }
+
+    #[test]
+    fn crash_shapes_are_ignored_or_refused() {
+        for (body, ignored) in [
+            (&b"{\"ref\": \"refs/heads/x\"}"[..], true),
+            (b"{\"ref\": \"refs/heads/x\", \"repository\": null}", true),
+            (b"{\"ref\": \"refs/heads/x\", \"repository\": {\"clone_url\": \"\"}}", true),
+            (b"{\"ref\": \"refs/heads/x\", \"repository\": {\"clone_url\": \" \", \"html_url\": null}}", true),
+            (b"{\"ref\": 5, \"repository\": {\"clone_url\": \"https://h/o/r\"}}", false),
+            (b"{\"ref\": \"\", \"repository\": {\"clone_url\": \"https://h/o/r\"}}", false),
+            (b"{\"ref\": \"refs/heads/x\", \"repository\": {\"clone_url\": \"https://h/o/r\"}, \"commits\": {}}", false),
+            (b"[]", false),
+        ] {
+            let r = parse_fixture("push", body);
+            if ignored {
+                assert!(matches!(r, Ok(Outcome::Ignored(_))), "{r:?}");
+            } else {
+                assert!(matches!(r, Err(WebhookError::BadPayload(_))), "{r:?}");
+            }
+        }
+    }
+}

@@ -257,3 +257,31 @@ fn unknown_senders_and_provider_names_are_refused() {
             == provider_named("gitlab").is_ok()
     );
 }
+
+#[test]
+fn refusals_never_repeat_the_secret_or_the_expected_credential() {
+    for p in PROVIDERS {
+        let name = p.name();
+        let configured = secrets_for(name, Some(SECRET), false);
+        let good = p.sample(&sample_push(None), Some(SECRET));
+        let expected: Vec<String> = good.headers.iter().map(|(_, v)| v.clone()).collect();
+        let forged = p.sample(&sample_push(None), Some("forged-secret"));
+        let unsigned = p.sample(&sample_push(None), None);
+        for req in [&forged, &unsigned] {
+            let Err(e) = run(req, &configured) else {
+                panic!("{name}: accepted");
+            };
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(SECRET), "{name}: {shown}");
+            for value in expected
+                .iter()
+                .filter(|v| v.len() >= 16 && !v.contains("json"))
+            {
+                assert!(
+                    !shown.contains(value.as_str()),
+                    "{name} shows {value}: {shown}"
+                );
+            }
+        }
+    }
+}
