@@ -5,7 +5,11 @@
 //! Each host is one file implementing [`Provider`]; adding a host is that file plus one line in
 //! [`PROVIDERS`].
 
+pub mod azure_devops;
+pub mod generic;
+pub mod gitea;
 pub mod github;
+pub mod gogs;
 mod secrets;
 pub mod signature;
 
@@ -19,7 +23,13 @@ pub use signature::{Signature, SignatureError};
 /// Every provider, in the order they are recognised: Gitea, Forgejo and Gogs also send
 /// GitHub-style headers and Bitbucket Cloud sends Bitbucket Data Center's `X-Event-Key`, so the
 /// more specific senders are asked first.
-pub static PROVIDERS: &[&dyn Provider] = &[&github::GitHub];
+pub static PROVIDERS: &[&dyn Provider] = &[
+    &generic::Generic,
+    &azure_devops::AzureDevOps,
+    &gitea::Gitea,
+    &gogs::Gogs,
+    &github::GitHub,
+];
 
 /// One Git host's webhook scheme.
 pub trait Provider: Sync {

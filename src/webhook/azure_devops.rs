@@ -1,0 +1,544 @@
+//! Azure DevOps (and Azure DevOps Server) service hooks: HTTP Basic credentials and the
+//! `git.push` event, whose `refUpdates` lists every ref one push moved.
+//!
+//! Azure DevOps signs nothing: the service-hook subscription's Basic user name and password are
+//! the credential. Each configured secret is `user:password`; a secret without `:` is a password
+//! with an empty user name. Basic credentials cover no body, so a body changed in transit cannot
+//! be noticed: serve the webhook over HTTPS.
+
+use actix_web::http::header::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use super::{
+    Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, SignedRequest, WebhookError,
+    parse_json, push_event, ref_update, repo_urls,
+};
+use crate::event::EventSource;
+use crate::secret::{ExposeSecret, SecretString, ct_eq};
+
+/// Azure DevOps Services and Server.
+pub struct AzureDevOps;
+
+/// A service-hook notification; only `git.push` is acted on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Notification {
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    resource: Option<Resource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Resource {
+    #[serde(default)]
+    ref_updates: Option<Vec<RefUpdate>>,
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefUpdate {
+    name: String,
+    #[serde(default)]
+    old_object_id: Option<String>,
+    #[serde(default)]
+    new_object_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Repository {
+    #[serde(default)]
+    remote_url: Option<String>,
+    #[serde(default)]
+    ssh_url: Option<String>,
+    #[serde(default)]
+    web_url: Option<String>,
+    /// A full ref (`refs/heads/main`).
+    #[serde(default)]
+    default_branch: Option<String>,
+}
+
+/// The notification id, which Azure DevOps keeps when it retries a delivery.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The `user:password` a configured secret stands for.
+fn expected_credentials(secret: &SecretString) -> SecretString {
+    let value = secret.expose_secret();
+    if value.contains(':') {
+        secret.clone()
+    } else {
+        SecretString::from(format!(":{value}"))
+    }
+}
+
+/// The `user:password` to send for a configured secret (see [`expected_credentials`]).
+fn basic_header(secret: &str) -> String {
+    let credentials = if secret.contains(':') {
+        secret.to_owned()
+    } else {
+        format!(":{secret}")
+    };
+    format!("Basic {}", STANDARD.encode(credentials))
+}
+
+impl Provider for AzureDevOps {
+    fn name(&self) -> &'static str {
+        "azure-devops"
+    }
+
+    fn recognises(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key("x-vss-activityid")
+    }
+
+    /// The whole `user:password` is compared at once, in constant time, so a wrong user name
+    /// fails exactly like a wrong password.
+    fn authenticate(&self, request: &Request<'_>, secrets: &[SecretString]) -> Credential {
+        let Some(value) = request.headers.get("authorization") else {
+            return Credential::Absent;
+        };
+        if secrets.is_empty() {
+            return Credential::Invalid(
+                "the request carries credentials (Authorization) but no secret is configured to verify them".into(),
+            );
+        }
+        let Some(encoded) = value.to_str().ok().and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+        }) else {
+            return Credential::Invalid(
+                "Authorization: only Basic credentials are accepted".into(),
+            );
+        };
+        let Some(presented) = STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(SecretString::from)
+        else {
+            return Credential::Invalid(
+                "Authorization: Basic credentials are not base64 text".into(),
+            );
+        };
+        if secrets
+            .iter()
+            .any(|s| ct_eq(&expected_credentials(s), presented.expose_secret()))
+        {
+            Credential::Valid
+        } else {
+            Credential::Invalid("Authorization: the Basic credentials do not match".into())
+        }
+    }
+
+    fn delivery(&self, request: &Request<'_>) -> Option<String> {
+        serde_json::from_slice::<Envelope>(request.body)
+            .ok()
+            .and_then(|e| e.id)
+            .filter(|id| !id.trim().is_empty())
+    }
+
+    fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
+        let notification: Notification = parse_json("Azure DevOps service hook", request.body)?;
+        match notification.event_type.as_deref() {
+            Some("git.push") => {}
+            other => {
+                return Ok(Outcome::Ignored(format!(
+                    "Azure DevOps event {:?} is not acted on",
+                    other.unwrap_or_default()
+                )));
+            }
+        }
+        let Some(resource) = notification.resource else {
+            return Ok(Outcome::Ignored(
+                "git.push without a resource (set the subscription's resource details to send to All)".into(),
+            ));
+        };
+        let Some(repo) = resource.repository else {
+            return Ok(Outcome::Ignored("git.push without a repository".into()));
+        };
+        let updates = resource.ref_updates.unwrap_or_default();
+        if updates.is_empty() {
+            // CVE-2025-59538: Argo CD indexed the first entry of an empty list.
+            return Ok(Outcome::Ignored(
+                "git.push with no refUpdates: no ref to refresh".into(),
+            ));
+        }
+        let urls = match repo_urls([repo.remote_url, repo.ssh_url, repo.web_url]) {
+            Ok(urls) => urls,
+            Err(ignored) => return Ok(ignored),
+        };
+        let mut refs = Vec::with_capacity(updates.len());
+        for update in updates {
+            if update.name.trim().is_empty() {
+                return Err(WebhookError::BadPayload(
+                    "Azure DevOps git.push has a refUpdate with an empty name".into(),
+                ));
+            }
+            refs.push(ref_update(
+                update.name,
+                update.old_object_id,
+                update.new_object_id,
+            ));
+        }
+        let default_branch = repo
+            .default_branch
+            .map(|b| match b.strip_prefix("refs/heads/") {
+                Some(short) => short.to_owned(),
+                None => b,
+            });
+        Ok(Outcome::Event(push_event(
+            EventSource::AzureDevops,
+            self.delivery(request),
+            urls,
+            refs,
+            // Azure DevOps lists commits without their files.
+            None,
+            default_branch,
+        )))
+    }
+
+    fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {
+        let before = push.before.unwrap_or(NULL_SHA);
+        let after = push.after.unwrap_or(NULL_SHA);
+        let web = push.repo.trim_end_matches(".git");
+        let name = web.rsplit('/').next().unwrap_or_default();
+        let branch = push.git_ref.rsplit('/').next().unwrap_or_default();
+        let project = serde_json::json!({
+            "id": "a7573007-bbb3-4341-b726-0c4148a07853",
+            "name": "Capstan",
+            "url": "https://dev.azure.com/capstan/_apis/projects/a7573007-bbb3-4341-b726-0c4148a07853",
+            "state": "wellFormed",
+        });
+        let pusher = serde_json::json!({
+            "displayName": "Capstan",
+            "id": "00ca946b-2fe9-4f2a-ae2f-40d5c48001bc",
+            "uniqueName": "capstan@example.com",
+        });
+        let body = serde_json::json!({
+            "subscriptionId": "00000000-0000-0000-0000-000000000000",
+            "notificationId": 1,
+            "id": push.delivery,
+            "eventType": "git.push",
+            "publisherId": "tfs",
+            "message": {
+                "text": format!("Capstan pushed updates to {name}:{branch}."),
+                "html": format!("Capstan pushed updates to {name}:{branch}."),
+                "markdown": format!("Capstan pushed updates to `{name}`:`{branch}`."),
+            },
+            "detailedMessage": {
+                "text": format!("Capstan pushed a commit to {name}:{branch}."),
+            },
+            "resource": {
+                "commits": [{
+                    "commitId": after,
+                    "author": {"name": "Capstan", "email": "capstan@example.com", "date": "2026-01-01T00:00:00Z"},
+                    "committer": {"name": "Capstan", "email": "capstan@example.com", "date": "2026-01-01T00:00:00Z"},
+                    "comment": "Update manifests",
+                    "url": format!("{web}/commit/{after}"),
+                }],
+                "refUpdates": [{
+                    "name": push.git_ref,
+                    "oldObjectId": before,
+                    "newObjectId": after,
+                }],
+                "repository": {
+                    "id": "278d5cd2-584d-4b63-824a-2ba458937249",
+                    "name": name,
+                    "url": "https://dev.azure.com/capstan/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249",
+                    "project": project,
+                    "defaultBranch": format!("refs/heads/{}", push.default_branch),
+                    "remoteUrl": push.repo,
+                },
+                "pushedBy": pusher,
+                "pushId": 14,
+                "date": "2026-01-01T00:00:00Z",
+                "url": "https://dev.azure.com/capstan/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249/pushes/14",
+            },
+            "resourceVersion": "1.0",
+            "resourceContainers": {
+                "collection": {"id": "c12d0eb8-e382-443b-9f9c-c52cba5014c2"},
+                "account": {"id": "f844ec47-a9db-4511-8281-8b63f4eaf94e"},
+                "project": {"id": "a7573007-bbb3-4341-b726-0c4148a07853"},
+            },
+            "createdDate": "2026-01-01T00:00:00Z",
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-vss-activityid", uuid::Uuid::new_v4().to_string()),
+                (
+                    "x-vss-subscriptionid",
+                    "00000000-0000-0000-0000-000000000000".to_owned(),
+                ),
+                ("user-agent", "VSServices/19.0 (capstan sample)".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            request.add_header("authorization", basic_header(secret));
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{PushEvent, RefUpdate};
+    use crate::webhook::{WebhookSecrets, receive};
+
+    const CREDENTIALS: &str = "capstan:correct horse: battery";
+
+    fn request(body: &[u8], authorization: Option<&str>) -> SignedRequest {
+        let mut headers = vec![
+            (
+                "content-type".to_owned(),
+                "application/json; charset=utf-8".to_owned(),
+            ),
+            (
+                "x-vss-activityid".to_owned(),
+                "9b4c7b4d-1b0e-4d23-a1d3-7e1f2a8d0c11".to_owned(),
+            ),
+        ];
+        if let Some(a) = authorization {
+            headers.push(("authorization".to_owned(), a.to_owned()));
+        }
+        SignedRequest {
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
+    fn run(req: &SignedRequest, secret: &str) -> Result<Outcome, WebhookError> {
+        let headers = req.header_map();
+        let secrets = WebhookSecrets::new()
+            .with_secret("azure-devops", SecretString::from(secret))
+            .expect("known provider");
+        receive(&Request::new(&headers, &req.body), &secrets)
+            .map(|r| r.outcome)
+            .map_err(|(_, e)| e)
+    }
+
+    fn outcome(body: &[u8]) -> Result<Outcome, WebhookError> {
+        run(
+            &request(body, Some(&basic_header(CREDENTIALS))),
+            CREDENTIALS,
+        )
+    }
+
+    fn event(body: &[u8]) -> PushEvent {
+        match outcome(body) {
+            Ok(Outcome::Event(ev)) => ev,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    fn ignored(body: &[u8]) -> String {
+        match outcome(body) {
+            Ok(Outcome::Ignored(reason)) => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    const PUSH: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/azure-devops/push-branch.json");
+    const REMOTE: &str =
+        "https://fabrikam-fiber-inc.visualstudio.com/DefaultCollection/_git/Fabrikam-Fiber-Git";
+
+    #[test]
+    fn a_branch_push_becomes_its_ref_with_unknown_files() {
+        let req = request(PUSH, Some(&basic_header(CREDENTIALS)));
+        let headers = req.header_map();
+        let secrets = WebhookSecrets::new()
+            .with_secret("azure-devops", SecretString::from(CREDENTIALS))
+            .expect("known provider");
+        let received =
+            receive(&Request::new(&headers, &req.body), &secrets).expect("accepted push");
+        assert_eq!(
+            received.delivery.as_deref(),
+            Some("03c164c2-8912-4d5e-8009-3707d5f83734")
+        );
+        let Outcome::Event(ev) = received.outcome else {
+            panic!("not an event");
+        };
+        assert_eq!(ev.source, EventSource::AzureDevops);
+        assert_eq!(ev.repo_urls, [REMOTE]);
+        assert_eq!(
+            ev.refs,
+            vec![RefUpdate {
+                name: "refs/heads/master".into(),
+                before: Some("aad331d8d3b131fa9ae03cf5e53965b51942618a".into()),
+                after: Some("33b55f7cb7e7e245323987634f960cf4a6e6bc74".into()),
+                created: false,
+                deleted: false,
+                forced: false,
+            }]
+        );
+        assert_eq!(ev.changed_files, None);
+        assert_eq!(ev.default_branch.as_deref(), Some("master"));
+        assert_eq!(
+            ev.delivery.as_deref(),
+            Some("03c164c2-8912-4d5e-8009-3707d5f83734")
+        );
+    }
+
+    #[test]
+    fn every_ref_of_a_multi_ref_push_is_kept() {
+        let ev = event(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/push-multi-ref.json"
+        ));
+        let names: Vec<(&str, bool, bool)> = ev
+            .refs
+            .iter()
+            .map(|r| (r.name.as_str(), r.created, r.deleted))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("refs/heads/main", false, false),
+                ("refs/heads/release/2.0", true, false),
+                ("refs/tags/v2.0.0", true, false),
+                ("refs/heads/old-feature", false, true),
+            ]
+        );
+        assert_eq!(ev.refs[3].after, None);
+        assert_eq!(
+            ev.refs[3].before.as_deref(),
+            Some("5f8b3c2a1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a")
+        );
+        // Every URL the repository offers, and a default branch that is not a full ref.
+        assert_eq!(
+            ev.repo_urls,
+            [
+                "https://fabrikam@dev.azure.com/fabrikam/Fabrikam/_git/platform",
+                "git@ssh.dev.azure.com:v3/fabrikam/Fabrikam/platform",
+                "https://dev.azure.com/fabrikam/Fabrikam/_git/platform",
+            ]
+        );
+        assert_eq!(ev.default_branch.as_deref(), Some("main"));
+        assert_eq!(ev.changed_files, None);
+    }
+
+    #[test]
+    fn tag_creation_and_branch_deletion_are_flagged() {
+        let tag = event(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/push-tag.json"
+        ));
+        assert_eq!(tag.refs.len(), 1);
+        assert_eq!(tag.refs[0].name, "refs/tags/v1.0.0");
+        assert!(tag.refs[0].created && !tag.refs[0].deleted);
+        assert_eq!(tag.refs[0].before, None);
+        let created = event(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/push-branch-created.json"
+        ));
+        assert!(created.refs[0].created);
+        assert_eq!(created.refs[0].name, "refs/heads/feature/login");
+        let deleted = event(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/push-branch-deleted.json"
+        ));
+        assert!(deleted.refs[0].deleted && !deleted.refs[0].created);
+        assert_eq!(deleted.refs[0].after, None);
+    }
+
+    #[test]
+    fn other_events_and_empty_pushes_are_ignored() {
+        let reason = ignored(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-created.json"
+        ));
+        assert!(reason.contains("git.pullrequest.created"), "{reason}");
+        // CVE-2025-59538's shape.
+        let reason = ignored(include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/push-empty-refupdates.json"
+        ));
+        assert!(reason.contains("refUpdates"), "{reason}");
+        // Resource details "None"/"Minimal", or no repository at all.
+        for body in [
+            &br#"{"id": "x", "eventType": "git.push"}"#[..],
+            br#"{"eventType": "git.push", "resource": {"refUpdates": [{"name": "refs/heads/main"}]}}"#,
+            br#"{"eventType": "git.push", "resource": {"refUpdates": [{"name": "refs/heads/main"}], "repository": null}}"#,
+            br#"{"eventType": "git.push", "resource": {"refUpdates": [{"name": "refs/heads/main"}], "repository": {"remoteUrl": ""}}}"#,
+        ] {
+            let reason = ignored(body);
+            assert!(
+                reason.contains("resource") || reason.contains("repository"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types_are_bad_payloads() {
+        for bad in [
+            &br#"{"eventType": "git.push", "resource": {"refUpdates": [{"name": 5}], "repository": {"remoteUrl": "https://h/o/r"}}}"#[..],
+            br#"{"eventType": "git.push", "resource": {"refUpdates": [{"oldObjectId": "a"}], "repository": {"remoteUrl": "https://h/o/r"}}}"#,
+            br#"{"eventType": "git.push", "resource": {"refUpdates": [{"name": ""}], "repository": {"remoteUrl": "https://h/o/r"}}}"#,
+            br#"{"eventType": "git.push", "resource": {"refUpdates": {"name": "refs/heads/main"}}}"#,
+            br#"{"eventType": 1}"#,
+        ] {
+            let r = outcome(bad);
+            assert!(
+                matches!(r, Err(WebhookError::BadPayload(_))),
+                "{}: {r:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn basic_credentials_must_match_user_and_password_exactly() {
+        let unauthorized =
+            |r: Result<Outcome, WebhookError>| matches!(r, Err(WebhookError::Unauthorized(_)));
+        // Right password, wrong user; right user, wrong password; neither.
+        for presented in [
+            "someone:correct horse: battery",
+            "capstan:correct horse:",
+            ":correct horse: battery",
+            "capstan",
+        ] {
+            let req = request(PUSH, Some(&format!("Basic {}", STANDARD.encode(presented))));
+            assert!(unauthorized(run(&req, CREDENTIALS)), "{presented}");
+        }
+        // Not Basic, not base64, not text.
+        for header in [
+            "Bearer abc".to_owned(),
+            "Basic not*base64".to_owned(),
+            format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', b'x'])),
+            "Basic".to_owned(),
+        ] {
+            let req = request(PUSH, Some(&header));
+            assert!(unauthorized(run(&req, CREDENTIALS)), "{header}");
+        }
+        // The scheme name is case-insensitive.
+        let lower = basic_header(CREDENTIALS).replacen("Basic", "basic", 1);
+        assert!(matches!(
+            run(&request(PUSH, Some(&lower)), CREDENTIALS),
+            Ok(Outcome::Event(_))
+        ));
+        // No Authorization header at all is an absent credential, refused when a secret is set.
+        assert!(unauthorized(run(&request(PUSH, None), CREDENTIALS)));
+    }
+
+    #[test]
+    fn a_secret_without_a_colon_is_a_password_with_an_empty_user_name() {
+        let colon_less = "only-a-password";
+        let empty_user = format!("Basic {}", STANDARD.encode(":only-a-password"));
+        assert_eq!(basic_header(colon_less), empty_user);
+        assert!(matches!(
+            run(&request(PUSH, Some(&empty_user)), colon_less),
+            Ok(Outcome::Event(_))
+        ));
+        let with_user = format!("Basic {}", STANDARD.encode("capstan:only-a-password"));
+        assert!(matches!(
+            run(&request(PUSH, Some(&with_user)), colon_less),
+            Err(WebhookError::Unauthorized(_))
+        ));
+    }
+}

@@ -1,0 +1,407 @@
+//! Gitea and Forgejo: `X-Gitea-Signature` / `X-Forgejo-Signature` (bare hex HMAC-SHA256) and
+//! Gogs-shaped payloads. Both hosts also send `X-Gogs-*` and `X-GitHub-*` headers, so they are
+//! recognised before Gogs and GitHub.
+
+use actix_web::http::header::HeaderMap;
+
+use super::gogs::{RefEventPolicy, hex_signature, parse_push, parse_ref_event, sample_body};
+use super::{
+    Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
+    hmac_credential,
+};
+use crate::event::EventSource;
+use crate::secret::SecretString;
+
+/// Gitea and Forgejo (one provider: Forgejo kept Gitea's payloads and headers).
+pub struct Gitea;
+
+/// Forgejo's headers first: Forgejo sends both families with the same values.
+const EVENT_HEADERS: [&str; 2] = ["x-forgejo-event", "x-gitea-event"];
+const SIGNATURE_HEADERS: [&str; 2] = ["x-forgejo-signature", "x-gitea-signature"];
+const DELIVERY_HEADERS: [&str; 2] = ["x-gitea-delivery", "x-forgejo-delivery"];
+
+/// Gitea sends a push for every created ref and for deleted tags; a deleted branch arrives
+/// only as a `delete` event.
+const GITEA_REF_EVENTS: RefEventPolicy = RefEventPolicy {
+    created_also_pushed: &["branch", "tag"],
+    deleted_also_pushed: &["tag"],
+};
+
+impl Provider for Gitea {
+    fn name(&self) -> &'static str {
+        "gitea"
+    }
+
+    fn recognises(&self, headers: &HeaderMap) -> bool {
+        EVENT_HEADERS.iter().any(|h| headers.contains_key(*h))
+    }
+
+    /// Every Gitea or Forgejo signature sent must verify: one that does not is a forgery
+    /// beside a copied genuine one.
+    fn authenticate(&self, request: &Request<'_>, secrets: &[SecretString]) -> Credential {
+        let mut verdict = Credential::Absent;
+        for header in SIGNATURE_HEADERS {
+            match hmac_credential(request, header, Signature::parse_hex, secrets) {
+                Credential::Absent => {}
+                Credential::Valid => verdict = Credential::Valid,
+                invalid @ Credential::Invalid(_) => return invalid,
+            }
+        }
+        verdict
+    }
+
+    fn delivery(&self, request: &Request<'_>) -> Option<String> {
+        DELIVERY_HEADERS
+            .iter()
+            .find_map(|h| request.header(h))
+            .map(str::to_owned)
+    }
+
+    fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
+        let delivery = self.delivery(request);
+        let event = EVENT_HEADERS
+            .iter()
+            .find_map(|h| request.header(h))
+            .unwrap_or_default();
+        match event {
+            "push" => parse_push("Gitea", EventSource::Gitea, delivery, request.body),
+            event @ ("create" | "delete") => parse_ref_event(
+                "Gitea",
+                EventSource::Gitea,
+                delivery,
+                event,
+                &GITEA_REF_EVENTS,
+                request.body,
+            ),
+            other => Ok(Outcome::Ignored(format!(
+                "Gitea event {other:?} is not acted on"
+            ))),
+        }
+    }
+
+    fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {
+        let web = push.repo.trim_end_matches(".git");
+        let repository = serde_json::json!({
+            "id": 1,
+            "name": web.rsplit('/').next().unwrap_or_default(),
+            "html_url": web,
+            "clone_url": push.repo,
+            "ssh_url": "",
+            "default_branch": push.default_branch,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        });
+        // Gitea sends every family of headers with the same event and delivery id.
+        let mut headers = Vec::new();
+        for family in ["gitea", "gogs", "github"] {
+            headers.push((format!("x-{family}-event"), "push".to_owned()));
+            headers.push((format!("x-{family}-event-type"), "push".to_owned()));
+            headers.push((format!("x-{family}-delivery"), push.delivery.to_owned()));
+        }
+        headers.push(("user-agent".to_owned(), "Go-http-client/1.1".to_owned()));
+        let mut request = SignedRequest::json(
+            &sample_body(push, repository),
+            headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect(),
+        );
+        if let Some(secret) = secret {
+            let hex = hex_signature(secret, &request.body);
+            request.add_header("x-gitea-signature", hex.clone());
+            request.add_header("x-gogs-signature", hex.clone());
+            request.add_header("x-hub-signature-256", format!("sha256={hex}"));
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{PushEvent, RefUpdate};
+    use crate::webhook::{WebhookSecrets, detect, receive};
+
+    const SECRET: &str = "gitea-secret";
+    const DELIVERY: &str = "f6266f16-1bf3-46a5-9ea4-602e06ead473";
+
+    /// A request as Gitea (`forgejo: false`) or Forgejo sends it, signed with `secret`.
+    fn request(event: &str, body: &[u8], forgejo: bool, secret: &str) -> SignedRequest {
+        let hex = hex_signature(secret, body);
+        let mut families = vec!["gitea", "gogs", "github"];
+        if forgejo {
+            families.insert(0, "forgejo");
+        }
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        for family in families {
+            headers.push((format!("x-{family}-event"), event.to_owned()));
+            headers.push((format!("x-{family}-delivery"), DELIVERY.to_owned()));
+            if family != "github" {
+                headers.push((format!("x-{family}-signature"), hex.clone()));
+            }
+        }
+        headers.push(("x-hub-signature-256".to_owned(), format!("sha256={hex}")));
+        SignedRequest {
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
+    fn secrets() -> WebhookSecrets {
+        WebhookSecrets::new()
+            .with_secret("gitea", SecretString::from(SECRET))
+            .expect("known provider")
+    }
+
+    fn run(req: &SignedRequest) -> Result<Outcome, WebhookError> {
+        let headers = req.header_map();
+        receive(&Request::new(&headers, &req.body), &secrets())
+            .map(|r| r.outcome)
+            .map_err(|(_, e)| e)
+    }
+
+    fn event(event: &str, body: &[u8]) -> PushEvent {
+        match run(&request(event, body, false, SECRET)) {
+            Ok(Outcome::Event(ev)) => ev,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    fn ignored(event: &str, body: &[u8]) -> String {
+        match run(&request(event, body, false, SECRET)) {
+            Ok(Outcome::Ignored(reason)) => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    const URLS: [&str; 3] = [
+        "https://gitea.example.com/gitea/webhooks.git",
+        "git@gitea.example.com:gitea/webhooks.git",
+        "https://gitea.example.com/gitea/webhooks",
+    ];
+
+    #[test]
+    fn a_branch_push_lists_its_files_urls_and_default_branch() {
+        let ev = event(
+            "push",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch.json"),
+        );
+        assert_eq!(ev.source, EventSource::Gitea);
+        assert_eq!(ev.delivery.as_deref(), Some(DELIVERY));
+        assert_eq!(ev.repo_urls, URLS);
+        assert_eq!(
+            ev.refs,
+            vec![RefUpdate {
+                name: "refs/heads/develop".into(),
+                before: Some("28e1879d029cb852e4844d9c718537df08844e03".into()),
+                after: Some("bffeb74224043ba2feb48d137756c8a9331c449a".into()),
+                created: false,
+                deleted: false,
+                forced: false,
+            }]
+        );
+        assert_eq!(
+            ev.changed_files,
+            Some(vec![
+                "apps/api/deployment.yaml".to_owned(),
+                "apps/api/legacy.yaml".to_owned(),
+                "apps/api/values.yaml".to_owned(),
+            ])
+        );
+        assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn a_cut_commit_list_leaves_the_files_unknown() {
+        // Gitea lists at most FEED_MAX_COMMIT_NUM commits; total_commits says 7 were pushed.
+        let ev = event(
+            "push",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/push-truncated.json"),
+        );
+        assert_eq!(ev.refs.len(), 1);
+        assert_eq!(ev.changed_files, None);
+    }
+
+    #[test]
+    fn a_tag_push_is_a_created_tag_without_flags_in_the_payload() {
+        let ev = event(
+            "push",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/push-tag.json"),
+        );
+        assert_eq!(
+            ev.refs,
+            vec![RefUpdate {
+                name: "refs/tags/v2.0.0".into(),
+                before: None,
+                after: Some("bffeb74224043ba2feb48d137756c8a9331c449a".into()),
+                created: true,
+                deleted: false,
+                forced: false,
+            }]
+        );
+        assert_eq!(ev.changed_files, None);
+    }
+
+    #[test]
+    fn a_new_branch_is_created_and_its_create_event_is_not_acted_on_twice() {
+        let ev = event(
+            "push",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch-created.json"),
+        );
+        assert_eq!(ev.refs.len(), 1);
+        assert_eq!(ev.refs[0].name, "refs/heads/feature/x");
+        assert!(ev.refs[0].created && !ev.refs[0].deleted);
+        assert_eq!(ev.refs[0].before, None);
+        assert_eq!(ev.changed_files, None);
+        let reason = ignored(
+            "create",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/create-branch.json"),
+        );
+        assert!(reason.contains("push event"), "{reason}");
+    }
+
+    #[test]
+    fn a_deleted_tag_comes_as_a_push_and_its_delete_event_is_ignored() {
+        let ev = event(
+            "push",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/push-tag-deleted.json"),
+        );
+        assert_eq!(
+            ev.refs,
+            vec![RefUpdate {
+                name: "refs/tags/v2.0.0".into(),
+                before: Some("bffeb74224043ba2feb48d137756c8a9331c449a".into()),
+                after: None,
+                created: false,
+                deleted: true,
+                forced: false,
+            }]
+        );
+        let reason = ignored(
+            "delete",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/delete-tag.json"),
+        );
+        assert!(reason.contains("push event"), "{reason}");
+    }
+
+    #[test]
+    fn a_deleted_branch_comes_only_as_a_delete_event_and_is_acted_on() {
+        let ev = event(
+            "delete",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/delete-branch.json"),
+        );
+        assert_eq!(
+            ev.refs,
+            vec![RefUpdate {
+                name: "refs/heads/feature/x".into(),
+                before: None,
+                after: None,
+                created: false,
+                deleted: true,
+                forced: false,
+            }]
+        );
+        assert_eq!(ev.repo_urls, URLS);
+        assert_eq!(ev.changed_files, None);
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        let reason = ignored(
+            "pull_request",
+            include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request.json"),
+        );
+        assert!(reason.contains("pull_request"), "{reason}");
+    }
+
+    #[test]
+    fn forgejo_is_recognised_as_gitea_before_gogs_and_github() {
+        let body = include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch.json");
+        let req = request("push", body, true, SECRET);
+        assert_eq!(detect(&req.header_map()).map(|p| p.name()), Some("gitea"));
+        let Ok(Outcome::Event(ev)) = run(&req) else {
+            panic!("Forgejo push refused");
+        };
+        assert_eq!(ev.refs[0].name, "refs/heads/develop");
+        assert_eq!(ev.delivery.as_deref(), Some(DELIVERY));
+        // Forgejo alone (no Gitea headers) is still Gitea-shaped.
+        let only_forgejo = SignedRequest {
+            headers: req
+                .headers
+                .iter()
+                .filter(|(k, _)| !k.starts_with("x-gitea-"))
+                .cloned()
+                .collect(),
+            body: req.body.clone(),
+        };
+        let headers = only_forgejo.header_map();
+        let r = receive(&Request::new(&headers, &only_forgejo.body), &secrets());
+        let Ok(received) = r else {
+            panic!("Forgejo-only push refused: {r:?}");
+        };
+        assert_eq!(received.provider.name(), "gitea");
+        assert_eq!(received.delivery.as_deref(), Some(DELIVERY));
+    }
+
+    #[test]
+    fn both_signatures_must_verify_when_both_are_sent() {
+        let body = include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch.json");
+        let genuine = hex_signature(SECRET, body);
+        let forged = hex_signature("guessed", body);
+        for (forgejo_sig, gitea_sig) in [(&forged, &genuine), (&genuine, &forged)] {
+            let mut req = request("push", body, true, SECRET);
+            for (k, v) in req.headers.iter_mut() {
+                match k.as_str() {
+                    "x-forgejo-signature" => *v = forgejo_sig.clone(),
+                    "x-gitea-signature" => *v = gitea_sig.clone(),
+                    _ => {}
+                }
+            }
+            assert!(
+                matches!(run(&req), Err(WebhookError::Unauthorized(_))),
+                "forged {}",
+                if forgejo_sig == &forged {
+                    "Forgejo"
+                } else {
+                    "Gitea"
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn github_and_gogs_style_signatures_alone_are_not_a_gitea_credential() {
+        let body = include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch.json");
+        let mut req = request("push", body, false, SECRET);
+        req.headers.retain(|(k, _)| k != "x-gitea-signature");
+        let r = run(&req);
+        assert!(matches!(r, Err(WebhookError::Unauthorized(_))), "{r:?}");
+    }
+
+    #[test]
+    fn regression_shapes_never_panic_nor_become_events() {
+        // Missing or null repository (CVE-2025-59537's shape), empty URLs.
+        for body in [
+            &br#"{"ref": "refs/heads/main", "before": "", "after": ""}"#[..],
+            br#"{"ref": "refs/heads/main", "repository": null}"#,
+            br#"{"ref": "refs/heads/main", "repository": {"clone_url": "", "html_url": ""}}"#,
+        ] {
+            let reason = ignored("push", body);
+            assert!(reason.contains("repository"), "{reason}");
+        }
+        for bad in [
+            &br#"{"ref": 5, "repository": {"clone_url": "https://h/o/r.git"}}"#[..],
+            br#"{"ref": ["refs/heads/main"], "repository": {}}"#,
+            br#"{"ref": "refs/heads/x", "total_commits": "many", "repository": {}}"#,
+            br#"{"ref": " ", "repository": {"clone_url": "https://h/o/r.git"}}"#,
+            b"\"push\"",
+        ] {
+            let r = run(&request("push", bad, false, SECRET));
+            assert!(
+                matches!(r, Err(WebhookError::BadPayload(_))),
+                "{}: {r:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
