@@ -356,6 +356,8 @@ pub fn push_event(
 
 /// The non-empty URLs among `urls`, without repeats; Ignored when none is left (a push names
 /// the repository it changed, or it cannot be matched to anything).
+// The error is always `Outcome::Ignored`, a short string: the large variant is never built here.
+#[allow(clippy::result_large_err)]
 pub fn repo_urls(urls: impl IntoIterator<Item = Option<String>>) -> Result<Vec<String>, Outcome> {
     let mut out: Vec<String> = Vec::new();
     for url in urls.into_iter().flatten() {
