@@ -6,6 +6,7 @@
 //! [`PROVIDERS`].
 
 pub mod github;
+pub mod gitlab;
 mod secrets;
 pub mod signature;
 
@@ -19,7 +20,7 @@ pub use signature::{Signature, SignatureError};
 /// Every provider, in the order they are recognised: Gitea, Forgejo and Gogs also send
 /// GitHub-style headers and Bitbucket Cloud sends Bitbucket Data Center's `X-Event-Key`, so the
 /// more specific senders are asked first.
-pub static PROVIDERS: &[&dyn Provider] = &[&github::GitHub];
+pub static PROVIDERS: &[&dyn Provider] = &[&github::GitHub, &gitlab::GitLab];
 
 /// One Git host's webhook scheme.
 pub trait Provider: Sync {
