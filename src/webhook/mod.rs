@@ -5,6 +5,7 @@
 //! Each host is one file implementing [`Provider`]; adding a host is that file plus one line in
 //! [`PROVIDERS`].
 
+pub mod bitbucket_cloud;
 pub mod github;
 pub mod gitlab;
 mod secrets;
@@ -20,7 +21,11 @@ pub use signature::{Signature, SignatureError};
 /// Every provider, in the order they are recognised: Gitea, Forgejo and Gogs also send
 /// GitHub-style headers and Bitbucket Cloud sends Bitbucket Data Center's `X-Event-Key`, so the
 /// more specific senders are asked first.
-pub static PROVIDERS: &[&dyn Provider] = &[&github::GitHub, &gitlab::GitLab];
+pub static PROVIDERS: &[&dyn Provider] = &[
+    &github::GitHub,
+    &gitlab::GitLab,
+    &bitbucket_cloud::BitbucketCloud,
+];
 
 /// One Git host's webhook scheme.
 pub trait Provider: Sync {
