@@ -6,6 +6,7 @@
 //! [`PROVIDERS`].
 
 pub mod bitbucket_cloud;
+pub mod bitbucket_server;
 pub mod github;
 pub mod gitlab;
 mod secrets;
@@ -25,6 +26,7 @@ pub static PROVIDERS: &[&dyn Provider] = &[
     &github::GitHub,
     &gitlab::GitLab,
     &bitbucket_cloud::BitbucketCloud,
+    &bitbucket_server::BitbucketServer,
 ];
 
 /// One Git host's webhook scheme.
