@@ -242,7 +242,8 @@ fn clone_urls(html: Option<&str>, full_name: Option<&str>) -> (Option<String>, O
         .filter(|n| is_full_name(n))
         .map(str::to_owned)
         .or_else(|| {
-            let segments = web.as_ref()?.path_segments().join("/");
+            let web = web.as_ref().filter(|w| web_base(w).is_some())?;
+            let segments = web.path_segments().join("/");
             is_full_name(&segments).then_some(segments)
         });
     let Some(full_name) = full_name else {
@@ -295,9 +296,10 @@ fn is_full_name(name: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-/// The web link and `workspace/repository` name Bitbucket Cloud would send for `repo`.
+/// The web link and `workspace/repository` name Bitbucket Cloud would send for `repo`. A local
+/// repository (tests, demos) keeps its path as the link, the only name that can match it.
 fn web_location(repo: &str) -> (String, String) {
-    let Ok(url) = RepoUrl::parse(repo) else {
+    let Some(url) = RepoUrl::parse(repo).ok().filter(|u| u.origin().is_some()) else {
         return (repo.to_owned(), String::new());
     };
     let full_name = url.path_segments().join("/");
@@ -505,6 +507,23 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn a_sample_for_a_local_repository_names_its_path() {
+        let push = SamplePush {
+            repo: "/srv/git/deploy.git",
+            git_ref: "refs/heads/main",
+            before: Some(OLD),
+            after: Some(NEW),
+            files: None,
+            default_branch: "main",
+            delivery: "d-1",
+        };
+        let request = BitbucketCloud.sample(&push, None);
+        let headers = request.header_map();
+        let ev = event(BitbucketCloud.parse(&Request::new(&headers, &request.body)));
+        assert_eq!(ev.repo_urls, vec!["/srv/git/deploy.git".to_owned()]);
     }
 
     #[test]

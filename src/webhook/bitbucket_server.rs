@@ -156,7 +156,7 @@ impl Provider for BitbucketServer {
         };
         let body = serde_json::json!({
             "eventKey": "repo:refs_changed",
-            "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%z").to_string(),
+            "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S+0000").to_string(),
             "actor": { "name": "capstan", "displayName": "Capstan", "type": "NORMAL" },
             "repository": {
                 "slug": slug,

@@ -119,9 +119,16 @@ impl Provider for GitLab {
     }
 
     fn authenticate(&self, request: &Request<'_>, secrets: &[SecretString]) -> Credential {
-        // A signature, when present, decides alone: a token beside it must not excuse a
-        // signature that fails, and a signature that verifies already proves the sender.
-        if request.headers.contains_key("webhook-signature") {
+        // A signature that can be checked decides alone: a token beside it must not excuse a
+        // signature that fails, and one that verifies already proves the sender. With no
+        // signing key configured, the token decides, as it would if the signature were
+        // stripped, so a hook with both credentials works with either configured.
+        let signed = request.headers.contains_key("webhook-signature");
+        let has_key = secrets
+            .iter()
+            .any(|s| s.expose_secret().starts_with(SIGNING_PREFIX));
+        let has_token = request.headers.contains_key("x-gitlab-token");
+        if signed && (has_key || !has_token) {
             signature_credential(request, secrets)
         } else {
             token_credential(request, secrets)
@@ -780,6 +787,28 @@ mod tests {
             verdict(&pairs, &["the-token", KEY]),
             Credential::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn without_a_signing_key_the_token_beside_a_signature_decides() {
+        let timestamp = NOW.to_string();
+        let unverifiable = sign(
+            &signing_key(OTHER_KEY).expect("key"),
+            "msg-1",
+            &timestamp,
+            PUSH,
+        );
+        let with_token = |token: &str| {
+            let pairs = [
+                ("x-gitlab-token", token),
+                ("webhook-id", "msg-1"),
+                ("webhook-timestamp", timestamp.as_str()),
+                ("webhook-signature", unverifiable.as_str()),
+            ];
+            verdict(&pairs, &["the-token"])
+        };
+        assert_eq!(with_token("the-token"), Credential::Valid);
+        assert!(matches!(with_token("guess"), Credential::Invalid(_)));
     }
 
     #[test]
