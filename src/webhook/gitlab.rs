@@ -1,5 +1,8 @@
 //! GitLab: `Push Hook`, `Tag Push Hook` and system hooks' push events, authenticated by the
 //! clear-text `X-Gitlab-Token` or by a Standard Webhooks signature (`webhook-signature`).
+//!
+//! A configured GitLab secret that starts with `whsec_` is the hook's signing token (as GitLab
+//! shows it); any other is its secret token. Both kinds may be configured at once.
 
 use actix_web::http::header::HeaderMap;
 use base64::Engine as _;
