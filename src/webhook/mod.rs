@@ -6,9 +6,12 @@
 //! [`PROVIDERS`].
 
 pub mod azure_devops;
+pub mod bitbucket_cloud;
+pub mod bitbucket_server;
 pub mod generic;
 pub mod gitea;
 pub mod github;
+pub mod gitlab;
 pub mod gogs;
 mod secrets;
 pub mod signature;
@@ -29,6 +32,9 @@ pub static PROVIDERS: &[&dyn Provider] = &[
     &gitea::Gitea,
     &gogs::Gogs,
     &github::GitHub,
+    &gitlab::GitLab,
+    &bitbucket_cloud::BitbucketCloud,
+    &bitbucket_server::BitbucketServer,
 ];
 
 /// One Git host's webhook scheme.

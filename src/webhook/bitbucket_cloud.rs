@@ -1,0 +1,566 @@
+//! Bitbucket Cloud: `repo:push` with every entry of `push.changes`, signed by
+//! `X-Hub-Signature: sha256=<hex>` when the hook has a secret.
+
+use actix_web::http::header::HeaderMap;
+use serde::Deserialize;
+
+use super::{
+    Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
+    hmac_credential, parse_json, push_event, ref_update, repo_urls,
+};
+use crate::domain::repo_url::{RepoUrl, Scheme};
+use crate::event::{EventSource, RefUpdate};
+use crate::secret::SecretString;
+
+/// Where Bitbucket Cloud serves repositories when the payload names no other host.
+const BITBUCKET_HOST: &str = "bitbucket.org";
+
+/// bitbucket.org.
+pub struct BitbucketCloud;
+
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    repository: Option<Repository>,
+    #[serde(default)]
+    push: Option<Push>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    links: Option<Links>,
+    /// Not in the documented webhook payload; read when present (the REST API has it).
+    #[serde(default)]
+    mainbranch: Option<Branch>,
+}
+
+#[derive(Deserialize)]
+struct Links {
+    #[serde(default)]
+    html: Option<Link>,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    #[serde(default)]
+    href: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Branch {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Push {
+    #[serde(default)]
+    changes: Option<Vec<Change>>,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    /// The ref after the push; null when it was deleted.
+    #[serde(default)]
+    new: Option<RefState>,
+    /// The ref before the push; null when it was created.
+    #[serde(default)]
+    old: Option<RefState>,
+    #[serde(default)]
+    forced: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct RefState {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    target: Option<Target>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+impl Provider for BitbucketCloud {
+    fn name(&self) -> &'static str {
+        "bitbucket-cloud"
+    }
+
+    fn recognises(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key("x-hook-uuid")
+    }
+
+    fn authenticate(&self, request: &Request<'_>, secrets: &[SecretString]) -> Credential {
+        hmac_credential(request, "x-hub-signature", Signature::parse, secrets)
+    }
+
+    fn delivery(&self, request: &Request<'_>) -> Option<String> {
+        request.header("x-request-uuid").map(str::to_owned)
+    }
+
+    fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
+        match request.header("x-event-key").unwrap_or_default() {
+            "repo:push" => {}
+            other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
+        }
+        let payload: Payload = parse_json("Bitbucket Cloud push", request.body)?;
+        let Some(repo) = payload.repository else {
+            return Ok(Outcome::Ignored("push without a repository".into()));
+        };
+        let html = repo
+            .links
+            .and_then(|l| l.html)
+            .and_then(|h| h.href)
+            .filter(|h| !h.trim().is_empty());
+        let (https, ssh) = clone_urls(html.as_deref(), repo.full_name.as_deref());
+        let urls = match repo_urls([https, ssh, html]) {
+            Ok(urls) => urls,
+            Err(ignored) => return Ok(ignored),
+        };
+        let Some(changes) = payload.push.and_then(|p| p.changes) else {
+            return Err(WebhookError::BadPayload(
+                "Bitbucket Cloud repo:push payload has no push.changes".into(),
+            ));
+        };
+        let refs: Vec<RefUpdate> = changes.into_iter().filter_map(ref_change).collect();
+        if refs.is_empty() {
+            return Ok(Outcome::Ignored(
+                "the push lists no branch or tag change".into(),
+            ));
+        }
+        Ok(Outcome::Event(push_event(
+            EventSource::BitbucketCloud,
+            self.delivery(request),
+            urls,
+            refs,
+            // Bitbucket Cloud never lists files (only the diffstat API has them).
+            None,
+            repo.mainbranch.and_then(|b| b.name),
+        )))
+    }
+
+    fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {
+        let (html, full_name) = web_location(push.repo);
+        let state = |hash: Option<&str>| {
+            hash.map(|hash| {
+                let (kind, name) = match push.git_ref.strip_prefix("refs/tags/") {
+                    Some(tag) => ("tag", tag),
+                    None => (
+                        "branch",
+                        push.git_ref
+                            .strip_prefix("refs/heads/")
+                            .unwrap_or(push.git_ref),
+                    ),
+                };
+                serde_json::json!({
+                    "type": kind,
+                    "name": name,
+                    "target": { "type": "commit", "hash": hash },
+                })
+            })
+        };
+        let body = serde_json::json!({
+            "actor": { "type": "user", "display_name": "Capstan" },
+            "repository": {
+                "type": "repository",
+                "full_name": full_name,
+                "name": full_name.rsplit('/').next().unwrap_or_default(),
+                "scm": "git",
+                "is_private": true,
+                "links": { "html": { "href": html } },
+            },
+            "push": { "changes": [{
+                "new": state(push.after),
+                "old": state(push.before),
+                "created": push.before.is_none(),
+                "closed": push.after.is_none(),
+                "forced": false,
+                "truncated": false,
+                "commits": [],
+            }] },
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-event-key", "repo:push".to_owned()),
+                (
+                    "x-hook-uuid",
+                    "2d7a9c4e-5b1f-4c3a-8e6d-0a9b8c7d6e5f".to_owned(),
+                ),
+                ("x-request-uuid", push.delivery.to_owned()),
+                ("x-attempt-number", "1".to_owned()),
+                ("user-agent", "Bitbucket-Webhooks/2.0".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            let signature = Signature::sign(secret.as_bytes(), &request.body);
+            request.add_header("x-hub-signature", signature);
+        }
+        request
+    }
+}
+
+/// One entry of `push.changes` as a ref update; None when it names no ref (or a Mercurial
+/// bookmark or named branch, which Git never has).
+fn ref_change(change: Change) -> Option<RefUpdate> {
+    let created = change.old.is_none();
+    let deleted = change.new.is_none();
+    let state = change.new.as_ref().or(change.old.as_ref())?;
+    let name = state.name.as_deref().filter(|n| !n.trim().is_empty())?;
+    let prefix = match state.kind.as_deref() {
+        Some("branch") => "refs/heads/",
+        Some("tag") => "refs/tags/",
+        _ => return None,
+    };
+    let hash = |s: Option<RefState>| s.and_then(|s| s.target).and_then(|t| t.hash);
+    let mut update = ref_update(
+        format!("{prefix}{name}"),
+        hash(change.old),
+        hash(change.new),
+    );
+    // The change says itself what happened; a missing hash does not make a ref new or gone.
+    update.created = created;
+    update.deleted = deleted;
+    update.forced = change.forced.unwrap_or(false);
+    Some(update)
+}
+
+/// The https and ssh clone URLs of `full_name`, which the payload does not carry. They are on
+/// the host of the web link when that is not bitbucket.org (a proxy or a test double).
+fn clone_urls(html: Option<&str>, full_name: Option<&str>) -> (Option<String>, Option<String>) {
+    let web = html.and_then(|h| RepoUrl::parse(h).ok());
+    let full_name = full_name
+        .map(str::trim)
+        .filter(|n| is_full_name(n))
+        .map(str::to_owned)
+        .or_else(|| {
+            let web = web.as_ref().filter(|w| web_base(w).is_some())?;
+            let segments = web.path_segments().join("/");
+            is_full_name(&segments).then_some(segments)
+        });
+    let Some(full_name) = full_name else {
+        return (None, None);
+    };
+    let (base, host) = web
+        .as_ref()
+        .and_then(|w| Some((web_base(w)?, w.origin()?.host)))
+        .unwrap_or_else(|| {
+            (
+                format!("https://{BITBUCKET_HOST}"),
+                BITBUCKET_HOST.to_owned(),
+            )
+        });
+    (
+        Some(format!("{base}/{full_name}.git")),
+        Some(format!("git@{host}:{full_name}.git")),
+    )
+}
+
+/// `scheme://host[:port]` of a web URL; None for ssh and local URLs.
+fn web_base(url: &RepoUrl) -> Option<String> {
+    let origin = url.origin()?;
+    if !matches!(origin.scheme, Scheme::Http | Scheme::Https) {
+        return None;
+    }
+    let port = match origin.scheme.default_port() {
+        Some(default) if default != origin.port => format!(":{}", origin.port),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{}://{}{port}",
+        origin.scheme.as_str(),
+        origin.host
+    ))
+}
+
+/// Whether `name` is a plain `workspace/repository` pair, safe to put in a URL.
+fn is_full_name(name: &str) -> bool {
+    let mut parts = name.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// The web link and `workspace/repository` name Bitbucket Cloud would send for `repo`. A local
+/// repository (tests, demos) keeps its path as the link, the only name that can match it.
+fn web_location(repo: &str) -> (String, String) {
+    let Some(url) = RepoUrl::parse(repo).ok().filter(|u| u.origin().is_some()) else {
+        return (repo.to_owned(), String::new());
+    };
+    let full_name = url.path_segments().join("/");
+    let base = web_base(&url).unwrap_or_else(|| match url.origin() {
+        Some(o) => format!("https://{}", o.host),
+        None => format!("https://{BITBUCKET_HOST}"),
+    });
+    (format!("{base}/{full_name}"), full_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::PushEvent;
+
+    const PUSH: &[u8] = include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/push.json");
+    const TAG: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/tag_push.json");
+    const CREATED: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/branch_created.json");
+    const DELETED: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/branch_deleted.json");
+    const MULTI: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/multi_ref.json");
+    const PULL_REQUEST: &[u8] =
+        include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_created.json");
+
+    const OLD: &str = "95790bf891e76fee5e1747ab589903a6a1f80f22";
+    const NEW: &str = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+    const TAG_COMMIT: &str = "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7";
+
+    fn parse(event_key: &str, body: &[u8]) -> Result<Outcome, WebhookError> {
+        let headers = SignedRequest {
+            headers: vec![
+                ("x-event-key".into(), event_key.into()),
+                ("x-hook-uuid".into(), "hook-1".into()),
+                ("x-request-uuid".into(), "req-1".into()),
+            ],
+            body: Vec::new(),
+        }
+        .header_map();
+        BitbucketCloud.parse(&Request::new(&headers, body))
+    }
+
+    fn event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
+        match outcome {
+            Ok(Outcome::Event(ev)) => ev,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    fn update(name: &str, before: Option<&str>, after: Option<&str>) -> RefUpdate {
+        RefUpdate {
+            name: name.into(),
+            before: before.map(str::to_owned),
+            after: after.map(str::to_owned),
+            created: before.is_none(),
+            deleted: after.is_none(),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn a_branch_push_derives_clone_urls_and_leaves_files_unknown() {
+        let ev = event(parse("repo:push", PUSH));
+        assert_eq!(ev.source, EventSource::BitbucketCloud);
+        assert_eq!(ev.delivery.as_deref(), Some("req-1"));
+        assert_eq!(
+            ev.repo_urls,
+            vec![
+                "https://bitbucket.org/acme/deploy.git".to_owned(),
+                "git@bitbucket.org:acme/deploy.git".to_owned(),
+                "https://bitbucket.org/acme/deploy".to_owned(),
+            ]
+        );
+        assert_eq!(
+            ev.refs,
+            vec![update("refs/heads/main", Some(OLD), Some(NEW))]
+        );
+        assert_eq!(ev.changed_files, None);
+        assert_eq!(ev.default_branch, None);
+    }
+
+    #[test]
+    fn tags_created_and_deleted_branches_are_marked() {
+        let tag = event(parse("repo:push", TAG));
+        assert_eq!(
+            tag.refs,
+            vec![update("refs/tags/v1.4.0", None, Some(TAG_COMMIT))]
+        );
+        let created = event(parse("repo:push", CREATED));
+        assert_eq!(
+            created.refs,
+            vec![update("refs/heads/feature/login", None, Some(NEW))]
+        );
+        let deleted = event(parse("repo:push", DELETED));
+        assert_eq!(
+            deleted.refs,
+            vec![update("refs/heads/feature/login", Some(OLD), None)]
+        );
+        for ev in [tag, created, deleted] {
+            assert_eq!(ev.changed_files, None);
+        }
+    }
+
+    #[test]
+    fn every_change_of_a_push_becomes_a_ref_with_its_force_flag() {
+        let ev = event(parse("repo:push", MULTI));
+        let mut forced_main = update("refs/heads/main", Some(OLD), Some(NEW));
+        forced_main.forced = true;
+        assert_eq!(
+            ev.refs,
+            vec![
+                forced_main,
+                update("refs/heads/feature/login", Some(OLD), None),
+                update("refs/tags/v1.4.0", None, Some(TAG_COMMIT)),
+            ]
+        );
+        assert_eq!(ev.changed_files, None);
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        assert!(matches!(
+            parse("pullrequest:created", PULL_REQUEST),
+            Ok(Outcome::Ignored(_))
+        ));
+        assert!(matches!(
+            parse("repo:commit_status_updated", b"{"),
+            Ok(Outcome::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn a_self_hosted_looking_web_link_keeps_its_host_and_a_main_branch_is_read() {
+        let body = br#"{"repository": {"full_name": "team/app",
+            "links": {"html": {"href": "http://bb.internal:7990/team/app"}},
+            "mainbranch": {"name": "trunk", "type": "branch"}},
+            "push": {"changes": [{"new": {"type": "branch", "name": "trunk",
+            "target": {"hash": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}},
+            "old": {"type": "branch", "name": "trunk",
+            "target": {"hash": "95790bf891e76fee5e1747ab589903a6a1f80f22"}}}]}}"#;
+        let ev = event(parse("repo:push", body));
+        assert_eq!(
+            ev.repo_urls,
+            vec![
+                "http://bb.internal:7990/team/app.git".to_owned(),
+                "git@bb.internal:team/app.git".to_owned(),
+                "http://bb.internal:7990/team/app".to_owned(),
+            ]
+        );
+        assert_eq!(ev.default_branch.as_deref(), Some("trunk"));
+    }
+
+    #[test]
+    fn a_missing_full_name_is_read_from_the_web_link_and_a_strange_one_is_not_used() {
+        let body =
+            br#"{"repository": {"links": {"html": {"href": "https://bitbucket.org/acme/deploy"}}},
+            "push": {"changes": [{"new": {"type": "branch", "name": "main"}, "old": null}]}}"#;
+        let ev = event(parse("repo:push", body));
+        assert_eq!(
+            ev.repo_urls.first().map(String::as_str),
+            Some("https://bitbucket.org/acme/deploy.git")
+        );
+        let body = br#"{"repository": {"full_name": "../../evil x",
+            "links": {"html": {"href": "https://bitbucket.org/acme/deploy"}}},
+            "push": {"changes": [{"new": {"type": "branch", "name": "main"}}]}}"#;
+        let ev = event(parse("repo:push", body));
+        assert!(
+            ev.repo_urls.iter().all(|u| !u.contains("evil")),
+            "{:?}",
+            ev.repo_urls
+        );
+    }
+
+    #[test]
+    fn regression_shapes_are_ignored_or_refused_never_events_without_repository_or_refs() {
+        let ignored: &[&[u8]] = &[
+            br#"{"push": {"changes": []}}"#,
+            br#"{"repository": null, "push": {"changes": [{"new": {"type": "branch", "name": "m"}}]}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": []}}"#,
+            br#"{"repository": {"links": {"html": {"href": ""}}}, "push": {"changes": []}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": [{"new": null, "old": null}]}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": [{"new": {"type": "bookmark", "name": "m"}}]}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": [{"new": {"type": "branch", "name": ""}}]}}"#,
+        ];
+        for body in ignored {
+            assert!(
+                matches!(parse("repo:push", body), Ok(Outcome::Ignored(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let refused: &[&[u8]] = &[
+            br#"{"repository": {"full_name": "a/b"}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": {}}}"#,
+            br#"{"repository": {"full_name": "a/b", "links": {"html": "x"}}, "push": {"changes": []}}"#,
+            br#"{"repository": {"full_name": "a/b"}, "push": {"changes": [{"new": {"name": 5}}]}}"#,
+            b"\"x\"",
+        ];
+        for body in refused {
+            assert!(
+                matches!(parse("repo:push", body), Err(WebhookError::BadPayload(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_sample_for_a_local_repository_names_its_path() {
+        let push = SamplePush {
+            repo: "/srv/git/deploy.git",
+            git_ref: "refs/heads/main",
+            before: Some(OLD),
+            after: Some(NEW),
+            files: None,
+            default_branch: "main",
+            delivery: "d-1",
+        };
+        let request = BitbucketCloud.sample(&push, None);
+        let headers = request.header_map();
+        let ev = event(BitbucketCloud.parse(&Request::new(&headers, &request.body)));
+        assert_eq!(ev.repo_urls, vec!["/srv/git/deploy.git".to_owned()]);
+    }
+
+    #[test]
+    fn the_sample_has_bitbucket_cloud_headers_and_signs_the_body() {
+        let push = SamplePush {
+            repo: "git@bitbucket.org:acme/deploy.git",
+            git_ref: "refs/tags/v2",
+            before: None,
+            after: Some(NEW),
+            files: None,
+            default_branch: "main",
+            delivery: "d-9",
+        };
+        let request = BitbucketCloud.sample(&push, Some("s"));
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("x-event-key"), Some("repo:push"));
+        assert_eq!(header("user-agent"), Some("Bitbucket-Webhooks/2.0"));
+        assert_eq!(
+            header("x-hub-signature"),
+            Some(Signature::sign(b"s", &request.body).as_str())
+        );
+        let headers = request.header_map();
+        let ev = event(BitbucketCloud.parse(&Request::new(&headers, &request.body)));
+        assert_eq!(ev.refs, vec![update("refs/tags/v2", None, Some(NEW))]);
+        assert_eq!(
+            ev.repo_urls,
+            vec![
+                "https://bitbucket.org/acme/deploy.git".to_owned(),
+                "git@bitbucket.org:acme/deploy.git".to_owned(),
+                "https://bitbucket.org/acme/deploy".to_owned(),
+            ]
+        );
+    }
+}
