@@ -138,6 +138,15 @@ impl Provider for GitLab {
         }
     }
 
+    fn check_secret(&self, secret: &str) -> Result<(), String> {
+        if secret.starts_with(SIGNING_PREFIX) && signing_key(secret).is_none() {
+            return Err(format!(
+                "a {SIGNING_PREFIX} signing token must be base64 after the prefix, as GitLab shows it"
+            ));
+        }
+        Ok(())
+    }
+
     fn delivery(&self, request: &Request<'_>) -> Option<String> {
         ["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]
             .into_iter()

@@ -55,6 +55,12 @@ pub trait Provider: Sync {
     /// Turns an authenticated body into what it asks of Capstan.
     fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError>;
 
+    /// Refuses a configured secret this host's scheme cannot use (checked at start, so a typo is
+    /// an error then rather than every request refused later). The message never repeats it.
+    fn check_secret(&self, _secret: &str) -> Result<(), String> {
+        Ok(())
+    }
+
     /// A push of this host's shape for `push`, signed with `secret` when one is given: what
     /// `capstan webhook --provider` sends, and what tests and benchmarks replay.
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest;
@@ -118,6 +124,8 @@ pub enum WebhookError {
     BadPayload(String),
     #[error("unknown Git host {0}")]
     UnknownProviderName(String),
+    #[error("unusable secret: {0}")]
+    BadSecret(String),
 }
 
 impl WebhookError {
@@ -128,7 +136,8 @@ impl WebhookError {
             WebhookError::UnsupportedContentType => 415,
             WebhookError::UnknownProvider
             | WebhookError::BadPayload(_)
-            | WebhookError::UnknownProviderName(_) => 400,
+            | WebhookError::UnknownProviderName(_)
+            | WebhookError::BadSecret(_) => 400,
         }
     }
 
@@ -141,6 +150,7 @@ impl WebhookError {
                 "unknown_provider"
             }
             WebhookError::BadPayload(_) => "bad_payload",
+            WebhookError::BadSecret(_) => "bad_secret",
         }
     }
 }

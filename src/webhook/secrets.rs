@@ -39,14 +39,18 @@ impl WebhookSecrets {
         Self::default()
     }
 
-    /// Adds a secret for `provider` (a known provider name). Empty secrets are never added: an
-    /// empty secret must not mean "accept everything".
+    /// Adds a secret for `provider` (a known provider name) that its scheme can use. Empty
+    /// secrets are never added: an empty secret must not mean "accept everything".
     pub fn with_secret(
         mut self,
         provider: &str,
         secret: SecretString,
     ) -> Result<Self, WebhookError> {
-        let name = provider_named(provider)?.name();
+        let provider = provider_named(provider)?;
+        let name = provider.name();
+        provider
+            .check_secret(secret.expose_secret())
+            .map_err(|reason| WebhookError::BadSecret(format!("{name}: {reason}")))?;
         if !secret.expose_secret().is_empty() {
             self.secrets.entry(name).or_default().push(secret);
         }
@@ -201,6 +205,17 @@ mod tests {
 
         let s = settings(&[("CAPSTAN__WEBHOOK__ALLOW_UNSIGNED", "githib")]);
         assert!(WebhookSecrets::from_settings(&s, None, |_| None).is_err());
+    }
+
+    #[test]
+    fn a_secret_the_scheme_cannot_use_is_refused_at_start_without_repeating_it() {
+        let s = settings(&[(
+            "CAPSTAN__WEBHOOK__PROVIDERS__GITLAB__SECRET",
+            "whsec_not*base64",
+        )]);
+        let err = WebhookSecrets::from_settings(&s, None, |_| None).expect_err("unusable");
+        assert!(err.to_string().contains("gitlab"), "{err}");
+        assert!(!err.to_string().contains("not*base64"), "{err}");
     }
 
     #[test]
