@@ -1,5 +1,7 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
+pub mod trigger;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};

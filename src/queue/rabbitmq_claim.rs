@@ -1,0 +1,176 @@
+//! Claims on RabbitMQ: an atomic test-and-set across processes, with no plugin.
+//!
+//! A claim declares a transient classic queue for the key that holds at most one message and
+//! refuses publishes beyond that (`x-max-length` 1, `x-overflow` reject-publish), then publishes
+//! one marker to it with a publisher confirm. The broker serialises publishes to one queue, so
+//! exactly one claimant gets the Ack (First) and every other a Nack (Duplicate). The marker
+//! expires `window` after the first claim (`x-message-ttl`), after which the key can be claimed
+//! again; the queue itself goes away once unused for `window` (`x-expires`). Each claim uses
+//! its own channel: a channel error (e.g. a queue declared by a process configured with another
+//! window) closes only that claim's channel, and lapin's per-channel registry of declared queues
+//! does not grow with every claim.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind};
+
+use super::rabbitmq::classify;
+use super::{Claim, MAX_CLAIM_WINDOW, QueueError};
+
+/// Claims `queue` for `window` (non-zero) on `conn`.
+pub(super) async fn claim(
+    conn: &Connection,
+    queue: &str,
+    window: Duration,
+) -> Result<Claim, QueueError> {
+    let ms = window.min(MAX_CLAIM_WINDOW).as_millis().max(1);
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    // One retry: the queue may expire between our declare and our publish.
+    match claim_once(conn, queue, ms).await {
+        Err(QueueError::Unroutable) => claim_once(conn, queue, ms).await,
+        other => other,
+    }
+}
+
+async fn claim_once(conn: &Connection, queue: &str, ms: i64) -> Result<Claim, QueueError> {
+    let ch = confirm_channel(conn).await?;
+    let declared = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            claim_arguments(ms),
+        )
+        .await;
+    let ch = match declared {
+        Ok(_) => ch,
+        // Declared by a process with another window: that queue's own limits still make the
+        // publish below an atomic test-and-set, so use it as it is.
+        Err(e) if is_precondition_failed(&e) => confirm_channel(conn).await?,
+        Err(e) => {
+            close_later(ch);
+            return Err(classify("declare claim queue", &e));
+        }
+    };
+    let outcome = publish_marker(&ch, queue).await;
+    let outcome = match outcome {
+        // A nack can also mean a broker-side failure; only a queue that holds the marker
+        // proves an earlier claim.
+        Ok(Confirmation::Nack(_)) => match marker_count(conn, queue).await {
+            Ok(n) if n > 0 => Ok(Claim::Duplicate),
+            Ok(_) => Err(QueueError::Nacked),
+            Err(e) => Err(e),
+        },
+        Ok(Confirmation::Ack(None)) => Ok(Claim::First),
+        Ok(Confirmation::Ack(Some(_))) => Err(QueueError::Unroutable),
+        Ok(Confirmation::NotRequested) => Err(QueueError::Protocol(
+            "publisher confirms are not enabled on the claim channel".to_owned(),
+        )),
+        Err(e) => Err(e),
+    };
+    close_later(ch);
+    outcome
+}
+
+/// Deletes the claim queue, so the next claim of its key is First.
+pub(super) async fn release(conn: &Connection, queue: &str) -> Result<(), QueueError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| classify("open channel", &e))?;
+    let deleted = ch
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await;
+    close_later(ch);
+    deleted
+        .map(|_| ())
+        .map_err(|e| classify("delete claim queue", &e))
+}
+
+fn claim_arguments(ms: i64) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
+    args.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+    args
+}
+
+async fn confirm_channel(conn: &Connection) -> Result<Channel, QueueError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| classify("open channel", &e))?;
+    if let Err(e) = ch.confirm_select(ConfirmSelectOptions::default()).await {
+        close_later(ch);
+        return Err(classify("confirm.select", &e));
+    }
+    Ok(ch)
+}
+
+async fn publish_marker(ch: &Channel, queue: &str) -> Result<Confirmation, QueueError> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        immediate: false,
+    };
+    // Transient: the marker only has to live as long as the (non-durable) queue.
+    let properties = BasicProperties::default().with_delivery_mode(1);
+    let confirm = ch
+        .basic_publish("".into(), queue.into(), options, b"", properties)
+        .await
+        .map_err(|e| classify("publish claim marker", &e))?;
+    confirm
+        .await
+        .map_err(|e| classify("claim marker confirm", &e))
+}
+
+/// Messages in the claim queue, 0 when it is gone.
+async fn marker_count(conn: &Connection, queue: &str) -> Result<u32, QueueError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| classify("open channel", &e))?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = ch
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await;
+    close_later(ch);
+    match declared {
+        Ok(q) => Ok(q.message_count()),
+        Err(e) if is_not_found(&e) => Ok(0),
+        Err(e) => Err(classify("inspect claim queue", &e)),
+    }
+}
+
+fn amqp_code(e: &lapin::Error) -> Option<u16> {
+    match e.kind() {
+        ErrorKind::ProtocolError(p) => Some(p.get_id()),
+        _ => None,
+    }
+}
+
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    amqp_code(e) == Some(406)
+}
+
+fn is_not_found(e: &lapin::Error) -> bool {
+    amqp_code(e) == Some(404)
+}
+
+/// Closes a claim's channel without making the caller wait for the broker's answer.
+fn close_later(ch: Channel) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = ch.close(200, "claim done".into()).await;
+        });
+    }
+}
