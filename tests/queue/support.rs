@@ -90,6 +90,10 @@ impl Harness {
         drop(sub);
     }
 
+    pub fn embedded(&self) -> &Arc<EmbeddedQueue> {
+        self.embedded.as_ref().expect("an embedded harness")
+    }
+
     pub fn rabbit(&self) -> &Arc<RabbitQueue> {
         self.rabbit.as_ref().expect("a RabbitMQ harness")
     }
