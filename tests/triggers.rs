@@ -484,7 +484,7 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
     let sent: Value = serde_json::from_slice(&d.body).expect("JSON");
     assert!(schema("trigger.v1.schema.json").is_valid(&sent), "{sent}");
     let event = PushEvent::from_message(&d.body).expect("the router accepts it");
-    assert_eq!(event.repo_urls, [message.repo.clone()]);
+    assert_eq!(event.repo_urls, std::slice::from_ref(&message.repo));
     assert_eq!(event.refs[0].after.as_deref(), Some(SHA1));
     assert_eq!(event.changed_files, message.paths);
     d.ack().await.expect("ack");

@@ -90,6 +90,8 @@ impl Harness {
         drop(sub);
     }
 
+    /// The embedded queue under test (tests/triggers.rs reads its dead letters).
+    #[allow(dead_code)]
     pub fn embedded(&self) -> &Arc<EmbeddedQueue> {
         self.embedded.as_ref().expect("an embedded harness")
     }
