@@ -50,42 +50,28 @@ async fn claim_once(conn: &Connection, queue: &str, ms: i64) -> Result<Claim, Qu
         // Declared by a process with another window: that queue's own limits still make the
         // publish below an atomic test-and-set, so use it as it is.
         Err(e) if is_precondition_failed(&e) => confirm_channel(conn).await?,
-        Err(e) => {
-            close_later(ch);
-            return Err(classify("declare claim queue", &e));
-        }
+        Err(e) => return Err(classify("declare claim queue", &e)),
     };
-    let outcome = publish_marker(&ch, queue).await;
-    let outcome = match outcome {
+    match publish_marker(&ch, queue).await? {
+        Confirmation::Ack(None) => Ok(Claim::First),
         // A nack can also mean a broker-side failure; only a queue that holds the marker
         // proves an earlier claim.
-        Ok(Confirmation::Nack(_)) => match marker_count(conn, queue).await {
-            Ok(n) if n > 0 => Ok(Claim::Duplicate),
-            Ok(_) => Err(QueueError::Nacked),
-            Err(e) => Err(e),
+        Confirmation::Nack(_) => match marker_count(conn, queue).await? {
+            0 => Err(QueueError::Nacked),
+            _ => Ok(Claim::Duplicate),
         },
-        Ok(Confirmation::Ack(None)) => Ok(Claim::First),
-        Ok(Confirmation::Ack(Some(_))) => Err(QueueError::Unroutable),
-        Ok(Confirmation::NotRequested) => Err(QueueError::Protocol(
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
+        Confirmation::NotRequested => Err(QueueError::Protocol(
             "publisher confirms are not enabled on the claim channel".to_owned(),
         )),
-        Err(e) => Err(e),
-    };
-    close_later(ch);
-    outcome
+    }
 }
 
 /// Deletes the claim queue, so the next claim of its key is First.
 pub(super) async fn release(conn: &Connection, queue: &str) -> Result<(), QueueError> {
-    let ch = conn
-        .create_channel()
+    let ch = open_channel(conn).await?;
+    ch.queue_delete(queue.into(), QueueDeleteOptions::default())
         .await
-        .map_err(|e| classify("open channel", &e))?;
-    let deleted = ch
-        .queue_delete(queue.into(), QueueDeleteOptions::default())
-        .await;
-    close_later(ch);
-    deleted
         .map(|_| ())
         .map_err(|e| classify("delete claim queue", &e))
 }
@@ -102,15 +88,41 @@ fn claim_arguments(ms: i64) -> FieldTable {
     args
 }
 
-async fn confirm_channel(conn: &Connection) -> Result<Channel, QueueError> {
-    let ch = conn
-        .create_channel()
-        .await
-        .map_err(|e| classify("open channel", &e))?;
-    if let Err(e) = ch.confirm_select(ConfirmSelectOptions::default()).await {
-        close_later(ch);
-        return Err(classify("confirm.select", &e));
+/// A channel that is closed when dropped, also when the claim future is cancelled (a timeout,
+/// a client gone): an abandoned channel would stay open on the broker until the connection
+/// closes, and a connection holds a limited number.
+struct ClaimChannel(Channel);
+
+impl std::ops::Deref for ClaimChannel {
+    type Target = Channel;
+    fn deref(&self) -> &Channel {
+        &self.0
     }
+}
+
+impl Drop for ClaimChannel {
+    fn drop(&mut self) {
+        let ch = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = ch.close(200, "claim done".into()).await;
+            });
+        }
+    }
+}
+
+async fn open_channel(conn: &Connection) -> Result<ClaimChannel, QueueError> {
+    conn.create_channel()
+        .await
+        .map(ClaimChannel)
+        .map_err(|e| classify("open channel", &e))
+}
+
+async fn confirm_channel(conn: &Connection) -> Result<ClaimChannel, QueueError> {
+    let ch = open_channel(conn).await?;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| classify("confirm.select", &e))?;
     Ok(ch)
 }
 
@@ -132,19 +144,15 @@ async fn publish_marker(ch: &Channel, queue: &str) -> Result<Confirmation, Queue
 
 /// Messages in the claim queue, 0 when it is gone.
 async fn marker_count(conn: &Connection, queue: &str) -> Result<u32, QueueError> {
-    let ch = conn
-        .create_channel()
-        .await
-        .map_err(|e| classify("open channel", &e))?;
+    let ch = open_channel(conn).await?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()
     };
-    let declared = ch
+    match ch
         .queue_declare(queue.into(), passive, FieldTable::default())
-        .await;
-    close_later(ch);
-    match declared {
+        .await
+    {
         Ok(q) => Ok(q.message_count()),
         Err(e) if is_not_found(&e) => Ok(0),
         Err(e) => Err(classify("inspect claim queue", &e)),
@@ -164,13 +172,4 @@ fn is_precondition_failed(e: &lapin::Error) -> bool {
 
 fn is_not_found(e: &lapin::Error) -> bool {
     amqp_code(e) == Some(404)
-}
-
-/// Closes a claim's channel without making the caller wait for the broker's answer.
-fn close_later(ch: Channel) {
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(async move {
-            let _ = ch.close(200, "claim done".into()).await;
-        });
-    }
 }
