@@ -508,3 +508,31 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
         .expect_err("nothing would consume it");
     assert!(format!("{err:#}").contains("embedded"), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_configured_with_different_windows_still_agree_on_duplicates() {
+    let h = Harness::new(QueueKind::Rabbitmq, |_| {}).await;
+    let other = h.second_process().await;
+    let key = format!("github:{}", uuid::Uuid::new_v4());
+    let ten_minutes = Duration::from_secs(600);
+    let five_minutes = Duration::from_secs(300);
+    assert_eq!(
+        h.queue.claim(&key, ten_minutes).await.expect("claim"),
+        Claim::First
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            other.claim(&key, five_minutes).await.expect("claim"),
+            Claim::Duplicate
+        );
+    }
+    // The broker refused the second window's declaration on a channel: later claims of that
+    // process still work.
+    let fresh = format!("github:{}", uuid::Uuid::new_v4());
+    assert_eq!(
+        other.claim(&fresh, five_minutes).await.expect("claim"),
+        Claim::First
+    );
+    h.queue.release(&key).await;
+    other.release(&fresh).await;
+}

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
 pub(crate) struct Live {
     pub(crate) conn: Connection,
     publisher: tokio::sync::Mutex<Channel>,
+    /// Idle confirm-mode channels for claims, reused to save two round trips per claim.
+    pub(crate) claim_channels: rabbitmq_claim::ChannelPool,
 }
 
 /// One subscription, independent of the connection it currently consumes on.
@@ -220,6 +222,7 @@ impl Live {
         Ok(Self {
             conn,
             publisher: tokio::sync::Mutex::new(ch),
+            claim_channels: rabbitmq_claim::ChannelPool::default(),
         })
     }
 
@@ -373,7 +376,7 @@ impl Queue for RabbitQueue {
             let timeout = self.shared.settings.publish_timeout();
             let claimed = tokio::time::timeout(timeout, async {
                 let live = self.current().await?;
-                rabbitmq_claim::claim(&live.conn, &queue, window).await
+                rabbitmq_claim::claim(&live.conn, &live.claim_channels, &queue, window).await
             });
             match claimed.await {
                 Ok(r) => r,
