@@ -102,6 +102,20 @@ pub struct WebhookSettings {
     /// Secrets per provider (`[webhook.providers.gitlab]` …); keys may use `_` for `-`.
     #[serde(default)]
     pub providers: std::collections::BTreeMap<String, ProviderSecretSettings>,
+    /// A delivery id seen again within this many seconds queues nothing (0: no de-duplication).
+    #[serde(default = "default_dedup_window_secs")]
+    pub dedup_window_secs: u64,
+}
+
+fn default_dedup_window_secs() -> u64 {
+    600
+}
+
+impl WebhookSettings {
+    /// The redelivery de-duplication window; zero when disabled.
+    pub fn dedup_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.dedup_window_secs)
+    }
 }
 
 /// Where one provider's secrets come from; several may be given at once, so a secret can be
@@ -379,6 +393,18 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaks in {shown}");
         }
         assert!(shown.contains("rabbit:5672"), "the rest stays readable");
+    }
+
+    #[test]
+    fn redelivery_dedup_is_on_for_ten_minutes_unless_set_to_zero() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(
+            s.webhook.dedup_window(),
+            std::time::Duration::from_secs(600)
+        );
+        let s = Settings::load_from(None, env(&[("CAPSTAN__WEBHOOK__DEDUP_WINDOW_SECS", "0")]))
+            .expect("loads");
+        assert!(s.webhook.dedup_window().is_zero());
     }
 
     #[test]

@@ -53,6 +53,21 @@ enum Command {
     },
     /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
     Webhook(cli::webhook::WebhookArgs),
+    /// Publish a trigger (this ref of this repository moved) to the configured RabbitMQ.
+    Trigger {
+        /// Repository URL, in any form Git accepts.
+        #[arg(long)]
+        repo: String,
+        /// refs/heads/NAME, refs/tags/NAME, or a bare name (matches that targetRevision).
+        #[arg(long = "ref")]
+        git_ref: String,
+        /// The commit the ref now points at (full SHA).
+        #[arg(long)]
+        revision: Option<String>,
+        /// A changed file, repeatable; none: unknown, every path counts as affected.
+        #[arg(long = "path")]
+        paths: Vec<String>,
+    },
     /// Print the CRDs Capstan owns (what deploy/crds/ holds).
     Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
@@ -182,6 +197,22 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sandbox(args) => run_sandbox(args, &settings).await,
+        Command::Trigger {
+            repo,
+            git_ref,
+            revision,
+            paths,
+        } => {
+            let message = capstan::event::TriggerMessage {
+                repo,
+                git_ref,
+                revision,
+                paths: (!paths.is_empty()).then_some(paths),
+            };
+            let id = cli::trigger::publish(&settings.queue, &message).await?;
+            say(&format!("trigger {id} published"));
+            Ok(())
+        }
         Command::Serve { role, listen } => {
             if let Some(role) = role {
                 settings.server.role = role;

@@ -207,7 +207,7 @@ async fn embedded_dead_letters_say_why_and_how_often() {
     let dead = q.dead_letters();
     let summary: Vec<_> = dead
         .iter()
-        .map(|d| (d.id.as_str(), d.attempts, d.reason, d.shard))
+        .map(|d| (d.id.as_str(), d.attempts, d.reason.clone(), d.shard))
         .collect();
     let shard = Some(shard_for("ns/a", 4));
     assert_eq!(

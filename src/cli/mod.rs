@@ -1,5 +1,6 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
+pub mod trigger;
 pub mod webhook;
 
 use std::path::Path;

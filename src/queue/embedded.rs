@@ -5,16 +5,23 @@
 //! RabbitMQ's single active consumer. Each subscription holds at most `prefetch` unsettled
 //! deliveries. A delivery dropped unsettled goes back to the queue, as on a closed AMQP channel.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::{
-    Delivery, Queue, QueueError, QueueSettings, Settler, SharedQueue, Subscription,
-    SubscriptionInner, Topic, shard_for,
+    Claim, Delivery, MAX_CLAIM_WINDOW, Queue, QueueError, QueueSettings, Settler, SharedQueue,
+    Subscription, SubscriptionInner, Topic, shard_for,
 };
+
+/// Claims remembered at most; beyond it the claim closest to expiry is forgotten first, so a
+/// flood of distinct keys costs bounded memory and at worst lets one old duplicate through.
+const MAX_CLAIMS: usize = 100_000;
 
 /// The in-process queue; clones share the same queues.
 #[derive(Clone)]
@@ -40,12 +47,14 @@ pub struct DeadLetter {
 }
 
 /// Why a message was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadReason {
     /// A consumer rejected it as poison.
     Rejected,
     /// It was delivered `max_attempts` times without being acked.
     DeliveryLimit,
+    /// A consumer dead-lettered it as invalid, saying why.
+    Invalid(String),
 }
 
 struct Inner {
@@ -66,6 +75,8 @@ struct State {
     job_subscribers: Vec<u64>,
     dead: Vec<DeadLetter>,
     next_subscription: u64,
+    /// Claimed keys (SHA-256) and when their window ends.
+    claims: HashMap<[u8; 32], Instant>,
 }
 
 struct Message {
@@ -226,12 +237,63 @@ impl Queue for EmbeddedQueue {
         Box::pin(async move { !self.inner.lock().closed })
     }
 
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Claim, QueueError>> {
+        Box::pin(async move {
+            if window.is_zero() {
+                return Ok(Claim::First);
+            }
+            let digest = claim_digest(key);
+            let now = Instant::now();
+            let mut state = self.inner.lock();
+            if state.closed {
+                return Err(QueueError::Closed);
+            }
+            if state.claims.get(&digest).is_some_and(|&end| end > now) {
+                return Ok(Claim::Duplicate);
+            }
+            if state.claims.len() >= MAX_CLAIMS {
+                state.claims.retain(|_, end| *end > now);
+            }
+            if state.claims.len() >= MAX_CLAIMS {
+                let soonest = state
+                    .claims
+                    .iter()
+                    .min_by_key(|(_, end)| **end)
+                    .map(|(k, _)| *k);
+                if let Some(k) = soonest {
+                    state.claims.remove(&k);
+                }
+            }
+            state
+                .claims
+                .insert(digest, now + window.min(MAX_CLAIM_WINDOW));
+            Ok(Claim::First)
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner.lock().claims.remove(&claim_digest(key));
+        })
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.inner.lock().closed = true;
             self.inner.changed.notify_waiters();
         })
     }
+}
+
+/// Keys are kept as hashes: a sender's delivery id can be long, the hash is 32 bytes.
+fn claim_digest(key: &str) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(&Sha256::digest(key.as_bytes()));
+    digest
 }
 
 /// The embedded side of a [`Subscription`].
@@ -362,16 +424,18 @@ impl EmbeddedSettler {
         Ok(())
     }
 
-    pub(crate) fn reject(mut self) -> Result<(), QueueError> {
+    pub(crate) fn reject(self) -> Result<(), QueueError> {
+        self.dead(DeadReason::Rejected)
+    }
+
+    pub(crate) fn dead_letter(self, reason: &str) -> Result<(), QueueError> {
+        self.dead(DeadReason::Invalid(reason.to_owned()))
+    }
+
+    fn dead(mut self, reason: DeadReason) -> Result<(), QueueError> {
         if let Some(message) = self.message.take() {
             let mut state = self.inner.lock();
-            dead_letter(
-                &mut state,
-                self.topic,
-                self.shard,
-                message,
-                DeadReason::Rejected,
-            );
+            dead_letter(&mut state, self.topic, self.shard, message, reason);
         }
         Ok(())
     }

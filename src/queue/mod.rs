@@ -8,18 +8,21 @@
 
 pub mod embedded;
 pub mod rabbitmq;
+mod rabbitmq_claim;
 mod rabbitmq_consumer;
 mod settings;
 mod supervisor;
 mod topology;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 pub use embedded::{DeadLetter, DeadReason, EmbeddedQueue};
 pub use rabbitmq::RabbitQueue;
+pub use rabbitmq_consumer::{ATTEMPTS_HEADER, ORIGINAL_ID_HEADER, REASON_HEADER};
 pub use settings::{QueueKind, QueueSettings, redact_url};
 
 /// The two kinds of traffic the queue carries.
@@ -53,11 +56,55 @@ pub trait Queue: Send + Sync + 'static {
     /// Whether publishing can succeed now (for /readyz).
     fn is_ready(&self) -> BoxFuture<'_, bool>;
 
+    /// Claims `key` (e.g. a webhook delivery id) for `window`: `First` for the first claim of the
+    /// key within the window across every process sharing the queue, `Duplicate` afterwards.
+    /// A zero window claims nothing and is always `First`. The default, for queues without a
+    /// shared window, never deduplicates.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Claim, QueueError>> {
+        let _ = (key, window);
+        Box::pin(async { Ok(Claim::First) })
+    }
+
+    /// Forgets a claim, best effort: called when the work a `First` claim guarded could not be
+    /// queued, so the sender's redelivery is not taken for a duplicate.
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        let _ = key;
+        Box::pin(async {})
+    }
+
     /// Stops consuming and closes the connection; unsettled deliveries go back to the queue.
     /// Later publishes fail with [`QueueError::Closed`].
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// The outcome of [`Queue::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody claimed the key within the window: go ahead.
+    First,
+    /// The key was already claimed within the window: do nothing.
+    Duplicate,
+}
+
+/// Claim windows are capped here (RabbitMQ's message TTL tops out near 49 days).
+pub const MAX_CLAIM_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Dead-letter reasons are cut here: a header, not a document.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_REASON_BYTES`] on a character boundary.
+pub(crate) fn bounded_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 /// Why a queue operation failed.
@@ -160,6 +207,21 @@ impl Delivery {
             Settler::Embedded(s) => s.reject(),
         }
     }
+
+    /// Invalid: dead-letter now, saying why. On RabbitMQ the dead-letter queue gets a copy with
+    /// headers `x-capstan-reason` and `x-capstan-original-id` (the reason cut to
+    /// [`MAX_REASON_BYTES`]); if that copy cannot be published the message is rejected instead,
+    /// so it still reaches the dead-letter queue, without the reason.
+    pub async fn dead_letter(self, reason: &str) -> Result<(), QueueError> {
+        let reason = bounded_reason(reason);
+        match self.settler {
+            Settler::Rabbit(s) => {
+                s.dead_letter(&self.id, &self.body, self.attempt, reason)
+                    .await
+            }
+            Settler::Embedded(s) => s.dead_letter(reason),
+        }
+    }
 }
 
 /// The shard queue for an application key: a stable hash (first 8 bytes of SHA-256), so every
@@ -207,12 +269,31 @@ mod tests {
         send_static::<SharedQueue>();
         // Only type-checked: the futures must be Send to be awaited inside tokio::spawn.
         #[allow(dead_code)]
-        fn futures_are_send(mut s: Subscription, d: Delivery, e: Delivery, f: Delivery) {
+        fn futures_are_send(
+            mut s: Subscription,
+            d: Delivery,
+            e: Delivery,
+            f: Delivery,
+            g: Delivery,
+            q: SharedQueue,
+        ) {
             send(&s.next());
             send(&d.ack());
             send(&e.retry());
             send(&f.reject());
+            send(&g.dead_letter("why"));
+            send(&q.claim("k", Duration::from_secs(1)));
+            send(&q.release("k"));
         }
+    }
+
+    #[test]
+    fn long_reasons_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let cut = bounded_reason(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES && cut.len() >= MAX_REASON_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(bounded_reason("short"), "short");
     }
 
     #[test]

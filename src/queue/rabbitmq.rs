@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lapin::options::{
@@ -14,12 +15,14 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::rabbitmq_claim;
 use super::rabbitmq_consumer::{Forwarder, RabbitSubscription};
 use super::settings::redact_url;
 use super::supervisor;
 use super::topology::Topology;
 use super::{
-    Delivery, Queue, QueueError, QueueSettings, SharedQueue, Subscription, SubscriptionInner, Topic,
+    Claim, Delivery, Queue, QueueError, QueueSettings, SharedQueue, Subscription,
+    SubscriptionInner, Topic,
 };
 
 /// The RabbitMQ queue.
@@ -45,6 +48,8 @@ pub(crate) struct Shared {
 pub(crate) struct Live {
     pub(crate) conn: Connection,
     publisher: tokio::sync::Mutex<Channel>,
+    /// Idle confirm-mode channels for claims, reused to save two round trips per claim.
+    pub(crate) claim_channels: rabbitmq_claim::ChannelPool,
 }
 
 /// One subscription, independent of the connection it currently consumes on.
@@ -217,11 +222,12 @@ impl Live {
         Ok(Self {
             conn,
             publisher: tokio::sync::Mutex::new(ch),
+            claim_channels: rabbitmq_claim::ChannelPool::default(),
         })
     }
 
     /// The publishing channel, reopened if the broker closed it (a channel error closes only it).
-    async fn publishing_channel(&self) -> Result<Channel, QueueError> {
+    pub(crate) async fn publishing_channel(&self) -> Result<Channel, QueueError> {
         let mut ch = self.publisher.lock().await;
         if !ch.status().connected() {
             let fresh = self
@@ -259,6 +265,7 @@ impl Live {
         ch.basic_qos(shared.settings.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| classify("basic.qos", &e))?;
+        let dead_exchange: Arc<str> = shared.topology.dead_queue().into();
         for (queue, shard) in shared.topology.queues(sub.topic) {
             let consumer = ch
                 .basic_consume(
@@ -274,6 +281,8 @@ impl Live {
                 shard,
                 max_attempts: shared.settings.max_attempts,
                 retry_delay: shared.settings.retry_delay(),
+                dead_exchange: dead_exchange.clone(),
+                publish_timeout: shared.settings.publish_timeout(),
                 sub: Arc::downgrade(sub),
                 live: Arc::downgrade(self),
             };
@@ -348,6 +357,50 @@ impl Queue for RabbitQueue {
             Ok(Subscription {
                 inner: SubscriptionInner::Rabbit(RabbitSubscription { rx, state }),
             })
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Claim, QueueError>> {
+        Box::pin(async move {
+            if window.is_zero() {
+                return Ok(Claim::First);
+            }
+            if self.shared.shutdown.is_cancelled() {
+                return Err(QueueError::Closed);
+            }
+            let queue = self.shared.topology.seen_queue(key);
+            let timeout = self.shared.settings.publish_timeout();
+            let claimed = tokio::time::timeout(timeout, async {
+                let live = self.current().await?;
+                rabbitmq_claim::claim(&live.conn, &live.claim_channels, &queue, window).await
+            });
+            match claimed.await {
+                Ok(r) => r,
+                Err(_) => Err(QueueError::Unavailable(format!(
+                    "claim not answered within {} ms",
+                    timeout.as_millis()
+                ))),
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let queue = self.shared.topology.seen_queue(key);
+            let timeout = self.shared.settings.publish_timeout();
+            let released = tokio::time::timeout(timeout, async {
+                let live = self.current().await?;
+                rabbitmq_claim::release(&live.conn, &queue).await
+            });
+            match released.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not release a claim"),
+                Err(_) => tracing::warn!("releasing a claim timed out"),
+            }
         })
     }
 

@@ -5,12 +5,20 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::types::AMQPValue;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Confirmation};
 use tokio::sync::mpsc;
 
 use super::rabbitmq::{Live, SubState, classify, lock};
 use super::{Delivery, QueueError, Settler};
+
+/// Header of a dead-lettered copy: why the consumer refused the message.
+pub const REASON_HEADER: &str = "x-capstan-reason";
+/// Header of a dead-lettered copy: the original message id.
+pub const ORIGINAL_ID_HEADER: &str = "x-capstan-original-id";
+/// Header of a dead-lettered copy: which delivery of the message was refused.
+pub const ATTEMPTS_HEADER: &str = "x-capstan-attempts";
 
 /// Moves deliveries from one lapin consumer into a subscription.
 pub(super) struct Forwarder {
@@ -18,6 +26,9 @@ pub(super) struct Forwarder {
     pub(super) shard: Option<u16>,
     pub(super) max_attempts: u32,
     pub(super) retry_delay: std::time::Duration,
+    /// Where `dead_letter` publishes its copy.
+    pub(super) dead_exchange: Arc<str>,
+    pub(super) publish_timeout: std::time::Duration,
     pub(super) sub: Weak<SubState>,
     pub(super) live: Weak<Live>,
 }
@@ -77,6 +88,9 @@ impl Forwarder {
                 acker: d.acker,
                 max_attempts: self.max_attempts,
                 retry_delay: self.retry_delay,
+                dead_exchange: self.dead_exchange.clone(),
+                publish_timeout: self.publish_timeout,
+                live: self.live.clone(),
                 settled: false,
             }),
         }
@@ -103,6 +117,9 @@ pub(crate) struct RabbitSettler {
     acker: lapin::Acker,
     max_attempts: u32,
     retry_delay: std::time::Duration,
+    dead_exchange: Arc<str>,
+    publish_timeout: std::time::Duration,
+    live: Weak<Live>,
     settled: bool,
 }
 
@@ -158,6 +175,86 @@ impl RabbitSettler {
             .reject(BasicRejectOptions { requeue: false })
             .await;
         settled("reject", r)
+    }
+}
+
+impl RabbitSettler {
+    /// Publishes a copy carrying the reason to the dead-letter exchange, confirmed, then acks
+    /// the original; if the copy cannot be published, rejects (the queue's own dead-lettering).
+    pub(crate) async fn dead_letter(
+        self,
+        id: &str,
+        body: &[u8],
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let copy = self.publish_dead_copy(id, body, attempt, reason);
+        match tokio::time::timeout(self.publish_timeout, copy).await {
+            Ok(Ok(())) => self.ack().await,
+            Ok(Err(e)) => {
+                tracing::warn!(message_id = %id, error = %e, "dead-lettering without the reason");
+                self.reject().await
+            }
+            Err(_) => {
+                tracing::warn!(message_id = %id, "dead-letter copy not confirmed in time; rejecting");
+                self.reject().await
+            }
+        }
+    }
+
+    async fn publish_dead_copy(
+        &self,
+        id: &str,
+        body: &[u8],
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let live = self
+            .live
+            .upgrade()
+            .ok_or_else(|| QueueError::Unavailable("the connection is gone".to_owned()))?;
+        let channel = live.publishing_channel().await?;
+        let mut headers = FieldTable::default();
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(ORIGINAL_ID_HEADER.into(), AMQPValue::LongString(id.into()));
+        headers.insert(
+            ATTEMPTS_HEADER.into(),
+            AMQPValue::LongLongInt(i64::from(attempt)),
+        );
+        let mut properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        // The id came from a message id, so it fits; an empty one is left out.
+        if let Ok(message_id) = ShortString::try_new(id)
+            && !id.is_empty()
+        {
+            properties = properties.with_message_id(message_id);
+        }
+        let options = BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        };
+        let confirm = channel
+            .basic_publish(
+                self.dead_exchange.as_ref().into(),
+                "".into(),
+                options,
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| classify("publish dead letter", &e))?;
+        match confirm
+            .await
+            .map_err(|e| classify("dead letter confirm", &e))?
+        {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
+            Confirmation::Nack(_) => Err(QueueError::Nacked),
+            Confirmation::NotRequested => Err(QueueError::Protocol(
+                "publisher confirms are not enabled on the channel".to_owned(),
+            )),
+        }
     }
 }
 

@@ -90,6 +90,11 @@ async fn watch_until_dead(shared: &Shared, live: &Live) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             event = events.next() => match event {
+                // A channel-level error (e.g. a claim's passive declare of a queue that just
+                // expired) closes only that channel; lapin reports it here all the same.
+                Some(Event::Error(e)) if e.is_amqp_soft_error() => {
+                    tracing::debug!(error = %e, "RabbitMQ channel error");
+                }
                 Some(Event::Error(e)) => {
                     tracing::warn!(error = %e, "RabbitMQ connection error");
                     return;

@@ -3,6 +3,8 @@
 //! `{p}.events` (fanout) → quorum queue `{p}.events.router`;
 //! `{p}.jobs` (direct) → quorum queues `{p}.jobs.{i}`, bound with routing key `{i}`, single
 //! active consumer; work queues dead-letter to `{p}.dead` (fanout) → queue `{p}.dead`.
+//! Claims (de-duplication windows) are transient queues `{p}.seen.<hash>` that expire by
+//! themselves (see `rabbitmq_claim.rs`).
 
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
@@ -10,6 +12,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
+use sha2::{Digest, Sha256};
 
 use super::{QueueSettings, Topic, shard_for};
 
@@ -32,6 +35,13 @@ impl Topology {
 
     pub(crate) fn dead_queue(&self) -> String {
         format!("{}.dead", self.prefix)
+    }
+
+    /// The queue that holds the claim marker for `key`: 128 bits of its SHA-256, so any key
+    /// gives a short, valid queue name.
+    pub(crate) fn seen_queue(&self, key: &str) -> String {
+        let digest = Sha256::digest(key.as_bytes());
+        format!("{}.seen.{}", self.prefix, hex::encode(&digest[..16]))
     }
 
     fn exchange(&self, topic: Topic) -> String {

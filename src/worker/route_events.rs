@@ -23,11 +23,11 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         let Some(delivery) = delivery else { break };
-        let event = match PushEvent::parse(&delivery.body) {
+        let event = match PushEvent::from_message(&delivery.body) {
             Ok(e) => e,
             Err(e) => {
-                warn!(message_id = %delivery.id, error = %e, "rejecting an unparseable event");
-                let _ = delivery.reject().await;
+                warn!(message_id = %delivery.id, error = %e, "dead-lettering an invalid event");
+                let _ = delivery.dead_letter(&e.to_string()).await;
                 continue;
             }
         };

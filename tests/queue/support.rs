@@ -90,6 +90,12 @@ impl Harness {
         drop(sub);
     }
 
+    /// The embedded queue under test (tests/triggers.rs reads its dead letters).
+    #[allow(dead_code)]
+    pub fn embedded(&self) -> &Arc<EmbeddedQueue> {
+        self.embedded.as_ref().expect("an embedded harness")
+    }
+
     pub fn rabbit(&self) -> &Arc<RabbitQueue> {
         self.rabbit.as_ref().expect("a RabbitMQ harness")
     }
