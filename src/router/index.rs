@@ -80,7 +80,7 @@ impl RouteIndex {
         index
     }
 
-    /// The number of Applications indexed (those with at least one usable source included).
+    /// The number of Applications indexed, including those whose sources name no usable repository.
     pub fn len(&self) -> usize {
         self.apps.len()
     }
@@ -200,13 +200,14 @@ impl RouteIndex {
             let known_files = files
                 .as_ref()
                 .filter(|_| !(pushed.created || pushed.deleted || pushed.forced || name.is_tag()));
-            let mut consider = |id: usize, file: Option<&str>| {
+            // `files` None: every path counts; otherwise the files that reached the entry.
+            let mut consider = |id: usize, files: Option<&[&str]>| {
                 let Some(Some(entry)) = self.entries.get(id) else {
                     return;
                 };
                 if matched.contains_key(&entry.app)
                     || !entry.revision.matches(name, default_branch)
-                    || file.is_some_and(|f| !entry.paths.matches(f))
+                    || files.is_some_and(|fs| !fs.iter().any(|f| entry.paths.matches(f)))
                 {
                     return;
                 }
@@ -216,10 +217,10 @@ impl RouteIndex {
                 match known_files {
                     None => routes.all.iter().for_each(|&id| consider(id, None)),
                     Some(files) => {
-                        for file in files.iter().filter(|f| !f.is_empty()) {
-                            routes
-                                .tree
-                                .visit(file, |id| consider(id, Some(file.as_str())));
+                        for (node, reached) in routes.tree.reached_by(files) {
+                            node.here
+                                .iter()
+                                .for_each(|&id| consider(id, Some(&reached)));
                         }
                     }
                 }
@@ -281,17 +282,31 @@ impl PathNode {
         }
     }
 
-    /// Calls `f` for every entry anchored at `file` or a directory above it.
-    fn visit(&self, file: &str, mut f: impl FnMut(usize)) {
-        let mut node = self;
-        node.here.iter().for_each(|&id| f(id));
-        for segment in segments(file) {
-            let Some(child) = node.children.get(segment) else {
-                return;
-            };
-            node = child;
-            node.here.iter().for_each(|&id| f(id));
+    /// The directories holding entries that `files` lie in, each once, with the files that
+    /// reached it: an entry watching the root is checked once per push, not once per file.
+    fn reached_by<'t, 'f>(&'t self, files: &'f [String]) -> Vec<(&'t PathNode, Vec<&'f str>)> {
+        let mut reached: Vec<(&PathNode, Vec<&str>)> = Vec::new();
+        let mut slots: HashMap<*const PathNode, usize> = HashMap::new();
+        for file in files.iter().filter(|f| !f.is_empty()) {
+            let mut node = self;
+            let mut segments = segments(file);
+            loop {
+                if !node.here.is_empty() {
+                    let slot = *slots.entry(std::ptr::from_ref(node)).or_insert_with(|| {
+                        reached.push((node, Vec::new()));
+                        reached.len() - 1
+                    });
+                    if let Some((_, files)) = reached.get_mut(slot) {
+                        files.push(file);
+                    }
+                }
+                match segments.next().and_then(|s| node.children.get(s)) {
+                    Some(child) => node = child,
+                    None => break,
+                }
+            }
         }
+        reached
     }
 }
 
@@ -480,6 +495,20 @@ mod tests {
             names(&index, &push("main", Some(&["/apps/n/"]))),
             ["narrowed", "whole"]
         );
+        let mut top_docs = app("docs", vec![source(MONO, "main", "")]);
+        top_docs.metadata.annotations =
+            Some([(MANIFEST_GENERATE_PATHS.to_string(), "/*.md".to_string())].into());
+        let index = RouteIndex::build([&narrowed, &top_docs]);
+        assert!(names(&index, &push("main", Some(&["apps/x/y", "docs/a.md"]))).is_empty());
+        assert_eq!(
+            names(
+                &index,
+                &push("main", Some(&["apps/x/y", "README.md", "apps/n/z"]))
+            ),
+            ["docs", "narrowed"],
+            "every file reaching a directory is checked, not only the first"
+        );
+        let index = RouteIndex::build([&narrowed, &whole]);
         assert_eq!(
             names(&index, &push("main", Some(&["../../etc/passwd"]))),
             ["narrowed", "whole"],
