@@ -241,6 +241,97 @@ impl AppStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+    use crate::store::application::ApplicationSource;
+
+    /// Waits (bounded) until `done` holds; the bound only turns a hang into a failure.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_routing_epoch_moves_for_spec_annotations_and_deletes_but_not_status() {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox starts");
+        let client = sandbox.client();
+        install_crds(&client).await.expect("CRDs install");
+        let store = AppStore::start(client.clone()).await.expect("store starts");
+        let api: Api<Application> = Api::namespaced(client, "default");
+        let mut app = Application::new(
+            "routed",
+            ApplicationSpec {
+                project: "default".into(),
+                source: Some(ApplicationSource {
+                    repo_url: "https://github.com/org/repo".into(),
+                    path: Some("apps/a".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        app.metadata.namespace = Some("default".into());
+
+        let before = store.routing_epoch();
+        store.create(&app).await.expect("created");
+        until("the new app is seen", || {
+            store.cached("default", "routed").is_some() && store.routing_epoch() > before
+        })
+        .await;
+
+        // A status write, then an annotation: only the annotation may move the epoch.
+        let created = store.routing_epoch();
+        let status = ApplicationStatus {
+            reconciled_at: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        store
+            .write_status("default", "routed", &status)
+            .await
+            .expect("status written");
+        let annotate = serde_json::json!({"metadata": {"annotations": {
+            "argocd.argoproj.io/manifest-generate-paths": "."}}});
+        api.patch("routed", &PatchParams::default(), &Patch::Merge(&annotate))
+            .await
+            .expect("annotated");
+        until("the annotation is seen", || {
+            store.routing_epoch() > created
+                && store
+                    .cached("default", "routed")
+                    .is_some_and(|a| a.metadata.annotations.is_some())
+        })
+        .await;
+        assert_eq!(
+            store.routing_epoch(),
+            created + 1,
+            "a status write moved the epoch"
+        );
+
+        let annotated = store.routing_epoch();
+        let repath = serde_json::json!({"spec": {"source": {"path": "apps/b"}}});
+        api.patch("routed", &PatchParams::default(), &Patch::Merge(&repath))
+            .await
+            .expect("spec changed");
+        until("the spec change is seen", || {
+            store.routing_epoch() > annotated
+        })
+        .await;
+
+        let changed = store.routing_epoch();
+        store.delete("default", "routed").await.expect("deleted");
+        until("the delete is seen", || {
+            store.cached("default", "routed").is_none() && store.routing_epoch() > changed
+        })
+        .await;
+    }
+
     #[test]
     fn committed_crd_matches_the_rust_types() {
         let committed = include_str!("../../deploy/crds/capstan.yaml");
