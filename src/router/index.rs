@@ -94,8 +94,10 @@ impl RouteIndex {
     /// missing from `apps` are dropped, unchanged ones cost a hash each.
     pub fn sync<'a>(&mut self, apps: impl IntoIterator<Item = &'a Application>) {
         self.sync_round += 1;
+        // Most apps of a monorepo share one repoURL: parse each spelling once per sync.
+        let mut repo_keys = HashMap::new();
         for app in apps {
-            self.upsert(app);
+            self.upsert_with(app, &mut repo_keys);
         }
         let round = self.sync_round;
         let gone: Vec<AppKey> = self
@@ -111,6 +113,11 @@ impl RouteIndex {
 
     /// Indexes a new Application or re-indexes a changed one; status-only changes do nothing.
     pub fn upsert(&mut self, app: &Application) {
+        self.upsert_with(app, &mut HashMap::new());
+    }
+
+    /// `upsert`, with canonical repository keys looked up in (and added to) `repo_keys`.
+    fn upsert_with(&mut self, app: &Application, repo_keys: &mut HashMap<String, Option<String>>) {
         let key = app.key();
         let fingerprint = fingerprint(app);
         let round = self.sync_round;
@@ -130,7 +137,15 @@ impl RouteIndex {
         let mut ids = Vec::new();
         for source in app.all_sources() {
             // An unusable repoURL can match no push; the worker reports it on the app.
-            let Some(repo) = repo_url::canonical(&source.repo_url) else {
+            let repo = match repo_keys.get(&source.repo_url) {
+                Some(repo) => repo.clone(),
+                None => {
+                    let repo = repo_url::canonical(&source.repo_url);
+                    repo_keys.insert(source.repo_url.clone(), repo.clone());
+                    repo
+                }
+            };
+            let Some(repo) = repo else {
                 continue;
             };
             let entry = Entry {
