@@ -155,11 +155,11 @@ impl RepoUrl {
             if need_path && trimmed.is_empty() {
                 return Err(RepoUrlError::MissingPath);
             }
+            // Lower-cased before trimming, so `REPO.GIT` loses its suffix as `repo.git` does.
+            let match_path = trim_repo_path(path.trim_end_matches('/').to_lowercase().as_str());
+            let match_path = format!("/{}", match_path.trim_start_matches('/'));
             let path = format!("/{}", trimmed.trim_start_matches('/'));
-            (
-                format!("file://{}", path.to_lowercase()),
-                format!("file://{path}"),
-            )
+            (format!("file://{match_path}"), format!("file://{path}"))
         } else {
             let host = url
                 .host
@@ -179,8 +179,9 @@ impl RepoUrl {
                 Some(port) if Some(port) != scheme.default_port() => format!(":{port}"),
                 _ => String::new(),
             };
+            let match_path = trim_repo_path(path.trim_matches('/').to_lowercase().as_str());
             (
-                network_match_key(&host, &trimmed.to_lowercase()),
+                network_match_key(&host, &match_path),
                 format!("{}://{user}{host}{port}/{trimmed}", scheme.as_str()),
             )
         };
@@ -197,6 +198,12 @@ impl RepoUrl {
     ///
     /// Case-insensitive; scheme, user and port dropped; scp ≡ ssh; a leading `ssh.`/`altssh.`
     /// dropped from the host; trailing `.git` and `/` dropped; Azure DevOps ssh ≡ https.
+    ///
+    /// The path is compared case-insensitively too, as Argo CD does: GitHub, GitLab, Gitea,
+    /// Bitbucket and Azure DevOps all treat owner and repository names so, and hooks often spell
+    /// them differently from the app's repoURL. On a host with case-sensitive paths two
+    /// repositories differing only in case would share a key; that costs a needless refresh,
+    /// never a wrong deployment, since the worker fetches each app's own URL.
     pub fn match_key(&self) -> &str {
         &self.match_key
     }
@@ -312,6 +319,8 @@ fn network_match_key(host: &str, path: &str) -> String {
     } else if let Some(org) = host.strip_suffix(".visualstudio.com")
         && !org.contains('.')
     {
+        // Old URLs may name the collection, which dev.azure.com leaves out.
+        let path = path.strip_prefix("defaultcollection/").unwrap_or(path);
         return format!("dev.azure.com/{org}/{path}");
     }
     format!("{host}/{path}")

@@ -4,7 +4,10 @@ pub mod application;
 pub mod project;
 mod projects;
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -94,6 +97,15 @@ pub struct AppStore {
     client: Client,
     cache: Store<Application>,
     spec_changes: tokio::sync::broadcast::Sender<AppKey>,
+    routing_epoch: Arc<AtomicU64>,
+}
+
+/// What of an Application decides where pushes route: its generation (moves with the spec) and
+/// its annotations (`manifest-generate-paths`), which change without touching the generation.
+fn routing_identity(app: &Application) -> (Option<i64>, u64) {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    app.metadata.annotations.hash(&mut hasher);
+    (app.metadata.generation, hasher.finish())
 }
 
 impl AppStore {
@@ -103,23 +115,45 @@ impl AppStore {
         let (reader, writer) = reflector::store();
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
-            .reflect(writer)
-            .applied_objects();
+            .reflect(writer);
         let (spec_changes, _) = tokio::sync::broadcast::channel(1024);
         let sender = spec_changes.clone();
+        let routing_epoch = Arc::new(AtomicU64::new(0));
+        let epoch = routing_epoch.clone();
         tokio::spawn(async move {
             futures::pin_mut!(stream);
             // Generation moves only with the spec, so status writes do not count as changes.
-            let mut generations: std::collections::HashMap<AppKey, Option<i64>> =
-                Default::default();
+            let mut seen: HashMap<AppKey, (Option<i64>, u64)> = HashMap::new();
+            // Keys listed since the watch restarted; the rest were deleted while it was away.
+            let mut relisted: Option<HashSet<AppKey>> = None;
+            // The reflector has updated the cache before an event reaches this loop, so a reader
+            // that sees the new epoch also sees the change.
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(app) => {
+                    Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => {
                         let key = app.key();
-                        let generation = app.metadata.generation;
-                        if generations.insert(key.clone(), generation) != Some(generation) {
+                        let identity = routing_identity(&app);
+                        if let Some(keys) = relisted.as_mut() {
+                            keys.insert(key.clone());
+                        }
+                        let previous = seen.insert(key.clone(), identity);
+                        if previous != Some(identity) {
+                            epoch.fetch_add(1, Ordering::Release);
+                        }
+                        if previous.map(|(generation, _)| generation) != Some(identity.0) {
                             let _ = sender.send(key);
                         }
+                    }
+                    Ok(watcher::Event::Delete(app)) => {
+                        seen.remove(&app.key());
+                        epoch.fetch_add(1, Ordering::Release);
+                    }
+                    Ok(watcher::Event::Init) => relisted = Some(HashSet::new()),
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(keys) = relisted.take() {
+                            seen.retain(|key, _| keys.contains(key));
+                        }
+                        epoch.fetch_add(1, Ordering::Release);
                     }
                     Err(e) => tracing::warn!(error = %e, "application watch error; retrying"),
                 }
@@ -130,12 +164,20 @@ impl AppStore {
             client,
             cache: reader,
             spec_changes,
+            routing_epoch,
         })
     }
 
     /// Keys of Applications that were created or whose spec changed, as they happen.
     pub fn spec_changes(&self) -> tokio::sync::broadcast::Receiver<AppKey> {
         self.spec_changes.subscribe()
+    }
+
+    /// A number that moves whenever an Application is created, deleted, or changes its spec or
+    /// annotations (never for status writes): a router re-reads the apps only when it moved.
+    /// Read it before [`AppStore::list`], so a change that races the read shows up next time.
+    pub fn routing_epoch(&self) -> u64 {
+        self.routing_epoch.load(Ordering::Acquire)
     }
 
     /// Every Application in the cache.
@@ -199,6 +241,97 @@ impl AppStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+    use crate::store::application::ApplicationSource;
+
+    /// Waits (bounded) until `done` holds; the bound only turns a hang into a failure.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_routing_epoch_moves_for_spec_annotations_and_deletes_but_not_status() {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox starts");
+        let client = sandbox.client();
+        install_crds(&client).await.expect("CRDs install");
+        let store = AppStore::start(client.clone()).await.expect("store starts");
+        let api: Api<Application> = Api::namespaced(client, "default");
+        let mut app = Application::new(
+            "routed",
+            ApplicationSpec {
+                project: "default".into(),
+                source: Some(ApplicationSource {
+                    repo_url: "https://github.com/org/repo".into(),
+                    path: Some("apps/a".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        app.metadata.namespace = Some("default".into());
+
+        let before = store.routing_epoch();
+        store.create(&app).await.expect("created");
+        until("the new app is seen", || {
+            store.cached("default", "routed").is_some() && store.routing_epoch() > before
+        })
+        .await;
+
+        // A status write, then an annotation: only the annotation may move the epoch.
+        let created = store.routing_epoch();
+        let status = ApplicationStatus {
+            reconciled_at: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        store
+            .write_status("default", "routed", &status)
+            .await
+            .expect("status written");
+        let annotate = serde_json::json!({"metadata": {"annotations": {
+            "argocd.argoproj.io/manifest-generate-paths": "."}}});
+        api.patch("routed", &PatchParams::default(), &Patch::Merge(&annotate))
+            .await
+            .expect("annotated");
+        until("the annotation is seen", || {
+            store.routing_epoch() > created
+                && store
+                    .cached("default", "routed")
+                    .is_some_and(|a| a.metadata.annotations.is_some())
+        })
+        .await;
+        assert_eq!(
+            store.routing_epoch(),
+            created + 1,
+            "a status write moved the epoch"
+        );
+
+        let annotated = store.routing_epoch();
+        let repath = serde_json::json!({"spec": {"source": {"path": "apps/b"}}});
+        api.patch("routed", &PatchParams::default(), &Patch::Merge(&repath))
+            .await
+            .expect("spec changed");
+        until("the spec change is seen", || {
+            store.routing_epoch() > annotated
+        })
+        .await;
+
+        let changed = store.routing_epoch();
+        store.delete("default", "routed").await.expect("deleted");
+        until("the delete is seen", || {
+            store.cached("default", "routed").is_none() && store.routing_epoch() > changed
+        })
+        .await;
+    }
+
     #[test]
     fn committed_crd_matches_the_rust_types() {
         let committed = include_str!("../../deploy/crds/capstan.yaml");

@@ -1,11 +1,12 @@
 //! The router loop: consumes PushEvents, publishes one Job per affected Application, then acks.
+//! It keeps a [`RouteIndex`] of the Applications, re-synced only when their routing fields changed.
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::event::PushEvent;
 use crate::queue::{QueueError, SharedQueue, Topic};
-use crate::router;
+use crate::router::{self, RouteIndex};
 use crate::store::AppStore;
 use crate::tenancy::Tenancy;
 
@@ -17,6 +18,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), QueueError> {
     let mut subscription = queue.subscribe(Topic::Events).await?;
+    // Re-synced from the store only when its routing epoch moved since the last event.
+    let mut index = RouteIndex::default();
+    let mut indexed_epoch: Option<u64> = None;
     loop {
         let delivery = tokio::select! {
             d = subscription.next() => d,
@@ -31,9 +35,23 @@ pub async fn run(
                 continue;
             }
         };
-        let apps = store.list();
-        let honoured = apps.iter().filter(|a| tenancy.honours(a).is_ok());
-        let jobs = router::route(&event, honoured.map(|a| a.as_ref()));
+        let epoch = store.routing_epoch();
+        if indexed_epoch != Some(epoch) {
+            let apps = store.list();
+            index.sync(apps.iter().map(|a| a.as_ref()));
+            indexed_epoch = Some(epoch);
+        }
+        // Tenancy is checked on the matched apps only, against the cache's current copy.
+        let jobs: Vec<_> = index
+            .route(&event)
+            .iter()
+            .filter(|m| {
+                store
+                    .cached(m.app.namespace(), m.app.name())
+                    .is_some_and(|app| tenancy.honours(&app).is_ok())
+            })
+            .map(|m| router::job_for(&event, m))
+            .collect();
         let mut all_published = true;
         for job in &jobs {
             if let Err(e) = crate::job::publish(&queue, job).await {

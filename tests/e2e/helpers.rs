@@ -346,8 +346,9 @@ impl TestApp {
                 "ref": "refs/heads/main",
                 "before": "1".repeat(40),
                 "after": after,
-                "repository": { "clone_url": self.repo_url, "html_url": self.repo_url, "default_branch": "main" },
-                "commits": [{ "added": [], "removed": [], "modified": ["app/deploy.yaml"] }]
+                // No commit list: the changed files are unknown, so every app on main is affected
+                // whatever paths the test's commits touched.
+                "repository": { "clone_url": self.repo_url, "html_url": self.repo_url, "default_branch": "main" }
             }))
             .expect("json")
         });
