@@ -168,7 +168,7 @@ impl TriggerMessage {
     /// Checks the contract beyond the JSON shape: a usable URL, a sane ref, a full SHA, bounds.
     pub fn validate(&self) -> Result<(), EventParseError> {
         repo_url("repo", &self.repo)?;
-        text("ref", &self.git_ref, MAX_REF_CHARS)?;
+        ref_name("ref", &self.git_ref)?;
         if let Some(sha) = &self.revision {
             full_sha("revision", sha)?;
         }
@@ -301,7 +301,7 @@ impl PushEvent {
         }
         count("refs", self.refs.len(), MAX_REFS)?;
         for (i, r) in self.refs.iter().enumerate() {
-            text(&format!("refs[{i}].name"), &r.name, MAX_REF_CHARS)?;
+            ref_name(&format!("refs[{i}].name"), &r.name)?;
             if let Some(sha) = &r.before {
                 full_sha(&format!("refs[{i}].before"), sha)?;
             }
@@ -313,7 +313,7 @@ impl PushEvent {
             changed_paths("changed_files", files)?;
         }
         if let Some(branch) = &self.default_branch {
-            text("default_branch", branch, MAX_REF_CHARS)?;
+            ref_name("default_branch", branch)?;
         }
         Ok(())
     }
@@ -350,6 +350,21 @@ fn text(field: &str, s: &str, max: usize) -> Result<(), EventParseError> {
     }
     if s.chars().any(char::is_control) {
         return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A Git ref name as `git check-ref-format` allows its characters: no control characters, space,
+/// `~ ^ : ? * [` or backslash, so a blank or mangled ref cannot match a target revision by accident.
+fn ref_name(field: &str, s: &str) -> Result<(), EventParseError> {
+    text(field, s, MAX_REF_CHARS)?;
+    if s.chars()
+        .any(|c| c == ' ' || c == '\u{7f}' || "~^:?*[\\".contains(c))
+    {
+        return Err(invalid(
+            field,
+            "is not a Git ref name (space, ~ ^ : ? * [ or backslash)",
+        ));
     }
     Ok(())
 }

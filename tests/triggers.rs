@@ -101,6 +101,19 @@ fn the_committed_schemas_and_the_parser_accept_and_refuse_the_same_documents() {
         (json!({"ref": "main"}), false),
         (json!({"repo": "https://h/o/r", "ref": ""}), false),
         (json!({"repo": "https://h/o/r", "ref": "ma\nin"}), false),
+        (json!({"repo": "https://h/o/r", "ref": " "}), false),
+        (
+            json!({"repo": "https://h/o/r", "ref": "refs/heads/a b"}),
+            false,
+        ),
+        (
+            json!({"repo": "https://h/o/r", "ref": "refs/heads/a~1"}),
+            false,
+        ),
+        (
+            json!({"repo": "https://h/o/r", "ref": "refs/heads/feature/ünïcode"}),
+            true,
+        ),
         (
             json!({"repo": "https://h/o/r", "ref": "x".repeat(1025)}),
             false,

@@ -6,88 +6,13 @@ use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
-    hmac_credential, push_event, repo_urls,
+    hmac_credential,
 };
-use crate::domain::RepoUrl;
-use crate::event::{EventSource, RefUpdate};
+use crate::event::EventSource;
 use crate::secret::SecretString;
-
-/// At most this many changed paths in one trigger.
-pub const MAX_PATHS: usize = 10_000;
-/// At most this many bytes in one changed path.
-pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Any sender that signs the short trigger form.
 pub struct Generic;
-
-/// `{"repo": "...", "ref": "...", "revision"?: "<sha>", "paths"?: ["..."]}`.
-#[derive(Deserialize)]
-struct TriggerBody {
-    repo: String,
-    #[serde(rename = "ref")]
-    git_ref: String,
-    #[serde(default)]
-    revision: Option<String>,
-    #[serde(default)]
-    paths: Option<Vec<String>>,
-}
-
-/// A validated short trigger.
-#[derive(Debug, PartialEq)]
-struct Trigger {
-    repo: String,
-    git_ref: String,
-    revision: Option<String>,
-    /// None when the sender did not say (or sent an empty list): every path is affected.
-    paths: Option<Vec<String>>,
-}
-
-/// Parses and checks the short trigger form. Queue triggers accept the same form; when both
-/// share one parser, this is the function to replace.
-fn parse_trigger(body: &[u8]) -> Result<Trigger, String> {
-    let body: TriggerBody = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let repo = body.repo.trim();
-    if repo.is_empty() {
-        return Err("`repo` is empty".into());
-    }
-    RepoUrl::parse(repo).map_err(|e| format!("`repo` is not a Git repository URL: {e}"))?;
-    let git_ref = body.git_ref.trim();
-    if git_ref.is_empty() {
-        return Err("`ref` is empty".into());
-    }
-    let revision = match body.revision.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(sha) if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Some(sha.to_ascii_lowercase())
-        }
-        Some(_) => return Err("`revision` is not a 40 or 64 digit hex commit id".into()),
-    };
-    let paths = match body.paths {
-        Some(paths) if paths.len() > MAX_PATHS => {
-            return Err(format!("`paths` lists more than {MAX_PATHS} paths"));
-        }
-        Some(paths) if paths.iter().any(|p| p.len() > MAX_PATH_BYTES) => {
-            return Err(format!(
-                "a path in `paths` is longer than {MAX_PATH_BYTES} bytes"
-            ));
-        }
-        Some(paths) if paths.iter().any(|p| p.trim().is_empty()) => {
-            return Err("`paths` contains an empty path".into());
-        }
-        Some(mut paths) if !paths.is_empty() => {
-            paths.sort();
-            paths.dedup();
-            Some(paths)
-        }
-        _ => None,
-    };
-    Ok(Trigger {
-        repo: repo.to_owned(),
-        git_ref: git_ref.to_owned(),
-        revision,
-        paths,
-    })
-}
 
 impl Provider for Generic {
     fn name(&self) -> &'static str {
@@ -120,28 +45,12 @@ impl Provider for Generic {
                 )));
             }
         }
-        let trigger = parse_trigger(request.body)
-            .map_err(|e| WebhookError::BadPayload(format!("generic trigger: {e}")))?;
-        let urls = match repo_urls([Some(trigger.repo)]) {
-            Ok(urls) => urls,
-            Err(ignored) => return Ok(ignored),
-        };
-        let moved = RefUpdate {
-            name: trigger.git_ref,
-            before: None,
-            after: trigger.revision,
-            created: false,
-            deleted: false,
-            forced: false,
-        };
-        Ok(Outcome::Event(push_event(
-            EventSource::from_name(self.name()),
-            self.delivery(request),
-            urls,
-            vec![moved],
-            trigger.paths,
-            None,
-        )))
+        // The same contract as a queue trigger (`schemas/trigger.v1.schema.json`).
+        let mut event =
+            crate::event::parse_trigger(request.body, EventSource::from_name(self.name()))
+                .map_err(|e| WebhookError::BadPayload(format!("generic trigger: {e}")))?;
+        event.delivery = self.delivery(request);
+        Ok(Outcome::Event(event))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {
@@ -174,6 +83,7 @@ impl Provider for Generic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{MAX_CHANGED_FILES, MAX_PATH_CHARS, RefUpdate};
     use crate::webhook::{WebhookSecrets, receive};
 
     const SECRET: &str = "ci-secret";
@@ -211,7 +121,7 @@ mod tests {
             None,
             br#"{"repo": "https://git.example.com/org/repo.git", "ref": "refs/heads/main",
                 "revision": "ABCDEF0123456789abcdef0123456789ABCDEF01",
-                "paths": ["b/x.yaml", "a/y.yaml", "b/x.yaml"], "note": "ignored"}"#,
+                "paths": ["b/x.yaml", "a/y.yaml"]}"#,
         ))
         .expect("accepted: the signature alone is enough to recognise the sender");
         assert_eq!(r.provider.name(), "generic");
@@ -234,16 +144,21 @@ mod tests {
         );
         assert_eq!(
             ev.changed_files,
-            Some(vec!["a/y.yaml".to_owned(), "b/x.yaml".to_owned()])
+            Some(vec!["b/x.yaml".to_owned(), "a/y.yaml".to_owned()])
         );
         assert_eq!(ev.default_branch, None);
     }
 
     #[test]
-    fn a_bare_ref_is_kept_and_missing_or_empty_paths_are_unknown() {
+    fn a_bare_ref_is_kept_and_missing_paths_are_unknown_while_an_empty_list_is_known() {
+        let Ok(Outcome::Event(ev)) =
+            outcome(br#"{"repo": "git@git.example.com:org/repo.git", "ref": "main", "paths": []}"#)
+        else {
+            panic!("empty paths refused");
+        };
+        assert_eq!(ev.changed_files, Some(Vec::new()), "known: nothing changed");
         for body in [
             &br#"{"repo": "git@git.example.com:org/repo.git", "ref": "main"}"#[..],
-            br#"{"repo": "git@git.example.com:org/repo.git", "ref": "main", "paths": []}"#,
             br#"{"repo": "git@git.example.com:org/repo.git", "ref": "main", "paths": null, "revision": null}"#,
         ] {
             let Ok(Outcome::Event(ev)) = outcome(body) else {
@@ -284,12 +199,12 @@ mod tests {
     fn invalid_triggers_are_bad_payloads() {
         let many = serde_json::json!({
             "repo": "https://h/o/r", "ref": "main",
-            "paths": vec!["p"; MAX_PATHS + 1],
+            "paths": vec!["p"; MAX_CHANGED_FILES + 1],
         })
         .to_string();
         let long = serde_json::json!({
             "repo": "https://h/o/r", "ref": "main",
-            "paths": ["x".repeat(MAX_PATH_BYTES + 1)],
+            "paths": ["x".repeat(MAX_PATH_CHARS + 1)],
         })
         .to_string();
         let bodies: Vec<&[u8]> = vec![
@@ -306,6 +221,7 @@ mod tests {
             br#"{"repo": "https://h/o/r", "ref": "main", "paths": "apps/a"}"#,
             br#"{"repo": "https://h/o/r", "ref": "main", "paths": [""]}"#,
             br#"{"repo": "https://h/o/r", "ref": "main", "paths": [1]}"#,
+            br#"{"repo": "https://h/o/r", "ref": "main", "path": "apps/a"}"#,
             b"[]",
         ];
         for body in bodies {
@@ -319,14 +235,14 @@ mod tests {
         // The limits themselves are allowed.
         let at_limit = serde_json::json!({
             "repo": "https://h/o/r", "ref": "main",
-            "paths": (0..MAX_PATHS)
-                .map(|i| if i == 0 { "x".repeat(MAX_PATH_BYTES) } else { i.to_string() })
+            "paths": (0..MAX_CHANGED_FILES)
+                .map(|i| if i == 0 { "x".repeat(MAX_PATH_CHARS) } else { i.to_string() })
                 .collect::<Vec<_>>(),
         })
         .to_string();
         let Ok(Outcome::Event(ev)) = outcome(at_limit.as_bytes()) else {
             panic!("a trigger at the limits was refused");
         };
-        assert_eq!(ev.changed_files.map(|f| f.len()), Some(MAX_PATHS));
+        assert_eq!(ev.changed_files.map(|f| f.len()), Some(MAX_CHANGED_FILES));
     }
 }
