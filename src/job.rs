@@ -27,6 +27,19 @@ pub enum CauseSource {
     Drift,
 }
 
+impl CauseSource {
+    /// The wire name (`webhook`, `mq`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseSource::Webhook => "webhook",
+            CauseSource::Mq => "mq",
+            CauseSource::Manual => "manual",
+            CauseSource::Poll => "poll",
+            CauseSource::Drift => "drift",
+        }
+    }
+}
+
 /// Why the job exists, for status and logs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
@@ -105,6 +118,20 @@ pub async fn publish(queue: &SharedQueue, job: &Job) -> Result<(), QueueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cause_names_are_the_wire_names() {
+        for c in [
+            CauseSource::Webhook,
+            CauseSource::Mq,
+            CauseSource::Manual,
+            CauseSource::Poll,
+            CauseSource::Drift,
+        ] {
+            let wire = serde_json::to_value(c).expect("serialises");
+            assert_eq!(wire.as_str(), Some(c.as_str()));
+        }
+    }
 
     #[test]
     fn a_job_round_trips_through_json() {

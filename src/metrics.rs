@@ -35,6 +35,16 @@ pub struct Metrics {
     pub duplicates_dropped: Family<SourceLabels, Counter>,
     /// Queue messages on the events exchange that were not valid and were dead-lettered.
     pub triggers_dead_lettered: Counter,
+    /// Jobs published, by what caused them (`webhook`, `mq`, `manual`, `poll`, …).
+    pub jobs_published: Family<CauseLabels, Counter>,
+    /// PushEvents the router matched against the Applications, with every job published.
+    pub events_routed: Counter,
+}
+
+/// Labels naming what caused a job.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub cause: String,
 }
 
 impl Default for Metrics {
@@ -80,8 +90,22 @@ impl Metrics {
             "Invalid messages on the events exchange, dead-lettered with their reason",
             triggers_dead_lettered.clone(),
         );
+        let jobs_published = Family::<CauseLabels, Counter>::default();
+        registry.register(
+            "jobs_published",
+            "Jobs published to the shard queues, by cause",
+            jobs_published.clone(),
+        );
+        let events_routed = Counter::default();
+        registry.register(
+            "events_routed",
+            "PushEvents routed, each with all of its jobs published",
+            events_routed.clone(),
+        );
         Metrics {
             registry,
+            jobs_published,
+            events_routed,
             webhook_requests,
             webhook_latency,
             events_published,
@@ -123,6 +147,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one job published for `cause`.
+    pub fn job_published(&self, cause: &str) {
+        self.jobs_published
+            .get_or_create(&CauseLabels {
+                cause: cause.to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -145,6 +178,7 @@ mod tests {
         m.event_published("gitlab");
         m.duplicate_dropped("github");
         m.triggers_dead_lettered.inc();
+        m.job_published("webhook");
         let text = m.encode();
         assert!(
             text.contains(
@@ -161,6 +195,7 @@ mod tests {
         assert!(text.contains(r#"capstan_events_published_total{source="gitlab"} 1"#));
         assert!(text.contains(r#"capstan_webhook_duplicates_dropped_total{source="github"} 1"#));
         assert!(text.contains("capstan_triggers_dead_lettered_total 1"));
+        assert!(text.contains(r#"capstan_jobs_published_total{cause="webhook"} 1"#));
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -130,14 +130,15 @@ impl Service {
                     tracing::error!(error = %e, "syncer stopped");
                 }
             }));
-            let (st, t, q, s) = (
+            let (st, t, q, m, s) = (
                 store.clone(),
                 tenancy.clone(),
                 queue.clone(),
+                metrics.clone(),
                 shutdown.clone(),
             );
             workers.push(tokio::spawn(async move {
-                if let Err(e) = route_events::run(st, t, q, s).await {
+                if let Err(e) = route_events::run(st, t, q, m, s).await {
                     tracing::error!(error = %e, "router stopped");
                 }
             }));
@@ -159,6 +160,7 @@ impl Service {
             cluster,
             api_token: api_token.clone(),
             webhook_secrets,
+            dedup_window: settings.webhook.dedup_window(),
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
             metrics,
         });

@@ -341,6 +341,7 @@ async fn the_router_dead_letters_invalid_events_with_their_reason_and_keeps_rout
         store,
         tenancy,
         h.queue.clone(),
+        std::sync::Arc::new(capstan::metrics::Metrics::new()),
         shutdown.clone(),
     ));
     let mut jobs = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");

@@ -12,7 +12,7 @@ use tracing::{Instrument, info, warn};
 use super::ApiState;
 use super::error::ApiError;
 use crate::event::PushEvent;
-use crate::queue::Topic;
+use crate::queue::{Claim, Topic};
 use crate::webhook::{self, Outcome};
 
 /// How much and how long a webhook body may take to arrive; registered on the webhook route.
@@ -135,7 +135,46 @@ async fn handle(
         }
         Outcome::Event(event) => event,
     };
-    (name, publish(state, event).await.map(|r| ("queued", r)))
+    if let Err(e) = event.validate() {
+        // A 2xx must never mean "queued, to be dead-lettered": the provider built a bad event.
+        warn!(error = %e, "webhook parsed into an invalid event");
+        return (
+            name,
+            Err(ApiError::Webhook(webhook::WebhookError::BadPayload(
+                e.to_string(),
+            ))),
+        );
+    }
+    let claim = match &received.delivery {
+        Some(delivery) if !state.dedup_window.is_zero() => {
+            let key = format!("webhook/{name}/{delivery}");
+            match state.queue.claim(&key, state.dedup_window).await {
+                Ok(Claim::First) => Some(key),
+                Ok(Claim::Duplicate) => {
+                    info!("redelivery within the de-duplication window: nothing queued");
+                    state.metrics.duplicate_dropped(name);
+                    let response = HttpResponse::Ok().json(serde_json::json!({
+                        "status": "duplicate",
+                        "delivery": delivery,
+                        "reason": "this delivery was already received; nothing was queued",
+                    }));
+                    return (name, Ok(("duplicate", response)));
+                }
+                // A broker that cannot answer a claim could not take the event either.
+                Err(e) => {
+                    warn!(error = %e, "delivery claim failed");
+                    return (name, Err(e.into()));
+                }
+            }
+        }
+        _ => None,
+    };
+    let published = publish(state, event).await;
+    if let (Err(_), Some(key)) = (&published, &claim) {
+        // Not queued: the host's redelivery must not be dropped as a duplicate.
+        state.queue.release(key).await;
+    }
+    (name, published.map(|r| ("queued", r)))
 }
 
 /// Publishes the event and waits for the broker's confirm.

@@ -2,7 +2,6 @@
 //! (`X-Capstan-Signature: sha256=<hex>`). The body is documented in docs/architecture.md.
 
 use actix_web::http::header::HeaderMap;
-use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,

@@ -1,10 +1,13 @@
 //! The router loop: consumes PushEvents, publishes one Job per affected Application, then acks.
 //! It keeps a [`RouteIndex`] of the Applications, re-synced only when their routing fields changed.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::event::PushEvent;
+use crate::metrics::Metrics;
 use crate::queue::{QueueError, SharedQueue, Topic};
 use crate::router::{self, RouteIndex};
 use crate::store::AppStore;
@@ -15,6 +18,7 @@ pub async fn run(
     store: AppStore,
     tenancy: Tenancy,
     queue: SharedQueue,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), QueueError> {
     let mut subscription = queue.subscribe(Topic::Events).await?;
@@ -31,6 +35,7 @@ pub async fn run(
             Ok(e) => e,
             Err(e) => {
                 warn!(message_id = %delivery.id, error = %e, "dead-lettering an invalid event");
+                metrics.triggers_dead_lettered.inc();
                 let _ = delivery.dead_letter(&e.to_string()).await;
                 continue;
             }
@@ -59,11 +64,13 @@ pub async fn run(
                 all_published = false;
                 break;
             }
+            metrics.job_published(job.cause.source.as_str());
         }
         info!(event_id = %event.id, source = %event.source, delivery = event.delivery.as_deref().unwrap_or(""),
             jobs = jobs.len(), "routed event");
         // Only a fully routed event is acked; a retry may enqueue some jobs twice, which coalescing absorbs.
         let _ = if all_published {
+            metrics.events_routed.inc();
             delivery.ack().await
         } else {
             delivery.retry().await

@@ -2,7 +2,7 @@
 //! names; a redelivery reaching another api process queues nothing; `/metrics` counts it all.
 
 use capstan::config::Role;
-use capstan::webhook::{PROVIDERS, SamplePush, SignedRequest};
+use capstan::webhook::{PROVIDERS, Provider, SamplePush, SignedRequest};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -192,4 +192,77 @@ async fn a_redelivery_reaching_another_api_process_queues_nothing() {
             .sum()
     };
     assert_eq!(dropped(&a) + dropped(&b), 2.0 * PROVIDERS.len() as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_monorepo_a_push_touching_one_apps_path_refreshes_only_that_app() {
+    let app = spawn_app(Options::default()).await;
+    for team in ["a", "b", "c"] {
+        app.repo.write(
+            &format!("apps/{team}/cm.yaml"),
+            &config_map(&format!("team-{team}"), "v1"),
+        );
+    }
+    let first = app.repo.commit("three teams");
+    for team in ["a", "b", "c"] {
+        let created = app
+            .create_app(&format!("team-{team}"), &format!("apps/{team}"), Some(true))
+            .await;
+        assert_eq!(created.status(), 201);
+    }
+    for team in ["a", "b", "c"] {
+        app.wait_app(
+            &format!("team-{team}"),
+            60,
+            "synced at the first commit",
+            |a| sync_of(a) == ("Synced".into(), first.clone()),
+        )
+        .await;
+    }
+    let before = metrics(&app.address).await;
+    let routed_before = metric(&before, "capstan_events_routed_total");
+    let webhook_jobs_before = metric(&before, "capstan_jobs_published_total{cause=\"webhook\"}");
+
+    app.repo
+        .write("apps/b/cm.yaml", &config_map("team-b", "v2"));
+    let second = app.repo.commit("team b at v2");
+    let files = vec!["apps/b/cm.yaml".to_owned()];
+    let delivery = uuid::Uuid::new_v4().to_string();
+    let req = capstan::webhook::github::GitHub.sample(
+        &SamplePush {
+            repo: &app.repo_url,
+            git_ref: "refs/heads/main",
+            before: Some(&first),
+            after: Some(&second),
+            files: Some(&files),
+            default_branch: "main",
+            delivery: &delivery,
+        },
+        Some(&app.webhook_secret),
+    );
+    let (status, body) = send(&app.address, &req).await;
+    assert_eq!(status, 202, "{body}");
+    // Wait for the router to finish this event (all its jobs published), then count.
+    eventually(30, "the push is routed", || async {
+        metric(&metrics(&app.address).await, "capstan_events_routed_total") > routed_before
+    })
+    .await;
+    let after = metrics(&app.address).await;
+    assert_eq!(
+        metric(&after, "capstan_jobs_published_total{cause=\"webhook\"}") - webhook_jobs_before,
+        1.0,
+        "{after}"
+    );
+    app.wait_app("team-b", 30, "team b synced at the second commit", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+    })
+    .await;
+    for team in ["a", "c"] {
+        let other = app.get_app(&format!("team-{team}")).await;
+        assert_eq!(
+            sync_of(&other).1,
+            first,
+            "team {team} was refreshed by a push it does not watch"
+        );
+    }
 }
