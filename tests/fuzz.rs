@@ -3,6 +3,8 @@
 //! the HTTP path of a running Capstan. `cargo bench --bench fuzz` runs the same engine for
 //! millions of executions.
 
+// The bench reads what this test does not (execution timings).
+#[allow(dead_code)]
 #[path = "common/fuzz_target.rs"]
 mod fuzz_target;
 #[path = "common/mutate.rs"]
