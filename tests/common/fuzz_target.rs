@@ -295,6 +295,11 @@ pub struct Harness {
 impl Harness {
     /// Prepares every target.
     pub fn all() -> Vec<Harness> {
+        Harness::build(Target::all())
+    }
+
+    /// Prepares `targets`, each seeded from every provider's samples and the fixtures.
+    pub fn build(targets: Vec<Target>) -> Vec<Harness> {
         let fixtures = fixture_bodies();
         let mut provider_seeds: Vec<(&'static str, Vec<Input>)> = Vec::new();
         let mut all_inputs: Vec<Input> = Vec::new();
@@ -309,7 +314,7 @@ impl Harness {
         let message_bodies = message_seeds(&all_inputs);
         bodies.extend(message_bodies.iter().cloned());
         let dict = Dictionary::from_seeds(&all_inputs);
-        Target::all()
+        targets
             .into_iter()
             .map(|target| {
                 let seeds: Vec<Input> = match target {
