@@ -261,11 +261,11 @@ fn hostile_bodies(sample: &Value) -> Vec<(String, Value)> {
     ] {
         let mut doc = sample.clone();
         set_path(&mut doc, &["repository", "links", "clone"], clone.clone());
-        visit(&mut doc, &mut |k, v| {
-            if let Some(Value::Object(map)) = (k != Some("links")).then_some(v) {
-                if let Some(c) = map.get_mut("clone") {
-                    *c = clone.clone();
-                }
+        visit(&mut doc, &mut |_, v| {
+            if let Value::Object(map) = v
+                && let Some(c) = map.get_mut("clone")
+            {
+                *c = clone.clone();
             }
             false
         });

@@ -361,7 +361,7 @@ fn mutate_json(
         // A random number, sometimes huge.
         4 => {
             let w = tape.word();
-            *node = if w % 2 == 0 {
+            *node = if w.is_multiple_of(2) {
                 Value::from(w as i64)
             } else {
                 Value::from(w)
