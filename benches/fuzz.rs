@@ -139,9 +139,10 @@ fn main() {
         if !only.is_empty() && !only.iter().any(|o| o.as_str() == name) {
             continue;
         }
-        let signing = match h.signing {
-            Signing::Resign(_) => "re-signed",
-            Signing::Unsigned => "unsigned allowed",
+        let signing = match (h.target, &h.signing) {
+            (fuzz_target::Target::Body(_), _) => "none (a message)",
+            (_, Signing::Resign(_)) => "re-signed",
+            (_, Signing::Unsigned) => "unsigned allowed",
         };
         let started = Instant::now();
         let tallies: Vec<Tally> = std::thread::scope(|s| {
