@@ -135,16 +135,6 @@ async fn handle(
         }
         Outcome::Event(event) => event,
     };
-    if let Err(e) = event.validate() {
-        // A 2xx must never mean "queued, to be dead-lettered": the provider built a bad event.
-        warn!(error = %e, "webhook parsed into an invalid event");
-        return (
-            name,
-            Err(ApiError::Webhook(webhook::WebhookError::BadPayload(
-                e.to_string(),
-            ))),
-        );
-    }
     let claim = match &received.delivery {
         Some(delivery) if !state.dedup_window.is_zero() => {
             let key = format!("webhook/{name}/{delivery}");

@@ -203,7 +203,7 @@ impl Provider for AzureDevOps {
             // Azure DevOps lists commits without their files.
             None,
             default_branch,
-        )))
+        )?))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {

@@ -144,7 +144,7 @@ impl Provider for BitbucketCloud {
             // Bitbucket Cloud never lists files (only the diffstat API has them).
             None,
             repo.mainbranch.and_then(|b| b.name),
-        )))
+        )?))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {

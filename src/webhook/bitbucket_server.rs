@@ -125,7 +125,7 @@ impl Provider for BitbucketServer {
             // Bitbucket Data Center lists neither files nor commits.
             None,
             None,
-        )))
+        )?))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {

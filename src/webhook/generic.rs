@@ -48,7 +48,7 @@ impl Provider for Generic {
         let mut event =
             crate::event::parse_trigger(request.body, EventSource::from_name(self.name()))
                 .map_err(|e| WebhookError::BadPayload(format!("generic trigger: {e}")))?;
-        event.delivery = self.delivery(request);
+        event.delivery = self.delivery(request).and_then(super::usable_delivery);
         Ok(Outcome::Event(event))
     }
 

@@ -113,7 +113,7 @@ impl Provider for GitHub {
             vec![moved],
             changed_files,
             repo.default_branch,
-        )))
+        )?))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {

@@ -207,7 +207,7 @@ impl Provider for GitLab {
             vec![moved],
             changed_files,
             default_branch,
-        )))
+        )?))
     }
 
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest {

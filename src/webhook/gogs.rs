@@ -129,7 +129,7 @@ pub(super) fn parse_push(
         vec![moved],
         changed_files,
         repo.default_branch,
-    )))
+    )?))
 }
 
 /// The files a push changed, when the payload lists all of them. Unknown when the ref was
@@ -233,7 +233,7 @@ pub(super) fn parse_ref_event(
         vec![moved],
         None,
         repo.default_branch,
-    )))
+    )?))
 }
 
 /// The body of a Gogs-family push for `push`, as Gogs and Gitea lay it out.

@@ -207,7 +207,7 @@ pub fn receive(
     let outcome = provider.parse(request).map_err(fail)?;
     Ok(Received {
         provider,
-        delivery: provider.delivery(request),
+        delivery: provider.delivery(request).and_then(usable_delivery),
         outcome,
     })
 }
@@ -348,7 +348,9 @@ pub fn ref_update(name: String, before: Option<String>, after: Option<String>) -
     }
 }
 
-/// A new PushEvent received now from `source`.
+/// A new PushEvent received now from `source`, checked against the PushEvent contract so that
+/// what a provider accepts is always something the router accepts. A file list too long or with
+/// paths too long for the contract becomes unknown (every path affected), never a refusal.
 pub fn push_event(
     source: EventSource,
     delivery: Option<String>,
@@ -356,18 +358,39 @@ pub fn push_event(
     refs: Vec<RefUpdate>,
     changed_files: Option<Vec<String>>,
     default_branch: Option<String>,
-) -> PushEvent {
-    PushEvent {
+) -> Result<PushEvent, WebhookError> {
+    use crate::event::{MAX_CHANGED_FILES, MAX_PATH_CHARS};
+    let changed_files = changed_files.filter(|files| {
+        files.len() <= MAX_CHANGED_FILES
+            && files
+                .iter()
+                .all(|f| !f.is_empty() && f.chars().count() <= MAX_PATH_CHARS)
+    });
+    let event = PushEvent {
         v: PUSH_EVENT_VERSION,
         id: uuid::Uuid::new_v4().to_string(),
         source,
-        delivery,
+        delivery: delivery.and_then(usable_delivery),
         received_at: crate::event::now_rfc3339(),
         repo_urls,
         refs,
         changed_files,
         default_branch: default_branch.filter(|b| !b.is_empty()),
-    }
+    };
+    event
+        .validate()
+        .map_err(|e| WebhookError::BadPayload(format!("{} push: {e}", event.source)))?;
+    Ok(event)
+}
+
+/// A delivery id as the event contract allows it; an id that is blank, too long or not plain
+/// text is dropped (the delivery is then handled without redelivery de-duplication).
+pub fn usable_delivery(id: String) -> Option<String> {
+    let id = id.trim();
+    let fits = !id.is_empty()
+        && id.chars().count() <= crate::event::MAX_DELIVERY_CHARS
+        && !id.chars().any(char::is_control);
+    fits.then(|| id.to_owned())
 }
 
 /// The non-empty URLs among `urls`, without repeats; Ignored when none is left (a push names
