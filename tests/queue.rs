@@ -2,28 +2,13 @@
 //! (amqp://guest:guest@127.0.0.1:5672/%2f; the RabbitMQ tests fail if it is not running).
 
 #[path = "queue/support.rs"]
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use capstan::queue::{Queue, QueueError, QueueKind, QueueSettings, Topic, shard_for};
 use support::{EVENTUALLY, Harness, Proxy, assert_quiet, next};
-
-/// Runs one behaviour against both implementations.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$name(capstan::queue::QueueKind::Embedded).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rabbitmq() {
-                super::$name(capstan::queue::QueueKind::Rabbitmq).await
-            }
-        }
-    };
-}
 
 both!(a_confirmed_event_is_delivered_once_and_acked);
 async fn a_confirmed_event_is_delivered_once_and_acked(kind: QueueKind) {

@@ -5,6 +5,7 @@
 
 #[allow(dead_code)]
 #[path = "queue/support.rs"]
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -24,22 +25,6 @@ use lapin::types::AMQPValue;
 use serde_json::{Value, json};
 use support::{AMQP_URL, EVENTUALLY, Harness, assert_quiet, next};
 use tokio_util::sync::CancellationToken;
-
-/// Runs one behaviour against both queue implementations.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$name(capstan::queue::QueueKind::Embedded).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rabbitmq() {
-                super::$name(capstan::queue::QueueKind::Rabbitmq).await
-            }
-        }
-    };
-}
 
 const SHA1: &str = "0123456789abcdef0123456789abcdef01234567";
 

@@ -313,7 +313,7 @@ fn web_location(repo: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PushEvent;
+    use crate::webhook::test_support::{expect_event as event, moved as update};
 
     const PUSH: &[u8] = include_bytes!("../../tests/fixtures/webhooks/bitbucket-cloud/push.json");
     const TAG: &[u8] =
@@ -342,24 +342,6 @@ mod tests {
         }
         .header_map();
         BitbucketCloud.parse(&Request::new(&headers, body))
-    }
-
-    fn event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
-        match outcome {
-            Ok(Outcome::Event(ev)) => ev,
-            other => panic!("expected an event, got {other:?}"),
-        }
-    }
-
-    fn update(name: &str, before: Option<&str>, after: Option<&str>) -> RefUpdate {
-        RefUpdate {
-            name: name.into(),
-            before: before.map(str::to_owned),
-            after: after.map(str::to_owned),
-            created: before.is_none(),
-            deleted: after.is_none(),
-            forced: false,
-        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn ref_change(change: Change) -> Option<RefUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PushEvent;
+    use crate::webhook::test_support::{expect_event as event, moved as update};
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -254,24 +254,6 @@ mod tests {
     fn parse(event_key: &str, body: &[u8]) -> Result<Outcome, WebhookError> {
         let headers = headers(event_key, &[]);
         BitbucketServer.parse(&Request::new(&headers, body))
-    }
-
-    fn event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
-        match outcome {
-            Ok(Outcome::Event(ev)) => ev,
-            other => panic!("expected an event, got {other:?}"),
-        }
-    }
-
-    fn update(name: &str, before: Option<&str>, after: Option<&str>) -> RefUpdate {
-        RefUpdate {
-            name: name.into(),
-            before: before.map(str::to_owned),
-            after: after.map(str::to_owned),
-            created: before.is_none(),
-            deleted: after.is_none(),
-            forced: false,
-        }
     }
 
     fn urls() -> Vec<String> {

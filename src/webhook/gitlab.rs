@@ -409,7 +409,8 @@ fn sign(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{PushEvent, RefUpdate};
+    use crate::event::RefUpdate;
+    use crate::webhook::test_support::expect_event as event;
 
     const PUSH: &[u8] = include_bytes!("../../tests/fixtures/webhooks/gitlab/push.json");
     const TRUNCATED: &[u8] =
@@ -451,13 +452,6 @@ mod tests {
             ("idempotency-key", "idem-1"),
         ]);
         GitLab.parse(&Request::new(&headers, body))
-    }
-
-    fn event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
-        match outcome {
-            Ok(Outcome::Event(ev)) => ev,
-            other => panic!("expected an event, got {other:?}"),
-        }
     }
 
     fn urls() -> Vec<String> {

@@ -433,3 +433,30 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers the providers' own tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Outcome, WebhookError};
+    use crate::event::{PushEvent, RefUpdate};
+
+    /// The event an outcome carries; panics with the outcome otherwise.
+    pub fn expect_event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
+        match outcome {
+            Ok(Outcome::Event(ev)) => ev,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    /// A ref that moved from `before` to `after` (None: created or deleted).
+    pub fn moved(name: &str, before: Option<&str>, after: Option<&str>) -> RefUpdate {
+        RefUpdate {
+            name: name.into(),
+            before: before.map(str::to_owned),
+            after: after.map(str::to_owned),
+            created: before.is_none(),
+            deleted: after.is_none(),
+            forced: false,
+        }
+    }
+}

@@ -223,14 +223,15 @@ pub fn test_env(
     .collect()
 }
 
-/// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
-pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
+/// The configuration of another process beside `app`: same broker prefix, cluster and secrets,
+/// its own data directory.
+fn sibling_env(app: &TestApp, role: Role) -> Vec<(String, String)> {
     let data_dir = app
         .data_dir
         .path()
         .join(format!("proc-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).expect("process data dir");
-    let env = test_env(
+    test_env(
         &app.kubeconfig,
         &data_dir,
         &app.prefix,
@@ -239,7 +240,12 @@ pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
         &app.api_token,
         &app.webhook_secret,
         180,
-    );
+    )
+}
+
+/// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
+pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
+    let env = sibling_env(app, role);
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_capstan"))
         .arg("serve")
@@ -591,21 +597,7 @@ impl Drop for Twin {
 
 /// Starts a [`Twin`] of `app` with `role`.
 pub async fn spawn_twin(app: &TestApp, role: Role, extra_env: Vec<(String, String)>) -> Twin {
-    let data_dir = app
-        .data_dir
-        .path()
-        .join(format!("twin-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&data_dir).expect("twin data dir");
-    let mut env = test_env(
-        &app.kubeconfig,
-        &data_dir,
-        &app.prefix,
-        AMQP,
-        role,
-        &app.api_token,
-        &app.webhook_secret,
-        180,
-    );
+    let mut env = sibling_env(app, role);
     env.extend(extra_env);
     let settings = Settings::load_from(Some(&app.data_dir.path().join("capstan-test.toml")), env)
         .expect("twin settings load");

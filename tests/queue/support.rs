@@ -1,6 +1,23 @@
 //! Test harness for the queue: one set of behaviours run against the embedded queue and a real
 //! RabbitMQ, unique names per test, best-effort cleanup, a killable TCP proxy and rabbitmqctl.
 
+/// Runs one behaviour against both queue implementations: `both!(name)` makes tests
+/// `name::embedded` and `name::rabbitmq` calling `name(kind)`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name(capstan::queue::QueueKind::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rabbitmq() {
+                super::$name(capstan::queue::QueueKind::Rabbitmq).await
+            }
+        }
+    };
+}
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
