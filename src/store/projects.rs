@@ -63,12 +63,19 @@ impl ProjectStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while self.get(DEFAULT_PROJECT).is_none() {
+        self.wait_cached(DEFAULT_PROJECT, Duration::from_secs(30))
+            .await
+    }
+
+    /// Waits until the cache holds the project `name`.
+    async fn wait_cached(&self, name: &str, limit: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.get(name).is_none() {
             if tokio::time::Instant::now() > deadline {
-                return Err(StoreError::Invalid(
-                    "the default project did not reach the project cache in 30s".into(),
-                ));
+                return Err(StoreError::Invalid(format!(
+                    "project {name} did not reach the project cache in {}s",
+                    limit.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -93,12 +100,16 @@ impl ProjectStore {
         projects
     }
 
-    /// Creates a project in the control namespace.
+    /// Creates a project in the control namespace and returns once this process's cache holds
+    /// it, so an Application of the project created right after is admitted (read your writes).
     pub async fn create(&self, project: &AppProject) -> Result<AppProject, StoreError> {
         let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut project = project.clone();
         project.metadata.namespace = Some(self.namespace.clone());
-        Ok(api.create(&PostParams::default(), &project).await?)
+        let created = api.create(&PostParams::default(), &project).await?;
+        self.wait_cached(&created.name_any(), Duration::from_secs(10))
+            .await?;
+        Ok(created)
     }
 
     /// Deletes a project.
