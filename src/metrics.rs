@@ -35,6 +35,8 @@ pub struct Metrics {
     pub duplicates_dropped: Family<SourceLabels, Counter>,
     /// Queue messages on the events exchange that were not valid and were dead-lettered.
     pub triggers_dead_lettered: Counter,
+    /// Deliveries queued without a de-duplication claim because the broker could not claim in time.
+    pub dedup_skipped: Family<SourceLabels, Counter>,
     /// Jobs published, by what caused them (`webhook`, `mq`, `manual`, `poll`, …).
     pub jobs_published: Family<CauseLabels, Counter>,
     /// PushEvents the router matched against the Applications, with every job published.
@@ -102,8 +104,15 @@ impl Metrics {
             "PushEvents routed, each with all of its jobs published",
             events_routed.clone(),
         );
+        let dedup_skipped = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "webhook_dedup_skipped",
+            "Deliveries queued without a de-duplication claim (the broker could not claim in time)",
+            dedup_skipped.clone(),
+        );
         Metrics {
             registry,
+            dedup_skipped,
             jobs_published,
             events_routed,
             webhook_requests,
@@ -134,6 +143,15 @@ impl Metrics {
         self.events_published
             .get_or_create(&SourceLabels {
                 source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one delivery from `provider` queued without a claim.
+    pub fn dedup_skipped(&self, provider: &str) {
+        self.dedup_skipped
+            .get_or_create(&SourceLabels {
+                source: provider.to_owned(),
             })
             .inc();
     }

@@ -160,7 +160,7 @@ impl Service {
             cluster,
             api_token: api_token.clone(),
             webhook_secrets,
-            dedup_window: settings.webhook.dedup_window(),
+            dedup: api::webhook::Dedup::new(settings.webhook.dedup_window()),
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
             metrics,
         });

@@ -30,8 +30,8 @@ pub struct ApiState {
     pub cluster: Arc<Cluster>,
     pub api_token: SecretString,
     pub webhook_secrets: WebhookSecrets,
-    /// A delivery id seen again within this window queues nothing (zero: no de-duplication).
-    pub dedup_window: std::time::Duration,
+    /// Redelivery de-duplication (claims in the broker).
+    pub dedup: webhook::Dedup,
     /// The cached answer of `/readyz`.
     pub readiness: Readiness,
     /// The process's metrics, served at `/metrics`.

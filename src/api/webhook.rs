@@ -136,11 +136,11 @@ async fn handle(
         Outcome::Event(event) => event,
     };
     let claim = match &received.delivery {
-        Some(delivery) if !state.dedup_window.is_zero() => {
+        Some(delivery) if !state.dedup.window.is_zero() => {
             let key = format!("webhook/{name}/{delivery}");
-            match state.queue.claim(&key, state.dedup_window).await {
-                Ok(Claim::First) => Some(key),
-                Ok(Claim::Duplicate) => {
+            match state.dedup.claim(state.queue.as_ref(), &key).await {
+                Ok(Some(Claim::First)) => Some(key),
+                Ok(Some(Claim::Duplicate)) => {
                     info!("redelivery within the de-duplication window: nothing queued");
                     state.metrics.duplicate_dropped(name);
                     let response = HttpResponse::Ok().json(serde_json::json!({
@@ -149,6 +149,11 @@ async fn handle(
                         "reason": "this delivery was already received; nothing was queued",
                     }));
                     return (name, Ok(("duplicate", response)));
+                }
+                // The broker could not claim in time: queue it anyway, counted (see Dedup).
+                Ok(None) => {
+                    state.metrics.dedup_skipped(name);
+                    None
                 }
                 // A broker that cannot answer a claim could not take the event either.
                 Err(e) => {
@@ -187,5 +192,116 @@ fn refusal_label(e: &ApiError) -> &'static str {
         ApiError::Webhook(e) => e.kind(),
         ApiError::Queue(_) => "not_queued",
         _ => "error",
+    }
+}
+
+/// Redelivery de-duplication as the webhook handler uses it: claims in the broker, bounded so
+/// that a burst beyond what the broker can claim (each claim creates a queue; a few hundred per
+/// second) never slows or refuses webhooks. A delivery that cannot be claimed at once is queued
+/// unclaimed and counted; were it redelivered, the second copy would be queued too, which costs
+/// one more refresh (jobs for one app coalesce) and nothing else.
+pub struct Dedup {
+    /// A delivery id seen again within this window queues nothing (zero: off).
+    pub window: Duration,
+    in_flight: tokio::sync::Semaphore,
+    claim_timeout: Duration,
+}
+
+impl Dedup {
+    /// Claims in flight at once; more concurrent deliveries go unclaimed.
+    pub const MAX_IN_FLIGHT: usize = 32;
+    /// A claim not answered within this time is abandoned and the delivery queued unclaimed.
+    pub const CLAIM_TIMEOUT: Duration = Duration::from_millis(250);
+
+    /// De-duplication over `window` (zero turns it off).
+    pub fn new(window: Duration) -> Self {
+        Dedup {
+            window,
+            in_flight: tokio::sync::Semaphore::new(Self::MAX_IN_FLIGHT),
+            claim_timeout: Self::CLAIM_TIMEOUT,
+        }
+    }
+
+    /// The broker's verdict on `key`, or None when no claim could be made at once.
+    async fn claim(
+        &self,
+        queue: &dyn crate::queue::Queue,
+        key: &str,
+    ) -> Result<Option<Claim>, crate::queue::QueueError> {
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.claim_timeout, queue.claim(key, self.window)).await {
+            Ok(verdict) => verdict.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::queue::{Queue, QueueError, Subscription};
+
+    /// A broker whose claims never answer (overloaded), counting the claims it was asked for.
+    #[derive(Default)]
+    struct StalledClaims(std::sync::atomic::AtomicUsize);
+
+    impl Queue for StalledClaims {
+        fn publish<'a>(
+            &'a self,
+            _: Topic,
+            _: &'a str,
+            _: &'a str,
+            _: Vec<u8>,
+        ) -> BoxFuture<'a, Result<(), QueueError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn subscribe(&self, _: Topic) -> BoxFuture<'_, Result<Subscription, QueueError>> {
+            Box::pin(async { Err(QueueError::Closed) })
+        }
+        fn is_ready(&self) -> BoxFuture<'_, bool> {
+            Box::pin(async { true })
+        }
+        fn claim<'a>(
+            &'a self,
+            _: &'a str,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<Claim, QueueError>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_the_broker_cannot_answer_in_time_or_at_all_lets_the_delivery_through() {
+        let queue = StalledClaims::default();
+        let dedup = std::sync::Arc::new(Dedup::new(Duration::from_secs(600)));
+        // Fill every permit with a stalled claim; one more is refused at once, not queued behind.
+        let stalled: Vec<_> = (0..Dedup::MAX_IN_FLIGHT)
+            .map(|i| {
+                let dedup = dedup.clone();
+                let queue = std::sync::Arc::new(StalledClaims::default());
+                tokio::spawn(async move { dedup.claim(queue.as_ref(), &format!("k{i}")).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let over = dedup.claim(&queue, "one-too-many").await.expect("no error");
+        assert_eq!(over, None);
+        assert_eq!(
+            queue.0.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "no claim was even tried"
+        );
+        // The stalled ones give up after the claim timeout.
+        for handle in stalled {
+            assert_eq!(handle.await.expect("joined").expect("no error"), None);
+        }
+        let after = dedup.claim(&queue, "later").await.expect("no error");
+        assert_eq!(after, None, "a claim that never answers is abandoned");
+        assert_eq!(queue.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
