@@ -205,9 +205,14 @@ pub fn receive(
         return Err(fail(WebhookError::UnsupportedContentType));
     }
     let outcome = provider.parse(request).map_err(fail)?;
+    // An event already carries its delivery id; asking again would re-read the body (Azure).
+    let delivery = match &outcome {
+        Outcome::Event(event) => event.delivery.clone(),
+        Outcome::Ignored(_) => provider.delivery(request).and_then(usable_delivery),
+    };
     Ok(Received {
         provider,
-        delivery: provider.delivery(request).and_then(usable_delivery),
+        delivery,
         outcome,
     })
 }
