@@ -9,6 +9,7 @@ pub mod event;
 pub mod git;
 pub mod health;
 pub mod job;
+pub mod manifests;
 pub mod metrics;
 pub mod private_fs;
 pub mod queue;

@@ -83,6 +83,29 @@ pub fn render_directory_budgeted(
     Ok(objects)
 }
 
+/// Renders a plain directory source for [`super::render`].
+pub(crate) fn render_directory_source(
+    ctx: &super::RenderContext<'_>,
+    source_path: &str,
+    spec: &super::DirectorySpec,
+    budget: &mut Budget,
+) -> Result<super::Rendered, RenderError> {
+    let opts = DirectoryOptions {
+        recurse: spec.recurse,
+        include: spec.include.clone(),
+        exclude: spec.exclude.clone(),
+    };
+    let objects = render_directory_budgeted(ctx.checkout, source_path, &opts, budget)?;
+    Ok(super::Rendered {
+        objects,
+        files_read: Default::default(),
+        tool: super::Tool::Directory,
+        tool_version: String::new(),
+        warnings: Vec::new(),
+        skipped: Vec::new(),
+    })
+}
+
 /// A manifest file found by the walk.
 struct Found {
     /// Repository-relative name, for messages.

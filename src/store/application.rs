@@ -66,6 +66,10 @@ pub struct ApplicationSource {
     pub kustomize: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirectorySource>,
+    /// A config-management plugin (Argo CD's `plugin{}`); kept so it can be refused clearly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub plugin: Option<serde_json::Value>,
 }
 
 /// Options for a plain directory of YAML/JSON manifests.

@@ -4,3 +4,4 @@ pub mod drip;
 pub mod git;
 pub mod git_http;
 pub mod tcp_proxy;
+pub mod tools;

@@ -1,0 +1,311 @@
+//! The desired manifests of an Application: each source resolved to a commit, fetched into the
+//! shared Git cache and rendered through the render cache. The worker, the API's `manifests`
+//! endpoint and the CLI all go through [`Manifests::desired`], so what they show is what a
+//! sync applies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::git::{Checkout, GitCredentials, GitError, RepoCache};
+use crate::render::{
+    self, CacheKey, DirectorySpec, HelmSpec, KustomizeSpec, Limits, RenderCache, RenderContext,
+    RenderError, RenderWarning, Rendered, SourceSpec, Tool, ToolSettings,
+};
+use crate::store::application::ApplicationSource;
+
+/// Everything needed to produce desired manifests; cheap to share behind an `Arc`.
+pub struct Manifests {
+    /// The shared Git cache.
+    pub git: RepoCache,
+    /// Credentials per repository URL.
+    pub credentials: GitCredentials,
+    /// Renders shared across Applications.
+    pub renders: Arc<RenderCache>,
+    /// External tools and their limits.
+    pub tools: ToolSettings,
+    /// Budgets per rendered source.
+    pub limits: Limits,
+}
+
+/// Which Application the manifests are for and where they go.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The Application's name (Helm's default release name).
+    pub app_name: &'a str,
+    /// The destination namespace.
+    pub namespace: &'a str,
+    /// The destination cluster's Kubernetes version, when known.
+    pub kube_version: Option<&'a str>,
+    /// Render again even when a cached render exists (hard refresh).
+    pub hard: bool,
+}
+
+/// What the sources of one Application render to.
+#[derive(Debug, Clone, Default)]
+pub struct AppManifests {
+    /// The commit each source resolved to, in source order (values-only `ref` sources too).
+    pub revisions: Vec<String>,
+    /// All objects of all rendered sources, in order, each object once.
+    pub objects: Vec<Value>,
+    /// The tool of each rendered source, in order (Argo CD's `sourceTypes`).
+    pub tools: Vec<Tool>,
+    /// The tool versions used, e.g. `helm v3.17.0`.
+    pub tool_versions: Vec<String>,
+    /// Files read by the renders, per repository URL (as written in the spec).
+    pub files_read: BTreeMap<String, BTreeSet<String>>,
+    /// Conditions raised without failing.
+    pub warnings: Vec<RenderWarning>,
+    /// Files skipped as holding no Kubernetes object.
+    pub skipped: Vec<String>,
+}
+
+/// Why an Application's manifests could not be produced; each is an Application condition.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The spec is wrong (unparseable tool fields, a refused repository URL, a plugin …).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// Fetching or rendering failed.
+    #[error("{0}")]
+    Comparison(String),
+}
+
+impl Manifests {
+    /// Resolves, fetches and renders every source of an Application.
+    pub async fn desired(
+        &self,
+        sources: &[&ApplicationSource],
+        target: &Target<'_>,
+    ) -> Result<AppManifests, ManifestError> {
+        if sources.is_empty() {
+            return Err(ManifestError::InvalidSpec(
+                "spec.source or spec.sources is required".into(),
+            ));
+        }
+        let mut fetched = Vec::with_capacity(sources.len());
+        for source in sources {
+            let spec = source_spec(source)?;
+            let (revision, checkout) = self.fetch(source).await?;
+            fetched.push((source, spec, revision, checkout));
+        }
+        // `$name/...` in value files points at the checkout of the source whose `ref` is name.
+        let refs: BTreeMap<String, PathBuf> = fetched
+            .iter()
+            .filter_map(|(source, _, _, checkout)| {
+                let name = source.r#ref.as_deref().filter(|r| !r.is_empty())?;
+                Some((format!("${name}"), checkout.path().to_path_buf()))
+            })
+            .collect();
+        let ref_repos: BTreeMap<String, String> = fetched
+            .iter()
+            .filter_map(|(source, ..)| {
+                let name = source.r#ref.as_deref().filter(|r| !r.is_empty())?;
+                Some((format!("${name}"), source.repo_url.clone()))
+            })
+            .collect();
+        let ref_revisions: BTreeMap<&str, &str> = fetched
+            .iter()
+            .filter_map(|(source, _, revision, _)| {
+                Some((source.r#ref.as_deref()?, revision.as_str()))
+            })
+            .collect();
+        let mut out = AppManifests::default();
+        let mut renders = Vec::new();
+        for (source, spec, revision, checkout) in &fetched {
+            out.revisions.push(revision.clone());
+            if is_values_only(source) && fetched.len() > 1 {
+                continue;
+            }
+            let rendered = self
+                .render_one(spec, checkout, revision, target, &refs, &ref_revisions)
+                .await
+                .map_err(|e| {
+                    let at = source.path.as_deref().unwrap_or(".");
+                    let message = format!("rendering {at} at {revision}: {e}");
+                    match e {
+                        RenderError::InvalidSpec { .. } | RenderError::Unsupported { .. } => {
+                            ManifestError::InvalidSpec(message)
+                        }
+                        _ => ManifestError::Comparison(message),
+                    }
+                })?;
+            for file in &rendered.files_read {
+                let (repo, path) = match file.split_once('/') {
+                    Some((name, rest)) if ref_repos.contains_key(name) => {
+                        (ref_repos[name].clone(), rest.to_string())
+                    }
+                    _ => (source.repo_url.clone(), file.clone()),
+                };
+                out.files_read.entry(repo).or_default().insert(path);
+            }
+            renders.push(rendered);
+        }
+        let mut merged = Rendered {
+            objects: Vec::new(),
+            files_read: BTreeSet::new(),
+            tool: Tool::Directory,
+            tool_version: String::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for rendered in &renders {
+            out.tools.push(rendered.tool);
+            if !rendered.tool_version.is_empty() && !out.tool_versions.contains(&rendered.tool_version) {
+                out.tool_versions.push(rendered.tool_version.clone());
+            }
+            merged.objects.extend(rendered.objects.iter().cloned());
+            merged.warnings.extend(rendered.warnings.iter().cloned());
+            merged.skipped.extend(rendered.skipped.iter().cloned());
+        }
+        if renders.len() > 1 {
+            render::dedupe(&mut merged);
+        }
+        out.objects = merged.objects;
+        out.warnings = merged.warnings;
+        out.skipped = merged.skipped;
+        Ok(out)
+    }
+
+    /// The commit `source` names and its checkout.
+    async fn fetch(&self, source: &ApplicationSource) -> Result<(String, Checkout), ManifestError> {
+        if source.chart.as_deref().is_some_and(|c| !c.is_empty()) {
+            return Err(ManifestError::Comparison(
+                "charts from Helm repositories are not supported yet".into(),
+            ));
+        }
+        let creds = self.credentials.for_url(&source.repo_url);
+        let wanted = source.target_revision.as_deref().unwrap_or("HEAD");
+        let revision = self
+            .git
+            .resolve(&source.repo_url, wanted, creds)
+            .await
+            .map_err(|e| {
+                let message = format!("failed to resolve revision {wanted:?}: {e}");
+                // A refused or malformed repoURL is the spec's fault, as in Argo CD.
+                match e {
+                    GitError::Refused { .. } | GitError::InvalidUrl { .. } => {
+                        ManifestError::InvalidSpec(message)
+                    }
+                    _ => ManifestError::Comparison(message),
+                }
+            })?;
+        let checkout = self
+            .git
+            .checkout(&source.repo_url, &revision, creds)
+            .await
+            .map_err(|e| ManifestError::Comparison(format!("failed to fetch {revision}: {e}")))?;
+        Ok((revision, checkout))
+    }
+
+    /// Renders one source off the async runtime, through the render cache.
+    async fn render_one(
+        &self,
+        spec: &SourceSpec,
+        checkout: &Checkout,
+        revision: &str,
+        target: &Target<'_>,
+        refs: &BTreeMap<String, PathBuf>,
+        ref_revisions: &BTreeMap<&str, &str>,
+    ) -> Result<Arc<Rendered>, RenderError> {
+        let root = checkout.path().to_path_buf();
+        let tools = self.tools.clone();
+        let limits = self.limits;
+        let ctx_parts = CtxParts {
+            app_name: target.app_name.to_string(),
+            namespace: target.namespace.to_string(),
+            kube_version: target.kube_version.map(str::to_string),
+        };
+        let key = CacheKey::of(&KeyInputs {
+            revision,
+            spec,
+            ctx: &ctx_parts,
+            refs: ref_revisions,
+            tools: [&tools.helm, &tools.kustomize, &tools.kubectl],
+        });
+        let spec = spec.clone();
+        let refs = refs.clone();
+        let hard = target.hard;
+        let cache = self.renders.clone();
+        tokio::task::spawn_blocking(move || {
+            cache.get_or_render(&key, hard, || {
+                let ctx = RenderContext {
+                    checkout: &root,
+                    app_name: &ctx_parts.app_name,
+                    namespace: &ctx_parts.namespace,
+                    refs: &refs,
+                    tools: &tools,
+                    limits,
+                    kube_version: ctx_parts.kube_version.as_deref(),
+                    api_versions: &[],
+                };
+                render::render(&spec, &ctx)
+            })
+        })
+        .await
+        .map_err(|e| RenderError::Unsupported {
+            message: format!("render task failed: {e}"),
+        })?
+    }
+}
+
+/// The parts of the render context that decide the output.
+#[derive(Serialize)]
+struct CtxParts {
+    app_name: String,
+    namespace: String,
+    kube_version: Option<String>,
+}
+
+/// Everything a render's output depends on, hashed into its cache key.
+#[derive(Serialize)]
+struct KeyInputs<'a> {
+    revision: &'a str,
+    spec: &'a SourceSpec,
+    ctx: &'a CtxParts,
+    refs: &'a BTreeMap<&'a str, &'a str>,
+    tools: [&'a String; 3],
+}
+
+/// A source with a `ref` and nothing to render (no path, no chart) only feeds `$ref/` files.
+fn is_values_only(source: &ApplicationSource) -> bool {
+    source.r#ref.as_deref().is_some_and(|r| !r.is_empty())
+        && source.path.as_deref().is_none_or(str::is_empty)
+        && source.chart.as_deref().is_none_or(str::is_empty)
+}
+
+/// The render-side form of a wire source; tool fields that do not parse are the spec's fault.
+pub fn source_spec(source: &ApplicationSource) -> Result<SourceSpec, ManifestError> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        field: &str,
+        value: &Option<Value>,
+    ) -> Result<Option<T>, ManifestError> {
+        value
+            .as_ref()
+            .map(|v| {
+                serde_json::from_value(v.clone())
+                    .map_err(|e| ManifestError::InvalidSpec(format!("spec.source.{field}: {e}")))
+            })
+            .transpose()
+    }
+    let directory = match &source.directory {
+        None => None,
+        Some(d) => Some(DirectorySpec {
+            recurse: d.recurse,
+            include: d.include.clone(),
+            exclude: d.exclude.clone(),
+            jsonnet: parse("directory.jsonnet", &d.jsonnet)?,
+        }),
+    };
+    Ok(SourceSpec {
+        path: source.path.clone().unwrap_or_default(),
+        chart: source.chart.clone().filter(|c| !c.is_empty()),
+        helm: parse::<HelmSpec>("helm", &source.helm)?,
+        kustomize: parse::<KustomizeSpec>("kustomize", &source.kustomize)?,
+        directory,
+        plugin: source.plugin.is_some(),
+    })
+}

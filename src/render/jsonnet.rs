@@ -1,0 +1,1 @@
+//! `*.jsonnet` files, evaluated in process with jrsonnet.

@@ -1,0 +1,37 @@
+//! External tools the tests need (helm, Debian's jsonnet, sshd): installed on first use with
+//! `scripts/install-tools`, so `cargo test` alone passes on a fresh machine; a tool that cannot
+//! be installed fails the test loudly instead of skipping it.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The path of `tool` ("helm", "jsonnet", "sshd"), installing it when missing.
+pub fn require(tool: &str) -> PathBuf {
+    let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = locate(tool) {
+        return path;
+    }
+    if !done.iter().any(|t| t == tool) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/install-tools");
+        let status = std::process::Command::new(&script)
+            .arg(tool)
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "scripts/install-tools {tool} failed; the tests need {tool} (see README)"
+        );
+        done.push(tool.to_string());
+    }
+    locate(tool).unwrap_or_else(|| panic!("{tool} is still missing after scripts/install-tools"))
+}
+
+fn locate(tool: &str) -> Option<PathBuf> {
+    if tool == "sshd" {
+        let path = PathBuf::from("/usr/sbin/sshd");
+        return path.is_file().then_some(path);
+    }
+    capstan::render::find_program(tool)
+}
