@@ -24,6 +24,7 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub reconcile: ReconcileSettings,
     pub git: GitSettings,
+    pub render: RenderSettings,
     pub sandbox: SandboxSettings,
 }
 
@@ -201,6 +202,27 @@ pub struct GitSettings {
     /// path with the sandbox cluster and none otherwise.
     #[serde(default)]
     pub allowed_local_roots: Vec<PathBuf>,
+}
+
+/// Manifest rendering: the external tools and the render cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderSettings {
+    /// The `helm` program.
+    pub helm: String,
+    /// The `kustomize` program; `kubectl kustomize` when it is not found.
+    pub kustomize: String,
+    /// The `kubectl` program.
+    pub kubectl: String,
+    /// An external tool is killed after this many seconds.
+    pub tool_timeout_secs: u64,
+    /// An external tool printing more than this many bytes is stopped.
+    pub max_output_bytes: u64,
+    /// Renders kept for reuse.
+    pub cache_entries: usize,
+    /// Charts fetched from Helm repositories; empty means `<data_dir>/charts`.
+    #[serde(default)]
+    pub charts_dir: Option<PathBuf>,
 }
 
 /// Credentials for repositories under `url_prefix` (same scheme, host and port, path on segment

@@ -68,6 +68,8 @@ enum Command {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// Render a source (Git or Helm repository) and print its manifests as YAML; needs no server.
+    Render(cli::render::RenderArgs),
     /// Print the CRDs Capstan owns (what deploy/crds/ holds).
     Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
@@ -117,6 +119,14 @@ enum AppCommand {
         /// Also delete tracked objects that left Git.
         #[arg(long)]
         prune: bool,
+    },
+    /// Print what a sync of the Application would apply (YAML; `-o json` for the full answer).
+    Manifests {
+        #[command(flatten)]
+        app: AppName,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "yaml", value_parser = ["yaml", "json"])]
+        output: String,
     },
     /// Delete an Application (its resources stay).
     Delete(AppName),
@@ -197,6 +207,24 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sandbox(args) => run_sandbox(args, &settings).await,
+        Command::Render(args) => {
+            let rendered = cli::render::render(&args, &settings, &data_dir).await?;
+            for warning in &rendered.warnings {
+                eprintln!("warning: {}: {}", warning.condition, warning.message);
+            }
+            if rendered.objects.is_empty() {
+                anyhow::bail!(
+                    "the source rendered no Kubernetes objects{}",
+                    if rendered.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (skipped: {})", rendered.skipped.join(", "))
+                    }
+                );
+            }
+            print!("{}", cli::render::to_yaml(&rendered.objects)?);
+            Ok(())
+        }
         Command::Trigger {
             repo,
             git_ref,
@@ -274,6 +302,16 @@ async fn run() -> anyhow::Result<()> {
                     let (ns, name) = target(app);
                     let query = if prune { "?prune=true" } else { "" };
                     client.action(&ns, &name, "sync", query).await?
+                }
+                AppCommand::Manifests { app, output } => {
+                    let (ns, name) = target(app);
+                    let answer = client.manifests(&ns, &name).await?;
+                    if output == "yaml" {
+                        let objects = answer["manifests"].as_array().cloned().unwrap_or_default();
+                        print!("{}", cli::render::to_yaml(&objects)?);
+                        return Ok(());
+                    }
+                    answer
                 }
                 AppCommand::Delete(app) => {
                     let (ns, name) = target(app);

@@ -15,9 +15,11 @@ use crate::api::{self, ApiState, Readiness, WebhookLimits};
 use crate::cluster::Cluster;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
 use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
+use crate::manifests::Manifests;
 use crate::metrics::Metrics;
 use crate::private_fs;
 use crate::queue::{self, SharedQueue};
+use crate::render::{Limits, RenderCache, ToolSettings};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, ExposeSecret, SecretString};
 use crate::store::{self, AppStore, ProjectStore};
@@ -101,21 +103,14 @@ impl Service {
         let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
+        // The api role renders too: `GET …/manifests` shows what a sync would apply.
+        let manifests = Arc::new(build_manifests(&settings, &data_dir)?);
         if matches!(settings.server.role, Role::Worker | Role::All) {
-            let git_root = settings
-                .git
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("git"));
-            private_fs::create_dir(&git_root)
-                .with_context(|| format!("creating Git cache {}", git_root.display()))?;
             let ctx = Arc::new(Context {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
                 cluster: cluster.clone(),
-                git: RepoCache::with_limits(git_root, git_limits(&settings.git))
-                    .with_policy(GitPolicy::from_settings(&settings)),
-                credentials: git_credentials(&settings)?,
+                manifests: manifests.clone(),
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
             });
             let reconcile = &settings.reconcile;
@@ -163,6 +158,7 @@ impl Service {
             dedup: api::webhook::Dedup::new(settings.webhook.dedup_window()),
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
             metrics,
+            manifests,
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -321,6 +317,33 @@ async fn management_client(settings: &Settings) -> anyhow::Result<(Option<Sandbo
 /// Where `serve` writes the in-process sandbox's kubeconfig.
 fn sandbox_kubeconfig_path(data_dir: &Path) -> PathBuf {
     data_dir.join("sandbox.kubeconfig")
+}
+
+/// The Git cache, credentials, render cache and tools every render goes through.
+pub fn build_manifests(settings: &Settings, data_dir: &Path) -> anyhow::Result<Manifests> {
+    let git_root = settings
+        .git
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("git"));
+    private_fs::create_dir(&git_root)
+        .with_context(|| format!("creating Git cache {}", git_root.display()))?;
+    let render = &settings.render;
+    Ok(Manifests {
+        git: RepoCache::with_limits(git_root, git_limits(&settings.git))
+            .with_policy(GitPolicy::from_settings(settings)),
+        credentials: git_credentials(settings)?,
+        renders: Arc::new(RenderCache::new(render.cache_entries)),
+        tools: ToolSettings {
+            helm: render.helm.clone(),
+            kustomize: render.kustomize.clone(),
+            kubectl: render.kubectl.clone(),
+            timeout: Duration::from_secs(render.tool_timeout_secs.max(1)),
+            max_output_bytes: render.max_output_bytes,
+            temp_dir: None,
+        },
+        limits: Limits::default(),
+    })
 }
 
 fn git_limits(git: &GitSettings) -> GitLimits {

@@ -4,6 +4,7 @@ pub mod applications;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod manifests;
 pub mod metrics;
 pub mod projects;
 pub mod webhook;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub readiness: Readiness,
     /// The process's metrics, served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Git, render cache and tools, for `…/manifests`.
+    pub manifests: Arc<crate::manifests::Manifests>,
 }
 
 /// Mounts every route; `with_api` is false for a worker-only process (health endpoints only).
@@ -77,6 +80,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
             .route(
                 "/{namespace}/{name}/sync",
                 web::post().to(applications::sync),
+            )
+            .route(
+                "/{namespace}/{name}/manifests",
+                web::get().to(manifests::get),
             ),
     )
     .service(

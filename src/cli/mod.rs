@@ -1,5 +1,6 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
+pub mod render;
 pub mod trigger;
 pub mod webhook;
 
@@ -136,6 +137,16 @@ impl ApiClient {
     ) -> anyhow::Result<Value> {
         let path = format!("/api/v1/applications/{namespace}/{name}/{action}{query}");
         self.call(reqwest::Method::POST, &path, None).await
+    }
+
+    /// `capstan app manifests`.
+    pub async fn manifests(&self, namespace: &str, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/v1/applications/{namespace}/{name}/manifests"),
+            None,
+        )
+        .await
     }
 
     /// `capstan app delete`.

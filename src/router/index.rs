@@ -152,7 +152,11 @@ impl RouteIndex {
                 app: key.clone(),
                 repo,
                 revision: TargetRevision::parse(source.target_revision.as_deref()),
-                paths: WatchedPaths::for_source(source.path.as_deref(), annotation, &[]),
+                paths: WatchedPaths::for_source(
+                    source.path.as_deref(),
+                    annotation,
+                    render_inputs(app, &source.repo_url),
+                ),
             };
             ids.push(self.insert(entry));
         }
@@ -332,8 +336,19 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 
 /// A hash of what routing reads from an app: its sources' repository, path and revision, and
 /// the annotation. Status, labels and every other field leave it unchanged.
+/// The paths the app's last render read in `repo_url`, beyond the source path.
+fn render_inputs<'a>(app: &'a Application, repo_url: &str) -> &'a [String] {
+    app.status
+        .as_ref()
+        .and_then(|s| s.render_inputs.iter().find(|i| i.repo_url == repo_url))
+        .map_or(&[], |i| i.paths.as_slice())
+}
+
 fn fingerprint(app: &Application) -> u64 {
     let mut hasher = DefaultHasher::new();
+    if let Some(status) = &app.status {
+        status.render_inputs.hash(&mut hasher);
+    }
     for source in app.all_sources() {
         source.repo_url.hash(&mut hasher);
         source.path.hash(&mut hasher);

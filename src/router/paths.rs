@@ -1,5 +1,5 @@
 //! Which changed files affect one source of an Application: its `path`, or the entries of
-//! `argocd.argoproj.io/manifest-generate-paths`, plus (later) the files its last render read.
+//! `argocd.argoproj.io/manifest-generate-paths`, plus the files its last render read.
 
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -35,8 +35,8 @@ impl WatchedPaths {
     /// its entries replace the source path as in Argo CD, so an app can narrow a whole-repository
     /// source to what really feeds it (`.` re-adds the source path): `/x` is from the repository
     /// root, `x` and `../x` from the source path, globs allowed. An annotation with no usable
-    /// entry counts as absent. `render_inputs` (repository-root paths the last render read) always
-    /// add to the set; nothing records them yet, so callers pass `&[]`.
+    /// entry counts as absent. `render_inputs` (repository-root paths the last render read,
+    /// `status.renderInputs`) always add to the set.
     pub fn for_source(
         source_path: Option<&str>,
         annotation: Option<&str>,

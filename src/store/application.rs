@@ -187,9 +187,28 @@ pub struct ApplicationStatus {
     pub conditions: Vec<ApplicationCondition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_at: Option<String>,
-    /// Directory, Helm, Kustomize, Jsonnet.
+    /// Directory, Helm, Kustomize (of the first rendered source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_type: Option<String>,
+    /// The tool of each rendered source, for multi-source apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_types: Vec<String>,
+    /// Files outside each source's path that its last render read (Kustomize bases, value
+    /// files, Jsonnet imports), so a push changing one refreshes this app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub render_inputs: Vec<RenderInputs>,
+}
+
+/// Repository paths one render read, beyond the source path.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderInputs {
+    /// The repository, as the source spells it.
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    /// Paths from the repository root; a directory covers everything below it.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// Whether the cluster equals Git at `revision`.
@@ -199,6 +218,9 @@ pub struct SyncStatus {
     pub status: SyncStatusCode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The commit of each source, for multi-source apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<String>,
 }
 
 /// Argo CD's sync status codes.

@@ -105,6 +105,11 @@ pub struct AppStore {
 fn routing_identity(app: &Application) -> (Option<i64>, u64) {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     app.metadata.annotations.hash(&mut hasher);
+    // What the last render read decides which pushes reach the app, like its spec.
+    app.status
+        .as_ref()
+        .map(|s| &s.render_inputs)
+        .hash(&mut hasher);
     (app.metadata.generation, hasher.finish())
 }
 

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 use super::status::{
-    self, COMPARISON_ERROR, EXCLUDED_RESOURCE_WARNING, INVALID_SPEC_ERROR, SYNC_ERROR,
+    self, COMPARISON_ERROR, EXCLUDED_RESOURCE_WARNING, INVALID_SPEC_ERROR,
+    REPEATED_RESOURCE_WARNING, SYNC_ERROR,
 };
 use crate::cluster::{Cluster, ResourceKey};
 use crate::event::now_rfc3339;
-use crate::git::{GitCredentials, GitError, RepoCache};
 use crate::health::HealthStatus;
 use crate::job::{Job, JobKind};
-use crate::render::{DirectoryOptions, render_directory};
+use crate::manifests::{AppManifests, ManifestError, Manifests};
 use crate::store::application::{
     Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationPhase, OperationState,
-    SyncOperationResult, SyncStatus, SyncStatusCode,
+    RenderInputs, SyncOperationResult, SyncStatus, SyncStatusCode,
 };
 use crate::store::{AppStore, StoreError};
 use crate::sync::{self, Compared, SyncOptions};
@@ -33,8 +33,8 @@ pub struct Context {
     pub store: AppStore,
     pub tenancy: Tenancy,
     pub cluster: Arc<Cluster>,
-    pub git: RepoCache,
-    pub credentials: GitCredentials,
+    /// Git, render cache and tools: the desired state of every source.
+    pub manifests: Arc<Manifests>,
     /// A whole reconcile is abandoned after this long, so one app can never hold a worker slot.
     pub reconcile_timeout: std::time::Duration,
 }
@@ -90,6 +90,7 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
             status.sync = Some(SyncStatus {
                 status: SyncStatusCode::Unknown,
                 revision,
+                ..Default::default()
             });
             Report::default()
         }
@@ -123,7 +124,7 @@ async fn evaluate_and_sync(
     status: &mut ApplicationStatus,
 ) -> Report {
     let key = app.key();
-    let desired = match desired_state(ctx, app).await {
+    let desired = match desired_state(ctx, app, job).await {
         Ok(d) => d,
         Err(f) => {
             warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
@@ -137,6 +138,7 @@ async fn evaluate_and_sync(
             status.sync = Some(SyncStatus {
                 status: SyncStatusCode::Unknown,
                 revision,
+                ..Default::default()
             });
             return Report::default();
         }
@@ -145,12 +147,25 @@ async fn evaluate_and_sync(
     status::clear_condition(status, INVALID_SPEC_ERROR);
     let Desired {
         revision,
+        revisions,
         objects,
-        source_type,
+        source_types,
+        warnings,
+        render_inputs,
         rules,
         target,
     } = desired;
-    status.source_type = Some(source_type.to_owned());
+    status.source_type = source_types.first().cloned();
+    status.source_types = if source_types.len() > 1 {
+        source_types
+    } else {
+        Vec::new()
+    };
+    status.render_inputs = render_inputs;
+    match warnings.iter().find(|w| w.condition == REPEATED_RESOURCE_WARNING) {
+        Some(w) => status::set_condition(status, REPEATED_RESOURCE_WARNING, &w.message),
+        None => status::clear_condition(status, REPEATED_RESOURCE_WARNING),
+    }
     let inventory: Vec<ResourceKey> = status.resources.iter().map(resource_key).collect();
     let in_reach = |mut compared: Vec<Compared>, status: &mut ApplicationStatus| {
         keep_prunes_in_reach(&mut compared, &rules, target.as_target(), status);
@@ -170,6 +185,7 @@ async fn evaluate_and_sync(
             status.sync = Some(SyncStatus {
                 status: SyncStatusCode::Unknown,
                 revision: Some(revision.clone()),
+                ..Default::default()
             });
             return Report {
                 revision: Some(revision),
@@ -192,6 +208,11 @@ async fn evaluate_and_sync(
         }
     }
     status::summarise(status, &compared, &revision);
+    if revisions.len() > 1
+        && let Some(sync) = status.sync.as_mut()
+    {
+        sync.revisions = revisions;
+    }
     let progressing = status.health.as_ref().is_some_and(|h| {
         h.status == HealthStatus::Progressing || h.status == HealthStatus::Missing && synced
     });
@@ -293,25 +314,29 @@ fn should_sync(
 
 struct Desired {
     revision: String,
+    revisions: Vec<String>,
     objects: Vec<serde_json::Value>,
-    source_type: &'static str,
+    source_types: Vec<String>,
+    warnings: Vec<crate::render::RenderWarning>,
+    render_inputs: Vec<RenderInputs>,
     rules: ProjectRules,
     target: Destination,
 }
 
-async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Failed> {
-    let source = app.primary_source().ok_or_else(|| {
-        failed(
+async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<Desired, Failed> {
+    let sources = app.all_sources();
+    if sources.is_empty() {
+        return Err(failed(
             INVALID_SPEC_ERROR,
             "spec.source or spec.sources is required",
-        )
-    })?;
+        ));
+    }
     let rules = ctx
         .tenancy
         .rules_for(app)
         .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
     let destination = resolve_destination(app)?;
-    for s in app.all_sources() {
+    for s in &sources {
         rules
             .check_repo(&s.repo_url)
             .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
@@ -319,58 +344,118 @@ async fn desired_state(ctx: &Context, app: &Application) -> Result<Desired, Fail
     rules
         .check_destination(destination.as_target())
         .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
-    let source_type = source_type(source)?;
-    let creds = ctx.credentials.for_url(&source.repo_url);
-    let target = source.target_revision.as_deref().unwrap_or("HEAD");
-    let revision = ctx
-        .git
-        .resolve(&source.repo_url, target, creds)
-        .await
-        .map_err(|e| {
-            // A refused or malformed repoURL is the spec's fault, as in Argo CD.
-            let condition = match e {
-                GitError::Refused { .. } | GitError::InvalidUrl { .. } => INVALID_SPEC_ERROR,
-                _ => COMPARISON_ERROR,
-            };
-            failed(
-                condition,
-                format!("failed to resolve revision {target:?}: {e}"),
-            )
-        })?;
-    let checkout = ctx
-        .git
-        .checkout(&source.repo_url, &revision, creds)
-        .await
-        .map_err(|e| failed(COMPARISON_ERROR, format!("failed to fetch {revision}: {e}")))?;
-    let dir = source.directory.clone().unwrap_or_default();
-    let opts = DirectoryOptions {
-        recurse: dir.recurse,
-        include: dir.include,
-        exclude: dir.exclude,
-    };
-    let path = source.path.clone().unwrap_or_else(|| ".".into());
-    let rendered = tokio::task::spawn_blocking(move || render_directory(&checkout, &path, &opts))
-        .await
-        .map_err(|e| failed(COMPARISON_ERROR, format!("render task failed: {e}")))?
-        .map_err(|e| failed(COMPARISON_ERROR, format!("rendering manifests failed: {e}")))?;
     let namespace = app
         .spec
         .destination
         .namespace
         .clone()
+        .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    let objects =
-        sync::prepare::prepare(&ctx.cluster, rendered, &app.key().to_string(), &namespace)
-            .await
-            .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
+    let app_name = app.metadata.name.clone().unwrap_or_default();
+    let target = crate::manifests::Target {
+        app_name: &app_name,
+        namespace: &namespace,
+        kube_version: None,
+        hard: job.hard,
+    };
+    let rendered = ctx
+        .manifests
+        .desired(&sources, &target)
+        .await
+        .map_err(|e| match e {
+            ManifestError::InvalidSpec(m) => failed(INVALID_SPEC_ERROR, m),
+            ManifestError::Comparison(m) => failed(COMPARISON_ERROR, m),
+        })?;
+    let allow_empty = app.automated().is_some_and(|a| a.allow_empty);
+    if rendered.objects.is_empty() && !allow_empty {
+        return Err(failed(COMPARISON_ERROR, nothing_rendered(&rendered)));
+    }
+    let objects = sync::prepare::prepare(
+        &ctx.cluster,
+        rendered.objects.clone(),
+        &app.key().to_string(),
+        &namespace,
+    )
+    .await
+    .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
     check_objects(&rules, destination.as_target(), &objects)?;
     Ok(Desired {
-        revision,
+        revision: rendered.revisions.first().cloned().unwrap_or_default(),
+        render_inputs: render_inputs(&sources, &rendered),
+        revisions: rendered.revisions,
         objects,
-        source_type,
+        source_types: rendered
+            .tools
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+        warnings: rendered.warnings,
         rules,
         target: destination,
     })
+}
+
+/// Files listed in a "rendered nothing" message before the rest are only counted.
+const MAX_LISTED_SKIPPED: usize = 10;
+
+/// The condition message for a source that rendered no object: never Synced on nothing.
+fn nothing_rendered(rendered: &AppManifests) -> String {
+    let mut message = String::from("the source rendered no Kubernetes objects");
+    if !rendered.skipped.is_empty() {
+        message.push_str(&format!(
+            " (skipped, holding no Kubernetes object: {})",
+            listed(&rendered.skipped, MAX_LISTED_SKIPPED)
+        ));
+    }
+    message.push_str(
+        "; nothing is applied or pruned. Check spec.source.path and directory.include, or set \
+         syncPolicy.automated.allowEmpty: true if the app is meant to be empty",
+    );
+    message
+}
+
+/// Most render inputs recorded per repository; beyond it the whole repository is watched,
+/// which costs extra refreshes but never misses one.
+const MAX_RENDER_INPUTS: usize = 500;
+
+/// What each repository's renders read outside the app's own source paths, for the router.
+fn render_inputs(sources: &[&ApplicationSource], rendered: &AppManifests) -> Vec<RenderInputs> {
+    rendered
+        .files_read
+        .iter()
+        .filter_map(|(repo, files)| {
+            let own: Vec<String> = sources
+                .iter()
+                .filter(|s| &s.repo_url == repo)
+                .filter_map(|s| s.path.as_deref())
+                .map(|p| p.trim_matches('/').trim_start_matches("./").to_string())
+                .collect();
+            let outside: Vec<String> = files
+                .iter()
+                .filter(|f| {
+                    !own.iter().any(|base| {
+                        base.is_empty()
+                            || base == "."
+                            || *f == base
+                            || f.starts_with(&format!("{base}/"))
+                    })
+                })
+                .cloned()
+                .collect();
+            if outside.is_empty() {
+                return None;
+            }
+            let paths = if outside.len() > MAX_RENDER_INPUTS {
+                vec![String::new()]
+            } else {
+                outside
+            };
+            Some(RenderInputs {
+                repo_url: repo.clone(),
+                paths,
+            })
+        })
+        .collect()
 }
 
 /// Violations listed in one condition message before the rest are only counted.
@@ -508,32 +593,6 @@ fn resolve_destination(app: &Application) -> Result<Destination, Failed> {
             ),
         ))
     }
-}
-
-fn source_type(source: &ApplicationSource) -> Result<&'static str, Failed> {
-    if source.helm.is_some() || source.chart.is_some() {
-        return Err(failed(
-            COMPARISON_ERROR,
-            "Helm sources are not supported yet; use a plain directory",
-        ));
-    }
-    if source.kustomize.is_some() {
-        return Err(failed(
-            COMPARISON_ERROR,
-            "Kustomize sources are not supported yet; use a plain directory",
-        ));
-    }
-    if source
-        .directory
-        .as_ref()
-        .is_some_and(|d| d.jsonnet.is_some())
-    {
-        return Err(failed(
-            COMPARISON_ERROR,
-            "Jsonnet sources are not supported yet; use a plain directory",
-        ));
-    }
-    Ok("Directory")
 }
 
 fn resource_key(r: &crate::store::application::ResourceStatus) -> ResourceKey {

@@ -15,6 +15,7 @@ pub const COMPARISON_ERROR: &str = "ComparisonError";
 pub const SYNC_ERROR: &str = "SyncError";
 pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 pub const EXCLUDED_RESOURCE_WARNING: &str = "ExcludedResourceWarning";
+pub const REPEATED_RESOURCE_WARNING: &str = crate::render::REPEATED_RESOURCE_WARNING;
 
 /// Sets a condition, keeping its transition time when the message did not change.
 pub fn set_condition(status: &mut ApplicationStatus, type_: &str, message: &str) {
@@ -73,6 +74,7 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
             SyncStatusCode::OutOfSync
         },
         revision: Some(revision.to_owned()),
+        revisions: Vec::new(),
     });
     status.health = Some(app_health(compared));
     status.resources = resources;

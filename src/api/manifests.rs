@@ -1,0 +1,68 @@
+//! `GET /api/v1/applications/{namespace}/{name}/manifests`: what a sync of the app would apply,
+//! rendered now through the same Git and render caches the workers use.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::ApiState;
+use super::applications::{AppPath, admit, honoured};
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::manifests::{ManifestError, Target};
+
+/// Query of the manifests endpoint.
+#[derive(Deserialize, Default)]
+pub struct ManifestsQuery {
+    /// Render again even when a cached render exists.
+    #[serde(default)]
+    hard: bool,
+}
+
+/// The rendered objects with the revisions and tools that produced them.
+pub async fn get(
+    _auth: Authenticated,
+    path: AppPath,
+    query: web::Query<ManifestsQuery>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let app = honoured(&state, &path).await?;
+    // The same admission as on create: a project that no longer allows a repository stops
+    // the API from fetching it too.
+    admit(&state.tenancy, &app)?;
+    let namespace = app
+        .spec
+        .destination
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let target = Target {
+        app_name: &name,
+        namespace: &namespace,
+        kube_version: None,
+        hard: query.hard,
+    };
+    let rendered = state
+        .manifests
+        .desired(&app.all_sources(), &target)
+        .await
+        .map_err(|e| match e {
+            ManifestError::InvalidSpec(m) => ApiError::Unprocessable(m),
+            ManifestError::Comparison(m) => ApiError::Unprocessable(m),
+        })?;
+    let warnings: Vec<_> = rendered
+        .warnings
+        .iter()
+        .map(|w| serde_json::json!({ "type": w.condition, "message": w.message }))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "revision": rendered.revisions.first(),
+        "revisions": rendered.revisions,
+        "sourceTypes": rendered.tools.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "toolVersions": rendered.tool_versions,
+        "manifests": rendered.objects,
+        "skipped": rendered.skipped,
+        "warnings": warnings,
+    })))
+}
