@@ -8,6 +8,7 @@ mod helpers;
 mod hostile_git;
 mod hostile_render;
 mod live_state;
+mod render_tools;
 mod stall;
 mod tenancy;
 mod webhooks;
