@@ -219,31 +219,38 @@ impl Manifests {
             namespace: target.namespace.to_string(),
             kube_version: target.kube_version.map(str::to_string),
         };
-        let key = CacheKey::of(&KeyInputs {
-            revision,
-            spec,
-            ctx: &ctx_parts,
-            refs: ref_revisions,
-            tools: [&tools.helm, &tools.kustomize, &tools.kubectl],
-        });
         let spec = spec.clone();
         let refs = refs.clone();
+        let revision = revision.to_string();
+        let ref_revisions: BTreeMap<String, String> = ref_revisions
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let hard = target.hard;
         let cache = self.renders.clone();
         tokio::task::spawn_blocking(move || {
-            cache.get_or_render(&key, hard, || {
-                let ctx = RenderContext {
-                    checkout: &root,
-                    app_name: &ctx_parts.app_name,
-                    namespace: &ctx_parts.namespace,
-                    refs: &refs,
-                    tools: &tools,
-                    limits,
-                    kube_version: ctx_parts.kube_version.as_deref(),
-                    api_versions: &[],
-                };
-                render::render(&spec, &ctx)
-            })
+            let ctx = RenderContext {
+                checkout: &root,
+                app_name: &ctx_parts.app_name,
+                namespace: &ctx_parts.namespace,
+                refs: &refs,
+                tools: &tools,
+                limits,
+                kube_version: ctx_parts.kube_version.as_deref(),
+                api_versions: &[],
+            };
+            let tool = render::pick_tool(&spec, &ctx)?;
+            // Only Helm reads the app's name, namespace and cluster version; leaving them out
+            // for the other tools lets every app on the same path share one render.
+            let key = CacheKey::of(&KeyInputs {
+                revision: &revision,
+                spec: &spec,
+                tool: tool.as_str(),
+                ctx: (tool == Tool::Helm).then_some(&ctx_parts),
+                refs: &ref_revisions,
+                tools: [&tools.helm, &tools.kustomize, &tools.kubectl],
+            });
+            cache.get_or_render(&key, hard, || render::render(&spec, &ctx))
         })
         .await
         .map_err(|e| RenderError::Unsupported {
@@ -265,8 +272,9 @@ struct CtxParts {
 struct KeyInputs<'a> {
     revision: &'a str,
     spec: &'a SourceSpec,
-    ctx: &'a CtxParts,
-    refs: &'a BTreeMap<&'a str, &'a str>,
+    tool: &'a str,
+    ctx: Option<&'a CtxParts>,
+    refs: &'a BTreeMap<String, String>,
     tools: [&'a String; 3],
 }
 
