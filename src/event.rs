@@ -287,6 +287,10 @@ impl PushEvent {
         for (i, url) in self.repo_urls.iter().enumerate() {
             let field = format!("repo_urls[{i}]");
             text(&field, url, MAX_PATH_CHARS)?;
+            // A blank entry is a sender's bug even beside a good one; the schema refuses it too.
+            if url.trim().is_empty() {
+                return Err(invalid(&field, "is blank"));
+            }
             match RepoUrl::parse(url) {
                 Ok(_) => parsed_one = true,
                 Err(e) => problem = format!("{field}: {e}"),

@@ -144,6 +144,8 @@ fn the_committed_schemas_and_the_parser_accept_and_refuse_the_same_documents() {
         (full(json!({"received_at": "yesterday"})), false),
         (full(json!({"repo_urls": []})), false),
         (full(json!({"repo_urls": vec!["https://h/o/r"; 21]})), false),
+        // A blank URL beside a good one (found by the fuzzer): both refuse it.
+        (full(json!({"repo_urls": ["https://h/o/r", "  "]})), false),
         (full(json!({"refs": []})), false),
         (full(json!({"refs": [{"after": SHA1}]})), false),
         (
