@@ -40,6 +40,8 @@ pub struct Target<'a> {
     pub namespace: &'a str,
     /// The destination cluster's Kubernetes version, when known.
     pub kube_version: Option<&'a str>,
+    /// The destination cluster's API versions (Helm's `--api-versions`), when known.
+    pub api_versions: &'a [String],
     /// Render again even when a cached render exists (hard refresh).
     pub hard: bool,
 }
@@ -218,6 +220,7 @@ impl Manifests {
             app_name: target.app_name.to_string(),
             namespace: target.namespace.to_string(),
             kube_version: target.kube_version.map(str::to_string),
+            api_versions: target.api_versions.to_vec(),
         };
         let spec = spec.clone();
         let refs = refs.clone();
@@ -237,7 +240,7 @@ impl Manifests {
                 tools: &tools,
                 limits,
                 kube_version: ctx_parts.kube_version.as_deref(),
-                api_versions: &[],
+                api_versions: &ctx_parts.api_versions,
             };
             let tool = render::pick_tool(&spec, &ctx)?;
             // Only Helm reads the app's name, namespace and cluster version; leaving them out
@@ -265,6 +268,7 @@ struct CtxParts {
     app_name: String,
     namespace: String,
     kube_version: Option<String>,
+    api_versions: Vec<String>,
 }
 
 /// Everything a render's output depends on, hashed into its cache key.

@@ -39,6 +39,7 @@ fn target<'a>(name: &'a str, hard: bool) -> Target<'a> {
         app_name: name,
         namespace: "default",
         kube_version: None,
+        api_versions: &[],
         hard,
     }
 }

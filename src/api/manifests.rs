@@ -37,10 +37,13 @@ pub async fn get(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
     let name = app.metadata.name.clone().unwrap_or_default();
+    // The destination's version and APIs, as the worker passes them, so Helm renders the same.
+    let api_versions = state.cluster.api_versions().await;
     let target = Target {
         app_name: &name,
         namespace: &namespace,
-        kube_version: None,
+        kube_version: state.cluster.version(),
+        api_versions: &api_versions,
         hard: query.hard,
     };
     let rendered = state

@@ -220,6 +220,7 @@ pub async fn render(args: &RenderArgs, settings: &Settings, data_dir: &Path) -> 
         app_name: &args.app_name,
         namespace: &args.dest_namespace,
         kube_version: None,
+        api_versions: &[],
         hard: false,
     };
     manifests

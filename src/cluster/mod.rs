@@ -43,6 +43,8 @@ impl From<kube::Error> for ClusterError {
 pub struct Cluster {
     client: Client,
     discovery: RwLock<Arc<Discovery>>,
+    /// The API server's version (`v1.33.0`), read once at connect.
+    version: Option<String>,
 }
 
 /// How a resource is served: its API resource and whether it is namespaced.
@@ -56,10 +58,41 @@ impl Cluster {
     /// Connects and runs discovery once.
     pub async fn connect(client: Client) -> Result<Cluster, ClusterError> {
         let discovery = Discovery::new(client.clone()).run().await?;
+        // Renderers want it (Helm's --kube-version); a server that hides it is still usable.
+        let version = client.apiserver_version().await.ok().map(|v| v.git_version);
         Ok(Cluster {
             client,
             discovery: RwLock::new(Arc::new(discovery)),
+            version,
         })
+    }
+
+    /// The API server's version, e.g. `v1.33.0`, when it told us.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Every `group/version` and `group/version/Kind` the cluster serves (`v1`, `v1/Pod` for the
+    /// core group), as Helm's `--api-versions` takes them.
+    pub async fn api_versions(&self) -> Vec<String> {
+        let discovery = self.discovery.read().await.clone();
+        let mut out = Vec::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                let gv = if group.name().is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{}/{version}", group.name())
+                };
+                for (resource, _) in group.versioned_resources(version) {
+                    out.push(format!("{gv}/{}", resource.kind));
+                }
+                out.push(gv);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The underlying client.

@@ -352,10 +352,12 @@ async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<De
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
     let app_name = app.metadata.name.clone().unwrap_or_default();
+    let api_versions = ctx.cluster.api_versions().await;
     let target = crate::manifests::Target {
         app_name: &app_name,
         namespace: &namespace,
-        kube_version: None,
+        kube_version: ctx.cluster.version(),
+        api_versions: &api_versions,
         hard: job.hard,
     };
     let rendered = ctx
