@@ -53,7 +53,9 @@ async fn all_apps(m: &Arc<Manifests>, url: &str) -> Duration {
                     api_versions: &[],
                     hard: false,
                 };
-                m.desired(&[&source], &target).await.map(|d| d.objects.len())
+                m.desired(&[&source], &target)
+                    .await
+                    .map(|d| d.objects.len())
             })
         })
         .collect();

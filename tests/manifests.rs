@@ -52,7 +52,10 @@ fn config_map(name: &str) -> String {
 async fn a_hundred_apps_on_one_commit_cost_one_render_per_distinct_source() {
     let repo = TestRepo::new();
     for team in 0..10 {
-        repo.write(&format!("apps/{team}/cm.yaml"), &config_map(&format!("team-{team}")));
+        repo.write(
+            &format!("apps/{team}/cm.yaml"),
+            &config_map(&format!("team-{team}")),
+        );
     }
     repo.commit("ten teams");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -77,8 +80,12 @@ async fn a_hundred_apps_on_one_commit_cost_one_render_per_distinct_source() {
 
     // A hard refresh renders again; a plain one is served from the cache.
     let src = source(&repo, "apps/0");
-    m.desired(&[&src], &target("app-0", true)).await.expect("hard");
-    m.desired(&[&src], &target("app-0", false)).await.expect("cached");
+    m.desired(&[&src], &target("app-0", true))
+        .await
+        .expect("hard");
+    m.desired(&[&src], &target("app-0", false))
+        .await
+        .expect("cached");
     let after = m.renders.stats();
     assert_eq!(after.renders, 11, "{after:?}");
     assert_eq!(after.hits, 91, "{after:?}");
@@ -103,14 +110,25 @@ async fn a_multi_source_app_merges_its_sources_and_records_what_each_read() {
         source(&other, "more"),
     ];
     let refs: Vec<&ApplicationSource> = sources.iter().collect();
-    let out = m.desired(&refs, &target("multi", false)).await.expect("renders");
+    let out = m
+        .desired(&refs, &target("multi", false))
+        .await
+        .expect("renders");
     let names: Vec<&str> = out
         .objects
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(names, ["from-b", "from-a", "from-other"], "{:?}", out.objects);
-    let dup = out.objects.iter().find(|o| o["metadata"]["name"] == "from-a");
+    assert_eq!(
+        names,
+        ["from-b", "from-a", "from-other"],
+        "{:?}",
+        out.objects
+    );
+    let dup = out
+        .objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "from-a");
     assert_eq!(dup.map(|o| o["data"]["k"].clone()), Some(json!("b")));
     assert_eq!(out.revisions, [first.clone(), first, second]);
     assert!(
@@ -121,6 +139,9 @@ async fn a_multi_source_app_merges_its_sources_and_records_what_each_read() {
         out.warnings
     );
     let read = &out.files_read[&apps.file_url()];
-    assert!(read.contains("a/cm.yaml") && read.contains("b/dup.yaml"), "{read:?}");
+    assert!(
+        read.contains("a/cm.yaml") && read.contains("b/dup.yaml"),
+        "{read:?}"
+    );
     assert!(out.files_read[&other.file_url()].contains("more/cm.yaml"));
 }

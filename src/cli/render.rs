@@ -213,7 +213,11 @@ pub fn source(args: &RenderArgs) -> anyhow::Result<ApplicationSource> {
 }
 
 /// Renders the source the flags describe, using the configured Git cache and tools.
-pub async fn render(args: &RenderArgs, settings: &Settings, data_dir: &Path) -> anyhow::Result<AppManifests> {
+pub async fn render(
+    args: &RenderArgs,
+    settings: &Settings,
+    data_dir: &Path,
+) -> anyhow::Result<AppManifests> {
     let source = source(args)?;
     let manifests = Arc::new(crate::startup::build_manifests(settings, data_dir)?);
     let target = Target {

@@ -162,7 +162,10 @@ async fn evaluate_and_sync(
         Vec::new()
     };
     status.render_inputs = render_inputs;
-    match warnings.iter().find(|w| w.condition == REPEATED_RESOURCE_WARNING) {
+    match warnings
+        .iter()
+        .find(|w| w.condition == REPEATED_RESOURCE_WARNING)
+    {
         Some(w) => status::set_condition(status, REPEATED_RESOURCE_WARNING, &w.message),
         None => status::clear_condition(status, REPEATED_RESOURCE_WARNING),
     }

@@ -13,18 +13,24 @@ use crate::helpers::*;
 fn write_example_apps(app: &TestApp) {
     let repo = &app.repo;
     // Plain directory, with a values file beside the manifests that holds no object.
-    repo.write("guestbook/deploy.yaml", &deployment("plain-web", "nginx:1.25"))
-        .write("guestbook/values.yaml", "replicas: 2\nimage: {tag: x}\n");
+    repo.write(
+        "guestbook/deploy.yaml",
+        &deployment("plain-web", "nginx:1.25"),
+    )
+    .write("guestbook/values.yaml", "replicas: 2\nimage: {tag: x}\n");
     // Kustomize: a base and a prod overlay.
-    repo.write("kustomize-guestbook/base/deployment.yaml", &deployment("web", "nginx:1.25"))
-        .write(
-            "kustomize-guestbook/base/kustomization.yaml",
-            "resources:\n  - deployment.yaml\n",
-        )
-        .write(
-            "kustomize-guestbook/overlays/prod/kustomization.yaml",
-            "namePrefix: prod-\nresources:\n  - ../../base\n",
-        );
+    repo.write(
+        "kustomize-guestbook/base/deployment.yaml",
+        &deployment("web", "nginx:1.25"),
+    )
+    .write(
+        "kustomize-guestbook/base/kustomization.yaml",
+        "resources:\n  - deployment.yaml\n",
+    )
+    .write(
+        "kustomize-guestbook/overlays/prod/kustomization.yaml",
+        "namePrefix: prod-\nresources:\n  - ../../base\n",
+    );
     // Helm: a chart with a prod value file.
     repo.write(
         "helm-guestbook/Chart.yaml",
@@ -94,8 +100,7 @@ async fn send_push(app: &TestApp, before: &str, after: &str, files: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_reaches_its_overlay()
-{
+async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_reaches_its_overlay() {
     tools::require("helm");
     let app = spawn_app(Options::default()).await;
     write_example_apps(&app);
@@ -141,7 +146,10 @@ async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_rea
         );
     }
     // What each tool made, as Argo CD would have applied it.
-    let plain = app.deployment("plain-web").await.expect("plain-web applied");
+    let plain = app
+        .deployment("plain-web")
+        .await
+        .expect("plain-web applied");
     assert_eq!(image_of(&plain), "nginx:1.25");
     let prod = app.deployment("prod-web").await.expect("prod-web applied");
     assert_eq!(prod.pointer("/metadata/labels/env"), Some(&json!("prod")));
@@ -150,8 +158,15 @@ async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_rea
         .await
         .expect("helm release applied with the app name as release name");
     assert_eq!(image_of(&helm), "nginx:1.27", "the parameter wins");
-    assert_eq!(helm.pointer("/spec/replicas"), Some(&json!(2)), "value file");
-    let jsonnet = app.deployment("jsonnet-web").await.expect("jsonnet applied");
+    assert_eq!(
+        helm.pointer("/spec/replicas"),
+        Some(&json!(2)),
+        "value file"
+    );
+    let jsonnet = app
+        .deployment("jsonnet-web")
+        .await
+        .expect("jsonnet applied");
     assert_eq!(image_of(&jsonnet), "nginx:1.26", "the TLA");
     let kustomize_app = app.get_app("kustomize-prod").await;
     let inputs = kustomize_app
@@ -176,9 +191,12 @@ async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_rea
         &["kustomize-guestbook/base/deployment.yaml"],
     )
     .await;
-    app.wait_app("kustomize-prod", 60, "the overlay synced the base change", |a| {
-        sync_of(a) == ("Synced".into(), second.clone())
-    })
+    app.wait_app(
+        "kustomize-prod",
+        60,
+        "the overlay synced the base change",
+        |a| sync_of(a) == ("Synced".into(), second.clone()),
+    )
     .await;
     let prod = app.deployment("prod-web").await.expect("prod-web");
     assert_eq!(image_of(&prod), "nginx:1.27");
@@ -193,7 +211,9 @@ async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_rea
 
     // The API shows what a sync applies.
     let answer: Value = app
-        .get(&format!("/api/v1/applications/{APP_NAMESPACE}/helm-guestbook/manifests"))
+        .get(&format!(
+            "/api/v1/applications/{APP_NAMESPACE}/helm-guestbook/manifests"
+        ))
         .await
         .json()
         .await
