@@ -11,6 +11,7 @@ mod confine;
 mod directory;
 mod glob;
 mod helm;
+mod helm_chart;
 mod jsonnet;
 mod kustomize;
 mod spec;
