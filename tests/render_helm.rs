@@ -564,3 +564,194 @@ fn a_hanging_helm_is_stopped_at_the_deadline() {
     assert!(matches!(err, RenderError::ToolTimeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// A chart repository on 127.0.0.1 serving `dir` over HTTP/1.1, requiring Basic credentials
+/// and counting the requests it answers.
+struct ChartServer {
+    url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ChartServer {
+    fn start(dir: PathBuf, user: &str, pass: &str) -> ChartServer {
+        use base64::Engine;
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/charts", listener.local_addr().unwrap());
+        let expected = format!(
+            "basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut authorised = false;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorised = value.trim().to_ascii_lowercase()
+                            == expected.to_ascii_lowercase()
+                            && value.trim()[6..] == expected[6..];
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let file = path.strip_prefix("/charts/").unwrap_or("");
+                let (status, body) = if !authorised {
+                    ("401 Unauthorized", b"unauthorised".to_vec())
+                } else if file.contains("..") || file.is_empty() {
+                    ("404 Not Found", b"not found".to_vec())
+                } else {
+                    match std::fs::read(dir.join(file)) {
+                        Ok(bytes) => ("200 OK", bytes),
+                        Err(_) => ("404 Not Found", b"not found".to_vec()),
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\nWWW-Authenticate: Basic realm=\"charts\"\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        ChartServer { url, requests }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `helm package` of chart `web` at each version, and `helm repo index` (relative URLs).
+fn packaged_repository(versions: &[&str]) -> tempfile::TempDir {
+    let helm = common::tools::require("helm");
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&helm)
+            .args(args)
+            .env("HOME", tmp.path())
+            .env("HELM_CACHE_HOME", tmp.path().join("cache"))
+            .env("HELM_CONFIG_HOME", tmp.path().join("config"))
+            .env("HELM_DATA_HOME", tmp.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    for version in versions {
+        let chart = tmp.path().join(format!("src-{version}/web"));
+        write(
+            &chart,
+            "Chart.yaml",
+            &format!("apiVersion: v2\nname: web\nversion: {version}\n"),
+        );
+        write(
+            &chart,
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-web\ndata:\n  version: {{ .Chart.Version | quote }}\n",
+        );
+        run(&["package", chart.to_str().unwrap(), "-d", served.to_str().unwrap()]);
+    }
+    run(&["repo", "index", served.to_str().unwrap()]);
+    tmp
+}
+
+#[tokio::test]
+async fn charts_are_fetched_from_a_repository_by_version_or_range_and_cached() {
+    let repository = packaged_repository(&["1.0.0", "1.2.0", "1.5.0", "2.0.0", "2.1.0-rc.1"]);
+    let server = ChartServer::start(repository.path().join("served"), "ci", "s3cret");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = capstan::render::ChartCache::new(cache_dir.path());
+    let creds = Some(("ci", "s3cret"));
+
+    let exact = cache.fetch(&server.url, "web", "1.2.0", creds).await.expect("exact");
+    assert_eq!(exact.version, "1.2.0");
+    let chart_yaml =
+        std::fs::read_to_string(exact.dir.join(&exact.chart_path).join("Chart.yaml")).unwrap();
+    assert!(chart_yaml.contains("version: 1.2.0"), "{chart_yaml}");
+    assert_eq!(server.requests(), 2, "index.yaml and the archive");
+    let again = cache.fetch(&server.url, "web", "1.2.0", creds).await.expect("cached");
+    assert_eq!(again, exact);
+    assert_eq!(server.requests(), 2, "a cached exact version makes no request");
+
+    let ranged = cache.fetch(&server.url, "web", "^1.0", creds).await.expect("range");
+    assert_eq!(ranged.version, "1.5.0");
+    assert_eq!(server.requests(), 4);
+    let ranged_again = cache.fetch(&server.url, "web", ">=1.0 <2", creds).await.expect("range");
+    assert_eq!(ranged_again, ranged);
+    assert_eq!(server.requests(), 5, "only the index is read again to resolve the range");
+    let latest = cache.fetch(&server.url, "web", "*", creds).await.expect("latest");
+    assert_eq!(latest.version, "2.0.0", "the latest stable version");
+
+    // The fetched chart renders as a Helm source.
+    let source = SourceSpec {
+        path: latest.chart_path.clone(),
+        chart: Some("web".into()),
+        ..SourceSpec::default()
+    };
+    let rendered = render_with(&latest.dir, &source).expect("renders");
+    let cm = find(&rendered.objects, "ConfigMap", "my-app-web").expect("rendered");
+    assert_eq!(cm["data"]["version"], "2.0.0");
+
+    let err = cache
+        .fetch(&server.url, "web", "1.0.0", Some(("ci", "wrong-password")))
+        .await
+        .expect_err("wrong password");
+    let message = err.to_string();
+    assert!(matches!(err, RenderError::ChartFetch { .. }), "{err:?}");
+    assert!(message.contains("401"), "{message}");
+    assert!(!message.contains("wrong-password"), "{message}");
+    // The cached 1.2.0 is not handed to a caller with other credentials either.
+    let before = server.requests();
+    let err = cache
+        .fetch(&server.url, "web", "1.2.0", Some(("ci", "wrong-password")))
+        .await
+        .expect_err("cache is per credentials");
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(server.requests() > before);
+
+    let err = cache.fetch(&server.url, "web", "3.0.0", creds).await.expect_err("missing");
+    assert!(err.to_string().contains("3.0.0"), "{err}");
+    let err = cache.fetch(&server.url, "nope", "1.0.0", creds).await.expect_err("no chart");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[tokio::test]
+async fn an_archive_not_matching_the_index_digest_is_refused() {
+    let repository = packaged_repository(&["1.0.0", "2.0.0"]);
+    let served = repository.path().join("served");
+    // Replace 2.0.0's archive after indexing: the index's digest no longer matches.
+    std::fs::copy(served.join("web-1.0.0.tgz"), served.join("web-2.0.0.tgz")).unwrap();
+    let server = ChartServer::start(served, "ci", "s3cret");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = capstan::render::ChartCache::new(cache_dir.path());
+    let err = cache
+        .fetch(&server.url, "web", "2.0.0", Some(("ci", "s3cret")))
+        .await
+        .expect_err("digest mismatch");
+    assert!(err.to_string().contains("digest"), "{err}");
+    // Nothing was cached: the next fetch asks the server again.
+    let before = server.requests();
+    assert!(cache.fetch(&server.url, "web", "2.0.0", Some(("ci", "s3cret"))).await.is_err());
+    assert_eq!(server.requests(), before + 2);
+    // The untouched version still fetches.
+    let ok = cache
+        .fetch(&server.url, "web", "1.0.0", Some(("ci", "s3cret")))
+        .await
+        .expect("good archive");
+    assert_eq!(ok.version, "1.0.0");
+}
