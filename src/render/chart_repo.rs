@@ -545,6 +545,57 @@ mod tests {
         assert!(pick(">=").is_err());
     }
 
+    /// A gzipped tar of `(path, symlink target or file content, is_link)` written with raw
+    /// names, so hostile paths are kept as given.
+    fn archive(entries: &[(&str, &str, bool)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data, is_link) in entries {
+            let mut header = tar::Header::new_old();
+            let name = &mut header.as_old_mut().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_mode(0o644);
+            if *is_link {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_link_name(data).unwrap();
+                header.set_size(0);
+                header.set_cksum();
+                builder.append(&header, std::io::empty()).unwrap();
+            } else {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(data.len() as u64);
+                header.set_cksum();
+                builder.append(&header, data.as_bytes()).unwrap();
+            }
+        }
+        let tar = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_write_nothing_outside() {
+        let chart = ("web/Chart.yaml", "name: web\nversion: 1.0.0\n", false);
+        let ok = tempfile::tempdir().unwrap();
+        assert_eq!(unpack(&archive(&[chart]), ok.path()).unwrap(), "web");
+        let cases: [&[(&str, &str, bool)]; 5] = [
+            &[chart, ("web/../../evil", "x", false)],
+            &[chart, ("/tmp/evil", "x", false)],
+            &[chart, ("web/link", "../../outside", true)],
+            &[chart, ("web/d", "../web", true), ("web/d/x", "x", false)],
+            &[chart, ("other/Chart.yaml", "x", false)],
+        ];
+        for entries in cases {
+            let outer = tempfile::tempdir().unwrap();
+            let into = outer.path().join("into");
+            std::fs::create_dir(&into).unwrap();
+            let err = unpack(&archive(entries), &into).expect_err(&format!("{entries:?}"));
+            assert!(!err.is_empty());
+            assert!(!outer.path().join("evil").exists(), "{entries:?}");
+            assert!(!into.join("web/x").exists(), "{entries:?}");
+        }
+    }
+
     #[test]
     fn archive_paths_climbing_out_are_refused() {
         assert_eq!(safe_relative(Path::new("a/./b")), Some(PathBuf::from("a/b")));
