@@ -22,8 +22,16 @@ fn write(root: &Path, rel: &str, text: &str) {
 /// `small/`: six templates (a deployment, a service and four config maps); `noop/`: a chart
 /// with no templates.
 fn charts(root: &Path) {
-    write(root, "small/Chart.yaml", "apiVersion: v2\nname: small\nversion: 0.1.0\n");
-    write(root, "small/values.yaml", "replicas: 2\nimage: nginx:1.27\nport: 80\n");
+    write(
+        root,
+        "small/Chart.yaml",
+        "apiVersion: v2\nname: small\nversion: 0.1.0\n",
+    );
+    write(
+        root,
+        "small/values.yaml",
+        "replicas: 2\nimage: nginx:1.27\nport: 80\n",
+    );
     write(
         root,
         "small/templates/deployment.yaml",
@@ -40,11 +48,17 @@ fn charts(root: &Path) {
             &format!("small/templates/cm-{i}.yaml"),
             &format!(
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{i}\ndata:\n{}",
-                (0..20).map(|k| format!("  key{k}: value-{k}\n")).collect::<String>()
+                (0..20)
+                    .map(|k| format!("  key{k}: value-{k}\n"))
+                    .collect::<String>()
             ),
         );
     }
-    write(root, "noop/Chart.yaml", "apiVersion: v2\nname: noop\nversion: 0.1.0\n");
+    write(
+        root,
+        "noop/Chart.yaml",
+        "apiVersion: v2\nname: noop\nversion: 0.1.0\n",
+    );
 }
 
 fn median(mut f: impl FnMut()) -> Duration {
@@ -90,7 +104,14 @@ fn main() {
         });
         let bare = median(|| {
             let out = Command::new(&helm)
-                .args(["template", "bench", ".", "--namespace", "default", "--include-crds"])
+                .args([
+                    "template",
+                    "bench",
+                    ".",
+                    "--namespace",
+                    "default",
+                    "--include-crds",
+                ])
                 .current_dir(repo.join(chart))
                 .env("HOME", &home)
                 .output()

@@ -87,7 +87,11 @@ data:
         "common/templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  colour: {{ .Values.colour | quote }}\n",
     );
-    write(&repo, "envs/prod.yaml", "greeting: hello-prod\nreplicas: 3\n");
+    write(
+        &repo,
+        "envs/prod.yaml",
+        "greeting: hello-prod\nreplicas: 3\n",
+    );
     write(&repo, "files/motd.txt", "message of the day");
     (tmp, repo)
 }
@@ -255,25 +259,52 @@ fn every_input_renders_as_helm_template_renders_it() {
     let cm = find(&rendered.objects, "ConfigMap", "rel-config").expect("config map");
     assert_eq!(cm["metadata"]["namespace"], "prod");
     assert_eq!(cm["data"]["greeting"], "a,b", "--set wins, commas kept");
-    assert_eq!(cm["data"]["replicasKind"], "float64", "prod.yaml's replicas");
+    assert_eq!(
+        cm["data"]["replicasKind"], "float64",
+        "prod.yaml's replicas"
+    );
     assert_eq!(cm["data"]["tag"], "1234");
     assert_eq!(cm["data"]["tagKind"], "string", "forceString");
-    assert_eq!(cm["data"]["inline"], "from-values-object", "valuesObject wins");
+    assert_eq!(
+        cm["data"]["inline"], "from-values-object",
+        "valuesObject wins"
+    );
     assert_eq!(cm["data"]["list"], "[1,2]");
     assert_eq!(cm["data"]["fromFile"], "message of the day");
     assert_eq!(cm["data"]["kube"], "v1.31.0");
     assert_eq!(cm["data"]["hasWidget"], "true");
     let common = find(&rendered.objects, "ConfigMap", "rel-common").expect("dependency");
     assert_eq!(common["data"]["colour"], "green");
-    assert!(find(&rendered.objects, "CustomResourceDefinition", "widgets.example.com").is_some());
-    assert!(find(&rendered.objects, "Pod", "rel-test").is_none(), "skipTests");
+    assert!(
+        find(
+            &rendered.objects,
+            "CustomResourceDefinition",
+            "widgets.example.com"
+        )
+        .is_some()
+    );
+    assert!(
+        find(&rendered.objects, "Pod", "rel-test").is_none(),
+        "skipTests"
+    );
     let hook = find(&rendered.objects, "Job", "rel-migrate").expect("hooks stay");
-    assert_eq!(hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install");
+    assert_eq!(
+        hook["metadata"]["annotations"]["helm.sh/hook"],
+        "pre-install"
+    );
 
     for file in ["app", "common", "envs/prod.yaml", "files/motd.txt"] {
-        assert!(rendered.files_read.contains(file), "{file}: {:?}", rendered.files_read);
+        assert!(
+            rendered.files_read.contains(file),
+            "{file}: {:?}",
+            rendered.files_read
+        );
     }
-    assert!(rendered.tool_version.starts_with('v'), "{}", rendered.tool_version);
+    assert!(
+        rendered.tool_version.starts_with('v'),
+        "{}",
+        rendered.tool_version
+    );
 }
 
 #[test]
@@ -300,8 +331,18 @@ fn defaults_come_from_the_application_and_skip_crds_drops_the_crds() {
     assert_eq!(cm["data"]["inline"], "from-values");
     assert_eq!(cm["data"]["kube"], "v1.30.2");
     assert_eq!(cm["data"]["hasWidget"], "true");
-    assert!(find(&rendered.objects, "CustomResourceDefinition", "widgets.example.com").is_none());
-    assert!(find(&rendered.objects, "Pod", "my-app-test").is_some(), "tests kept");
+    assert!(
+        find(
+            &rendered.objects,
+            "CustomResourceDefinition",
+            "widgets.example.com"
+        )
+        .is_none()
+    );
+    assert!(
+        find(&rendered.objects, "Pod", "my-app-test").is_some(),
+        "tests kept"
+    );
 }
 
 #[test]
@@ -359,11 +400,20 @@ fn tree_hash(dir: &Path) -> String {
             .collect();
         entries.sort();
         for path in entries {
-            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = std::fs::symlink_metadata(&path).unwrap();
             hasher.update(rel.as_bytes());
             if meta.file_type().is_symlink() {
-                hasher.update(std::fs::read_link(&path).unwrap().to_string_lossy().as_bytes());
+                hasher.update(
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .to_string_lossy()
+                        .as_bytes(),
+                );
             } else if meta.is_dir() {
                 hasher.update(b"/");
                 visit(&path, base, hasher);
@@ -446,7 +496,10 @@ fn value_files_leaving_the_repository_are_refused_and_ref_files_are_read_from_th
         ..HelmSpec::default()
     };
     let err = render_with(&repo, &helm_source("app", url)).expect_err("no network");
-    assert!(err.to_string().contains("https://example.com/values.yaml"), "{err}");
+    assert!(
+        err.to_string().contains("https://example.com/values.yaml"),
+        "{err}"
+    );
 
     // Multi-source: `$values/...` comes from the other source's checkout and is named so.
     let other = tempfile::tempdir().unwrap();
@@ -463,7 +516,11 @@ fn value_files_leaving_the_repository_are_refused_and_ref_files_are_read_from_th
     let rendered = render(&source, &ctx(&repo, &refs, &tools)).expect("renders");
     let cm = find(&rendered.objects, "ConfigMap", "my-app-config").unwrap();
     assert_eq!(cm["data"]["greeting"], "from-ref");
-    assert!(rendered.files_read.contains("$values/envs/prod.yaml"), "{:?}", rendered.files_read);
+    assert!(
+        rendered.files_read.contains("$values/envs/prod.yaml"),
+        "{:?}",
+        rendered.files_read
+    );
     let escaping = helm_source(
         "app",
         HelmSpec {
@@ -480,10 +537,17 @@ fn a_template_cannot_read_files_outside_the_chart() {
     let (_tmp, repo) = chart_repo();
     let rendered = render_with(&repo, &helm_source("app", HelmSpec::default())).expect("renders");
     let cm = find(&rendered.objects, "ConfigMap", "my-app-config").unwrap();
-    assert_eq!(cm["data"]["outside"], "", "the outside file must not be readable");
+    assert_eq!(
+        cm["data"]["outside"], "",
+        "the outside file must not be readable"
+    );
     // The file is there: only confinement keeps it out.
     assert!(repo.join("app").join("../../outside.txt").is_file());
-    assert!(!serde_json::to_string(&rendered.objects).unwrap().contains("TOP-SECRET"));
+    assert!(
+        !serde_json::to_string(&rendered.objects)
+            .unwrap()
+            .contains("TOP-SECRET")
+    );
 }
 
 #[test]
@@ -504,8 +568,11 @@ fn symlinks_leaving_the_repository_are_refused_before_helm_runs() {
     }
     // A link leaving the repository inside a local dependency is refused as well.
     let (tmp, repo) = chart_repo();
-    std::os::unix::fs::symlink(tmp.path().join("outside.txt"), repo.join("common/secret.txt"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        tmp.path().join("outside.txt"),
+        repo.join("common/secret.txt"),
+    )
+    .unwrap();
     let err = render_with(&repo, &helm_source("app", HelmSpec::default())).expect_err("dep");
     assert!(matches!(err, RenderError::PathEscapes { .. }), "{err:?}");
 }
@@ -524,7 +591,10 @@ fn a_missing_value_file_fails_unless_ignored() {
     spec.ignore_missing_value_files = true;
     let rendered = render_with(&repo, &helm_source("app", spec)).expect("ignored");
     let cm = find(&rendered.objects, "ConfigMap", "my-app-config").unwrap();
-    assert_eq!(cm["data"]["greeting"], "hello-prod", "the present file still applies");
+    assert_eq!(
+        cm["data"]["greeting"], "hello-prod",
+        "the present file still applies"
+    );
     assert!(!rendered.files_read.contains("app/missing.yaml"));
 }
 
@@ -545,7 +615,11 @@ fn a_broken_template_fails_with_helms_message() {
 fn a_hanging_helm_is_stopped_at_the_deadline() {
     let (tmp, repo) = chart_repo();
     std::fs::remove_file(repo.join("app/Chart.yaml")).unwrap();
-    write(&repo, "app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\n");
+    write(
+        &repo,
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
     let script = tmp.path().join("fake-helm");
     std::fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
     {
@@ -559,8 +633,11 @@ fn a_hanging_helm_is_stopped_at_the_deadline() {
     };
     let refs = BTreeMap::new();
     let started = Instant::now();
-    let err = render(&helm_source("app", HelmSpec::default()), &ctx(&repo, &refs, &tools))
-        .expect_err("times out");
+    let err = render(
+        &helm_source("app", HelmSpec::default()),
+        &ctx(&repo, &refs, &tools),
+    )
+    .expect_err("times out");
     assert!(matches!(err, RenderError::ToolTimeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -578,10 +655,7 @@ impl ChartServer {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/charts", listener.local_addr().unwrap());
-        let expected = format!(
-            "basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        );
+        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = requests.clone();
         std::thread::spawn(move || {
@@ -601,9 +675,9 @@ impl ChartServer {
                     if let Some((name, value)) = line.split_once(':')
                         && name.eq_ignore_ascii_case("authorization")
                     {
-                        authorised = value.trim().to_ascii_lowercase()
-                            == expected.to_ascii_lowercase()
-                            && value.trim()[6..] == expected[6..];
+                        authorised = value.trim().split_once(' ').is_some_and(|(scheme, token)| {
+                            scheme.eq_ignore_ascii_case("basic") && token == expected
+                        });
                     }
                 }
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -650,7 +724,11 @@ fn packaged_repository(versions: &[&str]) -> tempfile::TempDir {
             .env("HELM_DATA_HOME", tmp.path().join("data"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     for version in versions {
         let chart = tmp.path().join(format!("src-{version}/web"));
@@ -664,7 +742,12 @@ fn packaged_repository(versions: &[&str]) -> tempfile::TempDir {
             "templates/cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-web\ndata:\n  version: {{ .Chart.Version | quote }}\n",
         );
-        run(&["package", chart.to_str().unwrap(), "-d", served.to_str().unwrap()]);
+        run(&[
+            "package",
+            chart.to_str().unwrap(),
+            "-d",
+            served.to_str().unwrap(),
+        ]);
     }
     run(&["repo", "index", served.to_str().unwrap()]);
     tmp
@@ -678,23 +761,46 @@ async fn charts_are_fetched_from_a_repository_by_version_or_range_and_cached() {
     let cache = capstan::render::ChartCache::new(cache_dir.path());
     let creds = Some(("ci", "s3cret"));
 
-    let exact = cache.fetch(&server.url, "web", "1.2.0", creds).await.expect("exact");
+    let exact = cache
+        .fetch(&server.url, "web", "1.2.0", creds)
+        .await
+        .expect("exact");
     assert_eq!(exact.version, "1.2.0");
     let chart_yaml =
         std::fs::read_to_string(exact.dir.join(&exact.chart_path).join("Chart.yaml")).unwrap();
     assert!(chart_yaml.contains("version: 1.2.0"), "{chart_yaml}");
     assert_eq!(server.requests(), 2, "index.yaml and the archive");
-    let again = cache.fetch(&server.url, "web", "1.2.0", creds).await.expect("cached");
+    let again = cache
+        .fetch(&server.url, "web", "1.2.0", creds)
+        .await
+        .expect("cached");
     assert_eq!(again, exact);
-    assert_eq!(server.requests(), 2, "a cached exact version makes no request");
+    assert_eq!(
+        server.requests(),
+        2,
+        "a cached exact version makes no request"
+    );
 
-    let ranged = cache.fetch(&server.url, "web", "^1.0", creds).await.expect("range");
+    let ranged = cache
+        .fetch(&server.url, "web", "^1.0", creds)
+        .await
+        .expect("range");
     assert_eq!(ranged.version, "1.5.0");
     assert_eq!(server.requests(), 4);
-    let ranged_again = cache.fetch(&server.url, "web", ">=1.0 <2", creds).await.expect("range");
+    let ranged_again = cache
+        .fetch(&server.url, "web", ">=1.0 <2", creds)
+        .await
+        .expect("range");
     assert_eq!(ranged_again, ranged);
-    assert_eq!(server.requests(), 5, "only the index is read again to resolve the range");
-    let latest = cache.fetch(&server.url, "web", "*", creds).await.expect("latest");
+    assert_eq!(
+        server.requests(),
+        5,
+        "only the index is read again to resolve the range"
+    );
+    let latest = cache
+        .fetch(&server.url, "web", "*", creds)
+        .await
+        .expect("latest");
     assert_eq!(latest.version, "2.0.0", "the latest stable version");
 
     // The fetched chart renders as a Helm source.
@@ -724,9 +830,15 @@ async fn charts_are_fetched_from_a_repository_by_version_or_range_and_cached() {
     assert!(err.to_string().contains("401"), "{err}");
     assert!(server.requests() > before);
 
-    let err = cache.fetch(&server.url, "web", "3.0.0", creds).await.expect_err("missing");
+    let err = cache
+        .fetch(&server.url, "web", "3.0.0", creds)
+        .await
+        .expect_err("missing");
     assert!(err.to_string().contains("3.0.0"), "{err}");
-    let err = cache.fetch(&server.url, "nope", "1.0.0", creds).await.expect_err("no chart");
+    let err = cache
+        .fetch(&server.url, "nope", "1.0.0", creds)
+        .await
+        .expect_err("no chart");
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -746,7 +858,12 @@ async fn an_archive_not_matching_the_index_digest_is_refused() {
     assert!(err.to_string().contains("digest"), "{err}");
     // Nothing was cached: the next fetch asks the server again.
     let before = server.requests();
-    assert!(cache.fetch(&server.url, "web", "2.0.0", Some(("ci", "s3cret"))).await.is_err());
+    assert!(
+        cache
+            .fetch(&server.url, "web", "2.0.0", Some(("ci", "s3cret")))
+            .await
+            .is_err()
+    );
     assert_eq!(server.requests(), before + 2);
     // The untouched version still fetches.
     let ok = cache

@@ -98,11 +98,7 @@ impl ChartCache {
             repo: repo.to_string(),
             message,
         };
-        if chart.is_empty()
-            || chart.contains(['/', '\\', '\0'])
-            || chart == "."
-            || chart == ".."
-        {
+        if chart.is_empty() || chart.contains(['/', '\\', '\0']) || chart == "." || chart == ".." {
             return Err(fail(format!("invalid chart name {chart:?}")));
         }
         let base = Url::parse(&format!("{repo}/"))
@@ -136,9 +132,11 @@ impl ChartCache {
             .urls
             .first()
             .ok_or_else(|| fail(format!("chart {chart:?} {resolved} has no download URL")))?;
-        let url = base
-            .join(url)
-            .map_err(|e| fail(format!("chart {chart:?} {resolved}: invalid URL {url:?}: {e}")))?;
+        let url = base.join(url).map_err(|e| {
+            fail(format!(
+                "chart {chart:?} {resolved}: invalid URL {url:?}: {e}"
+            ))
+        })?;
         let archive = self
             .get(&url, &base, creds, MAX_ARCHIVE_BYTES)
             .await
@@ -245,7 +243,9 @@ impl ChartCache {
             .map_err(|e| format!("GET {shown}: {}", describe(&e)))?
         {
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(format!("GET {shown}: larger than the limit of {limit} bytes"));
+                return Err(format!(
+                    "GET {shown}: larger than the limit of {limit} bytes"
+                ));
             }
             body.extend_from_slice(&chunk);
         }
@@ -324,7 +324,10 @@ fn range(wanted: &str) -> Result<Vec<semver::VersionReq>, String> {
         let mut comparators: Vec<String> = Vec::new();
         let mut pending_operator = String::new();
         for token in alternative.split([' ', ',']).filter(|t| !t.is_empty()) {
-            if token.chars().all(|c| matches!(c, '>' | '<' | '=' | '~' | '^' | '!')) {
+            if token
+                .chars()
+                .all(|c| matches!(c, '>' | '<' | '=' | '~' | '^' | '!'))
+            {
                 pending_operator.push_str(token);
             } else {
                 comparators.push(format!("{pending_operator}{token}"));
@@ -348,7 +351,10 @@ fn range(wanted: &str) -> Result<Vec<semver::VersionReq>, String> {
 
 /// The cached chart in `dir`, if a complete one is there.
 fn cached(dir: &Path, version: &str) -> Option<FetchedChart> {
-    let chart_path = std::fs::read_to_string(dir.join(COMPLETE)).ok()?.trim().to_string();
+    let chart_path = std::fs::read_to_string(dir.join(COMPLETE))
+        .ok()?
+        .trim()
+        .to_string();
     dir.join(&chart_path)
         .join("Chart.yaml")
         .is_file()
@@ -377,10 +383,11 @@ fn store(
         .prefix(".unpacking-")
         .tempdir_in(root)
         .map_err(io(root))?;
-    let chart_path = unpack(archive, staging.path()).map_err(|message| RenderError::ChartFetch {
-        repo: format!("{chart} {version}"),
-        message: format!("unsafe or invalid chart archive: {message}"),
-    })?;
+    let chart_path =
+        unpack(archive, staging.path()).map_err(|message| RenderError::ChartFetch {
+            repo: format!("{chart} {version}"),
+            message: format!("unsafe or invalid chart archive: {message}"),
+        })?;
     std::fs::write(staging.path().join(COMPLETE), &chart_path).map_err(io(staging.path()))?;
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -451,8 +458,8 @@ fn unpack(archive: &[u8], into: &Path) -> Result<String, String> {
             }
             let mut out = std::fs::File::create(&path).map_err(|e| e.to_string())?;
             // The header's size is trusted only as far as this limit.
-            let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)
-                .map_err(|e| e.to_string())?;
+            let copied =
+                std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| e.to_string())?;
             if copied != size {
                 return Err(format!("entry {raw:?} is truncated"));
             }
@@ -538,7 +545,11 @@ mod tests {
         assert_eq!(pick(">=1.0 <2").unwrap(), "1.5.3");
         assert_eq!(pick(">= 1.0, < 1.5").unwrap(), "1.2.0");
         assert_eq!(pick("~1.2 || ^2").unwrap(), "2.0.0");
-        assert_eq!(pick("*").unwrap(), "2.0.0", "pre-releases are not the latest");
+        assert_eq!(
+            pick("*").unwrap(),
+            "2.0.0",
+            "pre-releases are not the latest"
+        );
         assert_eq!(pick("").unwrap(), "2.0.0");
         assert!(pick("1.3.0").unwrap_err().contains("1.3.0"));
         assert!(pick("^3").is_err());
@@ -598,7 +609,10 @@ mod tests {
 
     #[test]
     fn archive_paths_climbing_out_are_refused() {
-        assert_eq!(safe_relative(Path::new("a/./b")), Some(PathBuf::from("a/b")));
+        assert_eq!(
+            safe_relative(Path::new("a/./b")),
+            Some(PathBuf::from("a/b"))
+        );
         assert!(safe_relative(Path::new("../x")).is_none());
         assert!(safe_relative(Path::new("a/../../x")).is_none());
         assert!(safe_relative(Path::new("/etc/passwd")).is_none());

@@ -50,11 +50,7 @@ pub(crate) fn render_helm(
 
     let mut files_read = BTreeSet::from([display_rel(&chart_rel).to_string()]);
     files_read.extend(plan.local_dependencies.iter().cloned());
-    let mut args = vec![
-        "template".to_string(),
-        release.to_string(),
-        ".".to_string(),
-    ];
+    let mut args = vec!["template".to_string(), release.to_string(), ".".to_string()];
     let namespace = spec
         .namespace
         .as_deref()
@@ -126,7 +122,15 @@ pub(crate) fn render_helm(
     let work_dir = if plan.local_dependencies.is_empty() {
         chart_dir.clone()
     } else {
-        build_dependencies(ctx, &root, &chart_rel, &plan.local_dependencies, &program, &scratch, budget)?
+        build_dependencies(
+            ctx,
+            &root,
+            &chart_rel,
+            &plan.local_dependencies,
+            &program,
+            &scratch,
+            budget,
+        )?
     };
     let output = tool::run(
         &ToolRun {
@@ -168,7 +172,11 @@ fn scratch_dir(ctx: &RenderContext<'_>) -> Result<tempfile::TempDir, RenderError
         None => builder.tempdir(),
     }
     .map_err(|source| RenderError::Io {
-        path: ctx.tools.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        path: ctx
+            .tools
+            .temp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir),
         source,
     })
 }

@@ -113,7 +113,11 @@ pub(crate) fn join_shown(parent: &str, name: &str) -> String {
 /// Decides how to render the chart at `chart_rel` (repository-relative, normalised): every
 /// dependency must be vendored in `charts/` or be a `file://` chart inside the repository;
 /// a remote one that is not vendored cannot be fetched (no network) and is named in the error.
-pub(crate) fn plan(root: &Path, chart_rel: &str, chart_dir: &Path) -> Result<ChartPlan, RenderError> {
+pub(crate) fn plan(
+    root: &Path,
+    chart_rel: &str,
+    chart_dir: &Path,
+) -> Result<ChartPlan, RenderError> {
     let chart = read_chart_file(chart_dir, &join_shown(chart_rel, "Chart.yaml"))?;
     let dependencies = chart.dependencies.unwrap_or_default();
     if dependencies.is_empty() {
@@ -139,10 +143,11 @@ pub(crate) fn plan(root: &Path, chart_rel: &str, chart_dir: &Path) -> Result<Cha
             if relative.starts_with('/') {
                 return Err(RenderError::PathEscapes { path: shown });
             }
-            let joined = normalise(&join_shown(chart_rel, relative))
-                .map_err(|_| RenderError::PathEscapes {
+            let joined = normalise(&join_shown(chart_rel, relative)).map_err(|_| {
+                RenderError::PathEscapes {
                     path: shown.clone(),
-                })?;
+                }
+            })?;
             let rel = joined.to_string_lossy().replace('\\', "/");
             let real = resolve_inside(root, &root.join(&joined), &shown)?;
             if !real.join("Chart.yaml").is_file() {
@@ -193,10 +198,11 @@ fn read_chart_file(chart_dir: &Path, shown: &str) -> Result<ChartFile, RenderErr
             limit: MAX_CHART_YAML_BYTES,
         });
     }
-    let chart: Option<ChartFile> = serde_saphyr::from_str(&text).map_err(|err| RenderError::Parse {
-        file: shown.to_string(),
-        message: err.to_string(),
-    })?;
+    let chart: Option<ChartFile> =
+        serde_saphyr::from_str(&text).map_err(|err| RenderError::Parse {
+            file: shown.to_string(),
+            message: err.to_string(),
+        })?;
     Ok(chart.unwrap_or_default())
 }
 
@@ -245,7 +251,15 @@ pub(crate) fn copy_dirs(
     let mut entries = 0usize;
     for rel in dirs {
         let from = resolve_inside(root, &root.join(rel), rel)?;
-        copy_tree(&from, &into.join(rel), rel, 0, &mut copied, &mut entries, max_bytes)?;
+        copy_tree(
+            &from,
+            &into.join(rel),
+            rel,
+            0,
+            &mut copied,
+            &mut entries,
+            max_bytes,
+        )?;
     }
     Ok(())
 }
@@ -285,7 +299,15 @@ fn copy_tree(
         // Following the link is safe: check_tree refused every link leaving the repository.
         let meta = std::fs::metadata(&source).map_err(io(&source))?;
         if meta.is_dir() {
-            copy_tree(&source, &target, &child, depth + 1, copied, entries, max_bytes)?;
+            copy_tree(
+                &source,
+                &target,
+                &child,
+                depth + 1,
+                copied,
+                entries,
+                max_bytes,
+            )?;
         } else if meta.is_file() {
             *copied = copied.saturating_add(meta.len());
             if *copied > max_bytes {
