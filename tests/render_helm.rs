@@ -872,3 +872,36 @@ async fn an_archive_not_matching_the_index_digest_is_refused() {
         .expect("good archive");
     assert_eq!(ok.version, "1.0.0");
 }
+
+#[test]
+fn a_local_dependency_outside_the_repository_is_refused() {
+    let (tmp, repo) = chart_repo();
+    write(
+        tmp.path(),
+        "outside-chart/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.1.0\n",
+    );
+    write(
+        &repo,
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.1.0\n    repository: file://../../outside-chart\n",
+    );
+    let err = render_with(&repo, &helm_source("app", HelmSpec::default())).expect_err("outside");
+    assert!(matches!(err, RenderError::PathEscapes { .. }), "{err:?}");
+    assert!(err.to_string().contains("outside-chart"), "{err}");
+
+    // A missing local dependency beside a remote one: the build would need the network.
+    write(
+        &repo,
+        "app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.1.0\n    repository: file://../common\n  - name: redis\n    version: 1.0.0\n    repository: https://charts.example.com\n",
+    );
+    write(
+        &repo,
+        "app/charts/redis/Chart.yaml",
+        "apiVersion: v2\nname: redis\nversion: 1.0.0\n",
+    );
+    let err = render_with(&repo, &helm_source("app", HelmSpec::default())).expect_err("network");
+    assert!(matches!(err, RenderError::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"redis\""), "{err}");
+}

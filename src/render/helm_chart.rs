@@ -168,6 +168,18 @@ pub(crate) fn plan(
                     display_rel(chart_rel)
                 ),
             });
+        } else {
+            // `helm dependency build` fetches every dependency again, vendored or not.
+            return Err(RenderError::Unsupported {
+                message: format!(
+                    "building the local dependencies of {} would download chart dependency \
+                     {:?} from {:?} again, and Capstan renders without network access; commit \
+                     every dependency in charts/ (`helm dependency build`)",
+                    display_rel(chart_rel),
+                    dep.name,
+                    repository
+                ),
+            });
         }
     }
     Ok(ChartPlan {
