@@ -643,21 +643,30 @@ fn a_hanging_helm_is_stopped_at_the_deadline() {
 }
 
 /// A chart repository on 127.0.0.1 serving `dir` over HTTP/1.1, requiring Basic credentials
-/// and counting the requests it answers.
+/// (when given) and counting the requests it answers and those carrying credentials.
 struct ChartServer {
     url: String,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    with_credentials: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ChartServer {
     fn start(dir: PathBuf, user: &str, pass: &str) -> ChartServer {
+        ChartServer::serve(dir, Some((user, pass)))
+    }
+
+    fn serve(dir: PathBuf, creds: Option<(&str, &str)>) -> ChartServer {
         use base64::Engine;
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/charts", listener.local_addr().unwrap());
-        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let expected = creds.map(|(user, pass)| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        });
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let with_credentials = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = requests.clone();
+        let credentials_counter = with_credentials.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -666,7 +675,7 @@ impl ChartServer {
                 if reader.read_line(&mut request_line).is_err() {
                     continue;
                 }
-                let mut authorised = false;
+                let mut authorised = expected.is_none();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
@@ -675,8 +684,10 @@ impl ChartServer {
                     if let Some((name, value)) = line.split_once(':')
                         && name.eq_ignore_ascii_case("authorization")
                     {
+                        credentials_counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         authorised = value.trim().split_once(' ').is_some_and(|(scheme, token)| {
-                            scheme.eq_ignore_ascii_case("basic") && token == expected
+                            scheme.eq_ignore_ascii_case("basic")
+                                && expected.as_deref().is_none_or(|e| token == e)
                         });
                     }
                 }
@@ -701,7 +712,11 @@ impl ChartServer {
                 let _ = stream.write_all(&body);
             }
         });
-        ChartServer { url, requests }
+        ChartServer {
+            url,
+            requests,
+            with_credentials,
+        }
     }
 
     fn requests(&self) -> usize {
@@ -904,4 +919,44 @@ fn a_local_dependency_outside_the_repository_is_refused() {
     let err = render_with(&repo, &helm_source("app", HelmSpec::default())).expect_err("network");
     assert!(matches!(err, RenderError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains("\"redis\""), "{err}");
+}
+
+#[tokio::test]
+async fn credentials_are_sent_only_to_the_repositorys_own_origin() {
+    let repository = packaged_repository(&["1.0.0"]);
+    let served = repository.path().join("served");
+    // The archive lives on another origin (another port), which needs no credentials.
+    let elsewhere = ChartServer::serve(served.clone(), None);
+    let index = std::fs::read_to_string(served.join("index.yaml")).unwrap();
+    assert!(index.contains("- web-1.0.0.tgz"), "{index}");
+    let index = index.replace("- web-", &format!("- {}/web-", elsewhere.url));
+    let own = tempfile::tempdir().unwrap();
+    std::fs::write(own.path().join("index.yaml"), index).unwrap();
+    let server = ChartServer::start(own.path().to_path_buf(), "ci", "s3cret");
+
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = capstan::render::ChartCache::new(cache_dir.path());
+    let fetched = cache
+        .fetch(&server.url, "web", "1.0.0", Some(("ci", "s3cret")))
+        .await
+        .expect("fetched from the other origin");
+    assert_eq!(fetched.version, "1.0.0");
+    assert_eq!(
+        server
+            .with_credentials
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert_eq!(
+        elsewhere.requests(),
+        1,
+        "the archive came from the other origin"
+    );
+    assert_eq!(
+        elsewhere
+            .with_credentials
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "credentials leaked to another origin"
+    );
 }
