@@ -439,6 +439,18 @@ fn building_dependencies_leaves_the_checkout_untouched() {
     assert_eq!(tree_hash(&repo), before, "the checkout was written to");
     assert!(!repo.join("app/charts").exists());
     assert!(!repo.join("app/Chart.lock").exists());
+
+    // A Chart.lock out of sync with Chart.yaml stops `helm dependency build`; the render still
+    // succeeds, and the committed lock stays as it was.
+    write(
+        &repo,
+        "app/Chart.lock",
+        "dependencies:\n- name: other\n  repository: file://../other\n  version: 0.1.0\ndigest: sha256:0000000000000000000000000000000000000000000000000000000000000000\ngenerated: \"2024-01-01T00:00:00Z\"\n",
+    );
+    let before = tree_hash(&repo);
+    let rendered = render_with(&repo, &helm_source("app", HelmSpec::default())).expect("renders");
+    assert!(find(&rendered.objects, "ConfigMap", "my-app-common").is_some());
+    assert_eq!(tree_hash(&repo), before, "the checkout was written to");
 }
 
 #[test]
