@@ -2,7 +2,8 @@
 //! of Capstan's Helm render (`render::render`: confinement checks, `helm template` under
 //! `tool::run`, budgeted parsing) against a bare `helm template` process on the same chart,
 //! for a small chart with a handful of templates and for a no-op chart (the fixed cost).
-//! Medians over ROUNDS runs, after one warm-up (which also caches `helm version`).
+//! The two are timed alternately, ROUNDS times each after a warm-up (which also caches
+//! `helm version`), so a loaded machine slows both alike.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use capstan::render::{Limits, RenderContext, SourceSpec, ToolSettings, find_program, render};
 
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 11;
 
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
@@ -61,17 +62,31 @@ fn charts(root: &Path) {
     );
 }
 
-fn median(mut f: impl FnMut()) -> Duration {
-    f();
-    let mut times: Vec<Duration> = (0..ROUNDS)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
+/// The median of `times`.
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[ROUNDS / 2]
+    times[times.len() / 2]
+}
+
+/// Times `a` and `b` alternately, ROUNDS times each after one warm-up of both, so load on a
+/// shared machine hits both alike; returns their medians and the median paired difference.
+fn paired(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration, f64) {
+    a();
+    b();
+    let (mut ta, mut tb, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        a();
+        let da = start.elapsed();
+        let start = Instant::now();
+        b();
+        let db = start.elapsed();
+        diffs.push(da.as_secs_f64() - db.as_secs_f64());
+        ta.push(da);
+        tb.push(db);
+    }
+    diffs.sort_by(f64::total_cmp);
+    (median(ta), median(tb), diffs[ROUNDS / 2])
 }
 
 fn main() {
@@ -98,31 +113,33 @@ fn main() {
             path: chart.into(),
             ..SourceSpec::default()
         };
-        let capstan = median(|| {
-            let rendered = render(&source, &ctx).expect("renders");
-            assert_eq!(rendered.objects.len(), objects);
-        });
-        let bare = median(|| {
-            let out = Command::new(&helm)
-                .args([
-                    "template",
-                    "bench",
-                    ".",
-                    "--namespace",
-                    "default",
-                    "--include-crds",
-                ])
-                .current_dir(repo.join(chart))
-                .env("HOME", &home)
-                .output()
-                .expect("helm runs");
-            assert!(out.status.success());
-        });
+        let (capstan, bare, overhead) = paired(
+            || {
+                let rendered = render(&source, &ctx).expect("renders");
+                assert_eq!(rendered.objects.len(), objects);
+            },
+            || {
+                let out = Command::new(&helm)
+                    .args([
+                        "template",
+                        "bench",
+                        ".",
+                        "--namespace",
+                        "default",
+                        "--include-crds",
+                    ])
+                    .current_dir(repo.join(chart))
+                    .env("HOME", &home)
+                    .output()
+                    .expect("helm runs");
+                assert!(out.status.success());
+            },
+        );
         println!(
-            "{chart:>6}: capstan {:>8.1} ms  bare helm template {:>8.1} ms  overhead {:>+7.1} ms",
+            "{chart:>6}: capstan {:>8.1} ms  bare helm template {:>8.1} ms  overhead (median of paired differences) {:>+7.1} ms",
             capstan.as_secs_f64() * 1e3,
             bare.as_secs_f64() * 1e3,
-            (capstan.as_secs_f64() - bare.as_secs_f64()) * 1e3
+            overhead * 1e3
         );
     }
 }
