@@ -7,10 +7,12 @@
 
 mod budget;
 mod cache;
+mod chart_repo;
 mod confine;
 mod directory;
 mod glob;
 mod helm;
+mod helm_chart;
 mod jsonnet;
 mod kustomize;
 mod spec;
@@ -19,6 +21,7 @@ mod yaml;
 
 pub use budget::{Budget, Expanded, Limits};
 pub use cache::{CacheKey, CacheStats, RenderCache};
+pub use chart_repo::{ChartCache, FetchedChart};
 pub use confine::confine;
 pub use directory::{
     DirectoryOptions, render_directory, render_directory_budgeted, render_directory_with_limits,
@@ -349,6 +352,15 @@ pub enum RenderError {
         /// The file evaluated, relative to the repository root.
         file: String,
         /// The evaluator's message with its stack trace.
+        message: String,
+    },
+    /// A chart could not be fetched from a Helm repository (index, version, download, digest
+    /// or archive).
+    #[error("chart repository {repo}: {message}")]
+    ChartFetch {
+        /// The repository URL (or the chart, for an archive problem).
+        repo: String,
+        /// What went wrong.
         message: String,
     },
     /// Reading the checkout failed.
