@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use capstan::git::{GitCredentials, RepoCache};
 use capstan::manifests::{Manifests, Target};
-use capstan::render::{Limits, RenderCache, ToolSettings};
+use capstan::render::{ChartCache, Limits, RenderCache, ToolSettings};
 use capstan::store::application::ApplicationSource;
 
 #[path = "../tests/common/git.rs"]
@@ -96,7 +96,8 @@ async fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = Arc::new(Manifests {
             git: RepoCache::new(dir.path().join("git")),
-            credentials: GitCredentials::new(),
+                credentials: GitCredentials::new(),
+            charts: ChartCache::new(dir.path().join("charts")),
             renders: Arc::new(RenderCache::new(1000)),
             tools: ToolSettings::default(),
             limits: Limits::default(),

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::git::{Checkout, GitCredentials, GitError, RepoCache};
+use crate::git::{Checkout, Credentials, GitCredentials, GitError, RepoCache};
 use crate::render::{
-    self, CacheKey, DirectorySpec, HelmSpec, KustomizeSpec, Limits, RenderCache, RenderContext,
-    RenderError, RenderWarning, Rendered, SourceSpec, Tool, ToolSettings,
+    self, CacheKey, ChartCache, DirectorySpec, HelmSpec, KustomizeSpec, Limits, RenderCache,
+    RenderContext, RenderError, RenderWarning, Rendered, SourceSpec, Tool, ToolSettings,
 };
 use crate::store::application::ApplicationSource;
 
@@ -21,8 +21,10 @@ use crate::store::application::ApplicationSource;
 pub struct Manifests {
     /// The shared Git cache.
     pub git: RepoCache,
-    /// Credentials per repository URL.
+    /// Credentials per repository URL (Git and Helm repositories alike).
     pub credentials: GitCredentials,
+    /// Charts downloaded from Helm repositories, one per version.
+    pub charts: ChartCache,
     /// Renders shared across Applications.
     pub renders: Arc<RenderCache>,
     /// External tools and their limits.
@@ -90,8 +92,8 @@ impl Manifests {
         }
         let mut fetched = Vec::with_capacity(sources.len());
         for source in sources {
-            let spec = source_spec(source)?;
-            let (revision, checkout) = self.fetch(source).await?;
+            let mut spec = source_spec(source)?;
+            let (revision, checkout) = self.fetch(source, &mut spec).await?;
             fetched.push((source, spec, revision, checkout));
         }
         // `$name/...` in value files points at the checkout of the source whose `ref` is name.
@@ -174,14 +176,30 @@ impl Manifests {
         Ok(out)
     }
 
-    /// The commit `source` names and its checkout.
-    async fn fetch(&self, source: &ApplicationSource) -> Result<(String, Checkout), ManifestError> {
-        if source.chart.as_deref().is_some_and(|c| !c.is_empty()) {
-            return Err(ManifestError::Comparison(
-                "charts from Helm repositories are not supported yet".into(),
-            ));
-        }
+    /// The commit (or chart version) `source` names and the files to render it from; for a
+    /// chart from a Helm repository, `spec.path` becomes the unpacked chart's directory.
+    async fn fetch(
+        &self,
+        source: &ApplicationSource,
+        spec: &mut SourceSpec,
+    ) -> Result<(String, SourceRoot), ManifestError> {
         let creds = self.credentials.for_url(&source.repo_url);
+        if let Some(chart) = source.chart.as_deref().filter(|c| !c.is_empty()) {
+            let basic = match creds {
+                Some(Credentials::Basic { username, password }) => {
+                    Some((username.as_str(), password.as_str()))
+                }
+                _ => None,
+            };
+            let version = source.target_revision.as_deref().unwrap_or_default();
+            let fetched = self
+                .charts
+                .fetch(&source.repo_url, chart, version, basic)
+                .await
+                .map_err(|e| ManifestError::Comparison(e.to_string()))?;
+            spec.path = fetched.chart_path.clone();
+            return Ok((fetched.version, SourceRoot::Chart(fetched.dir)));
+        }
         let wanted = source.target_revision.as_deref().unwrap_or("HEAD");
         let revision = self
             .git
@@ -202,14 +220,14 @@ impl Manifests {
             .checkout(&source.repo_url, &revision, creds)
             .await
             .map_err(|e| ManifestError::Comparison(format!("failed to fetch {revision}: {e}")))?;
-        Ok((revision, checkout))
+        Ok((revision, SourceRoot::Git(checkout)))
     }
 
     /// Renders one source off the async runtime, through the render cache.
     async fn render_one(
         &self,
         spec: &SourceSpec,
-        checkout: &Checkout,
+        checkout: &SourceRoot,
         revision: &str,
         target: &Target<'_>,
         refs: &BTreeMap<String, PathBuf>,
@@ -261,6 +279,22 @@ impl Manifests {
         .map_err(|e| RenderError::Unsupported {
             message: format!("render task failed: {e}"),
         })?
+    }
+}
+
+/// Where a source's files are: a Git checkout (leased from the cache while held) or an
+/// unpacked chart.
+enum SourceRoot {
+    Git(Checkout),
+    Chart(PathBuf),
+}
+
+impl SourceRoot {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            SourceRoot::Git(checkout) => checkout.path(),
+            SourceRoot::Chart(dir) => dir,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::manifests::Manifests;
 use crate::metrics::Metrics;
 use crate::private_fs;
 use crate::queue::{self, SharedQueue};
-use crate::render::{Limits, RenderCache, ToolSettings};
+use crate::render::{ChartCache, Limits, RenderCache, ToolSettings};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::{self, ExposeSecret, SecretString};
 use crate::store::{self, AppStore, ProjectStore};
@@ -333,6 +333,12 @@ pub fn build_manifests(settings: &Settings, data_dir: &Path) -> anyhow::Result<M
         git: RepoCache::with_limits(git_root, git_limits(&settings.git))
             .with_policy(GitPolicy::from_settings(settings)),
         credentials: git_credentials(settings)?,
+        charts: ChartCache::new(
+            render
+                .charts_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("charts")),
+        ),
         renders: Arc::new(RenderCache::new(render.cache_entries)),
         tools: ToolSettings {
             helm: render.helm.clone(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use capstan::git::{GitCredentials, RepoCache};
 use capstan::manifests::{Manifests, Target};
-use capstan::render::{Limits, RenderCache, ToolSettings};
+use capstan::render::{ChartCache, Limits, RenderCache, ToolSettings};
 use capstan::store::application::ApplicationSource;
 use common::git::TestRepo;
 use serde_json::json;
@@ -19,6 +19,7 @@ fn manifests(cache: &tempfile::TempDir) -> Arc<Manifests> {
     Arc::new(Manifests {
         git: RepoCache::new(cache.path().join("git")),
         credentials: GitCredentials::new(),
+        charts: ChartCache::new(cache.path().join("charts")),
         renders: Arc::new(RenderCache::new(100)),
         tools: ToolSettings::default(),
         limits: Limits::default(),
