@@ -661,3 +661,48 @@ fn a_missing_override_component_fails_unless_ignored() {
             .any(|o| o["metadata"]["name"] == "monitor")
     );
 }
+
+#[test]
+fn a_symlinked_base_inside_the_repository_renders_with_and_without_overrides() {
+    let repo = overlay_repo(BASE);
+    let root = repo.path();
+    write(
+        root,
+        "overlays/linked/kustomization.yaml",
+        "resources:\n- base-link\n",
+    );
+    std::os::unix::fs::symlink("../../base", root.join("overlays/linked/base-link")).unwrap();
+
+    let plain = render_at(root, "overlays/linked", None);
+    assert_eq!(
+        plain.objects,
+        kubectl_kustomize(&root.join("overlays/linked"))
+    );
+    assert!(plain.files_read.contains("overlays/linked/base-link"));
+    assert!(plain.files_read.contains("base/deployment.yaml"));
+
+    let spec = KustomizeSpec {
+        name_prefix: Some("l-".into()),
+        ..KustomizeSpec::default()
+    };
+    let before = snapshot(root);
+    let prefixed = render_at(root, "overlays/linked", Some(spec));
+    write(
+        root,
+        "overlays/literal/kustomization.yaml",
+        "resources:\n- ../linked/base-link\nnamePrefix: l-\n",
+    );
+    assert_eq!(
+        prefixed.objects,
+        kubectl_kustomize(&root.join("overlays/literal"))
+    );
+    assert!(
+        prefixed
+            .objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "l-web")
+    );
+    let mut after = snapshot(root);
+    after.retain(|path, _| !path.starts_with("overlays/literal"));
+    assert_eq!(after, before);
+}

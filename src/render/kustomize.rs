@@ -46,7 +46,7 @@ pub(crate) fn render_kustomize(
     let graph = std::mem::take(&mut walker.graph);
     drop(walker);
 
-    let (tool_name, program, mut args) = pick_program(&ctx.tools)?;
+    let (tool_name, program, mut args) = pick_program(ctx.tools)?;
     let copy;
     let cwd: &Path = if edit::has_overrides(spec, &components) {
         let edited = edit::apply(&top.file, &top.text, &top.content, spec, &components)?;
