@@ -706,3 +706,16 @@ fn a_symlinked_base_inside_the_repository_renders_with_and_without_overrides() {
     after.retain(|path, _| !path.starts_with("overlays/literal"));
     assert_eq!(after, before);
 }
+
+#[test]
+fn without_kustomize_or_kubectl_the_error_says_how_to_install_them() {
+    let repo = overlay_repo(BASE);
+    let settings = ToolSettings {
+        kustomize: "capstan-test-no-such-kustomize".into(),
+        kubectl: "capstan-test-no-such-kubectl".into(),
+        ..ToolSettings::default()
+    };
+    let err = render_with(repo.path(), "base", None, &settings).unwrap_err();
+    assert!(matches!(err, RenderError::ToolMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("install kubectl"), "{err}");
+}

@@ -566,4 +566,19 @@ mod tests {
         let err = apply("k.yaml", text, &content(text), &spec, &[]).unwrap_err();
         assert!(err.to_string().contains("cannot be edited"), "{err}");
     }
+
+    #[test]
+    fn empty_commented_and_json_kustomizations_take_overrides() {
+        let spec = KustomizeSpec {
+            namespace: Some("ns".into()),
+            ..KustomizeSpec::default()
+        };
+        for text in ["", "# nothing yet\n"] {
+            let out = apply("k.yaml", text, &content(text), &spec, &[]).unwrap();
+            assert!(out.ends_with("namespace: \"ns\"\n"), "{out:?}");
+        }
+        let json = r#"{"resources": ["a.yaml"], "namespace": "old"}"#;
+        let out = apply("k.yaml", json, &content(json), &spec, &[]).unwrap();
+        assert_eq!(out, "\"resources\": [\"a.yaml\"]\nnamespace: \"ns\"\n");
+    }
 }
