@@ -719,3 +719,33 @@ fn without_kustomize_or_kubectl_the_error_says_how_to_install_them() {
     assert!(matches!(err, RenderError::ToolMissing { .. }), "{err:?}");
     assert!(err.to_string().contains("install kubectl"), "{err}");
 }
+
+#[test]
+fn an_override_patch_file_is_used_from_the_repository_and_confined_to_it() {
+    let repo = overlay_repo(BASE);
+    write(
+        repo.path(),
+        "base/patches/replicas.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n",
+    );
+    let spec = KustomizeSpec {
+        patches: vec![json!({"path": "patches/replicas.yaml"})],
+        ..KustomizeSpec::default()
+    };
+    let rendered = render_at(repo.path(), "base", Some(spec));
+    assert_eq!(
+        find(&rendered.objects, "Deployment", "web")["spec"]["replicas"],
+        5
+    );
+    assert!(rendered.files_read.contains("base/patches/replicas.yaml"));
+
+    let escaping = KustomizeSpec {
+        patches: vec![json!({"path": "../../etc/passwd"})],
+        ..KustomizeSpec::default()
+    };
+    let err = render_with(repo.path(), "base", Some(escaping), &kubectl_settings()).unwrap_err();
+    assert!(
+        err.to_string().contains("source.kustomize") && err.to_string().contains("leaves"),
+        "{err}"
+    );
+}

@@ -43,6 +43,7 @@ pub(crate) fn render_kustomize(
     let mut walker = Walker::new(&root, budget);
     let top = walker.walk(&dir)?;
     let components = override_components(&mut walker, &top.dir, spec)?;
+    override_patch_files(&mut walker, &top.dir, spec)?;
     let graph = std::mem::take(&mut walker.graph);
     drop(walker);
 
@@ -123,6 +124,30 @@ fn override_components(
         found.push(component.clone());
     }
     Ok(found)
+}
+
+/// Files named by `source.kustomize.patches[].path`, confined and recorded like the
+/// kustomization's own patches (they are relative to the top kustomization).
+fn override_patch_files(
+    walker: &mut Walker<'_>,
+    dir: &str,
+    spec: &KustomizeSpec,
+) -> Result<(), RenderError> {
+    for patch in &spec.patches {
+        match patch.get("path") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(path)) => {
+                let found = walker.resolve("source.kustomize", dir, "patches", path)?;
+                walker.record(&found);
+            }
+            Some(_) => {
+                return Err(RenderError::InvalidSpec {
+                    message: "source.kustomize.patches[].path must be a string".into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `kustomize build` when a kustomize binary is found, else `kubectl kustomize`.
