@@ -749,3 +749,61 @@ fn an_override_patch_file_is_used_from_the_repository_and_confined_to_it() {
         "{err}"
     );
 }
+
+#[test]
+fn overrides_copy_only_the_files_the_graph_names_and_remove_the_copy_afterwards() {
+    let repo = overlay_repo(BASE);
+    let sandbox = tempfile::tempdir().unwrap();
+    let listing = sandbox.path().join("listing");
+    let cwd = sandbox.path().join("cwd");
+    // A stand-in kustomize that records the tree it was run in.
+    let script = sandbox.path().join("kustomize");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = build ]; then pwd > '{}'; find . -type f | sort > '{}'; fi\n\
+             printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: fake\\n'\n",
+            cwd.display(),
+            listing.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let settings = ToolSettings {
+        kustomize: script.to_string_lossy().into_owned(),
+        ..ToolSettings::default()
+    };
+    let spec = KustomizeSpec {
+        name_prefix: Some("p-".into()),
+        components: vec!["../components/monitoring".into()],
+        ..KustomizeSpec::default()
+    };
+    let rendered = render_with(repo.path(), "base", Some(spec), &settings).unwrap();
+    assert_eq!(rendered.objects[0]["metadata"]["name"], "fake");
+    let listed = std::fs::read_to_string(&listing).unwrap();
+    let files: Vec<&str> = listed.lines().collect();
+    assert_eq!(
+        files,
+        [
+            "./base/config/app.properties",
+            "./base/config/extra.env",
+            "./base/deployment.yaml",
+            "./base/kustomization.yaml",
+            "./base/service.yaml",
+            "./components/monitoring/kustomization.yaml",
+            "./components/monitoring/monitor.yaml",
+        ]
+    );
+    let copy = std::fs::read_to_string(&cwd).unwrap();
+    assert!(
+        !Path::new(copy.trim()).exists(),
+        "the private copy {copy} is left behind"
+    );
+    assert!(
+        !Path::new(copy.trim()).starts_with(repo.path()),
+        "the copy is outside the checkout"
+    );
+}
