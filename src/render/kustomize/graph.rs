@@ -172,6 +172,10 @@ impl<'a> Walker<'a> {
         depth: usize,
     ) -> Result<(), RenderError> {
         self.record(found);
+        // A directory reached twice (a diamond) is read once; Kustomize itself reports cycles.
+        if self.visited.contains(&found.real) {
+            return Ok(());
+        }
         self.kustomization(&found.real, Some((at, field, entry)), depth + 1)
             .map(|_| ())
     }
@@ -216,7 +220,6 @@ impl<'a> Walker<'a> {
             text,
             content,
         };
-        // A directory reached twice (a diamond) is read once; Kustomize itself reports cycles.
         if self.visited.insert(dir.to_string()) {
             self.references(&kustomization, depth)?;
         }
