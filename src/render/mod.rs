@@ -308,6 +308,15 @@ pub enum RenderError {
         /// The path, relative to the repository root.
         path: String,
     },
+    /// A kustomization (or `source.kustomize`) names something that cannot be rendered: a path
+    /// leaving the checkout, a missing file, a field of the wrong shape.
+    #[error("{at}: {message}")]
+    Kustomization {
+        /// The kustomization file (repository-relative) or `source.kustomize`.
+        at: String,
+        /// What is wrong, naming the field and the entry.
+        message: String,
+    },
     /// The source asks for something Capstan does not do (a plugin, a remote base …).
     #[error("{message}")]
     Unsupported {

@@ -56,6 +56,16 @@ fn parse_json(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
     })
 }
 
+/// Parses multi-document YAML into plain values (not necessarily Kubernetes objects), charging
+/// the parsed size to `budget`; used for files such as kustomizations.
+pub(crate) fn parse_documents(
+    file: &str,
+    text: &str,
+    budget: &mut Budget,
+) -> Result<Vec<Value>, RenderError> {
+    parse_yaml(file, text, budget)
+}
+
 fn parse_yaml(file: &str, text: &str, budget: &mut Budget) -> Result<Vec<Value>, RenderError> {
     // Without an alias nothing expands, so the parsed value is bounded by the file size and is
     // measured after parsing; otherwise the file is measured first, without keeping anything,
