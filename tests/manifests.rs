@@ -146,3 +146,58 @@ async fn a_multi_source_app_merges_its_sources_and_records_what_each_read() {
     );
     assert!(out.files_read[&other.file_url()].contains("more/cm.yaml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_reads_its_values_from_another_sources_ref() {
+    common::tools::require("helm");
+    let charts = TestRepo::new();
+    charts
+        .write("web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+        .write("web/values.yaml", "color: grey\n")
+        .write(
+            "web/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  color: {{ .Values.color }}\n",
+        );
+    charts.commit("chart");
+    let values = TestRepo::new();
+    values.write("envs/prod.yaml", "color: blue\n");
+    let values_commit = values.commit("prod values");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = manifests(&dir);
+    let chart_source = ApplicationSource {
+        helm: Some(json!({"valueFiles": ["$values/envs/prod.yaml"]})),
+        ..source(&charts, "web")
+    };
+    let values_source = ApplicationSource {
+        r#ref: Some("values".into()),
+        path: None,
+        ..source(&values, "")
+    };
+    let out = m
+        .desired(&[&chart_source, &values_source], &target("shop", false))
+        .await
+        .expect("renders");
+    assert_eq!(out.objects.len(), 1, "the values-only source renders nothing itself");
+    assert_eq!(out.objects[0]["metadata"]["name"], "shop");
+    assert_eq!(out.objects[0]["data"]["color"], "blue");
+    assert_eq!(out.revisions[1], values_commit);
+    assert!(
+        out.files_read[&values.file_url()].contains("envs/prod.yaml"),
+        "{:?}",
+        out.files_read
+    );
+    // A value file naming a ref no source has is the spec's fault, said plainly.
+    let dangling = ApplicationSource {
+        helm: Some(json!({"valueFiles": ["$missing/prod.yaml"]})),
+        ..source(&charts, "web")
+    };
+    let err = m
+        .desired(&[&dangling], &target("shop", false))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, capstan::manifests::ManifestError::InvalidSpec(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing"), "{err}");
+}
