@@ -69,7 +69,7 @@ enum Command {
         paths: Vec<String>,
     },
     /// Render a source (Git or Helm repository) and print its manifests as YAML; needs no server.
-    Render(cli::render::RenderArgs),
+    Render(Box<cli::render::RenderArgs>),
     /// Print the CRDs Capstan owns (what deploy/crds/ holds).
     Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
