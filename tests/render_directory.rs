@@ -229,7 +229,10 @@ fn lists_are_flattened_and_a_list_with_null_items_is_dropped() {
     write(
         root,
         "l/b.yaml",
-        &format!("apiVersion: v1\nkind: List\nitems:\n---\n{}", cm("after-null-list")),
+        &format!(
+            "apiVersion: v1\nkind: List\nitems:\n---\n{}",
+            cm("after-null-list")
+        ),
     );
     let rendered = render_dir(root, "l", DirectorySpec::default()).unwrap();
     assert_eq!(
@@ -271,8 +274,14 @@ fn json_files_hold_one_object_a_list_or_an_array_of_objects() {
     );
 
     for (text, expect) in [
-        (r#"{"name": "my-package", "version": "1.0.0"}"#, "missing apiVersion"),
-        (r#"[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}, 1]"#, "only objects"),
+        (
+            r#"{"name": "my-package", "version": "1.0.0"}"#,
+            "missing apiVersion",
+        ),
+        (
+            r#"[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}, 1]"#,
+            "only objects",
+        ),
         (r#""just a string""#, "not a string"),
         (
             r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}} {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}"#,
@@ -304,19 +313,26 @@ fn recurse_include_and_exclude_select_files_of_every_kind() {
         "{apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'c'}}",
     );
     write(root, "s/sub/d.yaml", &cm("d"));
-    write(root, "s/sub/e.jsonnet", "[{apiVersion: 'v1', kind: 'Secret', metadata: {name: 'e'}}]");
+    write(
+        root,
+        "s/sub/e.jsonnet",
+        "[{apiVersion: 'v1', kind: 'Secret', metadata: {name: 'e'}}]",
+    );
     // Extensions are case-sensitive, as in Argo CD.
     write(root, "s/F.YAML", &cm("upper"));
 
     let flat = render_dir(root, "s", DirectorySpec::default()).unwrap();
-    assert_eq!(
-        names(&flat),
-        ["ConfigMap/a", "ConfigMap/b", "ConfigMap/c"]
-    );
+    assert_eq!(names(&flat), ["ConfigMap/a", "ConfigMap/b", "ConfigMap/c"]);
     let deep = render_dir(root, "s", recurse()).unwrap();
     assert_eq!(
         names(&deep),
-        ["ConfigMap/a", "ConfigMap/b", "ConfigMap/c", "ConfigMap/d", "Secret/e"]
+        [
+            "ConfigMap/a",
+            "ConfigMap/b",
+            "ConfigMap/c",
+            "ConfigMap/d",
+            "Secret/e"
+        ]
     );
     let only_jsonnet = render_dir(
         root,
@@ -351,7 +367,11 @@ fn a_repeated_object_is_kept_once_with_a_warning() {
         "d/a.yaml",
         &format!("{}data:\n  v: first\n---\n{}", cm("dup"), cm("other")),
     );
-    write(root, "d/b.yaml", &format!("{}data:\n  v: second\n", cm("dup")));
+    write(
+        root,
+        "d/b.yaml",
+        &format!("{}data:\n  v: second\n", cm("dup")),
+    );
     let rendered = render_dir(root, "d", DirectorySpec::default()).unwrap();
     assert_eq!(names(&rendered), ["ConfigMap/other", "ConfigMap/dup"]);
     assert_eq!(rendered.objects[1]["data"]["v"], "second");
@@ -586,7 +606,10 @@ function(count=2, prefix='svc')
     };
     let expected = reference(root, "apps/list", "main.jsonnet", &spec);
     let rendered = render_dir(root, "apps/list", jsonnet_dir(spec.clone())).unwrap();
-    assert_eq!(rendered.objects, expected["items"].as_array().unwrap().clone());
+    assert_eq!(
+        rendered.objects,
+        expected["items"].as_array().unwrap().clone()
+    );
     assert_eq!(names(&rendered), ["Service/svc-1", "Service/svc-2"]);
 
     // A TLA given as a string where the program has a default, with a lone object output.
@@ -625,43 +648,89 @@ fn assert_escapes(result: Result<Rendered, RenderError>, path: &str) {
     match result {
         Err(RenderError::PathEscapes { path: named }) => assert_eq!(named, path),
         Err(other) => panic!("expected PathEscapes for {path}, got: {other}"),
-        Ok(rendered) => panic!("expected PathEscapes for {path}, rendered {:?}", rendered.objects),
+        Ok(rendered) => panic!(
+            "expected PathEscapes for {path}, rendered {:?}",
+            rendered.objects
+        ),
     }
 }
 
 #[test]
 fn jsonnet_cannot_read_outside_the_checkout() {
     let outside = tempfile::tempdir().unwrap();
-    write(outside.path(), "secret.libsonnet", "{ stolen: 'TOP-SECRET' }");
-    write(outside.path(), "lib/x.libsonnet", "{ stolen: 'TOP-SECRET' }");
+    write(
+        outside.path(),
+        "secret.libsonnet",
+        "{ stolen: 'TOP-SECRET' }",
+    );
+    write(
+        outside.path(),
+        "lib/x.libsonnet",
+        "{ stolen: 'TOP-SECRET' }",
+    );
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
     let object = |expr: &str| {
-        format!("{{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: 'x' }}, data: {{ v: std.toString({expr}) }} }}")
+        format!(
+            "{{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: 'x' }}, data: {{ v: std.toString({expr}) }} }}"
+        )
     };
 
-    write(root, "up/main.jsonnet", &object("importstr '../../../../../../../../etc/passwd'"));
+    write(
+        root,
+        "up/main.jsonnet",
+        &object("importstr '../../../../../../../../etc/passwd'"),
+    );
     assert_escapes(
         render_dir(root, "up", DirectorySpec::default()),
         "../../../../../../../../etc/passwd",
     );
-    write(root, "up2/main.jsonnet", &object("import '../../x.libsonnet'"));
-    assert_escapes(render_dir(root, "up2", DirectorySpec::default()), "../../x.libsonnet");
+    write(
+        root,
+        "up2/main.jsonnet",
+        &object("import '../../x.libsonnet'"),
+    );
+    assert_escapes(
+        render_dir(root, "up2", DirectorySpec::default()),
+        "../../x.libsonnet",
+    );
 
-    let absolute = outside.path().join("secret.libsonnet").display().to_string();
-    write(root, "abs/main.jsonnet", &object(&format!("import '{absolute}'")));
+    let absolute = outside
+        .path()
+        .join("secret.libsonnet")
+        .display()
+        .to_string();
+    write(
+        root,
+        "abs/main.jsonnet",
+        &object(&format!("import '{absolute}'")),
+    );
     assert_escapes(render_dir(root, "abs", DirectorySpec::default()), &absolute);
-    write(root, "etc/main.jsonnet", &object("importstr '/etc/hostname'"));
-    assert_escapes(render_dir(root, "etc", DirectorySpec::default()), "/etc/hostname");
+    write(
+        root,
+        "etc/main.jsonnet",
+        &object("importstr '/etc/hostname'"),
+    );
+    assert_escapes(
+        render_dir(root, "etc", DirectorySpec::default()),
+        "/etc/hostname",
+    );
 
     // A symlink inside the repository pointing outside it.
-    write(root, "link/main.jsonnet", &object("import 'leak.libsonnet'"));
+    write(
+        root,
+        "link/main.jsonnet",
+        &object("import 'leak.libsonnet'"),
+    );
     std::os::unix::fs::symlink(
         outside.path().join("secret.libsonnet"),
         root.join("link/leak.libsonnet"),
     )
     .unwrap();
-    assert_escapes(render_dir(root, "link", DirectorySpec::default()), "leak.libsonnet");
+    assert_escapes(
+        render_dir(root, "link", DirectorySpec::default()),
+        "leak.libsonnet",
+    );
 
     // Libraries outside the repository, by path or through a symlink.
     write(root, "libs/main.jsonnet", &object("import 'x.libsonnet'"));
@@ -680,7 +749,11 @@ fn jsonnet_cannot_read_outside_the_checkout() {
     assert_escapes(render_dir(root, "libs", spec), "outside-lib");
 
     // Code in a TLA or an extVar is confined too.
-    write(root, "tla/main.jsonnet", &format!("function(v) {}", object("v")));
+    write(
+        root,
+        "tla/main.jsonnet",
+        &format!("function(v) {}", object("v")),
+    );
     let spec = jsonnet_dir(JsonnetSpec {
         tlas: vec![var("v", "import '../x.libsonnet'", true)],
         ..JsonnetSpec::default()
@@ -690,12 +763,24 @@ fn jsonnet_cannot_read_outside_the_checkout() {
     // The same programs read files inside the repository (so the refusals above are about
     // leaving it, not about imports failing in general).
     write(root, "inside/lib/x.libsonnet", "{ ok: 'inside' }");
-    write(root, "inside/app/main.jsonnet", &object("(import '../lib/x.libsonnet').ok"));
+    write(
+        root,
+        "inside/app/main.jsonnet",
+        &object("(import '../lib/x.libsonnet').ok"),
+    );
     let rendered = render_dir(root, "inside/app", DirectorySpec::default()).unwrap();
     assert_eq!(rendered.objects[0]["data"]["v"], "inside");
     write(root, "inside/lib2/x.libsonnet", "{ ok: 'from lib' }");
-    std::os::unix::fs::symlink(root.join("inside/lib2/x.libsonnet"), root.join("inside/link.libsonnet")).unwrap();
-    write(root, "inside/app2/main.jsonnet", &object("(import 'x.libsonnet').ok + (import '../link.libsonnet').ok"));
+    std::os::unix::fs::symlink(
+        root.join("inside/lib2/x.libsonnet"),
+        root.join("inside/link.libsonnet"),
+    )
+    .unwrap();
+    write(
+        root,
+        "inside/app2/main.jsonnet",
+        &object("(import 'x.libsonnet').ok + (import '../link.libsonnet').ok"),
+    );
     let spec = jsonnet_dir(JsonnetSpec {
         libs: vec!["inside/lib2".into()],
         ..JsonnetSpec::default()
@@ -727,7 +812,11 @@ fn jsonnet_errors_are_readable_and_render_nothing() {
     ));
 
     // A runtime error names the file and the line, with paths relative to the checkout.
-    write(root, "ok/z.jsonnet", "{\n  a: error 'boom: replicas must be set',\n}");
+    write(
+        root,
+        "ok/z.jsonnet",
+        "{\n  a: error 'boom: replicas must be set',\n}",
+    );
     match render_dir(root, "ok", DirectorySpec::default()) {
         Err(RenderError::Jsonnet { file, message }) => {
             assert_eq!(file, "ok/z.jsonnet");
@@ -752,18 +841,31 @@ fn jsonnet_errors_are_readable_and_render_nothing() {
     for (program, expect) in [
         ("'just a string'", "not a string"),
         ("42", "not a number"),
-        ("[{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a' } }, 'x']", "only objects"),
-        ("{ apiVersion: 'v1', kind: 'ConfigMap' }", "missing metadata"),
+        (
+            "[{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a' } }, 'x']",
+            "only objects",
+        ),
+        (
+            "{ apiVersion: 'v1', kind: 'ConfigMap' }",
+            "missing metadata",
+        ),
     ] {
         write(root, "ok/z.jsonnet", program);
         let err = render_dir(root, "ok", DirectorySpec::default()).unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with("ok/z.jsonnet: "), "{program}: {message}");
+        assert!(
+            message.starts_with("ok/z.jsonnet: "),
+            "{program}: {message}"
+        );
         assert!(message.contains(expect), "{program}: {message}");
     }
 
     // Imports are charged to the source's file-size budget.
-    write(root, "ok/z.jsonnet", "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { v: importstr 'big.txt' } }");
+    write(
+        root,
+        "ok/z.jsonnet",
+        "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { v: importstr 'big.txt' } }",
+    );
     write(root, "ok/big.txt", &"x".repeat(4096));
     let limits = Limits {
         max_file_bytes: 2048,

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use jrsonnet_evaluator::manifest::JsonFormat;
 use jrsonnet_evaluator::trace::{CompactFormat, PathResolver, TraceFormat};
 use jrsonnet_evaluator::{
-    AsPathLike, IStr, ImportResolver, ResolvePath, SourcePath, State, apply_tla, stack,
-    tla::TlaArg,
+    AsPathLike, IStr, ImportResolver, ResolvePath, SourcePath, State, apply_tla, stack, tla::TlaArg,
 };
 use jrsonnet_gcmodule::{Acyclic, Trace};
 use jrsonnet_ir::{SourceFifo, SourceFile};
@@ -157,7 +156,9 @@ impl Evaluator {
             .state
             .import_resolved(file)
             .and_then(|value| apply_tla(&self.tlas, value))
-            .and_then(|value| jrsonnet_evaluator::manifest::manifest_json_ex(&value, &JsonFormat::minify()));
+            .and_then(|value| {
+                jrsonnet_evaluator::manifest::manifest_json_ex(&value, &JsonFormat::minify())
+            });
         result.map_err(|err| RenderError::Jsonnet {
             file: shown.to_string(),
             message: self.describe(&err),
@@ -176,7 +177,9 @@ impl Evaluator {
         // private checkout location.
         let mut prefix = self.root.display().to_string();
         prefix.push('/');
-        message.replace(&prefix, "").replace(&*self.root.to_string_lossy(), ".")
+        message
+            .replace(&prefix, "")
+            .replace(&*self.root.to_string_lossy(), ".")
     }
 
     fn resolver(&self) -> &ConfinedResolver {
