@@ -72,6 +72,8 @@ impl Evaluator {
                 context.add_ext_str(var.name.as_str().into(), var.value.as_str().into());
             }
         }
+        // `IStr` hashes by its interned identity, which never changes; `apply_tla` takes this map.
+        #[allow(clippy::mutable_key_type)]
         let tlas = spec
             .tlas
             .iter()
