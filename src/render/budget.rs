@@ -81,6 +81,14 @@ impl Budget {
         Ok(())
     }
 
+    /// How many more bytes of rendered text fit, for readers that cannot hold the budget
+    /// while they read (Jsonnet imports).
+    pub fn remaining_rendered(&self) -> u64 {
+        self.limits
+            .max_total_bytes
+            .saturating_sub(self.rendered_bytes)
+    }
+
     /// Whether `size` more would still fit, without charging it; lets a caller refuse a
     /// document before building it.
     pub fn check_expanded(&self, at: &str, size: Expanded) -> Result<(), RenderError> {

@@ -1,15 +1,18 @@
-//! Plain YAML/JSON directory sources (Argo CD's `directory{}`).
+//! Plain directory sources (Argo CD's `directory{}`): YAML, JSON and Jsonnet files read as
+//! Argo CD's repo-server reads them.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::RenderError;
 use super::budget::{Budget, Limits};
 use super::confine::{canonical_root, normalise, resolve_inside};
 use super::glob::{Pattern, optional};
-use super::yaml::parse_budgeted;
+use super::jsonnet::{self, Evaluator};
+use super::yaml::parse_lenient;
+use super::{DirectorySpec, JsonnetSpec, RenderError, Rendered, Tool};
 
 /// Directories nested deeper than this below the source path are refused.
 const MAX_DEPTH: usize = 64;
@@ -27,8 +30,9 @@ pub struct DirectoryOptions {
 
 /// Renders every manifest under `source_path` of `checkout`, in a deterministic order.
 ///
-/// Files `*.yaml`, `*.yml` and `*.json` are read in path order (directory by directory,
-/// names sorted), documents in file order. Any error means no output at all.
+/// Files `*.yaml`, `*.yml`, `*.json` and `*.jsonnet` are read in path order (directory by
+/// directory, names sorted), documents in file order; YAML files holding no Kubernetes object
+/// are skipped as Argo CD skips them. Any error means no output at all.
 pub fn render_directory(
     checkout: &Path,
     source_path: &str,
@@ -55,6 +59,33 @@ pub fn render_directory_budgeted(
     opts: &DirectoryOptions,
     budget: &mut Budget,
 ) -> Result<Vec<Value>, RenderError> {
+    let spec = DirectorySpec {
+        recurse: opts.recurse,
+        include: opts.include.clone(),
+        exclude: opts.exclude.clone(),
+        jsonnet: None,
+    };
+    Ok(render_files(checkout, source_path, &spec, budget)?.objects)
+}
+
+/// Renders a plain directory source for [`super::render`].
+pub(crate) fn render_directory_source(
+    ctx: &super::RenderContext<'_>,
+    source_path: &str,
+    spec: &DirectorySpec,
+    budget: &mut Budget,
+) -> Result<Rendered, RenderError> {
+    render_files(ctx.checkout, source_path, spec, budget)
+}
+
+/// Walks the source directory and renders every selected file, recording what was read and
+/// what was skipped.
+fn render_files(
+    checkout: &Path,
+    source_path: &str,
+    spec: &DirectorySpec,
+    budget: &mut Budget,
+) -> Result<Rendered, RenderError> {
     let root = canonical_root(checkout)?;
     let normalised = normalise(source_path)?;
     let base = normalised.to_string_lossy().into_owned();
@@ -67,43 +98,59 @@ pub fn render_directory_budgeted(
     let walk = Walk {
         root: &root,
         base: &base,
-        recurse: opts.recurse,
-        include: optional(opts.include.as_deref())?,
-        exclude: optional(opts.exclude.as_deref())?,
+        recurse: spec.recurse,
+        include: optional(spec.include.as_deref())?,
+        exclude: optional(spec.exclude.as_deref())?,
     };
     let mut files = Vec::new();
     let mut ancestors = vec![dir.clone()];
     walk.dir(&dir, "", &mut ancestors, &mut files)?;
 
-    let mut objects = Vec::new();
-    for file in files {
-        let text = read_bounded(&file, budget)?;
-        objects.extend(parse_budgeted(&file.shown, &text, budget)?);
-    }
-    Ok(objects)
-}
-
-/// Renders a plain directory source for [`super::render`].
-pub(crate) fn render_directory_source(
-    ctx: &super::RenderContext<'_>,
-    source_path: &str,
-    spec: &super::DirectorySpec,
-    budget: &mut Budget,
-) -> Result<super::Rendered, RenderError> {
-    let opts = DirectoryOptions {
-        recurse: spec.recurse,
-        include: spec.include.clone(),
-        exclude: spec.exclude.clone(),
-    };
-    let objects = render_directory_budgeted(ctx.checkout, source_path, &opts, budget)?;
-    Ok(super::Rendered {
-        objects,
-        files_read: Default::default(),
-        tool: super::Tool::Directory,
+    let mut rendered = Rendered {
+        objects: Vec::new(),
+        files_read: BTreeSet::new(),
+        tool: Tool::Directory,
         tool_version: String::new(),
         warnings: Vec::new(),
         skipped: Vec::new(),
-    })
+    };
+    // The directory's listing decides which files render: a file added under it changes the
+    // output as much as an edited one ("." is the repository root).
+    rendered.files_read.insert(if base.is_empty() {
+        ".".to_string()
+    } else {
+        base.clone()
+    });
+    let mut jsonnet: Option<Evaluator> = None;
+    let no_options = JsonnetSpec::default();
+    for file in files {
+        rendered.files_read.insert(file.shown.clone());
+        if file.shown.ends_with(".jsonnet") {
+            let evaluator = match &mut jsonnet {
+                Some(evaluator) => evaluator,
+                None => jsonnet.insert(Evaluator::new(
+                    &root,
+                    &dir,
+                    spec.jsonnet.as_ref().unwrap_or(&no_options),
+                )?),
+            };
+            rendered
+                .objects
+                .extend(evaluator.evaluate(&file.real, &file.shown, budget)?);
+        } else {
+            let text = read_bounded(&file, budget)?;
+            let parsed = parse_lenient(&file.shown, &text, budget)?;
+            if parsed.skipped {
+                rendered.skipped.push(file.shown);
+            }
+            rendered.objects.extend(parsed.objects);
+        }
+    }
+    if let Some(evaluator) = jsonnet {
+        rendered.files_read.extend(evaluator.files_read());
+        rendered.tool_version = jsonnet::TOOL_VERSION.to_string();
+    }
+    Ok(rendered)
 }
 
 /// A manifest file found by the walk.
@@ -218,9 +265,13 @@ impl Walk<'_> {
     }
 }
 
-/// Argo CD renders `*.yaml`, `*.yml` and `*.json` (case-sensitive) from plain directories.
+/// Argo CD renders `*.yaml`, `*.yml`, `*.json` and `*.jsonnet` (case-sensitive) from plain
+/// directories.
 fn is_manifest_name(rel: &str) -> bool {
-    rel.ends_with(".yaml") || rel.ends_with(".yml") || rel.ends_with(".json")
+    rel.ends_with(".yaml")
+        || rel.ends_with(".yml")
+        || rel.ends_with(".json")
+        || rel.ends_with(".jsonnet")
 }
 
 /// Reads a file within the per-file and total budgets; the file must be UTF-8.

@@ -31,7 +31,7 @@ pub use spec::{
     KustomizeReplica, KustomizeSpec, ReplicaCount, SourceSpec,
 };
 pub use tool::{ToolSettings, find_program};
-pub use yaml::{parse_budgeted, parse_manifests};
+pub use yaml::{Lenient, parse_budgeted, parse_lenient, parse_manifests};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
