@@ -2,6 +2,8 @@
 //! `scripts/install-tools`, so `cargo test` alone passes on a fresh machine; a tool that cannot
 //! be installed fails the test loudly instead of skipping it.
 
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 
