@@ -226,7 +226,7 @@ pub struct RenderSettings {
 }
 
 /// Credentials for repositories under `url_prefix` (same scheme, host and port, path on segment
-/// boundaries); secrets come from files.
+/// boundaries); secrets come from files or environment variables, never the file itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitCredentialSettings {
@@ -237,6 +237,21 @@ pub struct GitCredentialSettings {
     pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// File holding an unencrypted SSH private key, for `ssh://` and `user@host:path` URLs.
+    #[serde(default)]
+    pub ssh_private_key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the SSH private key (instead of the file).
+    #[serde(default)]
+    pub ssh_private_key_env: Option<String>,
+    /// `known_hosts` lines of the servers to trust (`[host]:port type key` off port 22).
+    #[serde(default)]
+    pub ssh_known_hosts: Vec<String>,
+    /// A `known_hosts` file of the servers to trust, added to `ssh_known_hosts`.
+    #[serde(default)]
+    pub ssh_known_hosts_file: Option<PathBuf>,
+    /// Accept any SSH host key (a man in the middle could then serve anything); off by default.
+    #[serde(default)]
+    pub insecure_ignore_host_key: bool,
 }
 
 /// How logs are written.

@@ -362,9 +362,27 @@ fn git_limits(git: &GitSettings) -> GitLimits {
 }
 
 fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
+    git_credentials_with(settings, |name| std::env::var(name).ok())
+}
+
+/// The configured Git credentials, environment variables read through `env`.
+fn git_credentials_with(
+    settings: &Settings,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<GitCredentials> {
     let mut out = GitCredentials::new();
     for c in &settings.git.credentials {
+        let shown = crate::git::redact_url(&c.url_prefix);
+        let ssh = c.ssh_private_key_file.is_some() || c.ssh_private_key_env.is_some();
         let creds = match (&c.token_file, &c.password_file) {
+            _ if ssh => {
+                if c.token_file.is_some() || c.password_file.is_some() {
+                    anyhow::bail!(
+                        "git credentials for {shown}: an SSH key excludes password_file and token_file"
+                    );
+                }
+                Credentials::Ssh(ssh_key(c, &shown, &env)?)
+            }
             (Some(token), _) => {
                 Credentials::Token(secret::read_file(token)?.expose_secret().to_owned())
             }
@@ -373,13 +391,56 @@ fn git_credentials(settings: &Settings) -> anyhow::Result<GitCredentials> {
                 password: secret::read_file(password)?.expose_secret().to_owned(),
             },
             (None, None) => anyhow::bail!(
-                "git credentials for {} need password_file or token_file",
-                crate::git::redact_url(&c.url_prefix)
+                "git credentials for {shown} need password_file, token_file or ssh_private_key_file"
             ),
         };
         out.add(&c.url_prefix, creds)?;
     }
     Ok(out)
+}
+
+/// The SSH key of one credentials entry; without host keys it is refused unless the operator
+/// explicitly gave up host key checking.
+fn ssh_key(
+    c: &crate::config::GitCredentialSettings,
+    shown: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<crate::git::SshKey> {
+    let private_key = match (&c.ssh_private_key_file, &c.ssh_private_key_env) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "git credentials for {shown}: give ssh_private_key_file or ssh_private_key_env, not both"
+        ),
+        (Some(path), None) => secret::read_file(path)?.expose_secret().to_owned(),
+        (None, Some(name)) => env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "git credentials for {shown}: environment variable {name} (ssh_private_key_env) is unset or empty"
+            )
+        })?,
+        (None, None) => anyhow::bail!("git credentials for {shown}: no SSH key given"),
+    };
+    let mut known_hosts = c.ssh_known_hosts.join("\n");
+    if let Some(path) = &c.ssh_known_hosts_file {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            anyhow::anyhow!(
+                "git credentials for {shown}: ssh_known_hosts_file {}: {err}",
+                path.display()
+            )
+        })?;
+        known_hosts.push('\n');
+        known_hosts.push_str(&text);
+    }
+    let known_hosts = known_hosts.trim().to_string();
+    if known_hosts.is_empty() && !c.insecure_ignore_host_key {
+        anyhow::bail!(
+            "git credentials for {shown}: an SSH key needs ssh_known_hosts or ssh_known_hosts_file \
+             (or insecure_ignore_host_key = true, which trusts any server)"
+        );
+    }
+    Ok(crate::git::SshKey {
+        private_key,
+        known_hosts,
+        insecure_ignore_host_key: c.insecure_ignore_host_key,
+    })
 }
 
 /// Creates `namespace` when it is missing; a cluster where Capstan may not create namespaces must
@@ -396,5 +457,58 @@ async fn ensure_namespace(client: &kube::Client, namespace: &str) -> anyhow::Res
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        Settings::load_from(Some(&file), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn ssh_keys_come_from_a_file_or_a_variable_and_need_host_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        std::fs::write(&key, "KEY-FROM-FILE\n").unwrap();
+        let file_toml = format!(
+            "[[git.credentials]]\nurl_prefix = \"ssh://git@h:2222/org\"\nssh_private_key_file = {:?}\nssh_known_hosts = [\"[h]:2222 ssh-ed25519 AAAA\"]\n",
+            key.display().to_string()
+        );
+        let creds = git_credentials_with(&settings(&file_toml), |_| None).unwrap();
+        match creds.for_url("ssh://git@h:2222/org/repo") {
+            Some(Credentials::Ssh(k)) => {
+                assert_eq!(k.private_key, "KEY-FROM-FILE");
+                assert_eq!(k.known_hosts, "[h]:2222 ssh-ed25519 AAAA");
+                assert!(!k.insecure_ignore_host_key);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(creds.for_url("https://h/org/repo").is_none());
+
+        let env_toml = "[[git.credentials]]\nurl_prefix = \"git@h:org\"\nssh_private_key_env = \"GIT_KEY\"\ninsecure_ignore_host_key = true\n";
+        let creds = git_credentials_with(&settings(env_toml), |n| {
+            (n == "GIT_KEY").then(|| "K".into())
+        })
+        .unwrap();
+        assert!(matches!(
+            creds.for_url("git@h:org/repo"),
+            Some(Credentials::Ssh(k)) if k.private_key == "K" && k.insecure_ignore_host_key
+        ));
+        let unset = git_credentials_with(&settings(env_toml), |_| None).unwrap_err();
+        assert!(unset.to_string().contains("GIT_KEY"), "{unset}");
+
+        let no_hosts = format!(
+            "[[git.credentials]]\nurl_prefix = \"ssh://h/\"\nssh_private_key_file = {:?}\n",
+            key.display().to_string()
+        );
+        let err = git_credentials_with(&settings(&no_hosts), |_| None).unwrap_err();
+        assert!(err.to_string().contains("ssh_known_hosts"), "{err}");
+        assert!(!err.to_string().contains("KEY-FROM-FILE"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gix::protocol::handshake::Ref;
@@ -11,6 +12,7 @@ use super::fetch::{
     MIRROR_REFSPECS, Source, fetch, find_commit, open_mirror, read_error, ref_target,
 };
 use super::gc::{self, Checkout, Leases};
+use super::stats::{FetchCounters, FetchStats};
 use super::{Credentials, GitError, GitLimits, GitPolicy};
 
 /// A cache of bare mirrors and commit checkouts under one root, one set per repository and
@@ -21,6 +23,11 @@ use super::{Credentials, GitError, GitLimits, GitPolicy};
 /// the files of one commit, `<root>/locks/<key>.lock` the mirror's file lock. Operations on one URL are serialised by an async mutex (within
 /// the process) and an advisory file lock (across processes sharing the root), so two fetches
 /// never write the same mirror at once.
+///
+/// Concurrent resolves of one URL share ref listings: a call reuses the last listing if that
+/// listing began after the call did (so its answer is at least as fresh as one the call would
+/// have made itself), and lists afresh otherwise. A hundred apps refreshed at once for one
+/// repository cost one or two listings and at most one pack fetch.
 #[derive(Clone)]
 pub struct RepoCache {
     inner: Arc<Inner>,
@@ -29,9 +36,20 @@ pub struct RepoCache {
 
 struct Inner {
     root: PathBuf,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<LastListing>>>>,
     limits: GitLimits,
     leases: Arc<Leases>,
+    counters: Arc<FetchCounters>,
+    /// Orders call starts and listing starts, for deciding whether a listing is fresh enough.
+    clock: AtomicU64,
+}
+
+/// The most recent ref listing of one mirror, guarded by the mirror's lock.
+#[derive(Default)]
+struct LastListing {
+    /// The clock value when the listing began; None before the first.
+    began: Option<u64>,
+    refs: Arc<Vec<Ref>>,
 }
 
 impl RepoCache {
@@ -49,6 +67,8 @@ impl RepoCache {
                 locks: Mutex::new(HashMap::new()),
                 limits,
                 leases: Arc::default(),
+                counters: Arc::default(),
+                clock: AtomicU64::new(0),
             }),
             policy: Arc::new(GitPolicy::allow_any_local()),
         }
@@ -58,6 +78,11 @@ impl RepoCache {
     pub fn with_policy(mut self, policy: GitPolicy) -> RepoCache {
         self.policy = Arc::new(policy);
         self
+    }
+
+    /// Ref listings and pack fetches this cache has made so far.
+    pub fn stats(&self) -> FetchStats {
+        self.inner.counters.snapshot()
     }
 
     /// Fetches as needed and resolves `revision` to a 40-hex commit id.
@@ -71,16 +96,38 @@ impl RepoCache {
         revision: &str,
         creds: Option<&Credentials>,
     ) -> Result<String, GitError> {
+        let began = self.tick();
         let (source, key) = self.source_for(url, creds)?;
         let lock = self.lock_for(&key);
-        let _guard = lock.lock().await;
+        let mut last = lock.lock().await;
         let (mirror, flock) = self.mirror_paths(&key);
         let revision = revision.trim().to_string();
-        run_blocking(move || {
+        let shared = last
+            .began
+            .filter(|listed| *listed > began)
+            .map(|_| last.refs.clone());
+        let listing_began = self.tick();
+        let (commit, listed) = run_blocking(move || {
             let _flock = lock_mirror(&flock)?;
-            resolve_blocking(&mirror, &source, &revision)
+            resolve_blocking(
+                &mirror,
+                &source,
+                &revision,
+                shared.as_ref().map(|refs| refs.as_slice()),
+            )
         })
-        .await
+        .await?;
+        if let Some(refs) = listed {
+            *last = LastListing {
+                began: Some(listing_began),
+                refs: Arc::new(refs),
+            };
+        }
+        Ok(commit)
+    }
+
+    fn tick(&self) -> u64 {
+        self.inner.clock.fetch_add(1, Ordering::SeqCst)
     }
 
     /// The tree of `commit` as a directory on disk (cached per commit, created atomically;
@@ -140,6 +187,7 @@ impl RepoCache {
             url: url.fetch_url(),
             creds: creds.cloned(),
             timeout: self.inner.limits.fetch_timeout,
+            counters: self.inner.counters.clone(),
         };
         Ok((source, key))
     }
@@ -153,7 +201,7 @@ impl RepoCache {
         )
     }
 
-    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<LastListing>> {
         // A poisoned map only means another thread panicked while inserting; the map is intact.
         let mut locks = self
             .inner
@@ -227,13 +275,29 @@ fn mirror_refspecs(extra: Option<&str>) -> Vec<String> {
     specs
 }
 
-fn resolve_blocking(mirror: &Path, source: &Source, revision: &str) -> Result<String, GitError> {
+/// Resolves `revision`, answering from `shared` (a fresh enough listing made for another call)
+/// when it names a commit the mirror holds; returns the commit and the listing made, if any.
+fn resolve_blocking(
+    mirror: &Path,
+    source: &Source,
+    revision: &str,
+    shared: Option<&[Ref]>,
+) -> Result<(String, Option<Vec<Ref>>), GitError> {
     let repo = open_mirror(mirror, source)?;
     if is_full_sha(revision) {
         let id = ensure_commit(&repo, source, revision)?;
-        return Ok(id.to_string());
+        return Ok((id.to_string(), None));
     }
     let candidates = candidate_refs(revision);
+    // Anything the shared listing cannot answer (a ref it did not cover, a commit not yet
+    // fetched) falls through to a listing of our own.
+    if let Some(commit) = shared
+        .and_then(|refs| find_ref(refs, &candidates))
+        .and_then(|target| find_commit(&repo, &target))
+    {
+        tracing::debug!(url = %source.url, revision, %commit, "resolved from a shared listing");
+        return Ok((commit.to_string(), None));
+    }
     // Refs outside heads/tags (e.g. refs/pull/1/head) are fetched by name, without storing them.
     let extra = candidates
         .first()
@@ -255,7 +319,7 @@ fn resolve_blocking(mirror: &Path, source: &Source, revision: &str) -> Result<St
         )
     })?;
     tracing::debug!(url = %source.url, revision, %commit, "resolved revision");
-    Ok(commit.to_string())
+    Ok((commit.to_string(), Some(refs)))
 }
 
 /// Makes sure the mirror has commit `sha`: fetch all branches and tags, then the commit itself.

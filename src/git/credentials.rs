@@ -7,10 +7,11 @@
 
 use sha2::{Digest, Sha256};
 
+use super::ssh::SshKey;
 use crate::domain::RepoUrl;
 use crate::domain::repo_url::{Origin, RepoUrlError};
 
-/// Credentials for a repository reached over HTTP(S).
+/// Credentials for a repository reached over HTTP(S) or SSH.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// HTTP Basic authentication.
@@ -22,6 +23,8 @@ pub enum Credentials {
     },
     /// A bearer token, sent as `Authorization: Bearer <token>`.
     Token(String),
+    /// An SSH private key and the host keys to trust, for `ssh://` and scp-style URLs.
+    Ssh(SshKey),
 }
 
 impl Credentials {
@@ -44,6 +47,12 @@ impl Credentials {
                 field(b"token");
                 field(token.as_bytes());
             }
+            Credentials::Ssh(key) => {
+                field(b"ssh");
+                field(key.private_key.as_bytes());
+                field(key.known_hosts.as_bytes());
+                field(&[u8::from(key.insecure_ignore_host_key)]);
+            }
         }
         hex::encode(hash.finalize())
     }
@@ -59,6 +68,7 @@ impl std::fmt::Debug for Credentials {
                 .field("password", &"<redacted>")
                 .finish(),
             Credentials::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+            Credentials::Ssh(key) => f.debug_tuple("Ssh").field(key).finish(),
         }
     }
 }

@@ -10,6 +10,8 @@ use gix::protocol::transport::client::blocking_io::http;
 use gix::remote::Direction;
 
 use super::credentials::same_origin;
+use super::ssh::SshSession;
+use super::stats::FetchCounters;
 use super::{Credentials, GitError};
 
 /// Refspecs that mirror every branch and tag, plus the remote's HEAD (not stored locally).
@@ -28,6 +30,8 @@ pub(crate) struct Source {
     pub creds: Option<Credentials>,
     /// Each fetch from this source is abandoned after this long.
     pub timeout: Duration,
+    /// The owning cache's listing and pack counters.
+    pub counters: Arc<FetchCounters>,
 }
 
 /// Opens the bare mirror at `path`, creating it when missing or unreadable.
@@ -91,14 +95,29 @@ pub(crate) fn fetch(
     already_have: impl FnOnce(&[Ref]) -> bool,
 ) -> Result<Vec<Ref>, GitError> {
     let deadline = Instant::now() + source.timeout;
-    let failed = |err| fetch_error(source, deadline, err);
+    let ssh = ssh_session(source)?;
+    // ssh's own report (refused key, untrusted host) explains a failure better than the
+    // broken pipe gix sees.
+    let failed = |err| {
+        ssh.as_ref()
+            .and_then(|session| session.failure(&source.url))
+            .unwrap_or_else(|| fetch_error(source, deadline, err))
+    };
     let remote = repo
         .remote_at(source.url.as_str())
         .map_err(|err| invalid_url(source, err))?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|err| invalid_url(source, err))?;
-    let connection = remote.connect(Direction::Fetch).map_err(failed)?;
+    let connection = match &ssh {
+        Some(session) => {
+            let transport = session
+                .connect(&source.url)
+                .map_err(|message| invalid_url(source, message))?;
+            remote.to_connection_with_transport(transport)
+        }
+        None => remote.connect(Direction::Fetch).map_err(failed)?,
+    };
     let basic = match &source.creds {
         Some(Credentials::Basic { username, password }) => {
             Some((username.clone(), password.clone()))
@@ -134,6 +153,7 @@ pub(crate) fn fetch(
     if let Some(options) = transport_options(repo, source, deadline)? {
         connection = connection.with_transport_options(options);
     }
+    source.counters.listed();
     let prepare = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
         .map_err(failed)?;
@@ -143,10 +163,40 @@ pub(crate) fn fetch(
     }
     let interrupt = Arc::new(AtomicBool::new(false));
     let _watchdog = interrupt_at(deadline, interrupt.clone());
-    prepare
-        .receive(gix::progress::Discard, &interrupt)
-        .map_err(failed)?;
+    let received = prepare.receive(gix::progress::Discard, &interrupt);
+    // gix skips the request when no wanted tip changed; only real requests count.
+    let asked_server = !matches!(
+        &received,
+        Ok(outcome) if matches!(
+            outcome.status,
+            gix::remote::fetch::Status::NoPackReceived { negotiate: None, .. }
+        )
+    );
+    if asked_server {
+        source.counters.fetched_pack();
+    }
+    received.map_err(failed)?;
     Ok(remote_refs)
+}
+
+/// The private key files for an `ssh://` or scp-style source; None for other transports.
+///
+/// An SSH URL without an SSH key is refused here: falling back to the user's own `ssh` setup
+/// would let an Application use whatever keys the worker's account happens to hold.
+fn ssh_session(source: &Source) -> Result<Option<SshSession>, GitError> {
+    let url = gix::Url::try_from(source.url.as_str()).map_err(|err| invalid_url(source, err))?;
+    if url.scheme != gix::url::Scheme::Ssh {
+        return Ok(None);
+    }
+    match &source.creds {
+        Some(Credentials::Ssh(key)) => SshSession::new(key, source.timeout).map(Some),
+        _ => Err(GitError::Refused {
+            url: source.url.clone(),
+            reason: "no SSH key is configured for this URL (git.credentials with \
+                     ssh_private_key_file and ssh_known_hosts)"
+                .to_string(),
+        }),
+    }
 }
 
 /// Sets `flag` at `deadline` unless the returned sender is dropped first.

@@ -3,7 +3,7 @@
 //! One bare mirror per (repository, credentials) lives under the cache root; commits are
 //! materialised as plain directories (one per commit) that the renderers read from.
 //! Everything goes through gix (file:// and local paths spawn `git-upload-pack`, HTTP(S)
-//! uses reqwest); there is no fallback to the `git` CLI.
+//! uses reqwest, SSH spawns a pinned `ssh`); there is no fallback to the `git` CLI.
 
 mod cache;
 mod checkout;
@@ -12,6 +12,8 @@ mod fetch;
 mod gc;
 mod limits;
 mod policy;
+mod ssh;
+mod stats;
 mod url;
 
 pub use cache::RepoCache;
@@ -19,6 +21,8 @@ pub use credentials::{Credentials, CredentialsError, GitCredentials};
 pub use gc::Checkout;
 pub use limits::GitLimits;
 pub use policy::GitPolicy;
+pub use ssh::SshKey;
+pub use stats::FetchStats;
 pub use url::redact_url;
 
 /// Why a Git operation failed; messages are meant for users and never contain secrets.
@@ -35,6 +39,14 @@ pub enum GitError {
         "authentication failed: the repository server refused the credentials, or requires some"
     )]
     Auth,
+    /// The SSH server's host key is not one the configured `known_hosts` trusts.
+    #[error("host key check failed for {url}: {reason}")]
+    HostKey {
+        /// The repository URL, without credentials.
+        url: String,
+        /// Unknown or changed, and where to configure it.
+        reason: String,
+    },
     /// The repository could not be reached or the fetch failed; the message names the URL
     /// without credentials.
     #[error("fetch failed: {0}")]

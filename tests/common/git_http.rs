@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::StatusCode, web};
 use futures::StreamExt;
@@ -18,9 +20,20 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct GitHttpServer {
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
+    counts: Arc<Counts>,
+}
+
+/// Requests served, by what they ask of the repository.
+#[derive(Default)]
+struct Counts {
+    /// `GET …/info/refs`: the start of every ref listing.
+    listings: AtomicUsize,
+    /// `POST …/git-upload-pack` carrying `want` lines: pack fetches.
+    pack_fetches: AtomicUsize,
 }
 
 struct State {
+    counts: Arc<Counts>,
     root: PathBuf,
     /// The expected `Authorization` header value, when auth is required.
     expected_auth: Option<String>,
@@ -42,7 +55,9 @@ impl GitHttpServer {
     }
 
     fn serve(repos_root: &Path, expected_auth: Option<String>) -> GitHttpServer {
+        let counts = Arc::new(Counts::default());
         let state = web::Data::new(State {
+            counts: counts.clone(),
             root: repos_root.to_path_buf(),
             expected_auth,
         });
@@ -59,7 +74,21 @@ impl GitHttpServer {
         let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
-        GitHttpServer { addr, handle }
+        GitHttpServer {
+            addr,
+            handle,
+            counts,
+        }
+    }
+
+    /// Ref listings served so far (`GET info/refs`).
+    pub fn listings(&self) -> usize {
+        self.counts.listings.load(Ordering::SeqCst)
+    }
+
+    /// Pack fetches served so far (upload-pack requests that want objects).
+    pub fn pack_fetches(&self) -> usize {
+        self.counts.pack_fetches.load(Ordering::SeqCst)
     }
 
     /// The clone URL of repository `name` (a directory under `repos_root`).
@@ -104,6 +133,12 @@ async fn serve(
             Ok(chunk) if body.len() + chunk.len() <= MAX_BODY => body.extend_from_slice(&chunk),
             _ => return HttpResponse::PayloadTooLarge().finish(),
         }
+    }
+    if req.method() == actix_web::http::Method::GET && req.path().ends_with("/info/refs") {
+        state.counts.listings.fetch_add(1, Ordering::SeqCst);
+    }
+    if req.path().ends_with("/git-upload-pack") && contains(&body, b"want ") {
+        state.counts.pack_fetches.fetch_add(1, Ordering::SeqCst);
     }
     let header = |name: &str| {
         req.headers()
@@ -183,6 +218,10 @@ fn cgi_response(output: &[u8]) -> HttpResponse {
         }
     }
     response.body(body.to_vec())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn find_blank_line(output: &[u8]) -> Option<(usize, usize)> {

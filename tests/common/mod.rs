@@ -3,5 +3,6 @@
 pub mod drip;
 pub mod git;
 pub mod git_http;
+pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;
