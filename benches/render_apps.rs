@@ -96,7 +96,7 @@ async fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = Arc::new(Manifests {
             git: RepoCache::new(dir.path().join("git")),
-                credentials: GitCredentials::new(),
+            credentials: GitCredentials::new(),
             charts: ChartCache::new(dir.path().join("charts")),
             renders: Arc::new(RenderCache::new(1000)),
             tools: ToolSettings::default(),

@@ -177,7 +177,11 @@ async fn a_chart_reads_its_values_from_another_sources_ref() {
         .desired(&[&chart_source, &values_source], &target("shop", false))
         .await
         .expect("renders");
-    assert_eq!(out.objects.len(), 1, "the values-only source renders nothing itself");
+    assert_eq!(
+        out.objects.len(),
+        1,
+        "the values-only source renders nothing itself"
+    );
     assert_eq!(out.objects[0]["metadata"]["name"], "shop");
     assert_eq!(out.objects[0]["data"]["color"], "blue");
     assert_eq!(out.revisions[1], values_commit);
