@@ -158,7 +158,9 @@ impl Manifests {
         };
         for rendered in &renders {
             out.tools.push(rendered.tool);
-            if !rendered.tool_version.is_empty() && !out.tool_versions.contains(&rendered.tool_version) {
+            if !rendered.tool_version.is_empty()
+                && !out.tool_versions.contains(&rendered.tool_version)
+            {
                 out.tool_versions.push(rendered.tool_version.clone());
             }
             merged.objects.extend(rendered.objects.iter().cloned());

@@ -53,7 +53,7 @@ struct Entries {
 }
 
 impl RenderCache {
-    /// A cache holding at most `capacity` renders (0 disables caching, not single flight).
+    /// A cache holding at most `capacity` renders (0 disables caching).
     pub fn new(capacity: usize) -> RenderCache {
         RenderCache {
             capacity,
@@ -87,10 +87,14 @@ impl RenderCache {
             }
             entries.in_flight.entry(key.clone()).or_default().clone()
         };
+        // Held until the result is in the cache, so a waiter never finds the flight free and
+        // the entry still missing.
+        let _rendering = flight.lock().unwrap_or_else(|p| p.into_inner());
         let result = {
-            let _rendering = flight.lock().unwrap_or_else(|p| p.into_inner());
             // Whoever held the flight before us may have just rendered it.
-            let cached = (!bypass).then(|| self.lock().done.get(key).cloned()).flatten();
+            let cached = (!bypass)
+                .then(|| self.lock().done.get(key).cloned())
+                .flatten();
             match cached {
                 Some(found) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +113,10 @@ impl RenderCache {
         }
         if let Ok(rendered) = &result
             && self.capacity > 0
-            && !entries.done.get(key).is_some_and(|d| Arc::ptr_eq(d, rendered))
+            && !entries
+                .done
+                .get(key)
+                .is_some_and(|d| Arc::ptr_eq(d, rendered))
         {
             if entries.done.insert(key.clone(), rendered.clone()).is_none() {
                 entries.order.push_back(key.clone());
@@ -166,7 +173,13 @@ mod tests {
         for t in threads {
             assert_eq!(t.join().expect("thread").objects.len(), 1);
         }
-        assert_eq!(cache.stats(), CacheStats { hits: 15, renders: 1 });
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                hits: 15,
+                renders: 1
+            }
+        );
     }
 
     #[test]
@@ -179,13 +192,29 @@ mod tests {
             })
         });
         assert!(failed.is_err());
-        cache.get_or_render(&a, false, || Ok(rendered(1))).expect("a");
-        let again = cache.get_or_render(&a, true, || Ok(rendered(2))).expect("a");
+        cache
+            .get_or_render(&a, false, || Ok(rendered(1)))
+            .expect("a");
+        let again = cache
+            .get_or_render(&a, true, || Ok(rendered(2)))
+            .expect("a");
         assert_eq!(again.objects[0]["n"], 2, "a hard refresh renders again");
-        assert_eq!(cache.get_or_render(&a, false, || Ok(rendered(3))).expect("a").objects[0]["n"], 2);
-        cache.get_or_render(&CacheKey::of(&"b"), false, || Ok(rendered(1))).expect("b");
-        cache.get_or_render(&CacheKey::of(&"c"), false, || Ok(rendered(1))).expect("c");
-        let after = cache.get_or_render(&a, false, || Ok(rendered(4))).expect("a");
+        assert_eq!(
+            cache
+                .get_or_render(&a, false, || Ok(rendered(3)))
+                .expect("a")
+                .objects[0]["n"],
+            2
+        );
+        cache
+            .get_or_render(&CacheKey::of(&"b"), false, || Ok(rendered(1)))
+            .expect("b");
+        cache
+            .get_or_render(&CacheKey::of(&"c"), false, || Ok(rendered(1)))
+            .expect("c");
+        let after = cache
+            .get_or_render(&a, false, || Ok(rendered(4)))
+            .expect("a");
         assert_eq!(after.objects[0]["n"], 4, "the oldest entry was evicted");
     }
 }

@@ -131,13 +131,19 @@ pub fn render(source: &SourceSpec, ctx: &RenderContext<'_>) -> Result<Rendered, 
         Tool::Kustomize => kustomize::render_kustomize(
             ctx,
             path,
-            source.kustomize.as_ref().unwrap_or(&KustomizeSpec::default()),
+            source
+                .kustomize
+                .as_ref()
+                .unwrap_or(&KustomizeSpec::default()),
             &mut budget,
         )?,
         Tool::Directory => directory::render_directory_source(
             ctx,
             path,
-            source.directory.as_ref().unwrap_or(&DirectorySpec::default()),
+            source
+                .directory
+                .as_ref()
+                .unwrap_or(&DirectorySpec::default()),
             &mut budget,
         )?,
     };
@@ -206,7 +212,10 @@ pub(crate) fn dedupe(rendered: &mut Rendered) {
     }
     let mut repeated = BTreeSet::new();
     let mut kept = Vec::with_capacity(last.len());
-    for (index, object) in std::mem::take(&mut rendered.objects).into_iter().enumerate() {
+    for (index, object) in std::mem::take(&mut rendered.objects)
+        .into_iter()
+        .enumerate()
+    {
         let id = identity(&object);
         if last.get(&id) == Some(&index) {
             kept.push(object);
@@ -337,7 +346,9 @@ pub enum RenderError {
         message: String,
     },
     /// An external tool ran past its deadline and was killed.
-    #[error("{tool} did not finish within {secs} s and was stopped (limit render.tool_timeout_secs)")]
+    #[error(
+        "{tool} did not finish within {secs} s and was stopped (limit render.tool_timeout_secs)"
+    )]
     ToolTimeout {
         /// The tool's name.
         tool: String,

@@ -215,12 +215,7 @@ pub fn run(run: &ToolRun<'_>, settings: &ToolSettings) -> Result<ToolOutput, Ren
 
 /// Reads `pipe` keeping at most `limit` bytes; past it, flags the overflow and kills the
 /// group of `pid` (when not 0), so an endless printer is stopped at once, not at the deadline.
-fn read_capped(
-    mut pipe: impl Read,
-    limit: u64,
-    overflow: &Mutex<bool>,
-    pid: u32,
-) -> Vec<u8> {
+fn read_capped(mut pipe: impl Read, limit: u64, overflow: &Mutex<bool>, pid: u32) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -324,10 +319,7 @@ mod tests {
         };
         let started = Instant::now();
         let err = sh("sleep 30 & sleep 30", &settings).expect_err("times out");
-        assert!(
-            matches!(err, RenderError::ToolTimeout { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, RenderError::ToolTimeout { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(20), "not killed");
     }
 
@@ -346,8 +338,11 @@ mod tests {
 
     #[test]
     fn a_failing_tool_reports_its_error_output_and_a_missing_one_says_how_to_install_it() {
-        let err = sh("echo 'Error: chart broken' >&2; exit 1", &ToolSettings::default())
-            .expect_err("fails");
+        let err = sh(
+            "echo 'Error: chart broken' >&2; exit 1",
+            &ToolSettings::default(),
+        )
+        .expect_err("fails");
         assert!(err.to_string().contains("chart broken"), "{err}");
         let cwd = std::env::temp_dir();
         let missing = run(

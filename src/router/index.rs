@@ -338,17 +338,22 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 /// the annotation. Status, labels and every other field leave it unchanged.
 /// The paths the app's last render read in `repo_url`, beyond the source path.
 fn render_inputs<'a>(app: &'a Application, repo_url: &str) -> &'a [String] {
+    render_inputs_of(app)
+        .iter()
+        .find(|i| i.repo_url == repo_url)
+        .map_or(&[], |i| i.paths.as_slice())
+}
+
+fn render_inputs_of(app: &Application) -> &[crate::store::application::RenderInputs] {
     app.status
         .as_ref()
-        .and_then(|s| s.render_inputs.iter().find(|i| i.repo_url == repo_url))
-        .map_or(&[], |i| i.paths.as_slice())
+        .map_or(&[], |s| s.render_inputs.as_slice())
 }
 
 fn fingerprint(app: &Application) -> u64 {
     let mut hasher = DefaultHasher::new();
-    if let Some(status) = &app.status {
-        status.render_inputs.hash(&mut hasher);
-    }
+    // No status and a status without inputs route alike.
+    render_inputs_of(app).hash(&mut hasher);
     for source in app.all_sources() {
         source.repo_url.hash(&mut hasher);
         source.path.hash(&mut hasher);
@@ -599,6 +604,16 @@ mod tests {
         touched.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
         touched.metadata.resource_version = Some("42".into());
         assert_eq!(fingerprint(&touched), before);
+        // What the last render read is routing data, though it lives in the status.
+        let mut read_more = a.clone();
+        read_more.status = Some(crate::store::application::ApplicationStatus {
+            render_inputs: vec![crate::store::application::RenderInputs {
+                repo_url: MONO.into(),
+                paths: vec!["base".into()],
+            }],
+            ..Default::default()
+        });
+        assert_ne!(fingerprint(&read_more), before);
         let mut retargeted = a.clone();
         retargeted.spec.sources[0].target_revision = Some("dev".into());
         assert_ne!(fingerprint(&retargeted), before);

@@ -108,7 +108,7 @@ fn routing_identity(app: &Application) -> (Option<i64>, u64) {
     // What the last render read decides which pushes reach the app, like its spec.
     app.status
         .as_ref()
-        .map(|s| &s.render_inputs)
+        .map_or(&[][..], |s| s.render_inputs.as_slice())
         .hash(&mut hasher);
     (app.metadata.generation, hasher.finish())
 }
