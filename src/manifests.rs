@@ -10,11 +10,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cluster::Cluster;
 use crate::git::{Checkout, Credentials, GitCredentials, GitError, RepoCache};
 use crate::render::{
     self, CacheKey, ChartCache, DirectorySpec, HelmSpec, KustomizeSpec, Limits, RenderCache,
     RenderContext, RenderError, RenderWarning, Rendered, SourceSpec, Tool, ToolSettings,
 };
+use crate::store::Application;
 use crate::store::application::ApplicationSource;
 
 /// Everything needed to produce desired manifests; cheap to share behind an `Arc`.
@@ -148,14 +150,7 @@ impl Manifests {
             }
             renders.push(rendered);
         }
-        let mut merged = Rendered {
-            objects: Vec::new(),
-            files_read: BTreeSet::new(),
-            tool: Tool::Directory,
-            tool_version: String::new(),
-            warnings: Vec::new(),
-            skipped: Vec::new(),
-        };
+        let mut merged = Rendered::empty(Tool::Directory);
         for rendered in &renders {
             out.tools.push(rendered.tool);
             if !rendered.tool_version.is_empty()
@@ -174,6 +169,27 @@ impl Manifests {
         out.warnings = merged.warnings;
         out.skipped = merged.skipped;
         Ok(out)
+    }
+
+    /// The desired manifests of `app` for its destination `cluster`, whose version and APIs
+    /// Helm sees; the worker and the API both ask this way, so they render the same.
+    pub async fn desired_for_app(
+        &self,
+        app: &Application,
+        cluster: &Cluster,
+        hard: bool,
+    ) -> Result<AppManifests, ManifestError> {
+        let namespace = app.destination_namespace();
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let api_versions = cluster.api_versions().await;
+        let target = Target {
+            app_name: &name,
+            namespace: &namespace,
+            kube_version: cluster.version(),
+            api_versions: &api_versions,
+            hard,
+        };
+        self.desired(&app.all_sources(), &target).await
     }
 
     /// The commit (or chart version) `source` names and the files to render it from; for a

@@ -8,7 +8,7 @@ use super::ApiState;
 use super::applications::{AppPath, admit, honoured};
 use super::auth::Authenticated;
 use super::error::ApiError;
-use crate::manifests::{ManifestError, Target};
+use crate::manifests::ManifestError;
 
 /// Query of the manifests endpoint.
 #[derive(Deserialize, Default)]
@@ -29,26 +29,9 @@ pub async fn get(
     // The same admission as on create: a project that no longer allows a repository stops
     // the API from fetching it too.
     admit(&state.tenancy, &app)?;
-    let namespace = app
-        .spec
-        .destination
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let name = app.metadata.name.clone().unwrap_or_default();
-    // The destination's version and APIs, as the worker passes them, so Helm renders the same.
-    let api_versions = state.cluster.api_versions().await;
-    let target = Target {
-        app_name: &name,
-        namespace: &namespace,
-        kube_version: state.cluster.version(),
-        api_versions: &api_versions,
-        hard: query.hard,
-    };
     let rendered = state
         .manifests
-        .desired(&app.all_sources(), &target)
+        .desired_for_app(&app, &state.cluster, query.hard)
         .await
         .map_err(|e| match e {
             ManifestError::InvalidSpec(m) => ApiError::Unprocessable(m),

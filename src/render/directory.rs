@@ -1,7 +1,6 @@
 //! Plain directory sources (Argo CD's `directory{}`): YAML, JSON and Jsonnet files read as
 //! Argo CD's repo-server reads them.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -106,14 +105,7 @@ fn render_files(
     let mut ancestors = vec![dir.clone()];
     walk.dir(&dir, "", &mut ancestors, &mut files)?;
 
-    let mut rendered = Rendered {
-        objects: Vec::new(),
-        files_read: BTreeSet::new(),
-        tool: Tool::Directory,
-        tool_version: String::new(),
-        warnings: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut rendered = Rendered::empty(Tool::Directory);
     // The directory's listing decides which files render: a file added under it changes the
     // output as much as an edited one ("." is the repository root).
     rendered.files_read.insert(if base.is_empty() {

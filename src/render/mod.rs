@@ -92,6 +92,20 @@ pub struct Rendered {
     pub skipped: Vec<String>,
 }
 
+impl Rendered {
+    /// Nothing rendered yet by `tool`.
+    pub fn empty(tool: Tool) -> Rendered {
+        Rendered {
+            objects: Vec::new(),
+            files_read: BTreeSet::new(),
+            tool,
+            tool_version: String::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// Everything a render may use besides the source itself.
 #[derive(Debug, Clone)]
 pub struct RenderContext<'a> {

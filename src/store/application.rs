@@ -388,6 +388,16 @@ impl Application {
             .collect()
     }
 
+    /// The destination namespace, `default` when unset (as Argo CD).
+    pub fn destination_namespace(&self) -> String {
+        self.spec
+            .destination
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into())
+    }
+
     /// Whether `syncOptions` contains `key=true`.
     pub fn sync_option(&self, key: &str) -> bool {
         self.spec.sync_policy.as_ref().is_some_and(|p| {

@@ -347,25 +347,10 @@ async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<De
     rules
         .check_destination(destination.as_target())
         .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
-    let namespace = app
-        .spec
-        .destination
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let app_name = app.metadata.name.clone().unwrap_or_default();
-    let api_versions = ctx.cluster.api_versions().await;
-    let target = crate::manifests::Target {
-        app_name: &app_name,
-        namespace: &namespace,
-        kube_version: ctx.cluster.version(),
-        api_versions: &api_versions,
-        hard: job.hard,
-    };
+    let namespace = app.destination_namespace();
     let rendered = ctx
         .manifests
-        .desired(&sources, &target)
+        .desired_for_app(app, &ctx.cluster, job.hard)
         .await
         .map_err(|e| match e {
             ManifestError::InvalidSpec(m) => failed(INVALID_SPEC_ERROR, m),
