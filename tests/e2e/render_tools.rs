@@ -223,6 +223,24 @@ async fn an_argo_cd_style_repository_with_every_tool_syncs_and_a_base_change_rea
     let objects = answer["manifests"].as_array().expect("manifests");
     assert_eq!(objects.len(), 1, "{answer}");
     assert_eq!(image_of(&objects[0]), "nginx:1.27");
+    // The CLI prints the same objects as YAML.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["app", "manifests", "kustomize-prod"])
+        .args(["--server", &app.address, "--token", &app.api_token])
+        .env("CAPSTAN__SERVER__DATA_DIR", app.data_dir.path())
+        .output()
+        .expect("capstan runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<Value> = serde_saphyr::from_multiple(&stdout).expect("YAML output");
+    assert_eq!(printed.len(), 1, "{stdout}");
+    assert_eq!(printed[0]["metadata"]["name"], "prod-web");
+    assert_eq!(printed[0]["metadata"]["labels"]["env"], "prod");
+    assert_eq!(image_of(&printed[0]), "nginx:1.27");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
