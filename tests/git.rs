@@ -164,6 +164,65 @@ async fn checkout_writes_the_tree_of_the_commit_and_reuses_it() {
 }
 
 #[tokio::test]
+async fn a_new_checkout_links_unchanged_files_and_writes_only_what_changed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let repo = TestRepo::new();
+    repo.write("apps/a/deploy.yaml", DEPLOYMENT)
+        .write("apps/b/cm.yaml", "kind: ConfigMap\n")
+        .write("run.sh", "#!/bin/sh\n")
+        .write("tool.sh", "#!/bin/sh\n")
+        .write("moved/x.yaml", "x: 1\n");
+    repo.git(&["update-index", "--chmod=+x", "run.sh"]);
+    let first = repo.commit("first");
+    repo.write("apps/b/cm.yaml", "kind: ConfigMap\ndata: {}\n")
+        .remove("moved/x.yaml")
+        .write("moved", "now a file\n");
+    // The same bytes, executable now: a mode change must not reuse the old file.
+    repo.git(&["update-index", "--chmod=+x", "tool.sh"]);
+    let second = repo.commit("second");
+    let (_dir, cache) = cache();
+    let url = repo.file_url();
+    let old = cache.checkout(&url, &first, None).await.unwrap();
+    let new = cache.checkout(&url, &second, None).await.unwrap();
+    let inode =
+        |root: &std::path::Path, path: &str| std::fs::metadata(root.join(path)).unwrap().ino();
+    assert_eq!(
+        inode(&old, "apps/a/deploy.yaml"),
+        inode(&new, "apps/a/deploy.yaml")
+    );
+    assert_eq!(inode(&old, "run.sh"), inode(&new, "run.sh"));
+    assert_ne!(inode(&old, "apps/b/cm.yaml"), inode(&new, "apps/b/cm.yaml"));
+    assert_ne!(inode(&old, "tool.sh"), inode(&new, "tool.sh"));
+    let mode = |root: &std::path::Path, path: &str| {
+        std::fs::metadata(root.join(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&new, "run.sh"), 0o755);
+    assert_eq!(mode(&new, "tool.sh"), 0o755);
+    assert_eq!(
+        mode(&old, "tool.sh"),
+        0o644,
+        "the old checkout is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(new.join("apps/b/cm.yaml")).unwrap(),
+        "kind: ConfigMap\ndata: {}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(old.join("apps/b/cm.yaml")).unwrap(),
+        "kind: ConfigMap\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(new.join("moved")).unwrap(),
+        "now a file\n"
+    );
+    assert!(old.join("moved/x.yaml").is_file());
+}
+
+#[tokio::test]
 async fn checkout_of_an_unknown_commit_is_not_found() {
     let repo = TestRepo::new();
     repo.write("a.yaml", DEPLOYMENT).commit("first");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use gix::protocol::handshake::Ref;
 
-use super::checkout::write_commit_tree;
+use super::checkout::{Previous, write_commit_tree};
 use super::fetch::{
     MIRROR_REFSPECS, Source, fetch, find_commit, open_mirror, read_error, ref_target,
 };
@@ -240,6 +240,25 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|err| GitError::Task(err.to_string()))?
 }
 
+/// The most recently used finished checkout in `dir` (one repository's), to link unchanged
+/// files from. Collection runs under the same mirror lock as the caller, so it stays in place.
+fn latest_checkout(dir: &Path) -> Option<(gix::ObjectId, PathBuf)> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            // Finished checkouts are named by their commit; staging and trash start with '.'.
+            let commit = is_full_sha(&name)
+                .then(|| gix::ObjectId::from_hex(name.as_bytes()).ok())
+                .flatten()?;
+            let used = entry.metadata().and_then(|m| m.modified()).ok()?;
+            Some((used, commit, entry.path()))
+        })
+        .max_by_key(|(used, ..)| *used)
+        .map(|(_, commit, path)| (commit, path))
+}
+
 fn is_full_sha(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -373,7 +392,12 @@ fn checkout_blocking(
             path: dir.to_path_buf(),
             source,
         })?;
-    write_commit_tree(&repo, &source.url, id, staging.path(), limits)?;
+    let previous = latest_checkout(dir);
+    let previous = previous.as_ref().map(|(commit, path)| Previous {
+        commit: *commit,
+        dir: path,
+    });
+    write_commit_tree(&repo, &source.url, id, staging.path(), limits, previous)?;
     let staged = staging.keep();
     if let Err(err) = std::fs::rename(&staged, dest) {
         // Another process may have won the race; its checkout is as good as ours.
