@@ -99,28 +99,19 @@ impl Manifests {
             fetched.push((source, spec, revision, checkout));
         }
         // `$name/...` in value files points at the checkout of the source whose `ref` is name.
-        let refs: BTreeMap<String, PathBuf> = fetched
-            .iter()
-            .filter_map(|(source, _, _, checkout)| {
-                let name = source.r#ref.as_deref().filter(|r| !r.is_empty())?;
-                Some((format!("${name}"), checkout.path().to_path_buf()))
-            })
-            .collect();
-        let ref_repos: BTreeMap<String, String> = fetched
-            .iter()
-            .filter_map(|(source, ..)| {
-                let name = source.r#ref.as_deref().filter(|r| !r.is_empty())?;
-                Some((format!("${name}"), source.repo_url.clone()))
-            })
-            .collect();
-        let ref_revisions: BTreeMap<&str, &str> = fetched
-            .iter()
-            .filter_map(|(source, _, revision, _)| {
-                Some((source.r#ref.as_deref()?, revision.as_str()))
-            })
-            .collect();
+        let mut refs: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut ref_repos: BTreeMap<String, &str> = BTreeMap::new();
+        let mut ref_revisions: BTreeMap<&str, &str> = BTreeMap::new();
+        for (source, _, revision, checkout) in &fetched {
+            if let Some(name) = source.r#ref.as_deref().filter(|r| !r.is_empty()) {
+                refs.insert(format!("${name}"), checkout.path().to_path_buf());
+                ref_repos.insert(format!("${name}"), &source.repo_url);
+                ref_revisions.insert(name, revision);
+            }
+        }
         let mut out = AppManifests::default();
-        let mut renders = Vec::new();
+        let mut merged = Rendered::empty(Tool::Directory);
+        let mut rendered_sources = 0;
         for (source, spec, revision, checkout) in &fetched {
             out.revisions.push(revision.clone());
             if is_values_only(source) && fetched.len() > 1 {
@@ -142,16 +133,15 @@ impl Manifests {
             for file in &rendered.files_read {
                 let (repo, path) = match file.split_once('/') {
                     Some((name, rest)) if ref_repos.contains_key(name) => {
-                        (ref_repos[name].clone(), rest.to_string())
+                        (ref_repos[name], rest.to_string())
                     }
-                    _ => (source.repo_url.clone(), file.clone()),
+                    _ => (source.repo_url.as_str(), file.clone()),
                 };
-                out.files_read.entry(repo).or_default().insert(path);
+                out.files_read
+                    .entry(repo.to_string())
+                    .or_default()
+                    .insert(path);
             }
-            renders.push(rendered);
-        }
-        let mut merged = Rendered::empty(Tool::Directory);
-        for rendered in &renders {
             out.tools.push(rendered.tool);
             if !rendered.tool_version.is_empty()
                 && !out.tool_versions.contains(&rendered.tool_version)
@@ -161,8 +151,10 @@ impl Manifests {
             merged.objects.extend(rendered.objects.iter().cloned());
             merged.warnings.extend(rendered.warnings.iter().cloned());
             merged.skipped.extend(rendered.skipped.iter().cloned());
+            rendered_sources += 1;
         }
-        if renders.len() > 1 {
+        // Each source was de-duplicated by its render; only objects across sources can repeat.
+        if rendered_sources > 1 {
             render::dedupe(&mut merged);
         }
         out.objects = merged.objects;
@@ -186,7 +178,7 @@ impl Manifests {
             app_name: &name,
             namespace: &namespace,
             kube_version: cluster.version(),
-            api_versions: &api_versions,
+            api_versions: api_versions.as_slice(),
             hard,
         };
         self.desired(&app.all_sources(), &target).await

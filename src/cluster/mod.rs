@@ -42,9 +42,50 @@ impl From<kube::Error> for ClusterError {
 /// One target cluster: a client and its (re-runnable) discovery.
 pub struct Cluster {
     client: Client,
-    discovery: RwLock<Arc<Discovery>>,
+    /// Discovery and the API versions derived from it, replaced together.
+    discovery: RwLock<Discovered>,
     /// The API server's version (`v1.33.0`), read once at connect.
     version: Option<String>,
+}
+
+/// One discovery run and what renderers read from it, computed once per run rather than per
+/// reconcile.
+#[derive(Clone)]
+struct Discovered {
+    discovery: Arc<Discovery>,
+    api_versions: Arc<Vec<String>>,
+}
+
+impl Discovered {
+    fn new(discovery: Discovery) -> Discovered {
+        let api_versions = Arc::new(api_versions_of(&discovery));
+        Discovered {
+            discovery: Arc::new(discovery),
+            api_versions,
+        }
+    }
+}
+
+/// Every `group/version` and `group/version/Kind` served (`v1`, `v1/Pod` for the core group),
+/// as Helm's `--api-versions` takes them.
+fn api_versions_of(discovery: &Discovery) -> Vec<String> {
+    let mut out = Vec::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            let gv = if group.name().is_empty() {
+                version.to_string()
+            } else {
+                format!("{}/{version}", group.name())
+            };
+            for (resource, _) in group.versioned_resources(version) {
+                out.push(format!("{gv}/{}", resource.kind));
+            }
+            out.push(gv);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// How a resource is served: its API resource and whether it is namespaced.
@@ -62,7 +103,7 @@ impl Cluster {
         let version = client.apiserver_version().await.ok().map(|v| v.git_version);
         Ok(Cluster {
             client,
-            discovery: RwLock::new(Arc::new(discovery)),
+            discovery: RwLock::new(Discovered::new(discovery)),
             version,
         })
     }
@@ -72,27 +113,10 @@ impl Cluster {
         self.version.as_deref()
     }
 
-    /// Every `group/version` and `group/version/Kind` the cluster serves (`v1`, `v1/Pod` for the
-    /// core group), as Helm's `--api-versions` takes them.
-    pub async fn api_versions(&self) -> Vec<String> {
-        let discovery = self.discovery.read().await.clone();
-        let mut out = Vec::new();
-        for group in discovery.groups() {
-            for version in group.versions() {
-                let gv = if group.name().is_empty() {
-                    version.to_string()
-                } else {
-                    format!("{}/{version}", group.name())
-                };
-                for (resource, _) in group.versioned_resources(version) {
-                    out.push(format!("{gv}/{}", resource.kind));
-                }
-                out.push(gv);
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
+    /// Every `group/version` and `group/version/Kind` the cluster serves, as of the last
+    /// discovery.
+    pub async fn api_versions(&self) -> Arc<Vec<String>> {
+        self.discovery.read().await.api_versions.clone()
     }
 
     /// The underlying client.
@@ -103,7 +127,7 @@ impl Cluster {
     /// Re-runs discovery, e.g. after a CRD was applied.
     pub async fn rediscover(&self) -> Result<(), ClusterError> {
         let fresh = Discovery::new(self.client.clone()).run().await?;
-        *self.discovery.write().await = Arc::new(fresh);
+        *self.discovery.write().await = Discovered::new(fresh);
         Ok(())
     }
 
@@ -132,7 +156,7 @@ impl Cluster {
     }
 
     async fn lookup(&self, gvk: &GroupVersionKind) -> Option<Served> {
-        let discovery = self.discovery.read().await.clone();
+        let discovery = self.discovery.read().await.discovery.clone();
         discovery
             .resolve_gvk(gvk)
             .map(|(resource, caps): (ApiResource, ApiCapabilities)| Served {

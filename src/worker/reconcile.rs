@@ -328,12 +328,6 @@ struct Desired {
 
 async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<Desired, Failed> {
     let sources = app.all_sources();
-    if sources.is_empty() {
-        return Err(failed(
-            INVALID_SPEC_ERROR,
-            "spec.source or spec.sources is required",
-        ));
-    }
     let rules = ctx
         .tenancy
         .rules_for(app)
@@ -348,7 +342,7 @@ async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<De
         .check_destination(destination.as_target())
         .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
     let namespace = app.destination_namespace();
-    let rendered = ctx
+    let mut rendered = ctx
         .manifests
         .desired_for_app(app, &ctx.cluster, job.hard)
         .await
@@ -362,7 +356,7 @@ async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<De
     }
     let objects = sync::prepare::prepare(
         &ctx.cluster,
-        rendered.objects.clone(),
+        std::mem::take(&mut rendered.objects),
         &app.key().to_string(),
         &namespace,
     )
