@@ -8,12 +8,13 @@ use crate::queue::{QueueError, SharedQueue, Topic};
 /// Schema version of [`Job`] documents.
 pub const JOB_VERSION: u32 = 1;
 
-/// Refresh compares Git with the cluster; sync also applies.
+/// Refresh compares Git with the cluster; sync also applies; terminate stops a running sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     Refresh,
     Sync,
+    Terminate,
 }
 
 /// What caused a job.
@@ -67,8 +68,64 @@ pub struct Job {
     /// For a sync: also delete tracked objects that left Git (automated prune applies regardless).
     #[serde(default)]
     pub prune: bool,
+    /// For a sync: what a person asked for beyond prune (revision, resources, dry run, rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncRequest>,
     pub cause: Cause,
     pub enqueued_at: String,
+}
+
+/// The options of a requested sync, as `argocd app sync` and `argocd app rollback` take them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// Sync this revision (a commit, tag or branch) instead of the source's targetRevision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Sync only these resources (selective sync: hooks do not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceSelector>,
+    /// Compare and dry-run only; nothing is applied or pruned.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Roll back to this `status.history[].id`: its revision and sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_id: Option<i64>,
+}
+
+/// One resource of a selective sync (`GROUP:KIND:NAMESPACE/NAME` on the command line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSelector {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceSelector {
+    /// Parses `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME` (group empty for the core group),
+    /// as `argocd app sync --resource` takes it.
+    pub fn parse(text: &str) -> Result<ResourceSelector, String> {
+        let mut parts = text.splitn(3, ':');
+        let (Some(group), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!(
+                "{text:?}: expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME"
+            ));
+        };
+        let (namespace, name) = rest.split_once('/').unwrap_or(("", rest));
+        if kind.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(format!("{text:?}: kind and name are required"));
+        }
+        Ok(ResourceSelector {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// A queue message that is not a valid Job.
@@ -91,6 +148,7 @@ impl Job {
             hard: false,
             revision: None,
             prune: false,
+            sync: None,
             cause,
             enqueued_at: crate::event::now_rfc3339(),
         }
@@ -151,6 +209,25 @@ mod tests {
             text.contains(r#""kind":"sync""#) && text.contains(r#""source":"manual""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn resource_selectors_parse_as_argocd_takes_them() {
+        let s = ResourceSelector::parse("apps:Deployment:shop/web").expect("parse");
+        assert_eq!(
+            (
+                s.group.as_str(),
+                s.kind.as_str(),
+                s.namespace.as_str(),
+                s.name.as_str()
+            ),
+            ("apps", "Deployment", "shop", "web")
+        );
+        let core = ResourceSelector::parse(":Namespace:shop").expect("parse");
+        assert_eq!((core.group.as_str(), core.namespace.as_str()), ("", ""));
+        for bad in ["Deployment/web", "apps:Deployment:", "apps::x", "a:b:c/d/e"] {
+            assert!(ResourceSelector::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
