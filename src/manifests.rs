@@ -171,6 +171,19 @@ impl Manifests {
         cluster: &Cluster,
         hard: bool,
     ) -> Result<AppManifests, ManifestError> {
+        self.desired_for_app_from(app, &app.all_sources(), cluster, hard)
+            .await
+    }
+
+    /// As [`Manifests::desired_for_app`], from `sources` instead of the spec's (a sync pinned
+    /// to a revision, or a rollback).
+    pub async fn desired_for_app_from(
+        &self,
+        app: &Application,
+        sources: &[&ApplicationSource],
+        cluster: &Cluster,
+        hard: bool,
+    ) -> Result<AppManifests, ManifestError> {
         let namespace = app.destination_namespace();
         let name = app.metadata.name.clone().unwrap_or_default();
         let api_versions = cluster.api_versions().await;
@@ -181,7 +194,7 @@ impl Manifests {
             api_versions: api_versions.as_slice(),
             hard,
         };
-        self.desired(&app.all_sources(), &target).await
+        self.desired(sources, &target).await
     }
 
     /// The commit (or chart version) `source` names and the files to render it from; for a

@@ -112,6 +112,7 @@ impl Service {
                 cluster: cluster.clone(),
                 manifests: manifests.clone(),
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
+                verdicts: Arc::new(crate::sync::Verdicts::default()),
             });
             let reconcile = &settings.reconcile;
             let syncer_settings = syncer::SyncerSettings {

@@ -182,12 +182,23 @@ impl Cluster {
 
     /// Server-side apply with field manager `capstan` and force; `dry_run` changes nothing.
     pub async fn apply(&self, obj: &Value, dry_run: bool) -> Result<Value, ClusterError> {
-        let key = ResourceKey::of(obj).ok_or(ClusterError::BadObject)?;
-        let served = self.served(&key.group, &key.version, &key.kind).await?;
-        let dynamic: DynamicObject =
-            serde_json::from_value(obj.clone()).map_err(|e| ClusterError::Api(e.to_string()))?;
+        self.apply_with(obj, dry_run, true).await
+    }
+
+    /// Server-side apply; `validate: false` makes the server drop unknown fields instead of
+    /// refusing them (`Validate=false`).
+    pub async fn apply_with(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        validate: bool,
+    ) -> Result<Value, ClusterError> {
+        let (key, served, dynamic) = self.typed(obj).await?;
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
+        if !validate {
+            params.field_validation = Some(kube::api::ValidationDirective::Ignore);
+        }
         let applied = self
             .api(&served, &key.namespace)
             .patch(&key.name, &params, &Patch::Apply(&dynamic))
@@ -195,11 +206,63 @@ impl Cluster {
         Ok(to_value(applied))
     }
 
+    /// Creates the object (POST), as `Replace=true` does for a missing object.
+    pub async fn create(&self, obj: &Value) -> Result<Value, ClusterError> {
+        let (key, served, dynamic) = self.typed(obj).await?;
+        let params = kube::api::PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let created = self
+            .api(&served, &key.namespace)
+            .create(&params, &dynamic)
+            .await?;
+        Ok(to_value(created))
+    }
+
+    /// Replaces the whole object (PUT), as `Replace=true` does.
+    pub async fn replace(&self, obj: &Value) -> Result<Value, ClusterError> {
+        let (key, served, mut dynamic) = self.typed(obj).await?;
+        let api = self.api(&served, &key.namespace);
+        if dynamic.metadata.resource_version.is_none() {
+            // An unconditional replace still needs the current version on most servers.
+            if let Some(live) = api.get_opt(&key.name).await? {
+                dynamic.metadata.resource_version = live.metadata.resource_version;
+            }
+        }
+        let params = kube::api::PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let replaced = api.replace(&key.name, &params, &dynamic).await?;
+        Ok(to_value(replaced))
+    }
+
+    async fn typed(
+        &self,
+        obj: &Value,
+    ) -> Result<(ResourceKey, Served, DynamicObject), ClusterError> {
+        let key = ResourceKey::of(obj).ok_or(ClusterError::BadObject)?;
+        let served = self.served(&key.group, &key.version, &key.kind).await?;
+        let dynamic: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| ClusterError::Api(e.to_string()))?;
+        Ok((key, served, dynamic))
+    }
+
     /// Deletes an object with foreground propagation; NotFound counts as deleted.
     pub async fn delete(&self, key: &ResourceKey) -> Result<(), ClusterError> {
+        self.delete_with(key, PropagationPolicy::Foreground).await
+    }
+
+    /// Deletes an object with the given propagation; NotFound counts as deleted.
+    pub async fn delete_with(
+        &self,
+        key: &ResourceKey,
+        propagation: PropagationPolicy,
+    ) -> Result<(), ClusterError> {
         let served = self.served(&key.group, &key.version, &key.kind).await?;
         let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Foreground),
+            propagation_policy: Some(propagation),
             ..Default::default()
         };
         match self

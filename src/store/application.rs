@@ -111,6 +111,18 @@ pub struct SyncPolicy {
     pub sync_options: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryStrategy>,
+    /// Labels and annotations for the namespace `CreateNamespace=true` creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
+}
+
+/// Metadata of a namespace Capstan creates.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct ManagedNamespaceMetadata {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// Automated sync switches.
@@ -255,6 +267,56 @@ pub struct OperationState {
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<InitiatedBy>,
+    /// What was asked for, so a running sync continues as it began (after a restart too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<SyncOperation>,
+    /// Failed attempts retried so far (`syncPolicy.retry`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_count: i64,
+    /// When the next retry of a failed sync is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A requested sync, as Argo CD's `operation.sync`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperation {
+    /// The revision being synced (pinned for the whole operation).
+    #[serde(default)]
+    pub revision: String,
+    /// The sources being synced, with their revisions pinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Selective sync: only these resources, and no hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncOperationResource>,
+    /// Consecutive self-heal syncs of this revision, for the self-heal backoff.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub auto_heal_attempts_count: i64,
+    /// The history entry this operation rolls back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_id: Option<i64>,
+}
+
+/// One resource of a selective sync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperationResource {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
 }
 
 /// Argo CD's operation phases.
@@ -276,6 +338,8 @@ pub enum ResultCode {
     SyncFailed,
     Pruned,
     PruneSkipped,
+    /// Not run yet (a later wave of a running sync).
+    Pending,
 }
 
 /// Who started an operation.
@@ -293,6 +357,9 @@ pub struct InitiatedBy {
 #[serde(rename_all = "camelCase")]
 pub struct SyncOperationResult {
     pub revision: String,
+    /// The sources synced, with pinned revisions: automation syncs once per (revision, sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
     #[serde(default)]
     pub resources: Vec<ResourceResult>,
 }
@@ -314,6 +381,20 @@ pub struct ResourceResult {
     /// created, configured, unchanged, pruned …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// `PreSync`, `Sync`, `PostSync` or `SyncFail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_phase: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_wave: i64,
+    /// For a hook: the phase it runs in (`PreSync` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_type: Option<String>,
+    /// For a hook: `Pending`, `Running`, `Succeeded` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_phase: Option<String>,
+    /// For a `generateName` hook: the prefix it was named from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<String>,
 }
 
 /// One successful sync, newest last.
@@ -327,6 +408,9 @@ pub struct RevisionHistory {
     pub deploy_started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<InitiatedBy>,
+    /// The sources deployed, so a rollback renders exactly them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
 }
 
 /// Sync and health of one resource the app manages.

@@ -1,8 +1,18 @@
-//! The sync engine: compare desired with live, then dry-run, apply in order, and prune.
-//! A failed sync never prunes and never reports success (docs/architecture.md, invariant 7).
+//! The sync engine, in gitops-engine's shape: compare desired with live ([`compare`]), plan the
+//! tasks ([`plan`]), run them step by step ([`execute`]). It works on plain objects and plans,
+//! never on the CRD's wire types. A failed sync never prunes and never reports success
+//! (docs/architecture.md, invariant 7).
 
+pub mod execute;
+#[cfg(test)]
+mod execute_tests;
+pub mod hooks;
+pub mod options;
 pub mod order;
+pub mod plan;
 pub mod prepare;
+pub mod target;
+pub mod verdicts;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -10,7 +20,14 @@ use serde_json::Value;
 
 use crate::cluster::resource::{ObjectId, is_tracked_by, tracking_selector};
 use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
-use crate::store::application::{ResourceResult, ResultCode, SyncStatusCode};
+pub use verdicts::Verdicts;
+
+/// Whether live equals desired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    Synced,
+    OutOfSync,
+}
 
 /// One resource as compared: what Git wants, what the cluster has, and whether they agree.
 #[derive(Debug, Clone)]
@@ -18,11 +35,20 @@ pub struct Compared {
     pub key: ResourceKey,
     pub desired: Option<Value>,
     pub live: Option<Value>,
-    pub status: SyncStatusCode,
+    pub state: SyncState,
     /// Tracked by the app, gone from Git.
     pub requires_pruning: bool,
     /// Why the comparison could not be completed (e.g. dry-run refused), if it could not.
     pub message: Option<String>,
+    /// The server accepted a dry-run of exactly this desired object over this live one.
+    pub dry_run_ok: bool,
+}
+
+impl Compared {
+    /// Whether live equals desired.
+    pub fn in_sync(&self) -> bool {
+        self.state == SyncState::Synced
+    }
 }
 
 /// Compares each desired object with the cluster, and finds tracked objects that left Git.
@@ -34,11 +60,16 @@ pub struct Compared {
 /// by name: a desired object the label list did not return (not created yet, or created before
 /// it carried the label), and an `inventory` object the label list did not return (managed
 /// before objects carried the label, so it is found for pruning once).
+///
+/// Each existing object is compared through a server-side dry-run of the desired object, whose
+/// verdict is remembered (`verdicts`) until the desired object or the live one changes, so a
+/// resync of an unchanged app makes no dry-run.
 pub async fn compare(
     cluster: &Cluster,
     app: &str,
     desired: &[Value],
     inventory: &[ResourceKey],
+    verdicts: &Verdicts,
 ) -> Result<Vec<Compared>, ClusterError> {
     let keys = desired
         .iter()
@@ -64,27 +95,39 @@ pub async fn compare(
 
     let mut out = Vec::with_capacity(desired.len());
     for (obj, key) in desired.iter().zip(keys) {
-        let live = match labeled.get(&key.object_id()) {
-            Some(live) => Some(live.clone()),
+        let live = match labeled.remove(&key.object_id()) {
+            Some(live) => Some(live),
             None => get_if_served(cluster, &key).await?,
         };
-        let (status, message) = match &live {
-            None => (SyncStatusCode::OutOfSync, None),
-            Some(live) => match cluster.apply(obj, true).await {
-                Ok(result) if diff::differs(&result, live) => (SyncStatusCode::OutOfSync, None),
-                Ok(_) => (SyncStatusCode::Synced, None),
-                Err(e @ ClusterError::Unreachable(_)) => return Err(e),
-                Err(e) => (SyncStatusCode::OutOfSync, Some(e.to_string())),
-            },
-        };
-        out.push(Compared {
+        let mut compared = Compared {
             key,
             desired: Some(obj.clone()),
-            live,
-            status,
+            live: None,
+            state: SyncState::OutOfSync,
             requires_pruning: false,
-            message,
-        });
+            message: None,
+            dry_run_ok: false,
+        };
+        if let Some(live) = live {
+            match verdicts.get(obj, &live) {
+                Some(synced) => {
+                    compared.dry_run_ok = true;
+                    compared.state = state(synced);
+                }
+                None => match cluster.apply(obj, true).await {
+                    Ok(predicted) => {
+                        let synced = !diff::differs(&predicted, &live);
+                        verdicts.put(obj, &live, synced);
+                        compared.dry_run_ok = true;
+                        compared.state = state(synced);
+                    }
+                    Err(e @ ClusterError::Unreachable(_)) => return Err(e),
+                    Err(e) => compared.message = Some(e.to_string()),
+                },
+            }
+            compared.live = Some(live);
+        }
+        out.push(compared);
     }
 
     let mut seen: HashSet<ObjectId> = out.iter().map(|c| c.key.object_id()).collect();
@@ -102,19 +145,29 @@ pub async fn compare(
         let Some(key) = ResourceKey::of(&live) else {
             continue;
         };
-        if !is_tracked_by(&live, app) || !seen.insert(key.object_id()) {
+        // Hooks are the operation's business, never pruned as resources.
+        if !is_tracked_by(&live, app) || hooks::is_hook(&live) || !seen.insert(key.object_id()) {
             continue;
         }
         out.push(Compared {
             key,
             desired: None,
             live: Some(live),
-            status: SyncStatusCode::OutOfSync,
+            state: SyncState::OutOfSync,
             requires_pruning: true,
             message: None,
+            dry_run_ok: false,
         });
     }
     Ok(out)
+}
+
+fn state(synced: bool) -> SyncState {
+    if synced {
+        SyncState::Synced
+    } else {
+        SyncState::OutOfSync
+    }
 }
 
 /// The live object, or None when it or its kind does not exist (a kind may be served only once
@@ -127,173 +180,5 @@ async fn get_if_served(
         Ok(live) => Ok(live),
         Err(ClusterError::UnknownKind { .. }) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// What to do in a sync.
-#[derive(Debug, Clone, Default)]
-pub struct SyncOptions {
-    pub prune: bool,
-    /// Namespace to create first (`CreateNamespace=true`), if any.
-    pub create_namespace: Option<String>,
-}
-
-/// The result of a sync operation.
-#[derive(Debug, Clone)]
-pub struct SyncOutcome {
-    pub succeeded: bool,
-    pub message: String,
-    pub resources: Vec<ResourceResult>,
-}
-
-/// Runs one sync: dry-run everything, then apply in order, then prune when allowed.
-pub async fn sync(cluster: &Cluster, compared: &[Compared], opts: &SyncOptions) -> SyncOutcome {
-    let mut to_apply: Vec<&Compared> = compared.iter().filter(|c| c.desired.is_some()).collect();
-    to_apply.sort_by_key(|c| order::apply_order(&c.key));
-    let mut results = Vec::new();
-
-    if let Some(ns) = &opts.create_namespace {
-        let namespace =
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        let key = ResourceKey::of(&namespace);
-        let exists = match &key {
-            Some(k) => matches!(cluster.get(k).await, Ok(Some(_))),
-            None => false,
-        };
-        if !exists && let Err(e) = cluster.apply(&namespace, false).await {
-            return SyncOutcome {
-                succeeded: false,
-                message: format!("cannot create namespace {ns}: {e}"),
-                resources: results,
-            };
-        }
-    }
-
-    // Dry-run first so that a refused object means nothing at all is applied.
-    let created_namespaces: BTreeSet<&str> = to_apply
-        .iter()
-        .filter(|c| c.key.kind == "Namespace" && c.key.group.is_empty())
-        .map(|c| c.key.name.as_str())
-        .collect();
-    let created_kinds = crd_kinds(&to_apply);
-    let mut dry_run_failed = false;
-    for c in &to_apply {
-        let Some(obj) = &c.desired else { continue };
-        let namespace_created_here = created_namespaces.contains(c.key.namespace.as_str());
-        let kind_created_here = created_kinds.contains(&(c.key.group.clone(), c.key.kind.clone()));
-        if namespace_created_here || kind_created_here {
-            continue;
-        }
-        if let Err(e) = cluster.apply(obj, true).await {
-            dry_run_failed = true;
-            results.push(result(&c.key, ResultCode::SyncFailed, &e.to_string(), None));
-        }
-    }
-    if dry_run_failed {
-        return SyncOutcome {
-            succeeded: false,
-            message: "one or more objects failed to apply (dry run)".into(),
-            resources: results,
-        };
-    }
-
-    for c in &to_apply {
-        let Some(obj) = &c.desired else { continue };
-        let action = if c.live.is_none() {
-            "created"
-        } else if c.status == SyncStatusCode::Synced {
-            "unchanged"
-        } else {
-            "configured"
-        };
-        match cluster.apply(obj, false).await {
-            Ok(_) => {
-                results.push(result(
-                    &c.key,
-                    ResultCode::Synced,
-                    &format!("{} {action}", c.key),
-                    Some(action),
-                ));
-                if c.key.kind == "CustomResourceDefinition" {
-                    let _ = cluster.rediscover().await;
-                }
-            }
-            Err(e) => {
-                results.push(result(&c.key, ResultCode::SyncFailed, &e.to_string(), None));
-                return SyncOutcome {
-                    succeeded: false,
-                    message: format!("{} failed to apply: {e}", c.key),
-                    resources: results,
-                };
-            }
-        }
-    }
-
-    let mut prunes: Vec<&Compared> = compared.iter().filter(|c| c.requires_pruning).collect();
-    prunes.sort_by_key(|c| std::cmp::Reverse(order::apply_order(&c.key)));
-    for c in prunes {
-        if !opts.prune {
-            results.push(result(
-                &c.key,
-                ResultCode::PruneSkipped,
-                "ignored (requires pruning)",
-                None,
-            ));
-            continue;
-        }
-        match cluster.delete(&c.key).await {
-            Ok(()) => results.push(result(&c.key, ResultCode::Pruned, "pruned", Some("pruned"))),
-            Err(e) => {
-                results.push(result(
-                    &c.key,
-                    ResultCode::SyncFailed,
-                    &format!("prune failed: {e}"),
-                    None,
-                ));
-                return SyncOutcome {
-                    succeeded: false,
-                    message: format!("{} failed to prune: {e}", c.key),
-                    resources: results,
-                };
-            }
-        }
-    }
-    SyncOutcome {
-        succeeded: true,
-        message: "successfully synced (all tasks run)".into(),
-        resources: results,
-    }
-}
-
-/// (group, kind) of every custom kind defined by a CRD in this sync.
-fn crd_kinds(items: &[&Compared]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .filter(|c| c.key.kind == "CustomResourceDefinition")
-        .filter_map(|c| {
-            let spec = c.desired.as_ref()?.get("spec")?;
-            Some((
-                spec.get("group")?.as_str()?.to_owned(),
-                spec.pointer("/names/kind")?.as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-fn result(
-    key: &ResourceKey,
-    status: ResultCode,
-    message: &str,
-    action: Option<&str>,
-) -> ResourceResult {
-    ResourceResult {
-        group: key.group.clone(),
-        version: key.version.clone(),
-        kind: key.kind.clone(),
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
-        status,
-        message: message.to_owned(),
-        action: action.map(str::to_owned),
     }
 }

@@ -26,7 +26,8 @@ pub async fn prepare(
     let mut out: Vec<Value> = Vec::with_capacity(objects.len());
     let mut seen = std::collections::BTreeSet::new();
     for mut obj in objects {
-        let key = ResourceKey::of(&obj).ok_or_else(|| PrepareError::Object {
+        let generated = ResourceKey::of(&obj).is_none() && super::hooks::is_hook(&obj);
+        let key = key_or_generated(&obj).ok_or_else(|| PrepareError::Object {
             object: describe(&obj),
             message: "missing apiVersion, kind or metadata.name".into(),
         })?;
@@ -59,6 +60,11 @@ pub async fn prepare(
                 meta.remove("namespace");
             }
         }
+        if generated {
+            // Named, and tracked, when the sync creates it.
+            out.push(obj);
+            continue;
+        }
         set_tracking_id(&mut obj, app);
         let key = ResourceKey::of(&obj).ok_or_else(|| PrepareError::Object {
             object: describe(&obj),
@@ -75,6 +81,23 @@ pub async fn prepare(
         out.push(obj);
     }
     Ok(out)
+}
+
+/// The key of an object; a hook with only `generateName` gets an empty name.
+pub fn key_or_generated(obj: &Value) -> Option<ResourceKey> {
+    if let Some(key) = ResourceKey::of(obj) {
+        return Some(key);
+    }
+    let prefix = obj.pointer("/metadata/generateName")?.as_str()?;
+    if prefix.is_empty() || !super::hooks::is_hook(obj) {
+        return None;
+    }
+    let mut named = obj.clone();
+    named
+        .get_mut("metadata")?
+        .as_object_mut()?
+        .insert("name".into(), Value::String(String::new()));
+    ResourceKey::of(&named)
 }
 
 /// The scope a CRD among `objects` declares for `key`'s kind, if one does.

@@ -1,5 +1,7 @@
 //! The worker role: router, syncer and poller.
 
+pub mod desired;
+pub mod operation;
 pub mod poller;
 pub mod reconcile;
 pub mod route_events;

@@ -1,27 +1,37 @@
-//! One Job, start to end: resolve → fetch → render → compare → (sync) → health → status.
-//! Problems with the app itself become conditions; only failing to write status is an error,
-//! so the job is redelivered (docs/architecture.md, invariant 2).
+//! One Job, start to end, as a short pipeline of stages: resolve and render
+//! ([`super::desired`]) → compare ([`crate::sync::compare`]) → decide and run the operation
+//! (plan and execute, [`crate::sync`]) → assess and record ([`super::status`]). Problems with the
+//! app itself become conditions; only failing to write status is an error, so the job is
+//! redelivered (docs/architecture.md, invariant 2).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
+use super::desired::{self, Desired, Failed, desired_state, keep_prunes_in_reach};
+use super::operation::{self, AutoSync};
 use super::status::{
-    self, COMPARISON_ERROR, EXCLUDED_RESOURCE_WARNING, INVALID_SPEC_ERROR,
-    REPEATED_RESOURCE_WARNING, SYNC_ERROR,
+    self, COMPARISON_ERROR, INVALID_SPEC_ERROR, REPEATED_RESOURCE_WARNING, SYNC_ERROR,
 };
-use crate::cluster::{Cluster, ResourceKey};
+use crate::cluster::resource::ObjectId;
+use crate::cluster::{Cluster, ClusterError, ResourceKey};
 use crate::event::now_rfc3339;
 use crate::health::HealthStatus;
 use crate::job::{Job, JobKind};
-use crate::manifests::{AppManifests, ManifestError, Manifests};
 use crate::store::application::{
-    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationPhase, OperationState,
-    RenderInputs, SyncOperationResult, SyncStatus, SyncStatusCode,
+    Application, ApplicationSource, ApplicationStatus, OperationPhase, OperationState, SyncStatus,
+    SyncStatusCode,
 };
 use crate::store::{AppStore, StoreError};
-use crate::sync::{self, Compared, SyncOptions};
-use crate::tenancy::{ProjectRules, Target, Tenancy};
+use crate::sync::execute::{self, Progress};
+use crate::sync::options::{self, Propagation};
+use crate::sync::plan::{self, PlanInput};
+use crate::sync::target::{ApplyMode, Target};
+use crate::sync::{self, Compared, Verdicts};
+use crate::tenancy::Tenancy;
 
 /// The destination server that means "the management cluster".
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
@@ -36,18 +46,24 @@ pub struct Context {
     /// Git, render cache and tools: the desired state of every source.
     pub manifests: Arc<Manifests>,
     /// A whole reconcile is abandoned after this long, so one app can never hold a worker slot.
-    pub reconcile_timeout: std::time::Duration,
+    pub reconcile_timeout: Duration,
+    /// Remembered dry-run verdicts for the cluster's objects.
+    pub verdicts: Arc<Verdicts>,
 }
+
+use crate::manifests::Manifests;
 
 /// What a reconcile found, for the caller's follow-up decisions.
 #[derive(Debug, Default)]
 pub struct Report {
     /// The Application no longer exists, or lives where Capstan does not act; nothing was written.
     pub gone: bool,
-    /// Resources are still progressing; a re-check soon will update health.
+    /// Resources are still progressing, or an operation is running; a re-check soon will go on.
     pub progressing: bool,
     pub revision: Option<String>,
     pub synced: bool,
+    /// Come back after this long (a retry or a self-heal backoff is due then).
+    pub recheck_after: Option<Duration>,
 }
 
 /// Reconciles one Application for `job` and writes its status.
@@ -71,30 +87,23 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
         });
     }
     let mut status = app.status.clone().unwrap_or_default();
-    let report = match tokio::time::timeout(
-        ctx.reconcile_timeout,
-        evaluate_and_sync(ctx, &app, job, &mut status),
-    )
-    .await
-    {
-        Ok(report) => report,
-        // Abandoned like a crashed worker: whatever was applied stays, nothing reports success.
-        Err(_) => {
-            let message = format!(
-                "reconcile took longer than {} s (limit reconcile.timeout_secs); abandoned",
-                ctx.reconcile_timeout.as_secs()
-            );
-            warn!(app = %app.key(), "{message}");
-            status::set_condition(&mut status, COMPARISON_ERROR, &message);
-            let revision = status.sync.as_ref().and_then(|s| s.revision.clone());
-            status.sync = Some(SyncStatus {
-                status: SyncStatusCode::Unknown,
-                revision,
-                ..Default::default()
-            });
-            Report::default()
-        }
-    };
+    let report =
+        match tokio::time::timeout(ctx.reconcile_timeout, evaluate(ctx, &app, job, &mut status))
+            .await
+        {
+            Ok(report) => report,
+            // Abandoned like a crashed worker: whatever was applied stays, nothing reports success.
+            Err(_) => {
+                let message = format!(
+                    "reconcile took longer than {} s (limit reconcile.timeout_secs); abandoned",
+                    ctx.reconcile_timeout.as_secs()
+                );
+                warn!(app = %app.key(), "{message}");
+                status::set_condition(&mut status, COMPARISON_ERROR, &message);
+                unknown(&mut status, None);
+                Report::default()
+            }
+        };
     status.reconciled_at = Some(now_rfc3339());
     status::bound(
         &mut status,
@@ -104,27 +113,25 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
     Ok(report)
 }
 
-/// The failure of one stage, as the condition it becomes.
-struct Failed {
-    condition: &'static str,
-    message: String,
+/// Sync status Unknown, keeping the last known revision unless a newer one is given.
+fn unknown(status: &mut ApplicationStatus, revision: Option<String>) {
+    let revision = revision.or_else(|| status.sync.as_ref().and_then(|s| s.revision.clone()));
+    status.sync = Some(SyncStatus {
+        status: SyncStatusCode::Unknown,
+        revision,
+        ..Default::default()
+    });
 }
 
-fn failed(condition: &'static str, message: impl Into<String>) -> Failed {
-    Failed {
-        condition,
-        message: message.into(),
-    }
-}
-
-async fn evaluate_and_sync(
+/// The pipeline: render, compare, operate, assess.
+async fn evaluate(
     ctx: &Context,
     app: &Application,
     job: &Job,
     status: &mut ApplicationStatus,
 ) -> Report {
     let key = app.key();
-    let desired = match desired_state(ctx, app, job).await {
+    let desired = match desired_state(ctx, app, &app.all_sources(), job.hard).await {
         Ok(d) => d,
         Err(f) => {
             warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
@@ -134,62 +141,24 @@ async fn evaluate_and_sync(
                     status::clear_condition(status, other);
                 }
             }
-            let revision = status.sync.as_ref().and_then(|s| s.revision.clone());
-            status.sync = Some(SyncStatus {
-                status: SyncStatusCode::Unknown,
-                revision,
-                ..Default::default()
-            });
+            unknown(status, None);
             return Report::default();
         }
     };
     status::clear_condition(status, COMPARISON_ERROR);
     status::clear_condition(status, INVALID_SPEC_ERROR);
-    let Desired {
-        revision,
-        revisions,
-        objects,
-        source_types,
-        warnings,
-        render_inputs,
-        rules,
-        target,
-    } = desired;
-    status.source_type = source_types.first().cloned();
-    status.source_types = if source_types.len() > 1 {
-        source_types
-    } else {
-        Vec::new()
-    };
-    status.render_inputs = render_inputs;
-    match warnings
-        .iter()
-        .find(|w| w.condition == REPEATED_RESOURCE_WARNING)
-    {
-        Some(w) => status::set_condition(status, REPEATED_RESOURCE_WARNING, &w.message),
-        None => status::clear_condition(status, REPEATED_RESOURCE_WARNING),
-    }
-    let inventory: Vec<ResourceKey> = status.resources.iter().map(resource_key).collect();
-    let in_reach = |mut compared: Vec<Compared>, status: &mut ApplicationStatus| {
-        keep_prunes_in_reach(&mut compared, &rules, target.as_target(), status);
-        compared
-    };
+    record_render(status, &desired);
+    let revision = desired.revision.clone();
 
-    let tracking_app = key.to_string();
-    let mut compared = match sync::compare(&ctx.cluster, &tracking_app, &objects, &inventory).await
-    {
-        Ok(c) => in_reach(c, status),
+    let compared = match compare(ctx, app, &desired, status, job.hard).await {
+        Ok(c) => c,
         Err(e) => {
             status::set_condition(
                 status,
                 COMPARISON_ERROR,
                 &format!("cannot compare with the cluster: {e}"),
             );
-            status.sync = Some(SyncStatus {
-                status: SyncStatusCode::Unknown,
-                revision: Some(revision.clone()),
-                ..Default::default()
-            });
+            unknown(status, Some(revision.clone()));
             return Report {
                 revision: Some(revision),
                 ..Default::default()
@@ -197,556 +166,486 @@ async fn evaluate_and_sync(
         }
     };
 
-    let mut synced = false;
-    if should_sync(app, job, &compared, &revision, status) {
-        synced = run_sync(ctx, app, job, &compared, &revision, status).await;
-        // Status reflects the cluster after the sync, not before.
-        match sync::compare(&ctx.cluster, &tracking_app, &objects, &inventory).await {
-            Ok(after) => compared = in_reach(after, status),
-            Err(e) => status::set_condition(
-                status,
-                COMPARISON_ERROR,
-                &format!("cannot compare after sync: {e}"),
-            ),
+    let op = operate(ctx, app, job, status, &desired, &compared).await;
+    let compared = if op.applied {
+        // Status reflects the cluster after the sync; applied objects' verdicts are remembered,
+        // so this costs no dry-run.
+        match compare(ctx, app, &desired, status, false).await {
+            Ok(after) => after,
+            Err(e) => {
+                status::set_condition(
+                    status,
+                    COMPARISON_ERROR,
+                    &format!("cannot compare after sync: {e}"),
+                );
+                compared
+            }
         }
-    }
+    } else {
+        compared
+    };
     status::summarise(status, &compared, &revision);
-    if revisions.len() > 1
+    if desired.revisions.len() > 1
         && let Some(sync) = status.sync.as_mut()
     {
-        sync.revisions = revisions;
+        sync.revisions = desired.revisions.clone();
     }
-    let progressing = status.health.as_ref().is_some_and(|h| {
-        h.status == HealthStatus::Progressing || h.status == HealthStatus::Missing && synced
-    });
+    let running = status
+        .operation_state
+        .as_ref()
+        .is_some_and(|o| o.phase == OperationPhase::Running);
+    let progressing = running
+        || status.health.as_ref().is_some_and(|h| {
+            h.status == HealthStatus::Progressing || h.status == HealthStatus::Missing && op.applied
+        });
     Report {
         gone: false,
         progressing,
         revision: Some(revision),
-        synced,
+        synced: op.succeeded,
+        recheck_after: op.recheck_after,
     }
 }
 
-/// Runs one sync operation and records it in `status` (operation state, history, SyncError).
-async fn run_sync(
+/// What the render stage learned, into the status.
+fn record_render(status: &mut ApplicationStatus, desired: &Desired) {
+    status.source_type = desired.source_types.first().cloned();
+    status.source_types = if desired.source_types.len() > 1 {
+        desired.source_types.clone()
+    } else {
+        Vec::new()
+    };
+    status.render_inputs = desired.render_inputs.clone();
+    match desired
+        .warnings
+        .iter()
+        .find(|w| w.condition == REPEATED_RESOURCE_WARNING)
+    {
+        Some(w) => status::set_condition(status, REPEATED_RESOURCE_WARNING, &w.message),
+        None => status::clear_condition(status, REPEATED_RESOURCE_WARNING),
+    }
+}
+
+/// The compare stage: desired resources against the cluster, prunes kept within the project.
+async fn compare(
+    ctx: &Context,
+    app: &Application,
+    desired: &Desired,
+    status: &mut ApplicationStatus,
+    hard: bool,
+) -> Result<Vec<Compared>, ClusterError> {
+    let inventory: Vec<ResourceKey> = status.resources.iter().map(desired::resource_key).collect();
+    let fresh;
+    let verdicts = if hard {
+        // A hard refresh asks the server again for every object.
+        fresh = Verdicts::default();
+        &fresh
+    } else {
+        ctx.verdicts.as_ref()
+    };
+    let mut compared = sync::compare(
+        &ctx.cluster,
+        &app.key().to_string(),
+        &desired.resources,
+        &inventory,
+        verdicts,
+    )
+    .await?;
+    keep_prunes_in_reach(
+        &mut compared,
+        &desired.rules,
+        desired.target.as_target(),
+        status,
+    );
+    Ok(compared)
+}
+
+/// What the operation stage did.
+#[derive(Default)]
+struct Operated {
+    /// Something was applied or deleted.
+    applied: bool,
+    /// The operation completed successfully in this reconcile.
+    succeeded: bool,
+    recheck_after: Option<Duration>,
+}
+
+/// The operation stage: continue a running sync, start a requested or automated one, or
+/// terminate one.
+async fn operate(
     ctx: &Context,
     app: &Application,
     job: &Job,
-    compared: &[Compared],
-    revision: &str,
     status: &mut ApplicationStatus,
-) -> bool {
-    let started_at = now_rfc3339();
-    let opts = SyncOptions {
-        prune: job.prune || app.automated().is_some_and(|a| a.prune),
-        create_namespace: app
-            .sync_option("CreateNamespace")
-            .then(|| app.spec.destination.namespace.clone())
-            .flatten()
-            .filter(|n| !n.is_empty()),
-    };
-    info!(app = %app.key(), revision = %revision, prune = opts.prune, "syncing");
-    let outcome = sync::sync(&ctx.cluster, compared, &opts).await;
-    let phase = if outcome.succeeded {
-        OperationPhase::Succeeded
-    } else {
-        OperationPhase::Failed
-    };
-    status.operation_state = Some(OperationState {
-        phase,
-        message: outcome.message.clone(),
-        sync_result: Some(SyncOperationResult {
-            revision: revision.to_owned(),
-            resources: outcome.resources,
-        }),
-        started_at: started_at.clone(),
-        finished_at: Some(now_rfc3339()),
-        initiated_by: Some(InitiatedBy {
-            username: job.cause.by.clone(),
-            automated: job.kind != JobKind::Sync,
-        }),
-    });
-    if outcome.succeeded {
-        status::clear_condition(status, SYNC_ERROR);
-        let limit = status::history_limit(app.spec.revision_history_limit);
-        status::record_history(status, revision, &started_at, limit);
-    } else {
-        warn!(app = %app.key(), message = %outcome.message, "sync failed");
-        status::set_condition(status, SYNC_ERROR, &outcome.message);
-    }
-    outcome.succeeded
-}
-
-/// Whether this job syncs: always when asked; automatically when OutOfSync, once per revision
-/// unless self-heal is on, and never just to prune when prune is off.
-fn should_sync(
-    app: &Application,
-    job: &Job,
+    desired: &Desired,
     compared: &[Compared],
-    revision: &str,
-    status: &ApplicationStatus,
-) -> bool {
-    if job.kind == JobKind::Sync {
-        return true;
+) -> Operated {
+    let now = jiff::Timestamp::now();
+    let running = status
+        .operation_state
+        .as_ref()
+        .is_some_and(|o| o.phase == OperationPhase::Running);
+    if job.kind == JobKind::Terminate {
+        if !running {
+            debug!(app = %app.key(), "terminate: no operation is running");
+            return Operated::default();
+        }
+        return step(ctx, app, status, desired, compared, true).await;
     }
-    let Some(auto) = app.automated() else {
-        return false;
+    if running {
+        if job.kind == JobKind::Sync {
+            warn!(app = %app.key(), "a sync was requested while another is running; it is ignored");
+        }
+        return step(ctx, app, status, desired, compared, false).await;
+    }
+    let (operation, automated) = if job.kind == JobKind::Sync {
+        (operation::requested(app, job, None), false)
+    } else {
+        match operation::auto_sync(app, status, compared, &desired.revision, now) {
+            AutoSync::No => return Operated::default(),
+            AutoSync::Later(wait) => {
+                return Operated {
+                    recheck_after: Some(wait),
+                    ..Default::default()
+                };
+            }
+            AutoSync::Now { auto_heal_attempts } => (
+                operation::requested(app, job, Some(auto_heal_attempts)),
+                true,
+            ),
+        }
     };
-    let apply_needed = compared
-        .iter()
-        .any(|c| c.desired.is_some() && c.status != SyncStatusCode::Synced);
-    let prune_needed = compared.iter().any(|c| c.requires_pruning);
-    if !(apply_needed || prune_needed && auto.prune) {
-        return false;
-    }
-    if compared.iter().all(|c| c.desired.is_none()) && !auto.allow_empty {
-        return false;
-    }
-    let last = status.operation_state.as_ref();
-    let last_revision = last
-        .and_then(|o| o.sync_result.as_ref())
-        .map(|r| r.revision.as_str());
-    if last_revision == Some(revision) {
-        return match last.map(|o| o.phase) {
-            Some(OperationPhase::Failed) => false,
-            _ => auto.self_heal,
-        };
-    }
-    true
+    info!(app = %app.key(), revision = %desired.revision, automated, prune = operation.prune,
+        dry_run = operation.dry_run, "sync started");
+    status.operation_state = Some(operation::start(operation, job, automated, now_rfc3339()));
+    step(ctx, app, status, desired, compared, false).await
 }
 
-struct Desired {
-    revision: String,
-    revisions: Vec<String>,
-    objects: Vec<serde_json::Value>,
-    source_types: Vec<String>,
-    warnings: Vec<crate::render::RenderWarning>,
-    render_inputs: Vec<RenderInputs>,
-    rules: ProjectRules,
-    target: Destination,
+/// Runs one step of the running operation and records it.
+async fn step(
+    ctx: &Context,
+    app: &Application,
+    status: &mut ApplicationStatus,
+    spec_desired: &Desired,
+    spec_compared: &[Compared],
+    terminate: bool,
+) -> Operated {
+    let Some(mut op) = status.operation_state.take() else {
+        return Operated::default();
+    };
+    let now = jiff::Timestamp::now();
+    let mut fresh_attempt = op.sync_result.is_none();
+    if let Some(next) = op
+        .next_retry_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    {
+        if !terminate && next > now {
+            let wait = next.duration_since(now).unsigned_abs();
+            status.operation_state = Some(op);
+            return Operated {
+                recheck_after: Some(wait),
+                ..Default::default()
+            };
+        }
+        op.next_retry_at = None;
+        fresh_attempt = true;
+    }
+    let mut request = op.operation.clone().unwrap_or_default();
+    let outcome = match operation_target(ctx, app, status, &mut request, spec_desired).await {
+        Ok(t) => t,
+        Err(f) => {
+            finish(status, app, op, request, Err(f.message), &[]);
+            return Operated::default();
+        }
+    };
+    let (desired, compared): (&Desired, &[Compared]) = match &outcome {
+        OpTarget::Spec => (spec_desired, spec_compared),
+        OpTarget::Pinned(d, c) => (d.as_ref(), c.as_slice()),
+    };
+    let app_options = options::app_options(
+        app.spec
+            .sync_policy
+            .iter()
+            .flat_map(|p| p.sync_options.iter().map(String::as_str)),
+    );
+    let selected: Option<HashSet<ObjectId>> = (!request.resources.is_empty()).then(|| {
+        request
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    r.group.clone(),
+                    r.kind.clone(),
+                    r.namespace.clone(),
+                    r.name.clone(),
+                )
+            })
+            .collect()
+    });
+    let tasks = plan::plan(&PlanInput {
+        compared,
+        hooks: &desired.hooks,
+        options: &app_options,
+        namespace: managed_namespace(app, &app_options),
+        selected: selected.as_ref(),
+    });
+    let mut records = if fresh_attempt {
+        Vec::new()
+    } else {
+        op.sync_result
+            .as_ref()
+            .map(|r| operation::records_from(&r.resources))
+            .unwrap_or_default()
+    };
+    let app_key = app.key().to_string();
+    let health = |obj: &Value| crate::health::assess(obj);
+    let settings = execute::Settings {
+        app: &app_key,
+        prune: request.prune,
+        dry_run: request.dry_run,
+        propagation: app_options.propagation,
+        health: &health,
+        terminate,
+    };
+    let target = Recording {
+        cluster: &ctx.cluster,
+        verdicts: &ctx.verdicts,
+    };
+    let before = records.clone();
+    let progress = execute::step(&target, &tasks, &mut records, &settings).await;
+    let applied = records != before && !request.dry_run;
+    op.operation = Some(request.clone());
+    match progress {
+        Progress::Running(message) => {
+            debug!(app = %app_key, %message, "sync running");
+            op.message = message;
+            operation::record_result(&mut op, &desired.revision, &records);
+            status.operation_state = Some(op);
+            Operated {
+                applied,
+                ..Default::default()
+            }
+        }
+        Progress::Succeeded(message) => {
+            let succeeded = finish(status, app, op, request, Ok(message), &records);
+            Operated {
+                applied,
+                succeeded,
+                ..Default::default()
+            }
+        }
+        Progress::Failed(message) => {
+            let retry = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref());
+            if !terminate && operation::may_retry(retry, op.retry_count) {
+                let delay = retry.map_or(Duration::from_secs(5), |r| {
+                    operation::retry_delay(r, op.retry_count)
+                });
+                op.retry_count += 1;
+                let at = now + jiff::SignedDuration::try_from(delay).unwrap_or_default();
+                op.next_retry_at = Some(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                op.message = format!(
+                    "retrying attempt #{} in {} s: {message}",
+                    op.retry_count,
+                    delay.as_secs()
+                );
+                warn!(app = %app_key, message = %op.message, "sync failed; will retry");
+                operation::record_result(&mut op, &desired.revision, &records);
+                status::set_condition(status, SYNC_ERROR, &message);
+                status.operation_state = Some(op);
+                return Operated {
+                    applied,
+                    recheck_after: Some(delay),
+                    ..Default::default()
+                };
+            }
+            finish(status, app, op, request, Err(message), &records);
+            Operated {
+                applied,
+                ..Default::default()
+            }
+        }
+    }
 }
 
-async fn desired_state(ctx: &Context, app: &Application, job: &Job) -> Result<Desired, Failed> {
-    let sources = app.all_sources();
-    let rules = ctx
-        .tenancy
-        .rules_for(app)
-        .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
-    let destination = resolve_destination(app)?;
-    for s in &sources {
-        rules
-            .check_repo(&s.repo_url)
-            .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
+/// Ends the operation: Succeeded (with a history entry unless a dry run) or Failed (SyncError).
+/// Returns whether it succeeded.
+fn finish(
+    status: &mut ApplicationStatus,
+    app: &Application,
+    mut op: OperationState,
+    request: crate::store::application::SyncOperation,
+    result: Result<String, String>,
+    records: &[execute::TaskRecord],
+) -> bool {
+    op.finished_at = Some(now_rfc3339());
+    op.next_retry_at = None;
+    let revision = request.revision.clone();
+    op.operation = Some(request.clone());
+    operation::record_result(&mut op, &revision, records);
+    let ok = result.is_ok();
+    match result {
+        Ok(message) => {
+            op.phase = OperationPhase::Succeeded;
+            op.message = message;
+            status::clear_condition(status, SYNC_ERROR);
+            if !request.dry_run {
+                let limit = status::history_limit(app.spec.revision_history_limit);
+                status::record_history(
+                    status,
+                    &revision,
+                    &request.sources,
+                    &op.started_at,
+                    op.initiated_by.clone(),
+                    limit,
+                );
+            }
+        }
+        Err(message) => {
+            warn!(app = %app.key(), %message, "sync failed");
+            op.phase = OperationPhase::Failed;
+            op.message = message.clone();
+            status::set_condition(status, SYNC_ERROR, &message);
+        }
     }
-    rules
-        .check_destination(destination.as_target())
-        .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
-    let namespace = app.destination_namespace();
-    let mut rendered = ctx
-        .manifests
-        .desired_for_app(app, &ctx.cluster, job.hard)
-        .await
-        .map_err(|e| match e {
-            ManifestError::InvalidSpec(m) => failed(INVALID_SPEC_ERROR, m),
-            ManifestError::Comparison(m) => failed(COMPARISON_ERROR, m),
-        })?;
-    let allow_empty = app.automated().is_some_and(|a| a.allow_empty);
-    if rendered.objects.is_empty() && !allow_empty {
-        return Err(failed(COMPARISON_ERROR, nothing_rendered(&rendered)));
+    status.operation_state = Some(op);
+    ok
+}
+
+/// Where the operation's desired state comes from.
+enum OpTarget {
+    /// The spec's sources at the revision just rendered.
+    Spec,
+    /// Other sources or another revision (a pinned sync, a rollback), rendered and compared.
+    Pinned(Box<Desired>, Vec<Compared>),
+}
+
+/// Pins the operation to a revision on its first step, and renders it when that is not what
+/// the spec renders now (a rollback, `--revision`, or a sync that began on an older commit).
+async fn operation_target(
+    ctx: &Context,
+    app: &Application,
+    status: &mut ApplicationStatus,
+    request: &mut crate::store::application::SyncOperation,
+    spec_desired: &Desired,
+) -> Result<OpTarget, Failed> {
+    if let Some(id) = request.rollback_id {
+        if app.automated().is_some() {
+            return Err(desired::failed(
+                SYNC_ERROR,
+                "rollback is not allowed while automated sync is enabled",
+            ));
+        }
+        let entry =
+            status.history.iter().find(|h| h.id == id).ok_or_else(|| {
+                desired::failed(SYNC_ERROR, format!("no history entry with id {id}"))
+            })?;
+        if request.revision.is_empty() {
+            request.revision = entry.revision.clone();
+        }
+        if !entry.sources.is_empty() && request.sources != entry.sources {
+            request.sources = entry.sources.clone();
+        }
     }
-    let objects = sync::prepare::prepare(
+    let spec = operation::spec_sources(app);
+    if request.sources.is_empty() {
+        request.sources = spec.clone();
+    }
+    if request.revision.is_empty() {
+        request.revision = spec_desired.revision.clone();
+    }
+    if request.sources == spec && request.revision == spec_desired.revision {
+        return Ok(OpTarget::Spec);
+    }
+    let mut pinned: Vec<ApplicationSource> = request.sources.clone();
+    if let Some(first) = pinned.first_mut() {
+        first.target_revision = Some(request.revision.clone());
+    }
+    let refs: Vec<&ApplicationSource> = pinned.iter().collect();
+    let d = desired_state(ctx, app, &refs, false).await?;
+    // The operation records the commit it synced, not the name it asked for.
+    request.revision = d.revision.clone();
+    let inventory: Vec<ResourceKey> = status.resources.iter().map(desired::resource_key).collect();
+    let mut compared = sync::compare(
         &ctx.cluster,
-        std::mem::take(&mut rendered.objects),
         &app.key().to_string(),
-        &namespace,
+        &d.resources,
+        &inventory,
+        &ctx.verdicts,
     )
     .await
-    .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
-    check_objects(&rules, destination.as_target(), &objects)?;
-    Ok(Desired {
-        revision: rendered.revisions.first().cloned().unwrap_or_default(),
-        render_inputs: render_inputs(&sources, &rendered),
-        revisions: rendered.revisions,
-        objects,
-        source_types: rendered
-            .tools
-            .iter()
-            .map(|t| t.as_str().to_owned())
-            .collect(),
-        warnings: rendered.warnings,
-        rules,
-        target: destination,
-    })
-}
-
-/// Files listed in a "rendered nothing" message before the rest are only counted.
-const MAX_LISTED_SKIPPED: usize = 10;
-
-/// The condition message for a source that rendered no object: never Synced on nothing.
-fn nothing_rendered(rendered: &AppManifests) -> String {
-    let mut message = String::from("the source rendered no Kubernetes objects");
-    if !rendered.skipped.is_empty() {
-        message.push_str(&format!(
-            " (skipped, holding no Kubernetes object: {})",
-            listed(&rendered.skipped, MAX_LISTED_SKIPPED)
-        ));
-    }
-    message.push_str(
-        "; nothing is applied or pruned. Check spec.source.path and directory.include, or set \
-         syncPolicy.automated.allowEmpty: true if the app is meant to be empty",
-    );
-    message
-}
-
-/// Most render inputs recorded per repository; beyond it the whole repository is watched,
-/// which costs extra refreshes but never misses one.
-const MAX_RENDER_INPUTS: usize = 500;
-
-/// What each repository's renders read outside the app's own source paths, for the router.
-fn render_inputs(sources: &[&ApplicationSource], rendered: &AppManifests) -> Vec<RenderInputs> {
-    rendered
-        .files_read
-        .iter()
-        .filter_map(|(repo, files)| {
-            let own: Vec<String> = sources
-                .iter()
-                .filter(|s| &s.repo_url == repo)
-                .filter_map(|s| s.path.as_deref())
-                .map(|p| p.trim_matches('/').trim_start_matches("./").to_string())
-                .collect();
-            let outside: Vec<String> = files
-                .iter()
-                .filter(|f| {
-                    !own.iter().any(|base| {
-                        base.is_empty()
-                            || base == "."
-                            || *f == base
-                            || f.starts_with(&format!("{base}/"))
-                    })
-                })
-                .cloned()
-                .collect();
-            if outside.is_empty() {
-                return None;
-            }
-            let paths = if outside.len() > MAX_RENDER_INPUTS {
-                vec![String::new()]
-            } else {
-                outside
-            };
-            Some(RenderInputs {
-                repo_url: repo.clone(),
-                paths,
-            })
-        })
-        .collect()
-}
-
-/// Violations listed in one condition message before the rest are only counted.
-const MAX_LISTED_VIOLATIONS: usize = 10;
-
-/// Every desired object must be of a kind, and in a namespace, the project allows; otherwise
-/// nothing at all is applied.
-fn check_objects(
-    rules: &ProjectRules,
-    target: Target<'_>,
-    objects: &[serde_json::Value],
-) -> Result<(), Failed> {
-    let violations: Vec<String> = objects
-        .iter()
-        .filter_map(|obj| {
-            let key = ResourceKey::of(obj)?;
-            rules
-                .check_object(
-                    &key.group,
-                    &key.kind,
-                    &key.namespace,
-                    target,
-                    &key.to_string(),
-                )
-                .err()
-                .map(|v| v.to_string())
-        })
-        .collect();
-    if violations.is_empty() {
-        return Ok(());
-    }
-    Err(failed(
-        SYNC_ERROR,
-        format!(
-            "nothing applied: {}",
-            listed(&violations, MAX_LISTED_VIOLATIONS)
-        ),
-    ))
-}
-
-/// Tracked objects the project no longer lets this app reach are never pruned: they are taken out
-/// of the comparison and named in a warning condition instead.
-fn keep_prunes_in_reach(
-    compared: &mut Vec<Compared>,
-    rules: &ProjectRules,
-    target: Target<'_>,
-    status: &mut ApplicationStatus,
-) {
-    let mut excluded = Vec::new();
-    compared.retain(|c| {
-        if !c.requires_pruning {
-            return true;
-        }
-        let k = &c.key;
-        match rules.check_object(&k.group, &k.kind, &k.namespace, target, &k.to_string()) {
-            Ok(()) => true,
-            Err(_) => {
-                excluded.push(k.to_string());
-                false
-            }
-        }
-    });
-    if excluded.is_empty() {
-        status::clear_condition(status, EXCLUDED_RESOURCE_WARNING);
-    } else {
-        status::set_condition(
-            status,
-            EXCLUDED_RESOURCE_WARNING,
-            &format!(
-                "left in place, outside what project '{}' allows (never pruned): {}",
-                rules.name(),
-                listed(&excluded, MAX_LISTED_VIOLATIONS)
-            ),
-        );
-    }
-}
-
-/// `a; b; c and 4 more`.
-fn listed(items: &[String], max: usize) -> String {
-    let mut text = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if items.len() > max {
-        text.push_str(&format!(" and {} more", items.len() - max));
-    }
-    text
-}
-
-/// An app's destination resolved to a cluster name and server URL.
-struct Destination {
-    server: String,
-    name: String,
-    namespace: String,
-}
-
-impl Destination {
-    fn as_target(&self) -> Target<'_> {
-        Target {
-            server: &self.server,
-            name: &self.name,
-            namespace: &self.namespace,
-        }
-    }
-}
-
-/// Only the management cluster is a target until Cluster objects exist.
-fn resolve_destination(app: &Application) -> Result<Destination, Failed> {
-    let dest = &app.spec.destination;
-    let server_ok = dest
-        .server
-        .as_deref()
-        .is_none_or(|s| s.is_empty() || s.trim_end_matches('/') == IN_CLUSTER_SERVER);
-    let name_ok = dest
-        .name
-        .as_deref()
-        .is_none_or(|n| n.is_empty() || n == IN_CLUSTER_NAME);
-    if server_ok && name_ok {
-        Ok(Destination {
-            server: IN_CLUSTER_SERVER.to_owned(),
-            name: IN_CLUSTER_NAME.to_owned(),
-            namespace: dest.namespace.clone().unwrap_or_default(),
-        })
-    } else {
-        Err(failed(
-            INVALID_SPEC_ERROR,
-            format!(
-                "destination {} is not a registered cluster (only in-cluster / {IN_CLUSTER_SERVER} is available)",
-                dest.server
-                    .clone()
-                    .or_else(|| dest.name.clone())
-                    .unwrap_or_default()
-            ),
-        ))
-    }
-}
-
-fn resource_key(r: &crate::store::application::ResourceStatus) -> ResourceKey {
-    ResourceKey {
-        group: r.group.clone(),
-        version: r.version.clone(),
-        kind: r.kind.clone(),
-        namespace: r.namespace.clone(),
-        name: r.name.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{Cause, CauseSource};
-    use crate::store::application::{ApplicationSpec, AutomatedSync, SyncPolicy};
-    use serde_json::json;
-
-    fn app(automated: Option<AutomatedSync>) -> Application {
-        let spec = ApplicationSpec {
-            sync_policy: Some(SyncPolicy {
-                automated,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        Application::new("a", spec)
-    }
-
-    fn auto(prune: bool, self_heal: bool) -> Option<AutomatedSync> {
-        Some(AutomatedSync {
-            prune,
-            self_heal,
-            ..Default::default()
-        })
-    }
-
-    fn job(kind: JobKind) -> Job {
-        Job::new(
-            &crate::domain::AppKey::parse("ns/a").expect("key"),
-            kind,
-            Cause {
-                source: CauseSource::Webhook,
-                event_id: None,
-                by: None,
-            },
+    .map_err(|e| {
+        desired::failed(
+            COMPARISON_ERROR,
+            format!("cannot compare with the cluster: {e}"),
         )
-    }
+    })?;
+    keep_prunes_in_reach(&mut compared, &d.rules, d.target.as_target(), status);
+    Ok(OpTarget::Pinned(Box::new(d), compared))
+}
 
-    fn compared(status: SyncStatusCode, requires_pruning: bool) -> Compared {
-        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}});
-        Compared {
-            key: ResourceKey::of(&obj).expect("key"),
-            desired: (!requires_pruning).then(|| obj.clone()),
-            live: Some(obj),
-            status,
-            requires_pruning,
-            message: None,
+/// The destination namespace as `CreateNamespace=true` creates it.
+fn managed_namespace(app: &Application, options: &options::AppOptions) -> Option<Value> {
+    if !options.create_namespace {
+        return None;
+    }
+    let ns = app
+        .spec
+        .destination
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())?;
+    let mut obj =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    if let Some(meta) = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.managed_namespace_metadata.as_ref())
+    {
+        if !meta.labels.is_empty() {
+            obj["metadata"]["labels"] = serde_json::json!(meta.labels);
+        }
+        if !meta.annotations.is_empty() {
+            obj["metadata"]["annotations"] = serde_json::json!(meta.annotations);
         }
     }
+    Some(obj)
+}
 
-    fn last_op(revision: &str, phase: OperationPhase) -> ApplicationStatus {
-        ApplicationStatus {
-            operation_state: Some(OperationState {
-                phase,
-                sync_result: Some(SyncOperationResult {
-                    revision: revision.into(),
-                    resources: vec![],
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
+/// The cluster as the sync engine's target, remembering that an applied object is in sync with
+/// what was applied, so the compare after the sync asks the server nothing.
+struct Recording<'a> {
+    cluster: &'a Cluster,
+    verdicts: &'a Verdicts,
+}
+
+impl Target for Recording<'_> {
+    async fn get(&self, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
+        Target::get(self.cluster, key).await
+    }
+
+    async fn apply(&self, obj: &Value, mode: ApplyMode) -> Result<Value, ClusterError> {
+        let applied = Target::apply(self.cluster, obj, mode).await?;
+        if !mode.dry_run {
+            self.verdicts.put(obj, &applied, true);
         }
+        Ok(applied)
     }
 
-    #[test]
-    fn a_refresh_never_syncs_a_manual_app_but_a_sync_job_always_does() {
-        let out = [compared(SyncStatusCode::OutOfSync, false)];
-        let none = ApplicationStatus::default();
-        assert!(!should_sync(
-            &app(None),
-            &job(JobKind::Refresh),
-            &out,
-            "r1",
-            &none
-        ));
-        assert!(should_sync(
-            &app(None),
-            &job(JobKind::Sync),
-            &out,
-            "r1",
-            &none
-        ));
+    async fn create(&self, obj: &Value) -> Result<Value, ClusterError> {
+        Target::create(self.cluster, obj).await
     }
 
-    #[test]
-    fn automation_syncs_each_new_revision_once() {
-        let out = [compared(SyncStatusCode::OutOfSync, false)];
-        let refresh = job(JobKind::Refresh);
-        assert!(should_sync(
-            &app(auto(false, false)),
-            &refresh,
-            &out,
-            "r2",
-            &last_op("r1", OperationPhase::Succeeded)
-        ));
-        assert!(
-            !should_sync(
-                &app(auto(false, false)),
-                &refresh,
-                &out,
-                "r1",
-                &last_op("r1", OperationPhase::Succeeded)
-            ),
-            "drift on the synced revision is corrected only with selfHeal"
-        );
-        assert!(should_sync(
-            &app(auto(false, true)),
-            &refresh,
-            &out,
-            "r1",
-            &last_op("r1", OperationPhase::Succeeded)
-        ));
-        assert!(
-            !should_sync(
-                &app(auto(false, true)),
-                &refresh,
-                &out,
-                "r1",
-                &last_op("r1", OperationPhase::Failed)
-            ),
-            "a failed revision is not retried automatically"
-        );
-        let synced = [compared(SyncStatusCode::Synced, false)];
-        assert!(!should_sync(
-            &app(auto(true, true)),
-            &refresh,
-            &synced,
-            "r2",
-            &ApplicationStatus::default()
-        ));
+    async fn replace(&self, obj: &Value) -> Result<Value, ClusterError> {
+        Target::replace(self.cluster, obj).await
     }
 
-    #[test]
-    fn prune_only_differences_sync_only_when_prune_is_on() {
-        let out = [
-            compared(SyncStatusCode::Synced, false),
-            compared(SyncStatusCode::OutOfSync, true),
-        ];
-        let refresh = job(JobKind::Refresh);
-        let none = ApplicationStatus::default();
-        assert!(!should_sync(
-            &app(auto(false, true)),
-            &refresh,
-            &out,
-            "r1",
-            &none
-        ));
-        assert!(should_sync(
-            &app(auto(true, false)),
-            &refresh,
-            &out,
-            "r1",
-            &none
-        ));
-        let only_prunes = [compared(SyncStatusCode::OutOfSync, true)];
-        assert!(
-            !should_sync(&app(auto(true, false)), &refresh, &only_prunes, "r1", &none),
-            "pruning everything needs allowEmpty"
-        );
+    async fn delete(
+        &self,
+        key: &ResourceKey,
+        propagation: Propagation,
+    ) -> Result<(), ClusterError> {
+        Target::delete(self.cluster, key, propagation).await
     }
 }

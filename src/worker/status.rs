@@ -8,7 +8,8 @@ use crate::store::application::{
     ApplicationCondition, ApplicationStatus, HealthStatusBlock, ResourceStatus, ResultCode,
     RevisionHistory, SyncStatusCode,
 };
-use crate::sync::Compared;
+use crate::store::application::{ApplicationSource, InitiatedBy};
+use crate::sync::{Compared, SyncState};
 
 /// Condition types Capstan sets (Argo CD's names).
 pub const COMPARISON_ERROR: &str = "ComparisonError";
@@ -48,7 +49,10 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
             kind: c.key.kind.clone(),
             namespace: c.key.namespace.clone(),
             name: c.key.name.clone(),
-            status: c.status,
+            status: match c.state {
+                SyncState::Synced => SyncStatusCode::Synced,
+                SyncState::OutOfSync => SyncStatusCode::OutOfSync,
+            },
             health: resource_health(c).map(|h| HealthStatusBlock {
                 status: h.status,
                 message: (!h.message.is_empty()).then(|| h.message.clone()),
@@ -64,9 +68,7 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
             r.name.clone(),
         )
     });
-    let all_synced = compared
-        .iter()
-        .all(|c| c.status == SyncStatusCode::Synced && !c.requires_pruning);
+    let all_synced = compared.iter().all(|c| c.in_sync() && !c.requires_pruning);
     status.sync = Some(crate::store::application::SyncStatus {
         status: if all_synced {
             SyncStatusCode::Synced
@@ -120,7 +122,9 @@ fn app_health(compared: &[Compared]) -> HealthStatusBlock {
 pub fn record_history(
     status: &mut ApplicationStatus,
     revision: &str,
+    sources: &[ApplicationSource],
     started_at: &str,
+    initiated_by: Option<InitiatedBy>,
     limit: usize,
 ) {
     let id = status.history.iter().map(|h| h.id).max().unwrap_or(-1) + 1;
@@ -129,7 +133,8 @@ pub fn record_history(
         revision: revision.to_owned(),
         deployed_at: now_rfc3339(),
         deploy_started_at: Some(started_at.to_owned()),
-        initiated_by: None,
+        initiated_by,
+        sources: sources.to_vec(),
     });
     let excess = status.history.len().saturating_sub(limit.max(1));
     status.history.drain(..excess);
@@ -308,7 +313,7 @@ mod tests {
     fn history_is_bounded_and_ids_increase() {
         let mut s = ApplicationStatus::default();
         for i in 0..5 {
-            record_history(&mut s, &format!("rev{i}"), "t", 3);
+            record_history(&mut s, &format!("rev{i}"), &[], "t", None, 3);
         }
         assert_eq!(
             s.history.iter().map(|h| h.id).collect::<Vec<_>>(),
@@ -355,6 +360,7 @@ mod tests {
                 message: "m".repeat(1_000_000),
                 sync_result: Some(crate::store::application::SyncOperationResult {
                     revision: "r".into(),
+                    sources: vec![],
                     resources: (0..resources)
                         .map(|i| result(ResultCode::Synced, &long(i)))
                         .collect(),
@@ -385,7 +391,7 @@ mod tests {
         assert_eq!(history_limit(Some(1_000_000)), MAX_HISTORY_LIMIT);
         let mut s = ApplicationStatus::default();
         for i in 0..15 {
-            record_history(&mut s, &format!("rev{i}"), "t", 1000);
+            record_history(&mut s, &format!("rev{i}"), &[], "t", None, 1000);
         }
         bound(&mut s, history_limit(None));
         assert_eq!(

@@ -185,7 +185,7 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
                 if let Err(e) = delivery.ack().await {
                     warn!(app = %app, error = %e, "ack failed; the job will be redelivered");
                 }
-                schedule_recheck(&shared, &app, report.progressing);
+                schedule_recheck(&shared, &app, report.progressing, report.recheck_after);
             }
             Err(e) => {
                 // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
@@ -220,23 +220,38 @@ fn merge<'a>(jobs: impl Iterator<Item = &'a Job>) -> Job {
     merged
 }
 
-/// While an app is progressing, refresh it again soon (backing off), so health catches up.
-fn schedule_recheck(shared: &Arc<Shared>, app: &AppKey, progressing: bool) {
+/// While an app is progressing, refresh it again soon (backing off), so health catches up; when
+/// the reconcile named a time (a retry or self-heal backoff), come back then.
+fn schedule_recheck(
+    shared: &Arc<Shared>,
+    app: &AppKey,
+    progressing: bool,
+    after: Option<Duration>,
+) {
     let count = {
         let mut rechecks = lock(&shared.rechecks);
         if !progressing {
             rechecks.remove(app);
-            return;
+            if after.is_none() {
+                return;
+            }
+            0
+        } else {
+            let c = rechecks.entry(app.clone()).or_insert(0);
+            *c += 1;
+            *c
         }
-        let c = rechecks.entry(app.clone()).or_insert(0);
-        *c += 1;
-        *c
     };
-    let delay = shared
+    let backoff = shared
         .settings
         .progress_recheck
-        .saturating_mul(1 << (count - 1).min(6))
+        .saturating_mul(1 << count.saturating_sub(1).min(6))
         .min(shared.settings.max_recheck);
+    let delay = match after {
+        Some(at) if !progressing => at,
+        Some(at) => at.min(backoff),
+        None => backoff,
+    };
     let queue = shared.queue.clone();
     let app = app.clone();
     tokio::spawn(async move {
