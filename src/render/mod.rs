@@ -219,7 +219,7 @@ pub fn pick_tool(source: &SourceSpec, ctx: &RenderContext<'_>) -> Result<Tool, R
 pub(crate) fn dedupe(rendered: &mut Rendered) {
     let mut last: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
     for (index, object) in rendered.objects.iter().enumerate() {
-        last.insert(identity(object), index);
+        last.insert(identity(object, index), index);
     }
     if last.len() == rendered.objects.len() {
         return;
@@ -230,7 +230,7 @@ pub(crate) fn dedupe(rendered: &mut Rendered) {
         .into_iter()
         .enumerate()
     {
-        let id = identity(&object);
+        let id = identity(&object, index);
         if last.get(&id) == Some(&index) {
             kept.push(object);
         } else {
@@ -249,15 +249,21 @@ pub(crate) fn dedupe(rendered: &mut Rendered) {
     });
 }
 
-/// (apiVersion, kind, namespace, name) of an object.
-fn identity(object: &Value) -> (String, String, String, String) {
+/// (apiVersion, kind, namespace, name) of an object. An object named only by `generateName`
+/// (a hook the sync names when it creates it) is never a repeat of another: it gets the
+/// position it was rendered at, which no real name can equal.
+fn identity(object: &Value, index: usize) -> (String, String, String, String) {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let meta = object.get("metadata");
+    let mut name = text(meta.and_then(|m| m.get("name")));
+    if name.is_empty() && meta.and_then(|m| m.get("generateName")).is_some() {
+        name = format!("\u{0}{index}");
+    }
     (
         text(object.get("apiVersion")),
         text(object.get("kind")),
         text(meta.and_then(|m| m.get("namespace"))),
-        text(meta.and_then(|m| m.get("name"))),
+        name,
     )
 }
 
@@ -394,4 +400,25 @@ pub enum RenderError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod dedupe_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_named_only_by_generate_name_are_never_repeats() {
+        let hook = |prefix: &str| {
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"generateName": prefix, "namespace": "d"}})
+        };
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let mut rendered = Rendered::empty(Tool::Directory);
+        rendered.objects = vec![hook("pre-"), hook("post-"), cm.clone(), cm];
+        dedupe(&mut rendered);
+        assert_eq!(rendered.objects.len(), 3, "two hooks and one ConfigMap");
+        assert_eq!(rendered.warnings.len(), 1);
+        assert!(rendered.warnings[0].message.contains("ConfigMap"));
+    }
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use capstan::cluster::{Cluster, ResourceKey, TRACKING_LABEL};
 use capstan::sandbox::{Sandbox, SandboxOptions};
-use capstan::store::application::SyncStatusCode;
 use capstan::sync::{self, prepare::prepare};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -124,16 +123,22 @@ async fn a_compare_reads_only_the_apps_objects_among_five_thousand_secrets() {
     let inventory = keys(&desired);
 
     reads.take();
-    let compared = sync::compare(&cluster, APP, &desired, &inventory)
-        .await
-        .expect("compare");
+    let compared = sync::compare(
+        &cluster,
+        APP,
+        &desired,
+        &inventory,
+        &sync::Verdicts::default(),
+    )
+    .await
+    .expect("compare");
     let read = reads.take();
 
     assert_eq!(compared.len(), 1, "{compared:?}");
     let own = &compared[0];
     assert_eq!(own.key.name, "owned");
     assert!(own.live.is_some(), "the app's own Secret is found");
-    assert_eq!(own.status, SyncStatusCode::Synced);
+    assert!(own.in_sync());
     assert_eq!(read, 1, "Secret objects read by one compare");
     sandbox.shutdown().await;
 }
@@ -161,9 +166,15 @@ async fn an_object_applied_before_the_tracking_label_is_still_found_for_pruning(
     inventory.extend(keys(&legacy));
     desired.truncate(1);
 
-    let compared = sync::compare(&cluster, APP, &desired, &inventory)
-        .await
-        .expect("compare");
+    let compared = sync::compare(
+        &cluster,
+        APP,
+        &desired,
+        &inventory,
+        &sync::Verdicts::default(),
+    )
+    .await
+    .expect("compare");
     let prunable = prunable_names(&compared);
     assert_eq!(prunable, ["legacy"], "{compared:?}");
     sandbox.shutdown().await;
@@ -194,9 +205,15 @@ async fn a_copied_tracking_label_never_makes_another_object_prunable() {
         cluster.apply(&obj, false).await.expect("apply foreign");
     }
 
-    let compared = sync::compare(&cluster, APP, &desired, &keys(&desired))
-        .await
-        .expect("compare");
+    let compared = sync::compare(
+        &cluster,
+        APP,
+        &desired,
+        &keys(&desired),
+        &sync::Verdicts::default(),
+    )
+    .await
+    .expect("compare");
     let prunable = prunable_names(&compared);
     assert_eq!(prunable, ["orphan"], "{compared:?}");
     sandbox.shutdown().await;

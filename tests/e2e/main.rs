@@ -10,6 +10,7 @@ mod hostile_render;
 mod live_state;
 mod render_tools;
 mod stall;
+mod sync_engine;
 mod tenancy;
 mod webhooks;
 

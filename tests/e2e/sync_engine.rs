@@ -1,0 +1,486 @@
+//! The sync engine end to end, in the shapes of Argo CD's own e2e suite and of
+//! argocd-example-apps (`pre-post-sync`, `sync-waves`): hooks, waves, health gating, failures,
+//! retries. The order things happened in is read from the sandbox's watch events, whose
+//! resourceVersions come from one counter.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// One watch event: resourceVersion, kind, name, whether deleted, and the object.
+#[derive(Clone, Debug)]
+struct Seen {
+    rv: u64,
+    kind: String,
+    name: String,
+    deleted: bool,
+    obj: Value,
+}
+
+/// Records every event of the given kinds in `default`, in resourceVersion order.
+struct Recorder {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Recorder {
+    async fn start(app: &TestApp, kinds: &[(&str, &str, &str)]) -> Recorder {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (api_version, kind, plural) in kinds {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let ar = ApiResource {
+                group: group.into(),
+                version: version.into(),
+                api_version: (*api_version).into(),
+                kind: (*kind).into(),
+                plural: (*plural).into(),
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(app.kube.clone(), "default", &ar);
+            let seen = seen.clone();
+            let kind = kind.to_string();
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+            tasks.push(tokio::spawn(async move {
+                let mut ready = Some(ready_tx);
+                let mut stream = watcher(api, watcher::Config::default()).boxed();
+                while let Some(ev) = stream.next().await {
+                    let (obj, deleted) = match ev {
+                        Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => {
+                            (o, false)
+                        }
+                        Ok(watcher::Event::Delete(o)) => (o, true),
+                        Ok(watcher::Event::InitDone) => {
+                            if let Some(tx) = ready.take() {
+                                let _ = tx.send(());
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let rv = obj
+                        .metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(0);
+                    let name = obj.metadata.name.clone().unwrap_or_default();
+                    let obj = serde_json::to_value(&obj).unwrap_or(Value::Null);
+                    seen.lock().expect("seen").push(Seen {
+                        rv,
+                        kind: kind.clone(),
+                        name,
+                        deleted,
+                        obj,
+                    });
+                }
+            }));
+            let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx).await;
+        }
+        Recorder { seen, tasks }
+    }
+
+    fn events(&self) -> Vec<Seen> {
+        let mut all = self.seen.lock().expect("seen").clone();
+        all.sort_by_key(|s| s.rv);
+        all
+    }
+
+    /// The first event of `kind`/name (prefix for generated names) matching `pred`.
+    fn first(&self, kind: &str, name: &str, pred: impl Fn(&Seen) -> bool) -> Option<Seen> {
+        self.events()
+            .into_iter()
+            .find(|s| s.kind == kind && s.name.starts_with(name) && pred(s))
+    }
+}
+
+fn job(name_field: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  {name_field}\n  annotations:\n{annotations}spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: run\n          image: busybox\n          command: [\"true\"]\n"
+    )
+}
+
+fn service(name: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  annotations:\n    x: \"y\"\n{annotations}spec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
+    )
+}
+
+fn with_annotations(manifest: &str, name: &str, annotations: &str) -> String {
+    manifest.replace(
+        &format!("metadata:\n  name: {name}\n"),
+        &format!("metadata:\n  name: {name}\n  annotations:\n{annotations}"),
+    )
+}
+
+async fn sync(app: &TestApp, name: &str, body: Value) {
+    let resp = app
+        .post(
+            &format!("/api/v1/applications/{APP_NAMESPACE}/{name}/sync"),
+            &body,
+        )
+        .await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+}
+
+fn op_phase(a: &Value) -> &str {
+    a.pointer("/status/operationState/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn results(a: &Value) -> Vec<Value> {
+    a.pointer("/status/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn is_available(s: &Seen) -> bool {
+    s.obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Available" && c["status"] == "True")
+        })
+}
+
+fn is_complete(s: &Seen) -> bool {
+    s.obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Complete" && c["status"] == "True")
+        })
+}
+
+/// argocd-example-apps `pre-post-sync`: a PreSync and a PostSync `generateName` Job around the
+/// app, both deleted when they succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_and_post_sync_hooks_run_around_the_app_and_are_gone_after() {
+    let app = spawn_app(Options::default()).await;
+    let policy = "    argocd.argoproj.io/hook-delete-policy: HookSucceeded\n";
+    app.repo.write(
+        "pre-post-sync/upgrade-sql-schema.yaml",
+        &job(
+            "generateName: upgrade-sql-schema-",
+            &format!("    argocd.argoproj.io/hook: PreSync\n{policy}"),
+        ),
+    );
+    app.repo.write(
+        "pre-post-sync/deployment.yaml",
+        &deployment("guestbook-ui", "gcr.io/heptio-images/ks-guestbook-demo:0.2"),
+    );
+    app.repo
+        .write("pre-post-sync/service.yaml", &service("guestbook-ui", ""));
+    app.repo.write(
+        "pre-post-sync/slack-notification.yaml",
+        &job(
+            "generateName: app-slack-notification-",
+            &format!("    argocd.argoproj.io/hook: PostSync\n{policy}"),
+        ),
+    );
+    let commit = app.repo.commit("pre-post-sync");
+    let rec = Recorder::start(
+        &app,
+        &[
+            ("batch/v1", "Job", "jobs"),
+            ("apps/v1", "Deployment", "deployments"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        app.create_app("hooks", "pre-post-sync", None)
+            .await
+            .status(),
+        201
+    );
+    sync(&app, "hooks", json!({})).await;
+    let done = app
+        .wait_app("hooks", 60, "the sync succeeded, Synced and Healthy", |a| {
+            op_phase(a) == "Succeeded"
+                && sync_of(a) == ("Synced".into(), commit.clone())
+                && a.pointer("/status/health/status") == Some(&Value::from("Healthy"))
+        })
+        .await;
+    let hooks: Vec<Value> = results(&done)
+        .into_iter()
+        .filter(|r| r.get("hookType").is_some())
+        .collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    for h in &hooks {
+        assert_eq!(h["hookPhase"], "Succeeded", "{h}");
+    }
+    // Order: the PreSync Job completed before the Deployment existed; the PostSync Job was created
+    // only once the Deployment was available.
+    let pre_done = rec
+        .first("Job", "upgrade-sql-schema-", is_complete)
+        .expect("PreSync job completed");
+    let deploy_created = rec
+        .first("Deployment", "guestbook-ui", |_| true)
+        .expect("deployment created");
+    let available = rec
+        .first("Deployment", "guestbook-ui", is_available)
+        .expect("deployment available");
+    let post_created = rec
+        .first("Job", "app-slack-notification-", |_| true)
+        .expect("PostSync job created");
+    assert!(
+        pre_done.rv < deploy_created.rv,
+        "PreSync {} before the Deployment {}",
+        pre_done.rv,
+        deploy_created.rv
+    );
+    assert!(
+        available.rv < post_created.rv,
+        "PostSync {} after available {}",
+        post_created.rv,
+        available.rv
+    );
+    // HookSucceeded: both Jobs are gone, and their names were generated.
+    eventually(30, "the hooks are deleted", || async {
+        rec.events()
+            .iter()
+            .filter(|s| s.kind == "Job" && s.deleted)
+            .count()
+            == 2
+    })
+    .await;
+    let jobs = rec.events();
+    assert!(
+        jobs.iter()
+            .any(|s| s.name.len() == "upgrade-sql-schema-".len() + 5)
+    );
+    // Hooks are not resources of the app: not listed, never pruned.
+    let resources = done
+        .pointer("/status/resources")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        resources.iter().all(|r| r["kind"] != "Job"),
+        "{resources:?}"
+    );
+}
+
+/// Argo CD's `TestPreSyncHookFailure`: a failing PreSync hook stops the sync; nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pre_sync_hook_stops_the_sync_and_creates_nothing() {
+    let app = spawn_app(Options::default()).await;
+    app.repo.write(
+        "app/migrate.yaml",
+        &job(
+            "name: migrate",
+            "    argocd.argoproj.io/hook: PreSync\n    sandbox.capstan.dev/fail: \"true\"\n",
+        ),
+    );
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "x"));
+    app.repo.commit("a migration that fails");
+    assert_eq!(
+        app.create_app("failing-hook", "app", None).await.status(),
+        201
+    );
+    sync(&app, "failing-hook", json!({})).await;
+    let failed = app
+        .wait_app("failing-hook", 60, "the sync failed", |a| {
+            op_phase(a) == "Failed"
+        })
+        .await;
+    let message = failed
+        .pointer("/status/operationState/message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        message.contains("migrate"),
+        "the failure names the hook: {message}"
+    );
+    assert!(
+        app.deployment("web").await.is_none(),
+        "nothing of the Sync phase was created"
+    );
+    assert!(app.config_map("settings").await.is_none());
+    assert_ne!(sync_of(&failed).0, "Synced");
+    let hook = results(&failed)
+        .into_iter()
+        .find(|r| r["name"] == "migrate")
+        .expect("hook result");
+    assert_eq!(hook["hookPhase"], "Failed");
+    // BeforeHookCreation (the default) keeps the failed Job for inspection.
+    assert!(
+        app.live("batch/v1", "Job", "jobs", "default", "migrate")
+            .await
+            .is_some()
+    );
+}
+
+/// argocd-example-apps `sync-waves`: each wave starts only when the previous one is healthy, and
+/// Argo CD's `TestSyncWaves…Degraded`: a degraded wave stops the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_apply_in_order_and_a_degraded_wave_stops_the_next() {
+    let app = spawn_app(Options::default()).await;
+    let wave = |n: i32| format!("    argocd.argoproj.io/sync-wave: \"{n}\"\n");
+    app.repo.write(
+        "waves/0-config.yaml",
+        &with_annotations(&config_map("settings", "x"), "settings", &wave(0)),
+    );
+    app.repo.write(
+        "waves/1-backend.yaml",
+        &with_annotations(
+            &deployment("backend", "nginx:1.25"),
+            "backend",
+            &format!("{}    sandbox.capstan.dev/ready-delay: 1s\n", wave(1)),
+        ),
+    );
+    app.repo
+        .write("waves/2-frontend.yaml", &service("frontend", &wave(2)));
+    let commit = app.repo.commit("three waves");
+    let rec = Recorder::start(
+        &app,
+        &[
+            ("v1", "ConfigMap", "configmaps"),
+            ("apps/v1", "Deployment", "deployments"),
+            ("v1", "Service", "services"),
+        ],
+    )
+    .await;
+    assert_eq!(app.create_app("waves", "waves", None).await.status(), 201);
+    sync(&app, "waves", json!({})).await;
+    app.wait_app("waves", 60, "Succeeded and Synced", |a| {
+        op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    let config = rec
+        .first("ConfigMap", "settings", |_| true)
+        .expect("config created");
+    let backend = rec
+        .first("Deployment", "backend", |_| true)
+        .expect("backend created");
+    let ready = rec
+        .first("Deployment", "backend", is_available)
+        .expect("backend available");
+    let frontend = rec
+        .first("Service", "frontend", |_| true)
+        .expect("frontend created");
+    assert!(config.rv < backend.rv, "wave 0 before wave 1");
+    assert!(
+        ready.rv < frontend.rv,
+        "wave 2 ({}) only after wave 1 is healthy ({})",
+        frontend.rv,
+        ready.rv
+    );
+
+    // A degraded wave 1 stops wave 2: the sync fails, wave 2 is never created.
+    app.repo.write(
+        "waves/1-backend.yaml",
+        &with_annotations(
+            &deployment("backend", "nginx:broken"),
+            "backend",
+            &format!("{}    sandbox.capstan.dev/fail: \"true\"\n    sandbox.capstan.dev/ready-delay: 200ms\n", wave(1)),
+        ),
+    );
+    app.repo
+        .write("waves/2-frontend.yaml", &service("frontend-v2", &wave(2)));
+    app.repo.commit("a broken backend");
+    app.refresh_app("waves").await;
+    sync(&app, "waves", json!({})).await;
+    let failed = app
+        .wait_app("waves", 60, "the sync failed on the degraded wave", |a| {
+            op_phase(a) == "Failed"
+        })
+        .await;
+    let message = failed
+        .pointer("/status/operationState/message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        message.contains("backend") && message.contains("Degraded"),
+        "{message}"
+    );
+    assert!(
+        app.live("v1", "Service", "services", "default", "frontend-v2")
+            .await
+            .is_none(),
+        "wave 2 was never applied"
+    );
+    assert_eq!(sync_of(&failed).0, "OutOfSync");
+}
+
+/// `retry.limit` bounds the attempts on a failing revision, and then automation leaves it be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_revision_is_retried_up_to_the_limit_and_no_further() {
+    let app = spawn_app(Options {
+        poll_interval_secs: 2,
+        ..Default::default()
+    })
+    .await;
+    app.repo.write(
+        "app/check.yaml",
+        &job("name: check", "    argocd.argoproj.io/hook: PreSync\n    sandbox.capstan.dev/fail: \"true\"\n    sandbox.capstan.dev/ready-delay: 100ms\n"),
+    );
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "x"));
+    app.repo.commit("a check that always fails");
+    let rec = Recorder::start(&app, &[("batch/v1", "Job", "jobs")]).await;
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": {
+            "automated": { "prune": true },
+            "retry": { "limit": 2, "backoff": { "duration": "1s", "factor": 1, "maxDuration": "1s" } }
+        },
+    });
+    assert_eq!(app.create_app_with("retried", spec).await.status(), 201);
+    let failed = app
+        .wait_app("retried", 60, "Failed after the retries", |a| {
+            op_phase(a) == "Failed"
+        })
+        .await;
+    assert_eq!(
+        failed
+            .pointer("/status/operationState/retryCount")
+            .and_then(Value::as_i64),
+        Some(2)
+    );
+    let attempts = || {
+        let mut uids: Vec<String> = rec
+            .events()
+            .iter()
+            .filter(|s| s.kind == "Job" && !s.deleted)
+            .filter_map(|s| {
+                s.obj
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect();
+        uids.sort();
+        uids.dedup();
+        uids.len()
+    };
+    assert_eq!(attempts(), 3, "the first attempt and two retries");
+    // Several polls later: no further attempt at this revision.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let later = app.get_app("retried").await;
+    assert_eq!(op_phase(&later), "Failed");
+    assert_eq!(attempts(), 3, "not retried past the limit");
+    assert!(app.config_map("settings").await.is_none());
+}
