@@ -14,7 +14,8 @@ use tracing::{debug, info, warn};
 use super::desired::{self, Desired, Failed, desired_state, keep_prunes_in_reach};
 use super::operation::{self, AutoSync};
 use super::status::{
-    self, COMPARISON_ERROR, INVALID_SPEC_ERROR, REPEATED_RESOURCE_WARNING, SYNC_ERROR,
+    self, COMPARISON_ERROR, INVALID_SPEC_ERROR, REPEATED_RESOURCE_WARNING, SHARED_RESOURCE_WARNING,
+    SYNC_ERROR,
 };
 use crate::cluster::resource::ObjectId;
 use crate::cluster::{Cluster, ClusterError, ResourceKey};
@@ -166,6 +167,12 @@ async fn evaluate(
         }
     };
 
+    let shared = shared_resources(&app.key().to_string(), &compared);
+    if shared.is_empty() {
+        status::clear_condition(status, SHARED_RESOURCE_WARNING);
+    } else {
+        status::set_condition(status, SHARED_RESOURCE_WARNING, &shared.join("; "));
+    }
     let op = operate(ctx, app, job, status, &desired, &compared).await;
     let compared = if op.applied {
         // Status reflects the cluster after the sync; applied objects' verdicts are remembered,
@@ -369,6 +376,12 @@ async fn step(
             .iter()
             .flat_map(|p| p.sync_options.iter().map(String::as_str)),
     );
+    let shared = shared_resources(&app.key().to_string(), compared);
+    if app_options.fail_on_shared_resource && !shared.is_empty() && !terminate {
+        let message = format!("FailOnSharedResource: {}", shared.join("; "));
+        finish(status, app, op, request, Err(message), &[]);
+        return Operated::default();
+    }
     let selected: Option<HashSet<ObjectId>> = (!request.resources.is_empty()).then(|| {
         request
             .resources
@@ -582,6 +595,19 @@ async fn operation_target(
     })?;
     keep_prunes_in_reach(&mut compared, &d.rules, d.target.as_target(), status);
     Ok(OpTarget::Pinned(Box::new(d), compared))
+}
+
+/// Desired objects whose live copy another Application tracks, as messages.
+fn shared_resources(app: &str, compared: &[Compared]) -> Vec<String> {
+    compared
+        .iter()
+        .filter(|c| c.desired.is_some())
+        .filter_map(|c| {
+            let id = crate::cluster::resource::tracking_id_of(c.live.as_ref()?)?;
+            let owner = id.split_once(':')?.0;
+            (owner != app).then(|| format!("{} is part of application {owner}", c.key))
+        })
+        .collect()
 }
 
 /// The destination namespace as `CreateNamespace=true` creates it.

@@ -16,6 +16,7 @@ pub const COMPARISON_ERROR: &str = "ComparisonError";
 pub const SYNC_ERROR: &str = "SyncError";
 pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 pub const EXCLUDED_RESOURCE_WARNING: &str = "ExcludedResourceWarning";
+pub const SHARED_RESOURCE_WARNING: &str = "SharedResourceWarning";
 pub const REPEATED_RESOURCE_WARNING: &str = crate::render::REPEATED_RESOURCE_WARNING;
 
 /// Sets a condition, keeping its transition time when the message did not change.

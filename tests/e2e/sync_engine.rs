@@ -484,3 +484,117 @@ async fn a_failing_revision_is_retried_up_to_the_limit_and_no_further() {
     assert_eq!(attempts(), 3, "not retried past the limit");
     assert!(app.config_map("settings").await.is_none());
 }
+
+/// argocd-example-apps `helm-hooks`: Helm's hook annotations drive the phases, `hook-weight` the
+/// waves (of a plain Service too), and `hook-succeeded` deletes the hooks after they ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_with_helm_hooks_reaches_synced_and_healthy_with_its_hooks_run_and_gone() {
+    crate::common::tools::require("helm");
+    let app = spawn_app(Options::default()).await;
+    app.repo.write(
+        "helm-hooks/Chart.yaml",
+        "apiVersion: v2\nname: helm-hooks\nversion: 0.1.0\n",
+    );
+    app.repo.write(
+        "helm-hooks/templates/pre-install.yaml",
+        &job(
+            "name: {{ .Release.Name }}-pre-install",
+            "    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-1\"\n    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded\n",
+        ),
+    );
+    app.repo.write(
+        "helm-hooks/templates/post-install.yaml",
+        &job(
+            "name: {{ .Release.Name }}-post-install",
+            "    helm.sh/hook: post-install,post-upgrade\n    helm.sh/hook-delete-policy: hook-succeeded\n",
+        ),
+    );
+    app.repo.write(
+        "helm-hooks/templates/deployment.yaml",
+        &deployment("helm-guestbook", "nginx:1.25"),
+    );
+    app.repo.write(
+        "helm-hooks/templates/service.yaml",
+        &service("helm-guestbook", "    helm.sh/hook-weight: \"2\"\n"),
+    );
+    let commit = app.repo.commit("helm hooks chart");
+    let rec = Recorder::start(
+        &app,
+        &[
+            ("batch/v1", "Job", "jobs"),
+            ("apps/v1", "Deployment", "deployments"),
+            ("v1", "Service", "services"),
+        ],
+    )
+    .await;
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "helm-hooks", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    });
+    assert_eq!(app.create_app_with("helm-hooks", spec).await.status(), 201);
+    let done = app
+        .wait_app(
+            "helm-hooks",
+            90,
+            "Synced and Healthy after its hooks",
+            |a| {
+                op_phase(a) == "Succeeded"
+                    && sync_of(a) == ("Synced".into(), commit.clone())
+                    && a.pointer("/status/health/status") == Some(&Value::from("Healthy"))
+            },
+        )
+        .await;
+    assert_eq!(
+        done.pointer("/status/sourceType").and_then(Value::as_str),
+        Some("Helm")
+    );
+    let hooks: Vec<Value> = results(&done)
+        .into_iter()
+        .filter(|r| r.get("hookType").is_some())
+        .collect();
+    let phases: Vec<(&str, &str)> = hooks
+        .iter()
+        .map(|h| {
+            (
+                h["hookType"].as_str().unwrap_or(""),
+                h["hookPhase"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [("PreSync", "Succeeded"), ("PostSync", "Succeeded")],
+        "{hooks:?}"
+    );
+    let pre = rec
+        .first("Job", "helm-hooks-pre-install", is_complete)
+        .expect("pre-install completed");
+    let deploy = rec
+        .first("Deployment", "helm-guestbook", |_| true)
+        .expect("deployment");
+    let ready = rec
+        .first("Deployment", "helm-guestbook", is_available)
+        .expect("available");
+    let svc = rec
+        .first("Service", "helm-guestbook", |_| true)
+        .expect("service");
+    let post = rec
+        .first("Job", "helm-hooks-post-install", |_| true)
+        .expect("post-install");
+    assert!(pre.rv < deploy.rv, "pre-install before the chart's objects");
+    assert!(
+        ready.rv < svc.rv,
+        "hook-weight 2 puts the Service in a later wave"
+    );
+    assert!(svc.rv < post.rv, "post-install last");
+    eventually(30, "hook-succeeded deleted both hooks", || async {
+        rec.events()
+            .iter()
+            .filter(|s| s.kind == "Job" && s.deleted)
+            .count()
+            == 2
+    })
+    .await;
+}
