@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::cluster::resource::{ObjectId, TRACKING_LABEL};
-use index::{Index, Outcome, Report, id_of};
+use index::{Index, Outcome, Report, WriteEnd, id_of};
 
 /// Why a kind could not be cached.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -175,6 +175,18 @@ impl LiveCache {
         write(&self.shared.index).remove(id);
     }
 
+    /// Announces a write of Capstan's to `id` before it is sent: the object's watch events are
+    /// held until the returned guard says how it ended, so an event that outruns the API's answer
+    /// is not taken for someone else's change. Dropping the guard releases what it held.
+    pub fn begin_write(&self, id: &ObjectId) -> PendingWrite {
+        write(&self.shared.index).begin_write(id);
+        PendingWrite {
+            shared: self.shared.clone(),
+            id: id.clone(),
+            ended: false,
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
@@ -189,6 +201,42 @@ impl LiveCache {
     /// Ends every watch; the cache keeps what it holds but no longer changes.
     pub fn shutdown(&self) {
         self.shared.cancel.cancel();
+    }
+}
+
+/// A write of Capstan's in flight, from [`LiveCache::begin_write`].
+#[must_use = "dropping it at once holds nothing back"]
+pub struct PendingWrite {
+    shared: Arc<Shared>,
+    id: ObjectId,
+    ended: bool,
+}
+
+impl PendingWrite {
+    /// The apply succeeded with this result: notes it and puts it in the cache.
+    pub fn written(mut self, obj: &Value) {
+        self.end(WriteEnd::Written(obj));
+        write(&self.shared.index).update(obj.clone());
+    }
+
+    /// The delete succeeded: notes it and takes the object out of the cache.
+    pub fn deleted(mut self) {
+        self.end(WriteEnd::Deleted);
+        write(&self.shared.index).remove(&self.id);
+    }
+
+    fn end(&mut self, end: WriteEnd<'_>) {
+        self.ended = true;
+        let out = write(&self.shared.index).end_write(&self.id, end);
+        self.shared.report(out);
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(WriteEnd::Failed);
+        }
     }
 }
 

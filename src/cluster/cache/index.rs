@@ -43,12 +43,38 @@ pub enum Report {
     IfChanged,
 }
 
+/// A notification held back while Capstan writes the object.
+struct Held {
+    rv: Option<String>,
+    apps: Vec<String>,
+    deletion: bool,
+}
+
+/// Writes in flight on one object and what their events would have notified.
+#[derive(Default)]
+struct InFlight {
+    writers: usize,
+    held: Vec<Held>,
+}
+
+/// How one of Capstan's writes ended.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteEnd<'a> {
+    /// Applied; the object the API server returned.
+    Written(&'a Value),
+    /// Deleted.
+    Deleted,
+    /// Failed or abandoned: held events are notified.
+    Failed,
+}
+
 /// Objects by id, ids by app, and Capstan's own writes.
 #[derive(Default)]
 pub struct Index {
     objects: HashMap<Arc<ObjectId>, Cached>,
     by_app: HashMap<Arc<str>, HashSet<Arc<ObjectId>>>,
     notes: HashMap<ObjectId, Note>,
+    in_flight: HashMap<ObjectId, InFlight>,
 }
 
 /// The app key in an object's tracking annotation: what precedes the first `:`.
@@ -147,9 +173,13 @@ impl Index {
                 if deleted {
                     self.notes.remove(id);
                     true
-                } else {
+                } else if is_deleting(obj) {
                     // Foreground deletion first marks the object and removes finalizers.
-                    is_deleting(obj)
+                    true
+                } else {
+                    // Created again: the deletion event came before the note did.
+                    self.notes.remove(id);
+                    false
                 }
             }
         }
@@ -167,15 +197,17 @@ impl Index {
         let changed = prev_rv.as_deref() != rv_of(&obj) || prev.is_none();
         let own = report != Report::Silent && self.own_change(&id, &obj, false);
         let new_app = app_of(&obj).map(str::to_owned);
+        let event_rv = rv_of(&obj).map(str::to_owned);
         if !not_newer(rv_of(&obj), prev_rv.as_deref()) || prev_rv.is_none() {
-            self.insert(id, obj);
+            self.insert(&id, obj);
         }
         let notify = match report {
             Report::Silent => false,
             Report::Always => true,
             Report::IfChanged => changed,
         };
-        self.outcome(notify, own, new_app.as_deref(), prev_app.as_deref())
+        let out = self.outcome(notify, own, new_app.as_deref(), prev_app.as_deref());
+        self.hold_if_writing(&id, event_rv, false, out)
     }
 
     /// A deleted object; ignored when the cache already holds a newer one (recreated since).
@@ -196,12 +228,13 @@ impl Index {
         if !stale {
             prev_app = self.take(&id);
         }
-        self.outcome(
+        let out = self.outcome(
             report != Report::Silent,
             own,
             app_of(obj),
             prev_app.as_deref(),
-        )
+        );
+        self.hold_if_writing(&id, rv_of(obj).map(str::to_owned), true, out)
     }
 
     /// Puts the engine's own apply result in at once, silently.
@@ -240,6 +273,85 @@ impl Index {
         out
     }
 
+    /// Marks a write of Capstan's in flight: events of the object are held back until
+    /// [`Index::end_write`], since the apply's answer (and so the note) may come after its event.
+    pub fn begin_write(&mut self, id: &ObjectId) {
+        self.in_flight.entry(id.clone()).or_default().writers += 1;
+    }
+
+    /// Ends a write begun with [`Index::begin_write`]: `Written` notes the apply's result,
+    /// `Deleted` the deletion, `Failed` nothing. Returns the held notifications that were not
+    /// Capstan's own, once the last write in flight on the object ends.
+    pub fn end_write(&mut self, id: &ObjectId, end: WriteEnd<'_>) -> Outcome {
+        let mut deleted_seen = false;
+        let mut out = Outcome::default();
+        let done = match self.in_flight.get_mut(id) {
+            Some(f) => {
+                f.writers = f.writers.saturating_sub(1);
+                f.writers == 0
+            }
+            None => false,
+        };
+        let held = if done {
+            self.in_flight
+                .remove(id)
+                .map(|f| f.held)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if let WriteEnd::Written(obj) = end {
+            self.note_written(obj);
+        }
+        for h in held {
+            deleted_seen |= h.deletion;
+            let own = match (&end, self.notes.get(id)) {
+                (WriteEnd::Deleted, _) => true,
+                (WriteEnd::Written(_), Some(Note::Written(noted))) => {
+                    not_newer(h.rv.as_deref(), Some(noted))
+                }
+                _ => false,
+            };
+            if own {
+                out.suppressed = true;
+            } else {
+                for app in h.apps {
+                    if !out.apps.contains(&app) {
+                        out.apps.push(app);
+                    }
+                }
+            }
+        }
+        // A deletion already seen needs no note; one left behind would silence a later one.
+        if matches!(end, WriteEnd::Deleted) && !deleted_seen {
+            self.note_deleted(id);
+        }
+        out
+    }
+
+    fn hold_if_writing(
+        &mut self,
+        id: &ObjectId,
+        rv: Option<String>,
+        deletion: bool,
+        out: Outcome,
+    ) -> Outcome {
+        match self.in_flight.get_mut(id) {
+            Some(f) if !out.apps.is_empty() => {
+                f.held.push(Held {
+                    rv,
+                    apps: out.apps,
+                    deletion,
+                });
+                Outcome {
+                    apps: Vec::new(),
+                    suppressed: out.suppressed,
+                }
+            }
+            _ => out,
+        }
+    }
+
     fn outcome(
         &self,
         notify: bool,
@@ -269,11 +381,11 @@ impl Index {
         }
     }
 
-    fn insert(&mut self, id: ObjectId, obj: Value) {
+    fn insert(&mut self, id: &ObjectId, obj: Value) {
         let app: Option<Arc<str>> = app_of(&obj).map(Arc::from);
-        let id = match self.objects.get_key_value(&id) {
+        let id = match self.objects.get_key_value(id) {
             Some((key, _)) => key.clone(),
-            None => Arc::new(id),
+            None => Arc::new(id.clone()),
         };
         let old = self.objects.insert(
             id.clone(),
@@ -385,6 +497,42 @@ mod tests {
         let deleted = index.delete(&cm("a", Some("x/one"), "7", "theirs"), Report::Always);
         assert!(deleted.suppressed, "{deleted:?}");
         assert!(index.get(&id("a")).is_none());
+    }
+
+    #[test]
+    fn events_during_a_write_are_held_until_its_answer_is_noted() {
+        let mut index = Index::default();
+        index.apply(cm("a", Some("x/one"), "1", "a"), Report::Silent);
+        index.begin_write(&id("a"));
+        // The watch delivers our write before the apply call returns.
+        let early = index.apply(cm("a", Some("x/one"), "5", "ours"), Report::Always);
+        assert!(early.apps.is_empty());
+        let end = index.end_write(
+            &id("a"),
+            WriteEnd::Written(&cm("a", Some("x/one"), "5", "ours")),
+        );
+        assert!(end.apps.is_empty() && end.suppressed, "{end:?}");
+        // Someone else's change during a write is still reported when the write ends.
+        index.begin_write(&id("a"));
+        index.apply(cm("a", Some("x/one"), "6", "ours"), Report::Always);
+        index.apply(cm("a", Some("x/one"), "7", "theirs"), Report::Always);
+        let end = index.end_write(
+            &id("a"),
+            WriteEnd::Written(&cm("a", Some("x/one"), "6", "ours")),
+        );
+        assert_eq!(end.apps, ["x/one"]);
+        // A deletion seen during the write leaves no note behind.
+        index.begin_write(&id("a"));
+        index.delete(&cm("a", Some("x/one"), "8", "theirs"), Report::Always);
+        let end = index.end_write(&id("a"), WriteEnd::Deleted);
+        assert!(end.apps.is_empty());
+        index.apply(cm("a", Some("x/one"), "9", "new"), Report::Always);
+        let later = index.delete(&cm("a", Some("x/one"), "10", "new"), Report::Always);
+        assert_eq!(later.apps, ["x/one"]);
+        // A failed write releases what it held.
+        index.begin_write(&id("b"));
+        index.apply(cm("b", Some("x/two"), "11", "b"), Report::Always);
+        assert_eq!(index.end_write(&id("b"), WriteEnd::Failed).apps, ["x/two"]);
     }
 
     #[test]
