@@ -162,14 +162,16 @@ pub struct SyncBody {
 }
 
 impl SyncBody {
-    /// Reads an optional JSON body: an empty one means no options.
+    /// Reads an optional JSON body: an empty one, or `null`, means no options.
     fn parse(body: &[u8]) -> Result<Option<SyncBody>, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(body)
-            .map(Some)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+        let invalid = |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON: {e}"));
+        match serde_json::from_slice(body).map_err(invalid)? {
+            serde_json::Value::Null => Ok(None),
+            doc => serde_json::from_value(doc).map(Some).map_err(invalid),
+        }
     }
 
     /// The sync request it asks for, refusing selectors and revisions no sync could act on.
@@ -326,8 +328,40 @@ pub fn clear_server_fields(meta: &mut kube::api::ObjectMeta) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_application;
+    use super::{SyncBody, parse_application};
     use serde_json::json;
+
+    #[test]
+    fn a_sync_body_carries_selectors_and_refuses_what_no_sync_can_use() {
+        assert!(SyncBody::parse(b"").expect("empty").is_none());
+        assert!(SyncBody::parse(b"null").expect("null").is_none());
+        let body = SyncBody::parse(
+            br#"{"dryRun": true, "revision": " v2 ", "resources": [{"kind": "ConfigMap", "name": "c"}]}"#,
+        )
+        .expect("parses")
+        .expect("a body");
+        let request = body.into_request().expect("valid");
+        assert_eq!(request.revision.as_deref(), Some("v2"));
+        assert!(request.dry_run);
+        assert_eq!(request.resources[0].kind, "ConfigMap");
+        assert_eq!(request.resources[0].group, "");
+        for bad in [
+            &br#"{"resources": [{"kind": "", "name": "c"}]}"#[..],
+            br#"{"revision": "-c core.sshCommand=x"}"#,
+        ] {
+            let body = SyncBody::parse(bad).expect("json").expect("body");
+            assert!(
+                body.into_request().is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            SyncBody::parse(br#"{"prnue": true}"#).is_err(),
+            "typos are refused"
+        );
+        assert!(SyncBody::parse(b"{").is_err());
+    }
 
     #[test]
     fn an_argo_cd_application_is_accepted_with_its_api_version_converted() {

@@ -230,8 +230,8 @@ pub fn history_table(answer: &Value) -> String {
     out
 }
 
-/// The resource tree as an indented list: every child two spaces right of its parent, right
-/// under it.
+/// The resource tree as an indented list: every child right under its parent, its KIND two
+/// columns further right.
 pub fn resources_table(answer: &Value) -> String {
     let nodes: Vec<&Value> = answer
         .get("nodes")
@@ -277,9 +277,14 @@ pub fn resources_table(answer: &Value) -> String {
             .pointer("/health/status")
             .and_then(Value::as_str)
             .unwrap_or("");
+        // Argo CD's tree marker: the KIND of a child sits right of its parent's.
+        let marker = match depth {
+            0 => String::new(),
+            d => format!("{}└─", "  ".repeat(d - 1)),
+        };
         rows.push([
-            format!("{}{}", "  ".repeat(depth), text("group")),
-            text("kind").to_owned(),
+            text("group").to_owned(),
+            format!("{marker}{}", text("kind")),
             text("namespace").to_owned(),
             text("name").to_owned(),
             health.to_owned(),
@@ -402,10 +407,19 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["web", "web-1", "web-1-x", "api"], "{table}");
-        let indent = |l: &str| l.len() - l.trim_start().len();
-        assert_eq!(indent(lines[1]), 0);
-        assert_eq!(indent(lines[2]), 2, "{table}");
-        assert_eq!(indent(lines[3]), 4, "{table}");
+        // Where the KIND text starts, in characters.
+        let kind_at = |l: &str, kind: &str| {
+            let byte = l.find(kind).expect("kind printed");
+            l[..byte].chars().count()
+        };
+        let (d, rs, pod) = (
+            kind_at(lines[1], "Deployment"),
+            kind_at(lines[2], "ReplicaSet"),
+            kind_at(lines[3], "Pod"),
+        );
+        assert!(d < rs && rs < pod, "{table}");
+        assert_eq!(kind_at(lines[4], "Deployment"), d, "{table}");
+        assert!(lines[2].contains("└─ReplicaSet"), "{table}");
         assert!(lines[3].contains("Healthy"));
     }
 }
