@@ -147,6 +147,9 @@ pub async fn refresh(
     enqueue(path, query.into_inner(), state, JobKind::Refresh).await
 }
 
+/// The largest sync body: selectors for a few thousand resources.
+const SYNC_BODY_LIMIT: usize = 1024 * 1024;
+
 /// The optional body of a sync, as `argocd app sync` sends its options.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -220,10 +223,20 @@ pub async fn sync(
     _auth: Authenticated,
     path: AppPath,
     query: web::Query<JobQuery>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut query = query.into_inner();
+    // Read here rather than by an extractor, so a bad or missing body answers in ApiError's shape.
+    let body = payload
+        .to_bytes_limited(SYNC_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {SYNC_BODY_LIMIT} bytes"
+            ))
+        })?
+        .map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
     let request = match SyncBody::parse(&body)? {
         Some(body) => {
             query.prune |= body.prune;

@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// The next job queued for `app` (in the control namespace), taken off its shard queue.
+/// The next job queued for `app` (in the control namespace), taken off its shard queue. Jobs
+/// queues have a single active consumer (no `basic.get`); with no worker running, this one is it.
 async fn next_job(test: &TestApp, app: &str) -> Job {
+    use futures::StreamExt;
     let shard = shard_for(
         &format!("{APP_NAMESPACE}/{app}"),
         QueueSettings::default().shards,
@@ -22,23 +24,24 @@ async fn next_job(test: &TestApp, app: &str) -> Job {
         .await
         .expect("amqp connect");
     let channel = conn.create_channel().await.expect("channel");
-    let mut got = None;
-    for _ in 0..50 {
-        got = channel
-            .basic_get(
-                queue.as_str().into(),
-                lapin::options::BasicGetOptions { no_ack: true },
-            )
-            .await
-            .expect("basic_get");
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    channel.basic_qos(1, Default::default()).await.expect("qos");
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "app-ops-test".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume");
+    let delivery = tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap_or_else(|_| panic!("no job in {queue}"))
+        .expect("a delivery")
+        .expect("delivery ok");
+    delivery.ack(Default::default()).await.expect("ack");
     let _ = conn.close(0, "".into()).await;
-    let message = got.unwrap_or_else(|| panic!("no job in {queue}"));
-    Job::parse(&message.delivery.data).expect("a job")
+    Job::parse(&delivery.data).expect("a job")
 }
 
 /// Messages waiting on `app`'s shard queue.
