@@ -29,7 +29,7 @@ fn newest_first(app: &Application) -> Vec<RevisionHistory> {
         .as_ref()
         .map(|s| s.history.clone())
         .unwrap_or_default();
-    history.sort_by(|a, b| b.id.cmp(&a.id));
+    history.sort_by_key(|h| std::cmp::Reverse(h.id));
     history
 }
 
