@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use capstan::cli::{self, ApiClient};
 use capstan::config::{Role, Settings};
+use capstan::job::ResourceSelector;
 use capstan::sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Parser)]
@@ -119,7 +120,64 @@ enum AppCommand {
         /// Also delete tracked objects that left Git.
         #[arg(long)]
         prune: bool,
+        /// Compare and dry-run only; nothing is applied or pruned.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sync this commit, tag or branch instead of the source's targetRevision.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Sync only this resource, GROUP:KIND:NAMESPACE/NAME (repeatable; GROUP empty for core).
+        #[arg(long = "resource", value_parser = ResourceSelector::parse)]
+        resources: Vec<ResourceSelector>,
     },
+    /// List the revisions the Application was synced to, newest first.
+    History {
+        #[command(flatten)]
+        app: AppName,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Sync back to the revision of a history entry (not while automated sync is on).
+    Rollback {
+        #[command(flatten)]
+        app: AppName,
+        /// The history ID (`capstan app history`).
+        id: i64,
+        /// Also delete tracked objects that are not in that revision.
+        #[arg(long)]
+        prune: bool,
+        /// Compare and dry-run only; nothing is applied or pruned.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Wait until the Application is synced, healthy and idle (exit 1 on timeout).
+    Wait {
+        #[command(flatten)]
+        app: AppName,
+        /// Wait for Synced.
+        #[arg(long)]
+        sync: bool,
+        /// Wait for Healthy.
+        #[arg(long)]
+        health: bool,
+        /// Wait until no operation is running.
+        #[arg(long)]
+        operation: bool,
+        /// Give up after this many seconds; default: wait forever.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Show the Application's resources and the objects they own, with health.
+    Resources {
+        #[command(flatten)]
+        app: AppName,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "tree", value_parser = ["tree", "json"])]
+        output: String,
+    },
+    /// Stop the sync operation that is running.
+    TerminateOp(AppName),
     /// Print what a sync of the Application would apply (YAML; `-o json` for the full answer).
     Manifests {
         #[command(flatten)]
@@ -186,7 +244,7 @@ async fn main() -> std::process::ExitCode {
                 "capstan: error: {}",
                 cli::error_line(&e)
             );
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(cli::exit_code(&e))
         }
     }
 }
@@ -298,10 +356,70 @@ async fn run() -> anyhow::Result<()> {
                     let query = if hard { "?hard=true" } else { "" };
                     client.action(&ns, &name, "refresh", query).await?
                 }
-                AppCommand::Sync { app, prune } => {
+                AppCommand::Sync {
+                    app,
+                    prune,
+                    dry_run,
+                    revision,
+                    resources,
+                } => {
                     let (ns, name) = target(app);
-                    let query = if prune { "?prune=true" } else { "" };
-                    client.action(&ns, &name, "sync", query).await?
+                    let options = cli::app::SyncOptions {
+                        prune,
+                        dry_run,
+                        revision,
+                        resources,
+                    };
+                    client.sync(&ns, &name, &options).await?
+                }
+                AppCommand::History { app, output } => {
+                    let (ns, name) = target(app);
+                    let answer = client.history(&ns, &name).await?;
+                    if output == "table" {
+                        print!("{}", cli::app::history_table(&answer));
+                        return Ok(());
+                    }
+                    answer
+                }
+                AppCommand::Rollback {
+                    app,
+                    id,
+                    prune,
+                    dry_run,
+                } => {
+                    let (ns, name) = target(app);
+                    client.rollback(&ns, &name, id, prune, dry_run).await?
+                }
+                AppCommand::Wait {
+                    app,
+                    sync,
+                    health,
+                    operation,
+                    timeout,
+                } => {
+                    let (ns, name) = target(app);
+                    let wanted = cli::app::WaitFor {
+                        sync,
+                        health,
+                        operation,
+                    };
+                    let timeout = timeout.map(Duration::from_secs);
+                    let app = client.wait(&ns, &name, wanted, timeout).await?;
+                    print!("{}", cli::app::wait_summary(&app));
+                    return Ok(());
+                }
+                AppCommand::Resources { app, output } => {
+                    let (ns, name) = target(app);
+                    let answer = client.resource_tree(&ns, &name).await?;
+                    if output == "tree" {
+                        print!("{}", cli::app::resources_table(&answer));
+                        return Ok(());
+                    }
+                    answer
+                }
+                AppCommand::TerminateOp(app) => {
+                    let (ns, name) = target(app);
+                    client.terminate(&ns, &name).await?
                 }
                 AppCommand::Manifests { app, output } => {
                     let (ns, name) = target(app);

@@ -11,7 +11,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::domain::names::{check_label, check_subdomain};
 use crate::domain::{AppKey, RepoUrl};
-use crate::job::{Cause, CauseSource, Job, JobKind};
+use crate::job::{Cause, CauseSource, Job, JobKind, ResourceSelector, SyncRequest};
 use crate::store::Application;
 use crate::tenancy::Tenancy;
 
@@ -147,14 +147,108 @@ pub async fn refresh(
     enqueue(path, query.into_inner(), state, JobKind::Refresh).await
 }
 
-/// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git).
+/// The largest sync body: selectors for a few thousand resources.
+const SYNC_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The optional body of a sync, as `argocd app sync` sends its options.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncBody {
+    #[serde(default)]
+    prune: bool,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    revision: Option<String>,
+    #[serde(default)]
+    resources: Vec<ResourceSelector>,
+}
+
+impl SyncBody {
+    /// Reads an optional JSON body: an empty one, or `null`, means no options.
+    fn parse(body: &[u8]) -> Result<Option<SyncBody>, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let invalid = |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON: {e}"));
+        match serde_json::from_slice(body).map_err(invalid)? {
+            serde_json::Value::Null => Ok(None),
+            doc => serde_json::from_value(doc).map(Some).map_err(invalid),
+        }
+    }
+
+    /// The sync request it asks for, refusing selectors and revisions no sync could act on.
+    fn into_request(self) -> Result<SyncRequest, ApiError> {
+        for r in &self.resources {
+            if r.kind.is_empty() || r.name.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "every resource needs a kind and a name".into(),
+                ));
+            }
+        }
+        let revision = self
+            .revision
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if let Some(r) = &revision {
+            check_revision(r)?;
+        }
+        Ok(SyncRequest {
+            revision,
+            resources: self.resources,
+            dry_run: self.dry_run,
+            rollback_id: None,
+        })
+    }
+}
+
+/// Refuses revisions Git could read as an option or that no ref name can hold.
+pub(super) fn check_revision(revision: &str) -> Result<(), ApiError> {
+    if revision.starts_with('-')
+        || revision.len() > 255
+        || revision
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "revision {revision:?} is not a commit, tag or branch name"
+        )));
+    }
+    Ok(())
+}
+
+/// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git); an optional
+/// JSON body carries `prune`, `dryRun`, `revision` and `resources` (a selective sync).
 pub async fn sync(
     _auth: Authenticated,
     path: AppPath,
     query: web::Query<JobQuery>,
+    payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    enqueue(path, query.into_inner(), state, JobKind::Sync).await
+    let mut query = query.into_inner();
+    // Read here rather than by an extractor, so a bad or missing body answers in ApiError's shape.
+    let body = payload
+        .to_bytes_limited(SYNC_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {SYNC_BODY_LIMIT} bytes"
+            ))
+        })?
+        .map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+    let request = match SyncBody::parse(&body)? {
+        Some(body) => {
+            query.prune |= body.prune;
+            Some(body.into_request()?)
+        }
+        None => None,
+    };
+    honoured(&state, &path).await?;
+    let mut job = manual_job(&path, JobKind::Sync);
+    job.prune = query.prune;
+    job.sync = request;
+    queued(&state, &job).await
 }
 
 async fn enqueue(
@@ -164,7 +258,15 @@ async fn enqueue(
     kind: JobKind,
 ) -> Result<HttpResponse, ApiError> {
     honoured(&state, &path).await?;
-    let mut job = Job::new(
+    let mut job = manual_job(&path, kind);
+    job.hard = query.hard;
+    job.prune = query.prune;
+    queued(&state, &job).await
+}
+
+/// A job a person asked for through the API.
+pub(super) fn manual_job(path: &AppPath, kind: JobKind) -> Job {
+    Job::new(
         &path.key,
         kind,
         Cause {
@@ -172,10 +274,12 @@ async fn enqueue(
             event_id: None,
             by: Some("api".into()),
         },
-    );
-    job.hard = query.hard;
-    job.prune = query.prune;
-    crate::job::publish(&state.queue, &job).await?;
+    )
+}
+
+/// Publishes `job` and answers 202 with its id.
+pub(super) async fn queued(state: &ApiState, job: &Job) -> Result<HttpResponse, ApiError> {
+    crate::job::publish(&state.queue, job).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id })))
 }
 
@@ -237,8 +341,40 @@ pub fn clear_server_fields(meta: &mut kube::api::ObjectMeta) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_application;
+    use super::{SyncBody, parse_application};
     use serde_json::json;
+
+    #[test]
+    fn a_sync_body_carries_selectors_and_refuses_what_no_sync_can_use() {
+        assert!(SyncBody::parse(b"").expect("empty").is_none());
+        assert!(SyncBody::parse(b"null").expect("null").is_none());
+        let body = SyncBody::parse(
+            br#"{"dryRun": true, "revision": " v2 ", "resources": [{"kind": "ConfigMap", "name": "c"}]}"#,
+        )
+        .expect("parses")
+        .expect("a body");
+        let request = body.into_request().expect("valid");
+        assert_eq!(request.revision.as_deref(), Some("v2"));
+        assert!(request.dry_run);
+        assert_eq!(request.resources[0].kind, "ConfigMap");
+        assert_eq!(request.resources[0].group, "");
+        for bad in [
+            &br#"{"resources": [{"kind": "", "name": "c"}]}"#[..],
+            br#"{"revision": "-c core.sshCommand=x"}"#,
+        ] {
+            let body = SyncBody::parse(bad).expect("json").expect("body");
+            assert!(
+                body.into_request().is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            SyncBody::parse(br#"{"prnue": true}"#).is_err(),
+            "typos are refused"
+        );
+        assert!(SyncBody::parse(b"{").is_err());
+    }
 
     #[test]
     fn an_argo_cd_application_is_accepted_with_its_api_version_converted() {

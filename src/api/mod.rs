@@ -4,9 +4,12 @@ pub mod applications;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod manifests;
 pub mod metrics;
+pub mod operation;
 pub mod projects;
+pub mod tree;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -84,6 +87,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
             .route(
                 "/{namespace}/{name}/manifests",
                 web::get().to(manifests::get),
+            )
+            .route("/{namespace}/{name}/history", web::get().to(history::list))
+            .route(
+                "/{namespace}/{name}/rollback",
+                web::post().to(history::rollback),
+            )
+            .route(
+                "/{namespace}/{name}/operation",
+                web::delete().to(operation::terminate),
+            )
+            .route(
+                "/{namespace}/{name}/resource-tree",
+                web::get().to(tree::get),
             ),
     )
     .service(

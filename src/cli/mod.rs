@@ -1,5 +1,6 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
+pub mod app;
 pub mod render;
 pub mod trigger;
 pub mod webhook;
@@ -10,6 +11,32 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::secret::ExposeSecret;
+
+/// A failure that ends the CLI with its own exit code: 1 when something is not in the wanted
+/// state, 2 for usage and connection errors (clap's own code for usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    /// The process exit code.
+    pub code: u8,
+    /// What to tell the user.
+    pub message: String,
+}
+
+impl ExitError {
+    /// A failure ending with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> ExitError {
+        ExitError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The exit code for an error: its [`ExitError`]'s, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error.downcast_ref::<ExitError>().map_or(1, |e| e.code)
+}
 
 /// Where the server is and how to authenticate.
 pub struct ApiClient {
@@ -53,10 +80,9 @@ impl ApiClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = req.send().await.map_err(|e| {
+            anyhow::Error::new(e).context(ExitError::new(2, format!("cannot reach {}", self.base)))
+        })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -127,7 +153,7 @@ impl ApiClient {
         .await
     }
 
-    /// `capstan app refresh|sync`.
+    /// `capstan app refresh`.
     pub async fn action(
         &self,
         namespace: &str,

@@ -324,6 +324,41 @@ impl Cluster {
     pub async fn is_reachable(&self) -> bool {
         self.client.apiserver_version().await.is_ok()
     }
+
+    /// Every live object of `group/version/kind` in `namespace` (all namespaces when empty).
+    /// A kind the server does not serve has none.
+    pub async fn list(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let served = match self.served(group, version, kind).await {
+            Ok(s) => s,
+            Err(ClusterError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let api: Api<DynamicObject> = if served.namespaced && !namespace.is_empty() {
+            Api::namespaced_with(self.client.clone(), namespace, &served.resource)
+        } else {
+            Api::all_with(self.client.clone(), &served.resource)
+        };
+        let list = api.list(&ListParams::default()).await?;
+        // A real API server leaves apiVersion and kind out of list items.
+        let types = kube::core::TypeMeta {
+            api_version: served.resource.api_version.clone(),
+            kind: served.resource.kind.clone(),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .map(|mut o| {
+                o.types.get_or_insert_with(|| types.clone());
+                to_value(o)
+            })
+            .collect())
+    }
 }
 
 fn to_value(obj: DynamicObject) -> Value {

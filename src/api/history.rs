@@ -1,0 +1,125 @@
+//! `…/history` and `…/rollback`: the revisions an Application was synced to, newest first, and
+//! a sync back to one of them (Argo CD's `app history` and `app rollback`).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::ApiState;
+use super::applications::{AppPath, honoured, manual_job, queued};
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::job::{JobKind, SyncRequest};
+use crate::store::Application;
+use crate::store::application::RevisionHistory;
+
+/// The deployments of an Application, newest first, as `argocd app history` lists them.
+pub async fn list(
+    _auth: Authenticated,
+    path: AppPath,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let app = honoured(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "history": newest_first(&app) })))
+}
+
+/// `status.history` is kept oldest first; people read it the other way round.
+fn newest_first(app: &Application) -> Vec<RevisionHistory> {
+    let mut history = app
+        .status
+        .as_ref()
+        .map(|s| s.history.clone())
+        .unwrap_or_default();
+    history.sort_by_key(|h| std::cmp::Reverse(h.id));
+    history
+}
+
+/// The body of a rollback.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackBody {
+    id: i64,
+    #[serde(default)]
+    prune: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Queues a sync back to the revision of history entry `id`.
+pub async fn rollback(
+    _auth: Authenticated,
+    path: AppPath,
+    body: web::Json<RollbackBody>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let app = honoured(&state, &path).await?;
+    let entry = rollback_target(&app, body.id)?;
+    let mut job = manual_job(&path, JobKind::Sync);
+    job.prune = body.prune;
+    job.sync = Some(SyncRequest {
+        revision: Some(entry.revision.clone()),
+        resources: Vec::new(),
+        dry_run: body.dry_run,
+        rollback_id: Some(entry.id),
+    });
+    queued(&state, &job).await
+}
+
+/// The history entry to roll back to, refused while automation would sync straight back to Git
+/// (Argo CD's rule).
+fn rollback_target(app: &Application, id: i64) -> Result<&RevisionHistory, ApiError> {
+    if app.automated().is_some() {
+        return Err(ApiError::Conflict(
+            "rollback is not allowed while automated sync is enabled".into(),
+        ));
+    }
+    app.status
+        .as_ref()
+        .and_then(|s| s.history.iter().find(|h| h.id == id))
+        .ok_or_else(|| ApiError::NotFound(format!("application has no history entry {id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn app(automated: serde_json::Value, ids: &[i64]) -> Application {
+        let history: Vec<_> = ids
+            .iter()
+            .map(|id| json!({"id": id, "revision": format!("rev{id}"), "deployedAt": "2026-01-01T00:00:00Z"}))
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a", "namespace": "capstan"},
+            "spec": {"syncPolicy": {"automated": automated}},
+            "status": {"history": history},
+        }))
+        .expect("application")
+    }
+
+    #[test]
+    fn history_is_listed_newest_first() {
+        let ids: Vec<i64> = newest_first(&app(json!(null), &[0, 1, 2]))
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(ids, [2, 1, 0]);
+    }
+
+    #[test]
+    fn rollback_is_refused_under_automation_unless_it_is_disabled() {
+        let on = app(json!({"prune": true}), &[1]);
+        assert!(matches!(
+            rollback_target(&on, 1),
+            Err(ApiError::Conflict(_))
+        ));
+        let off = app(json!({"enabled": false}), &[1]);
+        assert_eq!(rollback_target(&off, 1).expect("allowed").revision, "rev1");
+        let manual = app(json!(null), &[1]);
+        assert!(matches!(
+            rollback_target(&manual, 7),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+}

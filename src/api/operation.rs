@@ -1,0 +1,55 @@
+//! `DELETE …/operation`: asks the worker to stop the sync that is running (Argo CD's
+//! `app terminate-op`).
+
+use actix_web::{HttpResponse, web};
+
+use super::ApiState;
+use super::applications::{AppPath, honoured, manual_job, queued};
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::job::JobKind;
+use crate::store::Application;
+use crate::store::application::OperationPhase;
+
+/// Queues a Terminate job when an operation is running.
+pub async fn terminate(
+    _auth: Authenticated,
+    path: AppPath,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let app = honoured(&state, &path).await?;
+    if !is_running(&app) {
+        return Err(ApiError::Conflict("no operation is in progress".into()));
+    }
+    queued(&state, &manual_job(&path, JobKind::Terminate)).await
+}
+
+/// Whether `status.operationState.phase` is Running.
+fn is_running(app: &Application) -> bool {
+    app.status
+        .as_ref()
+        .and_then(|s| s.operation_state.as_ref())
+        .is_some_and(|o| o.phase == OperationPhase::Running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_running_operation_counts_as_in_progress() {
+        let with = |status: serde_json::Value| -> Application {
+            serde_json::from_value(json!({
+                "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+                "metadata": {"name": "a", "namespace": "capstan"}, "spec": {}, "status": status,
+            }))
+            .expect("application")
+        };
+        let phase =
+            |p: &str| json!({"operationState": {"phase": p, "startedAt": "2026-01-01T00:00:00Z"}});
+        assert!(is_running(&with(phase("Running"))));
+        assert!(!is_running(&with(phase("Succeeded"))));
+        assert!(!is_running(&with(json!({}))));
+    }
+}
