@@ -279,6 +279,7 @@ async fn resync() {
         manifests: Arc::new(manifests),
         reconcile_timeout: Duration::from_secs(60),
         verdicts: Arc::new(capstan::sync::Verdicts::default()),
+        cache: capstan::cluster::cache::LiveCache::new(client.clone()).0,
     };
     let apps: Api<Application> = Api::namespaced(client.clone(), CONTROL);
     apps.create(

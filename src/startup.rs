@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, ApiState, Readiness, WebhookLimits};
 use crate::cluster::Cluster;
+use crate::cluster::cache::LiveCache;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
 use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
 use crate::manifests::Manifests;
@@ -26,7 +27,7 @@ use crate::store::{self, AppStore, ProjectStore};
 use crate::tenancy::Tenancy;
 use crate::webhook::WebhookSecrets;
 use crate::worker::reconcile::Context;
-use crate::worker::{poller, route_events, syncer};
+use crate::worker::{drift, poller, route_events, syncer};
 
 /// A built Capstan process: HTTP bound, queue connected, workers ready to run.
 pub struct Service {
@@ -106,6 +107,8 @@ impl Service {
         // The api role renders too: `GET …/manifests` shows what a sync would apply.
         let manifests = Arc::new(build_manifests(&settings, &data_dir)?);
         if matches!(settings.server.role, Role::Worker | Role::All) {
+            let (cache, drifted) = LiveCache::with_cancel(client.clone(), shutdown.child_token());
+            workers.push(tokio::spawn(drift::run(drifted, queue.clone())));
             let ctx = Arc::new(Context {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
@@ -113,6 +116,7 @@ impl Service {
                 manifests: manifests.clone(),
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
                 verdicts: Arc::new(crate::sync::Verdicts::default()),
+                cache,
             });
             let reconcile = &settings.reconcile;
             let syncer_settings = syncer::SyncerSettings {

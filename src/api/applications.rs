@@ -244,7 +244,18 @@ pub async fn sync(
         }
         None => None,
     };
-    honoured(&state, &path).await?;
+    let app = honoured(&state, &path).await?;
+    if app
+        .status
+        .as_ref()
+        .and_then(|s| s.operation_state.as_ref())
+        .is_some_and(|o| o.phase == crate::store::application::OperationPhase::Running)
+    {
+        // As Argo CD: one operation at a time; terminate the running one first.
+        return Err(ApiError::Conflict(
+            "another operation is already in progress".into(),
+        ));
+    }
     let mut job = manual_job(&path, JobKind::Sync);
     job.prune = query.prune;
     job.sync = request;

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
-use crate::cluster::resource::{ObjectId, is_tracked_by, tracking_selector};
+use crate::cluster::cache::LiveCache;
+use crate::cluster::resource::{ObjectId, is_tracked_by};
 use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
 pub use verdicts::Verdicts;
 
@@ -54,18 +55,18 @@ impl Compared {
 /// Compares each desired object with the cluster, and finds tracked objects that left Git.
 /// `inventory` is what the app managed before (its last status), so removed kinds are still scanned.
 ///
-/// Live state is read by the tracking label, one list per kind, so the cost follows the app's
-/// size, not the cluster's. The label only narrows the search: an object is pruned only when
-/// its tracking annotation names exactly this app and object. Two fallbacks read single objects
-/// by name: a desired object the label list did not return (not created yet, or created before
-/// it carried the label), and an `inventory` object the label list did not return (managed
-/// before objects carried the label, so it is found for pruning once).
+/// Live state comes from the watch-fed cache of managed objects (`cache`): the first compare of a
+/// kind starts its watch, later ones read memory. The tracking label only narrows what is cached:
+/// an object is pruned only when its tracking annotation names exactly this app and object. An
+/// `inventory` object the cache does not hold (managed before objects carried the label) is read
+/// by name, so it is found for pruning once.
 ///
 /// Each existing object is compared through a server-side dry-run of the desired object, whose
 /// verdict is remembered (`verdicts`) until the desired object or the live one changes, so a
-/// resync of an unchanged app makes no dry-run.
+/// resync of an unchanged app makes no API call at all.
 pub async fn compare(
     cluster: &Cluster,
+    cache: &LiveCache,
     app: &str,
     desired: &[Value],
     inventory: &[ResourceKey],
@@ -79,17 +80,27 @@ pub async fn compare(
     for key in keys.iter().chain(inventory) {
         kinds.insert((key.group.clone(), key.version.clone(), key.kind.clone()));
     }
-    let selector = tracking_selector(app);
+    let mut watched: HashSet<(String, String)> = HashSet::new();
+    for (group, version, kind) in &kinds {
+        let served = match cluster.served(group, version, kind).await {
+            Ok(s) => s,
+            // Not served (yet): nothing of it exists; a CRD in this sync may define it.
+            Err(ClusterError::UnknownKind { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        cache
+            .ensure(&served.resource)
+            .await
+            .map_err(|e| ClusterError::Api(e.to_string()))?;
+        watched.insert((group.clone(), kind.clone()));
+    }
     // Maps, not scans: an app may manage thousands of objects.
     let mut labeled: BTreeMap<ObjectId, Value> = BTreeMap::new();
-    for (group, version, kind) in &kinds {
-        for live in cluster
-            .list_labeled(group, version, kind, &selector)
-            .await?
-        {
-            if let Some(key) = ResourceKey::of(&live) {
-                labeled.entry(key.object_id()).or_insert(live);
-            }
+    for live in cache.objects_of(app) {
+        if let Some(key) = ResourceKey::of(&live) {
+            labeled
+                .entry(key.object_id())
+                .or_insert_with(|| (*live).clone());
         }
     }
 
@@ -97,6 +108,8 @@ pub async fn compare(
     for (obj, key) in desired.iter().zip(keys) {
         let live = match labeled.remove(&key.object_id()) {
             Some(live) => Some(live),
+            // A watched kind holds every labeled object; one it does not hold is not there yet.
+            None if watched.contains(&(key.group.clone(), key.kind.clone())) => None,
             None => get_if_served(cluster, &key).await?,
         };
         let mut compared = Compared {

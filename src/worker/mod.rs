@@ -1,6 +1,7 @@
 //! The worker role: router, syncer and poller.
 
 pub mod desired;
+pub mod drift;
 pub mod operation;
 pub mod poller;
 pub mod reconcile;

@@ -17,6 +17,7 @@ use super::status::{
     self, COMPARISON_ERROR, INVALID_SPEC_ERROR, REPEATED_RESOURCE_WARNING, SHARED_RESOURCE_WARNING,
     SYNC_ERROR,
 };
+use crate::cluster::cache::LiveCache;
 use crate::cluster::resource::ObjectId;
 use crate::cluster::{Cluster, ClusterError, ResourceKey};
 use crate::event::now_rfc3339;
@@ -50,6 +51,8 @@ pub struct Context {
     pub reconcile_timeout: Duration,
     /// Remembered dry-run verdicts for the cluster's objects.
     pub verdicts: Arc<Verdicts>,
+    /// The cluster's managed objects, fed by watches.
+    pub cache: LiveCache,
 }
 
 use crate::manifests::Manifests;
@@ -132,7 +135,9 @@ async fn evaluate(
     status: &mut ApplicationStatus,
 ) -> Report {
     let key = app.key();
-    let desired = match desired_state(ctx, app, &app.all_sources(), job.hard).await {
+    let sources = compared_sources(app, job, status);
+    let sources: Vec<&ApplicationSource> = sources.iter().collect();
+    let desired = match desired_state(ctx, app, &sources, job.hard).await {
         Ok(d) => d,
         Err(f) => {
             warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
@@ -214,6 +219,37 @@ async fn evaluate(
     }
 }
 
+/// The sources to compare with: the spec's, except that a refresh caused by a live change
+/// compares with the revisions last compared, as Argo CD does, so drift is judged (and healed)
+/// against what was synced and a new commit still waits for its webhook or poll.
+fn compared_sources(
+    app: &Application,
+    job: &Job,
+    status: &ApplicationStatus,
+) -> Vec<ApplicationSource> {
+    let mut sources: Vec<ApplicationSource> = app.all_sources().into_iter().cloned().collect();
+    if job.cause.source != crate::job::CauseSource::Drift || job.kind != JobKind::Refresh {
+        return sources;
+    }
+    let Some(sync) = status.sync.as_ref() else {
+        return sources;
+    };
+    let revisions: Vec<&str> = if sync.revisions.len() == sources.len() {
+        sync.revisions.iter().map(String::as_str).collect()
+    } else {
+        sync.revision.as_deref().into_iter().collect()
+    };
+    if revisions.len() != sources.len() {
+        return sources;
+    }
+    for (source, revision) in sources.iter_mut().zip(revisions) {
+        if !revision.is_empty() {
+            source.target_revision = Some(revision.to_owned());
+        }
+    }
+    sources
+}
+
 /// What the render stage learned, into the status.
 fn record_render(status: &mut ApplicationStatus, desired: &Desired) {
     status.source_type = desired.source_types.first().cloned();
@@ -252,6 +288,7 @@ async fn compare(
     };
     let mut compared = sync::compare(
         &ctx.cluster,
+        &ctx.cache,
         &app.key().to_string(),
         &desired.resources,
         &inventory,
@@ -424,6 +461,7 @@ async fn step(
     let target = Recording {
         cluster: &ctx.cluster,
         verdicts: &ctx.verdicts,
+        cache: &ctx.cache,
     };
     let before = records.clone();
     let progress = execute::step(&target, &tasks, &mut records, &settings).await;
@@ -581,6 +619,7 @@ async fn operation_target(
     let inventory: Vec<ResourceKey> = status.resources.iter().map(desired::resource_key).collect();
     let mut compared = sync::compare(
         &ctx.cluster,
+        &ctx.cache,
         &app.key().to_string(),
         &d.resources,
         &inventory,
@@ -639,11 +678,29 @@ fn managed_namespace(app: &Application, options: &options::AppOptions) -> Option
     Some(obj)
 }
 
-/// The cluster as the sync engine's target, remembering that an applied object is in sync with
-/// what was applied, so the compare after the sync asks the server nothing.
+/// The cluster as the sync engine's target. Each write goes through the live cache (so the
+/// watch event it causes is not taken for drift, and the next compare reads it at once), and an
+/// applied object is remembered as in sync with what was applied, so the compare after the sync
+/// asks the server nothing.
 struct Recording<'a> {
     cluster: &'a Cluster,
     verdicts: &'a Verdicts,
+    cache: &'a LiveCache,
+}
+
+impl Recording<'_> {
+    async fn write(
+        &self,
+        obj: &Value,
+        call: impl std::future::Future<Output = Result<Value, ClusterError>>,
+    ) -> Result<Value, ClusterError> {
+        let guard = ResourceKey::of(obj).map(|k| self.cache.begin_write(&k.object_id()));
+        let result = call.await;
+        if let (Ok(applied), Some(guard)) = (&result, guard) {
+            guard.written(applied);
+        }
+        result
+    }
 }
 
 impl Target for Recording<'_> {
@@ -652,19 +709,22 @@ impl Target for Recording<'_> {
     }
 
     async fn apply(&self, obj: &Value, mode: ApplyMode) -> Result<Value, ClusterError> {
-        let applied = Target::apply(self.cluster, obj, mode).await?;
-        if !mode.dry_run {
-            self.verdicts.put(obj, &applied, true);
+        if mode.dry_run {
+            return Target::apply(self.cluster, obj, mode).await;
         }
+        let applied = self
+            .write(obj, Target::apply(self.cluster, obj, mode))
+            .await?;
+        self.verdicts.put(obj, &applied, true);
         Ok(applied)
     }
 
     async fn create(&self, obj: &Value) -> Result<Value, ClusterError> {
-        Target::create(self.cluster, obj).await
+        self.write(obj, Target::create(self.cluster, obj)).await
     }
 
     async fn replace(&self, obj: &Value) -> Result<Value, ClusterError> {
-        Target::replace(self.cluster, obj).await
+        self.write(obj, Target::replace(self.cluster, obj)).await
     }
 
     async fn delete(
@@ -672,6 +732,11 @@ impl Target for Recording<'_> {
         key: &ResourceKey,
         propagation: Propagation,
     ) -> Result<(), ClusterError> {
-        Target::delete(self.cluster, key, propagation).await
+        let guard = self.cache.begin_write(&key.object_id());
+        let result = Target::delete(self.cluster, key, propagation).await;
+        if result.is_ok() {
+            guard.deleted();
+        }
+        result
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use capstan::cluster::cache::LiveCache;
 use capstan::cluster::{Cluster, ResourceKey, TRACKING_LABEL};
 use capstan::sandbox::{Sandbox, SandboxOptions};
 use capstan::sync::{self, prepare::prepare};
@@ -125,6 +126,7 @@ async fn a_compare_reads_only_the_apps_objects_among_five_thousand_secrets() {
     reads.take();
     let compared = sync::compare(
         &cluster,
+        &LiveCache::new(cluster.client().clone()).0,
         APP,
         &desired,
         &inventory,
@@ -168,6 +170,7 @@ async fn an_object_applied_before_the_tracking_label_is_still_found_for_pruning(
 
     let compared = sync::compare(
         &cluster,
+        &LiveCache::new(cluster.client().clone()).0,
         APP,
         &desired,
         &inventory,
@@ -207,6 +210,7 @@ async fn a_copied_tracking_label_never_makes_another_object_prunable() {
 
     let compared = sync::compare(
         &cluster,
+        &LiveCache::new(cluster.client().clone()).0,
         APP,
         &desired,
         &keys(&desired),

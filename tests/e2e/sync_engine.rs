@@ -598,3 +598,220 @@ async fn a_chart_with_helm_hooks_reaches_synced_and_healthy_with_its_hooks_run_a
     })
     .await;
 }
+
+/// Self-heal from the watches: a Deployment scaled by hand is put back in seconds, long before
+/// the next poll (180 s here), and a heal is recorded as an automated sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manually_scaled_deployment_is_restored_by_self_heal_without_waiting_for_the_poller() {
+    let app = spawn_app(Options::default()).await;
+    app.repo.write(
+        "app/deploy.yaml",
+        &deployment("web", "nginx:1.25").replace("replicas: 1", "replicas: 2"),
+    );
+    let commit = app.repo.commit("two replicas");
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true, "selfHeal": true } },
+    });
+    assert_eq!(app.create_app_with("healing", spec).await.status(), 201);
+    let synced = app
+        .wait_app("healing", 60, "Synced and Healthy", |a| {
+            sync_of(a) == ("Synced".into(), commit.clone())
+                && a.pointer("/status/health/status") == Some(&Value::from("Healthy"))
+        })
+        .await;
+    let history_before = synced
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(app.kube.clone(), "default");
+    let scale = json!({"spec": {"replicas": 5}});
+    deployments
+        .patch(
+            "web",
+            &kube::api::PatchParams {
+                field_manager: Some("kubectl-scale".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(&scale),
+        )
+        .await
+        .expect("scaled by hand");
+    let replicas = || async {
+        deployments
+            .get("web")
+            .await
+            .ok()
+            .and_then(|d| d.spec.and_then(|s| s.replicas))
+    };
+    assert_eq!(replicas().await, Some(5), "the manual change landed");
+    eventually(30, "self-heal restores 2 replicas", || async {
+        replicas().await == Some(2)
+    })
+    .await;
+    let healed = app
+        .wait_app("healing", 30, "a heal in the history", |a| {
+            a.pointer("/status/history")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+                > history_before
+        })
+        .await;
+    let last = healed
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.last().cloned())
+        .expect("entry");
+    assert_eq!(last["revision"], Value::from(commit.as_str()));
+    assert_eq!(
+        last.pointer("/initiatedBy/automated"),
+        Some(&Value::Bool(true))
+    );
+}
+
+/// One server-side dry-run and one apply per object in a sync, none again for an object whose
+/// verdict the compare just got, and no call at all to compare an unchanged app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_makes_one_dry_run_and_one_apply_per_object_and_a_resync_makes_none() {
+    let app = spawn_app(Options::default()).await;
+    for i in 0..5 {
+        app.repo.write(
+            &format!("app/cm-{i}.yaml"),
+            &config_map(&format!("cm-{i}"), "one"),
+        );
+    }
+    let first = app.repo.commit("five config maps");
+    // Counts every PATCH (dry-run or not) of a named ConfigMap; delays nothing.
+    app.sandbox.faults().delay_next(
+        100_000,
+        "/namespaces/default/configmaps/",
+        Some("PATCH"),
+        Duration::ZERO,
+    );
+    let patches = || app.sandbox.faults().hits();
+    assert_eq!(app.create_app("counted", "app", None).await.status(), 201);
+    app.wait_app("counted", 30, "compared", |a| sync_of(a).1 == first)
+        .await;
+    assert_eq!(
+        patches(),
+        0,
+        "nothing exists yet: comparing needs no dry-run"
+    );
+    sync(&app, "counted", json!({})).await;
+    app.wait_app("counted", 30, "Synced", |a| {
+        op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+    assert_eq!(patches(), 10, "5 dry-runs and 5 applies");
+
+    for _ in 0..2 {
+        let before = app.get_app("counted").await["status"]["reconciledAt"].clone();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(app.refresh_app("counted").await.status(), 202);
+        app.wait_app("counted", 30, "reconciled again", |a| {
+            a["status"]["reconciledAt"] != before
+        })
+        .await;
+    }
+    assert_eq!(patches(), 10, "an unchanged app is compared from memory");
+
+    app.repo.write("app/cm-0.yaml", &config_map("cm-0", "two"));
+    let second = app.repo.commit("one changed");
+    app.push_webhook(&second, Some(""), None).await;
+    app.wait_app("counted", 30, "OutOfSync at the new commit", |a| {
+        sync_of(a) == ("OutOfSync".into(), second.clone())
+    })
+    .await;
+    assert_eq!(patches(), 11, "only the changed object is dry-run");
+    sync(&app, "counted", json!({})).await;
+    app.wait_app("counted", 30, "Synced again", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+    })
+    .await;
+    assert_eq!(
+        patches(),
+        16,
+        "five applies; no dry-run repeats the compare's"
+    );
+}
+
+/// Rollback: a history entry's revision is synced again, the objects return to what it deployed,
+/// and the app shows OutOfSync against its target until the next sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_previous_objects() {
+    let app = spawn_app(Options::default()).await;
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "one"));
+    app.repo
+        .write("app/extra.yaml", &config_map("only-in-one", "x"));
+    let first = app.repo.commit("one");
+    assert_eq!(app.create_app("rolling", "app", None).await.status(), 201);
+    app.wait_app("rolling", 30, "compared", |a| sync_of(a).1 == first)
+        .await;
+    sync(&app, "rolling", json!({})).await;
+    app.wait_app("rolling", 30, "Synced at one", |a| {
+        op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "two"));
+    app.repo.remove("app/extra.yaml");
+    let second = app.repo.commit("two");
+    app.push_webhook(&second, Some(""), None).await;
+    app.wait_app("rolling", 30, "OutOfSync at two", |a| {
+        sync_of(a).1 == second
+    })
+    .await;
+    sync(&app, "rolling", json!({"prune": true})).await;
+    let at_two = app
+        .wait_app("rolling", 30, "Synced at two", |a| {
+            op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), second.clone())
+        })
+        .await;
+    assert!(app.config_map("only-in-one").await.is_none());
+    let history = at_two["status"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let first_id = history
+        .iter()
+        .find(|h| h["revision"] == Value::from(first.as_str()))
+        .and_then(|h| h["id"].as_i64())
+        .expect("the first sync is in the history");
+
+    let resp = app
+        .post(
+            &format!("/api/v1/applications/{APP_NAMESPACE}/rolling/rollback"),
+            &json!({"id": first_id}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    let rolled = app
+        .wait_app("rolling", 30, "rolled back", |a| {
+            op_phase(a) == "Succeeded"
+                && a.pointer("/status/operationState/syncResult/revision")
+                    == Some(&Value::from(first.as_str()))
+        })
+        .await;
+    let live = app.config_map("settings").await.expect("settings");
+    assert_eq!(live.pointer("/data/key"), Some(&Value::from("one")));
+    assert!(
+        app.config_map("only-in-one").await.is_some(),
+        "the object only the old revision had is back"
+    );
+    assert_eq!(
+        sync_of(&rolled),
+        ("OutOfSync".into(), second.clone()),
+        "compared with its target, the rolled-back app is OutOfSync"
+    );
+    let last = rolled["status"]["history"]
+        .as_array()
+        .and_then(|h| h.last().cloned())
+        .expect("entry");
+    assert_eq!(last["revision"], Value::from(first.as_str()));
+}

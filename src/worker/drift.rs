@@ -1,0 +1,46 @@
+//! Live changes to managed objects become refresh jobs: someone scaled a Deployment, a
+//! controller reported a Pod ready, an object was deleted. The live cache names the apps whose
+//! objects changed (never for Capstan's own writes); each becomes a refresh with cause `drift`,
+//! so drift and health changes are seen in moments, not at the next poll.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{debug, warn};
+
+use crate::domain::AppKey;
+use crate::job::{Cause, CauseSource, Job, JobKind};
+use crate::queue::SharedQueue;
+
+/// Changes arriving this close together are sent as one refresh per app.
+const GATHER: Duration = Duration::from_millis(50);
+
+/// Publishes a refresh for every app the cache reports, until the cache stops.
+pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue) {
+    while let Some(first) = changed.recv().await {
+        let mut apps = BTreeSet::from([first]);
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, changed.recv()).await {
+            apps.insert(next);
+        }
+        for app in apps {
+            let Ok(key) = AppKey::parse(&app) else {
+                debug!(app = %app, "a tracking annotation names no valid app; ignored");
+                continue;
+            };
+            let job = Job::new(
+                &key,
+                JobKind::Refresh,
+                Cause {
+                    source: CauseSource::Drift,
+                    event_id: None,
+                    by: None,
+                },
+            );
+            if let Err(e) = crate::job::publish(&queue, &job).await {
+                warn!(app = %key, error = %e, "could not enqueue a refresh for a live change; the poller will cover it");
+            }
+        }
+    }
+}
