@@ -126,13 +126,13 @@ impl CustomHealth {
                 errors.push(CustomHealthError::BadKey { key });
                 continue;
             };
-            let code = compile(&name, &script).map_err(|message| {
+            let code = compile(&name, &script);
+            if let Err(message) = &code {
                 errors.push(CustomHealthError::Compile {
                     key: key.clone(),
                     message: message.clone(),
                 });
-                message
-            });
+            }
             let check = Check { name, code };
             if check.name.contains(['*', '?']) {
                 match GlobBuilder::new(&check.name).build() {
