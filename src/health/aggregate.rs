@@ -87,11 +87,11 @@ pub fn app_health<'a>(
     worst.unwrap_or_else(Health::healthy)
 }
 
-/// An Argo CD Application managed by this one (app of apps); its own rollup must not leak upward
-/// while it is still being created or cannot be judged.
+/// An Application (Capstan's or Argo CD's) managed by this one (app of apps); its own roll-up must
+/// not leak upward while it is still being created or cannot be judged.
 fn is_child_application(obj: &Value) -> bool {
     let (group, kind) = group_kind(obj);
-    group == "argoproj.io" && kind == "Application"
+    matches!(group, "capstan.dev" | "argoproj.io") && kind == "Application"
 }
 
 #[cfg(test)]
@@ -270,27 +270,30 @@ mod tests {
 
     #[test]
     fn child_applications_missing_or_unknown_do_not_count() {
-        let (custom, errors) = CustomHealth::from_entries([(
-            "argoproj.io_Application".to_string(),
-            "return { status = obj.status.health.status }".to_string(),
-        )]);
+        let script = "return { status = obj.status.health.status }".to_string();
+        let (custom, errors) = CustomHealth::from_entries([
+            ("argoproj.io_Application".to_string(), script.clone()),
+            ("capstan.dev_Application".to_string(), script),
+        ]);
         assert_eq!(errors, vec![]);
-        let child = |s: &str| {
-            json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": "c" },
-                    "status": { "health": { "status": s } } })
-        };
         let bound = pvc("Bound");
-        for (s, want) in [
-            ("Missing", Healthy),
-            ("Unknown", Healthy),
-            ("Degraded", Degraded),
-        ] {
-            let c = child(s);
-            assert_eq!(
-                app_health([live(&bound), live(&c)], &custom).status,
-                want,
-                "{s}"
-            );
+        for api_version in ["argoproj.io/v1alpha1", "capstan.dev/v1alpha1"] {
+            let child = |s: &str| {
+                json!({ "apiVersion": api_version, "kind": "Application", "metadata": { "name": "c" },
+                        "status": { "health": { "status": s } } })
+            };
+            for (s, want) in [
+                ("Missing", Healthy),
+                ("Unknown", Healthy),
+                ("Degraded", Degraded),
+            ] {
+                let c = child(s);
+                assert_eq!(
+                    app_health([live(&bound), live(&c)], &custom).status,
+                    want,
+                    "{api_version} {s}"
+                );
+            }
         }
     }
 }
