@@ -29,6 +29,8 @@ pub const MEMORY_LIMIT: usize = 16 * 1024 * 1024;
 /// Nesting depth of the live object beyond which it is not handed to a script; it also bounds
 /// the recursion of the conversion, so no object can overflow the Rust stack.
 pub const MAX_OBJECT_DEPTH: usize = 128;
+/// Longest message kept from a script (bytes); the rest is cut so a status write stays small.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// How often (in VM instructions) the instruction counter runs; small enough to stop a loop
 /// promptly, large enough to cost little.
 const HOOK_EVERY: u32 = 1_000;
@@ -172,10 +174,12 @@ impl CustomHealth {
             Ok(code) => code,
             Err(message) => return Some(Health::new(HealthStatus::Unknown, message.clone())),
         };
-        match run(&check.name, code, obj) {
-            Ok(health) => health,
-            Err(e) => Some(Health::new(HealthStatus::Unknown, describe(&e))),
-        }
+        let mut health = match run(&check.name, code, obj) {
+            Ok(health) => health?,
+            Err(e) => Health::new(HealthStatus::Unknown, describe(&e)),
+        };
+        truncate(&mut health.message);
+        Some(health)
     }
 
     /// The exact check for the kind, else the first glob (in key order) that matches it.
@@ -344,6 +348,17 @@ fn text(v: &mlua::Value) -> String {
         mlua::Value::Integer(i) => i.to_string(),
         mlua::Value::Number(n) => n.to_string(),
         _ => String::new(),
+    }
+}
+
+/// Cuts a message to [`MAX_MESSAGE_BYTES`] on a character boundary.
+fn truncate(message: &mut String) {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
     }
 }
 

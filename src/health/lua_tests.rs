@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{CustomHealth, CustomHealthError, Health, HealthStatus, assess, assess_with};
+use super::{
+    CustomHealth, CustomHealthError, Health, HealthStatus, MAX_MESSAGE_BYTES, assess, assess_with,
+};
 
 /// cert-manager's Certificate check as users put it in `argocd-cm`.
 const CERTIFICATE: &str = r#"
@@ -382,4 +384,16 @@ fn custom_health_is_shareable_across_threads() {
             Some(HealthStatus::Healthy)
         );
     }
+}
+
+#[test]
+fn long_messages_are_cut() {
+    let h = run_widget_script("return { status = 'Degraded', message = string.rep('é', 100000) }")
+        .expect("a health");
+    assert_eq!(h.status, HealthStatus::Degraded);
+    assert!(h.message.len() <= MAX_MESSAGE_BYTES && h.message.len() > MAX_MESSAGE_BYTES - 4);
+    assert!(h.message.chars().all(|c| c == 'é'));
+    let e = run_widget_script("error(string.rep('x', 100000))").expect("a health");
+    assert_eq!(e.status, HealthStatus::Unknown);
+    assert!(e.message.len() <= MAX_MESSAGE_BYTES);
 }

@@ -26,7 +26,8 @@ use serde_json::Value;
 
 pub use aggregate::{AppResource, aggregate, app_health, excluded_from_health};
 pub use lua::{
-    CustomHealth, CustomHealthError, INSTRUCTION_LIMIT, KEY_PREFIX, MAX_OBJECT_DEPTH, MEMORY_LIMIT,
+    CustomHealth, CustomHealthError, INSTRUCTION_LIMIT, KEY_PREFIX, MAX_MESSAGE_BYTES,
+    MAX_OBJECT_DEPTH, MEMORY_LIMIT,
 };
 pub use status::{Health, HealthStatus};
 
