@@ -93,7 +93,7 @@ struct Check {
 #[derive(Debug, Default)]
 struct Checks {
     exact: HashMap<String, Check>,
-    /// Glob keys in key order, so which one wins when several match does not vary between runs.
+    /// Glob keys in (bare) key order, so which one wins when several match does not vary between runs.
     wildcards: Vec<(GlobMatcher, Check)>,
 }
 
@@ -117,7 +117,11 @@ impl CustomHealth {
         entries: impl IntoIterator<Item = (String, String)>,
     ) -> (CustomHealth, Vec<CustomHealthError>) {
         let mut sorted: Vec<(String, String)> = entries.into_iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        // By key without the prefix, the full form after the bare one so that it wins when both are given.
+        sorted.sort_by_cached_key(|(key, _)| match key.strip_prefix(KEY_PREFIX) {
+            Some(bare) => (bare.to_string(), true),
+            None => (key.clone(), false),
+        });
         let mut checks = Checks::default();
         let mut errors = Vec::new();
         for (key, script) in sorted {
@@ -138,7 +142,11 @@ impl CustomHealth {
             let check = Check { name, code };
             if check.name.contains(['*', '?']) {
                 match GlobBuilder::new(&check.name).build() {
-                    Ok(glob) => checks.wildcards.push((glob.compile_matcher(), check)),
+                    Ok(glob) => {
+                        // The same pattern given twice (full and bare key): the later one wins, as for exact keys.
+                        checks.wildcards.retain(|(_, c)| c.name != check.name);
+                        checks.wildcards.push((glob.compile_matcher(), check));
+                    }
                     Err(e) => errors.push(CustomHealthError::BadPattern {
                         key,
                         message: e.kind().to_string(),

@@ -397,3 +397,22 @@ fn long_messages_are_cut() {
     assert_eq!(e.status, HealthStatus::Unknown);
     assert!(e.message.len() <= MAX_MESSAGE_BYTES);
 }
+
+#[test]
+fn the_full_key_wins_over_the_same_bare_key() {
+    for pattern in ["widgets.example.com_Widget", "*.example.com_*"] {
+        let full = format!("resource.customizations.health.{pattern}");
+        let custom = load(&[
+            (
+                pattern,
+                r#"return { status = "Degraded", message = "bare" }"#,
+            ),
+            (&full, r#"return { status = "Healthy", message = "full" }"#),
+        ]);
+        assert_eq!(
+            assess_with(&widget(), &custom),
+            Some(Health::new(HealthStatus::Healthy, "full")),
+            "{pattern}"
+        );
+    }
+}
