@@ -79,6 +79,11 @@ mod tests {
                 json!([{ "type": "AbleToScale", "status": "False", "reason": "BackoffBoth" }]),
                 Health::progressing(WAITING),
             ),
+            (
+                json!([{ "type": "ScalingActive", "status": "False", "reason": "ScalingDisabled" },
+                    { "type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas", "message": "at max" }]),
+                Health::new(HealthStatus::Healthy, "at max"),
+            ),
             (json!([]), Health::progressing(WAITING)),
         ];
         for (conditions, want) in cases {
@@ -96,6 +101,11 @@ mod tests {
         assert_eq!(
             assess(&hpa(json!({ V1_CONDITIONS_ANNOTATION: degraded }))),
             Some(Health::degraded("no target"))
+        );
+        let healthy = r#"[{"type":"AbleToScale","status":"True","reason":"SucceededRescale","message":"scaled"}]"#;
+        assert_eq!(
+            assess(&hpa(json!({ V1_CONDITIONS_ANNOTATION: healthy }))),
+            Some(Health::new(HealthStatus::Healthy, "scaled"))
         );
         assert_eq!(assess(&hpa(json!({}))), Some(Health::progressing(WAITING)));
         assert_eq!(

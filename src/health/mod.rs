@@ -1,13 +1,15 @@
 //! Health assessment of live objects, compatible with Argo CD (gitops-engine) and kstatus.
 //!
-//! [`assess`] applies the generic rules in order (deletion, observed generation, Reconciling/Stalled
-//! conditions), then the rule for the object's kind, then the `Ready` condition; kinds with none of
-//! these (ConfigMap, Secret, RBAC …) have no health and are left out of [`aggregate`].
+//! [`assess_with`] applies the rules in Argo CD's order: deletion, then a user-defined Lua check
+//! for the kind ([`CustomHealth`]), then the generic rules (observed generation, Reconciling/Stalled
+//! conditions), the built-in rule for the kind, and the `Ready` condition; kinds with none of these
+//! (ConfigMap, Secret, RBAC …) have no health and are left out of [`app_health`].
 
 mod aggregate;
 mod autoscaling;
 mod batch;
 mod json;
+mod lua;
 mod networking;
 mod platform;
 mod pod;
@@ -17,10 +19,16 @@ mod workloads;
 
 #[cfg(test)]
 mod convergence_tests;
+#[cfg(test)]
+mod lua_tests;
 
 use serde_json::Value;
 
-pub use aggregate::aggregate;
+pub use aggregate::{AppResource, aggregate, app_health, excluded_from_health};
+pub use lua::{
+    CustomHealth, CustomHealthError, INSTRUCTION_LIMIT, KEY_PREFIX, MAX_MESSAGE_BYTES,
+    MAX_OBJECT_DEPTH, MEMORY_LIMIT,
+};
 pub use status::{Health, HealthStatus};
 
 use json::{condition, int_at, str_at};
@@ -28,14 +36,23 @@ use json::{condition, int_at, str_at};
 /// A per-kind health rule.
 type Rule = fn(&Value) -> Health;
 
-/// The health of a live object, or None when its kind has no notion of health.
+/// The health of a live object by the built-in rules, or None when its kind has no notion of health.
 pub fn assess(obj: &Value) -> Option<Health> {
+    assess_with(obj, &CustomHealth::none())
+}
+
+/// The health of a live object, a user-defined check for its kind coming before the built-in rules;
+/// None when its kind has no notion of health.
+pub fn assess_with(obj: &Value, custom: &CustomHealth) -> Option<Health> {
     let (group, kind) = group_kind(obj);
     if obj
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
     {
         return Some(Health::progressing("Pending deletion"));
+    }
+    if let Some(h) = custom.evaluate(group, kind, obj) {
+        return Some(h);
     }
     if let Some(h) = generation_not_observed(group, kind, obj) {
         return Some(h);

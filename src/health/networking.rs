@@ -54,6 +54,17 @@ mod tests {
             status_of(svc("LoadBalancer", lb.clone())),
             Some(HealthStatus::Healthy)
         );
+        assert_eq!(
+            status_of(svc(
+                "LoadBalancer",
+                json!({ "loadBalancer": { "ingress": [{ "hostname": "lb.example.com" }] } })
+            )),
+            Some(HealthStatus::Healthy)
+        );
+        assert_eq!(
+            status_of(svc("NodePort", json!({}))),
+            Some(HealthStatus::Healthy)
+        );
         for api_version in ["networking.k8s.io/v1", "extensions/v1beta1"] {
             let ing = |status: Value| json!({ "apiVersion": api_version, "kind": "Ingress", "metadata": { "name": "i" }, "status": status });
             assert_eq!(status_of(ing(json!({}))), Some(HealthStatus::Progressing));

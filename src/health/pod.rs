@@ -177,6 +177,39 @@ mod tests {
             ),
             (
                 json!({}),
+                json!({ "phase": "Pending", "containerStatuses": [{ "name": "a", "state": { "waiting": {
+                    "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope:1\"" } } }] }),
+                Health::degraded("Back-off pulling image \"nope:1\""),
+            ),
+            (
+                json!({}),
+                json!({ "phase": "Pending", "containerStatuses": [{ "name": "a", "state": { "waiting": {
+                    "reason": "CreateContainerConfigError", "message": "secret \"s\" not found" } } }] }),
+                Health::degraded("secret \"s\" not found"),
+            ),
+            (
+                json!({}),
+                json!({ "phase": "Pending", "message": "pulling", "containerStatuses": [{ "name": "a",
+                    "state": { "waiting": { "reason": "ContainerCreating" } } }] }),
+                Health::progressing("pulling"),
+            ),
+            (
+                json!({}),
+                json!({ "phase": "Failed", "containerStatuses": [{ "name": "a", "state": { "terminated": { "reason": "OOMKilled", "exitCode": 137 } } }] }),
+                Health::degraded("OOMKilled"),
+            ),
+            (
+                json!({ "restartPolicy": "Never" }),
+                json!({ "phase": "Failed", "containerStatuses": [{ "name": "a", "state": { "terminated": { "exitCode": 3 } } }] }),
+                Health::degraded("container \"a\" failed with exit code 3"),
+            ),
+            (
+                json!({ "restartPolicy": "Never" }),
+                json!({ "phase": "Pending", "message": "waiting" }),
+                Health::progressing("waiting"),
+            ),
+            (
+                json!({}),
                 json!({ "phase": "Weird" }),
                 Health::new(HealthStatus::Unknown, ""),
             ),

@@ -232,6 +232,17 @@ mod tests {
                       "conditions": [{ "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded" }] }),
                 Health::degraded("Deployment \"web\" exceeded its progress deadline"),
             ),
+            (
+                json!({ "replicas": 1, "paused": true }),
+                json!({ "observedGeneration": 2, "replicas": 1, "updatedReplicas": 0,
+                      "conditions": [{ "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded" }] }),
+                Health::new(HealthStatus::Suspended, "Deployment is paused"),
+            ),
+            (
+                json!({ "replicas": 0 }),
+                json!({ "observedGeneration": 2 }),
+                Health::healthy(),
+            ),
         ];
         for (spec, status, want) in cases {
             let obj = deployment_with(spec, status.clone());
