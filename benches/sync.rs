@@ -280,6 +280,7 @@ async fn resync() {
         reconcile_timeout: Duration::from_secs(60),
         verdicts: Arc::new(capstan::sync::Verdicts::default()),
         cache: capstan::cluster::cache::LiveCache::new(client.clone()).0,
+        health: Default::default(),
     };
     let apps: Api<Application> = Api::namespaced(client.clone(), CONTROL);
     apps.create(

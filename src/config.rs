@@ -26,6 +26,37 @@ pub struct Settings {
     pub git: GitSettings,
     pub render: RenderSettings,
     pub sandbox: SandboxSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
+}
+
+/// Operator-defined health checks (Argo CD's `resource.customizations.health.*`, in Lua).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Checks from this file; a list because kind names are case-sensitive keys.
+    #[serde(default)]
+    pub checks: Vec<HealthCheckSetting>,
+    /// A ConfigMap in the control namespace whose `resource.customizations.health.*` keys add
+    /// checks (as Argo CD's `argocd-cm`); re-read every `configmap_reload_secs`.
+    #[serde(default)]
+    pub configmap: Option<String>,
+    #[serde(default = "default_health_reload_secs")]
+    pub configmap_reload_secs: u64,
+}
+
+fn default_health_reload_secs() -> u64 {
+    30
+}
+
+/// One Lua health check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSetting {
+    /// `resource.customizations.health.<group>_<Kind>`, the same without the prefix, or a glob.
+    pub key: String,
+    /// The script: reads `obj`, returns `hs` with `status` and `message`.
+    pub lua: String,
 }
 
 /// Which parts of Capstan this process runs.

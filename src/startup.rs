@@ -108,6 +108,13 @@ impl Service {
         let manifests = Arc::new(build_manifests(&settings, &data_dir)?);
         if matches!(settings.server.role, Role::Worker | Role::All) {
             let (cache, drifted) = LiveCache::with_cancel(client.clone(), shutdown.child_token());
+            let health = crate::worker::health_checks::start(
+                client.clone(),
+                &settings.server.namespace,
+                &settings.health,
+                shutdown.child_token(),
+            )
+            .await;
             workers.push(tokio::spawn(drift::run(drifted, queue.clone())));
             let ctx = Arc::new(Context {
                 store: store.clone(),
@@ -117,6 +124,7 @@ impl Service {
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
                 verdicts: Arc::new(crate::sync::Verdicts::default()),
                 cache,
+                health,
             });
             let reconcile = &settings.reconcile;
             let syncer_settings = syncer::SyncerSettings {

@@ -2,6 +2,7 @@
 
 pub mod desired;
 pub mod drift;
+pub mod health_checks;
 pub mod operation;
 pub mod poller;
 pub mod reconcile;

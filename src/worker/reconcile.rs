@@ -53,6 +53,8 @@ pub struct Context {
     pub verdicts: Arc<Verdicts>,
     /// The cluster's managed objects, fed by watches.
     pub cache: LiveCache,
+    /// The operator's Lua health checks.
+    pub health: super::health_checks::HealthChecks,
 }
 
 use crate::manifests::Manifests;
@@ -196,7 +198,8 @@ async fn evaluate(
     } else {
         compared
     };
-    status::summarise(status, &compared, &revision);
+    let custom = super::health_checks::current(&ctx.health);
+    status::summarise(status, &compared, &revision, &custom);
     if desired.revisions.len() > 1
         && let Some(sync) = status.sync.as_mut()
     {
@@ -449,7 +452,8 @@ async fn step(
             .unwrap_or_default()
     };
     let app_key = app.key().to_string();
-    let health = |obj: &Value| crate::health::assess(obj);
+    let custom = super::health_checks::current(&ctx.health);
+    let health = |obj: &Value| crate::health::assess_with(obj, &custom);
     let settings = execute::Settings {
         app: &app_key,
         prune: request.prune,

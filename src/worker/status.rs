@@ -40,8 +40,14 @@ pub fn clear_condition(status: &mut ApplicationStatus, type_: &str) {
     status.conditions.retain(|c| c.type_ != type_);
 }
 
-/// Per-resource sync and health, in apply order, and the app's overall sync and health.
-pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision: &str) {
+/// Per-resource sync and health, in apply order, and the app's overall sync and health (Argo CD's
+/// roll-up, with the operator's custom checks).
+pub fn summarise(
+    status: &mut ApplicationStatus,
+    compared: &[Compared],
+    revision: &str,
+    custom: &health::CustomHealth,
+) {
     let mut resources: Vec<ResourceStatus> = compared
         .iter()
         .map(|c| ResourceStatus {
@@ -54,7 +60,7 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
                 SyncState::Synced => SyncStatusCode::Synced,
                 SyncState::OutOfSync => SyncStatusCode::OutOfSync,
             },
-            health: resource_health(c).map(|h| HealthStatusBlock {
+            health: resource_health(c, custom).map(|h| HealthStatusBlock {
                 status: h.status,
                 message: (!h.message.is_empty()).then(|| h.message.clone()),
             }),
@@ -79,12 +85,25 @@ pub fn summarise(status: &mut ApplicationStatus, compared: &[Compared], revision
         revision: Some(revision.to_owned()),
         revisions: Vec::new(),
     });
-    status.health = Some(app_health(compared));
+    let app = health::app_health(
+        compared
+            .iter()
+            .filter(|c| !c.requires_pruning)
+            .map(|c| health::AppResource {
+                live: c.live.as_ref(),
+                excluded: c.desired.as_ref().is_some_and(health::excluded_from_health),
+            }),
+        custom,
+    );
+    status.health = Some(HealthStatusBlock {
+        status: app.status,
+        message: (!app.message.is_empty()).then_some(app.message),
+    });
     status.resources = resources;
 }
 
 /// Health of one compared resource: Missing when Git wants it and it does not exist.
-fn resource_health(c: &Compared) -> Option<health::Health> {
+fn resource_health(c: &Compared, custom: &health::CustomHealth) -> Option<health::Health> {
     if c.requires_pruning {
         return None;
     }
@@ -93,30 +112,8 @@ fn resource_health(c: &Compared) -> Option<health::Health> {
             status: HealthStatus::Missing,
             message: String::new(),
         }),
-        Some(live) => health::assess(live),
+        Some(live) => health::assess_with(live, custom),
     }
-}
-
-/// Argo CD's roll-up: worst of the resources that have health; Missing only when none exists.
-fn app_health(compared: &[Compared]) -> HealthStatusBlock {
-    let managed: Vec<&Compared> = compared.iter().filter(|c| !c.requires_pruning).collect();
-    let any_live = managed.iter().any(|c| c.live.is_some());
-    let statuses: Vec<HealthStatus> = managed
-        .iter()
-        .filter(|c| c.live.is_some())
-        .filter_map(|c| resource_health(c).map(|h| h.status))
-        .collect();
-    let status = if !managed.is_empty() && !any_live {
-        HealthStatus::Missing
-    } else {
-        health::aggregate(statuses.iter())
-    };
-    let message = managed
-        .iter()
-        .filter_map(|c| resource_health(c).filter(|h| h.status == status && !h.message.is_empty()))
-        .map(|h| h.message)
-        .next();
-    HealthStatusBlock { status, message }
 }
 
 /// Appends a successful deployment, keeping at most `limit` entries.
