@@ -150,8 +150,16 @@ impl Store {
                 }
             }
             ("", "pods") => {
-                if let Some((owner, _)) = controller_of(obj, "ReplicaSet") {
-                    self.sync_replica_set(&ns, owner);
+                let Some((owner, _)) = controller_of(obj, "ReplicaSet") else {
+                    return;
+                };
+                self.sync_replica_set(&ns, owner);
+                // A crash-looping Pod changes no ReplicaSet count, but ends its Deployment's wait.
+                let deployment = self.get(&replica_sets(), &ns, owner).and_then(|rs| {
+                    controller_of(&rs.value, "Deployment").map(|(d, _)| d.to_string())
+                });
+                if let Some(d) = deployment {
+                    self.sync_deployment(&ns, &d, settings);
                 }
             }
             _ => {}
