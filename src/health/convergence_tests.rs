@@ -228,7 +228,7 @@ fn deployment_status_from_its_children_is_progressing_then_healthy() {
         "Deployment",
         json!({ "replicas": 2, "template": template() }),
     );
-    let mut with_status = |r: Rollout| {
+    let with_status = |r: Rollout| {
         let mut o = obj.clone();
         o["status"] = deployment_status(&obj, &r, &settings());
         assess(&o).map(|h| h.status)
