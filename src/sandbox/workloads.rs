@@ -4,6 +4,8 @@
 //! Pods `<rs>-<5 chars>`; a template change makes a new ReplicaSet and scales the old ones to 0,
 //! keeping `revisionHistoryLimit` of them. Statuses follow the children: Pods go through the
 //! simulated pod stages (`controllers`), a ReplicaSet counts its Pods, a Deployment its ReplicaSets.
+//! A StatefulSet gets Pods `<name>-0..N-1` (all replaced at once on a template change) and a Job one
+//! Pod `<job>-<5 chars>`; their statuses stay simulated from the spec (`controllers`).
 //! Children are written through the same verbs as client writes (uid, resourceVersion, events,
 //! managedFields by `kube-controller-manager`) and carry only the pod template's labels, never the
 //! parent's, so label-tracked tools do not mistake them for their own objects. Only the sandbox's
@@ -25,6 +27,8 @@ pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 /// Annotation numbering a Deployment's ReplicaSets.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// Label naming the StatefulSet revision a Pod runs.
+const STS_REVISION_LABEL: &str = "controller-revision-hash";
 /// The most Pods one ReplicaSet gets, so a huge `replicas` cannot stall the sandbox.
 const MAX_PODS: i64 = 500;
 
@@ -70,8 +74,9 @@ fn controlled_by(obj: &Value, uid: &str) -> bool {
 }
 
 fn owner_reference(owner: &Value, kind: &str) -> Value {
+    let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
     json!([{
-        "apiVersion": "apps/v1",
+        "apiVersion": api_version,
         "kind": kind,
         "name": owner["metadata"]["name"],
         "uid": owner["metadata"]["uid"],
@@ -149,7 +154,12 @@ impl Store {
                     self.sync_deployment(&ns, owner, settings);
                 }
             }
+            ("apps", "statefulsets") => self.sync_stateful_set(&ns, &name),
+            ("batch", "jobs") => self.sync_job(&ns, &name),
             ("", "pods") => {
+                if let Some((owner, _)) = controller_of(obj, "StatefulSet") {
+                    self.sync_stateful_set(&ns, owner);
+                }
                 let Some((owner, _)) = controller_of(obj, "ReplicaSet") else {
                     return;
                 };
@@ -344,6 +354,101 @@ impl Store {
     }
 }
 
+impl Store {
+    /// StatefulSet: Pods `<name>-0..N-1` at the current revision (replaced all at once).
+    fn sync_stateful_set(&mut self, ns: &str, name: &str) {
+        let Some(sts) = self.get(&TypeKey::new("apps", "statefulsets"), ns, name) else {
+            return;
+        };
+        let Some(rt) = self.resource("", "pods") else {
+            return;
+        };
+        if deleting(&sts.value) {
+            return;
+        }
+        let sts = &sts.value;
+        let uid = meta_str(sts, "uid").unwrap_or("").to_string();
+        let template = &sts["spec"]["template"];
+        let revision = format!("{name}-{}", controllers::pod_template_hash(template));
+        let want = replicas(sts);
+        let annotations = sandbox_annotations(sts);
+        for pod in self.controlled(&pods(), ns, &uid) {
+            let pname = meta_str(&pod.value, "name").unwrap_or("").to_string();
+            let ordinal = pname
+                .strip_prefix(&format!("{name}-"))
+                .and_then(|o| o.parse::<i64>().ok());
+            let current = pod.value["metadata"]["labels"][STS_REVISION_LABEL].as_str()
+                == Some(revision.as_str())
+                && sandbox_annotations(&pod.value) == annotations;
+            let keep = ordinal.is_some_and(|o| o < want) && current;
+            if !keep && !deleting(&pod.value) {
+                let _ = self.op_delete(&rt, Some(ns), &pname, &DeleteOpts::default());
+            }
+        }
+        for ordinal in 0..want {
+            let pname = format!("{name}-{ordinal}");
+            if self.get(&pods(), ns, &pname).is_some() {
+                continue;
+            }
+            let mut pod = pod_from_template(sts, "StatefulSet", &annotations);
+            let meta = &mut pod["metadata"];
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("generateName");
+            }
+            meta["name"] = json!(pname);
+            if !meta["labels"].is_object() {
+                meta["labels"] = json!({});
+            }
+            meta["labels"][STS_REVISION_LABEL] = json!(revision);
+            meta["labels"]["statefulset.kubernetes.io/pod-name"] = json!(pname);
+            meta["labels"]["apps.kubernetes.io/pod-index"] = json!(ordinal.to_string());
+            pod["spec"]["hostname"] = json!(pname);
+            if let Some(service) = sts["spec"]["serviceName"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+            {
+                pod["spec"]["subdomain"] = json!(service);
+            }
+            if let Err(e) = self.op_create(&rt, Some(ns), pod, &opts()) {
+                tracing::debug!(error = %e.message, "sandbox cannot create a StatefulSet Pod");
+                break;
+            }
+        }
+    }
+
+    /// Job: one Pod `<job>-<5 chars>` while the Job runs (its status stays simulated).
+    fn sync_job(&mut self, ns: &str, name: &str) {
+        let Some(job) = self.get(&TypeKey::new("batch", "jobs"), ns, name) else {
+            return;
+        };
+        let Some(rt) = self.resource("", "pods") else {
+            return;
+        };
+        let job = &job.value;
+        let suspended = job["spec"]["suspend"].as_bool().unwrap_or(false);
+        let uid = meta_str(job, "uid").unwrap_or("").to_string();
+        if deleting(job) || suspended || !self.controlled(&pods(), ns, &uid).is_empty() {
+            return;
+        }
+        let mut pod = pod_from_template(job, "Job", &sandbox_annotations(job));
+        let labels = &mut pod["metadata"]["labels"];
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/job-name", name),
+            ("controller-uid", uid.as_str()),
+            ("job-name", name),
+        ] {
+            labels[k] = json!(v);
+        }
+        if let Err(e) = self.op_create(&rt, Some(ns), pod, &opts()) {
+            tracing::debug!(error = %e.message, "sandbox cannot create a Job Pod");
+        }
+    }
+}
+
 /// The ReplicaSet a Deployment runs for its current template.
 fn new_replica_set(
     dep: &Value,
@@ -402,7 +507,12 @@ fn new_replica_set(
 
 /// A Pod from a ReplicaSet's template.
 fn new_pod(rs: &Value, sandbox: &Map<String, Value>) -> Value {
-    let template = &rs["spec"]["template"];
+    pod_from_template(rs, "ReplicaSet", sandbox)
+}
+
+/// A Pod from the owner's `spec.template`, named `<owner>-<5 chars>`.
+fn pod_from_template(owner: &Value, kind: &str, sandbox: &Map<String, Value>) -> Value {
+    let template = &owner["spec"]["template"];
     let mut annotations = template["metadata"]["annotations"]
         .as_object()
         .cloned()
@@ -417,11 +527,11 @@ fn new_pod(rs: &Value, sandbox: &Map<String, Value>) -> Value {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "generateName": format!("{}-", rs["metadata"]["name"].as_str().unwrap_or("")),
-            "namespace": rs["metadata"]["namespace"],
+            "generateName": format!("{}-", owner["metadata"]["name"].as_str().unwrap_or("")),
+            "namespace": owner["metadata"]["namespace"],
             "labels": template["metadata"]["labels"],
             "annotations": annotations,
-            "ownerReferences": owner_reference(rs, "ReplicaSet"),
+            "ownerReferences": owner_reference(owner, kind),
         },
         "spec": spec,
     })

@@ -547,3 +547,102 @@ async fn kubectl_shows_children_and_defaults() {
     assert!(yaml.contains("dnsPolicy: ClusterFirst"), "{yaml}");
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_and_job_pods() {
+    let sb = start().await;
+    let client = sb.client();
+    let pp = PatchParams::apply("capstan-test");
+    let sts_api: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), NS);
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let sts = |replicas: i64, image: &str| {
+        json!({ "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": { "name": "db", "labels": { "capstan.dev/app": "shop" } },
+                "spec": { "replicas": replicas, "serviceName": "db",
+                          "selector": { "matchLabels": { "app": "db" } },
+                          "template": { "metadata": { "labels": { "app": "db" } },
+                                        "spec": { "containers": [{ "name": "pg", "image": image }] } } } })
+    };
+    sts_api
+        .patch("db", &pp, &Patch::Apply(sts(3, "postgres:16")))
+        .await
+        .expect("apply sts");
+    let names = |items: Vec<Pod>, prefix: &str| {
+        let mut n: Vec<String> = items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        n.sort();
+        n
+    };
+    eventually("three ordinal pods", || async {
+        let items = pods.list(&ListParams::default()).await.ok()?.items;
+        (names(items, "db-") == ["db-0", "db-1", "db-2"]).then_some(())
+    })
+    .await;
+    let db0 = pods.get("db-0").await.expect("db-0");
+    let labels = db0.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("statefulset.kubernetes.io/pod-name")
+            .map(String::as_str),
+        Some("db-0")
+    );
+    assert!(!labels.contains_key("capstan.dev/app"));
+    sts_api
+        .patch("db", &pp, &Patch::Apply(sts(1, "postgres:17")))
+        .await
+        .expect("scale down");
+    eventually("one pod at the new revision", || async {
+        let items = pods.list(&ListParams::default()).await.ok()?.items;
+        let p = pods.get("db-0").await.ok()?;
+        let image = p.spec?.containers[0].image.clone()?;
+        (names(items, "db-") == ["db-0"] && image == "postgres:17").then_some(())
+    })
+    .await;
+
+    let job = json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": "migrate" },
+                      "spec": { "template": { "spec": { "restartPolicy": "Never",
+                                "containers": [{ "name": "m", "image": "busybox:1" }] } } } });
+    jobs.patch("migrate", &pp, &Patch::Apply(&job))
+        .await
+        .expect("apply job");
+    let pod = eventually("the job's pod succeeds", || async {
+        let items = pods.list(&ListParams::default()).await.ok()?.items;
+        let p = items.into_iter().find(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("migrate-"))
+        })?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(p)
+    })
+    .await;
+    let labels = pod.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("batch.kubernetes.io/job-name")
+            .map(String::as_str),
+        Some("migrate")
+    );
+    let stored = jobs.get("migrate").await.expect("job");
+    assert_eq!(stored.spec.and_then(|s| s.backoff_limit), Some(6));
+    jobs.delete(
+        "migrate",
+        &DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete job");
+    assert!(
+        pods.get_opt(pod.metadata.name.as_deref().unwrap_or_default())
+            .await
+            .expect("get")
+            .is_none()
+    );
+    sb.shutdown().await;
+}
