@@ -200,6 +200,9 @@ impl Store {
         let new_rs = owned
             .iter()
             .find(|rs| meta_str(&rs.value, "name") == Some(&rs_name));
+        if let Some(rs) = new_rs {
+            self.note_revision(ns, name, revision(&rs.value));
+        }
         let settled = new_rs.is_some_and(|rs| {
             let rs_uid = meta_str(&rs.value, "uid").unwrap_or("");
             let pods = self.controlled(&pods(), ns, rs_uid);
@@ -221,6 +224,28 @@ impl Store {
         let status = controllers::deployment_status(&dep.value, &rollout, settings);
         let generation = dep.value["metadata"]["generation"].as_i64().unwrap_or(1);
         self.set_status(&deployments(), ns, name, &uid, generation, status);
+    }
+
+    /// Marks the Deployment with its current revision, as the real controller does.
+    fn note_revision(&mut self, ns: &str, name: &str, current: i64) {
+        let Some(dep) = self.get(&deployments(), ns, name) else {
+            return;
+        };
+        let want = current.to_string();
+        if current == 0
+            || dep.value["metadata"]["annotations"][REVISION_ANNOTATION].as_str() == Some(&want)
+        {
+            return;
+        }
+        let Some(rt) = self.resource("apps", "deployments") else {
+            return;
+        };
+        let mut v = dep.value.clone();
+        if !v["metadata"]["annotations"].is_object() {
+            v["metadata"]["annotations"] = json!({});
+        }
+        v["metadata"]["annotations"][REVISION_ANNOTATION] = json!(want);
+        self.write_child(&rt, &dep, v);
     }
 
     /// Makes the template's ReplicaSet run all replicas, scales the others to 0, trims history.

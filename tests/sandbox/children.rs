@@ -13,7 +13,7 @@ use super::{kubectl, start, text, write_kubeconfig};
 const NS: &str = "default";
 
 fn deployment(name: &str, image: &str, replicas: i64, annotations: Value) -> Value {
-    json!({
+    let mut d = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": { "name": name, "labels": { "capstan.dev/app": "shop" }, "annotations": annotations },
         "spec": {
@@ -24,7 +24,13 @@ fn deployment(name: &str, image: &str, replicas: i64, annotations: Value) -> Val
                 "spec": { "containers": [{ "name": "web", "image": image, "ports": [{ "containerPort": 80 }] }] }
             }
         }
-    })
+    });
+    if annotations.as_object().is_some_and(|a| a.is_empty()) {
+        if let Some(meta) = d["metadata"].as_object_mut() {
+            meta.remove("annotations");
+        }
+    }
+    d
 }
 
 async fn apply(api: &Api<Deployment>, manifest: &Value) -> Deployment {
@@ -86,7 +92,13 @@ async fn rolled_out(
         let d = deploys.get(name).await.ok()?;
         let uid = d.metadata.uid.clone()?;
         let status = d.status.clone()?;
-        if status.observed_generation != d.metadata.generation
+        let revision = d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"));
+        if revision.is_none()
+            || status.observed_generation != d.metadata.generation
             || status.available_replicas.unwrap_or(0) as usize != n
             || status.replicas.unwrap_or(0) as usize != n
             || status.updated_replicas.unwrap_or(0) as usize != n
@@ -195,6 +207,20 @@ async fn deployment_owns_a_replica_set_and_ready_pods() {
         );
     }
 
+    let d = eventually("the Deployment carries its revision", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), NS)
+            .get("web")
+            .await
+            .ok()?;
+        let annotations = d.metadata.annotations.clone()?;
+        (annotations
+            .get("deployment.kubernetes.io/revision")
+            .map(String::as_str)
+            == Some("1")
+            && annotations.get("team").map(String::as_str) == Some("shop"))
+        .then_some(d)
+    })
+    .await;
     let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
     let progressing = conditions
         .iter()
