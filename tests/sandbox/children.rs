@@ -25,10 +25,10 @@ fn deployment(name: &str, image: &str, replicas: i64, annotations: Value) -> Val
             }
         }
     });
-    if annotations.as_object().is_some_and(|a| a.is_empty()) {
-        if let Some(meta) = d["metadata"].as_object_mut() {
-            meta.remove("annotations");
-        }
+    if annotations.as_object().is_some_and(|a| a.is_empty())
+        && let Some(meta) = d["metadata"].as_object_mut()
+    {
+        meta.remove("annotations");
     }
     d
 }
