@@ -2,6 +2,7 @@
 //! It runs no containers; simulated controllers make workloads look ready.
 
 pub mod controllers;
+pub mod defaults;
 pub mod delete;
 pub mod discovery;
 pub mod faults;
@@ -27,6 +28,7 @@ pub mod store;
 pub mod tls;
 pub mod validate;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

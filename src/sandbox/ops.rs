@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
+use super::defaults;
 use super::delete::Propagation;
 use super::patch::{self, PatchError};
 use super::resources::ResourceType;
@@ -170,6 +171,15 @@ fn tracks_generation(rt: &ResourceType) -> bool {
     rt.status_subresource || !rt.builtin
 }
 
+/// What the API server's defaulting adds (see `defaults`); custom resources only lose empty maps.
+pub(super) fn server_defaults(rt: &ResourceType, obj: &mut Value) {
+    if rt.builtin {
+        defaults::apply(&rt.group, &rt.kind, obj);
+    } else {
+        defaults::drop_empty_metadata(obj);
+    }
+}
+
 fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
@@ -290,6 +300,7 @@ impl Store {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
         self.prepare_new(rt, &mut obj);
+        server_defaults(rt, &mut obj);
         let mut attempt = obj.clone();
         if catch("managedFields bookkeeping", || {
             ssa::record_update(
@@ -540,6 +551,8 @@ impl Store {
                 self.require_namespace(rt, ns)?;
                 let managed = obj["metadata"]["managedFields"].take();
                 self.prepare_new(rt, &mut obj);
+                // After the managed-fields computation, so the applier owns no defaulted field.
+                server_defaults(rt, &mut obj);
                 if !managed.is_null() {
                     obj["metadata"]["managedFields"] = managed;
                 }
@@ -564,6 +577,9 @@ impl Store {
             && rv != old_rv
         {
             return Err(ApiError::conflict(&rt.group, &rt.plural, &name));
+        }
+        if !status_only {
+            server_defaults(rt, &mut new);
         }
         if status_only {
             let mut merged = old.value.clone();

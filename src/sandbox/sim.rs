@@ -96,10 +96,27 @@ impl Loop {
         });
     }
 
+    /// The owning controllers (`workloads`) catch up with a change, under one lock.
+    fn reconcile(&mut self, key: &TypeKey, obj: &Stored) {
+        if self.broken {
+            return;
+        }
+        let settings = &self.settings;
+        let shared = &self.shared;
+        let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            shared.lock().reconcile_workloads(key, &obj.value, settings);
+        }));
+        if done.is_err() {
+            tracing::error!("simulated workload controllers panicked; workloads will not roll out");
+            self.broken = true;
+        }
+    }
+
     fn scan(&mut self) {
         let all = self.shared.lock().snapshot();
         for (key, obj) in all {
             self.plan(&key, &obj);
+            self.reconcile(&key, &obj);
         }
     }
 }
@@ -133,8 +150,12 @@ pub fn spawn(shared: Arc<Shared>, settings: SimSettings) -> tokio::task::JoinHan
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&okey);
+                    lp.reconcile(&ev.key, &ev.obj);
                 }
-                Ok(ev) => lp.plan(&ev.key, &ev.obj),
+                Ok(ev) => {
+                    lp.plan(&ev.key, &ev.obj);
+                    lp.reconcile(&ev.key, &ev.obj);
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => lp.scan(),
                 Err(broadcast::error::RecvError::Closed) => return,
             }

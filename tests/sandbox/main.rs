@@ -1,5 +1,6 @@
 //! Integration tests of the sandbox cluster: the real `kubectl`, the `kube` client, and raw HTTP.
 
+mod children;
 mod cli;
 mod kube_client;
 mod kubeconfig_file;
