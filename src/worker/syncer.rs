@@ -256,11 +256,13 @@ fn schedule_recheck(
     let app = app.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
+        // Health catching up on live changes, as a watch event would: compared with the
+        // revision last compared, never picking up a new commit on the side.
         let job = Job::new(
             &app,
             JobKind::Refresh,
             Cause {
-                source: CauseSource::Poll,
+                source: CauseSource::Drift,
                 event_id: None,
                 by: None,
             },

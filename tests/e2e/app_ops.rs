@@ -249,32 +249,14 @@ async fn the_day_two_endpoints_queue_what_was_asked_and_refuse_what_argo_cd_refu
     assert_eq!(anonymous.status(), 401);
 }
 
-/// Creates `kind` `name` in `default` owned by `owner` (apiVersion, kind, name, uid); its uid.
-async fn create_owned(
-    test: &TestApp,
-    (api_version, kind, plural): (&str, &str, &str),
-    name: &str,
-    owner: (&str, &str, &str, &str),
-    spec: Value,
-) -> String {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let ar = ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    };
-    let doc = json!({"apiVersion": api_version, "kind": kind,
-        "metadata": {"name": name, "namespace": "default", "ownerReferences": [
-            {"apiVersion": owner.0, "kind": owner.1, "name": owner.2, "uid": owner.3, "controller": true}]},
-        "spec": spec});
-    let obj: DynamicObject = serde_json::from_value(doc).expect("object");
-    let created = Api::<DynamicObject>::namespaced_with(test.kube.clone(), "default", &ar)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("child created");
-    created.metadata.uid.expect("a uid")
+/// The node of `kind` whose parent has `parent_uid`.
+fn child_of<'a>(tree: &'a Value, kind: &str, parent_uid: &str) -> &'a Value {
+    tree["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["kind"] == kind && n["parentRefs"][0]["uid"] == parent_uid)
+        .unwrap_or_else(|| panic!("no {kind} owned by {parent_uid} in the tree: {tree}"))
 }
 
 fn node<'a>(tree: &'a Value, kind: &str, name: &str) -> &'a Value {
@@ -320,27 +302,10 @@ async fn a_synced_app_has_history_a_resource_tree_and_can_be_waited_for() {
     let row = stdout.lines().nth(1).expect("a history row");
     assert!(row.contains(&commit), "{stdout}");
 
-    // The tree: the Deployment, a ReplicaSet it owns and a Pod that ReplicaSet owns.
+    // The tree: the Deployment, the ReplicaSet it owns and that ReplicaSet's Pod, as the
+    // sandbox's controllers create them.
     let deploy = test.deployment("web").await.expect("deployment applied");
     let deploy_uid = deploy["metadata"]["uid"].as_str().expect("uid").to_owned();
-    let rs_uid = create_owned(
-        &test,
-        ("apps/v1", "ReplicaSet", "replicasets"),
-        "web-tree",
-        ("apps/v1", "Deployment", "web", &deploy_uid),
-        json!({"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-               "template": {"metadata": {"labels": {"app": "web"}},
-                            "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}),
-    )
-    .await;
-    create_owned(
-        &test,
-        ("v1", "Pod", "pods"),
-        "web-tree-pod",
-        ("apps/v1", "ReplicaSet", "web-tree", &rs_uid),
-        json!({"containers": [{"name": "web", "image": "nginx:1.25"}]}),
-    )
-    .await;
     let tree: Value = test
         .get(&app_path("shop", "/resource-tree"))
         .await
@@ -353,11 +318,11 @@ async fn a_synced_app_has_history_a_resource_tree_and_can_be_waited_for() {
     assert_eq!(d["health"]["status"], "Healthy");
     assert_eq!(d["syncStatus"], "Synced");
     assert_eq!(d["parentRefs"], json!([]));
-    let rs = node(&tree, "ReplicaSet", "web-tree");
-    assert_eq!(rs["parentRefs"][0]["uid"], deploy_uid.as_str(), "{tree}");
+    let rs = child_of(&tree, "ReplicaSet", &deploy_uid);
     assert_eq!(rs["parentRefs"][0]["kind"], "Deployment");
-    let pod = node(&tree, "Pod", "web-tree-pod");
-    assert_eq!(pod["parentRefs"][0]["uid"], rs_uid.as_str(), "{tree}");
+    let rs_uid = rs["uid"].as_str().expect("uid").to_owned();
+    let pod = child_of(&tree, "Pod", &rs_uid);
+    assert_eq!(pod["parentRefs"][0]["kind"], "ReplicaSet");
     assert!(pod["health"]["status"].is_string(), "{tree}");
 
     let (code, stdout, stderr) = cli(&test, &["resources", "shop"]);
@@ -369,7 +334,9 @@ async fn a_synced_app_has_history_a_resource_tree_and_can_be_waited_for() {
             .unwrap_or_else(|| panic!("{name} not listed:\n{stdout}"))
     };
     let lines: Vec<&str> = stdout.lines().collect();
-    let (d, rs, pod) = (line_of("web"), line_of("web-tree"), line_of("web-tree-pod"));
+    let rs_name = rs["name"].as_str().expect("name").to_owned();
+    let pod_name = pod["name"].as_str().expect("name").to_owned();
+    let (d, rs, pod) = (line_of("web"), line_of(&rs_name), line_of(&pod_name));
     assert!(
         d < rs && rs < pod,
         "children under their parents:\n{stdout}"

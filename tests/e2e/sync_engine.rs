@@ -815,3 +815,147 @@ async fn a_rollback_restores_the_previous_objects() {
         .expect("entry");
     assert_eq!(last["revision"], Value::from(first.as_str()));
 }
+
+/// An operator's Lua check from a ConfigMap (Argo CD's `argocd-cm` key, unchanged) decides the
+/// health of a custom resource, and through it the app's, with the script's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded() {
+    let app = spawn_app(Options {
+        extra_env: vec![
+            ("CAPSTAN__HEALTH__CONFIGMAP".into(), "capstan-cm".into()),
+            ("CAPSTAN__HEALTH__CONFIGMAP_RELOAD_SECS".into(), "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let script = "hs = {}\nif obj.status ~= nil and obj.status.phase == \"Failed\" then\n  hs.status = \"Degraded\"\n  hs.message = \"widget failed: \" .. obj.status.reason\n  return hs\nend\nhs.status = \"Healthy\"\nhs.message = \"widget ready\"\nreturn hs\n";
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "capstan-cm", "namespace": APP_NAMESPACE},
+        "data": {"resource.customizations.health.example.com_Widget": script, "url": "ignored"},
+    }))
+    .expect("configmap");
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(app.kube.clone(), APP_NAMESPACE)
+        .create(&kube::api::PostParams::default(), &cm)
+        .await
+        .expect("configmap created");
+    app.repo.write(
+        "widgets/crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      subresources: {status: {}}\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n",
+    );
+    app.repo.write(
+        "widgets/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gear\nspec:\n  size: 3\n",
+    );
+    app.repo.commit("a widget");
+    // Let the reload pick the ConfigMap up before the first compare.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.create_app("widgets", "widgets", Some(true)).await.status(), 201);
+    let healthy = app
+        .wait_app("widgets", 60, "Healthy by the Lua check", |a| {
+            a.pointer("/status/health/message") == Some(&Value::from("widget ready"))
+        })
+        .await;
+    assert_eq!(healthy.pointer("/status/health/status"), Some(&Value::from("Healthy")));
+    // The widget's controller reports a failure; the watch brings it to the app.
+    let widgets: Api<DynamicObject> = Api::namespaced_with(
+        app.kube.clone(),
+        "default",
+        &ApiResource {
+            group: "example.com".into(),
+            version: "v1".into(),
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            plural: "widgets".into(),
+        },
+    );
+    widgets
+        .patch_status(
+            "gear",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"status": {"phase": "Failed", "reason": "out of cogs"}})),
+        )
+        .await
+        .expect("status written");
+    let degraded = app
+        .wait_app("widgets", 60, "Degraded by the Lua check", |a| {
+            a.pointer("/status/health/status") == Some(&Value::from("Degraded"))
+        })
+        .await;
+    assert_eq!(
+        degraded.pointer("/status/health/message").and_then(Value::as_str),
+        Some("widget failed: out of cogs")
+    );
+    let widget = degraded["status"]["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["kind"] == "Widget").cloned())
+        .expect("widget listed");
+    assert_eq!(widget.pointer("/health/status"), Some(&Value::from("Degraded")));
+}
+
+/// ignoreDifferences: replicas an HPA owns (here written by `kube-controller-manager`) make the
+/// app OutOfSync until the app ignores them, by JSON pointer or by manager; then it is Synced and
+/// a sync with RespectIgnoreDifferences leaves the HPA's value alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_differences_hides_replicas_an_hpa_owns() {
+    let app = spawn_app(Options::default()).await;
+    app.repo.write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    let commit = app.repo.commit("web");
+    let spec = |ignore: Value, options: Vec<&str>| {
+        json!({
+            "project": "default",
+            "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+            "syncPolicy": { "syncOptions": options },
+            "ignoreDifferences": ignore,
+        })
+    };
+    assert_eq!(app.create_app_with("scaled", spec(json!([]), vec![])).await.status(), 201);
+    app.wait_app("scaled", 30, "compared", |a| sync_of(a).1 == commit).await;
+    sync(&app, "scaled", json!({})).await;
+    app.wait_app("scaled", 30, "Synced", |a| {
+        op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(app.kube.clone(), "default");
+    deployments
+        .patch(
+            "web",
+            &kube::api::PatchParams {
+                field_manager: Some("kube-controller-manager".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(&json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("the HPA scales");
+    app.wait_app("scaled", 30, "OutOfSync: the drift is seen", |a| sync_of(a).0 == "OutOfSync")
+        .await;
+
+    let apps: Api<capstan::store::Application> = Api::namespaced(app.kube.clone(), APP_NAMESPACE);
+    for ignore in [
+        json!([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]),
+        json!([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["kube-controller-manager"]}]),
+    ] {
+        let patch = json!({"spec": spec(ignore.clone(), vec!["RespectIgnoreDifferences=true"])});
+        apps.patch("scaled", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .expect("app updated");
+        app.wait_app("scaled", 30, "Synced with the replicas ignored", |a| {
+            a.pointer("/spec/ignoreDifferences") == Some(&ignore) && sync_of(a).0 == "Synced"
+        })
+        .await;
+    }
+    sync(&app, "scaled", json!({})).await;
+    app.wait_app("scaled", 30, "a second sync succeeded", |a| {
+        a["status"]["history"].as_array().map_or(0, Vec::len) == 2
+    })
+    .await;
+    let live = deployments.get("web").await.expect("web");
+    assert_eq!(
+        live.spec.and_then(|s| s.replicas),
+        Some(4),
+        "RespectIgnoreDifferences keeps the HPA's replicas"
+    );
+}
