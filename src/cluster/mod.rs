@@ -1,6 +1,5 @@
 //! Clients for target clusters: discovery, get, server-side apply, delete.
 
-pub mod diff;
 pub mod resource;
 
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde_json::Value;
 
 use crate::cluster::resource::{ObjectId, is_tracked_by, tracking_selector};
-use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
+use crate::cluster::{Cluster, ClusterError, ResourceKey};
+use crate::diff;
 use crate::store::application::{ResourceResult, ResultCode, SyncStatusCode};
 
 /// One resource as compared: what Git wants, what the cluster has, and whether they agree.
