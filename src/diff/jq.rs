@@ -21,14 +21,18 @@ const MAX_PATHS: usize = 10_000;
 /// Evaluation of one expression on one object gives up after this long.
 const TIME_LIMIT: Duration = Duration::from_millis(100);
 
-/// Names that generate unbounded work (recursion, generators, I/O, process control); `def`
-/// is here because user recursion can overflow the stack, which no guard can catch.
+/// Names that generate unbounded work (recursion, generators, folds), read the environment or
+/// stop the process; `def` is here because user recursion can overflow the stack, which no
+/// guard can catch. Path expressions need none of them (`..` covers recursion).
 const REFUSED: &[&str] = &[
-    "def", "recurse", "repeat", "while", "until", "range", "limit", "combinations", "input",
-    "inputs", "env", "halt", "halt_error", "debug", "stderr", "input_filename", "now",
-    "localtime", "import", "include", "label", "foreach", "reduce", "getpath", "splits",
-    "scan", "$__loc__", "$ENV",
+    "def", "recurse", "repeat", "while", "until", "range", "combinations", "reduce", "foreach",
+    "input", "inputs", "env", "$ENV", "halt", "halt_error", "debug", "stderr", "now",
+    "localtime", "import", "include",
+    // `"x" * 1e12` builds a string of any size.
+    "*", "*=",
 ];
+/// Longer expressions are refused: nesting generators multiplies work.
+const MAX_LEN: usize = 1024;
 
 type D = data::JustLut<Val>;
 
@@ -51,6 +55,9 @@ impl JqPath {
             expression: expression.to_string(),
             message,
         };
+        if expression.len() > MAX_LEN {
+            return Err(invalid(format!("longer than {MAX_LEN} characters")));
+        }
         let tokens = lex::Lexer::new(expression)
             .lex()
             .map_err(|errs| invalid(lex_message(&errs)))?;
@@ -137,7 +144,7 @@ fn to_segments(path: &Val) -> Option<Vec<Segment>> {
 fn refused_word(source: &str, tokens: &[lex::Token<&str>]) -> Option<String> {
     for lex::Token(text, tok) in tokens {
         match tok {
-            lex::Tok::Word | lex::Tok::Var => {
+            lex::Tok::Word | lex::Tok::Var | lex::Tok::Sym => {
                 let word = text.rsplit("::").next().unwrap_or(text);
                 if REFUSED.contains(&word) {
                     return Some(word.to_string());
@@ -189,6 +196,9 @@ fn load_message(e: &jaq_core::load::Error<&str>) -> String {
 }
 
 fn clip(s: &str) -> &str {
+    if s.is_empty() {
+        return "the end";
+    }
     match s.char_indices().nth(20) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -216,6 +216,13 @@ fn invalid_jq_names_the_expression() {
     r.jq_path_expressions = vec![".spec | nosuchfn".into()];
     let err = Normalizer::new(&[r]).expect_err("unknown function");
     assert!(err.to_string().contains("nosuchfn"), "{err}");
+    eprintln!("{err}");
+
+    let mut r = rule("apps", "Deployment");
+    r.jq_path_expressions = vec![".a[".into()];
+    let err = Normalizer::new(&[r]).expect_err("unclosed bracket");
+    assert!(err.to_string().contains("`.a[`"), "{err}");
+    eprintln!("{err}");
 }
 
 #[test]
@@ -225,6 +232,8 @@ fn runaway_jq_is_refused_when_compiled() {
         "recurse(.[0])",
         "last(range(1e18))",
         r#".spec | select("\(repeat(1))")"#,
+        r#".spec | select(("x" * 1e12) | length > 0)"#,
+        ".a | $ENV",
     ] {
         let mut r = rule("*", "*");
         r.jq_path_expressions = vec![expr.into()];
