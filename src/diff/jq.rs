@@ -25,11 +25,30 @@ const TIME_LIMIT: Duration = Duration::from_millis(100);
 /// stop the process; `def` is here because user recursion can overflow the stack, which no
 /// guard can catch. Path expressions need none of them (`..` covers recursion).
 const REFUSED: &[&str] = &[
-    "def", "recurse", "repeat", "while", "until", "range", "combinations", "reduce", "foreach",
-    "input", "inputs", "env", "$ENV", "halt", "halt_error", "debug", "stderr", "now",
-    "localtime", "import", "include",
+    "def",
+    "recurse",
+    "repeat",
+    "while",
+    "until",
+    "range",
+    "combinations",
+    "reduce",
+    "foreach",
+    "input",
+    "inputs",
+    "env",
+    "$ENV",
+    "halt",
+    "halt_error",
+    "debug",
+    "stderr",
+    "now",
+    "localtime",
+    "import",
+    "include",
     // `"x" * 1e12` builds a string of any size.
-    "*", "*=",
+    "*",
+    "*=",
 ];
 /// Longer expressions are refused: nesting generators multiplies work.
 const MAX_LEN: usize = 1024;
@@ -73,7 +92,13 @@ impl JqPath {
             .chain(jaq_json::funs());
         let arena = Arena::default();
         let modules = Loader::new(defs)
-            .load(&arena, File { code: &code, path: () })
+            .load(
+                &arena,
+                File {
+                    code: &code,
+                    path: (),
+                },
+            )
             .map_err(|errs| {
                 invalid(
                     errs.iter()
@@ -182,9 +207,7 @@ fn load_message(e: &jaq_core::load::Error<&str>) -> String {
         jaq_core::load::Error::Lex(errs) => lex_message(errs),
         jaq_core::load::Error::Parse(errs) => errs
             .iter()
-            .map(|(expect, found)| {
-                format!("expected {} at `{}`", expect.as_str(), clip(found))
-            })
+            .map(|(expect, found)| format!("expected {} at `{}`", expect.as_str(), clip(found)))
             .collect::<Vec<_>>()
             .join("; "),
         jaq_core::load::Error::Io(errs) => errs

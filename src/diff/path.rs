@@ -119,7 +119,9 @@ fn absolutize(value: &Value, path: &mut [Segment]) {
         let next = match (cur, &*s) {
             (Value::Object(m), Segment::Key(k)) => m.get(k),
             (Value::Array(a), Segment::Index(i)) => {
-                let Some(abs) = index(a.len(), *i) else { return };
+                let Some(abs) = index(a.len(), *i) else {
+                    return;
+                };
                 *s = Segment::Index(abs as isize);
                 a.get(abs)
             }

@@ -77,9 +77,15 @@ fn aggregated_cluster_role_rules_do_not_count() {
     live["rules"] = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
     assert!(!differs(&desired, &live));
     let mut plain = live.clone();
-    plain.as_object_mut().expect("object").remove("aggregationRule");
+    plain
+        .as_object_mut()
+        .expect("object")
+        .remove("aggregationRule");
     let mut plain_desired = desired.clone();
-    plain_desired.as_object_mut().expect("object").remove("aggregationRule");
+    plain_desired
+        .as_object_mut()
+        .expect("object")
+        .remove("aggregationRule");
     assert!(differs(&plain_desired, &plain));
 }
 
@@ -153,7 +159,11 @@ fn jq_hides_an_injected_container() {
         .expect("containers")
         .insert(0, json!({"name": "sidecar", "image": "proxy:1"}));
     let d = compare(&desired, &live, &n);
-    assert!(!d.modified, "{}", unified(Some(&d.normalized_live), Some(&d.normalized_predicted)));
+    assert!(
+        !d.modified,
+        "{}",
+        unified(Some(&d.normalized_live), Some(&d.normalized_predicted))
+    );
     // The web container itself still counts.
     live["spec"]["template"]["spec"]["containers"][1]["image"] = json!("nginx:2");
     assert!(compare(&desired, &live, &n).modified);
@@ -251,8 +261,14 @@ fn jq_outputs_are_bounded() {
     let mut live = deployment("web", 1);
     live["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
     let out = n.normalize(&live, None);
-    assert!(out.pointer("/spec/template/spec/containers/0/image").is_none());
-    assert!(out.pointer("/spec/template/spec/containers/0/name").is_some());
+    assert!(
+        out.pointer("/spec/template/spec/containers/0/image")
+            .is_none()
+    );
+    assert!(
+        out.pointer("/spec/template/spec/containers/0/name")
+            .is_some()
+    );
 }
 
 fn managed_live() -> Value {
@@ -298,7 +314,11 @@ fn managed_fields_keyed_list_items() {
     let live = managed_live();
     let desired = deployment("web", 7);
     let d = compare(&desired, &live, &n);
-    assert!(!d.modified, "{}", unified(Some(&d.normalized_live), Some(&d.normalized_predicted)));
+    assert!(
+        !d.modified,
+        "{}",
+        unified(Some(&d.normalized_live), Some(&d.normalized_predicted))
+    );
     assert_eq!(
         d.normalized_live
             .pointer("/spec/template/spec/containers/0/image")
@@ -345,7 +365,11 @@ fn secret_values_never_appear_in_any_output() {
     let ops = serde_json::to_string(&patch(&l, &p)).expect("patch serialises");
     let raw = format!("{l}{p}");
     for plain in [
-        "c2VjcmV0LWE=", "bmV3LXNlY3JldA==", "c2FtZS12YWx1ZQ==", "hunter2", "hunter3",
+        "c2VjcmV0LWE=",
+        "bmV3LXNlY3JldA==",
+        "c2FtZS12YWx1ZQ==",
+        "hunter2",
+        "hunter3",
     ] {
         assert!(!text.contains(plain), "{plain} in {text}");
         assert!(!ops.contains(plain), "{plain} in {ops}");
@@ -355,7 +379,13 @@ fn secret_values_never_appear_in_any_output() {
     assert_eq!(l["data"]["same"], p["data"]["same"]);
     assert_ne!(l["data"]["a"], p["data"]["a"]);
     assert_ne!(l["stringData"]["plain"], p["stringData"]["plain"]);
-    assert!(l["data"]["a"].as_str().expect("mask").chars().all(|c| c == '+'));
+    assert!(
+        l["data"]["a"]
+            .as_str()
+            .expect("mask")
+            .chars()
+            .all(|c| c == '+')
+    );
     assert!(text.contains("data:"), "{text}");
     assert!(ops.contains("/data/a"), "{ops}");
     assert!(!ops.contains("/data/same"), "{ops}");
@@ -370,7 +400,10 @@ fn secret_on_one_side_and_raw_objects_are_masked() {
     let text = unified(None, Some(&predicted));
     assert!(!text.contains("c2VjcmV0LWE="), "{text}");
     assert!(text.starts_with("--- live\n+++ desired\n"), "{text}");
-    assert!(text.contains("+  a: '++++++++'") || text.contains("+  a: ++++++++"), "{text}");
+    assert!(
+        text.contains("+  a: '++++++++'") || text.contains("+  a: ++++++++"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -422,18 +455,45 @@ fn respect_ignored_with_jq_and_managers() {
     respect_ignored(&mut desired, &live, &n);
     assert_eq!(desired["spec"]["replicas"], json!(7));
     assert!(desired.pointer("/metadata/managedFields").is_none());
+
+    // An injected container hidden by jq is kept as live has it.
+    let mut r = rule("apps", "Deployment");
+    r.jq_path_expressions =
+        vec![r#".spec.template.spec.containers[] | select(.name=="sidecar")"#.into()];
+    let n = normalizer(vec![r]);
+    let mut live = deployment("web", 1);
+    live["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(json!({"name": "sidecar", "image": "proxy:1"}));
+    let mut desired = deployment("web", 1);
+    desired["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    respect_ignored(&mut desired, &live, &n);
+    assert_eq!(
+        desired["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "web", "image": "nginx:2"}, {"name": "sidecar", "image": "proxy:1"}])
+    );
 }
 
 #[test]
 fn unified_diff_format() {
-    assert_eq!(unified(Some(&deployment("web", 1)), Some(&deployment("web", 1))), "");
+    assert_eq!(
+        unified(Some(&deployment("web", 1)), Some(&deployment("web", 1))),
+        ""
+    );
     let text = unified(Some(&deployment("web", 1)), Some(&deployment("web", 3)));
     let expected_start = "--- live\n+++ desired\n@@ ";
     assert!(text.starts_with(expected_start), "{text}");
-    assert!(text.contains("\n-  replicas: 1\n+  replicas: 3\n"), "{text}");
+    assert!(
+        text.contains("\n-  replicas: 1\n+  replicas: 3\n"),
+        "{text}"
+    );
     // Three lines of context around the change, no more.
     let lines: Vec<&str> = text.lines().skip(3).collect();
-    let first_change = lines.iter().position(|l| l.starts_with('-')).expect("a removal");
+    let first_change = lines
+        .iter()
+        .position(|l| l.starts_with('-'))
+        .expect("a removal");
     assert_eq!(first_change, 3, "{text}");
     // Keys are rendered sorted, so the order of the input does not matter.
     let yaml = unified(None, Some(&json!({"b": 1, "a": 2})));
@@ -450,9 +510,12 @@ fn patch_ops_turn_live_into_predicted() {
     predicted["metadata"]["labels"]["tier"] = json!("front");
     let ops = patch(&live, &predicted);
     let text = serde_json::to_value(&ops).expect("serialises");
-    assert!(text.as_array().expect("ops").contains(
-        &json!({"op": "replace", "path": "/spec/replicas", "value": 3})
-    ), "{text}");
+    assert!(
+        text.as_array()
+            .expect("ops")
+            .contains(&json!({"op": "replace", "path": "/spec/replicas", "value": 3})),
+        "{text}"
+    );
     let mut applied = live.clone();
     json_patch::patch(&mut applied, &ops).expect("ops apply");
     assert_eq!(applied, predicted);
