@@ -80,7 +80,7 @@ impl JqPath {
         let tokens = lex::Lexer::new(expression)
             .lex()
             .map_err(|errs| invalid(lex_message(&errs)))?;
-        if let Some(name) = refused_word(expression, &tokens) {
+        if let Some(name) = refused_word(&tokens) {
             return Err(invalid(format!("`{name}` is not allowed here")));
         }
         let code = format!("path({expression})");
@@ -166,7 +166,7 @@ fn to_segments(path: &Val) -> Option<Vec<Segment>> {
         .collect()
 }
 
-fn refused_word(source: &str, tokens: &[lex::Token<&str>]) -> Option<String> {
+fn refused_word(tokens: &[lex::Token<&str>]) -> Option<String> {
     for lex::Token(text, tok) in tokens {
         match tok {
             lex::Tok::Word | lex::Tok::Var | lex::Tok::Sym => {
@@ -176,14 +176,14 @@ fn refused_word(source: &str, tokens: &[lex::Token<&str>]) -> Option<String> {
                 }
             }
             lex::Tok::Block(inner) => {
-                if let Some(w) = refused_word(source, inner) {
+                if let Some(w) = refused_word(inner) {
                     return Some(w);
                 }
             }
             lex::Tok::Str(parts) => {
                 for part in parts {
                     if let lex::StrPart::Term(lex::Token(_, lex::Tok::Block(inner))) = part
-                        && let Some(w) = refused_word(source, inner)
+                        && let Some(w) = refused_word(inner)
                     {
                         return Some(w);
                     }
