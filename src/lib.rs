@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod diff;
 pub mod domain;
 pub mod event;
 pub mod git;

@@ -178,6 +178,14 @@ enum AppCommand {
     },
     /// Stop the sync operation that is running.
     TerminateOp(AppName),
+    /// Show what a sync would change (exit 0: nothing, 1: differences, 2: error).
+    Diff {
+        #[command(flatten)]
+        app: AppName,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
     /// Print what a sync of the Application would apply (YAML; `-o json` for the full answer).
     Manifests {
         #[command(flatten)]
@@ -239,11 +247,11 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Not anyhow's Debug, which adds a backtrace whenever RUST_BACKTRACE is set.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "capstan: error: {}",
-                cli::error_line(&e)
-            );
+            let line = cli::error_line(&e);
+            // An exit code without a message (`app diff` found differences) prints nothing.
+            if !line.is_empty() {
+                let _ = writeln!(std::io::stderr().lock(), "capstan: error: {line}");
+            }
             std::process::ExitCode::from(cli::exit_code(&e))
         }
     }
@@ -420,6 +428,22 @@ async fn run() -> anyhow::Result<()> {
                 AppCommand::TerminateOp(app) => {
                     let (ns, name) = target(app);
                     client.terminate(&ns, &name).await?
+                }
+                AppCommand::Diff { app, output } => {
+                    let (ns, name) = target(app);
+                    let answer = client.diff(&ns, &name).await.map_err(|e| {
+                        // Any failure to get a diff is exit 2, as `argocd app diff`.
+                        anyhow::Error::new(cli::ExitError::new(2, cli::error_line(&e)))
+                    })?;
+                    if output == "text" {
+                        print!("{}", cli::app::diff_text(&answer));
+                    } else {
+                        println!("{}", serde_json::to_string_pretty(&answer)?);
+                    }
+                    if answer["modified"] == serde_json::Value::Bool(true) {
+                        return Err(cli::ExitError::new(1, "").into());
+                    }
+                    return Ok(());
                 }
                 AppCommand::Manifests { app, output } => {
                     let (ns, name) = target(app);

@@ -2,6 +2,7 @@
 
 pub mod applications;
 pub mod auth;
+pub mod diff;
 pub mod error;
 pub mod health;
 pub mod history;
@@ -88,6 +89,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
                 "/{namespace}/{name}/manifests",
                 web::get().to(manifests::get),
             )
+            .route("/{namespace}/{name}/diff", web::get().to(diff::get))
             .route("/{namespace}/{name}/history", web::get().to(history::list))
             .route(
                 "/{namespace}/{name}/rollback",

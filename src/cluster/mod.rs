@@ -1,7 +1,6 @@
 //! Clients for target clusters: discovery, get, server-side apply, delete.
 
 pub mod cache;
-pub mod diff;
 pub mod resource;
 
 use std::sync::Arc;

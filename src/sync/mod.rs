@@ -20,8 +20,26 @@ use serde_json::Value;
 
 use crate::cluster::cache::LiveCache;
 use crate::cluster::resource::{ObjectId, is_tracked_by};
-use crate::cluster::{Cluster, ClusterError, ResourceKey, diff};
+use crate::cluster::{Cluster, ClusterError, ResourceKey};
+use crate::diff;
 pub use verdicts::Verdicts;
+
+/// An app's ignore rules, compiled, with the fingerprint verdicts are salted with.
+#[derive(Default)]
+pub struct Rules {
+    pub normalizer: diff::Normalizer,
+    pub salt: u64,
+}
+
+impl Rules {
+    /// Compiles `rules`; an invalid pointer or jq expression is an error naming it.
+    pub fn new(rules: &[diff::IgnoreRule]) -> Result<Rules, diff::DiffError> {
+        Ok(Rules {
+            normalizer: diff::Normalizer::new(rules)?,
+            salt: verdicts::fingerprint_of(&rules),
+        })
+    }
+}
 
 /// Whether live equals desired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +89,7 @@ pub async fn compare(
     desired: &[Value],
     inventory: &[ResourceKey],
     verdicts: &Verdicts,
+    normalizer: &Rules,
 ) -> Result<Vec<Compared>, ClusterError> {
     let keys = desired
         .iter()
@@ -122,15 +141,16 @@ pub async fn compare(
             dry_run_ok: false,
         };
         if let Some(live) = live {
-            match verdicts.get(obj, &live) {
+            match verdicts.get(obj, &live, normalizer.salt) {
                 Some(synced) => {
                     compared.dry_run_ok = true;
                     compared.state = state(synced);
                 }
                 None => match cluster.apply(obj, true).await {
                     Ok(predicted) => {
-                        let synced = !diff::differs(&predicted, &live);
-                        verdicts.put(obj, &live, synced);
+                        let synced =
+                            !diff::compare(&predicted, &live, &normalizer.normalizer).modified;
+                        verdicts.put(obj, &live, normalizer.salt, synced);
                         compared.dry_run_ok = true;
                         compared.state = state(synced);
                     }

@@ -289,6 +289,7 @@ async fn compare(
     } else {
         ctx.verdicts.as_ref()
     };
+    let rules = ignore_rules(app).map_err(ClusterError::Api)?;
     let mut compared = sync::compare(
         &ctx.cluster,
         &ctx.cache,
@@ -296,6 +297,7 @@ async fn compare(
         &desired.resources,
         &inventory,
         verdicts,
+        &rules,
     )
     .await?;
     keep_prunes_in_reach(
@@ -305,6 +307,14 @@ async fn compare(
         status,
     );
     Ok(compared)
+}
+
+/// The app's `ignoreDifferences`, compiled; an invalid rule is a message naming it.
+fn ignore_rules(app: &Application) -> Result<sync::Rules, String> {
+    let rules: Vec<crate::diff::IgnoreRule> = serde_json::to_value(&app.spec.ignore_differences)
+        .and_then(serde_json::from_value)
+        .map_err(|e| format!("invalid ignoreDifferences: {e}"))?;
+    sync::Rules::new(&rules).map_err(|e| format!("invalid ignoreDifferences: {e}"))
 }
 
 /// What the operation stage did.
@@ -436,6 +446,34 @@ async fn step(
             })
             .collect()
     });
+    let rules = match ignore_rules(app) {
+        Ok(r) => r,
+        Err(message) => {
+            finish(status, app, op, request, Err(message), &[]);
+            return Operated::default();
+        }
+    };
+    let respected: Vec<Compared>;
+    let compared = if app_options.respect_ignore_differences {
+        // Ignored fields keep their live values (an HPA's replicas stay the HPA's).
+        respected = compared
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                if let (Some(desired), Some(live)) = (c.desired.as_mut(), c.live.as_ref()) {
+                    let before = desired.clone();
+                    crate::diff::respect_ignored(desired, live, &rules.normalizer);
+                    if *desired != before {
+                        c.dry_run_ok = false;
+                    }
+                }
+                c
+            })
+            .collect();
+        respected.as_slice()
+    } else {
+        compared
+    };
     let tasks = plan::plan(&PlanInput {
         compared,
         hooks: &desired.hooks,
@@ -465,6 +503,7 @@ async fn step(
     let target = Recording {
         cluster: &ctx.cluster,
         verdicts: &ctx.verdicts,
+        salt: rules.salt,
         cache: &ctx.cache,
     };
     let before = records.clone();
@@ -621,6 +660,7 @@ async fn operation_target(
     // The operation records the commit it synced, not the name it asked for.
     request.revision = d.revision.clone();
     let inventory: Vec<ResourceKey> = status.resources.iter().map(desired::resource_key).collect();
+    let rules = ignore_rules(app).map_err(|e| desired::failed(COMPARISON_ERROR, e))?;
     let mut compared = sync::compare(
         &ctx.cluster,
         &ctx.cache,
@@ -628,6 +668,7 @@ async fn operation_target(
         &d.resources,
         &inventory,
         &ctx.verdicts,
+        &rules,
     )
     .await
     .map_err(|e| {
@@ -689,6 +730,8 @@ fn managed_namespace(app: &Application, options: &options::AppOptions) -> Option
 struct Recording<'a> {
     cluster: &'a Cluster,
     verdicts: &'a Verdicts,
+    /// The app's ignore rules' fingerprint.
+    salt: u64,
     cache: &'a LiveCache,
 }
 
@@ -719,7 +762,7 @@ impl Target for Recording<'_> {
         let applied = self
             .write(obj, Target::apply(self.cluster, obj, mode))
             .await?;
-        self.verdicts.put(obj, &applied, true);
+        self.verdicts.put(obj, &applied, self.salt, true);
         Ok(applied)
     }
 

@@ -131,6 +131,7 @@ async fn a_compare_reads_only_the_apps_objects_among_five_thousand_secrets() {
         &desired,
         &inventory,
         &sync::Verdicts::default(),
+        &sync::Rules::default(),
     )
     .await
     .expect("compare");
@@ -175,6 +176,7 @@ async fn an_object_applied_before_the_tracking_label_is_still_found_for_pruning(
         &desired,
         &inventory,
         &sync::Verdicts::default(),
+        &sync::Rules::default(),
     )
     .await
     .expect("compare");
@@ -215,6 +217,7 @@ async fn a_copied_tracking_label_never_makes_another_object_prunable() {
         &desired,
         &keys(&desired),
         &sync::Verdicts::default(),
+        &sync::Rules::default(),
     )
     .await
     .expect("compare");

@@ -849,13 +849,21 @@ async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded()
     app.repo.commit("a widget");
     // Let the reload pick the ConfigMap up before the first compare.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(app.create_app("widgets", "widgets", Some(true)).await.status(), 201);
+    assert_eq!(
+        app.create_app("widgets", "widgets", Some(true))
+            .await
+            .status(),
+        201
+    );
     let healthy = app
         .wait_app("widgets", 60, "Healthy by the Lua check", |a| {
             a.pointer("/status/health/message") == Some(&Value::from("widget ready"))
         })
         .await;
-    assert_eq!(healthy.pointer("/status/health/status"), Some(&Value::from("Healthy")));
+    assert_eq!(
+        healthy.pointer("/status/health/status"),
+        Some(&Value::from("Healthy"))
+    );
     // The widget's controller reports a failure; the watch brings it to the app.
     let widgets: Api<DynamicObject> = Api::namespaced_with(
         app.kube.clone(),
@@ -872,7 +880,9 @@ async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded()
         .patch_status(
             "gear",
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&json!({"status": {"phase": "Failed", "reason": "out of cogs"}})),
+            &kube::api::Patch::Merge(
+                &json!({"status": {"phase": "Failed", "reason": "out of cogs"}}),
+            ),
         )
         .await
         .expect("status written");
@@ -882,14 +892,19 @@ async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded()
         })
         .await;
     assert_eq!(
-        degraded.pointer("/status/health/message").and_then(Value::as_str),
+        degraded
+            .pointer("/status/health/message")
+            .and_then(Value::as_str),
         Some("widget failed: out of cogs")
     );
     let widget = degraded["status"]["resources"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["kind"] == "Widget").cloned())
         .expect("widget listed");
-    assert_eq!(widget.pointer("/health/status"), Some(&Value::from("Degraded")));
+    assert_eq!(
+        widget.pointer("/health/status"),
+        Some(&Value::from("Degraded"))
+    );
 }
 
 /// ignoreDifferences: replicas an HPA owns (here written by `kube-controller-manager`) make the
@@ -898,7 +913,8 @@ async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_differences_hides_replicas_an_hpa_owns() {
     let app = spawn_app(Options::default()).await;
-    app.repo.write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let commit = app.repo.commit("web");
     let spec = |ignore: Value, options: Vec<&str>| {
         json!({
@@ -909,8 +925,14 @@ async fn ignore_differences_hides_replicas_an_hpa_owns() {
             "ignoreDifferences": ignore,
         })
     };
-    assert_eq!(app.create_app_with("scaled", spec(json!([]), vec![])).await.status(), 201);
-    app.wait_app("scaled", 30, "compared", |a| sync_of(a).1 == commit).await;
+    assert_eq!(
+        app.create_app_with("scaled", spec(json!([]), vec![]))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("scaled", 30, "compared", |a| sync_of(a).1 == commit)
+        .await;
     sync(&app, "scaled", json!({})).await;
     app.wait_app("scaled", 30, "Synced", |a| {
         op_phase(a) == "Succeeded" && sync_of(a) == ("Synced".into(), commit.clone())
@@ -930,8 +952,10 @@ async fn ignore_differences_hides_replicas_an_hpa_owns() {
         )
         .await
         .expect("the HPA scales");
-    app.wait_app("scaled", 30, "OutOfSync: the drift is seen", |a| sync_of(a).0 == "OutOfSync")
-        .await;
+    app.wait_app("scaled", 30, "OutOfSync: the drift is seen", |a| {
+        sync_of(a).0 == "OutOfSync"
+    })
+    .await;
 
     let apps: Api<capstan::store::Application> = Api::namespaced(app.kube.clone(), APP_NAMESPACE);
     for ignore in [
@@ -939,9 +963,13 @@ async fn ignore_differences_hides_replicas_an_hpa_owns() {
         json!([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["kube-controller-manager"]}]),
     ] {
         let patch = json!({"spec": spec(ignore.clone(), vec!["RespectIgnoreDifferences=true"])});
-        apps.patch("scaled", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-            .await
-            .expect("app updated");
+        apps.patch(
+            "scaled",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("app updated");
         app.wait_app("scaled", 30, "Synced with the replicas ignored", |a| {
             a.pointer("/spec/ignoreDifferences") == Some(&ignore) && sync_of(a).0 == "Synced"
         })
@@ -958,4 +986,102 @@ async fn ignore_differences_hides_replicas_an_hpa_owns() {
         Some(4),
         "RespectIgnoreDifferences keeps the HPA's replicas"
     );
+}
+
+/// `GET …/diff` and `capstan app diff`: what a sync would change, Secrets masked, and the exit
+/// codes `argocd app diff` has (0 none, 1 differences, 2 error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_shows_what_a_sync_would_change_with_secrets_masked() {
+    let app = spawn_app(Options::default()).await;
+    let secret = |password: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: {password}\n"
+        )
+    };
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "one"));
+    app.repo.write("app/secret.yaml", &secret("hunter2"));
+    let first = app.repo.commit("config and secret");
+    assert_eq!(app.create_app("diffed", "app", None).await.status(), 201);
+    app.wait_app("diffed", 30, "compared", |a| sync_of(a).1 == first)
+        .await;
+    sync(&app, "diffed", json!({})).await;
+    app.wait_app("diffed", 30, "Synced", |a| {
+        sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args([
+                "app",
+                "--server",
+                &app.address,
+                "--token",
+                &app.api_token,
+                "diff",
+            ])
+            .args(args)
+            .output()
+            .expect("capstan runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cli(&["diffed"]);
+    assert_eq!(code, Some(0), "no differences: {stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+
+    app.repo
+        .write("app/config.yaml", &config_map("settings", "two"));
+    app.repo.write("app/secret.yaml", &secret("correct-horse"));
+    let second = app.repo.commit("new values");
+    app.push_webhook(&second, Some(""), None).await;
+    app.wait_app("diffed", 30, "OutOfSync", |a| {
+        sync_of(a) == ("OutOfSync".into(), second.clone())
+    })
+    .await;
+    let answer: Value = app
+        .get(&format!("/api/v1/applications/{APP_NAMESPACE}/diffed/diff"))
+        .await
+        .json()
+        .await
+        .expect("diff json");
+    assert_eq!(answer["modified"], Value::Bool(true));
+    let item = |kind: &str| {
+        answer["items"]
+            .as_array()
+            .and_then(|i| i.iter().find(|i| i["kind"] == kind).cloned())
+            .unwrap_or_else(|| panic!("{kind} in {answer}"))
+    };
+    let config = item("ConfigMap");
+    assert_eq!(config["change"], "modified");
+    let text = config["diff"].as_str().unwrap_or("");
+    assert!(
+        text.contains("-  key: one") && text.contains("+  key: two"),
+        "{text}"
+    );
+    let everything = answer.to_string();
+    for plain in ["hunter2", "correct-horse", "aHVudGVyMg", "Y29ycmVjdC1ob3Jz"] {
+        assert!(!everything.contains(plain), "{plain} leaked: {everything}");
+    }
+    assert_eq!(
+        item("Secret")["change"],
+        "modified",
+        "masks still show that it changed"
+    );
+
+    let (code, stdout, _) = cli(&["diffed"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("===== /ConfigMap default/settings ======"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("correct-horse"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = cli(&["no-such-app"]);
+    assert_eq!(code, Some(2), "{stderr}");
 }
