@@ -117,9 +117,9 @@ pub async fn compare(
     let mut labeled: BTreeMap<ObjectId, Value> = BTreeMap::new();
     for live in cache.objects_of(app) {
         if let Some(key) = ResourceKey::of(&live) {
-            labeled
-                .entry(key.object_id())
-                .or_insert_with(|| (*live).clone());
+            // Parsed fresh for this read, so no copy is made.
+            let live = std::sync::Arc::try_unwrap(live).unwrap_or_else(|shared| (*shared).clone());
+            labeled.entry(key.object_id()).or_insert(live);
         }
     }
 

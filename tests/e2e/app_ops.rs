@@ -5,8 +5,7 @@ use capstan::config::Role;
 use capstan::job::{Job, JobKind, ResourceSelector};
 use capstan::queue::{QueueSettings, shard_for};
 use capstan::store::Application;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::helpers::*;

@@ -855,9 +855,16 @@ async fn a_lua_health_check_from_a_config_map_marks_a_custom_resource_degraded()
             .status(),
         201
     );
+    let widget_health = |a: &Value| {
+        a["status"]["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["kind"] == "Widget").cloned())
+            .map(|w| w["health"].clone())
+            .unwrap_or(Value::Null)
+    };
     let healthy = app
         .wait_app("widgets", 60, "Healthy by the Lua check", |a| {
-            a.pointer("/status/health/message") == Some(&Value::from("widget ready"))
+            widget_health(a)["message"] == "widget ready"
         })
         .await;
     assert_eq!(

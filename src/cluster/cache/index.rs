@@ -8,10 +8,19 @@ use serde_json::Value;
 
 use crate::cluster::resource::{ObjectId, ResourceKey, tracking_id_of};
 
-/// One cached object and the app its tracking annotation names.
+/// One cached object and the app its tracking annotation names. The object is kept as its JSON
+/// text: a parsed `Value` of small maps takes about ten times the memory, and a worker may hold
+/// hundreds of thousands of objects; reads parse what they need.
 struct Cached {
-    obj: Arc<Value>,
+    json: Arc<[u8]>,
+    rv: Option<Box<str>>,
     app: Option<Arc<str>>,
+}
+
+impl Cached {
+    fn value(&self) -> Option<Arc<Value>> {
+        serde_json::from_slice(&self.json).ok().map(Arc::new)
+    }
 }
 
 /// A change Capstan made itself, whose watch event is applied but not notified.
@@ -113,7 +122,7 @@ fn is_deleting(obj: &Value) -> bool {
 impl Index {
     /// The cached object with this id.
     pub fn get(&self, id: &ObjectId) -> Option<Arc<Value>> {
-        self.objects.get(id).map(|c| c.obj.clone())
+        self.objects.get(id).and_then(Cached::value)
     }
 
     /// Every cached object whose tracking annotation names `app`.
@@ -122,7 +131,7 @@ impl Index {
             return Vec::new();
         };
         ids.iter()
-            .filter_map(|id| self.objects.get(id).map(|c| c.obj.clone()))
+            .filter_map(|id| self.objects.get(id).and_then(Cached::value))
             .collect()
     }
 
@@ -192,7 +201,7 @@ impl Index {
             return Outcome::default();
         };
         let prev = self.objects.get(&id);
-        let prev_rv = prev.and_then(|c| rv_of(&c.obj)).map(str::to_owned);
+        let prev_rv = prev.and_then(|c| c.rv.as_deref()).map(str::to_owned);
         let prev_app = prev.and_then(|c| c.app.clone());
         let changed = prev_rv.as_deref() != rv_of(&obj) || prev.is_none();
         let own = report != Report::Silent && self.own_change(&id, &obj, false);
@@ -219,7 +228,7 @@ impl Index {
         let cached_rv = self
             .objects
             .get(&id)
-            .and_then(|c| rv_of(&c.obj))
+            .and_then(|c| c.rv.as_deref())
             .map(str::to_owned);
         let mut prev_app = None;
         let stale = cached_rv.is_some()
@@ -390,7 +399,8 @@ impl Index {
         let old = self.objects.insert(
             id.clone(),
             Cached {
-                obj: Arc::new(obj),
+                json: serde_json::to_vec(&obj).unwrap_or_default().into(),
+                rv: rv_of(&obj).map(Box::from),
                 app: app.clone(),
             },
         );
