@@ -190,11 +190,36 @@ async fn cold(n: usize, concurrency: usize) -> Cold {
     }
     let seconds = start.elapsed().as_secs_f64();
     let rss = rss_mib(child.id());
+    let mut heal_ms = Vec::new();
+    for i in 0..n.min(10) {
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), &format!("bench-{i}"));
+        let edit = serde_json::json!({"data": {"key": "edited by hand"}});
+        let params = kube::api::PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        cms.patch("config-0", &params, &kube::api::Patch::Merge(&edit))
+            .await
+            .expect("edit");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let cm = cms.get("config-0").await.expect("get");
+            if cm.data.and_then(|d| d.get("key").cloned()).as_deref() == Some("value 0") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never healed");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        heal_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
     let _ = child.kill();
     let _ = child.wait();
     Cold {
         seconds,
         rss_mib: rss,
+        heal_ms,
     }
 }
 

@@ -322,6 +322,31 @@ pub fn resources_table(answer: &Value) -> String {
     out
 }
 
+/// `capstan app diff` as `argocd app diff` prints it: a header per changed resource, then its
+/// unified diff (live on the left, desired on the right).
+pub fn diff_text(answer: &Value) -> String {
+    let mut out = String::new();
+    let items = answer.get("items").and_then(Value::as_array);
+    for item in items.into_iter().flatten() {
+        if item["change"] == "unchanged" {
+            continue;
+        }
+        let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or("");
+        out.push_str(&format!(
+            "===== {}/{} {}/{} ======\n",
+            text("group"),
+            text("kind"),
+            text("namespace"),
+            text("name")
+        ));
+        out.push_str(text("diff"));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,29 +453,4 @@ mod tests {
         assert!(lines[2].contains("└─ReplicaSet"), "{table}");
         assert!(lines[3].contains("Healthy"));
     }
-}
-
-/// `capstan app diff` as `argocd app diff` prints it: a header per changed resource, then its
-/// unified diff (live on the left, desired on the right).
-pub fn diff_text(answer: &Value) -> String {
-    let mut out = String::new();
-    let items = answer.get("items").and_then(Value::as_array);
-    for item in items.into_iter().flatten() {
-        if item["change"] == "unchanged" {
-            continue;
-        }
-        let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or("");
-        out.push_str(&format!(
-            "===== {}/{} {}/{} ======\n",
-            text("group"),
-            text("kind"),
-            text("namespace"),
-            text("name")
-        ));
-        out.push_str(text("diff"));
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out
 }

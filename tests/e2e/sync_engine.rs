@@ -780,7 +780,7 @@ async fn a_rollback_restores_the_previous_objects() {
         .unwrap_or_default();
     let first_id = history
         .iter()
-        .find(|h| h["revision"] == Value::from(first.as_str()))
+        .find(|h| h["revision"] == first.as_str())
         .and_then(|h| h["id"].as_i64())
         .expect("the first sync is in the history");
 
