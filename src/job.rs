@@ -51,6 +51,17 @@ pub struct Cause {
     pub by: Option<String>,
 }
 
+impl From<CauseSource> for Cause {
+    /// A cause with no event id and no person.
+    fn from(source: CauseSource) -> Cause {
+        Cause {
+            source,
+            event_id: None,
+            by: None,
+        }
+    }
+}
+
 /// One unit of work for one Application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {

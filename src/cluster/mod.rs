@@ -294,19 +294,7 @@ impl Cluster {
         let list = api
             .list(&ListParams::default().labels(label_selector))
             .await?;
-        // A real API server leaves apiVersion and kind out of list items.
-        let types = kube::core::TypeMeta {
-            api_version: served.resource.api_version.clone(),
-            kind: served.resource.kind.clone(),
-        };
-        Ok(list
-            .items
-            .into_iter()
-            .map(|mut o| {
-                o.types.get_or_insert_with(|| types.clone());
-                to_value(o)
-            })
-            .collect())
+        Ok(typed_items(list.items, &served))
     }
 
     /// Whether a namespaced kind; unknown kinds count as namespaced (the common case).
@@ -344,20 +332,23 @@ impl Cluster {
             Api::all_with(self.client.clone(), &served.resource)
         };
         let list = api.list(&ListParams::default()).await?;
-        // A real API server leaves apiVersion and kind out of list items.
-        let types = kube::core::TypeMeta {
-            api_version: served.resource.api_version.clone(),
-            kind: served.resource.kind.clone(),
-        };
-        Ok(list
-            .items
-            .into_iter()
-            .map(|mut o| {
-                o.types.get_or_insert_with(|| types.clone());
-                to_value(o)
-            })
-            .collect())
+        Ok(typed_items(list.items, &served))
     }
+}
+
+/// List items as objects with apiVersion and kind, which a real API server leaves out of them.
+fn typed_items(items: Vec<DynamicObject>, served: &Served) -> Vec<Value> {
+    let types = kube::core::TypeMeta {
+        api_version: served.resource.api_version.clone(),
+        kind: served.resource.kind.clone(),
+    };
+    items
+        .into_iter()
+        .map(|mut o| {
+            o.types.get_or_insert_with(|| types.clone());
+            to_value(o)
+        })
+        .collect()
 }
 
 fn to_value(obj: DynamicObject) -> Value {

@@ -455,15 +455,9 @@ async fn run_task<T: Target>(
                             TaskStatus::Succeeded,
                             "hook created (no health to wait for)".into(),
                         ),
-                        Some(h) => match h.status {
-                            HealthStatus::Healthy => {
-                                (TaskStatus::Succeeded, or(h.message, "hook completed"))
-                            }
-                            HealthStatus::Degraded => {
-                                (TaskStatus::Failed, or(h.message, "hook failed"))
-                            }
-                            _ => (TaskStatus::Running, "hook created".into()),
-                        },
+                        Some(h) => {
+                            hook_state(h).unwrap_or((TaskStatus::Running, "hook created".into()))
+                        }
                     };
                     Some(live)
                 }
@@ -562,20 +556,10 @@ async fn refresh_hooks<T: Target>(target: &T, records: &mut [TaskRecord], settin
         match target.get(&r.key).await {
             Ok(Some(live)) => match (settings.health)(&live) {
                 None => r.status = TaskStatus::Succeeded,
-                Some(h) => match h.status {
-                    HealthStatus::Healthy => {
-                        r.status = TaskStatus::Succeeded;
-                        r.message = or(h.message, "hook completed");
-                    }
-                    HealthStatus::Degraded => {
-                        r.status = TaskStatus::Failed;
-                        r.message = or(h.message, "hook failed");
-                    }
-                    _ => {
-                        if !h.message.is_empty() {
-                            r.message = h.message;
-                        }
-                    }
+                Some(h) => match hook_state(h.clone()) {
+                    Some((status, message)) => (r.status, r.message) = (status, message),
+                    None if !h.message.is_empty() => r.message = h.message,
+                    None => {}
                 },
             },
             Ok(None) => {
@@ -584,6 +568,16 @@ async fn refresh_hooks<T: Target>(target: &T, records: &mut [TaskRecord], settin
             }
             Err(e) => warn!(hook = %r.key, error = %e, "cannot read a running hook; will retry"),
         }
+    }
+}
+
+/// A hook's state from its health: Healthy has completed, Degraded has failed, anything else
+/// still runs (None).
+fn hook_state(h: Health) -> Option<(TaskStatus, String)> {
+    match h.status {
+        HealthStatus::Healthy => Some((TaskStatus::Succeeded, or(h.message, "hook completed"))),
+        HealthStatus::Degraded => Some((TaskStatus::Failed, or(h.message, "hook failed"))),
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
 use crate::domain::AppKey;
-use crate::job::{Cause, CauseSource, Job, JobKind};
+use crate::job::{CauseSource, Job, JobKind};
 use crate::queue::SharedQueue;
 
 /// Changes arriving this close together are sent as one refresh per app.
@@ -29,15 +29,7 @@ pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue) {
                 debug!(app = %app, "a tracking annotation names no valid app; ignored");
                 continue;
             };
-            let job = Job::new(
-                &key,
-                JobKind::Refresh,
-                Cause {
-                    source: CauseSource::Drift,
-                    event_id: None,
-                    by: None,
-                },
-            );
+            let job = Job::new(&key, JobKind::Refresh, CauseSource::Drift.into());
             if let Err(e) = crate::job::publish(&queue, &job).await {
                 warn!(app = %key, error = %e, "could not enqueue a refresh for a live change; the poller will cover it");
             }

@@ -20,7 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::reconcile::{self, Context};
 use crate::domain::AppKey;
-use crate::job::{Cause, CauseSource, Job, JobKind};
+use crate::job::{CauseSource, Job, JobKind};
 use crate::queue::{Delivery, QueueError, SharedQueue, Topic};
 
 /// How the syncer paces itself.
@@ -258,15 +258,7 @@ fn schedule_recheck(
         tokio::time::sleep(delay).await;
         // Health catching up on live changes, as a watch event would: compared with the
         // revision last compared, never picking up a new commit on the side.
-        let job = Job::new(
-            &app,
-            JobKind::Refresh,
-            Cause {
-                source: CauseSource::Drift,
-                event_id: None,
-                by: None,
-            },
-        );
+        let job = Job::new(&app, JobKind::Refresh, CauseSource::Drift.into());
         if let Err(e) = crate::job::publish(&queue, &job).await {
             warn!(app = %app, error = %e, "could not enqueue a progress re-check; the poller will cover it");
         }
@@ -281,11 +273,7 @@ mod tests {
         let mut j = Job::new(
             &AppKey::parse("a/b").expect("key"),
             kind,
-            Cause {
-                source: CauseSource::Webhook,
-                event_id: None,
-                by: None,
-            },
+            CauseSource::Webhook.into(),
         );
         j.hard = hard;
         j

@@ -126,6 +126,16 @@ fn with_annotations(manifest: &str, name: &str, annotations: &str) -> String {
     )
 }
 
+/// An Application spec for `path` of the test repository, into `default`, with `sync_policy`.
+fn spec_of(app: &TestApp, path: &str, sync_policy: Value) -> Value {
+    json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": path, "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": sync_policy,
+    })
+}
+
 async fn sync(app: &TestApp, name: &str, body: Value) {
     let resp = app
         .post(
@@ -439,15 +449,14 @@ async fn a_failing_revision_is_retried_up_to_the_limit_and_no_further() {
         .write("app/config.yaml", &config_map("settings", "x"));
     app.repo.commit("a check that always fails");
     let rec = Recorder::start(&app, &[("batch/v1", "Job", "jobs")]).await;
-    let spec = json!({
-        "project": "default",
-        "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
-        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
-        "syncPolicy": {
+    let spec = spec_of(
+        &app,
+        "app",
+        json!({
             "automated": { "prune": true },
             "retry": { "limit": 2, "backoff": { "duration": "1s", "factor": 1, "maxDuration": "1s" } }
-        },
-    });
+        }),
+    );
     assert_eq!(app.create_app_with("retried", spec).await.status(), 201);
     let failed = app
         .wait_app("retried", 60, "Failed after the retries", |a| {
@@ -527,12 +536,11 @@ async fn a_chart_with_helm_hooks_reaches_synced_and_healthy_with_its_hooks_run_a
         ],
     )
     .await;
-    let spec = json!({
-        "project": "default",
-        "source": { "repoURL": app.repo_url, "path": "helm-hooks", "targetRevision": "main" },
-        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
-        "syncPolicy": { "automated": { "prune": true } },
-    });
+    let spec = spec_of(
+        &app,
+        "helm-hooks",
+        json!({ "automated": { "prune": true } }),
+    );
     assert_eq!(app.create_app_with("helm-hooks", spec).await.status(), 201);
     let done = app
         .wait_app(
@@ -609,12 +617,11 @@ async fn a_manually_scaled_deployment_is_restored_by_self_heal_without_waiting_f
         &deployment("web", "nginx:1.25").replace("replicas: 1", "replicas: 2"),
     );
     let commit = app.repo.commit("two replicas");
-    let spec = json!({
-        "project": "default",
-        "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
-        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
-        "syncPolicy": { "automated": { "prune": true, "selfHeal": true } },
-    });
+    let spec = spec_of(
+        &app,
+        "app",
+        json!({ "automated": { "prune": true, "selfHeal": true } }),
+    );
     assert_eq!(app.create_app_with("healing", spec).await.status(), 201);
     let synced = app
         .wait_app("healing", 60, "Synced and Healthy", |a| {
@@ -924,13 +931,9 @@ async fn ignore_differences_hides_replicas_an_hpa_owns() {
         .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let commit = app.repo.commit("web");
     let spec = |ignore: Value, options: Vec<&str>| {
-        json!({
-            "project": "default",
-            "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
-            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
-            "syncPolicy": { "syncOptions": options },
-            "ignoreDifferences": ignore,
-        })
+        let mut spec = spec_of(&app, "app", json!({ "syncOptions": options }));
+        spec["ignoreDifferences"] = ignore;
+        spec
     };
     assert_eq!(
         app.create_app_with("scaled", spec(json!([]), vec![]))
