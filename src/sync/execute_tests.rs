@@ -34,6 +34,17 @@ fn health(obj: &Value) -> Option<Health> {
 }
 
 impl Fake {
+    fn write(&self, verb: &str, key: &ResourceKey, obj: &Value) {
+        self.log
+            .lock()
+            .expect("log")
+            .push(format!("{verb} {}", key.name));
+        self.objects
+            .lock()
+            .expect("objects")
+            .insert(key.object_id(), obj.clone());
+    }
+
     fn log(&self) -> Vec<String> {
         self.log.lock().expect("log").clone()
     }
@@ -81,39 +92,30 @@ impl Target for Fake {
         if obj.pointer("/metadata/annotations/test~1refuse").is_some() {
             return Err(ClusterError::Api(format!("{key} refused")));
         }
+        // An existing object marked so refuses changes, as an immutable field does.
+        if self.exists(&key.name)
+            && obj
+                .pointer("/metadata/annotations/test~1immutable")
+                .is_some()
+        {
+            return Err(ClusterError::Api(format!("{key}: field is immutable")));
+        }
         if !mode.dry_run {
-            self.log
-                .lock()
-                .expect("log")
-                .push(format!("apply {}", key.name));
-            self.objects
-                .lock()
-                .expect("objects")
-                .insert(key.object_id(), obj.clone());
+            self.write("apply", &key, obj);
         }
         Ok(obj.clone())
     }
 
     async fn create(&self, obj: &Value) -> Result<Value, ClusterError> {
-        self.apply(
-            obj,
-            ApplyMode {
-                dry_run: false,
-                validate: true,
-            },
-        )
-        .await
+        let key = ResourceKey::of(obj).ok_or(ClusterError::BadObject)?;
+        self.write("create", &key, obj);
+        Ok(obj.clone())
     }
 
     async fn replace(&self, obj: &Value) -> Result<Value, ClusterError> {
-        self.apply(
-            obj,
-            ApplyMode {
-                dry_run: false,
-                validate: true,
-            },
-        )
-        .await
+        let key = ResourceKey::of(obj).ok_or(ClusterError::BadObject)?;
+        self.write("replace", &key, obj);
+        Ok(obj.clone())
     }
 
     async fn delete(&self, key: &ResourceKey, _: Propagation) -> Result<(), ClusterError> {
@@ -437,4 +439,81 @@ async fn terminate_deletes_running_hooks_and_fails() {
     assert_eq!(p, Progress::Failed("operation terminated".into()));
     assert!(!fake.exists("slow") && !fake.exists("web"));
     let _ = HealthStatus::Healthy;
+}
+
+#[tokio::test]
+async fn replace_and_force_create_replace_or_recreate_as_asked() {
+    let fake = Fake::default();
+    let existing = |name: &str, options: &str| {
+        let o = obj(
+            "Service",
+            name,
+            json!({"argocd.argoproj.io/sync-options": options}),
+        );
+        fake.objects
+            .lock()
+            .expect("o")
+            .insert(ResourceKey::of(&o).expect("k").object_id(), o.clone());
+        let mut c = desired(o.clone());
+        c.live = Some(o);
+        c
+    };
+    let c = [
+        existing("replaced", "Replace=true"),
+        existing("recreated", "Replace=true,Force=true"),
+        desired(obj(
+            "Service",
+            "new",
+            json!({"argocd.argoproj.io/sync-options": "Replace=true"}),
+        )),
+    ];
+    let mut records = Vec::new();
+    let p = step(&fake, &tasks(&c, &[]), &mut records, &settings(false)).await;
+    assert!(matches!(p, Progress::Succeeded(_)), "{p:?}");
+    assert_eq!(
+        fake.log(),
+        [
+            "create new",
+            "delete recreated",
+            "create recreated",
+            "replace replaced"
+        ]
+    );
+
+    // Force alone re-creates only when the server refuses a change as immutable.
+    let fake = Fake::default();
+    let mut immutable = obj("Job", "migrate", json!({"test/immutable": "x"}));
+    fake.objects.lock().expect("o").insert(
+        ResourceKey::of(&immutable).expect("k").object_id(),
+        immutable.clone(),
+    );
+    let mut records = Vec::new();
+    let mut c = desired(immutable.clone());
+    c.live = Some(immutable.clone());
+    c.dry_run_ok = true;
+    let p = step(
+        &fake,
+        &tasks(std::slice::from_ref(&c), &[]),
+        &mut records,
+        &settings(false),
+    )
+    .await;
+    assert!(
+        matches!(p, Progress::Failed(ref m) if m.contains("immutable")),
+        "without Force: {p:?}"
+    );
+    immutable["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Force=true");
+    let mut c = desired(immutable.clone());
+    c.live = Some(immutable);
+    c.dry_run_ok = true;
+    let mut records = Vec::new();
+    let p = step(
+        &fake,
+        &tasks(std::slice::from_ref(&c), &[]),
+        &mut records,
+        &settings(false),
+    )
+    .await;
+    assert!(matches!(p, Progress::Succeeded(_)), "with Force: {p:?}");
+    assert_eq!(fake.log(), ["delete migrate", "create migrate"]);
 }
