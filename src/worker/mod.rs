@@ -3,6 +3,7 @@
 pub mod desired;
 pub mod drift;
 pub mod health_checks;
+pub mod operate;
 pub mod operation;
 pub mod poller;
 pub mod reconcile;
