@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use capstan::cli::{self, ApiClient};
 use capstan::config::{Role, Settings};
@@ -75,21 +75,28 @@ enum Command {
     Crds,
     /// Run the Capstan sandbox: a Kubernetes-API-compatible server that runs no containers.
     Sandbox(SandboxArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: cli::docs::Shell,
+    },
+    /// Print the man page, or write one per subcommand (capstan-app-sync.1 …) with --out.
+    Man {
+        /// Write every page into this directory (created) instead of printing capstan.1.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
 
 #[derive(clap::Args)]
 struct Connection {
-    /// Server URL.
-    #[arg(
-        long,
-        env = "CAPSTAN_SERVER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    server: String,
-    /// API bearer token; default: <data_dir>/api-token.
+    /// Server URL; default: `server` of ~/.config/capstan/config.yaml, else http://127.0.0.1:8080.
+    #[arg(long, env = "CAPSTAN_SERVER", global = true)]
+    server: Option<String>,
+    /// API bearer token; default: `token` of ~/.config/capstan/config.yaml, else <data_dir>/api-token.
     #[arg(long, env = "CAPSTAN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
 }
@@ -101,10 +108,29 @@ enum AppCommand {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
-    /// List Applications with sync and health.
-    List,
-    /// Show one Application (JSON).
-    Get(AppName),
+    /// List Applications with sync and health (filters apply client-side).
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "wide", "json", "name"])]
+        output: String,
+        /// Only Applications of this project.
+        #[arg(short = 'p', long)]
+        project: Option<String>,
+        /// Only Applications whose destination server URL or cluster name is this.
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+        /// Only Applications whose labels match: k=v, k!=v or k (exists), comma-separated.
+        #[arg(short = 'l', long, value_parser = parse_selector)]
+        selector: Option<cli::app_view::Selector>,
+    },
+    /// Show one Application: a summary, or the whole object with -o json|yaml.
+    Get {
+        #[command(flatten)]
+        app: AppName,
+        /// Output format; default: the human summary (wide is the same).
+        #[arg(short = 'o', long, value_parser = ["json", "yaml", "wide"])]
+        output: Option<String>,
+    },
     /// Refresh: compare Git with the cluster now.
     Refresh {
         #[command(flatten)]
@@ -216,8 +242,13 @@ enum ProjCommand {
     },
     /// List AppProjects.
     List,
-    /// Show one AppProject (JSON).
-    Get { name: String },
+    /// Show one AppProject: a summary, or the whole object with -o json|yaml.
+    Get {
+        name: String,
+        /// Output format; default: the human summary.
+        #[arg(short = 'o', long, value_parser = ["json", "yaml"])]
+        output: Option<String>,
+    },
     /// Delete an AppProject no Application uses.
     Delete { name: String },
 }
@@ -260,10 +291,28 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     capstan::install_crypto_provider();
     let cli = Cli::parse();
+    // These need no configuration, so a broken one cannot keep a user from them.
+    match &cli.command {
+        Command::Completion { shell } => {
+            cli::docs::print_bytes(&cli::docs::completion(*shell, Cli::command()))?;
+            return Ok(());
+        }
+        Command::Man { out: Some(dir) } => {
+            cli::docs::write_man_pages(Cli::command(), dir)
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
+            return Ok(());
+        }
+        Command::Man { out: None } => {
+            cli::docs::print_bytes(&cli::docs::man_page(Cli::command())?)?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     capstan::telemetry::init(&settings.log);
     let data_dir = settings.server.data_dir.clone();
     match cli.command {
+        Command::Completion { .. } | Command::Man { .. } => Ok(()),
         Command::Version => {
             println!("capstan {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -330,34 +379,68 @@ async fn run() -> anyhow::Result<()> {
             service.run_until_stopped().await
         }
         Command::Proj { conn, command } => {
-            let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
+            let client = connect(conn, &data_dir)?;
             let out = match command {
                 ProjCommand::Create { file } => client.create_project(&file).await?,
                 ProjCommand::List => {
                     print!("{}", cli::project_table(&client.list_projects().await?));
                     return Ok(());
                 }
-                ProjCommand::Get { name } => client.get_project(&name).await?,
+                ProjCommand::Get { name, output } => {
+                    let project = client.get_project(&name).await?;
+                    match output.as_deref() {
+                        Some("json") => println!("{}", serde_json::to_string_pretty(&project)?),
+                        Some("yaml") => print!("{}", to_yaml(&project)?),
+                        _ => print!("{}", cli::project_view::project_summary(&project)),
+                    }
+                    return Ok(());
+                }
                 ProjCommand::Delete { name } => client.delete_project(&name).await?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::App { conn, command } => {
-            let client = ApiClient::new(&conn.server, conn.token, &data_dir)?;
+            let client = connect(conn, &data_dir)?;
             let control = settings.server.namespace.clone();
             // (namespace, name), the namespace defaulting to the control namespace.
             let target =
                 move |app: AppName| (app.namespace.unwrap_or_else(|| control.clone()), app.name);
             let out = match command {
                 AppCommand::Create { file } => client.create(&file).await?,
-                AppCommand::List => {
-                    print!("{}", cli::app_table(&client.list().await?));
+                AppCommand::List {
+                    output,
+                    project,
+                    cluster,
+                    selector,
+                } => {
+                    let filter = cli::app_view::AppFilter {
+                        project,
+                        cluster,
+                        selector,
+                    };
+                    let list = client.list().await?;
+                    let apps = filter.apply(&list);
+                    match output.as_str() {
+                        "json" => println!("{}", serde_json::to_string_pretty(&apps)?),
+                        "name" => {
+                            for app in apps {
+                                println!("{}", cli::app_view::qualified_name(app));
+                            }
+                        }
+                        wide => print!("{}", cli::app_view::app_list_table(&apps, wide == "wide")),
+                    }
                     return Ok(());
                 }
-                AppCommand::Get(app) => {
+                AppCommand::Get { app, output } => {
                     let (ns, name) = target(app);
-                    client.get(&ns, &name).await?
+                    let app = client.get(&ns, &name).await?;
+                    match output.as_deref() {
+                        Some("json") => println!("{}", serde_json::to_string_pretty(&app)?),
+                        Some("yaml") => print!("{}", to_yaml(&app)?),
+                        _ => print!("{}", cli::app_view::app_summary(&app)),
+                    }
+                    return Ok(());
                 }
                 AppCommand::Refresh { app, hard } => {
                     let (ns, name) = target(app);
@@ -473,6 +556,27 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The API client for `app`/`proj`: flags and environment first, then the client config file.
+fn connect(conn: Connection, data_dir: &std::path::Path) -> anyhow::Result<ApiClient> {
+    let config = match cli::client_config::default_path() {
+        Some(path) => cli::client_config::ClientConfig::load(&path)
+            .map_err(|e| cli::ExitError::new(2, e.to_string()))?,
+        None => cli::client_config::ClientConfig::default(),
+    };
+    let server = config.server(conn.server);
+    ApiClient::new(&server, config.token(conn.token), data_dir)
+}
+
+/// A `--selector`, refused by clap (exit 2) when malformed.
+fn parse_selector(text: &str) -> Result<cli::app_view::Selector, String> {
+    cli::app_view::Selector::parse(text).map_err(|e| e.to_string())
+}
+
+/// One object as YAML.
+fn to_yaml(value: &serde_json::Value) -> anyhow::Result<String> {
+    serde_saphyr::to_string(value).context("printing YAML")
 }
 
 async fn run_sandbox(args: SandboxArgs, settings: &Settings) -> anyhow::Result<()> {

@@ -1,7 +1,12 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
 pub mod app;
+pub mod app_view;
+pub mod client_config;
+pub mod docs;
+pub mod project_view;
 pub mod render;
+pub mod table;
 pub mod trigger;
 pub mod webhook;
 
@@ -52,9 +57,16 @@ impl ApiClient {
             Some(t) => t,
             None => {
                 let path = data_dir.join("api-token");
+                // No way to authenticate is a usage error (exit 2), as an unreachable server is.
                 crate::secret::read_file(&path)
-                    .with_context(|| {
-                        format!("no --token given and {} is unreadable", path.display())
+                    .map_err(|e| {
+                        anyhow::Error::new(e).context(ExitError::new(
+                            2,
+                            format!(
+                                "no --token given (flag, CAPSTAN_TOKEN or the client config file) and {} is unreadable",
+                                path.display()
+                            ),
+                        ))
                     })?
                     .expose_secret()
                     .to_owned()
@@ -184,47 +196,6 @@ impl ApiClient {
         )
         .await
     }
-}
-
-/// One line per app: namespace/name, sync, health, revision.
-pub fn app_table(list: &Value) -> String {
-    let mut out = format!(
-        "{:<40} {:<10} {:<12} {}\n",
-        "NAME", "SYNC", "HEALTH", "REVISION"
-    );
-    for app in list
-        .get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let ns = app
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let name = app
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let sync = app
-            .pointer("/status/sync/status")
-            .and_then(Value::as_str)
-            .unwrap_or("Unknown");
-        let health = app
-            .pointer("/status/health/status")
-            .and_then(Value::as_str)
-            .unwrap_or("Unknown");
-        let rev = app
-            .pointer("/status/sync/revision")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        out.push_str(&format!(
-            "{:<40} {sync:<10} {health:<12} {}\n",
-            format!("{ns}/{name}"),
-            &rev[..rev.len().min(12)]
-        ));
-    }
-    out
 }
 
 /// One line per project: name, repositories, destinations, description.
