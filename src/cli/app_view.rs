@@ -136,8 +136,10 @@ fn source_lines(out: &mut String, source: &Value, indent: &str, first: &str) {
     let mut lead = first;
     for (label, pointer) in fields {
         let value = text(source, pointer);
-        // Repo, Target and Path always show, as argocd prints them; Chart and Ref only when set.
-        if value.is_empty() && matches!(label, "Chart" | "Ref") {
+        // Repo and Target always show, as argocd prints them; Path too unless the source is a
+        // chart (which has none); Chart and Ref only when set.
+        let is_chart = !text(source, "/chart").is_empty();
+        if value.is_empty() && (matches!(label, "Chart" | "Ref") || (label == "Path" && is_chart)) {
             continue;
         }
         let label = format!("{lead}{label}:");
@@ -262,6 +264,13 @@ fn resource_rows(app: &Value) -> Vec<Vec<String>> {
                 .iter()
                 .find(|res| text(res, "/hookType").is_empty() && same(res, r))
                 .map_or("", |res| text(res, "/message"));
+            // Argo CD's wording for what only a pruning sync would remove.
+            let pruning = r.get("requiresPruning").and_then(Value::as_bool) == Some(true);
+            let message = if message.is_empty() && pruning {
+                "ignored (requires pruning)"
+            } else {
+                message
+            };
             vec![
                 text(r, "/group").to_owned(),
                 text(r, "/kind").to_owned(),

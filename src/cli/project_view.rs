@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// Width of the label column, as `argocd proj get` aligns it.
-const LABEL: usize = 29;
+const LABEL: usize = 30;
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")

@@ -640,12 +640,26 @@ async fn the_cli_creates_lists_and_gets_applications_through_the_rest_api() {
         .find(|l| l.contains("capstan/clidemo"))
         .expect("listed");
     assert!(
-        line.contains("Synced") && line.contains(&commit[..12]),
+        line.contains("Synced") && line.contains("Auto-Prune") && line.contains(&app.repo_url),
         "{line}"
     );
+    let (ok, stdout, _) = cli(&["list", "-o", "wide"]);
+    assert!(ok);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("capstan/clidemo"))
+        .expect("listed wide");
+    assert!(line.contains(&commit), "wide shows the revision: {line}");
     let (ok, stdout, _) = cli(&["get", "clidemo"]);
     assert!(ok);
-    let got: Value = serde_json::from_str(&stdout).expect("get prints JSON");
+    assert!(
+        stdout.contains("Name:               capstan/clidemo")
+            && stdout.contains(&format!("Synced to main ({})", &commit[..7])),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = cli(&["get", "clidemo", "-o", "json"]);
+    assert!(ok);
+    let got: Value = serde_json::from_str(&stdout).expect("get -o json prints JSON");
     assert_eq!(
         got.pointer("/status/sync/revision").and_then(Value::as_str),
         Some(commit.as_str())
