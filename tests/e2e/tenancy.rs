@@ -457,6 +457,13 @@ async fn the_proj_cli_creates_lists_and_shows_argo_cd_projects() {
     );
     let (ok, stdout, _) = cli(&["get", "payments"]);
     assert!(ok);
+    assert!(
+        stdout.contains("Description:                  Payments team")
+            && stdout.contains("https://kubernetes.default.svc,payments-*"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = cli(&["get", "payments", "-o", "json"]);
+    assert!(ok);
     let got: Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(got["apiVersion"], "capstan.dev/v1alpha1");
     assert_eq!(got["metadata"]["namespace"], APP_NAMESPACE);
