@@ -560,10 +560,13 @@ async fn run() -> anyhow::Result<()> {
 
 /// The API client for `app`/`proj`: flags and environment first, then the client config file.
 fn connect(conn: Connection, data_dir: &std::path::Path) -> anyhow::Result<ApiClient> {
+    // Read only when needed, so a broken file does not get in the way of explicit flags.
     let config = match cli::client_config::default_path() {
-        Some(path) => cli::client_config::ClientConfig::load(&path)
-            .map_err(|e| cli::ExitError::new(2, e.to_string()))?,
-        None => cli::client_config::ClientConfig::default(),
+        Some(path) if conn.server.is_none() || conn.token.is_none() => {
+            cli::client_config::ClientConfig::load(&path)
+                .map_err(|e| cli::ExitError::new(2, e.to_string()))?
+        }
+        _ => cli::client_config::ClientConfig::default(),
     };
     let server = config.server(conn.server);
     ApiClient::new(&server, config.token(conn.token), data_dir)

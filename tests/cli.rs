@@ -258,4 +258,21 @@ fn the_client_config_file_supplies_server_and_token_unless_flags_or_env_do() {
     let out = capstan(&["app", "list"], home.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("config.yaml"), "{}", stderr(&out));
+    // Flags that name both server and token do not need the file, broken or not.
+    let out = capstan(
+        &[
+            "app",
+            "--server",
+            "http://127.0.0.1:9/flags",
+            "--token",
+            "t",
+            "list",
+        ],
+        home.path(),
+    );
+    assert!(
+        stderr(&out).contains("cannot reach http://127.0.0.1:9/flags"),
+        "{}",
+        stderr(&out)
+    );
 }
