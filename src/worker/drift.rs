@@ -9,20 +9,30 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
+use crate::cluster::registry::CLUSTER_CHANGE;
 use crate::domain::AppKey;
 use crate::job::{CauseSource, Job, JobKind};
 use crate::queue::SharedQueue;
+use crate::store::AppStore;
 
 /// Changes arriving this close together are sent as one refresh per app.
 const GATHER: Duration = Duration::from_millis(50);
 
 /// Publishes a refresh for every app the cache reports, until the cache stops.
-pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue) {
+pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue, store: AppStore) {
     while let Some(first) = changed.recv().await {
-        let mut apps = BTreeSet::from([first]);
+        let mut apps = BTreeSet::new();
+        let mut add = |key: String| match key.strip_prefix(CLUSTER_CHANGE) {
+            // A whole cluster went down or came back: every app that targets it.
+            Some(cluster) => apps.extend(apps_on(&store, cluster)),
+            None => {
+                apps.insert(key);
+            }
+        };
+        add(first);
         let deadline = tokio::time::Instant::now() + GATHER;
         while let Ok(Some(next)) = tokio::time::timeout_at(deadline, changed.recv()).await {
-            apps.insert(next);
+            add(next);
         }
         for app in apps {
             let Ok(key) = AppKey::parse(&app) else {
@@ -35,4 +45,22 @@ pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue) {
             }
         }
     }
+}
+
+/// The apps whose destination is the cluster `NAME SERVER`.
+fn apps_on(store: &AppStore, cluster: &str) -> Vec<String> {
+    let (name, server) = cluster.split_once(' ').unwrap_or((cluster, ""));
+    store
+        .list()
+        .iter()
+        .filter(|app| {
+            let dest = &app.spec.destination;
+            dest.name.as_deref() == Some(name)
+                || dest
+                    .server
+                    .as_deref()
+                    .is_some_and(|s| !server.is_empty() && s.trim_end_matches('/') == server)
+        })
+        .map(|app| app.key().to_string())
+        .collect()
 }
