@@ -132,7 +132,31 @@ impl Registry {
             drift: tx,
             shutdown,
         };
+        registry.watch_secrets();
         (registry, rx)
+    }
+
+    /// Re-reads the cluster Secrets every few seconds; a cluster added, changed (rotated
+    /// credentials) or removed gets its apps refreshed, so they use the new credentials at once.
+    fn watch_secrets(&self) {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = registry.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(SECRETS_TTL) => {}
+                }
+                let changed = {
+                    let mut inner = registry.inner.lock().await;
+                    registry.relist(&mut inner).await
+                };
+                for (name, server) in changed {
+                    let _ = registry
+                        .drift
+                        .send(format!("{CLUSTER_CHANGE}{name} {server}"));
+                }
+            }
+        });
     }
 
     /// The management cluster.
@@ -221,18 +245,19 @@ impl Registry {
 
     /// Reads the cluster Secrets again: new ones are added, removed ones dropped, and one whose
     /// data changed (rotated credentials) is connected again with them.
-    async fn relist(&self, inner: &mut Inner) {
+    async fn relist(&self, inner: &mut Inner) -> Vec<(String, String)> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
         let secrets = match api.list(&params).await {
             Ok(list) => list.items,
             Err(e) => {
                 warn!(error = %e, "cannot list cluster Secrets; keeping the clusters known");
-                return;
+                return Vec::new();
             }
         };
         inner.listed_at = Some(Instant::now());
         let mut seen = Vec::new();
+        let mut changes = Vec::new();
         for secret in secrets {
             let secret_name = secret.metadata.name.clone().unwrap_or_default();
             let data: BTreeMap<String, String> = secret
@@ -256,6 +281,7 @@ impl Registry {
                 .is_none_or(|e| e.spec.fingerprint != spec.fingerprint);
             if changed {
                 info!(cluster = %spec.name, server = %spec.server, "cluster registered or changed");
+                changes.push((spec.name.clone(), spec.server.clone()));
                 if let Some(old) = inner
                     .entries
                     .get(&secret_name)
@@ -281,8 +307,11 @@ impl Registry {
         }
         inner.entries.retain(|k, e| {
             let keep = seen.contains(k);
-            if !keep && let Some(c) = &e.connected {
-                c.cancel.cancel();
+            if !keep {
+                if let Some(c) = &e.connected {
+                    c.cancel.cancel();
+                }
+                changes.push((e.spec.name.clone(), e.spec.server.clone()));
             }
             keep
         });
@@ -292,6 +321,7 @@ impl Registry {
             .map(|e| e.spec.name.clone())
             .collect();
         lock(&self.states).retain(|n, _| names.contains(n));
+        changes
     }
 
     async fn connect(&self, spec: &ClusterSpec) -> Result<Arc<Connected>, String> {

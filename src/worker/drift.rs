@@ -3,7 +3,7 @@
 //! objects changed (never for Capstan's own writes); each becomes a refresh with cause `drift`,
 //! so drift and health changes are seen in moments, not at the next poll.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -21,12 +21,17 @@ const GATHER: Duration = Duration::from_millis(50);
 /// Publishes a refresh for every app the cache reports, until the cache stops.
 pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue, store: AppStore) {
     while let Some(first) = changed.recv().await {
-        let mut apps = BTreeSet::new();
+        // App key → cause: a changed object is drift (compared with what was synced); a cluster
+        // that went down or came back is a full refresh of its apps, as a poll would be.
+        let mut apps: BTreeMap<String, CauseSource> = BTreeMap::new();
         let mut add = |key: String| match key.strip_prefix(CLUSTER_CHANGE) {
-            // A whole cluster went down or came back: every app that targets it.
-            Some(cluster) => apps.extend(apps_on(&store, cluster)),
+            Some(cluster) => {
+                for app in apps_on(&store, cluster) {
+                    apps.insert(app, CauseSource::Poll);
+                }
+            }
             None => {
-                apps.insert(key);
+                apps.entry(key).or_insert(CauseSource::Drift);
             }
         };
         add(first);
@@ -34,12 +39,12 @@ pub async fn run(mut changed: UnboundedReceiver<String>, queue: SharedQueue, sto
         while let Ok(Some(next)) = tokio::time::timeout_at(deadline, changed.recv()).await {
             add(next);
         }
-        for app in apps {
+        for (app, cause) in apps {
             let Ok(key) = AppKey::parse(&app) else {
                 debug!(app = %app, "a tracking annotation names no valid app; ignored");
                 continue;
             };
-            let job = Job::new(&key, JobKind::Refresh, CauseSource::Drift.into());
+            let job = Job::new(&key, JobKind::Refresh, cause.into());
             if let Err(e) = crate::job::publish(&queue, &job).await {
                 warn!(app = %key, error = %e, "could not enqueue a refresh for a live change; the poller will cover it");
             }
