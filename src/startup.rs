@@ -105,7 +105,14 @@ impl Service {
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
         // The api role renders too: `GET …/manifests` shows what a sync would apply.
-        let manifests = Arc::new(build_manifests(&settings, &data_dir)?);
+        let mut manifests = build_manifests(&settings, &data_dir)?;
+        manifests.secret_credentials = crate::git::secrets::watch(
+            client.clone(),
+            &settings.server.namespace,
+            shutdown.child_token(),
+        )
+        .await;
+        let manifests = Arc::new(manifests);
         let (clusters, drifted) = Registry::new(
             cluster.clone(),
             client.clone(),
@@ -354,6 +361,7 @@ pub fn build_manifests(settings: &Settings, data_dir: &Path) -> anyhow::Result<M
         git: RepoCache::with_limits(git_root, git_limits(&settings.git))
             .with_policy(GitPolicy::from_settings(settings)),
         credentials: git_credentials(settings)?,
+        secret_credentials: Default::default(),
         charts: ChartCache::new(
             render
                 .charts_dir

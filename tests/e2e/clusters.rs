@@ -168,3 +168,109 @@ async fn apps_on_a_second_cluster_sync_and_only_they_fail_while_it_is_down() {
     let there: Api<ConfigMap> = Api::namespaced(second.client(), "default");
     assert!(there.get_opt("there").await.expect("answers").is_some());
 }
+
+/// Repository credentials from Argo CD Secrets, read unchanged: a repository the configuration has
+/// no credentials for fails to fetch until a `repository` Secret for it (or a `repo-creds`
+/// template for its prefix) exists, then syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_credentials_come_from_argo_cd_secrets() {
+    let app = spawn_app(Options::default()).await;
+    let private = crate::common::git::TestRepo::named("private");
+    private.write("app/config.yaml", &config_map("private-config", "x"));
+    let commit = private.commit("private app");
+    let other = crate::common::git::TestRepo::named("other");
+    other.write("app/config.yaml", &config_map("other-config", "y"));
+    other.commit("other app");
+    // Both repositories under one server root, behind credentials only the Secrets carry.
+    let root = tempfile::tempdir().expect("tempdir");
+    for repo in [&private, &other] {
+        let status = std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(repo.path())
+            .arg(root.path().join(repo.name()))
+            .status()
+            .expect("git clone");
+        assert!(status.success());
+    }
+    let server =
+        crate::common::git_http::GitHttpServer::start(root.path(), Some(("argo", "first")));
+    let spec = |name: &str| {
+        json!({
+            "project": "default",
+            "source": { "repoURL": server.url_for(name), "path": "app", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+            "syncPolicy": { "automated": { "prune": true } },
+        })
+    };
+    assert_eq!(
+        app.create_app_with("private", spec("private"))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("private", 60, "a fetch error without credentials", |a| {
+        !condition(a, "ComparisonError").is_empty()
+    })
+    .await;
+
+    let secrets: Api<Secret> = Api::namespaced(app.kube.clone(), APP_NAMESPACE);
+    let apply = |name: &str, kind: &str, url: String, password: &str| {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": APP_NAMESPACE,
+                "labels": {"argocd.argoproj.io/secret-type": kind}},
+            "stringData": {"url": url, "username": "argo", "password": password, "type": "git"},
+        }))
+        .expect("secret");
+        let secrets = secrets.clone();
+        let name = name.to_owned();
+        async move {
+            secrets
+                .patch(
+                    &name,
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .expect("secret applied");
+        }
+    };
+    apply(
+        "repo-private",
+        "repository",
+        server.url_for("private"),
+        "first",
+    )
+    .await;
+    // Secrets are re-read every few seconds; a refresh (as the poller's) then fetches with them.
+    refresh_until(&app, "private", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    assert!(app.config_map("private-config").await.is_some());
+
+    // A template for the server's prefix serves the other repository.
+    let prefix = server.url_for("").trim_end_matches('/').to_owned();
+    apply("creds-all", "repo-creds", prefix, "first").await;
+    assert_eq!(
+        app.create_app_with("other", spec("other")).await.status(),
+        201
+    );
+    refresh_until(&app, "other", |a| sync_of(a).0 == "Synced").await;
+    assert!(app.config_map("other-config").await.is_some());
+}
+
+/// Asks for a refresh every second until `check` holds (at most 60 s).
+async fn refresh_until(app: &TestApp, name: &str, check: impl Fn(&Value) -> bool) {
+    for _ in 0..60 {
+        if check(&app.get_app(name).await) {
+            return;
+        }
+        app.refresh_app(name).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!(
+        "{name} never got there: {}",
+        app.get_app(name).await["status"]
+    );
+}
