@@ -97,6 +97,7 @@ async fn main() {
         let m = Arc::new(Manifests {
             git: RepoCache::new(dir.path().join("git")),
             credentials: GitCredentials::new(),
+            secret_credentials: Default::default(),
             charts: ChartCache::new(dir.path().join("charts")),
             renders: Arc::new(RenderCache::new(1000)),
             tools: ToolSettings::default(),

@@ -310,15 +310,19 @@ async fn resync() {
     let ctx = Context {
         store: store.clone(),
         tenancy: capstan::tenancy::Tenancy::new(projects, &[]),
-        cluster: Arc::new(
-            capstan::cluster::Cluster::connect(client.clone())
-                .await
-                .expect("cluster"),
-        ),
+        clusters: capstan::cluster::registry::Registry::new(
+            Arc::new(
+                capstan::cluster::Cluster::connect(client.clone())
+                    .await
+                    .expect("cluster"),
+            ),
+            client.clone(),
+            CONTROL,
+            Default::default(),
+        )
+        .0,
         manifests: Arc::new(manifests),
         reconcile_timeout: Duration::from_secs(60),
-        verdicts: Arc::new(capstan::sync::Verdicts::default()),
-        cache: capstan::cluster::cache::LiveCache::new(client.clone()).0,
         health: Default::default(),
     };
     let apps: Api<Application> = Api::namespaced(client.clone(), CONTROL);

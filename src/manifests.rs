@@ -25,6 +25,8 @@ pub struct Manifests {
     pub git: RepoCache,
     /// Credentials per repository URL (Git and Helm repositories alike).
     pub credentials: GitCredentials,
+    /// Credentials from Argo CD `repository`/`repo-creds` Secrets, re-read while running.
+    pub secret_credentials: crate::git::secrets::SecretCredentials,
     /// Charts downloaded from Helm repositories, one per version.
     pub charts: ChartCache,
     /// Renders shared across Applications.
@@ -197,6 +199,23 @@ impl Manifests {
         self.desired(sources, &target).await
     }
 
+    /// The credentials for `url`: the configuration's or the Secrets', whichever scope is the
+    /// longer (a Secret on a tie, so a repository's own Secret beats a configured prefix).
+    fn credentials_for(&self, url: &str) -> Option<Credentials> {
+        let url = crate::domain::RepoUrl::parse(url).ok()?;
+        let from_config = self.credentials.scoped(&url);
+        let secrets = self
+            .secret_credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match (from_config, secrets.scoped(&url)) {
+            (Some((a, c)), Some((b, _))) if a > b => Some(c.clone()),
+            (_, Some((_, s))) => Some(s.clone()),
+            (Some((_, c)), None) => Some(c.clone()),
+            (None, None) => None,
+        }
+    }
+
     /// The commit (or chart version) `source` names and the files to render it from; for a
     /// chart from a Helm repository, `spec.path` becomes the unpacked chart's directory.
     async fn fetch(
@@ -204,7 +223,8 @@ impl Manifests {
         source: &ApplicationSource,
         spec: &mut SourceSpec,
     ) -> Result<(String, SourceRoot), ManifestError> {
-        let creds = self.credentials.for_url(&source.repo_url);
+        let creds = self.credentials_for(&source.repo_url);
+        let creds = creds.as_ref();
         if let Some(chart) = source.chart.as_deref().filter(|c| !c.is_empty()) {
             let basic = match creds {
                 Some(Credentials::Basic { username, password }) => {

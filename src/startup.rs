@@ -13,7 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, ApiState, Readiness, WebhookLimits};
 use crate::cluster::Cluster;
-use crate::cluster::cache::LiveCache;
+use crate::cluster::registry::Registry;
 use crate::config::{GitSettings, ManagementCluster, Role, Settings};
 use crate::git::{Credentials, GitCredentials, GitLimits, GitPolicy, RepoCache};
 use crate::manifests::Manifests;
@@ -105,9 +105,21 @@ impl Service {
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
         // The api role renders too: `GET …/manifests` shows what a sync would apply.
-        let manifests = Arc::new(build_manifests(&settings, &data_dir)?);
+        let mut manifests = build_manifests(&settings, &data_dir)?;
+        manifests.secret_credentials = crate::git::secrets::watch(
+            client.clone(),
+            &settings.server.namespace,
+            shutdown.child_token(),
+        )
+        .await;
+        let manifests = Arc::new(manifests);
+        let (clusters, drifted) = Registry::new(
+            cluster.clone(),
+            client.clone(),
+            &settings.server.namespace,
+            shutdown.child_token(),
+        );
         if matches!(settings.server.role, Role::Worker | Role::All) {
-            let (cache, drifted) = LiveCache::with_cancel(client.clone(), shutdown.child_token());
             let health = crate::worker::health_checks::start(
                 client.clone(),
                 &settings.server.namespace,
@@ -115,15 +127,17 @@ impl Service {
                 shutdown.child_token(),
             )
             .await;
-            workers.push(tokio::spawn(drift::run(drifted, queue.clone())));
+            workers.push(tokio::spawn(drift::run(
+                drifted,
+                queue.clone(),
+                store.clone(),
+            )));
             let ctx = Arc::new(Context {
                 store: store.clone(),
                 tenancy: tenancy.clone(),
-                cluster: cluster.clone(),
+                clusters: clusters.clone(),
                 manifests: manifests.clone(),
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
-                verdicts: Arc::new(crate::sync::Verdicts::default()),
-                cache,
                 health,
             });
             let reconcile = &settings.reconcile;
@@ -166,6 +180,7 @@ impl Service {
             store,
             tenancy,
             cluster,
+            clusters,
             api_token: api_token.clone(),
             webhook_secrets,
             dedup: api::webhook::Dedup::new(settings.webhook.dedup_window()),
@@ -346,6 +361,7 @@ pub fn build_manifests(settings: &Settings, data_dir: &Path) -> anyhow::Result<M
         git: RepoCache::with_limits(git_root, git_limits(&settings.git))
             .with_policy(GitPolicy::from_settings(settings)),
         credentials: git_credentials(settings)?,
+        secret_credentials: Default::default(),
         charts: ChartCache::new(
             render
                 .charts_dir

@@ -19,6 +19,7 @@ fn manifests(cache: &tempfile::TempDir) -> Arc<Manifests> {
     Arc::new(Manifests {
         git: RepoCache::new(cache.path().join("git")),
         credentials: GitCredentials::new(),
+        secret_credentials: Default::default(),
         charts: ChartCache::new(cache.path().join("charts")),
         renders: Arc::new(RenderCache::new(100)),
         tools: ToolSettings::default(),

@@ -41,7 +41,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let app = honoured(&state, &path).await?;
     admit(&state.tenancy, &app)?;
-    let cluster = &state.cluster;
+    let target = super::manifests::destination(&state, &app).await?;
+    let cluster = &target.cluster;
     let rendered = state
         .manifests
         .desired_for_app(&app, cluster, false)

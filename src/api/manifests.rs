@@ -18,6 +18,20 @@ pub struct ManifestsQuery {
     hard: bool,
 }
 
+/// The connected cluster an app's destination names; a destination that cannot be used is 422
+/// with the reason.
+pub(super) async fn destination(
+    state: &ApiState,
+    app: &crate::store::Application,
+) -> Result<std::sync::Arc<crate::cluster::registry::Connected>, ApiError> {
+    let dest = &app.spec.destination;
+    state
+        .clusters
+        .resolve(dest.server.as_deref(), dest.name.as_deref())
+        .await
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
 /// The rendered objects with the revisions and tools that produced them.
 pub async fn get(
     _auth: Authenticated,
@@ -31,7 +45,7 @@ pub async fn get(
     admit(&state.tenancy, &app)?;
     let rendered = state
         .manifests
-        .desired_for_app(&app, &state.cluster, query.hard)
+        .desired_for_app(&app, &destination(&state, &app).await?.cluster, query.hard)
         .await
         .map_err(|e| match e {
             ManifestError::InvalidSpec(m) => ApiError::Unprocessable(m),

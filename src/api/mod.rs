@@ -33,6 +33,8 @@ pub struct ApiState {
     pub store: AppStore,
     pub tenancy: Tenancy,
     pub cluster: Arc<Cluster>,
+    /// Every target cluster, for what reads an app's destination (manifests, diff, tree).
+    pub clusters: crate::cluster::registry::Registry,
     pub api_token: SecretString,
     pub webhook_secrets: WebhookSecrets,
     /// Redelivery de-duplication (claims in the broker).

@@ -61,8 +61,9 @@ pub async fn get(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let app = honoured(&state, &path).await?;
+    let target = super::manifests::destination(&state, &app).await?;
     let resources = app.status.map(|s| s.resources).unwrap_or_default();
-    let nodes = tree(&state.cluster, &resources).await?;
+    let nodes = tree(&target.cluster, &resources).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes })))
 }
 

@@ -1,6 +1,8 @@
 //! Clients for target clusters: discovery, get, server-side apply, delete.
 
 pub mod cache;
+pub mod credentials;
+pub mod registry;
 pub mod resource;
 
 use std::sync::Arc;

@@ -157,13 +157,23 @@ impl GitCredentials {
 
     /// Credentials for `url`, if a configured scope covers it.
     pub fn for_repo(&self, url: &RepoUrl) -> Option<&Credentials> {
+        self.scoped(url).map(|(_, creds)| creds)
+    }
+
+    /// The covering credentials with the most path segments in their scope, and that number.
+    pub fn scoped(&self, url: &RepoUrl) -> Option<(usize, &Credentials)> {
         let origin = url.origin()?;
         let segments = url.path_segments();
         self.entries
             .iter()
             .filter(|(scope, _)| scope.covers(&origin, &segments))
             .max_by_key(|(scope, _)| scope.segments.len())
-            .map(|(_, creds)| creds)
+            .map(|(scope, creds)| (scope.segments.len(), creds))
+    }
+
+    /// Whether no credentials are held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

@@ -12,6 +12,7 @@ mod fetch;
 mod gc;
 mod limits;
 mod policy;
+pub mod secrets;
 mod ssh;
 mod stats;
 mod url;

@@ -127,8 +127,11 @@ pub async fn compare(
     for (obj, key) in desired.iter().zip(keys) {
         let live = match labeled.remove(&key.object_id()) {
             Some(live) => Some(live),
-            // A watched kind holds every labeled object; one it does not hold is not there yet.
-            None if watched.contains(&(key.group.clone(), key.kind.clone())) => None,
+            // A watched kind holds every labeled object, another app's too (a shared resource);
+            // one it does not hold is not there yet.
+            None if watched.contains(&(key.group.clone(), key.kind.clone())) => cache
+                .get(&key.object_id())
+                .map(|v| std::sync::Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone())),
             None => get_if_served(cluster, &key).await?,
         };
         let mut compared = Compared {

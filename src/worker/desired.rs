@@ -9,10 +9,11 @@ use crate::sync::Compared;
 use crate::sync::hooks::Role;
 use crate::tenancy::{ProjectRules, Target};
 
-use super::reconcile::{Context, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+use super::reconcile::Context;
 use super::status::{
     self, COMPARISON_ERROR, EXCLUDED_RESOURCE_WARNING, INVALID_SPEC_ERROR, SYNC_ERROR,
 };
+use crate::cluster::registry::Connected;
 
 /// The failure of one stage, as the condition it becomes.
 pub struct Failed {
@@ -47,6 +48,7 @@ pub struct Desired {
 /// operation's pinned ones) into prepared objects the project allows.
 pub async fn desired_state(
     ctx: &Context,
+    target: &Connected,
     app: &Application,
     sources: &[&ApplicationSource],
     hard: bool,
@@ -56,7 +58,7 @@ pub async fn desired_state(
         .tenancy
         .rules_for(app)
         .map_err(|e| failed(INVALID_SPEC_ERROR, e.to_string()))?;
-    let destination = resolve_destination(app)?;
+    let destination = resolve_destination(app, target);
     for s in &sources {
         rules
             .check_repo(&s.repo_url)
@@ -68,7 +70,7 @@ pub async fn desired_state(
     let namespace = app.destination_namespace();
     let mut rendered = ctx
         .manifests
-        .desired_for_app_from(app, &sources, &ctx.cluster, hard)
+        .desired_for_app_from(app, &sources, &target.cluster, hard)
         .await
         .map_err(|e| match e {
             ManifestError::InvalidSpec(m) => failed(INVALID_SPEC_ERROR, m),
@@ -79,7 +81,7 @@ pub async fn desired_state(
         return Err(failed(COMPARISON_ERROR, nothing_rendered(&rendered)));
     }
     let objects = crate::sync::prepare::prepare(
-        &ctx.cluster,
+        &target.cluster,
         std::mem::take(&mut rendered.objects),
         &app.key().to_string(),
         &namespace,
@@ -283,34 +285,13 @@ impl Destination {
     }
 }
 
-/// Only the management cluster is a target until Cluster objects exist.
-pub fn resolve_destination(app: &Application) -> Result<Destination, Failed> {
-    let dest = &app.spec.destination;
-    let server_ok = dest
-        .server
-        .as_deref()
-        .is_none_or(|s| s.is_empty() || s.trim_end_matches('/') == IN_CLUSTER_SERVER);
-    let name_ok = dest
-        .name
-        .as_deref()
-        .is_none_or(|n| n.is_empty() || n == IN_CLUSTER_NAME);
-    if server_ok && name_ok {
-        Ok(Destination {
-            server: IN_CLUSTER_SERVER.to_owned(),
-            name: IN_CLUSTER_NAME.to_owned(),
-            namespace: dest.namespace.clone().unwrap_or_default(),
-        })
-    } else {
-        Err(failed(
-            INVALID_SPEC_ERROR,
-            format!(
-                "destination {} is not a registered cluster (only in-cluster / {IN_CLUSTER_SERVER} is available)",
-                dest.server
-                    .clone()
-                    .or_else(|| dest.name.clone())
-                    .unwrap_or_default()
-            ),
-        ))
+/// The app's destination as the project rules see it: the cluster it resolved to (by server or
+/// name), and the namespace.
+pub fn resolve_destination(app: &Application, target: &Connected) -> Destination {
+    Destination {
+        server: target.server.clone(),
+        name: target.name.clone(),
+        namespace: app.spec.destination.namespace.clone().unwrap_or_default(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::operation::{self, AutoSync};
 use super::reconcile::{Context, ignore_rules};
 use super::status::{self, COMPARISON_ERROR, SYNC_ERROR};
 use crate::cluster::cache::LiveCache;
+use crate::cluster::registry::Connected;
 use crate::cluster::resource::ObjectId;
 use crate::cluster::{Cluster, ClusterError, ResourceKey};
 use crate::event::now_rfc3339;
@@ -40,6 +41,7 @@ pub(super) struct Operated {
 /// terminate one.
 pub(super) async fn operate(
     ctx: &Context,
+    target: &Connected,
     app: &Application,
     job: &Job,
     status: &mut ApplicationStatus,
@@ -56,13 +58,13 @@ pub(super) async fn operate(
             debug!(app = %app.key(), "terminate: no operation is running");
             return Operated::default();
         }
-        return step(ctx, app, status, desired, compared, true).await;
+        return step(ctx, target, app, status, desired, compared, true).await;
     }
     if running {
         if job.kind == JobKind::Sync {
             warn!(app = %app.key(), "a sync was requested while another is running; it is ignored");
         }
-        return step(ctx, app, status, desired, compared, false).await;
+        return step(ctx, target, app, status, desired, compared, false).await;
     }
     let (operation, automated) = if job.kind == JobKind::Sync {
         (operation::requested(app, job, None), false)
@@ -84,12 +86,13 @@ pub(super) async fn operate(
     info!(app = %app.key(), revision = %desired.revision, automated, prune = operation.prune,
         dry_run = operation.dry_run, "sync started");
     status.operation_state = Some(operation::start(operation, job, automated, now_rfc3339()));
-    step(ctx, app, status, desired, compared, false).await
+    step(ctx, target, app, status, desired, compared, false).await
 }
 
 /// Runs one step of the running operation and records it.
 async fn step(
     ctx: &Context,
+    target: &Connected,
     app: &Application,
     status: &mut ApplicationStatus,
     spec_desired: &Desired,
@@ -118,7 +121,8 @@ async fn step(
         fresh_attempt = true;
     }
     let mut request = op.operation.clone().unwrap_or_default();
-    let outcome = match operation_target(ctx, app, status, &mut request, spec_desired).await {
+    let outcome = match operation_target(ctx, target, app, status, &mut request, spec_desired).await
+    {
         Ok(t) => t,
         Err(f) => {
             finish(status, app, op, request, Err(f.message), &[]);
@@ -209,14 +213,14 @@ async fn step(
         health: &health,
         terminate,
     };
-    let target = Recording {
-        cluster: &ctx.cluster,
-        verdicts: &ctx.verdicts,
+    let recording = Recording {
+        cluster: &target.cluster,
+        verdicts: &target.verdicts,
         salt: rules.salt,
-        cache: &ctx.cache,
+        cache: &target.cache,
     };
     let before = records.clone();
-    let progress = execute::step(&target, &tasks, &mut records, &settings).await;
+    let progress = execute::step(&recording, &tasks, &mut records, &settings).await;
     let applied = records != before && !request.dry_run;
     op.operation = Some(request.clone());
     match progress {
@@ -327,6 +331,7 @@ enum OpTarget {
 /// the spec renders now (a rollback, `--revision`, or a sync that began on an older commit).
 async fn operation_target(
     ctx: &Context,
+    target: &Connected,
     app: &Application,
     status: &mut ApplicationStatus,
     request: &mut crate::store::application::SyncOperation,
@@ -365,18 +370,18 @@ async fn operation_target(
         first.target_revision = Some(request.revision.clone());
     }
     let refs: Vec<&ApplicationSource> = pinned.iter().collect();
-    let d = desired_state(ctx, app, &refs, false).await?;
+    let d = desired_state(ctx, target, app, &refs, false).await?;
     // The operation records the commit it synced, not the name it asked for.
     request.revision = d.revision.clone();
     let inventory: Vec<ResourceKey> = status.resources.iter().map(desired::resource_key).collect();
     let rules = ignore_rules(app).map_err(|e| desired::failed(COMPARISON_ERROR, e))?;
     let mut compared = sync::compare(
-        &ctx.cluster,
-        &ctx.cache,
+        &target.cluster,
+        &target.cache,
         &app.key().to_string(),
         &d.resources,
         &inventory,
-        &ctx.verdicts,
+        &target.verdicts,
         &rules,
     )
     .await

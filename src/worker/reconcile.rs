@@ -14,8 +14,8 @@ use super::operate;
 use super::status::{
     self, COMPARISON_ERROR, INVALID_SPEC_ERROR, REPEATED_RESOURCE_WARNING, SHARED_RESOURCE_WARNING,
 };
-use crate::cluster::cache::LiveCache;
-use crate::cluster::{Cluster, ClusterError, ResourceKey};
+use crate::cluster::registry::{Connected, Registry, ResolveError};
+use crate::cluster::{ClusterError, ResourceKey};
 use crate::event::now_rfc3339;
 use crate::health::HealthStatus;
 use crate::job::{Job, JobKind};
@@ -27,24 +27,16 @@ use crate::store::{AppStore, StoreError};
 use crate::sync::{self, Compared, Verdicts};
 use crate::tenancy::Tenancy;
 
-/// The destination server that means "the management cluster".
-pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
-/// The name of the management cluster as a destination.
-pub const IN_CLUSTER_NAME: &str = "in-cluster";
-
 /// Everything a reconcile needs; cheap to share.
 pub struct Context {
     pub store: AppStore,
     pub tenancy: Tenancy,
-    pub cluster: Arc<Cluster>,
+    /// Every target cluster: clients, live caches, dry-run verdicts, connection state.
+    pub clusters: Registry,
     /// Git, render cache and tools: the desired state of every source.
     pub manifests: Arc<Manifests>,
     /// A whole reconcile is abandoned after this long, so one app can never hold a worker slot.
     pub reconcile_timeout: Duration,
-    /// Remembered dry-run verdicts for the cluster's objects.
-    pub verdicts: Arc<Verdicts>,
-    /// The cluster's managed objects, fed by watches.
-    pub cache: LiveCache,
     /// The operator's Lua health checks.
     pub health: super::health_checks::HealthChecks,
 }
@@ -127,9 +119,38 @@ async fn evaluate(
     status: &mut ApplicationStatus,
 ) -> Report {
     let key = app.key();
+    let dest = &app.spec.destination;
+    let target = match ctx
+        .clusters
+        .resolve(dest.server.as_deref(), dest.name.as_deref())
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            let condition = match e {
+                ResolveError::NotRegistered(_) => INVALID_SPEC_ERROR,
+                ResolveError::Unreachable { .. } => COMPARISON_ERROR,
+            };
+            warn!(app = %key, error = %e, "destination not usable");
+            status::set_condition(status, condition, &e.to_string());
+            unknown(status, None);
+            return Report::default();
+        }
+    };
+    // A cluster whose last probe failed is not asked: its apps are Unknown with the reason at
+    // once, and never hold a worker slot waiting for it.
+    if let Some(reason) = ctx.clusters.is_down(&target.name) {
+        let message = format!(
+            "cluster {} ({}) cannot be reached: {reason}",
+            target.name, target.server
+        );
+        status::set_condition(status, COMPARISON_ERROR, &message);
+        unknown(status, None);
+        return Report::default();
+    }
     let sources = compared_sources(app, job, status);
     let sources: Vec<&ApplicationSource> = sources.iter().collect();
-    let desired = match desired_state(ctx, app, &sources, job.hard).await {
+    let desired = match desired_state(ctx, &target, app, &sources, job.hard).await {
         Ok(d) => d,
         Err(f) => {
             warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
@@ -148,7 +169,7 @@ async fn evaluate(
     record_render(status, &desired);
     let revision = desired.revision.clone();
 
-    let compared = match compare(ctx, app, &desired, status, job.hard).await {
+    let compared = match compare(&target, app, &desired, status, job.hard).await {
         Ok(c) => c,
         Err(e) => {
             status::set_condition(
@@ -170,11 +191,11 @@ async fn evaluate(
     } else {
         status::set_condition(status, SHARED_RESOURCE_WARNING, &shared.join("; "));
     }
-    let op = operate::operate(ctx, app, job, status, &desired, &compared).await;
+    let op = operate::operate(ctx, &target, app, job, status, &desired, &compared).await;
     let compared = if op.applied {
         // Status reflects the cluster after the sync; applied objects' verdicts are remembered,
         // so this costs no dry-run.
-        match compare(ctx, app, &desired, status, false).await {
+        match compare(&target, app, &desired, status, false).await {
             Ok(after) => after,
             Err(e) => {
                 status::set_condition(
@@ -264,7 +285,7 @@ fn record_render(status: &mut ApplicationStatus, desired: &Desired) {
 
 /// The compare stage: desired resources against the cluster, prunes kept within the project.
 async fn compare(
-    ctx: &Context,
+    target: &Connected,
     app: &Application,
     desired: &Desired,
     status: &mut ApplicationStatus,
@@ -277,12 +298,12 @@ async fn compare(
         fresh = Verdicts::default();
         &fresh
     } else {
-        ctx.verdicts.as_ref()
+        target.verdicts.as_ref()
     };
     let rules = ignore_rules(app).map_err(ClusterError::Api)?;
     let mut compared = sync::compare(
-        &ctx.cluster,
-        &ctx.cache,
+        &target.cluster,
+        &target.cache,
         &app.key().to_string(),
         &desired.resources,
         &inventory,

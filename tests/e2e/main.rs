@@ -2,6 +2,7 @@
 //! Each test gets its own sandbox, repository, queue prefix and Capstan.
 
 mod app_ops;
+mod clusters;
 #[path = "../common/mod.rs"]
 mod common;
 mod edge;

@@ -1,0 +1,442 @@
+//! Every cluster Capstan deploys to: the management cluster (always, as `in-cluster` /
+//! `https://kubernetes.default.svc`) and the clusters registered as Argo CD cluster Secrets in the
+//! control namespace, read unchanged. Each has its own client, live cache, dry-run verdicts and
+//! connection state; one that cannot be reached fails only its own apps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Cluster;
+use super::cache::LiveCache;
+use super::credentials::{ClusterSpec, SECRET_TYPE_LABEL};
+use crate::sync::Verdicts;
+
+/// The destination server that means "the management cluster".
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+/// The name of the management cluster as a destination.
+pub const IN_CLUSTER_NAME: &str = "in-cluster";
+
+/// Prefix of a notification that a whole cluster went down or came back (`cluster:NAME SERVER`)
+/// rather than one app's object changed.
+pub const CLUSTER_CHANGE: &str = "cluster:";
+
+/// Cluster Secrets are listed again at most this often.
+const SECRETS_TTL: Duration = Duration::from_secs(5);
+/// A cluster that could not be reached is tried again after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How often connected clusters are probed.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// A cluster Capstan is connected to.
+pub struct Connected {
+    pub name: String,
+    pub server: String,
+    pub cluster: Arc<Cluster>,
+    pub cache: LiveCache,
+    pub verdicts: Arc<Verdicts>,
+    /// Ends this connection's watches and probe (when its credentials change or it is removed).
+    cancel: CancellationToken,
+}
+
+/// What Capstan last knew of a cluster's connection.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionState {
+    pub name: String,
+    pub server: String,
+    /// `Successful` or `Failed`.
+    pub status: String,
+    pub message: String,
+    pub version: Option<String>,
+    /// When Capstan last reached it (RFC 3339).
+    pub last_contact: Option<String>,
+}
+
+/// Why an app's destination cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(
+        "destination {0} is not a registered cluster (in-cluster, or an Argo CD cluster Secret in the control namespace)"
+    )]
+    NotRegistered(String),
+    #[error("cluster {name} ({server}) cannot be reached: {message}")]
+    Unreachable {
+        name: String,
+        server: String,
+        message: String,
+    },
+}
+
+struct Entry {
+    spec: ClusterSpec,
+    connected: Option<Arc<Connected>>,
+    state: ConnectionState,
+    retry_at: Option<Instant>,
+}
+
+struct Inner {
+    entries: HashMap<String, Entry>,
+    listed_at: Option<Instant>,
+}
+
+/// The registry of target clusters; cheap to share.
+#[derive(Clone)]
+pub struct Registry {
+    management: Arc<Connected>,
+    client: kube::Client,
+    namespace: String,
+    inner: Arc<tokio::sync::Mutex<Inner>>,
+    states: Arc<Mutex<BTreeMap<String, ConnectionState>>>,
+    drift: UnboundedSender<String>,
+    shutdown: CancellationToken,
+}
+
+impl Registry {
+    /// A registry around the management cluster; live changes of any cluster's managed objects
+    /// arrive on the returned receiver (app keys).
+    pub fn new(
+        management: Arc<Cluster>,
+        client: kube::Client,
+        namespace: &str,
+        shutdown: CancellationToken,
+    ) -> (Registry, UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = shutdown.child_token();
+        let (cache, drifted) = LiveCache::with_cancel(client.clone(), cancel.child_token());
+        forward(drifted, tx.clone());
+        let management = Arc::new(Connected {
+            name: IN_CLUSTER_NAME.into(),
+            server: IN_CLUSTER_SERVER.into(),
+            cluster: management,
+            cache,
+            verdicts: Arc::new(Verdicts::default()),
+            cancel,
+        });
+        let registry = Registry {
+            management,
+            client,
+            namespace: namespace.to_owned(),
+            inner: Arc::new(tokio::sync::Mutex::new(Inner {
+                entries: HashMap::new(),
+                listed_at: None,
+            })),
+            states: Arc::new(Mutex::new(BTreeMap::new())),
+            drift: tx,
+            shutdown,
+        };
+        registry.watch_secrets();
+        (registry, rx)
+    }
+
+    /// Re-reads the cluster Secrets every few seconds; a cluster added, changed (rotated
+    /// credentials) or removed gets its apps refreshed, so they use the new credentials at once.
+    fn watch_secrets(&self) {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = registry.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(SECRETS_TTL) => {}
+                }
+                let changed = {
+                    let mut inner = registry.inner.lock().await;
+                    registry.relist(&mut inner).await
+                };
+                for (name, server) in changed {
+                    let _ = registry
+                        .drift
+                        .send(format!("{CLUSTER_CHANGE}{name} {server}"));
+                }
+            }
+        });
+    }
+
+    /// The management cluster.
+    pub fn management(&self) -> &Arc<Connected> {
+        &self.management
+    }
+
+    /// The cluster an app's destination names (by server or by name), connected.
+    pub async fn resolve(
+        &self,
+        server: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Arc<Connected>, ResolveError> {
+        let server = server
+            .map(|s| s.trim().trim_end_matches('/'))
+            .filter(|s| !s.is_empty());
+        let name = name.map(str::trim).filter(|s| !s.is_empty());
+        if server.is_none_or(|s| s == IN_CLUSTER_SERVER)
+            && name.is_none_or(|n| n == IN_CLUSTER_NAME)
+        {
+            return Ok(self.management.clone());
+        }
+        let wanted = server.or(name).unwrap_or_default().to_owned();
+        let mut inner = self.inner.lock().await;
+        if inner.listed_at.is_none_or(|t| t.elapsed() > SECRETS_TTL) {
+            self.relist(&mut inner).await;
+        }
+        let key = inner
+            .entries
+            .iter()
+            .find(|(_, e)| {
+                server.is_some_and(|s| e.spec.server == s) || name.is_some_and(|n| e.spec.name == n)
+            })
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| ResolveError::NotRegistered(wanted.clone()))?;
+        let Some(entry) = inner.entries.get_mut(&key) else {
+            return Err(ResolveError::NotRegistered(wanted));
+        };
+        if let Some(c) = &entry.connected {
+            return Ok(c.clone());
+        }
+        if entry.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Err(unreachable(&entry.spec, &entry.state.message));
+        }
+        match self.connect(&entry.spec).await {
+            Ok(connected) => {
+                entry.state = state(&entry.spec, Ok(connected.cluster.version()));
+                entry.connected = Some(connected.clone());
+                entry.retry_at = None;
+                self.record(&entry.state);
+                Ok(connected)
+            }
+            Err(message) => {
+                entry.state = state(&entry.spec, Err(&message));
+                entry.retry_at = Some(Instant::now() + RETRY_AFTER);
+                self.record(&entry.state);
+                Err(unreachable(&entry.spec, &message))
+            }
+        }
+    }
+
+    /// The connection state of every registered cluster (the management cluster first).
+    pub fn states(&self) -> Vec<ConnectionState> {
+        let mut out = vec![ConnectionState {
+            name: IN_CLUSTER_NAME.into(),
+            server: IN_CLUSTER_SERVER.into(),
+            status: "Successful".into(),
+            version: self.management.cluster.version().map(String::from),
+            ..Default::default()
+        }];
+        out.extend(lock(&self.states).values().cloned());
+        out
+    }
+
+    /// Whether the cluster is known to be unreachable now (its last probe failed).
+    pub fn is_down(&self, name: &str) -> Option<String> {
+        lock(&self.states)
+            .get(name)
+            .filter(|s| s.status != "Successful")
+            .map(|s| s.message.clone())
+    }
+
+    fn record(&self, s: &ConnectionState) {
+        lock(&self.states).insert(s.name.clone(), s.clone());
+    }
+
+    /// Reads the cluster Secrets again: new ones are added, removed ones dropped, and one whose
+    /// data changed (rotated credentials) is connected again with them.
+    async fn relist(&self, inner: &mut Inner) -> Vec<(String, String)> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
+        let secrets = match api.list(&params).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                warn!(error = %e, "cannot list cluster Secrets; keeping the clusters known");
+                return Vec::new();
+            }
+        };
+        inner.listed_at = Some(Instant::now());
+        let mut seen = Vec::new();
+        let mut changes = Vec::new();
+        for secret in secrets {
+            let secret_name = secret.metadata.name.clone().unwrap_or_default();
+            let data: BTreeMap<String, String> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .chain(secret.string_data.unwrap_or_default())
+                .collect();
+            let spec = match ClusterSpec::from_secret_data(&data) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(secret = %secret_name, error = %e, "a cluster Secret is not usable");
+                    continue;
+                }
+            };
+            seen.push(secret_name.clone());
+            let changed = inner
+                .entries
+                .get(&secret_name)
+                .is_none_or(|e| e.spec.fingerprint != spec.fingerprint);
+            if changed {
+                info!(cluster = %spec.name, server = %spec.server, "cluster registered or changed");
+                changes.push((spec.name.clone(), spec.server.clone()));
+                if let Some(old) = inner
+                    .entries
+                    .get(&secret_name)
+                    .and_then(|e| e.connected.clone())
+                {
+                    old.cancel.cancel();
+                }
+                inner.entries.insert(
+                    secret_name,
+                    Entry {
+                        state: ConnectionState {
+                            name: spec.name.clone(),
+                            server: spec.server.clone(),
+                            status: "Unknown".into(),
+                            ..Default::default()
+                        },
+                        spec,
+                        connected: None,
+                        retry_at: None,
+                    },
+                );
+            }
+        }
+        inner.entries.retain(|k, e| {
+            let keep = seen.contains(k);
+            if !keep {
+                if let Some(c) = &e.connected {
+                    c.cancel.cancel();
+                }
+                changes.push((e.spec.name.clone(), e.spec.server.clone()));
+            }
+            keep
+        });
+        let names: Vec<String> = inner
+            .entries
+            .values()
+            .map(|e| e.spec.name.clone())
+            .collect();
+        lock(&self.states).retain(|n, _| names.contains(n));
+        changes
+    }
+
+    async fn connect(&self, spec: &ClusterSpec) -> Result<Arc<Connected>, String> {
+        let client = spec.client().await?;
+        let cluster = Cluster::connect(client.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let cancel = self.shutdown.child_token();
+        let (cache, drifted) = LiveCache::with_cancel(client, cancel.child_token());
+        forward(drifted, self.drift.clone());
+        let connected = Arc::new(Connected {
+            name: spec.name.clone(),
+            server: spec.server.clone(),
+            cluster: Arc::new(cluster),
+            cache,
+            verdicts: Arc::new(Verdicts::default()),
+            cancel,
+        });
+        self.probe(connected.clone());
+        Ok(connected)
+    }
+
+    /// Probes a connected cluster until shutdown, recording when it goes down or comes back;
+    /// each change is sent as the cluster's name on `changes`.
+    fn probe(&self, connected: Arc<Connected>) {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let mut was_up = true;
+            loop {
+                tokio::select! {
+                    _ = connected.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(PROBE_EVERY) => {}
+                }
+                let spec_state = |result: Result<Option<&str>, &str>| ConnectionState {
+                    name: connected.name.clone(),
+                    server: connected.server.clone(),
+                    ..state_of(result)
+                };
+                let up = match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    connected.cluster.client().apiserver_version(),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => {
+                        registry.record(&spec_state(Ok(connected.cluster.version())));
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        registry.record(&spec_state(Err(&e.to_string())));
+                        false
+                    }
+                    Err(_) => {
+                        registry.record(&spec_state(Err("no answer within 5 s")));
+                        false
+                    }
+                };
+                if up != was_up {
+                    warn!(cluster = %connected.name, up, "cluster connection changed");
+                    // Every app of the cluster is refreshed: the worker maps this to them.
+                    let _ = registry.drift.send(format!(
+                        "{CLUSTER_CHANGE}{} {}",
+                        connected.name, connected.server
+                    ));
+                }
+                was_up = up;
+            }
+        });
+    }
+}
+
+fn unreachable(spec: &ClusterSpec, message: &str) -> ResolveError {
+    ResolveError::Unreachable {
+        name: spec.name.clone(),
+        server: spec.server.clone(),
+        message: message.to_owned(),
+    }
+}
+
+fn state(spec: &ClusterSpec, result: Result<Option<&str>, &str>) -> ConnectionState {
+    ConnectionState {
+        name: spec.name.clone(),
+        server: spec.server.clone(),
+        ..state_of(result)
+    }
+}
+
+fn state_of(result: Result<Option<&str>, &str>) -> ConnectionState {
+    let now = crate::event::now_rfc3339();
+    match result {
+        Ok(version) => ConnectionState {
+            status: "Successful".into(),
+            version: version.map(String::from),
+            last_contact: Some(now),
+            ..Default::default()
+        },
+        Err(message) => ConnectionState {
+            status: "Failed".into(),
+            message: message.to_owned(),
+            ..Default::default()
+        },
+    }
+}
+
+/// Passes one cache's notifications into the registry's single channel.
+fn forward(mut from: UnboundedReceiver<String>, to: UnboundedSender<String>) {
+    tokio::spawn(async move {
+        while let Some(app) = from.recv().await {
+            if to.send(app).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,276 @@
+//! Many clusters from one control plane: a second sandbox (TLS and a token) registered as an Argo
+//! CD cluster Secret, read unchanged; its apps sync; when it stops only its apps turn Unknown with
+//! the reason; rotated credentials in the Secret are used without a restart.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use capstan::sandbox::{Sandbox, SandboxOptions};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn second_sandbox(
+    listen: std::net::SocketAddr,
+    token: &str,
+    state: &std::path::Path,
+) -> Sandbox {
+    Sandbox::start(SandboxOptions {
+        listen,
+        tls: true,
+        token: Some(token.into()),
+        state_file: Some(state.to_path_buf()),
+        ready_delay: Duration::from_millis(100),
+    })
+    .await
+    .expect("second sandbox starts")
+}
+
+/// Applies the Argo CD cluster Secret for `sandbox` (name `second`) in the control namespace.
+async fn register(app: &TestApp, sandbox: &Sandbox, token: &str) {
+    let ca = sandbox.ca_pem().expect("a TLS sandbox has a CA");
+    let config = json!({"bearerToken": token, "tlsClientConfig": {"insecure": false,
+        "caData": base64::engine::general_purpose::STANDARD.encode(ca)}});
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cluster-second", "namespace": APP_NAMESPACE,
+            "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "type": "Opaque",
+        "stringData": {"name": "second", "server": sandbox.url(), "config": config.to_string()},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(app.kube.clone(), APP_NAMESPACE)
+        .patch(
+            "cluster-second",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("cluster Secret applied");
+}
+
+fn condition(a: &Value, kind: &str) -> String {
+    a["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_on_a_second_cluster_sync_and_only_they_fail_while_it_is_down() {
+    let app = spawn_app(Options::default()).await;
+    let state = app.data_dir.path().join("second-sandbox.json");
+    let second = second_sandbox("127.0.0.1:0".parse().expect("addr"), "token-one", &state).await;
+    let listen: std::net::SocketAddr = second
+        .url()
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the sandbox's address");
+    let server = second.url().to_owned();
+    register(&app, &second, "token-one").await;
+
+    app.repo
+        .write("local/config.yaml", &config_map("here", "one"));
+    app.repo
+        .write("remote/config.yaml", &config_map("there", "one"));
+    let first = app.repo.commit("one app per cluster");
+    assert_eq!(
+        app.create_app("local", "local", Some(true)).await.status(),
+        201
+    );
+    let remote = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "remote", "targetRevision": "main" },
+        "destination": { "server": server, "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    });
+    assert_eq!(app.create_app_with("remote", remote).await.status(), 201);
+    for name in ["local", "remote"] {
+        app.wait_app(name, 60, "Synced", |a| {
+            sync_of(a) == ("Synced".into(), first.clone())
+        })
+        .await;
+    }
+    let there: Api<ConfigMap> = Api::namespaced(second.client(), "default");
+    assert!(
+        there
+            .get_opt("there")
+            .await
+            .expect("second answers")
+            .is_some(),
+        "applied to the second cluster"
+    );
+    assert!(
+        app.config_map("there").await.is_none(),
+        "not to the management cluster"
+    );
+    // By name too: an app whose destination is `name: second`.
+    let by_name = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "remote", "targetRevision": "main" },
+        "destination": { "name": "second", "namespace": "default" },
+    });
+    assert_eq!(app.create_app_with("by-name", by_name).await.status(), 201);
+    // It compares against the second cluster, where `remote` already owns the object.
+    let shared = app
+        .wait_app("by-name", 60, "compared on the second cluster", |a| {
+            sync_of(a).1 == first && !condition(a, "SharedResourceWarning").is_empty()
+        })
+        .await;
+    assert!(
+        condition(&shared, "SharedResourceWarning").contains("capstan/remote"),
+        "{}",
+        condition(&shared, "SharedResourceWarning")
+    );
+
+    // The second cluster stops: its apps turn Unknown with the reason; the local app still syncs.
+    second.shutdown().await;
+    let down = app
+        .wait_app("remote", 60, "Unknown with the reason", |a| {
+            sync_of(a).0 == "Unknown"
+                && condition(a, "ComparisonError").contains("cannot be reached")
+        })
+        .await;
+    assert!(
+        condition(&down, "ComparisonError").contains("second"),
+        "{}",
+        condition(&down, "ComparisonError")
+    );
+    app.repo
+        .write("local/config.yaml", &config_map("here", "two"));
+    let second_commit = app
+        .repo
+        .commit("local changes while the second cluster is down");
+    assert_eq!(
+        app.push_webhook(&second_commit, Some(""), None)
+            .await
+            .status(),
+        202
+    );
+    app.wait_app("local", 30, "the local app synced the new commit", |a| {
+        sync_of(a) == ("Synced".into(), second_commit.clone())
+    })
+    .await;
+
+    // It comes back (same address) with a new CA and a rotated token, put in the Secret: the
+    // remote app heals without a restart of Capstan.
+    let second = second_sandbox(listen, "token-two", &state).await;
+    register(&app, &second, "token-two").await;
+    app.wait_app("remote", 60, "Synced again", |a| {
+        sync_of(a) == ("Synced".into(), second_commit.clone())
+            && condition(a, "ComparisonError").is_empty()
+    })
+    .await;
+    let there: Api<ConfigMap> = Api::namespaced(second.client(), "default");
+    assert!(there.get_opt("there").await.expect("answers").is_some());
+}
+
+/// Repository credentials from Argo CD Secrets, read unchanged: a repository the configuration has
+/// no credentials for fails to fetch until a `repository` Secret for it (or a `repo-creds`
+/// template for its prefix) exists, then syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_credentials_come_from_argo_cd_secrets() {
+    let app = spawn_app(Options::default()).await;
+    let private = crate::common::git::TestRepo::named("private");
+    private.write("app/config.yaml", &config_map("private-config", "x"));
+    let commit = private.commit("private app");
+    let other = crate::common::git::TestRepo::named("other");
+    other.write("app/config.yaml", &config_map("other-config", "y"));
+    other.commit("other app");
+    // Both repositories under one server root, behind credentials only the Secrets carry.
+    let root = tempfile::tempdir().expect("tempdir");
+    for repo in [&private, &other] {
+        let status = std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(repo.path())
+            .arg(root.path().join(repo.name()))
+            .status()
+            .expect("git clone");
+        assert!(status.success());
+    }
+    let server =
+        crate::common::git_http::GitHttpServer::start(root.path(), Some(("argo", "first")));
+    let spec = |name: &str| {
+        json!({
+            "project": "default",
+            "source": { "repoURL": server.url_for(name), "path": "app", "targetRevision": "main" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+            "syncPolicy": { "automated": { "prune": true } },
+        })
+    };
+    assert_eq!(
+        app.create_app_with("private", spec("private"))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("private", 60, "a fetch error without credentials", |a| {
+        !condition(a, "ComparisonError").is_empty()
+    })
+    .await;
+
+    let secrets: Api<Secret> = Api::namespaced(app.kube.clone(), APP_NAMESPACE);
+    let apply = |name: &str, kind: &str, url: String, password: &str| {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": APP_NAMESPACE,
+                "labels": {"argocd.argoproj.io/secret-type": kind}},
+            "stringData": {"url": url, "username": "argo", "password": password, "type": "git"},
+        }))
+        .expect("secret");
+        let secrets = secrets.clone();
+        let name = name.to_owned();
+        async move {
+            secrets
+                .patch(
+                    &name,
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .expect("secret applied");
+        }
+    };
+    apply(
+        "repo-private",
+        "repository",
+        server.url_for("private"),
+        "first",
+    )
+    .await;
+    // Secrets are re-read every few seconds; a refresh (as the poller's) then fetches with them.
+    refresh_until(&app, "private", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    assert!(app.config_map("private-config").await.is_some());
+
+    // A template for the server's prefix serves the other repository.
+    let prefix = server.url_for("").trim_end_matches('/').to_owned();
+    apply("creds-all", "repo-creds", prefix, "first").await;
+    assert_eq!(
+        app.create_app_with("other", spec("other")).await.status(),
+        201
+    );
+    refresh_until(&app, "other", |a| sync_of(a).0 == "Synced").await;
+    assert!(app.config_map("other-config").await.is_some());
+}
+
+/// Asks for a refresh every second until `check` holds (at most 60 s).
+async fn refresh_until(app: &TestApp, name: &str, check: impl Fn(&Value) -> bool) {
+    for _ in 0..60 {
+        if check(&app.get_app(name).await) {
+            return;
+        }
+        app.refresh_app(name).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!(
+        "{name} never got there: {}",
+        app.get_app(name).await["status"]
+    );
+}
