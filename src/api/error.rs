@@ -253,3 +253,66 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         req.method()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn answer(e: ApiError) -> (u16, serde_json::Value) {
+        let resp = e.error_response();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().try_into_bytes().unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("a JSON error body"),
+        )
+    }
+
+    #[test]
+    fn every_answer_carries_a_documented_reason_matching_its_status() {
+        let cluster = |code: u16| {
+            ApiError::Store(StoreError::Kube(kube::Error::Api(
+                kube::core::Status::failure("refused", "AlreadyExists")
+                    .with_code(code)
+                    .boxed(),
+            )))
+        };
+        for (error, status, reason) in [
+            (cluster(409), 409, "conflict"),
+            (cluster(403), 403, "forbidden"),
+            (cluster(0), 502, "bad_gateway"),
+            (
+                ApiError::Store(StoreError::CrdNotEstablished),
+                503,
+                "unavailable",
+            ),
+            (
+                ApiError::Store(StoreError::NotFound("app".into())),
+                404,
+                "not_found",
+            ),
+            (
+                ApiError::Webhook(WebhookError::BadPayload("x".into())),
+                400,
+                "webhook_bad_payload",
+            ),
+            (
+                ApiError::Unauthorized("missing bearer token".into()),
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Internal("bug".into()), 500, "internal"),
+        ] {
+            let (code, body) = answer(error);
+            assert_eq!(
+                (code, body["reason"].as_str()),
+                (status, Some(reason)),
+                "{body}"
+            );
+            assert_eq!(body["code"], status);
+            assert!(REASONS.contains(&reason), "{reason} is in REASONS");
+        }
+    }
+}
