@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::openapi::{ApplicationDoc, ApplicationList, QueuedJob, StatusAnswer};
 use crate::domain::names::{check_label, check_subdomain};
 use crate::domain::{AppKey, RepoUrl};
 use crate::job::{Cause, CauseSource, Job, JobKind, ResourceSelector, SyncRequest};
@@ -56,6 +57,13 @@ pub struct JobQuery {
 }
 
 /// Every Application Capstan honours, with spec and status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications",
+    tag = "applications",
+    responses((status = 200, description = "Every Application Capstan honours: `{\"items\": [Application]}`", body = ApplicationList)),
+    security(("bearer" = []))
+)]
 pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<Application> = state
         .store
@@ -68,6 +76,14 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
 }
 
 /// One Application, read fresh from the cluster.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{namespace}/{name}",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    responses((status = 200, description = "The Application with spec and status", body = ApplicationDoc), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated,
     path: AppPath,
@@ -111,6 +127,14 @@ pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), ApiError> {
 }
 
 /// Creates an Application; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications",
+    tag = "applications",
+    request_body(content = ApplicationDoc, description = "An Application document", content_type = "application/json"),
+    responses((status = 201, description = "The created Application", body = ApplicationDoc), (status = 400, description = "Malformed JSON", body = crate::api::error::ErrorBody), (status = 403, description = "The project does not allow it", body = crate::api::error::ErrorBody), (status = 409, description = "It already exists", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 415, description = "Not JSON", body = crate::api::error::ErrorBody), (status = 422, description = "Not an acceptable Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn create(
     _auth: Authenticated,
     body: web::Json<serde_json::Value>,
@@ -124,6 +148,14 @@ pub async fn create(
 }
 
 /// Deletes an Application (the resources it applied stay, as with Argo CD's non-cascading delete).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/applications/{namespace}/{name}",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    responses((status = 200, description = "Deleted: `{\"status\": \"deleted\"}`", body = StatusAnswer), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     _auth: Authenticated,
     path: AppPath,
@@ -138,6 +170,14 @@ pub async fn delete(
 }
 
 /// Enqueues a refresh (`?hard=true` bypasses caches). A refresh never syncs by itself.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{namespace}/{name}/refresh",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application"), ("hard" = Option<bool>, Query, description = "Ignore the render cache"), ("prune" = Option<bool>, Query, description = "Also delete tracked objects that left Git")),
+    responses((status = 202, description = "A refresh was queued", body = QueuedJob), (status = 400, description = "Bad name or query", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn refresh(
     _auth: Authenticated,
     path: AppPath,
@@ -151,16 +191,21 @@ pub async fn refresh(
 const SYNC_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The optional body of a sync, as `argocd app sync` sends its options.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncBody {
+    /// Also delete tracked objects that left Git.
     #[serde(default)]
     prune: bool,
+    /// Compute and report, change nothing.
     #[serde(default)]
     dry_run: bool,
+    /// A commit, tag or branch to sync to instead of the target revision.
     #[serde(default)]
     revision: Option<String>,
+    /// Only these resources (a selective sync); empty means all.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::openapi::SyncResource>)]
     resources: Vec<ResourceSelector>,
 }
 
@@ -219,6 +264,15 @@ pub(super) fn check_revision(revision: &str) -> Result<(), ApiError> {
 
 /// Enqueues a sync (`?prune=true` also deletes tracked objects that left Git); an optional
 /// JSON body carries `prune`, `dryRun`, `revision` and `resources` (a selective sync).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{namespace}/{name}/sync",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application"), ("hard" = Option<bool>, Query, description = "Ignore the render cache"), ("prune" = Option<bool>, Query, description = "Also delete tracked objects that left Git")),
+    request_body(content = Option<SyncBody>, description = "Optional sync options; an empty body or `null` means none", content_type = "application/json"),
+    responses((status = 202, description = "A sync was queued", body = QueuedJob), (status = 400, description = "Bad name, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 409, description = "Another operation is in progress", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn sync(
     _auth: Authenticated,
     path: AppPath,

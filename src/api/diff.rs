@@ -34,6 +34,14 @@ pub struct ResourceDiff {
 }
 
 /// The app's diff: `modified` when any resource would change.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{namespace}/{name}/diff",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    responses((status = 200, description = "Per resource: the change, a unified diff and a JSON patch", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated,
     path: AppPath,

@@ -1,6 +1,7 @@
-//! The one way an error becomes an HTTP answer: `{"error": "<message>", "code": <status>}`.
+//! The one way an error becomes an HTTP answer:
+//! `{"error": "<message>", "code": <status>, "reason": "<machine-readable reason>"}`.
 //! Handlers, extractors and the route fallback all return [`ApiError`], so clients (the CLI reads
-//! `error`) see the same shape whatever failed.
+//! `error`) see the same shape whatever failed; the OpenAPI document names it `Error`.
 
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
@@ -59,6 +60,96 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The body of every error answer (schema `Error` of the OpenAPI document).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What failed, for people.
+    pub error: String,
+    /// The HTTP status code, repeated so that a logged body keeps it.
+    pub code: u16,
+    /// Why, for programs: stable across releases, unlike `error`.
+    #[schema(example = "not_found")]
+    pub reason: String,
+}
+
+/// Every `reason` an error can carry, for the OpenAPI document's enum.
+pub const REASONS: &[&str] = &[
+    "bad_request",
+    "invalid_name",
+    "unprocessable",
+    "not_found",
+    "forbidden",
+    "conflict",
+    "unauthorized",
+    "unsupported_media_type",
+    "payload_too_large",
+    "timeout",
+    "webhook_unauthorized",
+    "webhook_unknown_provider",
+    "webhook_unsupported_content_type",
+    "webhook_bad_payload",
+    "webhook_bad_secret",
+    "unavailable",
+    "bad_gateway",
+    "internal",
+];
+
+impl ApiError {
+    /// The stable machine-readable reason clients may branch on (one of [`REASONS`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadName(_) => "invalid_name",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Webhook(e) => match e {
+                WebhookError::Unauthorized(_) => "webhook_unauthorized",
+                WebhookError::UnknownProvider | WebhookError::UnknownProviderName(_) => {
+                    "webhook_unknown_provider"
+                }
+                WebhookError::UnsupportedContentType => "webhook_unsupported_content_type",
+                WebhookError::BadPayload(_) => "webhook_bad_payload",
+                WebhookError::BadSecret(_) => "webhook_bad_secret",
+            },
+            ApiError::Store(StoreError::NotFound(_)) => "not_found",
+            ApiError::Store(StoreError::Invalid(_)) => "unprocessable",
+            // The cluster's status decides, as it does for the code.
+            ApiError::Store(StoreError::Kube(kube::Error::Api(_))) => {
+                reason_of_status(self.status_code())
+            }
+            ApiError::Store(StoreError::CrdNotEstablished) | ApiError::Queue(_) => "unavailable",
+            ApiError::Store(_) => "bad_gateway",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The reason for a status the cluster chose, so its 409 reads `conflict` like ours.
+fn reason_of_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        408 => "timeout",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        503 => "unavailable",
+        s if s >= 500 && s != 502 => "internal",
+        s if s < 500 => "bad_request",
+        _ => "bad_gateway",
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -96,8 +187,11 @@ impl ResponseError for ApiError {
             ApiError::Store(StoreError::Kube(kube::Error::Api(s))) => s.message.clone(),
             other => other.to_string(),
         };
-        let mut resp = HttpResponse::build(status)
-            .json(serde_json::json!({ "error": message, "code": status.as_u16() }));
+        let mut resp = HttpResponse::build(status).json(ErrorBody {
+            error: message,
+            code: status.as_u16(),
+            reason: self.reason().to_owned(),
+        });
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -158,4 +252,67 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         "no {} route at this path",
         req.method()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn answer(e: ApiError) -> (u16, serde_json::Value) {
+        let resp = e.error_response();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().try_into_bytes().unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("a JSON error body"),
+        )
+    }
+
+    #[test]
+    fn every_answer_carries_a_documented_reason_matching_its_status() {
+        let cluster = |code: u16| {
+            ApiError::Store(StoreError::Kube(kube::Error::Api(
+                kube::core::Status::failure("refused", "AlreadyExists")
+                    .with_code(code)
+                    .boxed(),
+            )))
+        };
+        for (error, status, reason) in [
+            (cluster(409), 409, "conflict"),
+            (cluster(403), 403, "forbidden"),
+            (cluster(0), 502, "bad_gateway"),
+            (
+                ApiError::Store(StoreError::CrdNotEstablished),
+                503,
+                "unavailable",
+            ),
+            (
+                ApiError::Store(StoreError::NotFound("app".into())),
+                404,
+                "not_found",
+            ),
+            (
+                ApiError::Webhook(WebhookError::BadPayload("x".into())),
+                400,
+                "webhook_bad_payload",
+            ),
+            (
+                ApiError::Unauthorized("missing bearer token".into()),
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Internal("bug".into()), 500, "internal"),
+        ] {
+            let (code, body) = answer(error);
+            assert_eq!(
+                (code, body["reason"].as_str()),
+                (status, Some(reason)),
+                "{body}"
+            );
+            assert_eq!(body["code"], status);
+            assert!(REASONS.contains(&reason), "{reason} is in REASONS");
+        }
+    }
 }

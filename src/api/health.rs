@@ -13,11 +13,23 @@ use super::ApiState;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = Object))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Ready when the queue can take messages and the management cluster answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "Ready", body = ReadyState), (status = 503, description = "The queue or the cluster does not answer", body = ReadyState))
+)]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let probed = state
         .readiness
@@ -35,9 +47,11 @@ pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 /// What the last readiness probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReadyState {
+    /// The queue takes messages.
     pub queue: bool,
+    /// The management cluster answers.
     pub cluster: bool,
 }
 

@@ -13,6 +13,14 @@ use crate::store::Application;
 use crate::store::application::RevisionHistory;
 
 /// The deployments of an Application, newest first, as `argocd app history` lists them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{namespace}/{name}/history",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    responses((status = 200, description = "Deployment history, newest first: `{\"history\": [...]}`", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn list(
     _auth: Authenticated,
     path: AppPath,
@@ -34,17 +42,29 @@ fn newest_first(app: &Application) -> Vec<RevisionHistory> {
 }
 
 /// The body of a rollback.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackBody {
+    /// The history entry whose revision to return to.
     id: i64,
+    /// Also delete tracked objects that left Git.
     #[serde(default)]
     prune: bool,
+    /// Compute and report, change nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
 /// Queues a sync back to the revision of history entry `id`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{namespace}/{name}/rollback",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    request_body(content = RollbackBody, content_type = "application/json"),
+    responses((status = 202, description = "A sync to the entry's revision was queued", body = crate::api::openapi::QueuedJob), (status = 400, description = "Bad name or body", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application or history entry", body = crate::api::error::ErrorBody), (status = 409, description = "Rollback refused (automated sync on, or an operation running)", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn rollback(
     _auth: Authenticated,
     path: AppPath,

@@ -33,6 +33,14 @@ pub(super) async fn destination(
 }
 
 /// The rendered objects with the revisions and tools that produced them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{namespace}/{name}/manifests",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application"), ("hard" = Option<bool>, Query, description = "Ignore the render cache")),
+    responses((status = 200, description = "The rendered manifests and render warnings", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 422, description = "The source does not render", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated,
     path: AppPath,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod manifests;
 pub mod metrics;
+pub mod openapi;
 pub mod operation;
 pub mod projects;
 pub mod tree;
@@ -15,6 +16,7 @@ pub mod webhook;
 
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use actix_web::web;
 
 use crate::cluster::Cluster;
@@ -47,75 +49,217 @@ pub struct ApiState {
     pub manifests: Arc<crate::manifests::Manifests>,
 }
 
-/// Mounts every route; `with_api` is false for a worker-only process (health endpoints only).
+/// One route the server mounts: the single table both [`configure`] and the OpenAPI checks read.
+pub struct RouteSpec {
+    /// The HTTP method.
+    pub method: Method,
+    /// The full path as actix matches it (`{name}` segments), which is also the OpenAPI path.
+    pub path: &'static str,
+    /// The scope whose extractor limits apply to it.
+    pub scope: RouteScope,
+    /// Attaches the handler to a route that already carries the method guard.
+    pub to: fn(actix_web::Route) -> actix_web::Route,
+}
+
+/// Where a route is mounted; each scope has its own body limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteScope {
+    /// Health and metrics, served by worker-only processes too.
+    Probes,
+    /// `/api/openapi.json`.
+    Document,
+    /// `/api/webhook`, with the webhook body limits.
+    Webhook,
+    /// `/api/v1/applications…`.
+    Applications,
+    /// `/api/v1/projects…`.
+    Projects,
+}
+
+const APPLICATIONS: &str = "/api/v1/applications";
+const PROJECTS: &str = "/api/v1/projects";
+
+/// Every route the server can mount, in the order it mounts them.
+pub static ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        method: Method::GET,
+        path: "/healthz",
+        scope: RouteScope::Probes,
+        to: |r| r.to(health::healthz),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/readyz",
+        scope: RouteScope::Probes,
+        to: |r| r.to(health::readyz),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/metrics",
+        scope: RouteScope::Probes,
+        to: |r| r.to(metrics::scrape),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/openapi.json",
+        scope: RouteScope::Document,
+        to: |r| r.to(openapi::serve),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/webhook",
+        scope: RouteScope::Webhook,
+        to: |r| r.to(webhook::receive),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::list),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/applications",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::create),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications/{namespace}/{name}",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::get),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/applications/{namespace}/{name}",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::delete),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/applications/{namespace}/{name}/refresh",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::refresh),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/applications/{namespace}/{name}/sync",
+        scope: RouteScope::Applications,
+        to: |r| r.to(applications::sync),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications/{namespace}/{name}/manifests",
+        scope: RouteScope::Applications,
+        to: |r| r.to(manifests::get),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications/{namespace}/{name}/diff",
+        scope: RouteScope::Applications,
+        to: |r| r.to(diff::get),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications/{namespace}/{name}/history",
+        scope: RouteScope::Applications,
+        to: |r| r.to(history::list),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/applications/{namespace}/{name}/rollback",
+        scope: RouteScope::Applications,
+        to: |r| r.to(history::rollback),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/applications/{namespace}/{name}/operation",
+        scope: RouteScope::Applications,
+        to: |r| r.to(operation::terminate),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/applications/{namespace}/{name}/resource-tree",
+        scope: RouteScope::Applications,
+        to: |r| r.to(tree::get),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/projects",
+        scope: RouteScope::Projects,
+        to: |r| r.to(projects::list),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/projects",
+        scope: RouteScope::Projects,
+        to: |r| r.to(projects::create),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/projects/{name}",
+        scope: RouteScope::Projects,
+        to: |r| r.to(projects::get),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/projects/{name}",
+        scope: RouteScope::Projects,
+        to: |r| r.to(projects::delete),
+    },
+];
+
+/// The routes of one scope, with paths relative to `prefix`.
+fn scoped(
+    scope: RouteScope,
+    prefix: &str,
+) -> impl Iterator<Item = (&'static str, actix_web::Route)> {
+    ROUTES
+        .iter()
+        .filter(move |r| r.scope == scope)
+        .map(move |r| {
+            let rel = r.path.strip_prefix(prefix).unwrap_or(r.path);
+            (rel, (r.to)(web::route().method(r.method.clone())))
+        })
+}
+
+/// Mounts every route of [`ROUTES`]; `with_api` is false for a worker-only process (health
+/// endpoints only).
 pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, with_api: bool) {
     cfg.app_data(web::JsonConfig::default().error_handler(error::json_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .default_service(web::to(error::not_found))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::scrape));
+        .default_service(web::to(error::not_found));
+    for (path, route) in scoped(RouteScope::Probes, "") {
+        cfg.route(path, route);
+    }
     if !with_api {
         return;
     }
-    cfg.service(
-        web::resource("/api/webhook")
-            .app_data(web::PayloadConfig::new(webhook_limits.max_body_bytes))
-            .app_data(webhook_limits)
-            .route(web::post().to(webhook::receive)),
-    )
-    .service(
-        web::scope("/api/v1/applications")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(4 * 1024 * 1024)
-                    .error_handler(error::json_error),
-            )
-            .route("", web::get().to(applications::list))
-            .route("", web::post().to(applications::create))
-            .route("/{namespace}/{name}", web::get().to(applications::get))
-            .route(
-                "/{namespace}/{name}",
-                web::delete().to(applications::delete),
-            )
-            .route(
-                "/{namespace}/{name}/refresh",
-                web::post().to(applications::refresh),
-            )
-            .route(
-                "/{namespace}/{name}/sync",
-                web::post().to(applications::sync),
-            )
-            .route(
-                "/{namespace}/{name}/manifests",
-                web::get().to(manifests::get),
-            )
-            .route("/{namespace}/{name}/diff", web::get().to(diff::get))
-            .route("/{namespace}/{name}/history", web::get().to(history::list))
-            .route(
-                "/{namespace}/{name}/rollback",
-                web::post().to(history::rollback),
-            )
-            .route(
-                "/{namespace}/{name}/operation",
-                web::delete().to(operation::terminate),
-            )
-            .route(
-                "/{namespace}/{name}/resource-tree",
-                web::get().to(tree::get),
-            ),
-    )
-    .service(
-        web::scope("/api/v1/projects")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(1024 * 1024)
-                    .error_handler(error::json_error),
-            )
-            .route("", web::get().to(projects::list))
-            .route("", web::post().to(projects::create))
-            .route("/{name}", web::get().to(projects::get))
-            .route("/{name}", web::delete().to(projects::delete)),
+    for (path, route) in scoped(RouteScope::Document, "") {
+        cfg.route(path, route);
+    }
+    let mut webhook = web::resource("/api/webhook")
+        .app_data(web::PayloadConfig::new(webhook_limits.max_body_bytes))
+        .app_data(webhook_limits);
+    for (_, route) in scoped(RouteScope::Webhook, "/api/webhook") {
+        webhook = webhook.route(route);
+    }
+    let mut apps = web::scope(APPLICATIONS).app_data(
+        web::JsonConfig::default()
+            .limit(4 * 1024 * 1024)
+            .error_handler(error::json_error),
     );
+    for (path, route) in scoped(RouteScope::Applications, APPLICATIONS) {
+        apps = apps.route(path, route);
+    }
+    let mut projects = web::scope(PROJECTS).app_data(
+        web::JsonConfig::default()
+            .limit(1024 * 1024)
+            .error_handler(error::json_error),
+    );
+    for (path, route) in scoped(RouteScope::Projects, PROJECTS) {
+        projects = projects.route(path, route);
+    }
+    cfg.service(webhook).service(apps).service(projects);
 }

@@ -17,6 +17,13 @@ pub struct ProjectPath {
 }
 
 /// Every project of the control namespace.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    responses((status = 200, description = "Every AppProject: `{\"items\": [AppProject]}`", body = crate::api::openapi::ProjectList)),
+    security(("bearer" = []))
+)]
 pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<AppProject> = state
         .tenancy
@@ -29,6 +36,14 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
 }
 
 /// One project.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    params(("name" = String, Path, description = "Name of the AppProject")),
+    responses((status = 200, description = "The AppProject", body = crate::api::openapi::ProjectDoc), (status = 404, description = "No such project", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated,
     path: web::Path<ProjectPath>,
@@ -45,6 +60,14 @@ pub async fn get(
 }
 
 /// Creates a project in the control namespace; Argo CD documents (`argoproj.io/v1alpha1`) are converted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    request_body(content = crate::api::openapi::ProjectDoc, description = "An AppProject document", content_type = "application/json"),
+    responses((status = 201, description = "The created AppProject", body = crate::api::openapi::ProjectDoc), (status = 400, description = "Malformed JSON", body = crate::api::error::ErrorBody), (status = 409, description = "It already exists", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 415, description = "Not JSON", body = crate::api::error::ErrorBody), (status = 422, description = "Not an acceptable AppProject", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn create(
     _auth: Authenticated,
     body: web::Json<serde_json::Value>,
@@ -56,6 +79,14 @@ pub async fn create(
 }
 
 /// Deletes a project no Application uses any more (as Argo CD refuses to orphan apps).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    params(("name" = String, Path, description = "Name of the AppProject")),
+    responses((status = 200, description = "Deleted: `{\"status\": \"deleted\"}`", body = crate::api::openapi::StatusAnswer), (status = 404, description = "No such project", body = crate::api::error::ErrorBody), (status = 409, description = "Applications still use the project", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     _auth: Authenticated,
     path: web::Path<ProjectPath>,

@@ -55,6 +55,14 @@ pub struct ParentRef {
 }
 
 /// The tree of the Application at `path`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{namespace}/{name}/resource-tree",
+    tag = "applications",
+    params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
+    responses((status = 200, description = "The live objects the Application owns and their children: `{\"nodes\": [...]}`", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     _auth: Authenticated,
     path: AppPath,

@@ -79,6 +79,13 @@ fn content_encoding(req: &HttpRequest) -> Option<String> {
 }
 
 /// Receives one delivery from any Git host. 202 means the event is in the queue (confirmed).
+#[utoipa::path(
+    post,
+    path = "/api/webhook",
+    tag = "webhooks",
+    request_body(content = Object, description = "A push event of GitHub, GitLab, Gitea, Bitbucket or Azure DevOps; the event header names the host", content_type = "application/json"),
+    responses((status = 200, description = "Understood but ignored (or a redelivery)", body = Object), (status = 202, description = "Queued for the applications it concerns", body = Object), (status = 400, description = "Unknown Git host or bad payload", body = crate::api::error::ErrorBody), (status = 401, description = "Bad signature or token (reason `webhook_unauthorized`)", body = crate::api::error::ErrorBody), (status = 408, description = "Body not sent in time", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 415, description = "Not JSON", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody))
+)]
 pub async fn receive(
     req: HttpRequest,
     body: WebhookBody,
