@@ -52,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: ProjCommand,
     },
+    /// Manage the clusters apps can target (Argo CD cluster Secrets) through the REST API.
+    Cluster {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
     Webhook(cli::webhook::WebhookArgs),
     /// Publish a trigger (this ref of this repository moved) to the configured RabbitMQ.
@@ -253,6 +260,42 @@ enum ProjCommand {
     Delete { name: String },
 }
 
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Register a cluster (stored as an Argo CD cluster Secret in the control namespace).
+    Add {
+        name: String,
+        /// The cluster's API server URL (positional: `--server` is Capstan's own address).
+        #[arg(value_name = "SERVER")]
+        api_server: String,
+        /// A file holding a bearer token.
+        #[arg(long, conflicts_with_all = ["cert", "key"])]
+        token_file: Option<PathBuf>,
+        /// A client certificate (PEM), with --key.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// The client certificate's key (PEM).
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// The CA that signed the server's certificate (PEM).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Skip verifying the server's certificate (never for production).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// List clusters: server, name, version, connection state, apps.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Show one cluster (JSON).
+    Get { name: String },
+    /// Remove a cluster's registration.
+    Rm { name: String },
+}
+
 #[derive(clap::Args)]
 struct SandboxArgs {
     /// Address to listen on (port 0 picks one and prints it).
@@ -377,6 +420,45 @@ async fn run() -> anyhow::Result<()> {
                 ));
             }
             service.run_until_stopped().await
+        }
+        Command::Cluster { conn, command } => {
+            let client = connect(conn, &data_dir)?;
+            let out = match command {
+                ClusterCommand::Add {
+                    name,
+                    api_server,
+                    token_file,
+                    cert,
+                    key,
+                    ca,
+                    insecure,
+                } => {
+                    let body = cli::cluster::NewCluster {
+                        name: &name,
+                        server: &api_server,
+                        token_file: token_file.as_deref(),
+                        cert: cert.as_deref(),
+                        key: key.as_deref(),
+                        ca: ca.as_deref(),
+                        insecure,
+                    }
+                    .body()
+                    .map_err(|e| anyhow::Error::new(cli::ExitError::new(2, format!("{e:#}"))))?;
+                    client.add_cluster(&body).await?
+                }
+                ClusterCommand::List { output } => {
+                    let answer = client.list_clusters().await?;
+                    if output == "table" {
+                        print!("{}", cli::cluster::cluster_table(&answer));
+                        return Ok(());
+                    }
+                    answer
+                }
+                ClusterCommand::Get { name } => client.get_cluster(&name).await?,
+                ClusterCommand::Rm { name } => client.remove_cluster(&name).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
         }
         Command::Proj { conn, command } => {
             let client = connect(conn, &data_dir)?;

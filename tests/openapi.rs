@@ -259,14 +259,34 @@ fn cli_calls() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "shop"}]
         }
     });
+    // What `capstan cluster add` really sends (files read, base64 as Argo CD keeps it).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (token, ca) = (dir.path().join("token"), dir.path().join("ca.pem"));
+    std::fs::write(&token, "t0k3n\n").expect("token");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("ca");
+    let cluster = capstan::cli::cluster::NewCluster {
+        name: "prod",
+        server: "https://10.0.0.1:6443",
+        token_file: Some(&token),
+        cert: None,
+        key: None,
+        ca: Some(&ca),
+        insecure: false,
+    }
+    .body()
+    .expect("cluster add body");
     vec![
+        ("GET", "/api/v1/clusters", None),           // list_clusters
+        ("GET", "/api/v1/clusters/prod", None),      // get_cluster
+        ("POST", "/api/v1/clusters", Some(cluster)), // add_cluster
+        ("DELETE", "/api/v1/clusters/prod", None),   // remove_cluster
         ("POST", "/api/v1/applications", Some(application)), // create
-        ("POST", "/api/v1/projects", Some(project)),         // create_project
-        ("GET", "/api/v1/projects", None),                   // list_projects
-        ("GET", "/api/v1/projects/shop", None),              // get_project
-        ("DELETE", "/api/v1/projects/shop", None),           // delete_project
-        ("GET", "/api/v1/applications", None),               // list
-        ("GET", "/api/v1/applications/capstan/web", None),   // get, wait
+        ("POST", "/api/v1/projects", Some(project)), // create_project
+        ("GET", "/api/v1/projects", None),           // list_projects
+        ("GET", "/api/v1/projects/shop", None),      // get_project
+        ("DELETE", "/api/v1/projects/shop", None),   // delete_project
+        ("GET", "/api/v1/applications", None),       // list
+        ("GET", "/api/v1/applications/capstan/web", None), // get, wait
         ("POST", "/api/v1/applications/capstan/web/refresh", None), // action "refresh"
         (
             "POST",

@@ -2,6 +2,7 @@
 
 pub mod applications;
 pub mod auth;
+pub mod clusters;
 pub mod diff;
 pub mod error;
 pub mod health;
@@ -74,10 +75,13 @@ pub enum RouteScope {
     Applications,
     /// `/api/v1/projects…`.
     Projects,
+    /// `/api/v1/clusters…`.
+    Clusters,
 }
 
 const APPLICATIONS: &str = "/api/v1/applications";
 const PROJECTS: &str = "/api/v1/projects";
+const CLUSTERS: &str = "/api/v1/clusters";
 
 /// Every route the server can mount, in the order it mounts them.
 pub static ROUTES: &[RouteSpec] = &[
@@ -207,6 +211,30 @@ pub static ROUTES: &[RouteSpec] = &[
         scope: RouteScope::Projects,
         to: |r| r.to(projects::delete),
     },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/clusters",
+        scope: RouteScope::Clusters,
+        to: |r| r.to(clusters::list),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/clusters",
+        scope: RouteScope::Clusters,
+        to: |r| r.to(clusters::create),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/clusters/{name}",
+        scope: RouteScope::Clusters,
+        to: |r| r.to(clusters::get),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/clusters/{name}",
+        scope: RouteScope::Clusters,
+        to: |r| r.to(clusters::delete),
+    },
 ];
 
 /// The routes of one scope, with paths relative to `prefix`.
@@ -261,5 +289,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Projects, PROJECTS) {
         projects = projects.route(path, route);
     }
-    cfg.service(webhook).service(apps).service(projects);
+    let mut clusters = web::scope(CLUSTERS).app_data(
+        web::JsonConfig::default()
+            .limit(1024 * 1024)
+            .error_handler(error::json_error),
+    );
+    for (path, route) in scoped(RouteScope::Clusters, CLUSTERS) {
+        clusters = clusters.route(path, route);
+    }
+    cfg.service(webhook)
+        .service(apps)
+        .service(projects)
+        .service(clusters);
 }

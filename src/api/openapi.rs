@@ -14,7 +14,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, REASONS};
 use super::{
-    applications, diff, health, history, manifests, metrics, operation, projects, tree, webhook,
+    applications, clusters, diff, health, history, manifests, metrics, operation, projects, tree,
+    webhook,
 };
 use crate::store::{AppProject, Application};
 
@@ -47,12 +48,17 @@ use crate::store::{AppProject, Application};
         projects::create,
         projects::get,
         projects::delete,
+        clusters::list,
+        clusters::create,
+        clusters::get,
+        clusters::delete,
     ),
     components(schemas(ErrorBody, ApplicationDoc, ProjectDoc)),
     modifiers(&BearerScheme),
     tags(
         (name = "applications", description = "Applications: CRUD and operations"),
         (name = "projects", description = "AppProjects"),
+        (name = "clusters", description = "Target clusters (Argo CD cluster Secrets)"),
         (name = "webhooks", description = "Git host push events"),
         (name = "health", description = "Probes and metrics"),
         (name = "meta", description = "This document"),

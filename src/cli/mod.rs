@@ -3,6 +3,7 @@
 pub mod app;
 pub mod app_view;
 pub mod client_config;
+pub mod cluster;
 pub mod docs;
 pub mod project_view;
 pub mod render;

@@ -218,6 +218,47 @@ impl Registry {
         }
     }
 
+    /// Every registered cluster with its connection state, connecting those not tried yet (the
+    /// management cluster first).
+    pub async fn list(&self) -> Vec<ConnectionState> {
+        let names: Vec<String> = {
+            let mut inner = self.inner.lock().await;
+            if inner.listed_at.is_none_or(|t| t.elapsed() > SECRETS_TTL) {
+                self.relist(&mut inner).await;
+            }
+            inner
+                .entries
+                .values()
+                .map(|e| e.spec.name.clone())
+                .collect()
+        };
+        for name in &names {
+            // Connects (or records why it cannot); the state is what is listed.
+            let _ = self.resolve(None, Some(name)).await;
+        }
+        let mut out = vec![ConnectionState {
+            name: IN_CLUSTER_NAME.into(),
+            server: IN_CLUSTER_SERVER.into(),
+            status: "Successful".into(),
+            version: self.management.cluster.version().map(String::from),
+            ..Default::default()
+        }];
+        let inner = self.inner.lock().await;
+        let mut rest: Vec<ConnectionState> = inner
+            .entries
+            .values()
+            .map(|e| {
+                lock(&self.states)
+                    .get(&e.spec.name)
+                    .cloned()
+                    .unwrap_or_else(|| e.state.clone())
+            })
+            .collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(rest);
+        out
+    }
+
     /// The connection state of every registered cluster (the management cluster first).
     pub fn states(&self) -> Vec<ConnectionState> {
         let mut out = vec![ConnectionState {

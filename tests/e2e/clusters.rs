@@ -274,3 +274,87 @@ async fn refresh_until(app: &TestApp, name: &str, check: impl Fn(&Value) -> bool
         app.get_app(name).await["status"]
     );
 }
+
+/// `capstan cluster add/list/rm` against a running server: the second cluster registered from
+/// files (token and CA) syncs an app; the list shows its version, state and app count; removing
+/// it makes its app an InvalidSpecError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_cli_adds_lists_and_removes_clusters() {
+    let app = spawn_app(Options::default()).await;
+    let state = app.data_dir.path().join("third.json");
+    let third = second_sandbox("127.0.0.1:0".parse().expect("addr"), "cli-token", &state).await;
+    let token = app.data_dir.path().join("token");
+    let ca = app.data_dir.path().join("ca.pem");
+    std::fs::write(&token, "cli-token\n").expect("token file");
+    std::fs::write(&ca, third.ca_pem().expect("ca")).expect("ca file");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args([
+                "cluster",
+                "--server",
+                &app.address,
+                "--token",
+                &app.api_token,
+            ])
+            .args(args)
+            .output()
+            .expect("capstan runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = cli(&[
+        "add",
+        "third",
+        third.url(),
+        "--token-file",
+        &token.display().to_string(),
+        "--ca",
+        &ca.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, _) = cli(&["add", "third", third.url()]);
+    assert_eq!(code, Some(1), "a taken name is refused");
+
+    app.repo
+        .write("remote/config.yaml", &config_map("on-third", "x"));
+    let commit = app.repo.commit("an app for the third cluster");
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "remote", "targetRevision": "main" },
+        "destination": { "name": "third", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    });
+    assert_eq!(app.create_app_with("on-third", spec).await.status(), 201);
+    app.wait_app("on-third", 60, "Synced on the third cluster", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    let (code, stdout, stderr) = cli(&["list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("third"))
+        .unwrap_or_else(|| panic!("not listed:\n{stdout}"));
+    assert!(
+        line.contains(third.url()) && line.contains("Successful"),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with('1'), "one app targets it: {line}");
+    assert!(stdout.lines().any(|l| l.contains("in-cluster")), "{stdout}");
+
+    let (code, _, stderr) = cli(&["rm", "third"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    app.refresh_app("on-third").await;
+    app.wait_app(
+        "on-third",
+        60,
+        "InvalidSpecError once the cluster is gone",
+        |a| condition(a, "InvalidSpecError").contains("not a registered cluster"),
+    )
+    .await;
+    let (code, _, _) = cli(&["rm", "third"]);
+    assert_eq!(code, Some(1), "removing it twice is a 404");
+}

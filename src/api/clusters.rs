@@ -1,0 +1,258 @@
+//! `/api/v1/clusters`: the clusters apps can target, with their connection state; adding one
+//! writes an Argo CD cluster Secret in the control namespace (what `argocd cluster add` writes),
+//! so Capstan and Argo CD read the same registration.
+
+use actix_web::{HttpResponse, web};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde::{Deserialize, Serialize};
+
+use super::ApiState;
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::cluster::credentials::SECRET_TYPE_LABEL;
+use crate::cluster::registry::{ConnectionState, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+use crate::domain::names::check_subdomain;
+
+/// A cluster as listed: its connection state and how many apps target it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    pub name: String,
+    pub server: String,
+    /// `Successful`, `Failed` or `Unknown`.
+    pub status: String,
+    pub message: String,
+    pub version: Option<String>,
+    pub last_contact: Option<String>,
+    /// Applications whose destination is this cluster.
+    pub apps: usize,
+}
+
+/// A cluster to register, with Argo CD's credential fields.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewCluster {
+    pub name: String,
+    pub server: String,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Base64 of the CA's PEM.
+    #[serde(default)]
+    pub ca_data: Option<String>,
+    /// Base64 of the client certificate's PEM.
+    #[serde(default)]
+    pub cert_data: Option<String>,
+    /// Base64 of the client key's PEM.
+    #[serde(default)]
+    pub key_data: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// Path parameter naming one cluster.
+#[derive(Deserialize)]
+pub struct ClusterPath {
+    name: String,
+}
+
+fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
+    let apps = state
+        .store
+        .list()
+        .iter()
+        .filter(|a| {
+            let d = &a.spec.destination;
+            let server = d.server.as_deref().map(|s| s.trim_end_matches('/'));
+            let in_cluster = s.name == IN_CLUSTER_NAME
+                && server.is_none_or(|x| x.is_empty())
+                && d.name.as_deref().is_none_or(|x| x.is_empty());
+            in_cluster
+                || server == Some(s.server.as_str())
+                || d.name.as_deref() == Some(s.name.as_str())
+        })
+        .count();
+    ClusterInfo {
+        name: s.name,
+        server: s.server,
+        status: s.status,
+        message: s.message,
+        version: s.version,
+        last_contact: s.last_contact,
+        apps,
+    }
+}
+
+/// Every cluster, the management cluster first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    responses((status = 200, description = "`{\"items\": [ClusterInfo]}`")),
+    security(("bearer" = []))
+)]
+pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+    let items: Vec<ClusterInfo> = state
+        .clusters
+        .list()
+        .await
+        .into_iter()
+        .map(|s| info(&state, s))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "items": items }))
+}
+
+/// One cluster by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters/{name}",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Name of the cluster")),
+    responses((status = 200, description = "The cluster", body = ClusterInfo), (status = 404, description = "No such cluster", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    _auth: Authenticated,
+    path: web::Path<ClusterPath>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let found = state
+        .clusters
+        .list()
+        .await
+        .into_iter()
+        .find(|s| s.name == path.name)
+        .ok_or_else(|| ApiError::NotFound(format!("cluster {} not found", path.name)))?;
+    Ok(HttpResponse::Ok().json(info(&state, found)))
+}
+
+fn secrets(state: &ApiState) -> Api<Secret> {
+    Api::namespaced(
+        state.cluster.client().clone(),
+        state.tenancy.control_namespace(),
+    )
+}
+
+fn secret_name(cluster: &str) -> String {
+    format!("cluster-{cluster}")
+}
+
+/// Registers a cluster (an Argo CD cluster Secret `cluster-<name>`); 409 when the name is taken.
+#[utoipa::path(
+    post,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    request_body = NewCluster,
+    responses((status = 201, description = "Registered", body = ClusterInfo), (status = 409, description = "The name is taken", body = crate::api::error::ErrorBody), (status = 422, description = "Unusable", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    _auth: Authenticated,
+    body: web::Json<NewCluster>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let c = body.into_inner();
+    check_subdomain("name", &c.name)?;
+    if c.name == IN_CLUSTER_NAME || c.server.trim_end_matches('/') == IN_CLUSTER_SERVER {
+        return Err(ApiError::Conflict("in-cluster is always registered".into()));
+    }
+    if state.clusters.list().await.iter().any(|s| s.name == c.name) {
+        return Err(ApiError::Conflict(format!("cluster {} exists", c.name)));
+    }
+    let mut tls = serde_json::json!({"insecure": c.insecure});
+    for (k, v) in [
+        ("caData", &c.ca_data),
+        ("certData", &c.cert_data),
+        ("keyData", &c.key_data),
+    ] {
+        if let Some(v) = v {
+            tls[k] = v.clone().into();
+        }
+    }
+    let mut config = serde_json::json!({"tlsClientConfig": tls});
+    if let Some(t) = &c.bearer_token {
+        config["bearerToken"] = t.clone().into();
+    }
+    let data: std::collections::BTreeMap<String, String> = [
+        ("name".to_string(), c.name.clone()),
+        ("server".to_string(), c.server.clone()),
+        ("config".to_string(), config.to_string()),
+        ("namespaces".to_string(), c.namespaces.join(",")),
+    ]
+    .into();
+    // The same parser the worker uses: what is refused here would be refused there.
+    crate::cluster::credentials::ClusterSpec::from_secret_data(&data)
+        .map_err(ApiError::Unprocessable)?;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": secret_name(&c.name), "labels": {SECRET_TYPE_LABEL: "cluster"}},
+        "type": "Opaque",
+        "stringData": data,
+    }))
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    secrets(&state)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => {
+                ApiError::Conflict(format!("cluster {} exists", c.name))
+            }
+            other => ApiError::Unprocessable(other.to_string()),
+        })?;
+    Ok(HttpResponse::Created().json(ClusterInfo {
+        name: c.name,
+        server: c.server,
+        status: "Unknown".into(),
+        message: String::new(),
+        version: None,
+        last_contact: None,
+        apps: 0,
+    }))
+}
+
+/// Removes a cluster: the cluster Secrets with that name (its apps turn InvalidSpecError).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/clusters/{name}",
+    tag = "clusters",
+    params(("name" = String, Path, description = "Name of the cluster")),
+    responses((status = 200, description = "Removed"), (status = 404, description = "No such cluster", body = crate::api::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    _auth: Authenticated,
+    path: web::Path<ClusterPath>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let api = secrets(&state);
+    let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
+    let list = api
+        .list(&params)
+        .await
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let mut removed = 0;
+    for s in list.items {
+        let named = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get("name"))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .or_else(|| s.string_data.as_ref().and_then(|d| d.get("name")).cloned());
+        if named.as_deref() == Some(path.name.as_str())
+            && let Some(n) = s.metadata.name
+        {
+            api.delete(&n, &DeleteParams::default())
+                .await
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        return Err(ApiError::NotFound(format!(
+            "cluster {} not found",
+            path.name
+        )));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "removed", "name": path.name})))
+}
