@@ -233,14 +233,10 @@ pub async fn delete(
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let mut removed = 0;
     for s in list.items {
-        let named = s
-            .data
-            .as_ref()
-            .and_then(|d| d.get("name"))
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .or_else(|| s.string_data.as_ref().and_then(|d| d.get("name")).cloned());
+        let secret_name = s.metadata.name.clone();
+        let named = crate::cluster::credentials::secret_data(s).remove("name");
         if named.as_deref() == Some(path.name.as_str())
-            && let Some(n) = s.metadata.name
+            && let Some(n) = secret_name
         {
             api.delete(&n, &DeleteParams::default())
                 .await

@@ -183,6 +183,17 @@ impl ClusterSpec {
     }
 }
 
+/// A Secret's `data` (decoded) and `stringData`, as the text values Argo CD's keys hold.
+pub fn secret_data(secret: k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .chain(secret.string_data.unwrap_or_default())
+        .collect()
+}
+
 fn fingerprint(data: &BTreeMap<String, String>) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();

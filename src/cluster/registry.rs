@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::Cluster;
 use super::cache::LiveCache;
-use super::credentials::{ClusterSpec, SECRET_TYPE_LABEL};
+use super::credentials::{ClusterSpec, SECRET_TYPE_LABEL, secret_data};
 use crate::sync::Verdicts;
 
 /// The destination server that means "the management cluster".
@@ -259,19 +259,6 @@ impl Registry {
         out
     }
 
-    /// The connection state of every registered cluster (the management cluster first).
-    pub fn states(&self) -> Vec<ConnectionState> {
-        let mut out = vec![ConnectionState {
-            name: IN_CLUSTER_NAME.into(),
-            server: IN_CLUSTER_SERVER.into(),
-            status: "Successful".into(),
-            version: self.management.cluster.version().map(String::from),
-            ..Default::default()
-        }];
-        out.extend(lock(&self.states).values().cloned());
-        out
-    }
-
     /// Whether the cluster is known to be unreachable now (its last probe failed).
     pub fn is_down(&self, name: &str) -> Option<String> {
         lock(&self.states)
@@ -301,13 +288,7 @@ impl Registry {
         let mut changes = Vec::new();
         for secret in secrets {
             let secret_name = secret.metadata.name.clone().unwrap_or_default();
-            let data: BTreeMap<String, String> = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .chain(secret.string_data.unwrap_or_default())
-                .collect();
+            let data = secret_data(secret);
             let spec = match ClusterSpec::from_secret_data(&data) {
                 Ok(s) => s,
                 Err(e) => {

@@ -60,13 +60,7 @@ async fn read(api: &Api<Secret>) -> Option<GitCredentials> {
     let mut out = GitCredentials::new();
     for secret in secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();
-        let data: BTreeMap<String, String> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .chain(secret.string_data.unwrap_or_default())
-            .collect();
+        let data = crate::cluster::credentials::secret_data(secret);
         match credentials_of(&data) {
             Ok(Some((url, creds))) => {
                 if let Err(e) = out.add(&url, creds) {
