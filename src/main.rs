@@ -59,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Manage repository credentials (Argo CD repository Secrets) through the REST API.
+    Repo {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
     /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
     Webhook(cli::webhook::WebhookArgs),
     /// Publish a trigger (this ref of this repository moved) to the configured RabbitMQ.
@@ -296,6 +303,33 @@ enum ClusterCommand {
     Rm { name: String },
 }
 
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Register credentials for a repository (or, with --template, for every URL under it).
+    Add {
+        url: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// A file holding the password (or a token used as password).
+        #[arg(long, conflicts_with = "token_file")]
+        password_file: Option<PathBuf>,
+        /// A file holding a bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// A credential template (`repo-creds`): URL is a prefix.
+        #[arg(long)]
+        template: bool,
+    },
+    /// List registered repositories and templates (never their secrets).
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Remove registered credentials by NAME (as listed) or URL.
+    Rm { name_or_url: String },
+}
+
 #[derive(clap::Args)]
 struct SandboxArgs {
     /// Address to listen on (port 0 picks one and prints it).
@@ -456,6 +490,50 @@ async fn run() -> anyhow::Result<()> {
                 }
                 ClusterCommand::Get { name } => client.get_cluster(&name).await?,
                 ClusterCommand::Rm { name } => client.remove_cluster(&name).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Repo { conn, command } => {
+            let client = connect(conn, &data_dir)?;
+            let out = match command {
+                RepoCommand::Add {
+                    url,
+                    username,
+                    password_file,
+                    token_file,
+                    template,
+                } => {
+                    let body = cli::repo::new_repository(
+                        &url,
+                        username.as_deref(),
+                        password_file.as_deref(),
+                        token_file.as_deref(),
+                        template,
+                    )
+                    .map_err(|e| anyhow::Error::new(cli::ExitError::new(2, format!("{e:#}"))))?;
+                    client.add_repository(&body).await?
+                }
+                RepoCommand::List { output } => {
+                    let answer = client.list_repositories().await?;
+                    if output == "table" {
+                        print!("{}", cli::repo::repository_table(&answer));
+                        return Ok(());
+                    }
+                    answer
+                }
+                RepoCommand::Rm { name_or_url } => {
+                    let listed = client.list_repositories().await?;
+                    let name = listed["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["url"] == name_or_url.as_str())
+                        .and_then(|r| r["name"].as_str())
+                        .map(String::from)
+                        .unwrap_or(name_or_url);
+                    client.remove_repository(&name).await?
+                }
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

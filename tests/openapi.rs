@@ -275,18 +275,31 @@ fn cli_calls() -> Vec<(&'static str, &'static str, Option<Value>)> {
     }
     .body()
     .expect("cluster add body");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "hunter2\n").expect("password");
+    let repository = capstan::cli::repo::new_repository(
+        "https://git.example/shop.git",
+        Some("ci"),
+        Some(&password),
+        None,
+        false,
+    )
+    .expect("repo add body");
     vec![
-        ("GET", "/api/v1/clusters", None),           // list_clusters
-        ("GET", "/api/v1/clusters/prod", None),      // get_cluster
-        ("POST", "/api/v1/clusters", Some(cluster)), // add_cluster
-        ("DELETE", "/api/v1/clusters/prod", None),   // remove_cluster
+        ("GET", "/api/v1/clusters", None),                  // list_clusters
+        ("GET", "/api/v1/clusters/prod", None),             // get_cluster
+        ("POST", "/api/v1/clusters", Some(cluster)),        // add_cluster
+        ("DELETE", "/api/v1/clusters/prod", None),          // remove_cluster
+        ("GET", "/api/v1/repositories", None),              // list_repositories
+        ("POST", "/api/v1/repositories", Some(repository)), // add_repository
+        ("DELETE", "/api/v1/repositories/repo-0123abcd", None), // remove_repository
         ("POST", "/api/v1/applications", Some(application)), // create
-        ("POST", "/api/v1/projects", Some(project)), // create_project
-        ("GET", "/api/v1/projects", None),           // list_projects
-        ("GET", "/api/v1/projects/shop", None),      // get_project
-        ("DELETE", "/api/v1/projects/shop", None),   // delete_project
-        ("GET", "/api/v1/applications", None),       // list
-        ("GET", "/api/v1/applications/capstan/web", None), // get, wait
+        ("POST", "/api/v1/projects", Some(project)),        // create_project
+        ("GET", "/api/v1/projects", None),                  // list_projects
+        ("GET", "/api/v1/projects/shop", None),             // get_project
+        ("DELETE", "/api/v1/projects/shop", None),          // delete_project
+        ("GET", "/api/v1/applications", None),              // list
+        ("GET", "/api/v1/applications/capstan/web", None),  // get, wait
         ("POST", "/api/v1/applications/capstan/web/refresh", None), // action "refresh"
         (
             "POST",

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operation;
 pub mod projects;
+pub mod repositories;
 pub mod tree;
 pub mod webhook;
 
@@ -77,11 +78,14 @@ pub enum RouteScope {
     Projects,
     /// `/api/v1/clusters…`.
     Clusters,
+    /// `/api/v1/repositories…`.
+    Repositories,
 }
 
 const APPLICATIONS: &str = "/api/v1/applications";
 const PROJECTS: &str = "/api/v1/projects";
 const CLUSTERS: &str = "/api/v1/clusters";
+const REPOSITORIES: &str = "/api/v1/repositories";
 
 /// Every route the server can mount, in the order it mounts them.
 pub static ROUTES: &[RouteSpec] = &[
@@ -235,6 +239,24 @@ pub static ROUTES: &[RouteSpec] = &[
         scope: RouteScope::Clusters,
         to: |r| r.to(clusters::delete),
     },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/repositories",
+        scope: RouteScope::Repositories,
+        to: |r| r.to(repositories::list),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/repositories",
+        scope: RouteScope::Repositories,
+        to: |r| r.to(repositories::create),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/repositories/{name}",
+        scope: RouteScope::Repositories,
+        to: |r| r.to(repositories::delete),
+    },
 ];
 
 /// The routes of one scope, with paths relative to `prefix`.
@@ -297,8 +319,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Clusters, CLUSTERS) {
         clusters = clusters.route(path, route);
     }
+    let mut repositories = web::scope(REPOSITORIES).app_data(
+        web::JsonConfig::default()
+            .limit(1024 * 1024)
+            .error_handler(error::json_error),
+    );
+    for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
+        repositories = repositories.route(path, route);
+    }
     cfg.service(webhook)
         .service(apps)
         .service(projects)
-        .service(clusters);
+        .service(clusters)
+        .service(repositories);
 }

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, REASONS};
 use super::{
-    applications, clusters, diff, health, history, manifests, metrics, operation, projects, tree,
-    webhook,
+    applications, clusters, diff, health, history, manifests, metrics, operation, projects,
+    repositories, tree, webhook,
 };
 use crate::store::{AppProject, Application};
 
@@ -52,6 +52,9 @@ use crate::store::{AppProject, Application};
         clusters::create,
         clusters::get,
         clusters::delete,
+        repositories::list,
+        repositories::create,
+        repositories::delete,
     ),
     components(schemas(ErrorBody, ApplicationDoc, ProjectDoc)),
     modifiers(&BearerScheme),
@@ -59,6 +62,7 @@ use crate::store::{AppProject, Application};
         (name = "applications", description = "Applications: CRUD and operations"),
         (name = "projects", description = "AppProjects"),
         (name = "clusters", description = "Target clusters (Argo CD cluster Secrets)"),
+        (name = "repositories", description = "Repository credentials (Argo CD repository Secrets)"),
         (name = "webhooks", description = "Git host push events"),
         (name = "health", description = "Probes and metrics"),
         (name = "meta", description = "This document"),

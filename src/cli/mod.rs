@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod docs;
 pub mod project_view;
 pub mod render;
+pub mod repo;
 pub mod table;
 pub mod trigger;
 pub mod webhook;

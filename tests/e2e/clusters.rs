@@ -358,3 +358,75 @@ async fn the_cluster_cli_adds_lists_and_removes_clusters() {
     let (code, _, _) = cli(&["rm", "third"]);
     assert_eq!(code, Some(1), "removing it twice is a 404");
 }
+
+/// `capstan repo add/list/rm`: credentials registered from a file reach the fetch, the list never
+/// shows them, and removing them removes the Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repo_cli_adds_lists_and_removes_credentials() {
+    let app = spawn_app(Options::default()).await;
+    let private = crate::common::git::TestRepo::named("vault");
+    private.write("app/config.yaml", &config_map("vault-config", "x"));
+    let commit = private.commit("vault app");
+    let root = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(private.path())
+        .arg(root.path().join("vault"))
+        .status()
+        .expect("git clone");
+    assert!(status.success());
+    let server =
+        crate::common::git_http::GitHttpServer::start(root.path(), Some(("robot", "pa55word")));
+    let password = app.data_dir.path().join("repo-password");
+    std::fs::write(&password, "pa55word\n").expect("password file");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["repo", "--server", &app.address, "--token", &app.api_token])
+            .args(args)
+            .output()
+            .expect("capstan runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let url = server.url_for("vault");
+    let (code, _, stderr) = cli(&[
+        "add",
+        &url,
+        "--username",
+        "robot",
+        "--password-file",
+        &password.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, _) = cli(&["list"]);
+    assert_eq!(code, Some(0));
+    let line = stdout.lines().find(|l| l.contains(&url)).expect("listed");
+    assert!(
+        line.contains("repository") && line.contains("robot") && line.contains("set"),
+        "{line}"
+    );
+    assert!(
+        !stdout.contains("pa55word"),
+        "the password is never listed: {stdout}"
+    );
+
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    });
+    assert_eq!(app.create_app_with("vault", spec).await.status(), 201);
+    refresh_until(&app, "vault", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+
+    let (code, _, stderr) = cli(&["rm", &url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, stdout, _) = cli(&["list"]);
+    assert!(!stdout.contains(&url), "{stdout}");
+}
