@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
@@ -128,13 +128,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(info(&state, found)))
 }
 
-fn secrets(state: &ApiState) -> Api<Secret> {
-    Api::namespaced(
-        state.cluster.client().clone(),
-        state.tenancy.control_namespace(),
-    )
-}
-
 fn secret_name(cluster: &str) -> String {
     format!("cluster-{cluster}")
 }
@@ -191,7 +184,8 @@ pub async fn create(
         "stringData": data,
     }))
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    secrets(&state)
+    state
+        .control_secrets()
         .create(&PostParams::default(), &secret)
         .await
         .map_err(|e| match e {
@@ -225,7 +219,7 @@ pub async fn delete(
     path: web::Path<ClusterPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let api = secrets(&state);
+    let api = state.control_secrets();
     let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
     let list = api
         .list(&params)

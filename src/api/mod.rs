@@ -87,6 +87,17 @@ const PROJECTS: &str = "/api/v1/projects";
 const CLUSTERS: &str = "/api/v1/clusters";
 const REPOSITORIES: &str = "/api/v1/repositories";
 
+impl ApiState {
+    /// The Secrets of the control namespace, where clusters and repositories are registered
+    /// as Argo CD keeps them.
+    pub fn control_secrets(&self) -> kube::Api<k8s_openapi::api::core::v1::Secret> {
+        kube::Api::namespaced(
+            self.cluster.client().clone(),
+            self.tenancy.control_namespace(),
+        )
+    }
+}
+
 /// Every route the server can mount, in the order it mounts them.
 pub static ROUTES: &[RouteSpec] = &[
     RouteSpec {

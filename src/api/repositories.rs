@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -50,13 +50,6 @@ pub struct RepositoryPath {
     name: String,
 }
 
-fn secrets(state: &ApiState) -> Api<Secret> {
-    Api::namespaced(
-        state.cluster.client().clone(),
-        state.tenancy.control_namespace(),
-    )
-}
-
 /// Every repository Secret and credential template.
 #[utoipa::path(
     get,
@@ -71,7 +64,8 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params =
         ListParams::default().labels(&format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)"));
-    let list = secrets(&state)
+    let list = state
+        .control_secrets()
         .list(&params)
         .await
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -151,7 +145,8 @@ pub async fn create(
         "stringData": data,
     }))
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    secrets(&state)
+    state
+        .control_secrets()
         .create(&PostParams::default(), &secret)
         .await
         .map_err(|e| match e {
@@ -184,7 +179,7 @@ pub async fn delete(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     crate::domain::names::check_subdomain("name", &path.name)?;
-    let api = secrets(&state);
+    let api = state.control_secrets();
     let found = api
         .get_opt(&path.name)
         .await

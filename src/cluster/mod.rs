@@ -278,27 +278,6 @@ impl Cluster {
         }
     }
 
-    /// Every live object of `group/version/kind` (all namespaces) matching `label_selector`.
-    /// A kind the server no longer serves has none.
-    pub async fn list_labeled(
-        &self,
-        group: &str,
-        version: &str,
-        kind: &str,
-        label_selector: &str,
-    ) -> Result<Vec<Value>, ClusterError> {
-        let served = match self.served(group, version, kind).await {
-            Ok(s) => s,
-            Err(ClusterError::UnknownKind { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &served.resource);
-        let list = api
-            .list(&ListParams::default().labels(label_selector))
-            .await?;
-        Ok(typed_items(list.items, &served))
-    }
-
     /// Whether a namespaced kind; unknown kinds count as namespaced (the common case).
     pub async fn is_namespaced(
         &self,

@@ -56,8 +56,3 @@ pub fn compare(predicted: &Value, live: &Value, normalizer: &Normalizer) -> Obje
         normalized_predicted,
     }
 }
-
-/// Whether the dry-run result differs from the live object, with no rules.
-pub fn differs(predicted: &Value, live: &Value) -> bool {
-    compare(predicted, live, &Normalizer::default()).modified
-}

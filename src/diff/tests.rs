@@ -4,6 +4,11 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// Whether the dry-run result differs from the live object, with no rules.
+fn differs(predicted: &Value, live: &Value) -> bool {
+    compare(predicted, live, &Normalizer::default()).modified
+}
+
 fn deployment(name: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",

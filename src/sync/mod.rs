@@ -117,9 +117,7 @@ pub async fn compare(
     let mut labeled: BTreeMap<ObjectId, Value> = BTreeMap::new();
     for live in cache.objects_of(app) {
         if let Some(key) = ResourceKey::of(&live) {
-            // Parsed fresh for this read, so no copy is made.
-            let live = std::sync::Arc::try_unwrap(live).unwrap_or_else(|shared| (*shared).clone());
-            labeled.entry(key.object_id()).or_insert(live);
+            labeled.entry(key.object_id()).or_insert(owned(live));
         }
     }
 
@@ -129,9 +127,9 @@ pub async fn compare(
             Some(live) => Some(live),
             // A watched kind holds every labeled object, another app's too (a shared resource);
             // one it does not hold is not there yet.
-            None if watched.contains(&(key.group.clone(), key.kind.clone())) => cache
-                .get(&key.object_id())
-                .map(|v| std::sync::Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone())),
+            None if watched.contains(&(key.group.clone(), key.kind.clone())) => {
+                cache.get(&key.object_id()).map(owned)
+            }
             None => get_if_served(cluster, &key).await?,
         };
         let mut compared = Compared {
@@ -196,6 +194,12 @@ pub async fn compare(
         });
     }
     Ok(out)
+}
+
+/// A cached object as an owned value; the cache parses a fresh copy for each read, so this
+/// normally copies nothing.
+fn owned(v: std::sync::Arc<Value>) -> Value {
+    std::sync::Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone())
 }
 
 fn state(synced: bool) -> SyncState {

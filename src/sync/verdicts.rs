@@ -74,21 +74,6 @@ impl Verdicts {
         self.lock().insert(key.object_id(), verdict);
     }
 
-    /// Forgets everything (a hard refresh).
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
-    /// Objects with a remembered verdict.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Verdict>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
