@@ -269,7 +269,8 @@ enum ProjCommand {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Register a cluster (stored as an Argo CD cluster Secret in the control namespace).
+    /// Register a cluster (stored as an Argo CD cluster Secret in the control namespace; `Cluster`
+    /// objects applied with kubectl are listed too).
     Add {
         name: String,
         /// The cluster's API server URL (positional: `--server` is Capstan's own address).
@@ -291,10 +292,10 @@ enum ClusterCommand {
         #[arg(long)]
         insecure: bool,
     },
-    /// List clusters: server, name, version, connection state, apps.
+    /// List clusters: server, name, version, connection state, apps (wide: and where registered).
     List {
         /// Output format.
-        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "wide", "json"])]
         output: String,
     },
     /// Show one cluster (JSON).
@@ -482,8 +483,8 @@ async fn run() -> anyhow::Result<()> {
                 }
                 ClusterCommand::List { output } => {
                     let answer = client.list_clusters().await?;
-                    if output == "table" {
-                        print!("{}", cli::cluster::cluster_table(&answer));
+                    if output != "json" {
+                        print!("{}", cli::cluster::cluster_table(&answer, output == "wide"));
                         return Ok(());
                     }
                     answer

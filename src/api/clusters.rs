@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
@@ -13,6 +13,7 @@ use super::error::ApiError;
 use crate::cluster::credentials::SECRET_TYPE_LABEL;
 use crate::cluster::registry::{ConnectionState, IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use crate::domain::names::check_subdomain;
+use crate::store::cluster::ClusterObject;
 
 /// A cluster as listed: its connection state and how many apps target it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -20,6 +21,8 @@ use crate::domain::names::check_subdomain;
 pub struct ClusterInfo {
     pub name: String,
     pub server: String,
+    /// Where it is registered: `in-cluster`, `Secret/NAME` (Argo CD) or `Cluster/NAME`.
+    pub source: String,
     /// `Successful`, `Failed` or `Unknown`.
     pub status: String,
     pub message: String,
@@ -77,6 +80,7 @@ fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
     ClusterInfo {
         name: s.name,
         server: s.server,
+        source: s.source,
         status: s.status,
         message: s.message,
         version: s.version,
@@ -195,6 +199,7 @@ pub async fn create(
             other => ApiError::Unprocessable(other.to_string()),
         })?;
     Ok(HttpResponse::Created().json(ClusterInfo {
+        source: format!("Secret/{}", secret_name(&c.name)),
         name: c.name,
         server: c.server,
         status: "Unknown".into(),
@@ -205,7 +210,8 @@ pub async fn create(
     }))
 }
 
-/// Removes a cluster: the cluster Secrets with that name (its apps turn InvalidSpecError).
+/// Removes a cluster: the cluster Secrets and `Cluster` objects with that name (its apps turn
+/// InvalidSpecError); the Secret a `Cluster` object names is the user's and stays.
 #[utoipa::path(
     delete,
     path = "/api/v1/clusters/{name}",
@@ -233,6 +239,22 @@ pub async fn delete(
             && let Some(n) = secret_name
         {
             api.delete(&n, &DeleteParams::default())
+                .await
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            removed += 1;
+        }
+    }
+    let objects: Api<ClusterObject> = state.control_api();
+    let listed = match objects.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+        Err(e) => return Err(ApiError::Unprocessable(e.to_string())),
+    };
+    for o in listed {
+        let object_name = o.metadata.name.clone().unwrap_or_default();
+        if o.spec.name.as_deref().unwrap_or(&object_name) == path.name {
+            objects
+                .delete(&object_name, &DeleteParams::default())
                 .await
                 .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
             removed += 1;

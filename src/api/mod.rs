@@ -91,6 +91,15 @@ impl ApiState {
     /// The Secrets of the control namespace, where clusters and repositories are registered
     /// as Argo CD keeps them.
     pub fn control_secrets(&self) -> kube::Api<k8s_openapi::api::core::v1::Secret> {
+        self.control_api()
+    }
+
+    /// Objects of kind `K` in the control namespace.
+    pub fn control_api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
         kube::Api::namespaced(
             self.cluster.client().clone(),
             self.tenancy.control_namespace(),

@@ -80,15 +80,18 @@ impl NewCluster<'_> {
     }
 }
 
-/// `capstan cluster list` as `argocd cluster list`: SERVER, NAME, VERSION, STATUS, MESSAGE, APPS.
-pub fn cluster_table(answer: &Value) -> String {
+/// `capstan cluster list` as `argocd cluster list`: SERVER, NAME, VERSION, STATUS, MESSAGE, APPS;
+/// `wide` adds where each is registered (SOURCE).
+pub fn cluster_table(answer: &Value, wide: bool) -> String {
     let items = answer.get("items").and_then(Value::as_array);
     let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let mut rows = vec![header(&[
-        "SERVER", "NAME", "VERSION", "STATUS", "MESSAGE", "APPS",
-    ])];
+    let mut columns = vec!["SERVER", "NAME", "VERSION", "STATUS", "MESSAGE", "APPS"];
+    if wide {
+        columns.push("SOURCE");
+    }
+    let mut rows = vec![header(&columns)];
     for c in items.into_iter().flatten() {
-        rows.push(vec![
+        let mut row = vec![
             text(c, "server"),
             text(c, "name"),
             text(c, "version"),
@@ -98,7 +101,11 @@ pub fn cluster_table(answer: &Value) -> String {
                 .and_then(Value::as_u64)
                 .unwrap_or(0)
                 .to_string(),
-        ]);
+        ];
+        if wide {
+            row.push(text(c, "source"));
+        }
+        rows.push(row);
     }
     aligned(&rows)
 }
@@ -111,9 +118,17 @@ mod tests {
     fn the_cluster_table_lists_each_cluster_with_its_state() {
         let answer = json!({"items": [
             {"name": "in-cluster", "server": "https://kubernetes.default.svc", "status": "Successful", "version": "v1.33.0", "message": "", "apps": 2},
-            {"name": "prod", "server": "https://10.0.0.1:6443", "status": "Failed", "message": "connection refused", "apps": 1},
+            {"name": "prod", "server": "https://10.0.0.1:6443", "status": "Failed", "message": "connection refused", "apps": 1, "source": "Cluster/prod"},
         ]});
-        let table = cluster_table(&answer);
+        let table = cluster_table(&answer, false);
+        assert!(!table.contains("SOURCE"), "{table}");
+        let wide = cluster_table(&answer, true);
+        assert!(
+            wide.lines()
+                .next()
+                .is_some_and(|h| h.trim_end().ends_with("SOURCE")),
+            "{wide}"
+        );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("SERVER"), "{table}");
         assert!(

@@ -1,6 +1,6 @@
 //! How to reach a target cluster: read from an Argo CD cluster Secret (label
 //! `argocd.argoproj.io/secret-type: cluster`, keys `name`, `server`, `namespaces`, `config`),
-//! unchanged, and turned into a kube client.
+//! unchanged, or from a `Cluster` object and its Secret, and turned into a kube client.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::secret::{ExposeSecret, SecretString};
+use crate::store::cluster::ClusterObjectSpec;
 
 /// The label Argo CD marks cluster Secrets with, and its value.
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
@@ -139,6 +140,53 @@ impl ClusterSpec {
         Ok(spec)
     }
 
+    /// A cluster from a `Cluster` object and the (decoded) data of the Secret it names.
+    pub fn from_object(
+        object_name: &str,
+        spec: &ClusterObjectSpec,
+        secret: &BTreeMap<String, String>,
+    ) -> Result<ClusterSpec, String> {
+        let server = spec.server.trim().trim_end_matches('/').to_owned();
+        if server.is_empty() {
+            return Err("spec.server is empty".into());
+        }
+        let text = |key: &str| {
+            secret
+                .get(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let (cert, key) = (text("tls.crt"), text("tls.key"));
+        if cert.is_some() != key.is_some() {
+            return Err("the Secret has only one of tls.crt and tls.key".into());
+        }
+        let basic = match (text("username"), text("password")) {
+            (Some(u), Some(p)) => Some((u, SecretString::from(p))),
+            (None, None) => None,
+            _ => return Err("the Secret has only one of username and password".into()),
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&serde_json::to_string(spec).unwrap_or_default(), &mut h);
+        std::hash::Hash::hash(secret, &mut h);
+        Ok(ClusterSpec {
+            name: spec
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| object_name.to_owned()),
+            server,
+            namespaces: spec.namespaces.clone(),
+            bearer_token: text("token").map(SecretString::from),
+            basic,
+            ca_data: text("ca.crt").map(String::into_bytes),
+            cert_data: cert.map(String::into_bytes),
+            key_data: key.map(SecretString::from),
+            server_name: spec.tls_server_name.clone().filter(|s| !s.is_empty()),
+            insecure: spec.insecure,
+            fingerprint: std::hash::Hasher::finish(&h),
+        })
+    }
+
     /// A kube client for this cluster, configured as kubectl would be by the same kubeconfig.
     pub async fn client(&self) -> Result<kube::Client, String> {
         let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
@@ -238,6 +286,41 @@ mod tests {
         ]))
         .expect("parsed");
         assert_ne!(spec.fingerprint, rotated.fingerprint);
+    }
+
+    #[test]
+    fn a_cluster_object_takes_service_account_and_tls_secret_keys() {
+        let spec: ClusterObjectSpec = serde_json::from_value(serde_json::json!({
+            "server": "https://10.0.0.2:6443/", "tlsServerName": "api.edge"
+        }))
+        .expect("spec");
+        let secret = data(&[
+            ("token", "abc\n"),
+            ("ca.crt", "-----BEGIN CERTIFICATE-----\n"),
+        ]);
+        let c = ClusterSpec::from_object("edge", &spec, &secret).expect("usable");
+        assert_eq!(
+            (c.name.as_str(), c.server.as_str()),
+            ("edge", "https://10.0.0.2:6443")
+        );
+        assert_eq!(
+            c.bearer_token.as_ref().map(|t| t.expose_secret()),
+            Some("abc")
+        );
+        assert_eq!(c.server_name.as_deref(), Some("api.edge"));
+        assert!(!c.insecure, "insecure only when set");
+        let rotated = data(&[
+            ("token", "def"),
+            ("ca.crt", "-----BEGIN CERTIFICATE-----\n"),
+        ]);
+        let r = ClusterSpec::from_object("edge", &spec, &rotated).expect("usable");
+        assert_ne!(c.fingerprint, r.fingerprint, "a rotated token is a change");
+        let half = data(&[("tls.crt", "cert")]);
+        assert!(
+            ClusterSpec::from_object("edge", &spec, &half)
+                .err()
+                .is_some_and(|e| e.contains("tls.key"))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Every cluster Capstan deploys to: the management cluster (always, as `in-cluster` /
-//! `https://kubernetes.default.svc`) and the clusters registered as Argo CD cluster Secrets in the
-//! control namespace, read unchanged. Each has its own client, live cache, dry-run verdicts and
+//! `https://kubernetes.default.svc`), the clusters registered as Argo CD cluster Secrets in the
+//! control namespace (read unchanged) and `Cluster` objects there. Each has its own client, live cache, dry-run verdicts and
 //! connection state; one that cannot be reached fails only its own apps.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::Cluster;
 use super::cache::LiveCache;
 use super::credentials::{ClusterSpec, SECRET_TYPE_LABEL, secret_data};
+use crate::store::cluster::ClusterObject;
 use crate::sync::Verdicts;
 
 /// The destination server that means "the management cluster".
@@ -32,6 +33,8 @@ pub const CLUSTER_CHANGE: &str = "cluster:";
 const SECRETS_TTL: Duration = Duration::from_secs(5);
 /// A cluster that could not be reached is tried again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// A cluster that has not answered a connect within this long is unreachable for now.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often connected clusters are probed.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
@@ -52,7 +55,9 @@ pub struct Connected {
 pub struct ConnectionState {
     pub name: String,
     pub server: String,
-    /// `Successful` or `Failed`.
+    /// Where it is registered: `in-cluster`, `Secret/NAME` or `Cluster/NAME`.
+    pub source: String,
+    /// `Successful`, `Failed` or `Unknown`.
     pub status: String,
     pub message: String,
     pub version: Option<String>,
@@ -64,9 +69,15 @@ pub struct ConnectionState {
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error(
-        "destination {0} is not a registered cluster (in-cluster, or an Argo CD cluster Secret in the control namespace)"
+        "destination {0} is not a registered cluster (in-cluster, a Cluster object or an Argo CD cluster Secret in the control namespace)"
     )]
     NotRegistered(String),
+    #[error("cluster {wanted} is registered by {source_name} but cannot be used: {reason}")]
+    Unusable {
+        wanted: String,
+        source_name: String,
+        reason: String,
+    },
     #[error("cluster {name} ({server}) cannot be reached: {message}")]
     Unreachable {
         name: String,
@@ -75,15 +86,33 @@ pub enum ResolveError {
     },
 }
 
+/// One registration: where it came from, what it says, and its connection.
 struct Entry {
     spec: ClusterSpec,
+    /// `Secret/NAME` or `Cluster/NAME`.
+    source: String,
+    /// Locked only by work on this cluster, so a slow connect never holds up another cluster.
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+}
+
+#[derive(Default)]
+struct Slot {
     connected: Option<Arc<Connected>>,
-    state: ConnectionState,
+    message: String,
     retry_at: Option<Instant>,
+}
+
+/// A registration that cannot be used, kept so apps naming it are told why.
+struct Unusable {
+    source: String,
+    name: Option<String>,
+    server: Option<String>,
+    reason: String,
 }
 
 struct Inner {
     entries: HashMap<String, Entry>,
+    unusable: Vec<Unusable>,
     listed_at: Option<Instant>,
 }
 
@@ -126,19 +155,20 @@ impl Registry {
             namespace: namespace.to_owned(),
             inner: Arc::new(tokio::sync::Mutex::new(Inner {
                 entries: HashMap::new(),
+                unusable: Vec::new(),
                 listed_at: None,
             })),
             states: Arc::new(Mutex::new(BTreeMap::new())),
             drift: tx,
             shutdown,
         };
-        registry.watch_secrets();
+        registry.watch_registrations();
         (registry, rx)
     }
 
-    /// Re-reads the cluster Secrets every few seconds; a cluster added, changed (rotated
+    /// Re-reads the registrations every few seconds; a cluster added, changed (rotated
     /// credentials) or removed gets its apps refreshed, so they use the new credentials at once.
-    fn watch_secrets(&self) {
+    fn watch_registrations(&self) {
         let registry = self.clone();
         tokio::spawn(async move {
             loop {
@@ -180,65 +210,92 @@ impl Registry {
             return Ok(self.management.clone());
         }
         let wanted = server.or(name).unwrap_or_default().to_owned();
-        let mut inner = self.inner.lock().await;
-        if inner.listed_at.is_none_or(|t| t.elapsed() > SECRETS_TTL) {
-            self.relist(&mut inner).await;
-        }
-        let key = inner
-            .entries
-            .iter()
-            .find(|(_, e)| {
+        let (spec, slot) = {
+            let mut inner = self.inner.lock().await;
+            if inner.listed_at.is_none_or(|t| t.elapsed() > SECRETS_TTL) {
+                self.relist(&mut inner).await;
+            }
+            let found = inner.entries.values().find(|e| {
                 server.is_some_and(|s| e.spec.server == s) || name.is_some_and(|n| e.spec.name == n)
-            })
-            .map(|(k, _)| k.clone())
-            .ok_or_else(|| ResolveError::NotRegistered(wanted.clone()))?;
-        let Some(entry) = inner.entries.get_mut(&key) else {
-            return Err(ResolveError::NotRegistered(wanted));
+            });
+            match found {
+                Some(e) => (e.spec.clone(), e.slot.clone()),
+                None => {
+                    let unusable = inner.unusable.iter().find(|u| {
+                        server.is_some_and(|s| u.server.as_deref() == Some(s))
+                            || name.is_some_and(|n| u.name.as_deref() == Some(n))
+                    });
+                    return Err(match unusable {
+                        Some(u) => ResolveError::Unusable {
+                            wanted,
+                            source_name: u.source.clone(),
+                            reason: u.reason.clone(),
+                        },
+                        None => ResolveError::NotRegistered(wanted),
+                    });
+                }
+            }
         };
-        if let Some(c) = &entry.connected {
+        let mut slot = slot.lock().await;
+        if let Some(c) = &slot.connected {
             return Ok(c.clone());
         }
-        if entry.retry_at.is_some_and(|t| Instant::now() < t) {
-            return Err(unreachable(&entry.spec, &entry.state.message));
+        if slot.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Err(unreachable(&spec, &slot.message));
         }
-        match self.connect(&entry.spec).await {
+        let result = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect(&spec)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        };
+        match result {
             Ok(connected) => {
-                entry.state = state(&entry.spec, Ok(connected.cluster.version()));
-                entry.connected = Some(connected.clone());
-                entry.retry_at = None;
-                self.record(&entry.state);
+                self.record(&state(&spec, Ok(connected.cluster.version())));
+                slot.connected = Some(connected.clone());
+                slot.retry_at = None;
                 Ok(connected)
             }
             Err(message) => {
-                entry.state = state(&entry.spec, Err(&message));
-                entry.retry_at = Some(Instant::now() + RETRY_AFTER);
-                self.record(&entry.state);
-                Err(unreachable(&entry.spec, &message))
+                self.record(&state(&spec, Err(&message)));
+                slot.retry_at = Some(Instant::now() + RETRY_AFTER);
+                slot.message = message.clone();
+                Err(unreachable(&spec, &message))
             }
         }
     }
 
     /// Every registered cluster with its connection state, connecting those not tried yet (the
-    /// management cluster first).
+    /// management cluster first); registrations that cannot be used are listed as `Failed`.
     pub async fn list(&self) -> Vec<ConnectionState> {
-        let names: Vec<String> = {
+        let (names, unusable): (Vec<String>, Vec<ConnectionState>) = {
             let mut inner = self.inner.lock().await;
             if inner.listed_at.is_none_or(|t| t.elapsed() > SECRETS_TTL) {
                 self.relist(&mut inner).await;
             }
-            inner
+            let unusable = inner
+                .unusable
+                .iter()
+                .map(|u| ConnectionState {
+                    name: u.name.clone().unwrap_or_default(),
+                    server: u.server.clone().unwrap_or_default(),
+                    source: u.source.clone(),
+                    status: "Failed".into(),
+                    message: u.reason.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            let names = inner
                 .entries
                 .values()
                 .map(|e| e.spec.name.clone())
-                .collect()
+                .collect();
+            (names, unusable)
         };
-        for name in &names {
-            // Connects (or records why it cannot); the state is what is listed.
-            let _ = self.resolve(None, Some(name)).await;
-        }
+        // Connects (or records why it cannot) all at once: one slow cluster costs one timeout.
+        futures::future::join_all(names.iter().map(|n| self.resolve(None, Some(n)))).await;
         let mut out = vec![ConnectionState {
             name: IN_CLUSTER_NAME.into(),
             server: IN_CLUSTER_SERVER.into(),
+            source: "in-cluster".into(),
             status: "Successful".into(),
             version: self.management.cluster.version().map(String::from),
             ..Default::default()
@@ -247,14 +304,21 @@ impl Registry {
         let mut rest: Vec<ConnectionState> = inner
             .entries
             .values()
-            .map(|e| {
-                lock(&self.states)
+            .map(|e| ConnectionState {
+                source: e.source.clone(),
+                ..lock(&self.states)
                     .get(&e.spec.name)
                     .cloned()
-                    .unwrap_or_else(|| e.state.clone())
+                    .unwrap_or_else(|| ConnectionState {
+                        name: e.spec.name.clone(),
+                        server: e.spec.server.clone(),
+                        status: "Unknown".into(),
+                        ..Default::default()
+                    })
             })
+            .chain(unusable)
             .collect();
-        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        rest.sort_by(|a, b| (&a.name, &a.source).cmp(&(&b.name, &b.source)));
         out.extend(rest);
         out
     }
@@ -271,72 +335,62 @@ impl Registry {
         lock(&self.states).insert(s.name.clone(), s.clone());
     }
 
-    /// Reads the cluster Secrets again: new ones are added, removed ones dropped, and one whose
-    /// data changed (rotated credentials) is connected again with them.
+    /// Reads the registrations again (Argo CD cluster Secrets and Cluster objects): new ones are
+    /// added, removed ones dropped, and one whose data changed (rotated credentials) is connected
+    /// again with them. Returns the clusters whose apps must be refreshed.
     async fn relist(&self, inner: &mut Inner) -> Vec<(String, String)> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
-        let secrets = match api.list(&params).await {
-            Ok(list) => list.items,
+        let (specs, unusable) = match self.registrations().await {
+            Ok(found) => found,
             Err(e) => {
-                warn!(error = %e, "cannot list cluster Secrets; keeping the clusters known");
+                warn!(error = %e, "cannot read the cluster registrations; keeping the clusters known");
                 return Vec::new();
             }
         };
         inner.listed_at = Some(Instant::now());
-        let mut seen = Vec::new();
         let mut changes = Vec::new();
-        for secret in secrets {
-            let secret_name = secret.metadata.name.clone().unwrap_or_default();
-            let data = secret_data(secret);
-            let spec = match ClusterSpec::from_secret_data(&data) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(secret = %secret_name, error = %e, "a cluster Secret is not usable");
-                    continue;
-                }
-            };
-            seen.push(secret_name.clone());
+        let mut seen = Vec::new();
+        for (source, spec) in specs {
+            seen.push(source.clone());
             let changed = inner
                 .entries
-                .get(&secret_name)
+                .get(&source)
                 .is_none_or(|e| e.spec.fingerprint != spec.fingerprint);
-            if changed {
-                info!(cluster = %spec.name, server = %spec.server, "cluster registered or changed");
-                changes.push((spec.name.clone(), spec.server.clone()));
-                if let Some(old) = inner
-                    .entries
-                    .get(&secret_name)
-                    .and_then(|e| e.connected.clone())
-                {
-                    old.cancel.cancel();
-                }
-                inner.entries.insert(
-                    secret_name,
-                    Entry {
-                        state: ConnectionState {
-                            name: spec.name.clone(),
-                            server: spec.server.clone(),
-                            status: "Unknown".into(),
-                            ..Default::default()
-                        },
-                        spec,
-                        connected: None,
-                        retry_at: None,
-                    },
-                );
+            if !changed {
+                continue;
+            }
+            info!(cluster = %spec.name, server = %spec.server, %source, "cluster registered or changed");
+            changes.push((spec.name.clone(), spec.server.clone()));
+            let entry = Entry {
+                spec,
+                source: source.clone(),
+                slot: Arc::default(),
+            };
+            if let Some(old) = inner.entries.insert(source, entry) {
+                disconnect(old.slot);
             }
         }
-        inner.entries.retain(|k, e| {
-            let keep = seen.contains(k);
+        inner.entries.retain(|source, e| {
+            let keep = seen.contains(source);
             if !keep {
-                if let Some(c) = &e.connected {
-                    c.cancel.cancel();
-                }
+                disconnect(e.slot.clone());
                 changes.push((e.spec.name.clone(), e.spec.server.clone()));
             }
             keep
         });
+        for u in &unusable {
+            if !inner
+                .unusable
+                .iter()
+                .any(|o| o.source == u.source && o.reason == u.reason)
+            {
+                warn!(source = %u.source, reason = %u.reason, "a cluster registration is not usable");
+                changes.push((
+                    u.name.clone().unwrap_or_default(),
+                    u.server.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        inner.unusable = unusable;
         let names: Vec<String> = inner
             .entries
             .values()
@@ -344,6 +398,62 @@ impl Registry {
             .collect();
         lock(&self.states).retain(|n, _| names.contains(n));
         changes
+    }
+
+    /// Every registration in the control namespace, usable or not.
+    async fn registrations(
+        &self,
+    ) -> Result<(Vec<(String, ClusterSpec)>, Vec<Unusable>), kube::Error> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
+        let mut specs = Vec::new();
+        let mut unusable = Vec::new();
+        for secret in secrets.list(&params).await?.items {
+            let source = format!(
+                "Secret/{}",
+                secret.metadata.name.clone().unwrap_or_default()
+            );
+            let data = secret_data(secret);
+            match ClusterSpec::from_secret_data(&data) {
+                Ok(spec) => specs.push((source, spec)),
+                Err(reason) => unusable.push(Unusable {
+                    source,
+                    name: data.get("name").cloned(),
+                    server: data
+                        .get("server")
+                        .map(|s| s.trim_end_matches('/').to_owned()),
+                    reason,
+                }),
+            }
+        }
+        let objects: Api<ClusterObject> = Api::namespaced(self.client.clone(), &self.namespace);
+        let listed = match objects.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            // No Cluster CRD (not installed yet): Secrets are the only registrations.
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for object in listed {
+            let object_name = object.metadata.name.clone().unwrap_or_default();
+            let source = format!("Cluster/{object_name}");
+            let data = match &object.spec.secret_ref {
+                None => Ok(BTreeMap::new()),
+                Some(r) => match secrets.get_opt(&r.name).await? {
+                    Some(s) => Ok(secret_data(s)),
+                    None => Err(format!("its Secret {} does not exist", r.name)),
+                },
+            };
+            match data.and_then(|d| ClusterSpec::from_object(&object_name, &object.spec, &d)) {
+                Ok(spec) => specs.push((source, spec)),
+                Err(reason) => unusable.push(Unusable {
+                    source,
+                    name: Some(object.spec.name.clone().unwrap_or(object_name)),
+                    server: Some(object.spec.server.trim_end_matches('/').to_owned()),
+                    reason,
+                }),
+            }
+        }
+        Ok((specs, unusable))
     }
 
     async fn connect(&self, spec: &ClusterSpec) -> Result<Arc<Connected>, String> {
@@ -413,6 +523,15 @@ impl Registry {
             }
         });
     }
+}
+
+/// Ends a registration's connection (watches, probe), once any connect in progress is done.
+fn disconnect(slot: Arc<tokio::sync::Mutex<Slot>>) {
+    tokio::spawn(async move {
+        if let Some(c) = slot.lock().await.connected.take() {
+            c.cancel.cancel();
+        }
+    });
 }
 
 fn unreachable(spec: &ClusterSpec, message: &str) -> ResolveError {

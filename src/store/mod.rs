@@ -1,6 +1,7 @@
 //! Application objects in the management cluster: the CRD, a watch cache, and status writes.
 
 pub mod application;
+pub mod cluster;
 pub mod project;
 mod projects;
 
@@ -50,8 +51,12 @@ pub fn crds_yaml() -> String {
     out
 }
 
-fn crds() -> [CustomResourceDefinition; 2] {
-    [Application::crd(), AppProject::crd()]
+fn crds() -> [CustomResourceDefinition; 3] {
+    [
+        Application::crd(),
+        AppProject::crd(),
+        cluster::ClusterObject::crd(),
+    ]
 }
 
 /// Installs (server-side applies) the CRDs and waits until they are served.

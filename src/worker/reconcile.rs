@@ -129,7 +129,9 @@ async fn evaluate(
         Err(e) => {
             let condition = match e {
                 ResolveError::NotRegistered(_) => INVALID_SPEC_ERROR,
-                ResolveError::Unreachable { .. } => COMPARISON_ERROR,
+                ResolveError::Unreachable { .. } | ResolveError::Unusable { .. } => {
+                    COMPARISON_ERROR
+                }
             };
             warn!(app = %key, error = %e, "destination not usable");
             status::set_condition(status, condition, &e.to_string());
