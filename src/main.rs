@@ -531,8 +531,15 @@ async fn run() -> anyhow::Result<()> {
                         .flatten()
                         .find(|r| r["url"] == name_or_url.as_str())
                         .and_then(|r| r["name"].as_str())
-                        .map(String::from)
-                        .unwrap_or(name_or_url);
+                        .map(String::from);
+                    let name = match name {
+                        Some(name) => name,
+                        // A URL nothing is registered for is never sent as a name.
+                        None if name_or_url.contains(['/', ':']) => {
+                            anyhow::bail!("no repository credentials registered for {name_or_url}")
+                        }
+                        None => name_or_url,
+                    };
                     client.remove_repository(&name).await?
                 }
             };

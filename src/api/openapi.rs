@@ -235,7 +235,11 @@ fn add_resource_schemas(doc: &mut Value) {
             continue;
         };
         let properties = schema.entry("properties").or_insert_with(|| json!({}));
-        properties["apiVersion"] = json!({"const": api_version});
+        // Argo CD's group is accepted on create and converted (what `argocd` users have).
+        properties["apiVersion"] = json!({
+            "enum": [api_version, "argoproj.io/v1alpha1"],
+            "description": format!("{api_version}; argoproj.io/v1alpha1 is accepted on create and converted."),
+        });
         properties["kind"] = json!({"const": kind});
         properties["metadata"] = json!({
             "type": "object",
