@@ -315,8 +315,15 @@ enum RepoCommand {
         #[arg(long, conflicts_with = "token_file")]
         password_file: Option<PathBuf>,
         /// A file holding a bearer token.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ssh_private_key_path")]
         token_file: Option<PathBuf>,
+        /// An SSH private key (unencrypted) for ssh:// and scp-style URLs; the server's host key
+        /// must be in the argocd-ssh-known-hosts-cm ConfigMap unless --insecure-ignore-host-key.
+        #[arg(long, conflicts_with = "password_file")]
+        ssh_private_key_path: Option<PathBuf>,
+        /// Accept any SSH host key (a man in the middle could then serve anything).
+        #[arg(long, requires = "ssh_private_key_path")]
+        insecure_ignore_host_key: bool,
         /// A credential template (`repo-creds`): URL is a prefix.
         #[arg(long)]
         template: bool,
@@ -503,15 +510,20 @@ async fn run() -> anyhow::Result<()> {
                     username,
                     password_file,
                     token_file,
+                    ssh_private_key_path,
+                    insecure_ignore_host_key,
                     template,
                 } => {
-                    let body = cli::repo::new_repository(
-                        &url,
-                        username.as_deref(),
-                        password_file.as_deref(),
-                        token_file.as_deref(),
+                    let body = cli::repo::NewRepository {
+                        url: &url,
+                        username: username.as_deref(),
+                        password_file: password_file.as_deref(),
+                        token_file: token_file.as_deref(),
+                        ssh_private_key_path: ssh_private_key_path.as_deref(),
+                        insecure_ignore_host_key,
                         template,
-                    )
+                    }
+                    .body()
                     .map_err(|e| anyhow::Error::new(cli::ExitError::new(2, format!("{e:#}"))))?;
                     client.add_repository(&body).await?
                 }

@@ -3,7 +3,7 @@
 //! `argocd repocreds add` keep them. Listing never shows a password or token.
 
 use actix_web::{HttpResponse, web};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -12,7 +12,7 @@ use super::ApiState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::cluster::credentials::{SECRET_TYPE_LABEL, secret_data};
-use crate::git::secrets::credentials_of;
+use crate::git::secrets::{KNOWN_HOSTS_CONFIG_MAP, credentials_of};
 
 /// One registered repository or credential template, without its secret.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,7 +24,7 @@ pub struct RepositoryInfo {
     /// `repository`, or `repo-creds` for a template matching every URL under `url`.
     pub kind: String,
     pub username: Option<String>,
-    /// Whether a password or token is set (never the value).
+    /// Whether a password, token or SSH key is set (never the value).
     pub has_secret: bool,
 }
 
@@ -39,6 +39,12 @@ pub struct NewRepository {
     pub password: Option<String>,
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// An unencrypted SSH private key (PEM or OpenSSH) for ssh:// and scp-style URLs.
+    #[serde(default)]
+    pub ssh_private_key: Option<String>,
+    /// Accept any SSH host key instead of those of the known-hosts ConfigMap.
+    #[serde(default)]
+    pub insecure: bool,
     /// A `repo-creds` template: `url` is a prefix.
     #[serde(default)]
     pub template: bool,
@@ -87,7 +93,7 @@ pub async fn list(
                 url: data.get("url").cloned().unwrap_or_default(),
                 kind,
                 username: data.get("username").cloned().filter(|u| !u.is_empty()),
-                has_secret: ["password", "bearerToken"]
+                has_secret: ["password", "bearerToken", "sshPrivateKey"]
                     .iter()
                     .any(|k| data.get(*k).is_some_and(|v| !v.is_empty())),
             }
@@ -124,15 +130,29 @@ pub async fn create(
         ("username", &r.username),
         ("password", &r.password),
         ("bearerToken", &r.bearer_token),
+        ("sshPrivateKey", &r.ssh_private_key),
     ] {
         if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
             data.insert(k.to_string(), v.clone());
         }
     }
+    if r.insecure {
+        data.insert("insecure".to_string(), "true".to_string());
+    }
+    let known_hosts = state
+        .control_api::<ConfigMap>()
+        .get_opt(KNOWN_HOSTS_CONFIG_MAP)
+        .await
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?
+        .and_then(|cm| cm.data)
+        .and_then(|mut d| d.remove("ssh_known_hosts"))
+        .unwrap_or_default();
     // The parser the worker uses: what it would refuse is refused here.
-    credentials_of(&data)
+    credentials_of(&data, &known_hosts)
         .map_err(ApiError::Unprocessable)?
-        .ok_or_else(|| ApiError::Unprocessable("no password or bearerToken given".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unprocessable("no password, bearerToken or sshPrivateKey given".into())
+        })?;
     let digest = hex::encode(Sha256::digest(data["url"].as_bytes()));
     let name = format!(
         "{}-{}",

@@ -32,30 +32,43 @@ impl ApiClient {
     }
 }
 
-/// The body of `capstan repo add`: secrets read from files, never from the command line.
-pub fn new_repository(
-    url: &str,
-    username: Option<&str>,
-    password_file: Option<&Path>,
-    token_file: Option<&Path>,
-    template: bool,
-) -> anyhow::Result<Value> {
-    let read = |p: &Path| -> anyhow::Result<String> {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        Ok(text.trim().to_owned())
-    };
-    let mut body = json!({"url": url, "template": template});
-    if let Some(u) = username {
-        body["username"] = u.into();
+/// What `capstan repo add` sends: secrets read from files, never from the command line.
+pub struct NewRepository<'a> {
+    pub url: &'a str,
+    pub username: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+    pub token_file: Option<&'a Path>,
+    pub ssh_private_key_path: Option<&'a Path>,
+    pub insecure_ignore_host_key: bool,
+    pub template: bool,
+}
+
+impl NewRepository<'_> {
+    /// The request body; a file that cannot be read is an error naming it.
+    pub fn body(&self) -> anyhow::Result<Value> {
+        let read = |p: &Path| -> anyhow::Result<String> {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Ok(text.trim().to_owned())
+        };
+        let mut body = json!({"url": self.url, "template": self.template});
+        if let Some(u) = self.username {
+            body["username"] = u.into();
+        }
+        if let Some(p) = self.password_file {
+            body["password"] = read(p)?.into();
+        }
+        if let Some(p) = self.token_file {
+            body["bearerToken"] = read(p)?.into();
+        }
+        if let Some(p) = self.ssh_private_key_path {
+            body["sshPrivateKey"] = read(p)?.into();
+        }
+        if self.insecure_ignore_host_key {
+            body["insecure"] = true.into();
+        }
+        Ok(body)
     }
-    if let Some(p) = password_file {
-        body["password"] = read(p)?.into();
-    }
-    if let Some(p) = token_file {
-        body["bearerToken"] = read(p)?.into();
-    }
-    Ok(body)
 }
 
 /// `capstan repo list`: NAME, TYPE, URL, USERNAME, CREDENTIALS (set or not, never the value).

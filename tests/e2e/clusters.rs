@@ -638,3 +638,69 @@ async fn a_cluster_object_registers_a_cluster_and_its_secret_rotates() {
     let secrets: Api<Secret> = Api::namespaced(app.kube.clone(), APP_NAMESPACE);
     assert!(secrets.get_opt("edge-creds").await.expect("read").is_some());
 }
+
+/// An SSH repository as Argo CD users register it: `capstan repo add --ssh-private-key-path`
+/// writes a `repository` Secret with `sshPrivateKey`, and the server's host key comes from the
+/// `argocd-ssh-known-hosts-cm` ConfigMap. Without the ConfigMap the key is refused with the reason;
+/// with both, the app fetches over SSH and syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_keys_come_from_argo_cd_repository_secrets() {
+    let sshd = crate::common::tools::require("sshd");
+    let app = spawn_app(Options::default()).await;
+    let key = crate::common::sshd::keypair();
+    let server = crate::common::sshd::SshServer::start(&sshd, &key.public);
+    app.repo
+        .write("ssh/config.yaml", &config_map("over-ssh", "x"));
+    let commit = app.repo.commit("an app fetched over SSH");
+    let url = server.url_for(app.repo.path());
+    let key_file = app.data_dir.path().join("id_ed25519");
+    std::fs::write(&key_file, &key.private).expect("key file");
+    let add = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["repo", "--server", &app.address, "--token", &app.api_token])
+            .args(["add", &url, "--ssh-private-key-path"])
+            .arg(&key_file)
+            .output()
+            .expect("capstan runs")
+    };
+    let refused = add();
+    assert_eq!(refused.status.code(), Some(1), "no host key to trust yet");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("argocd-ssh-known-hosts-cm"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let known_hosts: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "argocd-ssh-known-hosts-cm", "namespace": APP_NAMESPACE},
+        "data": {"ssh_known_hosts": server.known_hosts_line()},
+    }))
+    .expect("config map");
+    Api::<ConfigMap>::namespaced(app.kube.clone(), APP_NAMESPACE)
+        .patch(
+            "argocd-ssh-known-hosts-cm",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&known_hosts),
+        )
+        .await
+        .expect("known hosts applied");
+    let added = add();
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let spec = json!({
+        "project": "default",
+        "source": { "repoURL": url, "path": "ssh", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    });
+    assert_eq!(app.create_app_with("over-ssh", spec).await.status(), 201);
+    refresh_until(&app, "over-ssh", |a| {
+        sync_of(a) == ("Synced".into(), commit.clone())
+    })
+    .await;
+    assert!(app.config_map("over-ssh").await.is_some());
+}
