@@ -538,3 +538,75 @@ fn bodies_the_server_refuses_do_not_validate() {
         );
     }
 }
+
+/// The answers are typed, not bare objects: a wrong shape does not validate.
+#[test]
+fn answers_have_typed_schemas_that_refuse_wrong_shapes() {
+    let doc = api::openapi::document();
+    let app = "/api/v1/applications/{namespace}/{name}";
+    for (method, template, status, body) in [
+        (
+            "get",
+            format!("{app}/resource-tree"),
+            "200",
+            json!({"nodes": [{"kind": 1}]}),
+        ),
+        (
+            "get",
+            format!("{app}/diff"),
+            "200",
+            json!({"items": [{"change": "modified"}]}),
+        ),
+        (
+            "get",
+            format!("{app}/history"),
+            "200",
+            json!({"history": [{"id": "one"}]}),
+        ),
+        (
+            "get",
+            format!("{app}/manifests"),
+            "200",
+            json!({"manifests": "apiVersion: v1"}),
+        ),
+        (
+            "post",
+            format!("{app}/operation"),
+            "202",
+            json!({"status": "queued"}),
+        ),
+        (
+            "get",
+            "/api/v1/clusters".to_owned(),
+            "200",
+            json!({"items": [{"name": "x"}]}),
+        ),
+        (
+            "get",
+            "/api/v1/repositories".to_owned(),
+            "200",
+            json!({"items": [{"url": 3}]}),
+        ),
+        ("post", "/api/webhook".to_owned(), "202", json!({"id": "x"})),
+    ] {
+        let method = if template.ends_with("/operation") {
+            "delete"
+        } else {
+            method
+        };
+        let schema = &doc["paths"][template.as_str()][method]["responses"][status]["content"]["application/json"]
+            ["schema"];
+        assert!(
+            schema.is_object(),
+            "{method} {template} {status} has a schema"
+        );
+        let mut root = doc.clone();
+        root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        root["allOf"] = json!([schema]);
+        let validator = jsonschema::validator_for(&root).expect("usable schema");
+        assert!(
+            !validator.is_valid(&body),
+            "{method} {template} {status} accepts {body}"
+        );
+    }
+}

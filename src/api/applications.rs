@@ -345,7 +345,12 @@ pub(super) fn manual_job(path: &AppPath, kind: JobKind) -> Job {
 /// Publishes `job` and answers 202 with its id.
 pub(super) async fn queued(state: &ApiState, job: &Job) -> Result<HttpResponse, ApiError> {
     crate::job::publish(&state.queue, job).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "job": job.id })))
+    Ok(
+        HttpResponse::Accepted().json(crate::api::openapi::QueuedJob {
+            status: "queued".into(),
+            job: job.id.clone(),
+        }),
+    )
 }
 
 /// The namespace Argo CD keeps its Applications in; documents from there land in the control namespace.

@@ -32,6 +32,12 @@ pub struct ClusterInfo {
     pub apps: usize,
 }
 
+/// The answer of `GET /api/v1/clusters`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClusterList {
+    pub items: Vec<ClusterInfo>,
+}
+
 /// A cluster to register, with Argo CD's credential fields.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -94,7 +100,7 @@ fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
     get,
     path = "/api/v1/clusters",
     tag = "clusters",
-    responses((status = 200, description = "`{\"items\": [ClusterInfo]}`")),
+    responses((status = 200, description = "Every cluster", body = ClusterList)),
     security(("bearer" = []))
 )]
 pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
@@ -105,7 +111,7 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
         .into_iter()
         .map(|s| info(&state, s))
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "items": items }))
+    HttpResponse::Ok().json(ClusterList { items })
 }
 
 /// One cluster by name.
@@ -217,7 +223,7 @@ pub async fn create(
     path = "/api/v1/clusters/{name}",
     tag = "clusters",
     params(("name" = String, Path, description = "Name of the cluster")),
-    responses((status = 200, description = "Removed"), (status = 404, description = "No such cluster", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "Removed", body = crate::api::openapi::Removed), (status = 404, description = "No such cluster", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn delete(
@@ -266,5 +272,5 @@ pub async fn delete(
             path.name
         )));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "removed", "name": path.name})))
+    Ok(HttpResponse::Ok().json(crate::api::openapi::Removed::named(&path.name)))
 }

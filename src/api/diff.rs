@@ -16,8 +16,18 @@ use crate::diff::{self, IgnoreRule, Normalizer};
 use crate::manifests::ManifestError;
 use crate::sync::hooks::{Role, role_of};
 
+/// The answer of `…/diff`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DiffAnswer {
+    /// The revision compared (the first source's).
+    pub revision: Option<String>,
+    /// Whether any resource would change.
+    pub modified: bool,
+    pub items: Vec<ResourceDiff>,
+}
+
 /// One resource's difference.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceDiff {
     pub group: String,
@@ -29,7 +39,8 @@ pub struct ResourceDiff {
     pub change: &'static str,
     /// Unified diff of the YAML, live (`---`) to desired (`+++`); empty when unchanged.
     pub diff: String,
-    /// JSON patch operations from live to desired.
+    /// JSON patch operations (RFC 6902) from live to desired.
+    #[schema(value_type = Vec<Object>)]
     pub patch: json_patch::Patch,
 }
 
@@ -39,7 +50,7 @@ pub struct ResourceDiff {
     path = "/api/v1/applications/{namespace}/{name}/diff",
     tag = "applications",
     params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
-    responses((status = 200, description = "Per resource: the change, a unified diff and a JSON patch", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "Per resource: the change, a unified diff and a JSON patch", body = DiffAnswer), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn get(
@@ -111,11 +122,11 @@ pub async fn get(
         }
     }
     let modified = items.iter().any(|i| i.change != "unchanged");
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "revision": rendered.revisions.first(),
-        "modified": modified,
-        "items": items,
-    })))
+    Ok(HttpResponse::Ok().json(DiffAnswer {
+        revision: rendered.revisions.first().cloned(),
+        modified,
+        items,
+    }))
 }
 
 async fn live(

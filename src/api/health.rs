@@ -17,10 +17,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
     get,
     path = "/healthz",
     tag = "health",
-    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = Object))
+    responses((status = 200, description = "Alive", body = crate::api::openapi::StatusAnswer))
 )]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(crate::api::openapi::StatusAnswer {
+        status: "ok".into(),
+    })
 }
 
 /// Ready when the queue can take messages and the management cluster answers.

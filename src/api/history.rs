@@ -2,7 +2,7 @@
 //! a sync back to one of them (Argo CD's `app history` and `app rollback`).
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ApiState;
 use super::applications::{AppPath, honoured, manual_job, queued};
@@ -18,7 +18,7 @@ use crate::store::application::RevisionHistory;
     path = "/api/v1/applications/{namespace}/{name}/history",
     tag = "applications",
     params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
-    responses((status = 200, description = "Deployment history, newest first: `{\"history\": [...]}`", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "Deployment history, newest first", body = HistoryAnswer), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn list(
@@ -27,7 +27,17 @@ pub async fn list(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let app = honoured(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "history": newest_first(&app) })))
+    Ok(HttpResponse::Ok().json(HistoryAnswer {
+        history: newest_first(&app),
+    }))
+}
+
+/// The answer of `…/history`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HistoryAnswer {
+    /// `status.history`, newest first.
+    #[schema(value_type = Vec<crate::api::openapi::RevisionHistoryDoc>)]
+    pub history: Vec<RevisionHistory>,
 }
 
 /// `status.history` is kept oldest first; people read it the other way round.

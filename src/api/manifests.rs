@@ -38,7 +38,7 @@ pub(super) async fn destination(
     path = "/api/v1/applications/{namespace}/{name}/manifests",
     tag = "applications",
     params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application"), ("hard" = Option<bool>, Query, description = "Ignore the render cache")),
-    responses((status = 200, description = "The rendered manifests and render warnings", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 422, description = "The source does not render", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "The rendered manifests and render warnings", body = ManifestsAnswer), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 422, description = "The source does not render", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn get(
@@ -59,18 +59,53 @@ pub async fn get(
             ManifestError::InvalidSpec(m) => ApiError::Unprocessable(m),
             ManifestError::Comparison(m) => ApiError::Unprocessable(m),
         })?;
-    let warnings: Vec<_> = rendered
-        .warnings
-        .iter()
-        .map(|w| serde_json::json!({ "type": w.condition, "message": w.message }))
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "revision": rendered.revisions.first(),
-        "revisions": rendered.revisions,
-        "sourceTypes": rendered.tools.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-        "toolVersions": rendered.tool_versions,
-        "manifests": rendered.objects,
-        "skipped": rendered.skipped,
-        "warnings": warnings,
-    })))
+    Ok(HttpResponse::Ok().json(ManifestsAnswer {
+        revision: rendered.revisions.first().cloned(),
+        source_types: rendered
+            .tools
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+        revisions: rendered.revisions,
+        tool_versions: rendered.tool_versions,
+        manifests: rendered.objects,
+        skipped: rendered.skipped,
+        warnings: rendered
+            .warnings
+            .into_iter()
+            .map(|w| Warning {
+                kind: w.condition.to_owned(),
+                message: w.message,
+            })
+            .collect(),
+    }))
+}
+
+/// The answer of `…/manifests`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestsAnswer {
+    /// The first source's commit.
+    pub revision: Option<String>,
+    /// Each source's commit, in the order of `spec.sources`.
+    pub revisions: Vec<String>,
+    /// The tool per source: `Directory`, `Kustomize`, `Helm` or `Jsonnet`.
+    pub source_types: Vec<String>,
+    /// The versions of the tools that rendered them.
+    pub tool_versions: Vec<String>,
+    /// The rendered objects, as a sync would apply them.
+    #[schema(value_type = Vec<Object>)]
+    pub manifests: Vec<serde_json::Value>,
+    /// Files skipped because they hold no Kubernetes object.
+    pub skipped: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A render warning, as the condition it becomes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    /// The condition type, e.g. `RepeatedResourceWarning`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
 }

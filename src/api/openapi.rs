@@ -56,7 +56,14 @@ use crate::store::{AppProject, Application};
         repositories::create,
         repositories::delete,
     ),
-    components(schemas(ErrorBody, ApplicationDoc, ProjectDoc)),
+    components(schemas(
+        ErrorBody,
+        ApplicationDoc,
+        ProjectDoc,
+        RevisionHistoryDoc,
+        HealthDoc,
+        SyncStatusCodeDoc
+    )),
     modifiers(&BearerScheme),
     tags(
         (name = "applications", description = "Applications: CRUD and operations"),
@@ -83,37 +90,57 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Stands for the Application resource in annotations; [`document`] puts its real schema in.
-pub struct ApplicationDoc;
+/// Declares a type standing in the handlers' annotations for a schema of the store's types,
+/// whose real schema (schemars, from the Rust types) replaces it in [`document`].
+macro_rules! store_schema {
+    ($(#[$doc:meta])* $ty:ident => $name:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
 
-impl PartialSchema for ApplicationDoc {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new().into()
-    }
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new().into()
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        }
+    };
 }
 
-impl ToSchema for ApplicationDoc {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Application")
-    }
-}
+store_schema!(
+    /// An Application (`capstan.dev/v1alpha1`).
+    ApplicationDoc => "Application"
+);
+store_schema!(
+    /// An AppProject (`capstan.dev/v1alpha1`).
+    ProjectDoc => "AppProject"
+);
+store_schema!(
+    /// One entry of `status.history`.
+    RevisionHistoryDoc => "RevisionHistory"
+);
+store_schema!(
+    /// A health status and its message.
+    HealthDoc => "HealthStatusBlock"
+);
+store_schema!(
+    /// `Synced`, `OutOfSync` or `Unknown`.
+    SyncStatusCodeDoc => "SyncStatusCode"
+);
 
-/// Stands for the AppProject resource in annotations; [`document`] puts its real schema in.
-pub struct ProjectDoc;
+/// The names [`store_schema!`] stands in for: their schemas always come from the store's types.
+const STORE_SCHEMAS: &[&str] = &[
+    "Application",
+    "AppProject",
+    "RevisionHistory",
+    "HealthStatusBlock",
+    "SyncStatusCode",
+];
 
-impl PartialSchema for ProjectDoc {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new().into()
-    }
-}
-
-impl ToSchema for ProjectDoc {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("AppProject")
-    }
-}
-
-/// The answer of `GET /api/v1/applications`.
 #[derive(ToSchema)]
 pub struct ApplicationList {
     /// The Applications Capstan honours.
@@ -128,7 +155,7 @@ pub struct ProjectList {
 }
 
 /// The answer of a request that queued a job.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct QueuedJob {
     /// Always `queued`.
     #[schema(example = "queued")]
@@ -138,7 +165,7 @@ pub struct QueuedJob {
 }
 
 /// The answer of a delete.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct StatusAnswer {
     /// Always `deleted`.
     #[schema(example = "deleted")]
@@ -146,6 +173,25 @@ pub struct StatusAnswer {
 }
 
 /// One resource of a selective sync (as `argocd app sync --resource`).
+/// What `DELETE` of a cluster or repository answers.
+#[derive(ToSchema, serde::Serialize)]
+pub struct Removed {
+    #[schema(example = "removed")]
+    pub status: String,
+    /// The cluster or Secret removed.
+    pub name: String,
+}
+
+impl Removed {
+    /// `{"status": "removed", "name": NAME}`.
+    pub fn named(name: &str) -> Removed {
+        Removed {
+            status: "removed".into(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 #[derive(ToSchema)]
 pub struct SyncResource {
     /// API group; empty or absent for the core group.
@@ -205,7 +251,7 @@ fn add_resource_schemas(doc: &mut Value) {
         return;
     };
     for (name, schema) in definitions {
-        if name == "Application" || name == "AppProject" || !schemas.contains_key(&name) {
+        if STORE_SCHEMAS.contains(&name.as_str()) || !schemas.contains_key(&name) {
             schemas.insert(name, schema);
         }
     }

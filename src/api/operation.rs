@@ -17,7 +17,7 @@ use crate::store::application::OperationPhase;
     path = "/api/v1/applications/{namespace}/{name}/operation",
     tag = "applications",
     params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
-    responses((status = 200, description = "The running operation is being terminated", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 409, description = "No operation is in progress", body = crate::api::error::ErrorBody)),
+    responses((status = 202, description = "Termination of the running operation was queued", body = crate::api::openapi::QueuedJob), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody), (status = 409, description = "No operation is in progress", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn terminate(

@@ -28,6 +28,12 @@ pub struct RepositoryInfo {
     pub has_secret: bool,
 }
 
+/// The answer of `GET /api/v1/repositories`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryList {
+    pub items: Vec<RepositoryInfo>,
+}
+
 /// Credentials to register.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -61,7 +67,7 @@ pub struct RepositoryPath {
     get,
     path = "/api/v1/repositories",
     tag = "repositories",
-    responses((status = 200, description = "`{\"items\": [RepositoryInfo]}`")),
+    responses((status = 200, description = "Every repository Secret and template", body = RepositoryList)),
     security(("bearer" = []))
 )]
 pub async fn list(
@@ -100,7 +106,7 @@ pub async fn list(
         })
         .collect();
     items.sort_by(|a, b| a.url.cmp(&b.url));
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(RepositoryList { items }))
 }
 
 /// Registers credentials as an Argo CD Secret; 409 when that URL already has one of that kind.
@@ -190,7 +196,7 @@ pub async fn create(
     path = "/api/v1/repositories/{name}",
     tag = "repositories",
     params(("name" = String, Path, description = "The Secret's name, as listed")),
-    responses((status = 200, description = "Removed"), (status = 404, description = "No such repository Secret", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "Removed", body = crate::api::openapi::Removed), (status = 404, description = "No such repository Secret", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn delete(
@@ -221,5 +227,5 @@ pub async fn delete(
     api.delete(&path.name, &DeleteParams::default())
         .await
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "removed", "name": path.name})))
+    Ok(HttpResponse::Ok().json(crate::api::openapi::Removed::named(&path.name)))
 }

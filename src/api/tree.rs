@@ -22,8 +22,15 @@ const CHILD_KINDS: [(&str, &str, &str); 3] = [
     ("", "v1", "Pod"),
 ];
 
+/// The answer of `…/resource-tree`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TreeAnswer {
+    /// The Application's resources, then the objects they own, each once.
+    pub nodes: Vec<Node>,
+}
+
 /// One object of the tree.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
     pub group: String,
@@ -39,13 +46,15 @@ pub struct Node {
     pub created_at: String,
     pub parent_refs: Vec<ParentRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::openapi::HealthDoc>)]
     pub health: Option<Health>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::openapi::SyncStatusCodeDoc>)]
     pub sync_status: Option<SyncStatusCode>,
 }
 
 /// The owner of a node, as its ownerReference names it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ParentRef {
     pub group: String,
     pub kind: String,
@@ -60,7 +69,7 @@ pub struct ParentRef {
     path = "/api/v1/applications/{namespace}/{name}/resource-tree",
     tag = "applications",
     params(("namespace" = String, Path, description = "Namespace of the Application"), ("name" = String, Path, description = "Name of the Application")),
-    responses((status = 200, description = "The live objects the Application owns and their children: `{\"nodes\": [...]}`", body = Object), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
+    responses((status = 200, description = "The live objects the Application owns and their children", body = TreeAnswer), (status = 400, description = "A name is not a valid Kubernetes name", body = crate::api::error::ErrorBody), (status = 404, description = "No such Application", body = crate::api::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn get(
@@ -72,7 +81,7 @@ pub async fn get(
     let target = super::manifests::destination(&state, &app).await?;
     let resources = app.status.map(|s| s.resources).unwrap_or_default();
     let nodes = tree(&target.cluster, &resources).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes })))
+    Ok(HttpResponse::Ok().json(TreeAnswer { nodes }))
 }
 
 /// The managed resources, then the objects they own, found by listing the child kinds in the

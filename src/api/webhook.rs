@@ -84,7 +84,7 @@ fn content_encoding(req: &HttpRequest) -> Option<String> {
     path = "/api/webhook",
     tag = "webhooks",
     request_body(content = Object, description = "A push event of GitHub, GitLab, Gitea, Bitbucket or Azure DevOps; the event header names the host", content_type = "application/json"),
-    responses((status = 200, description = "Understood but ignored (or a redelivery)", body = Object), (status = 202, description = "Queued for the applications it concerns", body = Object), (status = 400, description = "Unknown Git host or bad payload", body = crate::api::error::ErrorBody), (status = 401, description = "Bad signature or token (reason `webhook_unauthorized`)", body = crate::api::error::ErrorBody), (status = 408, description = "Body not sent in time", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 415, description = "Not JSON", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Understood but ignored (or a redelivery)", body = WebhookAnswer), (status = 202, description = "Queued for the applications it concerns", body = WebhookAnswer), (status = 400, description = "Unknown Git host or bad payload", body = crate::api::error::ErrorBody), (status = 401, description = "Bad signature or token (reason `webhook_unauthorized`)", body = crate::api::error::ErrorBody), (status = 408, description = "Body not sent in time", body = crate::api::error::ErrorBody), (status = 413, description = "Body too large", body = crate::api::error::ErrorBody), (status = 415, description = "Not JSON", body = crate::api::error::ErrorBody), (status = 503, description = "Nothing was queued; retry", body = crate::api::error::ErrorBody))
 )]
 pub async fn receive(
     req: HttpRequest,
@@ -136,8 +136,11 @@ async fn handle(
     let event = match received.outcome {
         Outcome::Ignored(reason) => {
             info!(reason = %reason, "webhook ignored");
-            let response = HttpResponse::Ok()
-                .json(serde_json::json!({ "status": "ignored", "reason": reason }));
+            let response = HttpResponse::Ok().json(WebhookAnswer {
+                status: "ignored",
+                reason: Some(reason.to_string()),
+                ..Default::default()
+            });
             return (name, Ok(("ignored", response)));
         }
         Outcome::Event(event) => event,
@@ -150,11 +153,14 @@ async fn handle(
                 Ok(Some(Claim::Duplicate)) => {
                     info!("redelivery within the de-duplication window: nothing queued");
                     state.metrics.duplicate_dropped(name);
-                    let response = HttpResponse::Ok().json(serde_json::json!({
-                        "status": "duplicate",
-                        "delivery": delivery,
-                        "reason": "this delivery was already received; nothing was queued",
-                    }));
+                    let response = HttpResponse::Ok().json(WebhookAnswer {
+                        status: "duplicate",
+                        delivery: Some(delivery.to_string()),
+                        reason: Some(
+                            "this delivery was already received; nothing was queued".into(),
+                        ),
+                        ..Default::default()
+                    });
                     return (name, Ok(("duplicate", response)));
                 }
                 // The broker could not claim in time: queue it anyway, counted (see Dedup).
@@ -190,7 +196,27 @@ async fn publish(state: &ApiState, event: PushEvent) -> Result<HttpResponse, Api
         .inspect_err(|e| warn!(error = %e, "event not queued"))?;
     state.metrics.event_published(event.source.as_str());
     info!(event_id = %event.id, refs = event.refs.len(), "event queued");
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued", "id": event.id })))
+    Ok(HttpResponse::Accepted().json(WebhookAnswer {
+        status: "queued",
+        id: Some(event.id),
+        ..Default::default()
+    }))
+}
+
+/// What a webhook that was not refused answers.
+#[derive(Default, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    /// `queued` (202), `ignored` or `duplicate` (200).
+    pub status: &'static str,
+    /// The queued event's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why nothing was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The host's delivery id of a redelivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 /// The metrics label of a refused or failed webhook.
