@@ -37,6 +37,8 @@ pub struct Service {
     sandbox_kubeconfig: Option<PathBuf>,
     shutdown: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// How long each worker task gets to finish at shutdown.
+    drain_timeout: Duration,
     queue: SharedQueue,
     api_token: SecretString,
     github_secret: Option<SecretString>,
@@ -221,6 +223,7 @@ impl Service {
             sandbox,
             shutdown,
             workers,
+            drain_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1) + 10),
             queue,
             api_token,
             github_secret,
@@ -270,8 +273,9 @@ impl Service {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
         self.shutdown.cancel();
+        // The syncer lets the reconciles in progress finish (up to the reconcile timeout).
         for w in self.workers {
-            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+            let _ = tokio::time::timeout(self.drain_timeout, w).await;
         }
         // Unsettled deliveries go back to the queue for another worker.
         self.queue.close().await;

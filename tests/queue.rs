@@ -428,3 +428,199 @@ async fn rabbitmq_password_can_come_from_a_file() {
         .expect("an unreadable password file is refused at start");
     assert!(matches!(err, QueueError::Settings(_)), "{err}");
 }
+
+/// The active consumer of each of `prefix`'s job shard queues as the broker reports it:
+/// shard → the consumer tags of its consumers and whether each is active.
+fn broker_consumers(prefix: &str) -> std::collections::BTreeMap<u16, Vec<(String, bool)>> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "--no-table-headers",
+            "list_consumers",
+            "queue_name",
+            "consumer_tag",
+            "active",
+        ])
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_shard = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [queue, tag, active] = fields[..] else {
+            continue;
+        };
+        let Some(shard) = queue
+            .strip_prefix(&format!("{prefix}.jobs."))
+            .and_then(|s| s.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        by_shard
+            .entry(shard)
+            .or_insert_with(Vec::new)
+            .push((tag.to_owned(), active == "true"));
+    }
+    by_shard
+}
+
+/// Waits until the broker shows every shard with exactly one consumer, active, belonging to
+/// one of `processes`, and the processes' counts within one of each other; returns the counts.
+async fn fair_split(
+    prefix: &str,
+    shards: u16,
+    processes: &[&capstan::queue::RabbitQueue],
+) -> Vec<usize> {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let consumers = broker_consumers(prefix);
+        let mut counts = vec![0usize; processes.len()];
+        let mut settled = consumers.len() == usize::from(shards);
+        for list in consumers.values() {
+            let owner = match list.as_slice() {
+                [(tag, true)] => processes
+                    .iter()
+                    .position(|p| tag.starts_with(&format!("{}/", p.connection_name()))),
+                _ => None,
+            };
+            match owner {
+                Some(i) => counts[i] += 1,
+                None => settled = false,
+            }
+        }
+        let spread = counts
+            .iter()
+            .max()
+            .zip(counts.iter().min())
+            .map(|(h, l)| h - l);
+        if settled && spread.is_some_and(|s| s <= 1) {
+            return counts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fair split on the broker: {consumers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Worker processes share the job shards evenly (±1), as the broker's own consumer list
+/// shows, and take a departed process's shards over.
+#[tokio::test]
+async fn rabbitmq_shards_spread_over_the_live_processes_and_follow_them() {
+    let settings = QueueSettings {
+        shards: 8,
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    let a = support::rabbit(&settings).await;
+    let b = support::rabbit(&settings).await;
+    let _sa = a.subscribe(Topic::Jobs).await.expect("subscribe");
+    let _sb = b.subscribe(Topic::Jobs).await.expect("subscribe");
+    assert_eq!(fair_split(&settings.prefix, 8, &[&a, &b]).await, [4, 4]);
+    let c = support::rabbit(&settings).await;
+    let _sc = c.subscribe(Topic::Jobs).await.expect("subscribe");
+    let mut three = fair_split(&settings.prefix, 8, &[&a, &b, &c]).await;
+    three.sort();
+    assert_eq!(three, [2, 3, 3]);
+    // b dies without a word (its connection closes): a and c share its shards.
+    b.close().await;
+    assert_eq!(fair_split(&settings.prefix, 8, &[&a, &c]).await, [4, 4]);
+    for q in [a, c] {
+        q.close().await;
+    }
+    let _ = capstan::queue::rabbitmq::delete_topology(&settings).await;
+}
+
+/// While shards move between processes (one joins, one leaves), no job runs in two processes
+/// at once for one app, and every job is done.
+#[tokio::test]
+async fn rabbitmq_a_shard_changes_hands_only_after_its_jobs_are_done() {
+    use std::sync::{Arc, Mutex};
+    let settings = QueueSettings {
+        shards: 4,
+        prefetch: 8,
+        ..support::settings(QueueKind::Rabbitmq)
+    };
+    // (app, process, start, end) of every job run.
+    let runs: Arc<Mutex<Vec<(String, String, tokio::time::Instant, tokio::time::Instant)>>> =
+        Arc::default();
+    let done: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let work = |q: Arc<capstan::queue::RabbitQueue>, name: &'static str| {
+        let (runs, done) = (runs.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
+            while let Some(d) = sub.next().await {
+                let app = String::from_utf8(d.body.clone()).expect("utf8");
+                let start = tokio::time::Instant::now();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let end = tokio::time::Instant::now();
+                let id = d.id.clone();
+                if d.ack().await.is_ok() {
+                    runs.lock()
+                        .expect("runs")
+                        .push((app, name.to_owned(), start, end));
+                    done.lock().expect("done").insert(id);
+                }
+            }
+        })
+    };
+    let a = support::rabbit(&settings).await;
+    let first = work(a.clone(), "a");
+    let publisher = support::rabbit(&settings).await;
+    let total = 240;
+    let mut joined = None;
+    for i in 0..total {
+        publisher
+            .publish(
+                Topic::Jobs,
+                &format!("ns/app-{}", i % 12),
+                &format!("job-{i}"),
+                format!("ns/app-{}", i % 12).into_bytes(),
+            )
+            .await
+            .expect("publish");
+        if i == 60 {
+            let b = support::rabbit(&settings).await;
+            joined = Some((b.clone(), work(b, "b")));
+        }
+        if i == 160 {
+            // a stops taking work and leaves; its shards move to b after its jobs are done.
+            first.abort();
+            a.close().await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while done.lock().expect("done").len() < total {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {total} jobs done",
+            done.lock().expect("done").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = runs.lock().expect("runs").clone();
+    let by = |p: &str| runs.iter().filter(|r| r.1 == p).count();
+    assert!(
+        by("a") > 0 && by("b") > 0,
+        "both processes worked: a {}, b {}",
+        by("a"),
+        by("b")
+    );
+    for x in &runs {
+        for y in &runs {
+            let overlap = x.0 == y.0 && x.1 != y.1 && x.2 < y.3 && y.2 < x.3;
+            assert!(!overlap, "{} ran in a and b at once: {x:?} {y:?}", x.0);
+        }
+    }
+    if let Some((b, task)) = joined {
+        task.abort();
+        b.close().await;
+    }
+    publisher.close().await;
+    let _ = capstan::queue::rabbitmq::delete_topology(&settings).await;
+}

@@ -329,6 +329,18 @@ impl EmbeddedSubscription {
         }
     }
 
+    /// The shards this subscription owns.
+    pub(crate) fn owned_shards(&self) -> Vec<u16> {
+        let state = self.inner.lock();
+        state
+            .owners
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| **o == Some(self.id))
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect()
+    }
+
     fn take(&mut self, state: &mut State) -> Option<(Option<u16>, Message)> {
         match self.topic {
             Topic::Events => state.events.pop_front().map(|m| (None, m)),
@@ -361,6 +373,8 @@ impl EmbeddedSubscription {
             body: message.body.clone(),
             attempt: message.deliveries,
             shard,
+            // In process: a delivery is never lost while its holder lives.
+            lost: tokio_util::sync::CancellationToken::new(),
             settler: Settler::Embedded(EmbeddedSettler {
                 inner: self.inner.clone(),
                 topic: self.topic,

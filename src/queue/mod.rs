@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod rabbitmq;
 mod rabbitmq_claim;
 mod rabbitmq_consumer;
+mod rabbitmq_shards;
 mod settings;
 mod supervisor;
 mod topology;
@@ -144,6 +145,22 @@ enum SubscriptionInner {
 }
 
 impl Subscription {
+    /// The job shards this process consumes now (every shard for the embedded queue).
+    pub fn owned_shards(&self) -> Vec<u16> {
+        match &self.inner {
+            SubscriptionInner::Rabbit(s) => s.owned_shards(),
+            SubscriptionInner::Embedded(s) => s.owned_shards(),
+        }
+    }
+
+    /// Stops taking work before a shutdown: other processes take the shards over while the
+    /// jobs already handed out finish; nothing new is delivered.
+    pub fn stop_taking(&self) {
+        if let SubscriptionInner::Rabbit(s) = &self.inner {
+            s.stop_taking();
+        }
+    }
+
     /// The next delivery; `None` once the queue has been closed. Cancel-safe: dropping the
     /// future (e.g. in `tokio::select!`) loses no message.
     pub async fn next(&mut self) -> Option<Delivery> {
@@ -164,6 +181,9 @@ pub struct Delivery {
     pub attempt: u32,
     /// The shard queue it came from (Jobs only).
     pub shard: Option<u16>,
+    /// Cancelled when the connection it came on is lost: the queue has taken the message back
+    /// and another process may be working on it already, so whoever holds it must stop acting.
+    lost: tokio_util::sync::CancellationToken,
     settler: Settler,
 }
 
@@ -184,6 +204,11 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
+    /// Cancelled once this delivery can no longer be settled because its connection is gone.
+    pub fn lost(&self) -> tokio_util::sync::CancellationToken {
+        self.lost.clone()
+    }
+
     /// Done: the outcome is written, the message leaves the queue.
     pub async fn ack(self) -> Result<(), QueueError> {
         match self.settler {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::rabbitmq_claim;
 use super::rabbitmq_consumer::{Forwarder, RabbitSubscription};
+use super::rabbitmq_shards;
 use super::settings::redact_url;
 use super::supervisor;
 use super::topology::Topology;
@@ -47,6 +48,9 @@ pub(crate) struct Shared {
 /// One established connection with its confirm-mode publishing channel.
 pub(crate) struct Live {
     pub(crate) conn: Connection,
+    /// Cancelled once the connection is known dead: its deliveries are back in the queue and
+    /// may be with another process already.
+    pub(crate) lost: CancellationToken,
     publisher: tokio::sync::Mutex<Channel>,
     /// Idle confirm-mode channels for claims, reused to save two round trips per claim.
     pub(crate) claim_channels: rabbitmq_claim::ChannelPool,
@@ -56,9 +60,15 @@ pub(crate) struct Live {
 pub(crate) struct SubState {
     topic: Topic,
     /// Taken away at shutdown so the subscriber sees the end of the stream.
-    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
+    pub(crate) tx: Mutex<Option<mpsc::Sender<Delivery>>>,
     pub(crate) channel: Mutex<Option<Channel>>,
     pub(crate) closed: AtomicBool,
+    /// The job shards this subscription consumes (jobs only).
+    pub(crate) shards: Mutex<rabbitmq_shards::Shards>,
+    /// Set when the subscriber stops taking work (shutdown): no shard is taken any more.
+    leaving: AtomicBool,
+    /// Wakes the balancer when `leaving` is set.
+    pub(crate) leaving_now: tokio::sync::Notify,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,6 +82,16 @@ impl SubState {
 
     pub(crate) fn end(&self) {
         lock(&self.tx).take();
+    }
+
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
+    }
+
+    /// Stops taking work: the other processes are told, and shards' new deliveries are held.
+    pub(crate) fn leave(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.leaving_now.notify_one();
     }
 }
 
@@ -221,6 +241,7 @@ impl Live {
             .map_err(|e| classify("confirm.select", &e))?;
         Ok(Self {
             conn,
+            lost: CancellationToken::new(),
             publisher: tokio::sync::Mutex::new(ch),
             claim_channels: rabbitmq_claim::ChannelPool::default(),
         })
@@ -265,6 +286,14 @@ impl Live {
         ch.basic_qos(shared.settings.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| classify("basic.qos", &e))?;
+        if sub.topic == Topic::Jobs {
+            // Jobs: only the shards this process owns (see rabbitmq_shards.rs).
+            let old = lock(&sub.channel).replace(ch);
+            if let Some(old) = old {
+                tokio::spawn(async move { old.close(200, "replaced".into()).await });
+            }
+            return rabbitmq_shards::resume(self, shared, sub).await;
+        }
         let dead_exchange: Arc<str> = shared.topology.dead_queue().into();
         for (queue, shard) in shared.topology.queues(sub.topic) {
             let consumer = ch
@@ -285,6 +314,7 @@ impl Live {
                 publish_timeout: shared.settings.publish_timeout(),
                 sub: Arc::downgrade(sub),
                 live: Arc::downgrade(self),
+                gate: None,
             };
             tokio::spawn(forward.run(consumer));
         }
@@ -331,6 +361,9 @@ impl Queue for RabbitQueue {
                 tx: Mutex::new(Some(tx)),
                 channel: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                shards: Mutex::default(),
+                leaving: AtomicBool::new(false),
+                leaving_now: tokio::sync::Notify::new(),
             });
             let mut subs = self.shared.subscriptions.lock().await;
             subs.retain(|s| !s.is_closed());
@@ -354,6 +387,9 @@ impl Queue for RabbitQueue {
                 }
             }
             subs.push(state.clone());
+            if topic == Topic::Jobs {
+                tokio::spawn(rabbitmq_shards::balance(self.shared.clone(), state.clone()));
+            }
             Ok(Subscription {
                 inner: SubscriptionInner::Rabbit(RabbitSubscription { rx, state }),
             })

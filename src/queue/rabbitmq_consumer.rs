@@ -11,7 +11,9 @@ use lapin::{BasicProperties, Confirmation};
 use tokio::sync::mpsc;
 
 use super::rabbitmq::{Live, SubState, classify, lock};
+use super::rabbitmq_shards::ShardGate;
 use super::{Delivery, QueueError, Settler};
+use tokio_util::sync::CancellationToken;
 
 /// Header of a dead-lettered copy: why the consumer refused the message.
 pub const REASON_HEADER: &str = "x-capstan-reason";
@@ -31,14 +33,24 @@ pub(super) struct Forwarder {
     pub(super) publish_timeout: std::time::Duration,
     pub(super) sub: Weak<SubState>,
     pub(super) live: Weak<Live>,
+    /// A job shard's gate: counts what is out, holds new deliveries during a hand-over.
+    pub(super) gate: Option<Arc<ShardGate>>,
 }
 
 impl Forwarder {
     pub(super) async fn run(self, mut consumer: lapin::Consumer) {
+        // Deliveries held back while the shard is handed over; dropping them (when the
+        // consumer ends) returns them to the queue for the next owner.
+        let mut held = Vec::new();
         while let Some(item) = consumer.next().await {
             match item {
                 Ok(d) => {
-                    let delivery = self.convert(d);
+                    let admitted = self.gate.as_ref().is_none_or(|g| g.admit());
+                    let delivery = self.convert(d, admitted);
+                    if !admitted {
+                        held.push(delivery);
+                        continue;
+                    }
                     if self.tx.send(delivery).await.is_err() {
                         // The subscriber is gone; the dropped delivery requeues itself.
                         return;
@@ -49,6 +61,10 @@ impl Forwarder {
                     break;
                 }
             }
+        }
+        if self.gate.as_ref().is_some_and(|g| g.is_released()) {
+            // This process handed the shard over on purpose.
+            return;
         }
         let wanted = self.sub.upgrade().is_some_and(|s| !s.is_closed());
         if let (true, Some(live)) = (wanted, self.live.upgrade())
@@ -61,7 +77,8 @@ impl Forwarder {
         }
     }
 
-    fn convert(&self, d: lapin::message::Delivery) -> Delivery {
+    /// The delivery for the subscriber; `counted` when the shard's gate counted it in.
+    fn convert(&self, d: lapin::message::Delivery, counted: bool) -> Delivery {
         let id = d
             .properties
             .message_id()
@@ -79,11 +96,21 @@ impl Forwarder {
             None if d.redelivered => 2,
             None => 1,
         };
+        let lost = self
+            .live
+            .upgrade()
+            .map(|l| l.lost.clone())
+            .unwrap_or_else(|| {
+                let gone = CancellationToken::new();
+                gone.cancel();
+                gone
+            });
         Delivery {
             id,
             body: d.data,
             attempt,
             shard: self.shard,
+            lost,
             settler: Settler::Rabbit(RabbitSettler {
                 acker: d.acker,
                 max_attempts: self.max_attempts,
@@ -92,6 +119,7 @@ impl Forwarder {
                 publish_timeout: self.publish_timeout,
                 live: self.live.clone(),
                 settled: false,
+                gate: self.gate.clone().filter(|_| counted),
             }),
         }
     }
@@ -121,6 +149,8 @@ pub(crate) struct RabbitSettler {
     publish_timeout: std::time::Duration,
     live: Weak<Live>,
     settled: bool,
+    /// The shard gate that counted this delivery in, told when it is settled.
+    gate: Option<Arc<ShardGate>>,
 }
 
 /// The acker refuses when its channel closed; the broker then redelivers the message anyway.
@@ -135,13 +165,21 @@ fn settled(what: &str, r: lapin::Result<bool>) -> Result<(), QueueError> {
 }
 
 impl RabbitSettler {
-    pub(crate) async fn ack(mut self) -> Result<(), QueueError> {
+    /// Marks the delivery settled and tells its shard gate.
+    fn done(&mut self) {
         self.settled = true;
+        if let Some(gate) = self.gate.take() {
+            gate.leave();
+        }
+    }
+
+    pub(crate) async fn ack(mut self) -> Result<(), QueueError> {
+        self.done();
         settled("ack", self.acker.ack(BasicAckOptions::default()).await)
     }
 
     pub(crate) async fn retry(mut self, attempt: u32) -> Result<(), QueueError> {
-        self.settled = true;
+        self.done();
         if attempt >= self.max_attempts {
             let r = self
                 .acker
@@ -169,7 +207,7 @@ impl RabbitSettler {
     }
 
     pub(crate) async fn reject(mut self) -> Result<(), QueueError> {
-        self.settled = true;
+        self.done();
         let r = self
             .acker
             .reject(BasicRejectOptions { requeue: false })
@@ -263,6 +301,9 @@ impl Drop for RabbitSettler {
         if self.settled {
             return;
         }
+        if let Some(gate) = self.gate.take() {
+            gate.leave();
+        }
         tracing::warn!("delivery dropped unsettled; requeueing it");
         let acker = self.acker.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -287,6 +328,16 @@ pub(crate) struct RabbitSubscription {
 impl RabbitSubscription {
     pub(crate) async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
+    }
+
+    /// The job shards consumed now.
+    pub(crate) fn owned_shards(&self) -> Vec<u16> {
+        lock(&self.state.shards).owned()
+    }
+
+    /// Stops taking work: the others take the shards over, new deliveries are held.
+    pub(crate) fn stop_taking(&self) {
+        self.state.leave();
     }
 }
 

@@ -40,6 +40,7 @@ pub(crate) async fn run(shared: Arc<Shared>, first: oneshot::Sender<Result<(), Q
                 }
                 tracing::info!(connection = %shared.connection_name, "connected to RabbitMQ");
                 watch_until_dead(&shared, &live).await;
+                live.lost.cancel();
                 shared.live.send_replace(None);
                 let _ = live.conn.close(200, "reconnecting".into()).await;
                 if shared.shutdown.is_cancelled() {

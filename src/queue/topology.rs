@@ -3,7 +3,8 @@
 //! `{p}.events` (fanout) → quorum queue `{p}.events.router`;
 //! `{p}.jobs` (direct) → quorum queues `{p}.jobs.{i}`, bound with routing key `{i}`, single
 //! active consumer; work queues dead-letter to `{p}.dead` (fanout) → queue `{p}.dead`.
-//! Claims (de-duplication windows) are transient queues `{p}.seen.<hash>` that expire by
+//! Worker heartbeats go to `{p}.workers` (fanout) → one exclusive queue per process (see
+//! `rabbitmq_shards.rs`). Claims (de-duplication windows) are transient queues `{p}.seen.<hash>` that expire by
 //! themselves (see `rabbitmq_claim.rs`).
 
 use lapin::options::{
@@ -51,7 +52,12 @@ impl Topology {
         }
     }
 
-    fn jobs_queue(&self, shard: u16) -> String {
+    /// The fanout exchange worker processes send their heartbeats to.
+    pub(crate) fn workers_exchange(&self) -> String {
+        format!("{}.workers", self.prefix)
+    }
+
+    pub(crate) fn jobs_queue(&self, shard: u16) -> String {
         format!("{}.jobs.{shard}", self.prefix)
     }
 
@@ -168,6 +174,7 @@ impl Topology {
             self.exchange(Topic::Events),
             self.exchange(Topic::Jobs),
             self.dead_queue(),
+            self.workers_exchange(),
         ] {
             ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;

@@ -11,6 +11,7 @@
 //! a refresh.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +84,8 @@ struct Shared {
     permits: Semaphore,
     /// Apps being reconciled now, with the run each owes afterwards, if any.
     running: Mutex<HashMap<AppKey, Option<Pending>>>,
+    /// Set at shutdown: runs in progress finish, owed runs go back to the queue.
+    stopping: AtomicBool,
     /// Consecutive progress re-checks per app, for backoff.
     rechecks: Mutex<HashMap<AppKey, u32>>,
 }
@@ -101,6 +104,7 @@ pub async fn run(
         permits: Semaphore::new(settings.concurrency.max(1)),
         settings,
         running: Mutex::new(HashMap::new()),
+        stopping: AtomicBool::new(false),
         rechecks: Mutex::new(HashMap::new()),
     });
     loop {
@@ -145,7 +149,31 @@ pub async fn run(
             }
         }
     }
+    drain(&shared, &subscription).await;
     Ok(())
+}
+
+/// SIGTERM: takes no more work (other workers take the shards over), lets the reconciles in
+/// progress finish and be acknowledged, and returns what was owed to the queue.
+async fn drain(shared: &Shared, subscription: &crate::queue::Subscription) {
+    subscription.stop_taking();
+    shared.stopping.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + shared.ctx.reconcile_timeout;
+    loop {
+        let running = lock(&shared.running).len();
+        if running == 0 {
+            info!("drained: no job in progress");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(
+                running,
+                "jobs still running at the drain deadline; the queue redelivers them"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,14 +193,24 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
         } = run;
         let span = info_span!("job", job_id = %job.id, app = %job.app, kind = ?job.kind, cause = ?job.cause.source,
             revision = job.revision.as_deref().unwrap_or(""), attempt = delivery.attempt);
-        let outcome = async {
+        let lost = delivery.lost();
+        let work = async {
             let _permit = shared.permits.acquire().await;
             reconcile::reconcile(&shared.ctx, &job).await
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        // Fencing: once the queue took the job back (connection lost), another worker may run
+        // it; this one stops at once instead of racing it.
+        let outcome = tokio::select! {
+            outcome = work => Some(outcome),
+            _ = lost.cancelled() => None,
+        };
         match outcome {
-            Ok(report) => {
+            None => {
+                warn!(parent: &span, "the queue connection was lost mid-job; another worker has it now, stopping here");
+                drop(delivery);
+            }
+            Some(Ok(report)) => {
                 let _enter = span.enter();
                 info!(
                     revision = report.revision.as_deref().unwrap_or(""),
@@ -187,7 +225,7 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
                 }
                 schedule_recheck(&shared, &app, report.progressing, report.recheck_after);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
                 let _ = delivery.retry().await;
@@ -195,7 +233,11 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
         }
         let next = {
             let mut running = lock(&shared.running);
-            match running.get_mut(&app).and_then(Option::take) {
+            let next = running.get_mut(&app).and_then(Option::take);
+            // Stopping, or owed on a connection that is gone: the queue has (or gets) it back.
+            match next.filter(|p| {
+                !shared.stopping.load(Ordering::SeqCst) && !p.delivery.lost().is_cancelled()
+            }) {
                 Some(pending) => pending,
                 None => {
                     running.remove(&app);
