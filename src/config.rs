@@ -209,6 +209,13 @@ pub struct ReconcileSettings {
     pub progress_recheck_ms: u64,
     /// One reconcile (fetch, render, compare, sync) is abandoned after this many seconds.
     pub timeout_secs: u64,
+    /// The poller Lease's duration: a dead poller's worker is replaced within this long.
+    #[serde(default = "default_poller_lease_secs")]
+    pub poller_lease_secs: u64,
+}
+
+fn default_poller_lease_secs() -> u64 {
+    15
 }
 
 /// Git access.

@@ -174,7 +174,24 @@ impl Service {
             );
             let interval = Duration::from_secs(reconcile.interval_secs.max(1));
             let jitter = Duration::from_secs(reconcile.jitter_secs);
-            workers.push(tokio::spawn(poller::run(st, t, q, interval, jitter, s)));
+            // Unique per process: the Lease names who polls (`kubectl get lease capstan-poller`).
+            let identity = format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "capstan".to_owned()),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            workers.push(tokio::spawn(poller::run_elected(
+                client.clone(),
+                settings.server.namespace.clone(),
+                identity,
+                Duration::from_secs(reconcile.poller_lease_secs),
+                st,
+                t,
+                q,
+                interval,
+                jitter,
+                s,
+            )));
         }
 
         let state = web::Data::new(ApiState {

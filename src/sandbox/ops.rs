@@ -500,22 +500,34 @@ impl Store {
                 rt.kind
             )));
         }
+        let live = self.get(
+            &key_of(rt),
+            if rt.namespaced { ns.unwrap_or("") } else { "" },
+            name,
+        );
+        let mut applied = applied;
+        // The patch merges into the live object, whose name is the URL's: a patch of an
+        // existing object may leave the name out (as kube-apiserver allows); one that names
+        // another object, or creates one without a name, is refused.
         match meta_str(&applied, "name") {
             Some(n) if n == name => {}
+            None if live.is_some() => {
+                if let Some(meta) = applied
+                    .as_object_mut()
+                    .map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.insert("name".into(), Value::String(name.to_owned()));
+                }
+            }
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object in the apply patch does not match the name on the URL ({name})"
                 )));
             }
         }
-        let mut applied = applied;
         self.check_namespace_field(rt, ns, &mut applied)?;
         let stamp = now();
-        let live = self.get(
-            &key_of(rt),
-            if rt.namespaced { ns.unwrap_or("") } else { "" },
-            name,
-        );
         let merged = catch("server-side apply", || match (&live, status_only) {
             (Some(old), true) => ssa::apply_status(
                 &old.value,

@@ -72,3 +72,77 @@ fn enqueue(queue: &SharedQueue, key: AppKey, delay: Duration) {
         }
     });
 }
+
+/// The Lease in the control namespace whose holder is the one poller of the control plane.
+pub const POLLER_LEASE: &str = "capstan-poller";
+
+/// Runs [`run`] only while this process holds the poller Lease, so every Application is polled
+/// once per interval across all workers; another worker takes over within the lease duration
+/// when the holder dies (at once when it stops cleanly and releases the Lease).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_elected(
+    client: kube::Client,
+    namespace: String,
+    identity: String,
+    lease: Duration,
+    store: AppStore,
+    tenancy: Tenancy,
+    queue: SharedQueue,
+    interval: Duration,
+    jitter: Duration,
+    shutdown: CancellationToken,
+) {
+    let secs = lease.as_secs().max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, POLLER_LEASE)
+        .with_namespace(namespace)
+        .with_identity(identity.clone())
+        .with_duration(secs)
+        .with_grace((secs / 3).max(1))
+        .build()
+        .await;
+    let manager = match manager {
+        Ok(m) => m,
+        Err(e) => {
+            // Polling twice is better than never: the safety net must not depend on the Lease.
+            warn!(error = %e, "no poller election (Leases not usable); this worker polls on its own");
+            run(store, tenancy, queue, interval, jitter, shutdown).await;
+            return;
+        }
+    };
+    let (mut leading, task) = manager.watch().await;
+    let mut polling: Option<CancellationToken> = None;
+    loop {
+        let leader = *leading.borrow_and_update();
+        match (leader, &polling) {
+            (true, None) => {
+                tracing::info!(%identity, "holding the poller lease: polling");
+                let token = shutdown.child_token();
+                tokio::spawn(run(
+                    store.clone(),
+                    tenancy.clone(),
+                    queue.clone(),
+                    interval,
+                    jitter,
+                    token.clone(),
+                ));
+                polling = Some(token);
+            }
+            (false, Some(token)) => {
+                tracing::info!(%identity, "lost the poller lease: not polling");
+                token.cancel();
+                polling = None;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { break },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    if let Some(token) = polling {
+        token.cancel();
+    }
+    // Closing the channel makes the manager release the Lease for the next worker.
+    drop(leading);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}

@@ -245,7 +245,18 @@ fn sibling_env(app: &TestApp, role: Role) -> Vec<(String, String)> {
 
 /// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
 pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
-    let env = sibling_env(app, role);
+    spawn_process_with(app, role, log, Vec::new())
+}
+
+/// [`spawn_process`] with more `CAPSTAN__…` settings, layered last.
+pub fn spawn_process_with(
+    app: &TestApp,
+    role: Role,
+    log: &Path,
+    extra_env: Vec<(String, String)>,
+) -> Child {
+    let mut env = sibling_env(app, role);
+    env.extend(extra_env);
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_capstan"))
         .arg("serve")

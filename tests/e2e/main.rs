@@ -12,6 +12,7 @@ mod hostile_render;
 mod live_state;
 mod openapi;
 mod render_tools;
+mod scale;
 mod stall;
 mod sync_engine;
 mod tenancy;
