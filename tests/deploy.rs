@@ -1,8 +1,9 @@
 //! The installation under deploy/ (the Kustomize base and overlays, the Helm chart) is what the
-//! README promises: a Kubernetes API server (the sandbox) accepts every object, both roles have
-//! probes, resources and a hardened Pod, RBAC is least-privilege unless cluster-admin is asked for,
-//! the ConfigMap's capstan.toml loads through the real settings loader and points at what the Pods
-//! mount, and every Secret the Pods need is documented with the command that creates it.
+//! README promises: a Kubernetes API server (the sandbox) accepts every object and the README's
+//! install command, both roles have probes, resources and a hardened Pod, RBAC is least-privilege
+//! unless cluster-admin is asked for, the ConfigMap's capstan.toml loads through the real settings
+//! loader and points at what the Pods mount, and every Secret the Pods need is documented with the
+//! command that creates it.
 
 mod common;
 
@@ -62,6 +63,8 @@ fn text(out: &Output) -> String {
 struct Variant {
     name: &'static str,
     yaml: String,
+    /// The Kustomize directory under deploy/kustomize, for the Kustomize variants.
+    kustomize_dir: Option<&'static str>,
     /// Whether it binds cluster-admin (the opt-in).
     cluster_admin: bool,
     /// Whether it brings its own RabbitMQ.
@@ -109,30 +112,35 @@ async fn variants(home: &Path) -> Vec<Variant> {
         Variant {
             name: "kustomize base",
             yaml: kustomize("base", home).await,
+            kustomize_dir: Some("base"),
             cluster_admin: false,
             rabbitmq: false,
         },
         Variant {
             name: "kustomize with-rabbitmq",
             yaml: kustomize("with-rabbitmq", home).await,
+            kustomize_dir: Some("with-rabbitmq"),
             cluster_admin: false,
             rabbitmq: true,
         },
         Variant {
             name: "kustomize cluster-admin",
             yaml: kustomize("cluster-admin", home).await,
+            kustomize_dir: Some("cluster-admin"),
             cluster_admin: true,
             rabbitmq: false,
         },
         Variant {
             name: "helm defaults",
             yaml: helm_template(&[], home).await,
+            kustomize_dir: None,
             cluster_admin: false,
             rabbitmq: false,
         },
         Variant {
             name: "helm clusterAdmin+rabbitmq",
             yaml: helm_template(HELM_OPT_IN, home).await,
+            kustomize_dir: None,
             cluster_admin: true,
             rabbitmq: true,
         },
@@ -334,30 +342,77 @@ async fn every_variant_is_accepted_by_a_kubernetes_api_server() {
             text(&out)
         );
 
-        let out = run(
-            &kubectl,
-            &["--kubeconfig", kc, "apply", "--dry-run=server", "-f", "-"],
-            home.path(),
-            Some(&rest.join("---\n")),
-        )
-        .await;
+        // Client-side and server-side apply, as `kubectl apply` and the README's
+        // `kubectl apply --server-side` send them.
+        for mode in [&["apply"][..], &["apply", "--server-side"][..]] {
+            let mut args = vec!["--kubeconfig", kc];
+            args.extend_from_slice(mode);
+            args.extend_from_slice(&["--dry-run=server", "-f", "-"]);
+            let out = run(&kubectl, &args, home.path(), Some(&rest.join("---\n"))).await;
+            assert!(
+                out.status.success(),
+                "{}: {args:?}: {}",
+                variant.name,
+                text(&out)
+            );
+            let accepted = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.ends_with("(server dry run)"))
+                .count();
+            assert_eq!(
+                accepted,
+                rest.len(),
+                "{}: {args:?}: every object is accepted by the server: {}",
+                variant.name,
+                text(&out)
+            );
+        }
+
+        // Then the README's install command for real.
+        let out = match variant.kustomize_dir {
+            Some(dir) => {
+                let path = format!("deploy/kustomize/{dir}");
+                let args = ["--kubeconfig", kc, "apply", "--server-side", "-k", &path];
+                run(&kubectl, &args, home.path(), None).await
+            }
+            None => {
+                let args = ["--kubeconfig", kc, "apply", "--server-side", "-f", "-"];
+                run(&kubectl, &args, home.path(), Some(&rest.join("---\n"))).await
+            }
+        };
         assert!(
             out.status.success(),
-            "{}: dry-run: {}",
+            "{}: install: {}",
             variant.name,
             text(&out)
         );
-        let accepted = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.ends_with("(server dry run)"))
-            .count();
-        assert_eq!(
-            accepted,
-            rest.len(),
-            "{}: every object is accepted by the server: {}",
-            variant.name,
-            text(&out)
-        );
+        let out = run(
+            &kubectl,
+            &[
+                "--kubeconfig",
+                kc,
+                "-n",
+                NAMESPACE,
+                "get",
+                "deployments",
+                "-o",
+                "name",
+            ],
+            home.path(),
+            None,
+        )
+        .await;
+        let listed = String::from_utf8_lossy(&out.stdout);
+        for component in ["api", "worker"] {
+            assert!(
+                listed
+                    .lines()
+                    .any(|l| l.ends_with(&format!("-{component}"))),
+                "{}: the {component} Deployment is installed: {}",
+                variant.name,
+                text(&out)
+            );
+        }
         sandbox.shutdown().await;
     }
 }
