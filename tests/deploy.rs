@@ -1007,6 +1007,35 @@ fn value_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// The line number of `a.b.c` in a block-style YAML file: `c:` inside `b:` inside `a:`.
+fn key_line(text: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut from, mut parent_indent) = (0, None::<usize>);
+    let mut found = None;
+    for key in path.split('.') {
+        let at = (from..lines.len()).find(|&i| {
+            let line = lines[i];
+            let indent = line.len() - line.trim_start().len();
+            line.trim_start().starts_with(&format!("{key}:"))
+                && parent_indent.is_none_or(|p| indent > p)
+        })?;
+        // Stay inside the parent: no line between it and the key may be indented at or left of it.
+        if let Some(p) = parent_indent {
+            let left_parent = lines[from..at].iter().any(|l| {
+                let t = l.trim_start();
+                !t.is_empty() && !t.starts_with('#') && l.len() - t.len() <= p
+            });
+            if left_parent {
+                return None;
+            }
+        }
+        parent_indent = Some(lines[at].len() - lines[at].trim_start().len());
+        from = at + 1;
+        found = Some(at);
+    }
+    found
+}
+
 #[test]
 fn every_chart_value_is_commented_and_in_the_readme_table() {
     let chart = repo().join("deploy/helm/capstan");
@@ -1023,15 +1052,16 @@ fn every_chart_value_is_commented_and_in_the_readme_table() {
                 .any(|l| l.starts_with(&format!("| `{path}` |"))),
             "deploy/helm/capstan/README.md has a table row for `{path}`"
         );
-        // The line holding the value's own key has a comment right above it.
-        let key = path.rsplit('.').next().expect("a key");
-        let lines: Vec<&str> = values_text.lines().collect();
-        let documented = lines.iter().enumerate().any(|(i, line)| {
-            line.trim_start().starts_with(&format!("{key}:"))
-                && i > 0
-                && lines[i - 1].trim_start().starts_with('#')
-        });
-        assert!(documented, "values.yaml comments `{path}`");
+        let line = key_line(&values_text, path)
+            .unwrap_or_else(|| panic!("values.yaml has a line for `{path}`"));
+        assert!(
+            line > 0
+                && values_text
+                    .lines()
+                    .nth(line - 1)
+                    .is_some_and(|l| l.trim_start().starts_with('#')),
+            "values.yaml has a comment right above `{path}`"
+        );
     }
     assert!(
         readme.contains("helm install"),
