@@ -100,11 +100,20 @@ async fn helm_template(extra: &[&str], home: &Path) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+const HELM_OPT_IN_NAME: &str = "helm opt-ins";
+
+/// The opt-ins, and the values that add to capstan.toml.
 const HELM_OPT_IN: &[&str] = &[
     "--set",
     "rbac.clusterAdmin=true",
     "--set",
     "rabbitmq.enabled=true",
+    "--set",
+    "webhook.providers.gitlab=gitlab-webhook-secret",
+    "--set",
+    "config.applicationNamespaces={team-*}",
+    "--set",
+    "config.extraToml=[health]\nconfigmap = \"capstan-cm\"",
 ];
 
 async fn variants(home: &Path) -> Vec<Variant> {
@@ -138,7 +147,7 @@ async fn variants(home: &Path) -> Vec<Variant> {
             rabbitmq: false,
         },
         Variant {
-            name: "helm clusterAdmin+rabbitmq",
+            name: HELM_OPT_IN_NAME,
             yaml: helm_template(HELM_OPT_IN, home).await,
             kustomize_dir: None,
             cluster_admin: true,
@@ -907,6 +916,21 @@ async fn the_config_map_loads_and_points_at_what_the_pods_mount() {
                 );
             }
             assert_documented(v, &needed);
+            // Other Git hosts' secrets are keys of a mounted Secret too (named by the user).
+            for (provider, from) in &s.webhook.providers {
+                for file in &from.secret_files {
+                    assert!(
+                        secret_file(d, file).is_some(),
+                        "{v}: {provider}'s {} is a mounted Secret key",
+                        file.display()
+                    );
+                }
+            }
+            if variant.name == HELM_OPT_IN_NAME {
+                assert!(s.webhook.providers.contains_key("gitlab"), "{v}");
+                assert_eq!(s.applications.namespaces, ["team-*"], "{v}");
+                assert_eq!(s.health.configmap.as_deref(), Some("capstan-cm"), "{v}");
+            }
 
             // The loader refuses what it does not know, so a typo in the file fails here.
             let typo = toml.replace("[cluster]", "[cluster]\nmanagment = \"in-cluster\"");
