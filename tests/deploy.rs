@@ -561,6 +561,17 @@ async fn both_roles_run_hardened_with_probes_resources_and_a_disruption_budget()
             "{v}: webhooks never reach a worker"
         );
 
+        if variant.kustomize_dir.is_some() {
+            let namespace = of_kind(&objs, "Namespace")
+                .into_iter()
+                .find(|n| n["metadata"]["name"] == NAMESPACE)
+                .unwrap_or_else(|| panic!("{v}: installs the control namespace"));
+            assert_eq!(
+                namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted",
+                "{v}: the control namespace enforces the restricted Pod Security Standard"
+            );
+        }
+
         let statefulsets = of_kind(&objs, "StatefulSet");
         assert_eq!(
             statefulsets.len(),
