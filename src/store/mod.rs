@@ -350,5 +350,13 @@ mod tests {
             super::crds_yaml(),
             "deploy/crds/capstan.yaml is stale: run `cargo run -- crds > deploy/crds/capstan.yaml`"
         );
+        // Helm installs CRDs only from the chart's own crds/ directory, hence a second copy.
+        let chart = include_str!("../../deploy/helm/capstan/crds/capstan.yaml");
+        assert_eq!(
+            chart,
+            super::crds_yaml(),
+            "deploy/helm/capstan/crds/capstan.yaml is stale: run \
+             `cargo run -- crds > deploy/helm/capstan/crds/capstan.yaml`"
+        );
     }
 }
