@@ -546,8 +546,8 @@ async fn rabbitmq_a_shard_changes_hands_only_after_its_jobs_are_done() {
         ..support::settings(QueueKind::Rabbitmq)
     };
     // (app, process, start, end) of every job run.
-    let runs: Arc<Mutex<Vec<(String, String, tokio::time::Instant, tokio::time::Instant)>>> =
-        Arc::default();
+    type Run = (String, String, tokio::time::Instant, tokio::time::Instant);
+    let runs: Arc<Mutex<Vec<Run>>> = Arc::default();
     let done: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
     let work = |q: Arc<capstan::queue::RabbitQueue>, name: &'static str| {
         let (runs, done) = (runs.clone(), done.clone());
