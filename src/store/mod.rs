@@ -38,6 +38,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("the Capstan CRDs did not become established in time")]
     CrdNotEstablished,
+    /// The object changed since it was read (a precondition failed).
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// The CRDs Capstan owns, as one multi-document YAML (what `deploy/crds/` holds).
@@ -225,22 +228,37 @@ impl AppStore {
         Ok(())
     }
 
-    /// Replaces the whole status through the status subresource.
+    /// Replaces the whole status through the status subresource, only if the Application is
+    /// still at `resource_version` (the one the reconcile read): a write that raced another is
+    /// [`StoreError::Conflict`], never last-writer-wins.
     pub async fn write_status(
         &self,
         namespace: &str,
         name: &str,
+        resource_version: Option<&str>,
         status: &ApplicationStatus,
     ) -> Result<(), StoreError> {
         let api: Api<Application> = Api::namespaced(self.client.clone(), namespace);
-        // A JSON patch `add /status` replaces the status wholesale; a merge patch would keep stale keys.
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-            { "op": "add", "path": "/status", "value": status }
-        ]))
-        .map_err(|e| StoreError::Invalid(format!("status patch: {e}")))?;
-        api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-            .await?;
-        Ok(())
+        // A JSON patch `add /status` replaces the status wholesale; a merge patch would keep stale
+        // keys. A resourceVersion in the patched object is the API server's precondition.
+        let mut ops = vec![serde_json::json!({ "op": "add", "path": "/status", "value": status })];
+        if let Some(rv) = resource_version {
+            ops.push(serde_json::json!({
+                "op": "replace", "path": "/metadata/resourceVersion", "value": rv
+            }));
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+            .map_err(|e| StoreError::Invalid(format!("status patch: {e}")))?;
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(StoreError::Conflict(format!(
+                "application {namespace}/{name} changed since it was read"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The management cluster's client.
@@ -264,6 +282,45 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("never happened: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_status_write_from_a_stale_read_is_a_conflict_not_an_overwrite() {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox starts");
+        let client = sandbox.client();
+        install_crds(&client).await.expect("CRDs install");
+        let store = AppStore::start(client.clone()).await.expect("store starts");
+        let mut app = Application::new("fenced", ApplicationSpec::default());
+        app.metadata.namespace = Some("default".into());
+        store.create(&app).await.expect("created");
+        let read = store.get("default", "fenced").await.expect("read");
+        let rv = read.metadata.resource_version.clone();
+        let newer = ApplicationStatus {
+            reconciled_at: Some("2026-01-02T00:00:00Z".into()),
+            ..Default::default()
+        };
+        // Another writer (the new owner) writes first, from the same read.
+        store
+            .write_status("default", "fenced", rv.as_deref(), &newer)
+            .await
+            .expect("the first write from that read lands");
+        let stale = ApplicationStatus {
+            reconciled_at: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let err = store
+            .write_status("default", "fenced", rv.as_deref(), &stale)
+            .await
+            .expect_err("the second write from the same read is refused");
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        let kept = store.get("default", "fenced").await.expect("read");
+        assert_eq!(
+            kept.status.and_then(|s| s.reconciled_at).as_deref(),
+            Some("2026-01-02T00:00:00Z"),
+            "the newer status stays"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +360,7 @@ mod tests {
             ..Default::default()
         };
         store
-            .write_status("default", "routed", &status)
+            .write_status("default", "routed", None, &status)
             .await
             .expect("status written");
         let annotate = serde_json::json!({"metadata": {"annotations": {

@@ -54,8 +54,26 @@ pub struct Report {
     pub recheck_after: Option<Duration>,
 }
 
-/// Reconciles one Application for `job` and writes its status.
+/// How often a reconcile starts over when its status write finds the Application changed.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Reconciles one Application for `job` and writes its status. A status write is fenced by the
+/// resourceVersion the reconcile read: when the Application changed meanwhile (a spec edit,
+/// another writer), the reconcile starts over from a fresh read instead of overwriting.
 pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match reconcile_once(ctx, job).await {
+            Err(StoreError::Conflict(reason)) if attempt < CONFLICT_RETRIES => {
+                debug!(app = %job.app, %reason, attempt, "status write conflicted; starting over");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn reconcile_once(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
     let (ns, name) = (job.app.namespace(), job.app.name());
     let app = match ctx.store.get(ns, name).await {
         Ok(app) => app,
@@ -97,7 +115,9 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
         &mut status,
         status::history_limit(app.spec.revision_history_limit),
     );
-    ctx.store.write_status(ns, name, &status).await?;
+    ctx.store
+        .write_status(ns, name, app.metadata.resource_version.as_deref(), &status)
+        .await?;
     Ok(report)
 }
 

@@ -53,8 +53,8 @@ metadata:
     {{- end }}
 spec:
   serviceAccountName: {{ include "capstan.fullname" $root }}-{{ .component }}
-  # Stopping drains HTTP requests (up to 30 s), then the workers (up to 10 s).
-  terminationGracePeriodSeconds: 45
+  # Stopping drains HTTP requests (up to 30 s); a worker lets its jobs in progress finish.
+  terminationGracePeriodSeconds: {{ .settings.terminationGracePeriodSeconds | default 45 }}
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
