@@ -177,3 +177,89 @@ async fn a_worker_killed_under_load_hands_its_shards_over_and_nothing_is_lost() 
     }
     kill(second);
 }
+
+/// Fencing: worker A is inside the compare of revision 2 when its broker connection is cut;
+/// worker B takes the job over and syncs revision 3. A must stop acting at once: when its
+/// held request comes back it applies nothing, so revision 2 never lands after revision 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_from_the_broker_mid_sync_never_applies_after_the_new_owner() {
+    use crate::common::tcp_proxy::TcpProxy;
+    let app = spawn_app(Options {
+        role: Role::Api,
+        ..Default::default()
+    })
+    .await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().expect("addr")).await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let via_proxy = vec![(
+        "CAPSTAN__QUEUE__URL".to_owned(),
+        format!("amqp://guest:guest@{}/%2f", proxy.addr()),
+    )];
+    let a = spawn_process_with(
+        &app,
+        Role::Worker,
+        &logs.path().join("worker-a.log"),
+        via_proxy,
+    );
+    app.repo
+        .write("fenced/config.yaml", &config_map("fenced", "rev1"));
+    let rev1 = app.repo.commit("rev1");
+    assert_eq!(
+        app.create_app("fenced", "fenced", Some(true))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("fenced", 60, "A synced rev1", |a| {
+        sync_of(a) == ("Synced".into(), rev1.clone())
+    })
+    .await;
+
+    // A's next request to the object (the compare's dry-run of rev2) is held for 8 s.
+    app.sandbox.faults().delay_next(
+        1,
+        "/configmaps/fenced",
+        Some("PATCH"),
+        Duration::from_secs(8),
+    );
+    app.repo
+        .write("fenced/config.yaml", &config_map("fenced", "rev2"));
+    let rev2 = app.repo.commit("rev2");
+    assert_eq!(app.push_webhook(&rev2, Some(""), None).await.status(), 202);
+    eventually(30, "A is inside the compare of rev2", || async {
+        app.sandbox.faults().hits() >= 1
+    })
+    .await;
+    let b = spawn_process(&app, Role::Worker, &logs.path().join("worker-b.log"));
+    app.repo
+        .write("fenced/config.yaml", &config_map("fenced", "rev3"));
+    let rev3 = app.repo.commit("rev3");
+    // B is consuming (as standby of A's shard) before A is cut.
+    eventually(30, "B consumes", || async {
+        std::fs::read_to_string(logs.path().join("worker-b.log"))
+            .unwrap_or_default()
+            .contains("consuming shard")
+    })
+    .await;
+    proxy.cut();
+    app.wait_app("fenced", 60, "B synced rev3", |a| {
+        sync_of(a) == ("Synced".into(), rev3.clone())
+    })
+    .await;
+    // Past the end of A's held request: A must not apply rev2 now.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let live = app.config_map("fenced").await.expect("the ConfigMap");
+    assert_eq!(
+        live["data"]["key"], "rev3",
+        "an older revision landed after a newer one"
+    );
+    let status = app.get_app("fenced").await;
+    assert_eq!(sync_of(&status), ("Synced".into(), rev3.clone()));
+    let a_log = std::fs::read_to_string(logs.path().join("worker-a.log")).unwrap_or_default();
+    assert!(
+        a_log.contains("connection was lost mid-job"),
+        "A noticed and stopped:\n{a_log}"
+    );
+    kill(a);
+    kill(b);
+}
