@@ -226,8 +226,13 @@ fn body_errors(doc: &Value, method: &str, template: &str, body: &Value) -> Vec<S
         schema.is_object(),
         "{method} {template} documents a JSON body"
     );
-    // The document is the root, so `#/components/schemas/…` resolves; OpenAPI's own keys are
-    // unknown keywords to the validator and ignored.
+    schema_errors(doc, schema, body)
+}
+
+/// Validates `body` against `schema`, one of the document's schemas: the document is the root,
+/// so `#/components/schemas/…` resolves; OpenAPI's own keys are unknown keywords to the
+/// validator and ignored.
+fn schema_errors(doc: &Value, schema: &Value, body: &Value) -> Vec<String> {
     let mut root = doc.clone();
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["allOf"] = json!([schema]);
@@ -600,12 +605,8 @@ fn answers_have_typed_schemas_that_refuse_wrong_shapes() {
             schema.is_object(),
             "{method} {template} {status} has a schema"
         );
-        let mut root = doc.clone();
-        root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
-        root["allOf"] = json!([schema]);
-        let validator = jsonschema::validator_for(&root).expect("usable schema");
         assert!(
-            !validator.is_valid(&body),
+            !schema_errors(&doc, schema, &body).is_empty(),
             "{method} {template} {status} accepts {body}"
         );
     }

@@ -34,7 +34,7 @@ use super::rabbitmq_consumer::Forwarder;
 /// How often a process says it is alive (and re-evaluates its shards).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A process not heard from for this long is taken for dead and its shards are shared out.
-const MEMBER_TTL: Duration = Duration::from_millis(3500);
+const MEMBER_TTL: Duration = Duration::from_secs(5);
 
 /// One heartbeat.
 #[derive(Debug, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ struct Rule {
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
     hits: Mutex<usize>,
+    /// Added to every request no rule matches, as a remote API server's round trip would.
+    latency: Mutex<Duration>,
 }
 
 impl Faults {
@@ -60,16 +62,27 @@ impl Faults {
         *self.hits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The fault for this request, consuming one use of the first matching rule.
+    /// Delays every request by `latency` from now on (zero turns it off), so load is I/O-bound
+    /// as against a real cluster; rules still apply first.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(|e| e.into_inner()) = latency;
+    }
+
+    /// The fault for this request, consuming one use of the first matching rule; else the
+    /// latency, if one is set.
     pub fn take(&self, method: &str, path: &str) -> Option<FaultAction> {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let idx = rules.iter().position(|r| {
+        let found = rules.iter().position(|r| {
             r.remaining > 0
                 && path.contains(&r.path_contains)
                 && r.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
-        })?;
+        });
+        let Some(idx) = found else {
+            let latency = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
+            return (!latency.is_zero()).then_some(FaultAction::Delay(latency));
+        };
         let rule = &mut rules[idx];
         rule.remaining -= 1;
         let action = rule.action;
@@ -84,6 +97,20 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_latency_delays_every_request_no_rule_matches() {
+        let f = Faults::default();
+        assert_eq!(f.take("GET", "/api/v1/pods"), None);
+        f.set_latency(Duration::from_millis(20));
+        f.fail_next(1, "/pods", None, 500);
+        assert_eq!(f.take("GET", "/api/v1/pods"), Some(FaultAction::Fail(500)));
+        assert_eq!(
+            f.take("GET", "/api/v1/pods"),
+            Some(FaultAction::Delay(Duration::from_millis(20)))
+        );
+        assert_eq!(f.hits(), 1, "latency is not a fault hit");
+    }
 
     #[test]
     fn faults_are_consumed() {

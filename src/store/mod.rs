@@ -284,14 +284,20 @@ mod tests {
         panic!("never happened: {what}");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_status_write_from_a_stale_read_is_a_conflict_not_an_overwrite() {
+    /// A sandbox with the CRDs and a store watching it (the sandbox must outlive the store).
+    async fn store_on_sandbox() -> (Sandbox, Client, AppStore) {
         let sandbox = Sandbox::start(SandboxOptions::default())
             .await
             .expect("sandbox starts");
         let client = sandbox.client();
         install_crds(&client).await.expect("CRDs install");
         let store = AppStore::start(client.clone()).await.expect("store starts");
+        (sandbox, client, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_status_write_from_a_stale_read_is_a_conflict_not_an_overwrite() {
+        let (_sandbox, _client, store) = store_on_sandbox().await;
         let mut app = Application::new("fenced", ApplicationSpec::default());
         app.metadata.namespace = Some("default".into());
         store.create(&app).await.expect("created");
@@ -325,12 +331,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_routing_epoch_moves_for_spec_annotations_and_deletes_but_not_status() {
-        let sandbox = Sandbox::start(SandboxOptions::default())
-            .await
-            .expect("sandbox starts");
-        let client = sandbox.client();
-        install_crds(&client).await.expect("CRDs install");
-        let store = AppStore::start(client.clone()).await.expect("store starts");
+        let (_sandbox, client, store) = store_on_sandbox().await;
         let api: Api<Application> = Api::namespaced(client, "default");
         let mut app = Application::new(
             "routed",
