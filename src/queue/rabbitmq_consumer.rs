@@ -31,6 +31,8 @@ pub(super) struct Forwarder {
     pub(super) publish_timeout: std::time::Duration,
     pub(super) sub: Weak<SubState>,
     pub(super) live: Weak<Live>,
+    /// Set for a job shard's consumer: shard ownership is reported there.
+    pub(super) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Forwarder {
@@ -41,6 +43,9 @@ impl Forwarder {
                     let delivery = self.convert(d);
                     if self.tx.send(delivery).await.is_err() {
                         // The subscriber is gone; the dropped delivery requeues itself.
+                        if let Some(metrics) = &self.metrics {
+                            metrics.shards_owned.dec();
+                        }
                         return;
                     }
                 }
@@ -49,6 +54,9 @@ impl Forwarder {
                     break;
                 }
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.shards_owned.dec();
         }
         let wanted = self.sub.upgrade().is_some_and(|s| !s.is_closed());
         if let (true, Some(live)) = (wanted, self.live.upgrade())
@@ -79,11 +87,21 @@ impl Forwarder {
             None if d.redelivered => 2,
             None => 1,
         };
+        let traceparent = d
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(crate::telemetry::TRACEPARENT))
+            .and_then(|v| match v {
+                AMQPValue::LongString(s) => Some(s.to_string()),
+                _ => None,
+            });
         Delivery {
             id,
             body: d.data,
             attempt,
             shard: self.shard,
+            traceparent,
             settler: Settler::Rabbit(RabbitSettler {
                 acker: d.acker,
                 max_attempts: self.max_attempts,
