@@ -186,7 +186,7 @@ async fn evaluate(
     let sources = compared_sources(app, job, status);
     let sources: Vec<&ApplicationSource> = sources.iter().collect();
     let desired = match desired_state(ctx, &target, app, &sources, job.hard)
-        .instrument(tracing::info_span!("render"))
+        .instrument(tracing::info_span!("fetch_and_render"))
         .await
     {
         Ok(d) => d,
