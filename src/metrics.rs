@@ -220,7 +220,7 @@ impl Metrics {
         let reconciles = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "reconciles",
-            "Reconciles by outcome (synced, out_of_sync, unknown, error, requeued, dead_lettered, gone)",
+            "Reconciles by outcome (synced, out_of_sync, error, gone, requeued, dead_lettered)",
             reconciles.clone(),
         );
         let queue_depth = Family::<QueueLabels, Gauge>::default();

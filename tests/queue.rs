@@ -512,3 +512,21 @@ async fn a_message_carries_the_trace_context_of_the_span_that_published_it(kind:
     );
     d.ack().await.expect("ack");
 }
+
+both!(the_last_attempt_is_known_before_the_retry_that_dead_letters_it);
+async fn the_last_attempt_is_known_before_the_retry_that_dead_letters_it(kind: QueueKind) {
+    let mut h = Harness::new(kind, |s| s.max_attempts = 2).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Jobs, "ns/app", "job-1", b"{}".to_vec())
+        .await
+        .expect("publish");
+    let first = next(&mut sub).await;
+    assert!(!first.is_last_attempt());
+    first.retry().await.expect("retry");
+    let second = next(&mut sub).await;
+    assert_eq!(second.attempt, 2);
+    assert!(second.is_last_attempt());
+    second.retry().await.expect("retry");
+    assert_eq!(h.await_dead("job-1").await, ["job-1"]);
+}

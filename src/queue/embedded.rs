@@ -442,6 +442,11 @@ impl EmbeddedSettler {
         Ok(())
     }
 
+    /// The deliveries after which a retry dead-letters.
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.inner.settings.max_attempts
+    }
+
     pub(crate) fn retry(mut self) -> Result<(), QueueError> {
         let Some(message) = self.message.take() else {
             return Ok(());

@@ -206,6 +206,15 @@ impl Delivery {
         }
     }
 
+    /// Whether [`Delivery::retry`] would dead-letter this delivery: it is the last attempt.
+    pub fn is_last_attempt(&self) -> bool {
+        let max_attempts = match &self.settler {
+            Settler::Rabbit(s) => s.max_attempts(),
+            Settler::Embedded(s) => s.max_attempts(),
+        };
+        self.attempt >= max_attempts
+    }
+
     /// Failed: redeliver later; dead-letter once attempts reach `max_attempts`.
     pub async fn retry(self) -> Result<(), QueueError> {
         match self.settler {

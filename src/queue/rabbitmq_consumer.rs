@@ -141,6 +141,13 @@ pub(crate) struct RabbitSettler {
     settled: bool,
 }
 
+impl RabbitSettler {
+    /// The deliveries after which a retry dead-letters.
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+}
+
 /// The acker refuses when its channel closed; the broker then redelivers the message anyway.
 fn settled(what: &str, r: lapin::Result<bool>) -> Result<(), QueueError> {
     match r {

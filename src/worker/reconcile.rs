@@ -66,22 +66,24 @@ impl Report {
             (true, _) => "gone",
             (false, Some(SyncStatusCode::Synced)) => "synced",
             (false, Some(SyncStatusCode::OutOfSync)) => "out_of_sync",
-            (false, _) => "unknown",
+            // Unknown: a condition says why it could not be compared.
+            (false, _) => "error",
         }
     }
 }
 
-/// Reconciles one Application for `job` and writes its status; counts the outcome and time.
+/// Reconciles one Application for `job` and writes its status; counts the time, and the outcome
+/// of a reconcile that wrote its status.
 pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
     let started = Instant::now();
     let span = tracing::info_span!("reconcile", app = %job.app);
     let result = reconcile_once(ctx, job).instrument(span).await;
-    let outcome = match &result {
-        Ok(report) => report.outcome(),
-        Err(_) => "error",
-    };
-    ctx.metrics
-        .reconciled(outcome, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(report) => ctx.metrics.reconciled(report.outcome(), seconds),
+        // The caller counts it as requeued or dead-lettered, as it settles the job.
+        Err(_) => ctx.metrics.reconcile_duration.observe(seconds),
+    }
     result
 }
 
@@ -380,4 +382,31 @@ pub(super) fn ignore_rules(app: &Application) -> Result<sync::Rules, String> {
         .and_then(serde_json::from_value)
         .map_err(|e| format!("invalid ignoreDifferences: {e}"))?;
     sync::Rules::new(&rules).map_err(|e| format!("invalid ignoreDifferences: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_status_written() {
+        let report = |gone, sync_status| Report {
+            gone,
+            sync_status,
+            ..Default::default()
+        };
+        assert_eq!(report(true, None).outcome(), "gone");
+        assert_eq!(
+            report(false, Some(SyncStatusCode::Synced)).outcome(),
+            "synced"
+        );
+        assert_eq!(
+            report(false, Some(SyncStatusCode::OutOfSync)).outcome(),
+            "out_of_sync"
+        );
+        assert_eq!(
+            report(false, Some(SyncStatusCode::Unknown)).outcome(),
+            "error"
+        );
+    }
 }

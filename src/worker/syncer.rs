@@ -196,6 +196,12 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
             Err(e) => {
                 // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
+                let outcome = if delivery.is_last_attempt() {
+                    "dead_lettered"
+                } else {
+                    "requeued"
+                };
+                shared.ctx.metrics.reconcile_outcome(outcome);
                 let _ = delivery.retry().await;
             }
         }
