@@ -319,11 +319,13 @@ async fn resync() {
             client.clone(),
             CONTROL,
             Default::default(),
+            Default::default(),
         )
         .0,
         manifests: Arc::new(manifests),
         reconcile_timeout: Duration::from_secs(60),
         health: Default::default(),
+        metrics: Default::default(),
     };
     let apps: Api<Application> = Api::namespaced(client.clone(), CONTROL);
     apps.create(

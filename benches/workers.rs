@@ -172,11 +172,7 @@ fn main() {
         .collect();
     let mut base = None;
     for workers in counts {
-        let secs = median(
-            (0..ROUNDS)
-                .map(|_| rt.block_on(cold(n, workers)))
-                .collect(),
-        );
+        let secs = median((0..ROUNDS).map(|_| rt.block_on(cold(n, workers))).collect());
         let rate = n as f64 / secs;
         let speedup = base.map_or(1.0, |b: f64| rate / b);
         base.get_or_insert(rate);

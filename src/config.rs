@@ -28,6 +28,18 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     #[serde(default)]
     pub health: HealthSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where traces go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`); unset, no
+    /// span is exported and no exporter runs.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Operator-defined health checks (Argo CD's `resource.customizations.health.*`, in Lua).

@@ -394,7 +394,8 @@ async fn run() -> anyhow::Result<()> {
         _ => {}
     }
     let mut settings = Settings::load(cli.config.as_deref())?;
-    capstan::telemetry::init(&settings.log);
+    // Held until main returns: dropping it flushes the spans not yet exported.
+    let _telemetry = capstan::telemetry::init(&settings.log, &settings.telemetry)?;
     let data_dir = settings.server.data_dir.clone();
     match cli.command {
         Command::Completion { .. } | Command::Man { .. } => Ok(()),

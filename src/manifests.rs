@@ -69,6 +69,10 @@ pub struct AppManifests {
     pub warnings: Vec<RenderWarning>,
     /// Files skipped as holding no Kubernetes object.
     pub skipped: Vec<String>,
+    /// Time spent resolving revisions and fetching sources.
+    pub fetch_time: std::time::Duration,
+    /// Time spent rendering the fetched sources.
+    pub render_time: std::time::Duration,
 }
 
 /// Why an Application's manifests could not be produced; each is an Application condition.
@@ -94,6 +98,7 @@ impl Manifests {
                 "spec.source or spec.sources is required".into(),
             ));
         }
+        let fetch_started = std::time::Instant::now();
         let mut fetched = Vec::with_capacity(sources.len());
         for source in sources {
             let mut spec = source_spec(source)?;
@@ -111,7 +116,11 @@ impl Manifests {
                 ref_revisions.insert(name, revision);
             }
         }
-        let mut out = AppManifests::default();
+        let mut out = AppManifests {
+            fetch_time: fetch_started.elapsed(),
+            ..AppManifests::default()
+        };
+        let render_started = std::time::Instant::now();
         let mut merged = Rendered::empty(Tool::Directory);
         let mut rendered_sources = 0;
         for (source, spec, revision, checkout) in &fetched {
@@ -162,6 +171,7 @@ impl Manifests {
         out.objects = merged.objects;
         out.warnings = merged.warnings;
         out.skipped = merged.skipped;
+        out.render_time = render_started.elapsed();
         Ok(out)
     }
 

@@ -51,7 +51,14 @@ impl Service {
         let data_dir = settings.server.data_dir.clone();
         private_fs::create_dir(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let metrics = Arc::new(Metrics::new());
         let (sandbox, client) = management_client(&settings).await?;
+        // Every request to the management cluster (watches, status writes, applies) is counted.
+        let client = crate::cluster::observe::observe(
+            client,
+            metrics.clone(),
+            crate::cluster::registry::IN_CLUSTER_NAME,
+        );
         if sandbox.is_some() {
             store::install_crds(&client)
                 .await
@@ -103,11 +110,12 @@ impl Service {
             tracing::warn!(provider = %name, "webhooks from this provider are accepted WITHOUT a signature");
         }
 
-        let metrics = Arc::new(Metrics::new());
+        queue.report_to(metrics.clone());
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
         // The api role renders too: `GET …/manifests` shows what a sync would apply.
         let mut manifests = build_manifests(&settings, &data_dir)?;
+        manifests.git.report_to(metrics.clone());
         manifests.secret_credentials = crate::git::secrets::watch(
             client.clone(),
             &settings.server.namespace,
@@ -120,6 +128,7 @@ impl Service {
             client.clone(),
             &settings.server.namespace,
             shutdown.child_token(),
+            metrics.clone(),
         );
         if matches!(settings.server.role, Role::Worker | Role::All) {
             let health = crate::worker::health_checks::start(
@@ -141,7 +150,14 @@ impl Service {
                 manifests: manifests.clone(),
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
                 health,
+                metrics: metrics.clone(),
             });
+            workers.push(tokio::spawn(crate::worker::queue_depth::run(
+                queue.clone(),
+                metrics.clone(),
+                crate::worker::queue_depth::SAMPLE_EVERY,
+                shutdown.child_token(),
+            )));
             let reconcile = &settings.reconcile;
             let syncer_settings = syncer::SyncerSettings {
                 concurrency: reconcile.concurrency,

@@ -624,3 +624,105 @@ async fn rabbitmq_a_shard_changes_hands_only_after_its_jobs_are_done() {
     publisher.close().await;
     let _ = capstan::queue::rabbitmq::delete_topology(&settings).await;
 }
+
+both!(depths_count_waiting_messages_per_queue_and_shards_owned_are_reported);
+async fn depths_count_waiting_messages_per_queue_and_shards_owned_are_reported(kind: QueueKind) {
+    let h = Harness::new(kind, |s| s.shards = 4).await;
+    let prefix = h.settings.prefix.clone();
+    let metrics = std::sync::Arc::new(capstan::metrics::Metrics::new());
+    h.queue.report_to(metrics.clone());
+    for i in 0..3 {
+        h.queue
+            .publish(Topic::Jobs, "ns/app", &format!("job-{i}"), b"{}".to_vec())
+            .await
+            .expect("publish");
+    }
+    h.queue
+        .publish(Topic::Events, "", "ev-1", b"{}".to_vec())
+        .await
+        .expect("publish");
+    let shard = shard_for("ns/app", 4);
+    let expected: Vec<(String, u64)> = std::iter::once((format!("{prefix}.events.router"), 1))
+        .chain((0..4).map(|i| (format!("{prefix}.jobs.{i}"), if i == shard { 3 } else { 0 })))
+        .chain([(format!("{prefix}.dead"), 0)])
+        .collect();
+    // The broker's counts follow confirmed publishes closely but not atomically.
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let depths = h.queue.depths().await.expect("depths");
+        if depths == expected {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{depths:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metrics.encode().contains("capstan_shards_owned 0\n"));
+    let sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    assert!(
+        metrics.encode().contains("capstan_shards_owned 4\n"),
+        "{}",
+        metrics.encode()
+    );
+    drop(sub);
+}
+
+both!(a_message_carries_the_trace_context_of_the_span_that_published_it);
+async fn a_message_carries_the_trace_context_of_the_span_that_published_it(kind: QueueKind) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let h = Harness::new(kind, |_| {}).await;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    // The trace context is read when `publish` is called, inside the span.
+    let (traced, expected) = tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("webhook");
+        let _entered = span.enter();
+        let expected = capstan::telemetry::current_traceparent();
+        (
+            h.queue.publish(Topic::Events, "", "traced", b"{}".to_vec()),
+            expected,
+        )
+    });
+    traced.await.expect("publish");
+    h.queue
+        .publish(Topic::Events, "", "untraced", b"{}".to_vec())
+        .await
+        .expect("publish");
+    let expected = expected.expect("a traceparent inside a recorded span");
+    assert!(
+        expected.starts_with("00-") && expected.len() == 55,
+        "{expected}"
+    );
+    let mut sub = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    let d = next(&mut sub).await;
+    assert_eq!(
+        (d.id.as_str(), d.traceparent.as_deref()),
+        ("traced", Some(expected.as_str()))
+    );
+    d.ack().await.expect("ack");
+    let d = next(&mut sub).await;
+    assert_eq!(
+        (d.id.as_str(), d.traceparent.as_deref()),
+        ("untraced", None)
+    );
+    d.ack().await.expect("ack");
+}
+
+both!(the_last_attempt_is_known_before_the_retry_that_dead_letters_it);
+async fn the_last_attempt_is_known_before_the_retry_that_dead_letters_it(kind: QueueKind) {
+    let mut h = Harness::new(kind, |s| s.max_attempts = 2).await;
+    let mut sub = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    h.queue
+        .publish(Topic::Jobs, "ns/app", "job-1", b"{}".to_vec())
+        .await
+        .expect("publish");
+    let first = next(&mut sub).await;
+    assert!(!first.is_last_attempt());
+    first.retry().await.expect("retry");
+    let second = next(&mut sub).await;
+    assert_eq!(second.attempt, 2);
+    assert!(second.is_last_attempt());
+    second.retry().await.expect("retry");
+    assert_eq!(h.await_dead("job-1").await, ["job-1"]);
+}

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod observe;
 pub mod registry;
 pub mod resource;
 

@@ -17,6 +17,8 @@ use tracing::{info, warn};
 use super::Cluster;
 use super::cache::LiveCache;
 use super::credentials::{ClusterSpec, SECRET_TYPE_LABEL, secret_data};
+use super::observe::observe;
+use crate::metrics::Metrics;
 use crate::store::cluster::ClusterObject;
 use crate::sync::Verdicts;
 
@@ -126,6 +128,8 @@ pub struct Registry {
     states: Arc<Mutex<BTreeMap<String, ConnectionState>>>,
     drift: UnboundedSender<String>,
     shutdown: CancellationToken,
+    /// Where the requests of registered clusters' clients are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
@@ -136,6 +140,7 @@ impl Registry {
         client: kube::Client,
         namespace: &str,
         shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
     ) -> (Registry, UnboundedReceiver<String>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = shutdown.child_token();
@@ -161,6 +166,7 @@ impl Registry {
             states: Arc::new(Mutex::new(BTreeMap::new())),
             drift: tx,
             shutdown,
+            metrics,
         };
         registry.watch_registrations();
         (registry, rx)
@@ -457,7 +463,7 @@ impl Registry {
     }
 
     async fn connect(&self, spec: &ClusterSpec) -> Result<Arc<Connected>, String> {
-        let client = spec.client().await?;
+        let client = observe(spec.client().await?, self.metrics.clone(), &spec.name);
         let cluster = Cluster::connect(client.clone())
             .await
             .map_err(|e| e.to_string())?;

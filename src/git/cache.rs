@@ -80,6 +80,11 @@ impl RepoCache {
         self
     }
 
+    /// Records every later fetch's time and pack size in `metrics`.
+    pub fn report_to(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.inner.counters.report_to(metrics);
+    }
+
     /// Ref listings and pack fetches this cache has made so far.
     pub fn stats(&self) -> FetchStats {
         self.inner.counters.snapshot()

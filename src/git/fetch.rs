@@ -94,7 +94,8 @@ pub(crate) fn fetch(
     refspecs: &[String],
     already_have: impl FnOnce(&[Ref]) -> bool,
 ) -> Result<Vec<Ref>, GitError> {
-    let deadline = Instant::now() + source.timeout;
+    let started = Instant::now();
+    let deadline = started + source.timeout;
     let ssh = ssh_session(source)?;
     // ssh's own report (refused key, untrusted host) explains a failure better than the
     // broken pipe gix sees.
@@ -175,8 +176,27 @@ pub(crate) fn fetch(
     if asked_server {
         source.counters.fetched_pack();
     }
-    received.map_err(failed)?;
+    let received = received.map_err(failed)?;
+    if asked_server {
+        source
+            .counters
+            .fetch_took(started.elapsed(), pack_bytes(&received.status));
+    }
     Ok(remote_refs)
+}
+
+/// The size of the pack a fetch wrote (0 when none came).
+fn pack_bytes(status: &gix::remote::fetch::Status) -> u64 {
+    match status {
+        gix::remote::fetch::Status::Change {
+            write_pack_bundle, ..
+        } => write_pack_bundle
+            .data_path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len()),
+        _ => 0,
+    }
 }
 
 /// The private key files for an `ssh://` or scp-style source; None for other transports.

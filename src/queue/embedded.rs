@@ -62,6 +62,8 @@ struct Inner {
     state: Mutex<State>,
     /// Woken on every publish, requeue, ownership change and close.
     changed: Notify,
+    /// Where shard ownership is reported, once the process has set it.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Default)]
@@ -84,6 +86,8 @@ struct Message {
     body: Vec<u8>,
     /// Deliveries so far.
     deliveries: u32,
+    /// The publisher's trace context.
+    traceparent: Option<String>,
 }
 
 impl EmbeddedQueue {
@@ -101,6 +105,7 @@ impl EmbeddedQueue {
                 settings: settings.clone(),
                 state: Mutex::new(state),
                 changed: Notify::new(),
+                metrics: std::sync::OnceLock::new(),
             }),
         }))
     }
@@ -130,6 +135,13 @@ impl Inner {
     /// the data is still consistent enough to keep serving.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports how many shards have a consumer in this process (all of them, or none).
+    fn report_owned(&self, state: &State) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.set_shards_owned(state.owners.iter().filter(|o| o.is_some()).count());
+        }
     }
 
     fn requeue(&self, topic: Topic, shard: Option<u16>, message: Message) {
@@ -179,11 +191,13 @@ impl Queue for EmbeddedQueue {
         id: &'a str,
         body: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), QueueError>> {
+        let traceparent = crate::telemetry::current_traceparent();
         Box::pin(async move {
             let message = Message {
                 id: id.to_owned(),
                 body,
                 deliveries: 0,
+                traceparent,
             };
             let mut state = self.inner.lock();
             if state.closed {
@@ -218,6 +232,7 @@ impl Queue for EmbeddedQueue {
                 for owner in state.owners.iter_mut().filter(|o| o.is_none()) {
                     *owner = Some(id);
                 }
+                self.inner.report_owned(&state);
             }
             drop(state);
             let sub = EmbeddedSubscription {
@@ -235,6 +250,25 @@ impl Queue for EmbeddedQueue {
 
     fn is_ready(&self) -> BoxFuture<'_, bool> {
         Box::pin(async move { !self.inner.lock().closed })
+    }
+
+    fn depths(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, QueueError>> {
+        Box::pin(async move {
+            // Named as on RabbitMQ, so dashboards read the same either way.
+            let prefix = &self.inner.settings.prefix;
+            let state = self.inner.lock();
+            let mut depths = vec![(format!("{prefix}.events.router"), state.events.len() as u64)];
+            for (i, shard) in state.shards.iter().enumerate() {
+                depths.push((format!("{prefix}.jobs.{i}"), shard.len() as u64));
+            }
+            depths.push((format!("{prefix}.dead"), state.dead.len() as u64));
+            Ok(depths)
+        })
+    }
+
+    fn report_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
+        self.inner.report_owned(&self.inner.lock());
     }
 
     fn claim<'a>(
@@ -375,6 +409,7 @@ impl EmbeddedSubscription {
             shard,
             // In process: a delivery is never lost while its holder lives.
             lost: tokio_util::sync::CancellationToken::new(),
+            traceparent: message.traceparent.clone(),
             settler: Settler::Embedded(EmbeddedSettler {
                 inner: self.inner.clone(),
                 topic: self.topic,
@@ -399,6 +434,7 @@ impl Drop for EmbeddedSubscription {
                 *owner = successor;
             }
         }
+        self.inner.report_owned(&state);
         drop(state);
         self.inner.changed.notify_waiters();
     }
@@ -418,6 +454,11 @@ impl EmbeddedSettler {
     pub(crate) fn ack(mut self) -> Result<(), QueueError> {
         self.message.take();
         Ok(())
+    }
+
+    /// The deliveries after which a retry dead-letters.
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.inner.settings.max_attempts
     }
 
     pub(crate) fn retry(mut self) -> Result<(), QueueError> {

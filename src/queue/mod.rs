@@ -41,6 +41,7 @@ pub type SharedQueue = Arc<dyn Queue>;
 /// A durable queue with publisher confirms and manual acknowledgement.
 pub trait Queue: Send + Sync + 'static {
     /// Publishes persistently; resolves Ok only after the broker confirmed it (publisher confirm).
+    /// The calling span's trace context travels with the message (`traceparent`).
     /// `key`: for Jobs the app key "ns/name" (routed to `shard_for(key)`); ignored for Events.
     /// `id` becomes the message id.
     fn publish<'a>(
@@ -75,6 +76,17 @@ pub trait Queue: Send + Sync + 'static {
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
         let _ = key;
         Box::pin(async {})
+    }
+
+    /// Messages waiting in each of this topology's queues, by queue name (for
+    /// `capstan_queue_depth`). The default, for queues that cannot tell, reports none.
+    fn depths(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, QueueError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Reports this process's shard ownership to `metrics` from now on (`capstan_shards_owned`).
+    fn report_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = metrics;
     }
 
     /// Stops consuming and closes the connection; unsettled deliveries go back to the queue.
@@ -184,6 +196,8 @@ pub struct Delivery {
     /// Cancelled when the connection it came on is lost: the queue has taken the message back
     /// and another process may be working on it already, so whoever holds it must stop acting.
     lost: tokio_util::sync::CancellationToken,
+    /// The W3C trace context of the span that published it, when one was being traced.
+    pub traceparent: Option<String>,
     settler: Settler,
 }
 
@@ -215,6 +229,15 @@ impl Delivery {
             Settler::Rabbit(s) => s.ack().await,
             Settler::Embedded(s) => s.ack(),
         }
+    }
+
+    /// Whether [`Delivery::retry`] would dead-letter this delivery: it is the last attempt.
+    pub fn is_last_attempt(&self) -> bool {
+        let max_attempts = match &self.settler {
+            Settler::Rabbit(s) => s.max_attempts(),
+            Settler::Embedded(s) => s.max_attempts(),
+        };
+        self.attempt >= max_attempts
     }
 
     /// Failed: redeliver later; dead-letter once attempts reach `max_attempts`.

@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) subscriptions: tokio::sync::Mutex<Vec<Arc<SubState>>>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) supervisor_done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where shard ownership is reported, once the process has set it.
+    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// One established connection with its confirm-mode publishing channel.
@@ -134,6 +137,7 @@ impl RabbitQueue {
             subscriptions: tokio::sync::Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
             supervisor_done: tokio::sync::Mutex::new(None),
+            metrics: std::sync::OnceLock::new(),
         });
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(supervisor::run(shared.clone(), first_tx));
@@ -180,16 +184,25 @@ impl RabbitQueue {
         key: &str,
         id: &str,
         body: Vec<u8>,
+        traceparent: Option<String>,
     ) -> Result<(), QueueError> {
         let message_id = ShortString::try_new(id)
             .map_err(|_| QueueError::Invalid("message id longer than 255 bytes".to_owned()))?;
         let (exchange, routing_key) = self.shared.topology.route(topic, key);
         let live = self.current().await?;
         let channel = live.publishing_channel().await?;
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_message_id(message_id)
             .with_content_type("application/json".into());
+        if let Some(traceparent) = traceparent {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                crate::telemetry::TRACEPARENT.into(),
+                AMQPValue::LongString(traceparent.into()),
+            );
+            properties = properties.with_headers(headers);
+        }
         let options = BasicPublishOptions {
             mandatory: true,
             immediate: false,
@@ -315,7 +328,11 @@ impl Live {
                 sub: Arc::downgrade(sub),
                 live: Arc::downgrade(self),
                 gate: None,
+                metrics: shard.and(shared.metrics.get().cloned()),
             };
+            if let Some(metrics) = &forward.metrics {
+                metrics.shards_owned.inc();
+            }
             tokio::spawn(forward.run(consumer));
         }
         let old = lock(&sub.channel).replace(ch);
@@ -334,13 +351,15 @@ impl Queue for RabbitQueue {
         id: &'a str,
         body: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), QueueError>> {
+        // Read now, in the caller's span: the future may first be polled elsewhere.
+        let traceparent = crate::telemetry::current_traceparent();
         Box::pin(async move {
             if self.shared.shutdown.is_cancelled() {
                 return Err(QueueError::Closed);
             }
             let timeout = self.shared.settings.publish_timeout();
-            match tokio::time::timeout(timeout, self.publish_confirmed(topic, key, id, body)).await
-            {
+            let publish = self.publish_confirmed(topic, key, id, body, traceparent);
+            match tokio::time::timeout(timeout, publish).await {
                 Ok(r) => r,
                 Err(_) => Err(QueueError::Unavailable(format!(
                     "not confirmed within {} ms",
@@ -451,6 +470,54 @@ impl Queue for RabbitQueue {
                     Ok(Ok(_))
                 )
         })
+    }
+
+    fn depths(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, QueueError>> {
+        Box::pin(async move {
+            let timeout = self.shared.settings.publish_timeout();
+            let sampled = tokio::time::timeout(timeout, async {
+                let live = self.current().await?;
+                let ch = live
+                    .conn
+                    .create_channel()
+                    .await
+                    .map_err(|e| classify("open channel", &e))?;
+                let topology = &self.shared.topology;
+                let mut names: Vec<String> = topology
+                    .queues(Topic::Events)
+                    .into_iter()
+                    .chain(topology.queues(Topic::Jobs))
+                    .map(|(name, _)| name)
+                    .collect();
+                names.push(topology.dead_queue());
+                let mut depths = Vec::with_capacity(names.len());
+                // A passive declare changes nothing and answers with the queue's message count.
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                for name in names {
+                    let queue = ch
+                        .queue_declare(name.as_str().into(), passive, FieldTable::default())
+                        .await
+                        .map_err(|e| classify("queue.declare (passive)", &e))?;
+                    depths.push((name, u64::from(queue.message_count())));
+                }
+                let _ = ch.close(200, "sampled".into()).await;
+                Ok(depths)
+            });
+            match sampled.await {
+                Ok(r) => r,
+                Err(_) => Err(QueueError::Unavailable(format!(
+                    "queue depths not answered within {} ms",
+                    timeout.as_millis()
+                ))),
+            }
+        })
+    }
+
+    fn report_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.shared.metrics.set(metrics);
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

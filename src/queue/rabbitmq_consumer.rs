@@ -35,6 +35,8 @@ pub(super) struct Forwarder {
     pub(super) live: Weak<Live>,
     /// A job shard's gate: counts what is out, holds new deliveries during a hand-over.
     pub(super) gate: Option<Arc<ShardGate>>,
+    /// Set for a job shard's consumer: shard ownership is reported there.
+    pub(super) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Forwarder {
@@ -53,6 +55,9 @@ impl Forwarder {
                     }
                     if self.tx.send(delivery).await.is_err() {
                         // The subscriber is gone; the dropped delivery requeues itself.
+                        if let Some(metrics) = &self.metrics {
+                            metrics.shards_owned.dec();
+                        }
                         return;
                     }
                 }
@@ -61,6 +66,9 @@ impl Forwarder {
                     break;
                 }
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.shards_owned.dec();
         }
         if self.gate.as_ref().is_some_and(|g| g.is_released()) {
             // This process handed the shard over on purpose.
@@ -105,12 +113,22 @@ impl Forwarder {
                 gone.cancel();
                 gone
             });
+        let traceparent = d
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(crate::telemetry::TRACEPARENT))
+            .and_then(|v| match v {
+                AMQPValue::LongString(s) => Some(s.to_string()),
+                _ => None,
+            });
         Delivery {
             id,
             body: d.data,
             attempt,
             shard: self.shard,
             lost,
+            traceparent,
             settler: Settler::Rabbit(RabbitSettler {
                 acker: d.acker,
                 max_attempts: self.max_attempts,
@@ -151,6 +169,13 @@ pub(crate) struct RabbitSettler {
     settled: bool,
     /// The shard gate that counted this delivery in, told when it is settled.
     gate: Option<Arc<ShardGate>>,
+}
+
+impl RabbitSettler {
+    /// The deliveries after which a retry dead-letters.
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
 }
 
 /// The acker refuses when its channel closed; the broker then redelivers the message anyway.

@@ -202,7 +202,11 @@ async fn acquire(
         sub: Arc::downgrade(sub),
         live: Arc::downgrade(live),
         gate: Some(gate.clone()),
+        metrics: shared.metrics.get().cloned(),
     };
+    if let Some(metrics) = &forward.metrics {
+        metrics.shards_owned.inc();
+    }
     tokio::spawn(forward.run(consumer));
     lock(&sub.shards).consuming.insert(
         shard,

@@ -200,6 +200,27 @@ impl AppStore {
         apps
     }
 
+    /// How many cached Applications have each (sync status, health status), as Argo CD spells
+    /// them; an app without a status yet counts as `Unknown`.
+    pub fn status_counts(&self) -> std::collections::BTreeMap<(String, String), i64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for app in self.cache.state() {
+            let status = app.status.as_ref();
+            let sync = status
+                .and_then(|s| s.sync.as_ref())
+                .map(|s| s.status)
+                .unwrap_or_default();
+            let health = status
+                .and_then(|s| s.health.as_ref())
+                .map(|h| h.status)
+                .unwrap_or_default();
+            *counts
+                .entry((format!("{sync:?}"), health.as_str().to_owned()))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// One Application from the cache.
     pub fn cached(&self, namespace: &str, name: &str) -> Option<Arc<Application>> {
         self.cache

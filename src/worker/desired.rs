@@ -4,6 +4,7 @@
 
 use crate::cluster::ResourceKey;
 use crate::manifests::{AppManifests, ManifestError};
+use crate::metrics::Stage;
 use crate::store::application::{Application, ApplicationSource, ApplicationStatus, RenderInputs};
 use crate::sync::Compared;
 use crate::sync::hooks::Role;
@@ -76,6 +77,10 @@ pub async fn desired_state(
             ManifestError::InvalidSpec(m) => failed(INVALID_SPEC_ERROR, m),
             ManifestError::Comparison(m) => failed(COMPARISON_ERROR, m),
         })?;
+    ctx.metrics
+        .stage(Stage::Fetch, rendered.fetch_time.as_secs_f64());
+    // Preparing (namespaces, tracking, the project's checks) counts as rendering.
+    let prepare_started = std::time::Instant::now();
     let allow_empty = app.automated().is_some_and(|a| a.allow_empty);
     if rendered.objects.is_empty() && !allow_empty {
         return Err(failed(COMPARISON_ERROR, nothing_rendered(&rendered)));
@@ -88,6 +93,10 @@ pub async fn desired_state(
     )
     .await
     .map_err(|e| failed(COMPARISON_ERROR, e.to_string()))?;
+    ctx.metrics.stage(
+        Stage::Render,
+        (rendered.render_time + prepare_started.elapsed()).as_secs_f64(),
+    );
     check_objects(&rules, destination.as_target(), &objects)?;
     let mut resources = Vec::with_capacity(objects.len());
     let mut hooks = Vec::new();

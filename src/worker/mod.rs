@@ -6,6 +6,7 @@ pub mod health_checks;
 pub mod operate;
 pub mod operation;
 pub mod poller;
+pub mod queue_depth;
 pub mod reconcile;
 pub mod route_events;
 pub mod status;

@@ -5,9 +5,9 @@
 //! redelivered (docs/architecture.md, invariant 2).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::desired::{self, Desired, desired_state, keep_prunes_in_reach};
 use super::operate;
@@ -20,6 +20,7 @@ use crate::event::now_rfc3339;
 use crate::health::HealthStatus;
 use crate::job::{Job, JobKind};
 use crate::manifests::Manifests;
+use crate::metrics::{Metrics, Stage};
 use crate::store::application::{
     Application, ApplicationSource, ApplicationStatus, OperationPhase, SyncStatus, SyncStatusCode,
 };
@@ -39,6 +40,8 @@ pub struct Context {
     pub reconcile_timeout: Duration,
     /// The operator's Lua health checks.
     pub health: super::health_checks::HealthChecks,
+    /// Where stage durations and outcomes are recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a reconcile found, for the caller's follow-up decisions.
@@ -52,15 +55,45 @@ pub struct Report {
     pub synced: bool,
     /// Come back after this long (a retry or a self-heal backoff is due then).
     pub recheck_after: Option<Duration>,
+    /// The sync status written.
+    pub sync_status: Option<SyncStatusCode>,
 }
 
 /// How often a reconcile starts over when its status write finds the Application changed.
 const CONFLICT_RETRIES: usize = 3;
 
-/// Reconciles one Application for `job` and writes its status. A status write is fenced by the
-/// resourceVersion the reconcile read: when the Application changed meanwhile (a spec edit,
-/// another writer), the reconcile starts over from a fresh read instead of overwriting.
+impl Report {
+    /// The `outcome` label of `capstan_reconciles_total` for this report.
+    fn outcome(&self) -> &'static str {
+        match (self.gone, self.sync_status) {
+            (true, _) => "gone",
+            (false, Some(SyncStatusCode::Synced)) => "synced",
+            (false, Some(SyncStatusCode::OutOfSync)) => "out_of_sync",
+            // Unknown: a condition says why it could not be compared.
+            (false, _) => "error",
+        }
+    }
+}
+
+/// Reconciles one Application for `job` and writes its status; counts the time, and the outcome
+/// of a reconcile that wrote its status.
 pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
+    let started = Instant::now();
+    let span = tracing::info_span!("reconcile", app = %job.app);
+    let result = reconcile_fenced(ctx, job).instrument(span).await;
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(report) => ctx.metrics.reconciled(report.outcome(), seconds),
+        // The caller counts it as requeued or dead-lettered, as it settles the job.
+        Err(_) => ctx.metrics.reconcile_duration.observe(seconds),
+    }
+    result
+}
+
+/// A status write is fenced by the resourceVersion the reconcile read: when the Application
+/// changed meanwhile (a spec edit, another writer), the reconcile starts over from a fresh read
+/// instead of overwriting.
+async fn reconcile_fenced(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
     let mut attempt = 1;
     loop {
         match reconcile_once(ctx, job).await {
@@ -118,7 +151,10 @@ async fn reconcile_once(ctx: &Context, job: &Job) -> Result<Report, StoreError> 
     ctx.store
         .write_status(ns, name, app.metadata.resource_version.as_deref(), &status)
         .await?;
-    Ok(report)
+    Ok(Report {
+        sync_status: status.sync.as_ref().map(|s| s.status),
+        ..report
+    })
 }
 
 /// Sync status Unknown, keeping the last known revision unless a newer one is given.
@@ -172,7 +208,10 @@ async fn evaluate(
     }
     let sources = compared_sources(app, job, status);
     let sources: Vec<&ApplicationSource> = sources.iter().collect();
-    let desired = match desired_state(ctx, &target, app, &sources, job.hard).await {
+    let desired = match desired_state(ctx, &target, app, &sources, job.hard)
+        .instrument(tracing::info_span!("fetch_and_render"))
+        .await
+    {
         Ok(d) => d,
         Err(f) => {
             warn!(app = %key, condition = f.condition, message = %f.message, "cannot compare");
@@ -191,7 +230,13 @@ async fn evaluate(
     record_render(status, &desired);
     let revision = desired.revision.clone();
 
-    let compared = match compare(&target, app, &desired, status, job.hard).await {
+    let compare_started = Instant::now();
+    let compared = compare(&target, app, &desired, status, job.hard)
+        .instrument(tracing::info_span!("compare"))
+        .await;
+    ctx.metrics
+        .stage(Stage::Compare, compare_started.elapsed().as_secs_f64());
+    let compared = match compared {
         Ok(c) => c,
         Err(e) => {
             status::set_condition(
@@ -213,7 +258,16 @@ async fn evaluate(
     } else {
         status::set_condition(status, SHARED_RESOURCE_WARNING, &shared.join("; "));
     }
-    let op = operate::operate(ctx, &target, app, job, status, &desired, &compared).await;
+    let sync_started = Instant::now();
+    let operation_before = status.operation_state.clone();
+    let op = operate::operate(ctx, &target, app, job, status, &desired, &compared)
+        .instrument(tracing::info_span!("sync"))
+        .await;
+    // Only reconciles that ran (a step of) an operation have a sync stage.
+    if op.applied || status.operation_state != operation_before {
+        ctx.metrics
+            .stage(Stage::Sync, sync_started.elapsed().as_secs_f64());
+    }
     let compared = if op.applied {
         // Status reflects the cluster after the sync; applied objects' verdicts are remembered,
         // so this costs no dry-run.
@@ -252,6 +306,7 @@ async fn evaluate(
         revision: Some(revision),
         synced: op.succeeded,
         recheck_after: op.recheck_after,
+        sync_status: None,
     }
 }
 
@@ -348,4 +403,31 @@ pub(super) fn ignore_rules(app: &Application) -> Result<sync::Rules, String> {
         .and_then(serde_json::from_value)
         .map_err(|e| format!("invalid ignoreDifferences: {e}"))?;
     sync::Rules::new(&rules).map_err(|e| format!("invalid ignoreDifferences: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_status_written() {
+        let report = |gone, sync_status| Report {
+            gone,
+            sync_status,
+            ..Default::default()
+        };
+        assert_eq!(report(true, None).outcome(), "gone");
+        assert_eq!(
+            report(false, Some(SyncStatusCode::Synced)).outcome(),
+            "synced"
+        );
+        assert_eq!(
+            report(false, Some(SyncStatusCode::OutOfSync)).outcome(),
+            "out_of_sync"
+        );
+        assert_eq!(
+            report(false, Some(SyncStatusCode::Unknown)).outcome(),
+            "error"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::event::PushEvent;
 use crate::metrics::Metrics;
@@ -57,15 +57,21 @@ pub async fn run(
             })
             .map(|m| router::job_for(&event, m))
             .collect();
-        let mut all_published = true;
-        for job in &jobs {
-            if let Err(e) = crate::job::publish(&queue, job).await {
-                warn!(event_id = %event.id, app = %job.app, error = %e, "could not enqueue job");
-                all_published = false;
-                break;
+        // The event's trace goes on here, and on into each job published under this span.
+        let span = info_span!("route", event_id = %event.id, jobs = jobs.len());
+        crate::telemetry::continue_trace(&span, delivery.traceparent.as_deref());
+        let all_published = async {
+            for job in &jobs {
+                if let Err(e) = crate::job::publish(&queue, job).await {
+                    warn!(event_id = %event.id, app = %job.app, error = %e, "could not enqueue job");
+                    return false;
+                }
+                metrics.job_published(job.cause.source.as_str());
             }
-            metrics.job_published(job.cause.source.as_str());
+            true
         }
+        .instrument(span)
+        .await;
         info!(event_id = %event.id, source = %event.source, delivery = event.delivery.as_deref().unwrap_or(""),
             jobs = jobs.len(), "routed event");
         // Only a fully routed event is acked; a retry may enqueue some jobs twice, which coalescing absorbs.

@@ -113,10 +113,14 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         let Some(delivery) = delivery else { break };
+        if delivery.attempt > 1 {
+            shared.ctx.metrics.job_redeliveries.inc();
+        }
         let job = match Job::parse(&delivery.body) {
             Ok(job) => job,
             Err(e) => {
                 warn!(message_id = %delivery.id, error = %e, "rejecting an unparseable job");
+                shared.ctx.metrics.reconcile_outcome("dead_lettered");
                 let _ = delivery.reject().await;
                 continue;
             }
@@ -193,6 +197,8 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
         } = run;
         let span = info_span!("job", job_id = %job.id, app = %job.app, kind = ?job.kind, cause = ?job.cause.source,
             revision = job.revision.as_deref().unwrap_or(""), attempt = delivery.attempt);
+        // The trace of whatever published the job (a webhook, a refresh) continues here.
+        crate::telemetry::continue_trace(&span, delivery.traceparent.as_deref());
         let lost = delivery.lost();
         let work = async {
             let _permit = shared.permits.acquire().await;
@@ -228,6 +234,12 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
             Some(Err(e)) => {
                 // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
+                let outcome = if delivery.is_last_attempt() {
+                    "dead_lettered"
+                } else {
+                    "requeued"
+                };
+                shared.ctx.metrics.reconcile_outcome(outcome);
                 let _ = delivery.retry().await;
             }
         }

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile_git;
 mod hostile_render;
 mod live_state;
+mod metrics;
 mod openapi;
 mod render_tools;
 mod scale;
