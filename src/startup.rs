@@ -145,6 +145,7 @@ impl Service {
                 concurrency: reconcile.concurrency,
                 progress_recheck: Duration::from_millis(reconcile.progress_recheck_ms),
                 max_recheck: Duration::from_secs(reconcile.interval_secs.max(1)),
+                max_attempts: settings.queue.max_attempts,
             };
             let (q, s) = (queue.clone(), shutdown.clone());
             workers.push(tokio::spawn(async move {
@@ -172,7 +173,10 @@ impl Service {
             );
             let interval = Duration::from_secs(reconcile.interval_secs.max(1));
             let jitter = Duration::from_secs(reconcile.jitter_secs);
-            workers.push(tokio::spawn(poller::run(st, t, q, interval, jitter, s)));
+            let on_start = reconcile.poll_on_start;
+            workers.push(tokio::spawn(poller::run(
+                st, t, q, interval, jitter, on_start, s,
+            )));
         }
 
         let state = web::Data::new(ApiState {

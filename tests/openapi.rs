@@ -323,8 +323,7 @@ fn capstan(server: &str, home: &std::path::Path, args: &[String]) -> (Option<i32
         .expect("capstan runs");
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -359,7 +358,14 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
         vec!["app", "refresh", "web", "--hard"],
         vec!["app", "sync", "web", "--prune"],
         vec!["app", "sync", "web", "--dry-run", "--revision", "v1.2.0"],
-        vec!["app", "sync", "web", "--prune", "--resource", "apps:Deployment:shop/web"],
+        vec![
+            "app",
+            "sync",
+            "web",
+            "--prune",
+            "--resource",
+            "apps:Deployment:shop/web",
+        ],
         vec!["app", "history", "web"],
         vec!["app", "rollback", "web", "3", "--dry-run"],
         vec!["app", "wait", "web", "--sync", "--health", "--timeout", "5"],
@@ -372,12 +378,36 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
         vec!["proj", "list"],
         vec!["proj", "get", "shop"],
         vec!["proj", "delete", "shop"],
-        vec!["cluster", "add", "prod", "https://10.0.0.1:6443", "--token-file", &token, "--ca", &ca],
+        vec![
+            "cluster",
+            "add",
+            "prod",
+            "https://10.0.0.1:6443",
+            "--token-file",
+            &token,
+            "--ca",
+            &ca,
+        ],
         vec!["cluster", "list"],
         vec!["cluster", "get", "prod"],
         vec!["cluster", "rm", "prod"],
-        vec!["repo", "add", "https://git.example/shop.git", "--username", "ci", "--password-file", &password],
-        vec!["repo", "add", "https://git.example/", "--token-file", &token, "--template"],
+        vec![
+            "repo",
+            "add",
+            "https://git.example/shop.git",
+            "--username",
+            "ci",
+            "--password-file",
+            &password,
+        ],
+        vec![
+            "repo",
+            "add",
+            "https://git.example/",
+            "--token-file",
+            &token,
+            "--template",
+        ],
         vec!["repo", "list"],
         vec!["repo", "rm", "https://git.example/shop.git"],
     ];
@@ -389,11 +419,23 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
         let args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let (code, output) = capstan(&server, dir.path(), &args);
         let sent: Vec<Sent> = log.lock().expect("log")[before..].to_vec();
-        assert!(!sent.is_empty(), "`capstan {}` sent nothing (exit {code:?}): {output}", command.join(" "));
-        for Sent { method, target, body } in sent {
+        assert!(
+            !sent.is_empty(),
+            "`capstan {}` sent nothing (exit {code:?}): {output}",
+            command.join(" ")
+        );
+        for Sent {
+            method,
+            target,
+            body,
+        } in sent
+        {
             let (path, query) = target.split_once('?').unwrap_or((&target, ""));
             let template = template_of(&doc, &method, path).unwrap_or_else(|| {
-                panic!("`capstan {}` sent {method} {path}, which is not documented", command.join(" "))
+                panic!(
+                    "`capstan {}` sent {method} {path}, which is not documented",
+                    command.join(" ")
+                )
             });
             used.insert((method.clone(), template.to_owned()));
             let op = &doc["paths"][template][method.to_lowercase()];
@@ -402,20 +444,35 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
                 let known = op["parameters"]
                     .as_array()
                     .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query" && p["name"] == name));
-                assert!(known, "{method} {template}: query parameter {name} is not documented");
+                assert!(
+                    known,
+                    "{method} {template}: query parameter {name} is not documented"
+                );
             }
             if let Some(body) = body {
                 let errors = body_errors(&doc, &method, template, &body);
-                assert!(errors.is_empty(), "`capstan {}`: {method} {target}: {errors:?}", command.join(" "));
+                assert!(
+                    errors.is_empty(),
+                    "`capstan {}`: {method} {target}: {errors:?}",
+                    command.join(" ")
+                );
             }
         }
     }
     // What no client command sends: probes, metrics, the document itself and the Git hosts'
     // webhooks (`capstan webhook` imitates a host, checked by the webhook tests).
-    let not_for_the_cli = ["/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/webhook"];
+    let not_for_the_cli = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/webhook",
+    ];
     let unused: Vec<String> = documented(&doc)
         .into_iter()
-        .filter(|(m, p)| !used.contains(&(m.clone(), p.clone())) && !not_for_the_cli.contains(&p.as_str()))
+        .filter(|(m, p)| {
+            !used.contains(&(m.clone(), p.clone())) && !not_for_the_cli.contains(&p.as_str())
+        })
         .map(|(m, p)| format!("{m} {p}"))
         .collect();
     assert!(unused.is_empty(), "no CLI command sends {unused:?}");
@@ -429,17 +486,23 @@ fn cluster_list_prints_argocd_columns_and_wide_adds_the_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (args, golden) in [
         (vec!["cluster", "list"], "cluster-list.txt"),
-        (vec!["cluster", "list", "-o", "wide"], "cluster-list-wide.txt"),
+        (
+            vec!["cluster", "list", "-o", "wide"],
+            "cluster-list-wide.txt",
+        ),
     ] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (code, stdout) = capstan(&server, dir.path(), &args);
         assert_eq!(code, Some(0), "{stdout}");
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli").join(golden);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cli")
+            .join(golden);
         if std::env::var_os("CAPSTAN_BLESS").is_some_and(|v| v == "1") {
             std::fs::write(&path, &stdout).expect("golden written");
             continue;
         }
-        let expected = std::fs::read_to_string(&path).expect("golden file (CAPSTAN_BLESS=1 writes it)");
+        let expected =
+            std::fs::read_to_string(&path).expect("golden file (CAPSTAN_BLESS=1 writes it)");
         assert_eq!(stdout, expected, "{golden}");
     }
 }

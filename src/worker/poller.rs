@@ -14,19 +14,24 @@ use crate::queue::SharedQueue;
 use crate::store::AppStore;
 use crate::tenancy::Tenancy;
 
-/// Runs until `shutdown` fires.
+/// Runs until `shutdown` fires; the first poll is at once when `poll_on_start`, else after
+/// `interval`.
 pub async fn run(
     store: AppStore,
     tenancy: Tenancy,
     queue: SharedQueue,
     interval: Duration,
     jitter: Duration,
+    poll_on_start: bool,
     shutdown: CancellationToken,
 ) {
     // Subscribe first, then poll at once: apps created before this worker started are covered
     // by the first poll, apps created after it by the change stream.
     let mut changes = store.spec_changes();
     let mut next_poll = tokio::time::Instant::now();
+    if !poll_on_start {
+        next_poll += interval;
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next_poll) => {}

@@ -92,6 +92,7 @@ pub async fn reconcile(ctx: &Context, job: &Job) -> Result<Report, StoreError> {
                 Report::default()
             }
         };
+    status::clear_condition(&mut status, status::RECONCILE_FAILED);
     status.reconciled_at = Some(now_rfc3339());
     status::bound(
         &mut status,
