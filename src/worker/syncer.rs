@@ -72,9 +72,17 @@ impl Pending {
 }
 
 /// Whether the delivery of `newer` should be kept unacked instead of that of `kept`: it asks
-/// for at least as much, compared lexicographically (sync, then prune, then hard).
+/// for at least as much, compared lexicographically (sync, then prune, then hard, then a cause
+/// other than drift, which would compare with the last synced revision only).
 fn keeps_newer(kept: &Job, newer: &Job) -> bool {
-    let strength = |j: &Job| (j.kind == JobKind::Sync, j.prune, j.hard);
+    let strength = |j: &Job| {
+        (
+            j.kind == JobKind::Sync,
+            j.prune,
+            j.hard,
+            j.cause.source != CauseSource::Drift,
+        )
+    };
     strength(newer) >= strength(kept)
 }
 
@@ -349,6 +357,9 @@ mod tests {
         assert_eq!(merged.revision, push.revision);
         let rechecks = [recheck.clone(), recheck.clone()];
         assert_eq!(merge(rechecks.iter()).cause.source, CauseSource::Drift);
+        // A crash before the merged run must redeliver the push, not the re-check.
+        assert!(!keeps_newer(&push, &recheck));
+        assert!(keeps_newer(&recheck, &push));
     }
 
     #[test]
