@@ -3,6 +3,7 @@
 //! p99 over PUSHES pushes, with the embedded queue and with RabbitMQ; and webhooks accepted per
 //! second with RabbitMQ and publisher confirms.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -131,7 +132,8 @@ async fn latency(queue: &str) -> Vec<Duration> {
         .await
         .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
-    tokio::spawn(service.run_until_stopped());
+    let stop = service.stop_handle();
+    let running = tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();
     let app = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
         "metadata": {"name": "bench"},
@@ -176,18 +178,20 @@ async fn latency(queue: &str) -> Vec<Duration> {
     for i in 1..=PUSHES {
         let after = commit_value(&repo, i);
         let start = Instant::now();
-        assert_eq!(send(&http, &base, push_body(&repo_url, &after)).await, 202);
+        let status = send(&http, &base, push_body(&repo_url, &after)).await;
+        assert_eq!(status, 202, "push {i} answered {status} (0 = no answer)");
         tokio::time::timeout(Duration::from_secs(60), value_is(i.to_string()))
             .await
             .expect("push applied");
         samples.push(start.elapsed());
     }
     samples.sort();
-    delete_queues(&queue_settings).await;
+    stop_then_delete_queues(stop, running, &queue_settings).await;
     samples
 }
 
-async fn accepted_per_second() -> (f64, usize) {
+/// Webhooks accepted per second, how many, and the other answers by status (0 = no answer).
+async fn accepted_per_second() -> (f64, usize, BTreeMap<u16, usize>) {
     let (_sandbox, dir, kubeconfig) = sandbox().await;
     let settings = settings("rabbitmq", &kubeconfig, dir.path(), "api");
     let queue_settings = settings.queue.clone();
@@ -195,7 +199,8 @@ async fn accepted_per_second() -> (f64, usize) {
         .await
         .expect("capstan");
     let base = format!("http://127.0.0.1:{}", service.port());
-    tokio::spawn(service.run_until_stopped());
+    let stop = service.stop_handle();
+    let running = tokio::spawn(service.run_until_stopped());
     let http = reqwest::Client::new();
     let body = push_body("https://example.com/org/repo.git", &"a".repeat(40));
     let window = Duration::from_secs(5);
@@ -205,25 +210,40 @@ async fn accepted_per_second() -> (f64, usize) {
         let (http, base, body) = (http.clone(), base.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut ok = 0usize;
+            let mut other = BTreeMap::<u16, usize>::new();
             while start.elapsed() < window {
-                if send(&http, &base, body.clone()).await == 202 {
-                    ok += 1;
+                match send(&http, &base, body.clone()).await {
+                    202 => ok += 1,
+                    status => *other.entry(status).or_default() += 1,
                 }
             }
-            ok
+            (ok, other)
         }));
     }
     let mut total = 0;
+    let mut failures = BTreeMap::<u16, usize>::new();
     for t in tasks {
-        total += t.await.unwrap_or(0);
+        let (ok, other) = t.await.expect("sender task");
+        total += ok;
+        for (status, n) in other {
+            *failures.entry(status).or_default() += n;
+        }
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
-    delete_queues(&queue_settings).await;
-    (rate, total)
+    stop_then_delete_queues(stop, running, &queue_settings).await;
+    (rate, total, failures)
 }
 
-/// The bench's exchanges and queues (with their messages) are removed from the broker.
-async fn delete_queues(settings: &capstan::queue::QueueSettings) {
+/// Stops the service, then removes the bench's exchanges and queues (with their messages) from
+/// the broker; in the other order the running service would declare them again.
+async fn stop_then_delete_queues(
+    stop: capstan::startup::StopHandle,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+    settings: &capstan::queue::QueueSettings,
+) {
+    stop.stop().await;
+    // Returns once the workers ended and the queue connection is closed.
+    let _ = running.await;
     if settings.kind == capstan::queue::QueueKind::Rabbitmq {
         let _ = capstan::queue::rabbitmq::delete_topology(settings).await;
     }
@@ -245,7 +265,9 @@ fn main() {
                 s[s.len() - 1].as_secs_f64() * 1e3,
             );
         }
-        let (rate, total) = accepted_per_second().await;
-        println!("webhooks accepted (202, RabbitMQ publisher confirms), 32 concurrent senders: {rate:.0}/s ({total} in 5 s)");
+        let (rate, total, failures) = accepted_per_second().await;
+        let failed: usize = failures.values().sum();
+        println!("webhooks accepted (202, RabbitMQ publisher confirms), 32 concurrent senders: {rate:.0}/s ({total} in 5 s), other answers: {failed}{}",
+            if failed > 0 { format!(" by status (0 = no answer) {failures:?}") } else { String::new() });
     });
 }

@@ -12,13 +12,17 @@
 //! the sandbox runs in this process.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capstan::sandbox::{Sandbox, SandboxOptions};
 use capstan::store::Application;
+use child::ChildGuard;
 use kube::api::{Api, ListParams, PostParams};
+
+#[path = "../tests/common/child.rs"]
+mod child;
 
 const ROUNDS: usize = 3;
 const CONTROL: &str = "capstan";
@@ -63,9 +67,10 @@ fn repo(dir: &Path) -> String {
     format!("file://{}", repo.display())
 }
 
-/// `capstan serve` against the sandbox, embedded queue.
-fn capstan(dir: &Path, kubeconfig: &Path, concurrency: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
+/// `capstan serve` against the sandbox, embedded queue; killed when dropped (a failing round
+/// leaves no process behind).
+fn capstan(dir: &Path, kubeconfig: &Path, concurrency: usize) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["serve"])
         .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
         .env("CAPSTAN__SERVER__DATA_DIR", dir.join("data"))
@@ -79,7 +84,8 @@ fn capstan(dir: &Path, kubeconfig: &Path, concurrency: usize) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("capstan starts")
+        .expect("capstan starts");
+    ChildGuard::new(child)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -214,8 +220,7 @@ async fn cold(n: usize, concurrency: usize) -> Cold {
         }
         heal_ms.push(start.elapsed().as_secs_f64() * 1000.0);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill_and_wait();
     Cold {
         seconds,
         rss_mib: rss,

@@ -160,8 +160,16 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Capstan with the API role on RabbitMQ, a secret for every provider.
-async fn start(dir: &std::path::Path) -> (String, capstan::queue::QueueSettings) {
+/// Capstan with the API role on RabbitMQ, a secret for every provider: the webhook URL, the
+/// queue settings, the handle that stops it and its task.
+async fn start(
+    dir: &std::path::Path,
+) -> (
+    String,
+    capstan::queue::QueueSettings,
+    capstan::startup::StopHandle,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let mut toml = String::from("[webhook]\n");
     for p in PROVIDERS {
         toml.push_str(&format!(
@@ -189,8 +197,9 @@ async fn start(dir: &std::path::Path) -> (String, capstan::queue::QueueSettings)
         .await
         .expect("capstan starts (is RabbitMQ running at 127.0.0.1:5672?)");
     let url = format!("http://127.0.0.1:{}/api/webhook", service.port());
-    tokio::spawn(service.run_until_stopped());
-    (url, queue)
+    let stop = service.stop_handle();
+    let running = tokio::spawn(service.run_until_stopped());
+    (url, queue, stop, running)
 }
 
 fn main() {
@@ -205,7 +214,7 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (url, queue) = start(dir.path()).await;
+        let (url, queue, stop, running) = start(dir.path()).await;
         println!(
             "webhooks, API role, RabbitMQ publisher confirms on loopback; medians of {RUNS} runs"
         );
@@ -246,6 +255,10 @@ fn main() {
                 },
             );
         }
+        // Stopped first (workers ended, queue closed): a running service would declare its
+        // topology again.
+        stop.stop().await;
+        let _ = running.await;
         let _ = capstan::queue::rabbitmq::delete_topology(&queue).await;
     });
 }

@@ -213,6 +213,9 @@ pub struct ClusterSettings {
 pub struct ReconcileSettings {
     /// Every Application is refreshed at least this often, even without a signal.
     pub interval_secs: u64,
+    /// Whether a worker refreshes every Application as soon as it starts, or first after one
+    /// interval.
+    pub poll_on_start: bool,
     /// Up to this much random delay is added to each poll, so apps do not refresh in lockstep.
     pub jitter_secs: u64,
     /// Applications synced at once by one worker process.

@@ -163,6 +163,7 @@ impl Service {
                 concurrency: reconcile.concurrency,
                 progress_recheck: Duration::from_millis(reconcile.progress_recheck_ms),
                 max_recheck: Duration::from_secs(reconcile.interval_secs.max(1)),
+                max_attempts: settings.queue.max_attempts,
             };
             let (q, s) = (queue.clone(), shutdown.clone());
             workers.push(tokio::spawn(async move {
@@ -206,6 +207,7 @@ impl Service {
                 q,
                 interval,
                 jitter,
+                reconcile.poll_on_start,
                 s,
             )));
         }

@@ -178,7 +178,16 @@ pub async fn dispatch(
         Ok(b) => b,
         Err(e) => return e.response(),
     };
-    match shared.faults.take(req.method().as_str(), req.path()) {
+    let query = match web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => return ApiError::bad_request(format!("invalid query: {e}")).response(),
+    };
+    let q = Query(query);
+    let dry_run = q.get("dryRun").is_some_and(|v| !v.is_empty());
+    match shared
+        .faults
+        .take(req.method().as_str(), req.path(), dry_run)
+    {
         Some(FaultAction::Fail(429)) => return ApiError::too_many_requests().response(),
         Some(FaultAction::Fail(_)) => {
             return ApiError::internal("injected fault (Capstan sandbox)").response();
@@ -186,11 +195,6 @@ pub async fn dispatch(
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
     }
-    let query = match web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
-        Ok(q) => q.into_inner(),
-        Err(e) => return ApiError::bad_request(format!("invalid query: {e}")).response(),
-    };
-    let q = Query(query);
     if req.method() != Method::GET && !matches!(route(req.path()), Route::Resource(_)) {
         return ApiError::method_not_allowed().response();
     }

@@ -39,7 +39,7 @@ use actix_web::{App, HttpServer, web};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{FaultAction, Faults};
+pub use faults::{FaultAction, FaultMatch, Faults};
 pub use persist::PersistError;
 
 use http::Shared;

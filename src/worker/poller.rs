@@ -14,19 +14,24 @@ use crate::queue::SharedQueue;
 use crate::store::AppStore;
 use crate::tenancy::Tenancy;
 
-/// Runs until `shutdown` fires.
+/// Runs until `shutdown` fires; the first poll is at once when `poll_on_start`, else after
+/// `interval`.
 pub async fn run(
     store: AppStore,
     tenancy: Tenancy,
     queue: SharedQueue,
     interval: Duration,
     jitter: Duration,
+    poll_on_start: bool,
     shutdown: CancellationToken,
 ) {
     // Subscribe first, then poll at once: apps created before this worker started are covered
     // by the first poll, apps created after it by the change stream.
     let mut changes = store.spec_changes();
     let mut next_poll = tokio::time::Instant::now();
+    if !poll_on_start {
+        next_poll += interval;
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next_poll) => {}
@@ -90,6 +95,7 @@ pub async fn run_elected(
     queue: SharedQueue,
     interval: Duration,
     jitter: Duration,
+    poll_on_start: bool,
     shutdown: CancellationToken,
 ) {
     let secs = lease.as_secs().max(2);
@@ -105,7 +111,16 @@ pub async fn run_elected(
         Err(e) => {
             // Polling twice is better than never: the safety net must not depend on the Lease.
             warn!(error = %e, "no poller election (Leases not usable); this worker polls on its own");
-            run(store, tenancy, queue, interval, jitter, shutdown).await;
+            run(
+                store,
+                tenancy,
+                queue,
+                interval,
+                jitter,
+                poll_on_start,
+                shutdown,
+            )
+            .await;
             return;
         }
     };
@@ -123,6 +138,7 @@ pub async fn run_elected(
                     queue.clone(),
                     interval,
                     jitter,
+                    poll_on_start,
                     token.clone(),
                 ));
                 polling = Some(token);

@@ -143,6 +143,7 @@ async fn reconcile_once(ctx: &Context, job: &Job) -> Result<Report, StoreError> 
                 Report::default()
             }
         };
+    status::clear_condition(&mut status, status::RECONCILE_FAILED);
     status.reconciled_at = Some(now_rfc3339());
     status::bound(
         &mut status,

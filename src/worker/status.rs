@@ -17,6 +17,9 @@ pub const SYNC_ERROR: &str = "SyncError";
 pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 pub const EXCLUDED_RESOURCE_WARNING: &str = "ExcludedResourceWarning";
 pub const SHARED_RESOURCE_WARNING: &str = "SharedResourceWarning";
+/// A job failed on every attempt and was dead-lettered; cleared by the next reconcile that
+/// writes its status.
+pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 pub const REPEATED_RESOURCE_WARNING: &str = crate::render::REPEATED_RESOURCE_WARNING;
 
 /// Sets a condition, keeping its transition time when the message did not change.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::reconcile::{self, Context};
 use crate::domain::AppKey;
@@ -30,6 +30,8 @@ pub struct SyncerSettings {
     pub concurrency: usize,
     pub progress_recheck: Duration,
     pub max_recheck: Duration,
+    /// The queue's `max_attempts`: a job failing on this delivery is dead-lettered.
+    pub max_attempts: u32,
 }
 
 /// The run an app owes after the current one: every job that arrived meanwhile, merged, and the
@@ -71,9 +73,17 @@ impl Pending {
 }
 
 /// Whether the delivery of `newer` should be kept unacked instead of that of `kept`: it asks
-/// for at least as much, compared lexicographically (sync, then prune, then hard).
+/// for at least as much, compared lexicographically (sync, then prune, then hard, then a cause
+/// other than drift, which would compare with the last synced revision only).
 fn keeps_newer(kept: &Job, newer: &Job) -> bool {
-    let strength = |j: &Job| (j.kind == JobKind::Sync, j.prune, j.hard);
+    let strength = |j: &Job| {
+        (
+            j.kind == JobKind::Sync,
+            j.prune,
+            j.hard,
+            j.cause.source != CauseSource::Drift,
+        )
+    };
     strength(newer) >= strength(kept)
 }
 
@@ -196,12 +206,14 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
             ..
         } = run;
         let span = info_span!("job", job_id = %job.id, app = %job.app, kind = ?job.kind, cause = ?job.cause.source,
+            event_id = job.cause.event_id.as_deref().unwrap_or(""),
             revision = job.revision.as_deref().unwrap_or(""), attempt = delivery.attempt);
         // The trace of whatever published the job (a webhook, a refresh) continues here.
         crate::telemetry::continue_trace(&span, delivery.traceparent.as_deref());
         let lost = delivery.lost();
         let work = async {
             let _permit = shared.permits.acquire().await;
+            debug!(coalesced, "job started");
             reconcile::reconcile(&shared.ctx, &job).await
         }
         .instrument(span.clone());
@@ -231,8 +243,21 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
                 }
                 schedule_recheck(&shared, &app, report.progressing, report.recheck_after);
             }
+            Some(Err(e)) if delivery.attempt >= shared.settings.max_attempts => {
+                let reason = format!("failed {} times: {e}", delivery.attempt);
+                warn!(parent: &span, error = %e, "job failed on its last attempt; dead-lettering it");
+                // Said on the app before the message leaves the queue, so the failure is visible
+                // where users look, not only in the dead-letter queue.
+                record_dead_letter(&shared.ctx, &job, &reason)
+                    .instrument(span.clone())
+                    .await;
+                shared.ctx.metrics.reconcile_outcome("dead_lettered");
+                if let Err(e) = delivery.dead_letter(&reason).await {
+                    warn!(parent: &span, error = %e, "dead-lettering failed; the broker redelivers the job");
+                }
+            }
             Some(Err(e)) => {
-                // The queue waits `retry_delay_ms` before redelivering, and dead-letters after max_attempts.
+                // The queue waits `retry_delay_ms` before redelivering.
                 warn!(parent: &span, error = %e, "job failed; it will be retried");
                 let outcome = if delivery.is_last_attempt() {
                     "dead_lettered"
@@ -261,10 +286,39 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
     }
 }
 
+/// Writes a `ReconcileFailed` condition naming `reason` on the app of a job about to be
+/// dead-lettered; a failure to write it is logged (the job is dead-lettered anyway).
+async fn record_dead_letter(ctx: &Context, job: &Job, reason: &str) {
+    let (ns, name) = (job.app.namespace(), job.app.name());
+    let written = async {
+        let app = ctx.store.get(ns, name).await?;
+        let mut status = app.status.unwrap_or_default();
+        let message = format!("job {} was dead-lettered: {reason}", job.id);
+        super::status::set_condition(&mut status, super::status::RECONCILE_FAILED, &message);
+        ctx.store
+            .write_status(ns, name, app.metadata.resource_version.as_deref(), &status)
+            .await
+    };
+    if let Err(e) = written.await {
+        warn!(error = %e, "could not record the dead-lettered job on the app");
+    }
+}
+
 /// One job standing for several: a sync if any asked to sync, hard if any was hard.
 fn merge<'a>(jobs: impl Iterator<Item = &'a Job>) -> Job {
     let jobs: Vec<&Job> = jobs.collect();
     let mut merged = jobs[jobs.len() - 1].clone();
+    // A progress re-check or a drift refresh compares with the revision last synced; merged
+    // after a push or a refresh, it must not hide their request for the current revision.
+    if merged.cause.source == CauseSource::Drift
+        && let Some(wanted) = jobs
+            .iter()
+            .rev()
+            .find(|j| j.cause.source != CauseSource::Drift)
+    {
+        merged.cause = wanted.cause.clone();
+        merged.revision = wanted.revision.clone();
+    }
     if let Some(sync) = jobs.iter().rev().find(|j| j.kind == JobKind::Sync) {
         merged.kind = JobKind::Sync;
         merged.cause = sync.cause.clone();
@@ -345,6 +399,24 @@ mod tests {
         assert!(merged.hard);
         let refreshes = [job(JobKind::Refresh, false), job(JobKind::Refresh, false)];
         assert_eq!(merge(refreshes.iter()).kind, JobKind::Refresh);
+    }
+
+    #[test]
+    fn a_drift_recheck_merged_after_a_push_keeps_the_push_cause() {
+        let mut push = job(JobKind::Refresh, false);
+        push.cause.event_id = Some("event-1".into());
+        push.revision = Some("b".repeat(40));
+        let mut recheck = job(JobKind::Refresh, false);
+        recheck.cause = CauseSource::Drift.into();
+        let merged = merge([&push, &recheck].into_iter());
+        // A drift cause would compare with the last synced revision and skip the pushed one.
+        assert_eq!(merged.cause, push.cause);
+        assert_eq!(merged.revision, push.revision);
+        let rechecks = [recheck.clone(), recheck.clone()];
+        assert_eq!(merge(rechecks.iter()).cause.source, CauseSource::Drift);
+        // A crash before the merged run must redeliver the push, not the re-check.
+        assert!(!keeps_newer(&push, &recheck));
+        assert!(keeps_newer(&recheck, &push));
     }
 
     #[test]

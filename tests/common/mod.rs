@@ -1,5 +1,6 @@
 //! Shared support for integration tests.
 
+pub mod child;
 pub mod drip;
 pub mod git;
 pub mod git_http;

@@ -1,7 +1,7 @@
 //! `spawn_app()` and friends: a real Capstan wired to a sandbox cluster, RabbitMQ and Git over HTTP.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use capstan::config::{ManagementCluster, Role, Settings};
@@ -12,6 +12,7 @@ use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
+use crate::common::child::ChildGuard;
 use crate::common::git::TestRepo;
 use crate::common::git_http::GitHttpServer;
 
@@ -243,22 +244,23 @@ fn sibling_env(app: &TestApp, role: Role) -> Vec<(String, String)> {
     )
 }
 
-/// A `capstan serve` child process with the same configuration as `app` (another machine, in effect).
-pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> Child {
+/// A `capstan serve` child process with the same configuration as `app` (another machine, in
+/// effect), logging JSON lines to `log`; killed when the guard is dropped.
+pub fn spawn_process(app: &TestApp, role: Role, log: &Path) -> ChildGuard {
     spawn_process_with(app, role, log, Vec::new())
 }
 
-/// [`spawn_process`] with more `CAPSTAN__…` settings, layered last.
+/// [`spawn_process`] with more `CAPSTAN__…` settings layered last.
 pub fn spawn_process_with(
     app: &TestApp,
     role: Role,
     log: &Path,
     extra_env: Vec<(String, String)>,
-) -> Child {
+) -> ChildGuard {
     let mut env = sibling_env(app, role);
     env.extend(extra_env);
     let log = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
+    let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .arg("serve")
         .arg("--config")
         .arg(app.data_dir.path().join("capstan-test.toml"))
@@ -267,7 +269,8 @@ pub fn spawn_process_with(
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("spawn capstan")
+        .expect("spawn capstan");
+    ChildGuard::new(child)
 }
 
 impl TestApp {
@@ -619,4 +622,24 @@ pub async fn spawn_twin(app: &TestApp, role: Role, extra_env: Vec<(String, Strin
     let address = format!("http://127.0.0.1:{}", service.port());
     tokio::spawn(service.run_until_stopped());
     Twin { address, stop }
+}
+
+/// The port from a JSON log's "capstan is listening" line, once the process wrote it.
+pub fn listening_port(log: &Path) -> Option<u16> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "capstan is listening")
+        .and_then(|l| l["port"].as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+/// Waits until the process logging JSON to `log` is listening (its workers have started).
+pub async fn wait_listening(log: &Path) {
+    eventually(60, "the process is listening", || {
+        let listening = listening_port(log).is_some();
+        async move { listening }
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ mod edge;
 mod helpers;
 mod hostile_git;
 mod hostile_render;
+mod job_log;
 mod live_state;
 mod metrics;
 mod openapi;
@@ -18,10 +19,12 @@ mod stall;
 mod sync_engine;
 mod tenancy;
 mod webhooks;
+mod workers;
 
 use std::time::Duration;
 
 use capstan::config::Role;
+use capstan::sandbox::{FaultAction, FaultMatch};
 use serde_json::Value;
 
 use common::tcp_proxy::TcpProxy;
@@ -34,9 +37,18 @@ fn image_of(deploy: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// The worker is its own process so its log shows which job did what: the sync at the pushed
+/// commit is the run of the job the webhook's event caused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commit() {
-    let app = spawn_app(Options::default()).await;
+    let app = spawn_app(Options {
+        role: Role::Api,
+        ..Default::default()
+    })
+    .await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let worker_log = logs.path().join("worker.log");
+    let _worker = spawn_process(&app, Role::Worker, &worker_log);
     app.repo
         .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web at 1.25");
@@ -58,11 +70,14 @@ async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commi
         Some("capstan/guestbook:apps/Deployment:default/web")
     );
 
+    // Committed only now, so the creation's sync cannot have seen it.
     app.repo
         .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = app.repo.commit("web at 1.27");
     let resp = app.push_webhook(&second, Some(""), None).await;
-    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    assert_eq!(resp.status(), 202);
+    let answer: Value = resp.json().await.expect("the 202 answer is JSON");
+    let event_id = answer["id"].as_str().expect("the answer names the event");
 
     let synced = app
         .wait_app("guestbook", 30, "Synced at the pushed commit", |a| {
@@ -71,6 +86,21 @@ async fn a_signed_push_deploys_the_new_image_and_the_app_is_synced_at_that_commi
         .await;
     let live = app.deployment("web").await.expect("deployment");
     assert_eq!(image_of(&live), "nginx:1.27");
+    // The sync itself was the run of the webhook's job; had anything else deployed the commit
+    // first, that run would have found nothing to sync.
+    let webhook_synced = || {
+        job_log::runs(&worker_log, "capstan/guestbook")
+            .into_iter()
+            .find(|r| r.event_id == event_id && r.ended.is_some())
+    };
+    eventually(10, "the webhook's job has run", || async {
+        webhook_synced().is_some()
+    })
+    .await;
+    let run = webhook_synced().expect("the webhook's run");
+    assert_eq!(run.cause, "Webhook", "{run:?}");
+    assert!(run.synced(), "the webhook's job did the sync: {run:?}");
+    assert_eq!(run.revision(), second, "{run:?}");
     assert_eq!(
         synced
             .pointer("/status/operationState/phase")
@@ -199,6 +229,9 @@ async fn an_unreachable_broker_gets_503_not_2xx() {
     assert_eq!(ready.status(), 503, "not ready without the broker");
 }
 
+/// A worker killed inside a sync: the broker redelivers the same job to the next worker, which
+/// runs it again (attempt 2) and converges the app. Nothing else can converge it here: no poll at
+/// start-up, none for 180 s, and the held write is the real one, so nothing was applied before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
     let app = spawn_app(Options {
@@ -212,15 +245,24 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
         .write("app/config.yaml", &config_map("settings", "one"));
     let commit = app.repo.commit("initial");
     let logs = tempfile::tempdir().expect("tempdir");
+    let no_start_poll = || {
+        vec![(
+            "CAPSTAN__RECONCILE__POLL_ON_START".to_string(),
+            "false".to_string(),
+        )]
+    };
 
-    // Hold the worker inside the sync: the sandbox delays its first write to the Deployment.
-    app.sandbox.faults().delay_next(
+    // Hold the worker inside the sync: the sandbox delays its real write of the Deployment (the
+    // server-side dry-run before it goes through).
+    app.sandbox.faults().inject(
         1,
-        "/deployments/web",
-        Some("PATCH"),
-        Duration::from_secs(20),
+        FaultMatch::new("/deployments/web", Some("PATCH")).writes_only(),
+        FaultAction::Delay(Duration::from_secs(20)),
     );
-    let mut first = spawn_process(&app, Role::Worker, &logs.path().join("worker-1.log"));
+    let first_log = logs.path().join("worker-1.log");
+    let mut first = spawn_process_with(&app, Role::Worker, &first_log, no_start_poll());
+    // Without a poll at start, only an app created after the worker started is refreshed at once.
+    wait_listening(&first_log).await;
     assert_eq!(
         app.create_app("guestbook", "app", Some(true))
             .await
@@ -231,17 +273,39 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_app_converges() {
         app.sandbox.faults().hits() >= 1
     })
     .await;
-    first.kill().expect("SIGKILL the worker");
-    let _ = first.wait();
+    let held = job_log::runs(&first_log, "capstan/guestbook");
+    assert_eq!(held.len(), 1, "one job ran on the first worker: {held:?}");
+    let held = held[0].clone();
+    assert_eq!(held.attempt, 1, "{held:?}");
+    assert!(held.ended.is_none(), "killed inside it: {held:?}");
+    first.kill_and_wait();
+    assert!(
+        app.deployment("web").await.is_none(),
+        "the held write was not applied before the crash"
+    );
 
-    let mut second = spawn_process(&app, Role::Worker, &logs.path().join("worker-2.log"));
+    let second_log = logs.path().join("worker-2.log");
+    let mut second = spawn_process_with(&app, Role::Worker, &second_log, no_start_poll());
     let synced = app
         .wait_app("guestbook", 60, "Synced after the crash", |a| {
             sync_of(a) == ("Synced".into(), commit.clone())
         })
         .await;
-    let _ = second.kill();
-    let _ = second.wait();
+    eventually(
+        10,
+        "the second worker logs the redelivered job done",
+        || {
+            let log = second_log.clone();
+            let id = held.job_id.clone();
+            async move {
+                job_log::runs(&log, "capstan/guestbook")
+                    .iter()
+                    .any(|r| r.job_id == id && r.attempt == 2 && r.done.is_some())
+            }
+        },
+    )
+    .await;
+    second.kill_and_wait();
 
     let live = app.deployment("web").await.expect("deployment applied");
     assert_eq!(image_of(&live), "nginx:1.25");
@@ -496,7 +560,8 @@ async fn the_poller_picks_up_a_commit_no_webhook_announced() {
     );
 }
 
-/// The README's quick start: committed defaults (embedded queue, in-process sandbox), file:// repo.
+/// The README's quick start: `capstan serve` with the committed defaults (embedded queue,
+/// in-process sandbox), a file:// repository, and the push announced by `capstan webhook`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_process_sandbox() {
     capstan::install_crypto_provider();
@@ -511,30 +576,59 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
             data_dir.path().display().to_string(),
         ),
     ];
-    let settings = capstan::config::Settings::load_from(None, env).expect("defaults");
+    let settings = capstan::config::Settings::load_from(None, env.clone()).expect("defaults");
     assert_eq!(settings.queue.kind, capstan::queue::QueueKind::Embedded);
-    let service = capstan::startup::Service::build(settings)
-        .await
-        .expect("capstan builds");
-    let base = format!("http://127.0.0.1:{}", service.port());
-    let cluster = service.management_client();
+    assert_eq!(
+        settings.cluster.management,
+        capstan::config::ManagementCluster::Sandbox
+    );
+    let log = data_dir.path().join("capstan.log");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CAPSTAN")) {
+        serve.env_remove(key);
+    }
+    // Logging only: JSON lines with the worker's job spans, read below.
+    let _serve = common::child::ChildGuard::new(
+        serve
+            .arg("serve")
+            .current_dir(data_dir.path())
+            .envs(env)
+            .env("CAPSTAN__LOG__FORMAT", "json")
+            .env("CAPSTAN__LOG__LEVEL", "info,capstan=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("capstan serve starts"),
+    );
+    wait_listening(&log).await;
+    let base = format!("http://127.0.0.1:{}", listening_port(&log).expect("port"));
     // Generated on first start, as the README says.
     let token =
         std::fs::read_to_string(data_dir.path().join("api-token")).expect("api token generated");
     let secret = std::fs::read_to_string(data_dir.path().join("github-webhook-secret"))
         .expect("secret generated");
-    let stop = service.stop_handle();
-    tokio::spawn(service.run_until_stopped());
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(data_dir.path().join("sandbox.kubeconfig"))
+            .expect("the sandbox's kubeconfig is written");
+    let cluster = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kubeconfig"),
+    )
+    .expect("client");
 
     let repo = common::git::TestRepo::new();
     repo.write("deploy.yaml", &deployment("web", "nginx:1.25"));
-    repo.commit("web at 1.25");
+    let first = repo.commit("web at 1.25");
     let app = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
         "metadata": {"name": "demo"},
         "spec": {"project": "default", "source": {"repoURL": repo.file_url(), "path": ".", "targetRevision": "main"},
                  "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"},
                  "syncPolicy": {"automated": {"prune": true}}}});
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
     let created = http
         .post(format!("{base}/api/v1/applications"))
         .bearer_auth(&token)
@@ -543,6 +637,23 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
+    let synced_at = |revision: String| {
+        let get = http
+            .get(format!("{base}/api/v1/applications/capstan/demo"))
+            .bearer_auth(&token);
+        async move {
+            let Ok(resp) = get.send().await else {
+                return false;
+            };
+            let state: Value = resp.json().await.unwrap_or(Value::Null);
+            sync_of(&state) == ("Synced".to_string(), revision)
+        }
+    };
+    // The creation's sync is over before the next commit exists, so only the push can deploy it.
+    eventually(30, "the app is Synced at the first commit", || {
+        synced_at(first.clone())
+    })
+    .await;
 
     repo.write("deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = repo.commit("web at 1.27");
@@ -563,6 +674,8 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
         .await
         .expect("send");
     assert_eq!(status, 202, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("the 202 answer is JSON");
+    let event_id = answer["id"].as_str().expect("the answer names the event");
 
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
         kube::Api::namespaced(cluster, "default");
@@ -581,20 +694,17 @@ async fn the_default_configuration_syncs_with_the_embedded_queue_and_an_in_proce
     })
     .await;
     eventually(30, "the app is Synced at the pushed commit", || {
-        let get = http
-            .get(format!("{base}/api/v1/applications/capstan/demo"))
-            .bearer_auth(&token);
-        let second = second.clone();
-        async move {
-            let Ok(resp) = get.send().await else {
-                return false;
-            };
-            let state: Value = resp.json().await.unwrap_or(Value::Null);
-            sync_of(&state) == ("Synced".to_string(), second)
-        }
+        synced_at(second.clone())
     })
     .await;
-    stop.stop().await;
+    // The push's event caused the job whose run synced the pushed commit.
+    eventually(10, "the webhook's job synced the pushed commit", || {
+        let done = job_log::runs(&log, "capstan/demo")
+            .iter()
+            .any(|r| r.event_id == event_id && r.synced() && r.revision() == second);
+        async move { done }
+    })
+    .await;
 }
 
 /// `capstan app create -f` (an Argo CD document), `app list` and `app get` against a running server.

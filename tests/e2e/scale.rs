@@ -2,7 +2,6 @@
 //! a worker killed under load loses nothing because its shards move to the others.
 
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use capstan::config::Role;
@@ -21,9 +20,8 @@ fn polls(log: &Path) -> usize {
 }
 
 /// Kills a child process and reaps it.
-fn kill(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn kill(mut child: crate::common::child::ChildGuard) {
+    child.kill_and_wait();
 }
 
 /// Two workers, polling every second: only the holder of the `capstan-poller` Lease polls; when
@@ -56,7 +54,7 @@ async fn one_worker_polls_for_the_whole_control_plane_and_another_takes_over() {
         logs.path().join("worker-1.log"),
         logs.path().join("worker-2.log"),
     ];
-    let mut workers: Vec<Option<Child>> = paths
+    let mut workers: Vec<Option<crate::common::child::ChildGuard>> = paths
         .iter()
         .map(|p| Some(spawn_process_with(&app, Role::Worker, p, fast())))
         .collect();

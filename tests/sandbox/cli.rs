@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::child::ChildGuard;
 use super::{kubectl, text};
 
 fn capstan() -> Command {
@@ -45,26 +46,31 @@ async fn capstan_sandbox_prints_its_address_serves_kubectl_logs_json_and_keeps_s
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     let state = dir.path().join("state.json");
-    let mut child = capstan()
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--write-kubeconfig"])
-        .arg(&kubeconfig)
-        .arg("--state")
-        .arg(&state)
-        .env("CAPSTAN__LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("capstan sandbox starts");
+    let mut child = ChildGuard::new(
+        capstan()
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--write-kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--state")
+            .arg(&state)
+            .env("CAPSTAN__LOG__FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan sandbox starts"),
+    );
     let stdout = child.stdout.take().expect("stdout");
-    let banner: Vec<String> = tokio::task::spawn_blocking(move || {
+    let reader = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             .take_while(|l| !l.starts_with("listening on"))
-            .collect()
-    })
-    .await
-    .expect("reader");
+            .collect::<Vec<String>>()
+    });
+    // The reader ends once the guard kills the process on the way out of a failing test.
+    let banner = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the banner is printed within 60 s")
+        .expect("reader");
     assert!(
         banner
             .iter()
@@ -121,7 +127,6 @@ async fn capstan_sandbox_prints_its_address_serves_kubectl_logs_json_and_keeps_s
                 return (status, stderr);
             }
             if std::time::Instant::now() > deadline {
-                let _ = child.kill();
                 panic!("capstan sandbox did not stop on SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -145,9 +150,10 @@ async fn capstan_sandbox_prints_its_address_serves_kubectl_logs_json_and_keeps_s
     );
 }
 
-/// Reads stdout lines until one starts with `until`, returning them all (that one included).
+/// Reads stdout lines until one starts with `until`, returning them all (that one included);
+/// fails the test after 60 s.
 async fn banner_until(stdout: std::process::ChildStdout, until: &'static str) -> Vec<String> {
-    tokio::task::spawn_blocking(move || {
+    let reader = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let done = line.starts_with(until);
@@ -157,9 +163,11 @@ async fn banner_until(stdout: std::process::ChildStdout, until: &'static str) ->
             }
         }
         lines
-    })
-    .await
-    .expect("reader")
+    });
+    tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .unwrap_or_else(|_| panic!("no {until:?} line within 60 s"))
+        .expect("reader")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,19 +178,21 @@ async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious").expect("write victim");
     std::os::unix::fs::symlink(&victim, &kubeconfig).expect("plant symlink");
-    let mut child = capstan()
-        .args([
-            "sandbox",
-            "--tls",
-            "--listen",
-            "127.0.0.1:0",
-            "--write-kubeconfig",
-        ])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("capstan sandbox starts");
+    let mut child = ChildGuard::new(
+        capstan()
+            .args([
+                "sandbox",
+                "--tls",
+                "--listen",
+                "127.0.0.1:0",
+                "--write-kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("capstan sandbox starts"),
+    );
     let banner = banner_until(child.stdout.take().expect("stdout"), "kubeconfig written").await;
     assert!(
         banner
@@ -192,8 +202,7 @@ async fn capstan_sandbox_tls_writes_a_private_kubeconfig_that_kubectl_uses() {
     );
 
     let out = kubectl(&kubeconfig, &["get", "namespaces", "-o", "name"]).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill_and_wait();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("namespace/default"),
@@ -218,23 +227,24 @@ async fn capstan_serve_starts_its_sandbox_over_tls_and_names_the_kubeconfig() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let mut child = capstan()
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
-        .env("CAPSTAN__SERVER__DATA_DIR", &data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("capstan serve starts");
+    let mut child = ChildGuard::new(
+        capstan()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
+            .env("CAPSTAN__SERVER__DATA_DIR", &data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("capstan serve starts"),
+    );
     let banner = banner_until(child.stdout.take().expect("stdout"), "management cluster").await;
     let line = banner.last().cloned().unwrap_or_default();
     let kubeconfig = data_dir.join("sandbox.kubeconfig");
     let named = line.contains(&format!("kubectl --kubeconfig {}", kubeconfig.display()));
     let out = kubectl(&kubeconfig, &["get", "namespaces", "-o", "name"]).await;
     let anonymous = unauthenticated_get(&kubeconfig).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill_and_wait();
     assert!(line.contains("https://127.0.0.1:"), "{banner:?}");
     assert!(named, "the banner names the kubeconfig: {banner:?}");
     assert_eq!(
@@ -269,6 +279,7 @@ async fn unauthenticated_get(kubeconfig: &std::path::Path) -> u16 {
         .expect("base64");
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")])
+        .timeout(super::REQUEST_TIMEOUT)
         .build()
         .expect("client");
     let server = cluster.server.expect("a server URL");

@@ -1,5 +1,7 @@
 //! Integration tests of the sandbox cluster: the real `kubectl`, the `kube` client, and raw HTTP.
 
+#[path = "../common/child.rs"]
+mod child;
 mod children;
 mod cli;
 mod kube_client;
@@ -66,8 +68,39 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// How long one request of these tests may take, answer read to its end included; a server
+/// that never ends an answer (a watch ignoring `timeoutSeconds`) fails the test instead of
+/// hanging it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One raw HTTP/1.1 request; returns the status code and body (non-chunked answers only).
+/// Fails the test when the exchange takes longer than [`REQUEST_TIMEOUT`].
 pub async fn raw(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    raw_within(REQUEST_TIMEOUT, url, method, path, headers, body).await
+}
+
+/// [`raw`] with its own time limit.
+pub async fn raw_within(
+    limit: Duration,
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    match tokio::time::timeout(limit, raw_unbounded(url, method, path, headers, body)).await {
+        Ok(answer) => answer,
+        Err(_) => panic!("{method} {path}: no complete answer within {limit:?}"),
+    }
+}
+
+async fn raw_unbounded(
     url: &str,
     method: &str,
     path: &str,

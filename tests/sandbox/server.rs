@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchParams};
 use serde_json::json;
 
-use super::{raw, start, start_with};
+use super::{raw, raw_within, start, start_with};
 
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}}))
@@ -201,8 +201,10 @@ async fn legacy_watch_path_streams_events_and_honours_timeout() {
     api.create(&PostParams::default(), &cm("watched"))
         .await
         .expect("create");
-    // With timeoutSeconds the server ends the stream, so reading to the end terminates.
-    let (code, body) = raw(
+    // With timeoutSeconds=1 the server ends the stream, so reading to the end terminates; a
+    // server that ignored it would keep the stream open and fail this within 10 s.
+    let (code, body) = raw_within(
+        Duration::from_secs(10),
         sb.url(),
         "GET",
         "/api/v1/watch/namespaces/default/configmaps?timeoutSeconds=1&sendInitialEvents=true&allowWatchBookmarks=true",

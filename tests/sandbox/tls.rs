@@ -25,6 +25,7 @@ fn https_client(sb: &Sandbox) -> reqwest::Client {
     let cert = reqwest::Certificate::from_pem(ca.as_bytes()).expect("the CA is PEM");
     reqwest::Client::builder()
         .tls_certs_only([cert])
+        .timeout(super::REQUEST_TIMEOUT)
         .build()
         .expect("client")
 }
