@@ -6,7 +6,7 @@
 //! `CAPSTAN_BENCH_WORKERS` (default `1,2,4`) choose the sizes.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use capstan::queue::{QueueKind, QueueSettings};
@@ -14,41 +14,33 @@ use capstan::sandbox::{Sandbox, SandboxOptions};
 use capstan::store::Application;
 use kube::api::{Api, ListParams, PostParams};
 
+#[path = "../tests/common/child.rs"]
+mod child;
+#[path = "../tests/common/git.rs"]
+mod git;
+
+use child::ChildGuard;
+use git::TestRepo;
+
 const ROUNDS: usize = 3;
 const CONTROL: &str = "capstan";
 const LATENCY: Duration = Duration::from_millis(20);
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-}
-
 /// A repository with `app/`: one ConfigMap (the same name in each app's own namespace).
-fn repo(dir: &Path) -> String {
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(repo.join("app")).expect("dir");
-    std::fs::write(
-        repo.join("app/config.yaml"),
+fn repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "app/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config\ndata:\n  key: value\n",
-    )
-    .expect("write");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.email", "b@capstan.dev"]);
-    git(&repo, &["config", "user.name", "bench"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "app"]);
-    format!("file://{}", repo.display())
+    );
+    repo.commit("app");
+    repo
 }
 
 /// One `capstan serve --role worker` process on the shared broker prefix.
-fn worker(dir: &Path, i: usize, kubeconfig: &Path, prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
+fn worker(dir: &Path, repos: &Path, i: usize, kubeconfig: &Path, prefix: &str) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["serve", "--role", "worker"])
         .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
         .env("CAPSTAN__SERVER__DATA_DIR", dir.join(format!("worker-{i}")))
@@ -58,13 +50,14 @@ fn worker(dir: &Path, i: usize, kubeconfig: &Path, prefix: &str) -> Child {
         .env("CAPSTAN__QUEUE__SHARDS", "8")
         .env("CAPSTAN__CLUSTER__MANAGEMENT", "kubeconfig")
         .env("CAPSTAN__CLUSTER__KUBECONFIG", kubeconfig)
-        .env("CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS", dir)
+        .env("CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS", repos)
         .env("CAPSTAN__RECONCILE__INTERVAL_SECS", "3600")
         .env("CAPSTAN__LOG__LEVEL", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("capstan starts")
+        .expect("capstan starts");
+    ChildGuard::new(child)
 }
 
 fn app_doc(i: usize, repo_url: &str) -> Application {
@@ -101,10 +94,12 @@ async fn cold(n: usize, workers: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml()).expect("kubeconfig");
-    let repo_url = repo(dir.path());
+    let repo = repo();
+    let repo_url = repo.file_url();
+    let repos = repo.path().parent().unwrap_or(repo.path()).to_path_buf();
     let prefix = format!("capstan-bench-workers-{}", uuid::Uuid::new_v4().simple());
-    let mut children: Vec<Child> = (0..workers)
-        .map(|i| worker(dir.path(), i, &kubeconfig, &prefix))
+    let mut children: Vec<ChildGuard> = (0..workers)
+        .map(|i| worker(dir.path(), &repos, i, &kubeconfig, &prefix))
         .collect();
     let apps: Api<Application> = Api::namespaced(sandbox.client(), CONTROL);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -134,8 +129,7 @@ async fn cold(n: usize, workers: usize) -> f64 {
     let seconds = start.elapsed().as_secs_f64();
     // The workers stop before their topology goes, so nothing declares it again.
     for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill_and_wait();
     }
     let settings = QueueSettings {
         kind: QueueKind::Rabbitmq,

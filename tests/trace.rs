@@ -35,26 +35,7 @@ async fn a_webhook_and_the_reconcile_it_causes_share_one_trace() {
         .init();
 
     let app = spawn_app(Options::default()).await;
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
-    let first = app.repo.commit("web at 1.25");
-    assert_eq!(
-        app.create_app("traced", "app", Some(true)).await.status(),
-        201
-    );
-    app.wait_app("traced", 30, "Synced at the first commit", |a| {
-        sync_of(a) == ("Synced".into(), first.clone())
-    })
-    .await;
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
-    let second = app.repo.commit("web at 1.27");
-    let resp = app.push_webhook(&second, Some(""), None).await;
-    assert_eq!(resp.status(), 202);
-    app.wait_app("traced", 30, "Synced at the pushed commit", |a| {
-        sync_of(a) == ("Synced".into(), second.clone())
-    })
-    .await;
+    app.synced_then_pushed("traced").await;
 
     let mut webhook_trace = None;
     eventually(10, "the webhook request's span is finished", || {

@@ -354,6 +354,32 @@ impl TestApp {
         resp.json().await.expect("app json")
     }
 
+    /// An automated app `name` on `app/` (a Deployment) synced at a first commit, then a second
+    /// commit pushed with a signed webhook and synced; returns the second commit.
+    pub async fn synced_then_pushed(&self, name: &str) -> String {
+        self.repo
+            .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+        let first = self.repo.commit("web at 1.25");
+        assert_eq!(self.create_app(name, "app", Some(true)).await.status(), 201);
+        self.wait_app(name, 30, "Synced at the first commit", |a| {
+            sync_of(a) == ("Synced".into(), first.clone())
+        })
+        .await;
+        self.repo
+            .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
+        let second = self.repo.commit("web at 1.27");
+        assert_eq!(
+            self.push_webhook(&second, Some(""), None).await.status(),
+            202
+        );
+        self.wait_app(name, 30, "Synced and Healthy at the pushed commit", |a| {
+            sync_of(a) == ("Synced".into(), second.clone())
+                && a.pointer("/status/health/status") == Some(&"Healthy".into())
+        })
+        .await;
+        second
+    }
+
     /// Sends a GitHub push webhook; `signature` None means no header, Some("") means sign correctly.
     pub async fn push_webhook(
         &self,

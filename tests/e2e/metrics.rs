@@ -42,32 +42,7 @@ async fn a_worker_exports_stage_git_cluster_and_app_metrics_after_a_webhook_sync
     })
     .await;
     let worker = spawn_twin(&app, Role::Worker, Vec::new()).await;
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
-    let first = app.repo.commit("web at 1.25");
-    assert_eq!(
-        app.create_app("observed", "app", Some(true)).await.status(),
-        201
-    );
-    app.wait_app("observed", 30, "Synced at the first commit", |a| {
-        sync_of(a) == ("Synced".into(), first.clone())
-    })
-    .await;
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
-    let second = app.repo.commit("web at 1.27");
-    let resp = app.push_webhook(&second, Some(""), None).await;
-    assert_eq!(resp.status(), 202);
-    app.wait_app(
-        "observed",
-        30,
-        "Synced and Healthy at the pushed commit",
-        |a| {
-            sync_of(a) == ("Synced".into(), second.clone())
-                && a.pointer("/status/health/status") == Some(&"Healthy".into())
-        },
-    )
-    .await;
+    app.synced_then_pushed("observed").await;
 
     // The gauge is counted from the watch cache, which sees the status write a moment later.
     let counted = |text: &str| {
