@@ -261,3 +261,81 @@ async fn a_worker_cut_from_the_broker_mid_sync_never_applies_after_the_new_owner
     kill(a);
     kill(b);
 }
+
+/// SIGTERM mid-sync: the worker finishes the job in progress (its held write goes through),
+/// acknowledges it and exits 0; the worker beside it never runs that job again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_job_in_progress_finish_before_the_worker_exits() {
+    use capstan::sandbox::{FaultAction, FaultMatch};
+    let app = spawn_app(Options {
+        role: Role::Api,
+        ..Default::default()
+    })
+    .await;
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (a_log, b_log) = (
+        logs.path().join("worker-a.log"),
+        logs.path().join("worker-b.log"),
+    );
+    let mut a = spawn_process(&app, Role::Worker, &a_log);
+    app.repo
+        .write("drained/config.yaml", &config_map("drained", "rev1"));
+    let rev1 = app.repo.commit("rev1");
+    assert_eq!(
+        app.create_app("drained", "drained", Some(true))
+            .await
+            .status(),
+        201
+    );
+    app.wait_app("drained", 60, "A synced rev1", |a| {
+        sync_of(a) == ("Synced".into(), rev1.clone())
+    })
+    .await;
+    // A's real write of rev2 (not its dry-run) is held for 5 s.
+    app.sandbox.faults().inject(
+        1,
+        FaultMatch::new("/configmaps/drained", Some("PATCH")).writes_only(),
+        FaultAction::Delay(Duration::from_secs(5)),
+    );
+    app.repo
+        .write("drained/config.yaml", &config_map("drained", "rev2"));
+    let rev2 = app.repo.commit("rev2");
+    assert_eq!(app.push_webhook(&rev2, Some(""), None).await.status(), 202);
+    eventually(30, "A is inside the write of rev2", || async {
+        app.sandbox.faults().hits() >= 1
+    })
+    .await;
+    let _b = spawn_process(&app, Role::Worker, &b_log);
+    let pid = a.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = a.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "A never exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, Some(0), "a drained worker exits cleanly");
+    let app_key = format!("{APP_NAMESPACE}/drained");
+    let a_runs = crate::job_log::runs(&a_log, &app_key);
+    let finished = a_runs
+        .iter()
+        .find(|r| r.revision() == rev2)
+        .unwrap_or_else(|| panic!("A finished the rev2 job before exiting: {a_runs:?}"));
+    let b_runs = crate::job_log::runs(&b_log, &app_key);
+    assert!(
+        b_runs.iter().all(|r| r.job_id != finished.job_id),
+        "B ran the job A had finished: {b_runs:?}"
+    );
+    app.wait_app("drained", 30, "Synced at rev2", |a| {
+        sync_of(a) == ("Synced".into(), rev2.clone())
+    })
+    .await;
+    let live = app.config_map("drained").await.expect("the ConfigMap");
+    assert_eq!(live["data"]["key"], "rev2");
+}
