@@ -363,18 +363,6 @@ impl EmbeddedSubscription {
         }
     }
 
-    /// The shards this subscription owns.
-    pub(crate) fn owned_shards(&self) -> Vec<u16> {
-        let state = self.inner.lock();
-        state
-            .owners
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| **o == Some(self.id))
-            .filter_map(|(i, _)| u16::try_from(i).ok())
-            .collect()
-    }
-
     fn take(&mut self, state: &mut State) -> Option<(Option<u16>, Message)> {
         match self.topic {
             Topic::Events => state.events.pop_front().map(|m| (None, m)),

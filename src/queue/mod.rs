@@ -157,14 +157,6 @@ enum SubscriptionInner {
 }
 
 impl Subscription {
-    /// The job shards this process consumes now (every shard for the embedded queue).
-    pub fn owned_shards(&self) -> Vec<u16> {
-        match &self.inner {
-            SubscriptionInner::Rabbit(s) => s.owned_shards(),
-            SubscriptionInner::Embedded(s) => s.owned_shards(),
-        }
-    }
-
     /// Stops taking work before a shutdown: other processes take the shards over while the
     /// jobs already handed out finish; nothing new is delivered.
     pub fn stop_taking(&self) {

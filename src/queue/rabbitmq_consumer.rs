@@ -355,11 +355,6 @@ impl RabbitSubscription {
         self.rx.recv().await
     }
 
-    /// The job shards consumed now.
-    pub(crate) fn owned_shards(&self) -> Vec<u16> {
-        lock(&self.state.shards).owned()
-    }
-
     /// Stops taking work: the others take the shards over, new deliveries are held.
     pub(crate) fn stop_taking(&self) {
         self.state.leave();

@@ -153,17 +153,6 @@ pub(crate) struct Shards {
     wanted: Option<BTreeSet<u16>>,
 }
 
-impl Shards {
-    /// The shards consumed on `live` now (handed over or not yet).
-    pub(crate) fn owned(&self) -> Vec<u16> {
-        self.consuming
-            .iter()
-            .filter(|(s, _)| !self.releasing.contains(s))
-            .map(|(s, _)| *s)
-            .collect()
-    }
-}
-
 /// The consumer tag of a shard: the process's connection name and the shard, so
 /// `rabbitmqctl list_consumers` shows who owns what.
 fn tag(shared: &Shared, shard: u16) -> String {
