@@ -237,7 +237,7 @@ impl Service {
         // actix-http itself refuses request heads over 128 KiB or with over 96 headers (431).
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::HttpRootSpan>::new())
                 .app_data(state.clone())
                 .configure(|cfg| api::configure(cfg, webhook_limits, with_api))
         })

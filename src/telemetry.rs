@@ -140,3 +140,26 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
         let _ = span.set_parent(cx);
     }
 }
+
+/// The request span of the HTTP server: tracing-actix-web's, joined to the caller's trace when
+/// the request carries a `traceparent` (a CI job, a proxy, another traced service).
+pub struct HttpRootSpan;
+
+impl tracing_actix_web::RootSpanBuilder for HttpRootSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        let span = tracing_actix_web::root_span!(request);
+        let traceparent = request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok());
+        continue_trace(&span, traceparent);
+        span
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

@@ -73,4 +73,50 @@ async fn a_webhook_and_the_reconcile_it_causes_share_one_trace() {
         first_job.is_some(),
         "the poller's reconcile is not in the webhook's trace"
     );
+
+    // A caller that is traced itself (a CI job, a proxy) sends `traceparent`: the webhook's
+    // request span, and so the reconcile, join the caller's trace instead of starting one.
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.29"));
+    let third = app.repo.commit("web at 1.29");
+    let callers_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "after": third,
+        "repository": { "clone_url": app.repo_url, "default_branch": "main" }
+    }))
+    .expect("json");
+    let sent = app
+        .http
+        .post(format!("{}/api/webhook", app.address))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header(
+            "x-hub-signature-256",
+            capstan::webhook::Signature::sign(app.webhook_secret.as_bytes(), &body),
+        )
+        .header(
+            "traceparent",
+            format!("00-{callers_trace}-00f067aa0ba902b7-01"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook request");
+    assert_eq!(sent.status(), 202);
+    eventually(
+        10,
+        "the webhook request and its reconcile in the caller's trace",
+        || {
+            let in_trace: Vec<String> = spans(&exporter)
+                .into_iter()
+                .filter(|s| s.span_context.trace_id().to_string() == callers_trace)
+                .map(|s| s.name.to_string())
+                .collect();
+            let has = |name: &str| in_trace.iter().any(|s| s == name);
+            let done = has("POST /api/webhook") && has("job") && has("reconcile");
+            async move { done }
+        },
+    )
+    .await;
 }

@@ -31,11 +31,31 @@ pub enum ClusterError {
     Api(String),
     #[error("cannot reach the cluster: {0}")]
     Unreachable(String),
+    /// The server answered 429 or 5xx: overloaded or restarting, not the object's fault.
+    #[error("the API server answered {code}: {message}")]
+    Unavailable { code: u16, message: String },
+}
+
+impl ClusterError {
+    /// A failure of the connection or the server that is often gone a moment later (a pooled
+    /// connection the server closed, a restart, throttling), so worth a prompt retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Unreachable(_) | ClusterError::Unavailable { .. }
+        )
+    }
 }
 
 impl From<kube::Error> for ClusterError {
     fn from(e: kube::Error) -> Self {
         match e {
+            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+                ClusterError::Unavailable {
+                    code: status.code,
+                    message: status.message.clone(),
+                }
+            }
             kube::Error::Api(status) => ClusterError::Api(status.message.clone()),
             other => ClusterError::Unreachable(other.to_string()),
         }

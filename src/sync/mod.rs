@@ -155,7 +155,9 @@ pub async fn compare(
                         compared.dry_run_ok = true;
                         compared.state = state(synced);
                     }
-                    Err(e @ ClusterError::Unreachable(_)) => return Err(e),
+                    // The server's trouble, not the object's: the whole compare fails (and is
+                    // retried) rather than marking this object.
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => compared.message = Some(e.to_string()),
                 },
             }

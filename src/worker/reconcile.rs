@@ -232,7 +232,7 @@ async fn evaluate(
     let revision = desired.revision.clone();
 
     let compare_started = Instant::now();
-    let compared = compare(&target, app, &desired, status, job.hard)
+    let compared = compare_retrying(&target, app, &desired, status, job.hard)
         .instrument(tracing::info_span!("compare"))
         .await;
     ctx.metrics
@@ -272,7 +272,7 @@ async fn evaluate(
     let compared = if op.applied {
         // Status reflects the cluster after the sync; applied objects' verdicts are remembered,
         // so this costs no dry-run.
-        match compare(&target, app, &desired, status, false).await {
+        match compare_retrying(&target, app, &desired, status, false).await {
             Ok(after) => after,
             Err(e) => {
                 status::set_condition(
@@ -362,6 +362,34 @@ fn record_render(status: &mut ApplicationStatus, desired: &Desired) {
 }
 
 /// The compare stage: desired resources against the cluster, prunes kept within the project.
+/// Pauses before each new try of a compare that failed transiently.
+const TRANSIENT_RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(1)];
+
+/// [`compare`], tried again after a transient failure: it only reads and dry-runs, and a closed
+/// keep-alive connection or a restarting API server would otherwise leave the app in
+/// `ComparisonError` until the next poll.
+async fn compare_retrying(
+    target: &Connected,
+    app: &Application,
+    desired: &Desired,
+    status: &mut ApplicationStatus,
+    hard: bool,
+) -> Result<Vec<Compared>, ClusterError> {
+    let mut delays = TRANSIENT_RETRY_DELAYS.iter();
+    loop {
+        match compare(target, app, desired, status, hard).await {
+            Err(e) if e.is_transient() => match delays.next() {
+                Some(delay) => {
+                    debug!(app = %app.key(), error = %e, "transient cluster error; comparing again");
+                    tokio::time::sleep(*delay).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
 async fn compare(
     target: &Connected,
     app: &Application,

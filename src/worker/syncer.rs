@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -214,7 +215,7 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
         let work = async {
             let _permit = shared.permits.acquire().await;
             debug!(coalesced, "job started");
-            reconcile::reconcile(&shared.ctx, &job).await
+            guarded(reconcile::reconcile(&shared.ctx, &job)).await
         }
         .instrument(span.clone());
         // Fencing: once the queue took the job back (connection lost), another worker may run
@@ -283,6 +284,27 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
             }
         };
         run = next;
+    }
+}
+
+/// Runs a reconcile so that a panic in it (a bug on some input) fails this job like an error,
+/// retried and finally dead-lettered with a condition, instead of leaving the app held by this
+/// worker for good.
+async fn guarded<E: std::fmt::Display>(
+    reconcile: impl std::future::Future<Output = Result<reconcile::Report, E>>,
+) -> Result<reconcile::Report, String> {
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".into());
+            Err(format!(
+                "the reconcile panicked (a bug; please report it): {what}"
+            ))
+        }
     }
 }
 
@@ -385,6 +407,24 @@ mod tests {
         );
         j.hard = hard;
         j
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_a_failed_job_not_a_lost_worker_task() {
+        let failed = guarded(async {
+            if std::hint::black_box(true) {
+                panic!("index out of bounds");
+            }
+            Ok::<_, String>(reconcile::Report::default())
+        })
+        .await;
+        let message = failed.expect_err("a panic is a failure");
+        assert!(message.contains("panicked"), "{message}");
+        assert!(message.contains("index out of bounds"), "{message}");
+        let ok = guarded(async { Ok::<_, String>(reconcile::Report::default()) }).await;
+        assert!(ok.is_ok());
+        let err = guarded(async { Err::<reconcile::Report, _>("no cluster") }).await;
+        assert_eq!(err.expect_err("an error stays one"), "no cluster");
     }
 
     #[test]
