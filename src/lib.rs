@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod private_fs;
 pub mod queue;
+pub mod rbac;
 pub mod render;
 pub mod router;
 pub mod sandbox;

@@ -191,7 +191,7 @@ pub fn wait_summary(app: &Value) -> String {
     format!(
         "{:<40} {:<10} {:<12} {:<12} {}\n",
         "NAME", "SYNC", "HEALTH", "OPERATION", "REVISION"
-    ) + &format!(
+    ) + format!(
         "{:<40} {:<10} {:<12} {:<12} {}\n",
         format!("{}/{}", text("/metadata/namespace"), text("/metadata/name")),
         field("/status/sync/status", "Unknown"),
@@ -199,6 +199,7 @@ pub fn wait_summary(app: &Value) -> String {
         field("/status/operationState/phase", "-"),
         text("/status/sync/revision"),
     )
+    .as_str()
 }
 
 /// `argocd app history`'s table: ID, DATE, REVISION, INITIATED BY, newest first as the server
