@@ -566,10 +566,16 @@ async fn a_rolling_restart_of_every_worker_under_a_push_stream_loses_nothing_and
             .flat_map(|log| crate::job_log::runs(log, &format!("{APP_NAMESPACE}/{name}")))
             .collect()
     };
-    eventually(30, "every run has ended", || {
-        let over = names
-            .iter()
-            .all(|n| runs_of(n).iter().all(|r| r.ended.is_some()));
+    // The originals have exited: a run of theirs that has not ended never will, and the
+    // overlap check below names it.
+    eventually(30, "the replacements' runs have ended", || {
+        let over = replacements.iter().all(|(_, log)| {
+            names.iter().all(|n| {
+                crate::job_log::runs(log, &format!("{APP_NAMESPACE}/{n}"))
+                    .iter()
+                    .all(|r| r.ended.is_some())
+            })
+        });
         async move { over }
     })
     .await;
