@@ -336,6 +336,7 @@ impl TestApp {
         self.http
             .get(format!("{}{path}", self.address))
             .bearer_auth(&self.api_token)
+            .timeout(Duration::from_secs(30))
             .send()
             .await
             .expect("API request")
@@ -482,8 +483,18 @@ impl TestApp {
     ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let app = self.get_app(name).await;
-            if check(&app) {
+            // A 5xx while the cluster is busy is not the answer: ask again until the deadline.
+            let resp = self
+                .get(&format!("/api/v1/applications/{APP_NAMESPACE}/{name}"))
+                .await;
+            let status = resp.status();
+            let app: Value = if status.is_success() {
+                resp.json().await.expect("app json")
+            } else {
+                assert!(status.is_server_error(), "GET app {name}: {status}");
+                json!({ "status": format!("GET answered {status}") })
+            };
+            if status.is_success() && check(&app) {
                 return app;
             }
             if tokio::time::Instant::now() > deadline {
