@@ -379,12 +379,14 @@ fn watch_values(kube: kube::Client, seen: Seen) -> tokio::task::JoinHandle<()> {
 /// two reconciles of one app ever overlap across processes, no applied value goes backwards,
 /// nothing is dead-lettered.
 ///
-/// How it fails: a worker that exits without draining (`drain` skipped) leaves a run that never
-/// ended and exits non-zero; a hand-over that does not wait for the jobs in progress, or a shard
-/// consumed by two workers at once, lets the next owner start an app the previous one is still
-/// reconciling, which the job logs show as overlapping runs. The sandbox answers after 20 ms, so
-/// each reconcile lasts long enough that apps are in progress at every hand-over, and each app
-/// gets a push every few seconds, so the next owner soon has a job for them.
+/// How it fails (each tried with a temporary change): with `drain` skipped, the exiting worker
+/// closes its connection while a reconcile is still running, the job is redelivered to another
+/// worker and the two runs overlap (a run cut by the exit never ends, which the same check
+/// names); with a hand-over that does not wait for the jobs in progress, apps end short of their
+/// last push; without single active consumer, a starting worker takes a shard's jobs beside its
+/// owner and the runs overlap. The sandbox answers after 20 ms, so reconciles last long enough
+/// that apps are in progress at every hand-over, and each app gets a push every 3 s, so the next
+/// owner soon has a job for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_worker_under_a_push_stream_loses_nothing_and_never_overlaps() {
     use std::collections::HashMap;
@@ -496,8 +498,14 @@ async fn a_rolling_restart_of_every_worker_under_a_push_stream_loses_nothing_and
         assert_eq!(
             code,
             Some(0),
-            "original worker {i} drained and exited cleanly:\n{}",
-            std::fs::read_to_string(&*log).unwrap_or_default()
+            "original worker {i} drained and exited cleanly; its log ends:\n{}",
+            std::fs::read_to_string(&*log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         assert!(
             log_says(log, "drained"),
