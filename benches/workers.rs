@@ -5,11 +5,8 @@
 //! the speed-up over one worker. `CAPSTAN_BENCH_APPS` (default 1000) and
 //! `CAPSTAN_BENCH_WORKERS` (default `1,2,4`) choose the sizes.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use capstan::queue::{QueueKind, QueueSettings};
 use capstan::sandbox::{Sandbox, SandboxOptions};
 use capstan::store::Application;
 use kube::api::{Api, ListParams, PostParams};
@@ -18,14 +15,16 @@ use kube::api::{Api, ListParams, PostParams};
 mod child;
 #[path = "../tests/common/git.rs"]
 mod git;
+#[path = "support/worker.rs"]
+mod support;
 
 use child::ChildGuard;
 use git::TestRepo;
+use support::worker;
 
 const ROUNDS: usize = 3;
 const CONTROL: &str = "capstan";
 const LATENCY: Duration = Duration::from_millis(20);
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A repository with `app/`: one ConfigMap (the same name in each app's own namespace).
 fn repo() -> TestRepo {
@@ -36,28 +35,6 @@ fn repo() -> TestRepo {
     );
     repo.commit("app");
     repo
-}
-
-/// One `capstan serve --role worker` process on the shared broker prefix.
-fn worker(dir: &Path, repos: &Path, i: usize, kubeconfig: &Path, prefix: &str) -> ChildGuard {
-    let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-        .args(["serve", "--role", "worker"])
-        .env("CAPSTAN__SERVER__LISTEN", "127.0.0.1:0")
-        .env("CAPSTAN__SERVER__DATA_DIR", dir.join(format!("worker-{i}")))
-        .env("CAPSTAN__QUEUE__KIND", "rabbitmq")
-        .env("CAPSTAN__QUEUE__URL", AMQP)
-        .env("CAPSTAN__QUEUE__PREFIX", prefix)
-        .env("CAPSTAN__QUEUE__SHARDS", "8")
-        .env("CAPSTAN__CLUSTER__MANAGEMENT", "kubeconfig")
-        .env("CAPSTAN__CLUSTER__KUBECONFIG", kubeconfig)
-        .env("CAPSTAN__GIT__ALLOWED_LOCAL_ROOTS", repos)
-        .env("CAPSTAN__RECONCILE__INTERVAL_SECS", "3600")
-        .env("CAPSTAN__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("capstan starts");
-    ChildGuard::new(child)
 }
 
 fn app_doc(i: usize, repo_url: &str) -> Application {
@@ -131,16 +108,7 @@ async fn cold(n: usize, workers: usize) -> f64 {
     for child in &mut children {
         child.kill_and_wait();
     }
-    let settings = QueueSettings {
-        kind: QueueKind::Rabbitmq,
-        url: AMQP.into(),
-        prefix,
-        shards: 8,
-        ..QueueSettings::default()
-    };
-    if let Err(e) = capstan::queue::rabbitmq::delete_topology(&settings).await {
-        eprintln!("could not delete the bench's broker topology: {e}");
-    }
+    support::delete_topology(&prefix).await;
     seconds
 }
 

@@ -336,6 +336,7 @@ impl TestApp {
         self.http
             .get(format!("{}{path}", self.address))
             .bearer_auth(&self.api_token)
+            .timeout(Duration::from_secs(30))
             .send()
             .await
             .expect("API request")
@@ -403,7 +404,8 @@ impl TestApp {
             .post(format!("{}/api/webhook", self.address))
             .header("content-type", "application/json")
             .header("x-github-event", "push")
-            .header("x-github-delivery", uuid::Uuid::new_v4().to_string());
+            .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+            .timeout(Duration::from_secs(30));
         match signature {
             Some("") => {
                 req = req.header(
@@ -415,6 +417,20 @@ impl TestApp {
             None => {}
         }
         req.body(body).send().await.expect("webhook request")
+    }
+
+    /// Sends a signed GitHub push of `after` to main whose commit list names `modified`, so only
+    /// the apps on those paths are affected.
+    pub async fn push_webhook_paths(&self, after: &str, modified: &[&str]) -> reqwest::Response {
+        let body = serde_json::to_vec(&json!({
+            "ref": "refs/heads/main",
+            "before": "1".repeat(40),
+            "after": after,
+            "commits": [{ "id": after, "added": [], "removed": [], "modified": modified }],
+            "repository": { "clone_url": self.repo_url, "html_url": self.repo_url, "default_branch": "main" }
+        }))
+        .expect("json");
+        self.push_webhook(after, Some(""), Some(body)).await
     }
 
     /// A live object from the sandbox, or None.
@@ -467,8 +483,18 @@ impl TestApp {
     ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let app = self.get_app(name).await;
-            if check(&app) {
+            // A 5xx while the cluster is busy is not the answer: ask again until the deadline.
+            let resp = self
+                .get(&format!("/api/v1/applications/{APP_NAMESPACE}/{name}"))
+                .await;
+            let status = resp.status();
+            let app: Value = if status.is_success() {
+                resp.json().await.expect("app json")
+            } else {
+                assert!(status.is_server_error(), "GET app {name}: {status}");
+                json!({ "status": format!("GET answered {status}") })
+            };
+            if status.is_success() && check(&app) {
                 return app;
             }
             if tokio::time::Instant::now() > deadline {
@@ -659,6 +685,35 @@ pub fn listening_port(log: &Path) -> Option<u16> {
         .find(|l| l["message"] == "capstan is listening")
         .and_then(|l| l["port"].as_u64())
         .and_then(|p| u16::try_from(p).ok())
+}
+
+/// Whether the process logging to `log` has written `what` so far.
+pub fn log_says(log: &Path, what: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(what)
+}
+
+/// Sends SIGTERM to `child` and waits up to `secs` for it to exit; returns its exit code (None
+/// when a signal ended it).
+pub async fn terminate(child: &mut ChildGuard, secs: u64) -> Option<i32> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM to {pid}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {pid} never exited after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the process logging JSON to `log` is listening (its workers have started).
