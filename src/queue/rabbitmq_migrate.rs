@@ -228,7 +228,7 @@ async fn migrate_locked(
         conn,
         &ch,
         &old.router_queue(),
-        &|_, _| Ok(("".to_owned(), router.clone(), None)),
+        &|_, _| ("".to_owned(), router.clone(), None),
         wait,
     )
     .await?;
@@ -241,7 +241,7 @@ async fn migrate_locked(
             &queue,
             &|headers, body| {
                 let key = header_key(headers).or_else(|| key_of(body));
-                Ok(match key {
+                match key {
                     Some(key) => {
                         let (exchange, shard) = new.route(Topic::Jobs, &key);
                         (exchange, shard, None)
@@ -251,7 +251,7 @@ async fn migrate_locked(
                         String::new(),
                         Some("the queue migration found no app key in this job"),
                     ),
-                })
+                }
             },
             wait,
         )
@@ -309,6 +309,9 @@ async fn refuse_while_consumed(conn: &Connection, old: &Topology) -> Result<(), 
 /// Where one message goes: exchange, routing key, and a dead-letter reason when it is one.
 type Target = (String, String, Option<&'static str>);
 
+/// Picks a moved message's [`Target`] from its headers and body.
+type RouteFn<'a> = dyn Fn(Option<&FieldTable>, &[u8]) -> Target + Sync + 'a;
+
 /// Moves every message of `queue` (if it exists) where `target` says, each confirmed before
 /// the original is acked. Returns (moved, dead-lettered). Nothing new reaches the queue any
 /// more (its exchange is gone or unbound), so the messages counted now are all there is; they
@@ -318,7 +321,7 @@ async fn drain(
     conn: &Connection,
     ch: &Channel,
     queue: &str,
-    target: &(dyn Fn(Option<&FieldTable>, &[u8]) -> Result<Target, QueueError> + Sync),
+    target: &RouteFn<'_>,
     wait: std::time::Duration,
 ) -> Result<(u64, u64), QueueError> {
     let Some((count, _)) = queue_state(conn, queue).await? else {
@@ -355,7 +358,7 @@ async fn drain(
                 )));
             }
         };
-        let (exchange, routing_key, reason) = target(d.properties.headers().as_ref(), &d.data)?;
+        let (exchange, routing_key, reason) = target(d.properties.headers().as_ref(), &d.data);
         let properties = fresh_properties(&d.properties, reason);
         let confirm = ch
             .basic_publish(
