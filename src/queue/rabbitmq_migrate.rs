@@ -341,7 +341,11 @@ async fn drain(
         .await
         .map_err(|e| classify(&format!("consume {queue}"), &e))?;
     let (mut moved, mut dead) = (0, 0);
-    while moved + dead < u64::from(count) {
+    // Copies published but not yet confirmed, with what acks their originals: confirmed and
+    // acked a prefetch window at a time rather than one round trip each.
+    let mut pending = Vec::new();
+    let mut received: u64 = 0;
+    while received < u64::from(count) {
         let d = match tokio::time::timeout(wait, consumer.next()).await {
             Ok(Some(Ok(d))) => d,
             Ok(Some(Err(e))) => return Err(classify(&format!("consume {queue}"), &e)),
@@ -352,12 +356,12 @@ async fn drain(
             }
             Err(_) => {
                 return Err(QueueError::Unavailable(format!(
-                    "{queue} delivered {} of its {count} messages within {} ms",
-                    moved + dead,
+                    "{queue} delivered {received} of its {count} messages within {} ms",
                     wait.as_millis()
                 )));
             }
         };
+        received += 1;
         let (exchange, routing_key, reason) = target(d.properties.headers().as_ref(), &d.data);
         let properties = fresh_properties(&d.properties, reason);
         let confirm = ch
@@ -372,33 +376,43 @@ async fn drain(
                 properties,
             )
             .await
-            .map_err(|e| classify("publish a moved message", &e))?
-            .await
-            .map_err(|e| classify("moved message confirm", &e))?;
-        match confirm {
-            Confirmation::Ack(None) => {}
-            Confirmation::Ack(Some(_)) => return Err(QueueError::Unroutable),
-            Confirmation::Nack(_) => return Err(QueueError::Nacked),
-            Confirmation::NotRequested => {
-                return Err(QueueError::Protocol(
-                    "publisher confirms are not enabled on the channel".to_owned(),
-                ));
+            .map_err(|e| classify("publish a moved message", &e))?;
+        pending.push((confirm, d.acker, reason.is_some()));
+        if pending.len() >= usize::from(MOVE_PREFETCH) || received == u64::from(count) {
+            for (confirm, acker, dead_letter) in pending.drain(..) {
+                settle(
+                    confirm
+                        .await
+                        .map_err(|e| classify("moved message confirm", &e))?,
+                )?;
+                acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(|e| classify("ack a moved message", &e))?;
+                if dead_letter {
+                    dead += 1;
+                } else {
+                    moved += 1;
+                }
             }
-        }
-        d.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(|e| classify("ack a moved message", &e))?;
-        if reason.is_some() {
-            dead += 1;
-        } else {
-            moved += 1;
         }
     }
     ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
         .await
         .map_err(|e| classify(&format!("stop consuming {queue}"), &e))?;
     Ok((moved, dead))
+}
+
+/// A moved message's copy is safe only when the broker took it and routed it to a queue.
+fn settle(confirm: Confirmation) -> Result<(), QueueError> {
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
+        Confirmation::Nack(_) => Err(QueueError::Nacked),
+        Confirmation::NotRequested => Err(QueueError::Protocol(
+            "publisher confirms are not enabled on the channel".to_owned(),
+        )),
+    }
 }
 
 /// The message's properties for its copy: persistent, without the old queue's delivery count
