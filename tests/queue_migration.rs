@@ -442,3 +442,73 @@ async fn rabbitmq_the_cli_migrates_and_says_so_then_has_nothing_to_do() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A migration that died after taking the old generation's exchange and binding away and
+/// deleting one (empty) old queue, before recording the new generation: the old settings are
+/// still recorded, processes with the new ones still refuse to start, and running it again
+/// moves what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_an_interrupted_migration_finishes_when_run_again() {
+    let h = Harness::new(QueueKind::Rabbitmq, |s| s.shards = 4).await;
+    let prefix = h.settings.prefix.clone();
+    let apps: Vec<String> = (0..12).map(|i| format!("ns/app-{i}")).collect();
+    for app in &apps {
+        h.queue
+            .publish(Topic::Jobs, app, app, b"{}".to_vec())
+            .await
+            .expect("publish");
+    }
+    h.queue.close().await;
+    let empty = (0..4u16)
+        .find(|s| apps.iter().all(|a| shard_for(a, 4) != *s))
+        .map(|s| format!("{prefix}.jobs.{s}"));
+    let conn = broker().await;
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_unbind(
+        format!("{prefix}.events.router").as_str().into(),
+        format!("{prefix}.events").as_str().into(),
+        "".into(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("unbind");
+    ch.exchange_delete(format!("{prefix}.jobs").as_str().into(), Default::default())
+        .await
+        .expect("delete the old jobs exchange");
+    if let Some(empty) = &empty {
+        ch.queue_delete(empty.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .expect("delete an empty old queue");
+    }
+    let settings = new_settings(&h.settings, 8, h.settings.max_attempts);
+    let err = capstan::queue::connect(&settings)
+        .await
+        .err()
+        .expect("the new settings are not recorded yet");
+    assert!(err.to_string().contains("capstan queue migrate"), "{err}");
+
+    let outcome = migrate(&settings, &key_of).await.expect("finished");
+    assert!(
+        matches!(
+            outcome,
+            Migration::Migrated {
+                jobs: 12,
+                events: 0,
+                dead_lettered: 0,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let q = support::rabbit(&settings).await;
+    let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..apps.len() {
+        let d = next(&mut sub).await;
+        assert_eq!(d.shard, Some(shard_for(&d.id, 8)), "{}", d.id);
+        assert!(seen.insert(d.id.clone()), "{} twice", d.id);
+        d.ack().await.expect("ack");
+    }
+    assert_quiet(&mut sub, "every job once").await;
+    q.close().await;
+}
