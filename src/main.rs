@@ -83,6 +83,11 @@ enum Command {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// Manage the configured RabbitMQ's queues.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Render a source (Git or Helm repository) and print its manifests as YAML; needs no server.
     Render(Box<cli::render::RenderArgs>),
     /// Print the CRDs Capstan owns (what deploy/crds/ holds).
@@ -245,6 +250,13 @@ struct AppName {
     /// Namespace of the Application; default: server.namespace.
     #[arg(short = 'n', long)]
     namespace: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Move the queues to this configuration's queue.shards and queue.max_attempts, keeping
+    /// every message (stop the workers of the old configuration first; idempotent, resumable).
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -424,6 +436,13 @@ async fn run() -> anyhow::Result<()> {
                 );
             }
             print!("{}", cli::render::to_yaml(&rendered.objects)?);
+            Ok(())
+        }
+        Command::Queue {
+            command: QueueCommand::Migrate,
+        } => {
+            let outcome = cli::queue::migrate(&settings.queue).await?;
+            say(&outcome.to_string());
             Ok(())
         }
         Command::Trigger {

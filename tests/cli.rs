@@ -186,6 +186,8 @@ fn man_writes_a_page_per_subcommand_and_prints_the_top_one() {
     );
     assert!(dir.join("capstan.1").exists());
     assert!(dir.join("capstan-proj-get.1").exists());
+    let page = std::fs::read_to_string(dir.join("capstan-queue-migrate.1")).expect("queue page");
+    assert!(page.contains("max_attempts"), "{page}");
     let out = capstan(&["man"], home.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH capstan"));
@@ -275,4 +277,13 @@ fn the_client_config_file_supplies_server_and_token_unless_flags_or_env_do() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn queue_migrate_refuses_the_embedded_queue_which_has_nothing_to_migrate() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = capstan(&["queue", "migrate"], home.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("embedded"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "nothing reported as done");
 }

@@ -350,15 +350,17 @@ async fn rabbitmq_topology_is_durable_quorum_with_single_active_consumer() {
         .output()
         .expect("rabbitmqctl runs");
     let listing = String::from_utf8_lossy(&out.stdout);
-    let mine: Vec<&str> = listing
+    let record = format!("{}.topology\t", h.settings.prefix);
+    let (records, mine): (Vec<&str>, Vec<&str>) = listing
         .lines()
         .filter(|l| l.contains(&h.settings.prefix))
-        .collect();
+        .partition(|l| l.starts_with(&record));
     assert_eq!(
         mine.len(),
         4,
         "events.router, jobs.0, jobs.1, dead:\n{listing}"
     );
+    assert_eq!(records.len(), 1, "the topology record:\n{listing}");
     for line in &mine {
         assert!(line.contains("true") && line.contains("quorum"), "{line}");
     }

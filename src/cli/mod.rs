@@ -6,6 +6,7 @@ pub mod client_config;
 pub mod cluster;
 pub mod docs;
 pub mod project_view;
+pub mod queue;
 pub mod render;
 pub mod repo;
 pub mod table;

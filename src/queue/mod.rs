@@ -10,6 +10,8 @@ pub mod embedded;
 pub mod rabbitmq;
 mod rabbitmq_claim;
 mod rabbitmq_consumer;
+mod rabbitmq_generation;
+mod rabbitmq_migrate;
 mod rabbitmq_shards;
 mod settings;
 mod supervisor;
@@ -23,7 +25,8 @@ use sha2::{Digest, Sha256};
 
 pub use embedded::{DeadLetter, DeadReason, EmbeddedQueue};
 pub use rabbitmq::RabbitQueue;
-pub use rabbitmq_consumer::{ATTEMPTS_HEADER, ORIGINAL_ID_HEADER, REASON_HEADER};
+pub use rabbitmq_consumer::{ATTEMPTS_HEADER, KEY_HEADER, ORIGINAL_ID_HEADER, REASON_HEADER};
+pub use rabbitmq_migrate::{Generation, Migration, migrate};
 pub use settings::{QueueKind, QueueSettings, redact_url};
 
 /// The two kinds of traffic the queue carries.
@@ -138,6 +141,10 @@ pub enum QueueError {
     /// The message cannot be sent as given (e.g. an id longer than 255 bytes).
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// The broker holds another queue topology than the settings ask for (another shard count
+    /// or delivery limit), or a migration between them was refused: the message says what to do.
+    #[error("queue topology: {0}")]
+    Topology(String),
     /// The settings cannot work (bad URL, zero shards …).
     #[error("invalid queue settings: {0}")]
     Settings(String),

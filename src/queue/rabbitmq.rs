@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::rabbitmq_claim;
-use super::rabbitmq_consumer::{Forwarder, RabbitSubscription};
+use super::rabbitmq_consumer::{Forwarder, KEY_HEADER, RabbitSubscription};
+use super::rabbitmq_generation::{self, Found};
 use super::rabbitmq_shards;
 use super::settings::redact_url;
 use super::supervisor;
@@ -35,6 +36,8 @@ pub struct RabbitQueue {
 /// State shared between the queue handle, the supervisor task and the consumer tasks.
 pub(crate) struct Shared {
     pub(crate) settings: QueueSettings,
+    /// The names no generation changes (dead letters, claims, heartbeats); a connection's
+    /// generation-specific names are [`Live::topology`].
     pub(crate) topology: Topology,
     pub(crate) connection_name: String,
     /// The current connection, `None` while (re)connecting.
@@ -51,6 +54,8 @@ pub(crate) struct Shared {
 /// One established connection with its confirm-mode publishing channel.
 pub(crate) struct Live {
     pub(crate) conn: Connection,
+    /// The generation the broker holds, checked against the settings when connecting.
+    pub(crate) topology: Topology,
     /// Cancelled once the connection is known dead: its deliveries are back in the queue and
     /// may be with another process already.
     pub(crate) lost: CancellationToken,
@@ -127,7 +132,7 @@ impl RabbitQueue {
         }
         let shared = Arc::new(Shared {
             settings: settings.clone(),
-            topology: Topology::new(settings),
+            topology: Topology::new(settings, 0),
             connection_name: format!(
                 "capstan:{}:{}",
                 settings.prefix,
@@ -144,7 +149,9 @@ impl RabbitQueue {
         *shared.supervisor_done.lock().await = Some(handle);
         let queue = Arc::new(Self { shared });
         match tokio::time::timeout(queue.shared.settings.publish_timeout(), first_rx).await {
-            Ok(Ok(Err(e @ (QueueError::Protocol(_) | QueueError::Settings(_))))) => {
+            Ok(Ok(Err(
+                e @ (QueueError::Protocol(_) | QueueError::Settings(_) | QueueError::Topology(_)),
+            ))) => {
                 queue.close().await;
                 Err(e)
             }
@@ -188,21 +195,24 @@ impl RabbitQueue {
     ) -> Result<(), QueueError> {
         let message_id = ShortString::try_new(id)
             .map_err(|_| QueueError::Invalid("message id longer than 255 bytes".to_owned()))?;
-        let (exchange, routing_key) = self.shared.topology.route(topic, key);
         let live = self.current().await?;
+        let (exchange, routing_key) = live.topology.route(topic, key);
         let channel = live.publishing_channel().await?;
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_message_id(message_id)
-            .with_content_type("application/json".into());
+        let mut headers = FieldTable::default();
         if let Some(traceparent) = traceparent {
-            let mut headers = FieldTable::default();
             headers.insert(
                 crate::telemetry::TRACEPARENT.into(),
                 AMQPValue::LongString(traceparent.into()),
             );
-            properties = properties.with_headers(headers);
         }
+        if topic == Topic::Jobs {
+            headers.insert(KEY_HEADER.into(), AMQPValue::LongString(key.into()));
+        }
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message_id)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
         let options = BasicPublishOptions {
             mandatory: true,
             immediate: false,
@@ -232,7 +242,8 @@ impl RabbitQueue {
 }
 
 impl Live {
-    /// Connects, declares the topology and opens the confirm-mode publishing channel.
+    /// Connects, checks the broker's topology generation against the settings, declares it and
+    /// opens the confirm-mode publishing channel.
     pub(crate) async fn establish(shared: &Shared) -> Result<Self, QueueError> {
         let url = shared.settings.connection_url()?;
         let props = ConnectionProperties::default()
@@ -240,20 +251,25 @@ impl Live {
         let conn = Connection::connect(&url, props)
             .await
             .map_err(|e| classify("connect", &e))?;
+        // Half the connect budget, so a lock held by a migration is reported as such.
+        let wait = shared.settings.publish_timeout() / 2;
+        let topology = match rabbitmq_generation::establish(&conn, &shared.settings, wait).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = conn.close(200, "topology refused".into()).await;
+                return Err(e);
+            }
+        };
         let ch = conn
             .create_channel()
             .await
             .map_err(|e| classify("open channel", &e))?;
-        shared
-            .topology
-            .declare(&ch)
-            .await
-            .map_err(|e| classify("declare topology", &e))?;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| classify("confirm.select", &e))?;
         Ok(Self {
             conn,
+            topology,
             lost: CancellationToken::new(),
             publisher: tokio::sync::Mutex::new(ch),
             claim_channels: rabbitmq_claim::ChannelPool::default(),
@@ -308,7 +324,7 @@ impl Live {
             return rabbitmq_shards::resume(self, shared, sub).await;
         }
         let dead_exchange: Arc<str> = shared.topology.dead_queue().into();
-        for (queue, shard) in shared.topology.queues(sub.topic) {
+        for (queue, shard) in self.topology.queues(sub.topic) {
             let consumer = ch
                 .basic_consume(
                     queue.as_str().into(),
@@ -482,7 +498,7 @@ impl Queue for RabbitQueue {
                     .create_channel()
                     .await
                     .map_err(|e| classify("open channel", &e))?;
-                let topology = &self.shared.topology;
+                let topology = &live.topology;
                 let mut names: Vec<String> = topology
                     .queues(Topic::Events)
                     .into_iter()
@@ -537,16 +553,23 @@ impl Drop for RabbitQueue {
     }
 }
 
-/// Deletes the queues and exchanges for `settings.prefix`, messages included (tests, teardown).
+/// Deletes the queues and exchanges for `settings.prefix` (the recorded generation's),
+/// messages included (tests, teardown).
 pub async fn delete_topology(settings: &QueueSettings) -> Result<(), QueueError> {
     let conn = Connection::connect(&settings.connection_url()?, ConnectionProperties::default())
         .await
         .map_err(|e| classify("connect", &e))?;
+    let names = Topology::new(settings, 0);
+    let topology = match rabbitmq_generation::inspect(&conn, &names).await? {
+        Found::Marked(m) => Topology::found(&settings.prefix, m.shards, m.generation),
+        Found::Unmarked { shards } => Topology::found(&settings.prefix, shards, 0),
+        Found::Nothing => names,
+    };
     let ch = conn
         .create_channel()
         .await
         .map_err(|e| classify("open channel", &e))?;
-    let result = Topology::new(settings)
+    let result = topology
         .delete(&ch)
         .await
         .map_err(|e| classify("delete", &e));

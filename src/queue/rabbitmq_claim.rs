@@ -226,7 +226,8 @@ async fn marker_count(conn: &Connection, queue: &str) -> Result<u32, QueueError>
     }
 }
 
-fn amqp_code(e: &lapin::Error) -> Option<u16> {
+/// The AMQP reply code of a broker error (404 NOT_FOUND, 405 RESOURCE_LOCKED, 406 …).
+pub(super) fn amqp_code(e: &lapin::Error) -> Option<u16> {
     match e.kind() {
         ErrorKind::ProtocolError(p) => Some(p.get_id()),
         _ => None,

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub const REASON_HEADER: &str = "x-capstan-reason";
 /// Header of a dead-lettered copy: the original message id.
 pub const ORIGINAL_ID_HEADER: &str = "x-capstan-original-id";
+/// Header of a job: the key it was routed by (the app), so a migration can route it again.
+pub const KEY_HEADER: &str = "x-capstan-key";
 /// Header of a dead-lettered copy: which delivery of the message was refused.
 pub const ATTEMPTS_HEADER: &str = "x-capstan-attempts";
 

@@ -169,7 +169,7 @@ async fn acquire(
     let (Some(channel), Some(tx)) = (lock(&sub.channel).clone(), lock(&sub.tx).clone()) else {
         return Ok(());
     };
-    let queue = shared.topology.jobs_queue(shard);
+    let queue = live.topology.jobs_queue(shard);
     let tag = tag(shared, shard);
     let consumer = channel
         .basic_consume(

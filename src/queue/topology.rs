@@ -3,6 +3,11 @@
 //! `{p}.events` (fanout) → quorum queue `{p}.events.router`;
 //! `{p}.jobs` (direct) → quorum queues `{p}.jobs.{i}`, bound with routing key `{i}`, single
 //! active consumer; work queues dead-letter to `{p}.dead` (fanout) → queue `{p}.dead`.
+//! What `queue.shards` and `queue.max_attempts` fix (the router queue, the jobs exchange and its
+//! queues) belongs to a *generation*: generation 0 has the names above, generation `n` adds
+//! `.g{n}` (`{p}.events.router.g{n}`, `{p}.jobs.g{n}`, `{p}.jobs.g{n}.{i}`). The broker's current
+//! generation is recorded in `{p}.topology` (see `rabbitmq_generation.rs`); `capstan queue
+//! migrate` moves from one to the next (`rabbitmq_migrate.rs`).
 //! Worker heartbeats go to `{p}.workers` (fanout) → one exclusive queue per process (see
 //! `rabbitmq_shards.rs`). Claims (de-duplication windows) are transient queues `{p}.seen.<hash>` that expire by
 //! themselves (see `rabbitmq_claim.rs`).
@@ -23,15 +28,69 @@ pub(crate) struct Topology {
     prefix: String,
     shards: u16,
     max_attempts: u32,
+    generation: u32,
 }
 
 impl Topology {
-    pub(crate) fn new(settings: &QueueSettings) -> Self {
+    /// The topology `settings` ask for, in `generation`.
+    pub(crate) fn new(settings: &QueueSettings, generation: u32) -> Self {
         Self {
             prefix: settings.prefix.clone(),
             shards: settings.shards,
             max_attempts: settings.max_attempts,
+            generation,
         }
+    }
+
+    /// Generation `generation` of `prefix` with `shards` job queues, for names only (what is
+    /// found on the broker, whose delivery limit is not known).
+    pub(crate) fn found(prefix: &str, shards: u16, generation: u32) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            shards,
+            max_attempts: 0,
+            generation,
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// `.g{n}` for generation n > 0; nothing for generation 0, whose names are the original ones.
+    fn suffix(&self) -> String {
+        match self.generation {
+            0 => String::new(),
+            n => format!(".g{n}"),
+        }
+    }
+
+    /// The durable queue holding the one message that says which generation is current.
+    pub(crate) fn marker_queue(&self) -> String {
+        format!("{}.topology", self.prefix)
+    }
+
+    /// The exclusive queue whose holder alone may declare, check or change the topology.
+    pub(crate) fn lock_queue(&self) -> String {
+        format!("{}.topology.lock", self.prefix)
+    }
+
+    /// The fanout exchange every PushEvent is published to (the same in every generation:
+    /// other systems publish to it).
+    pub(crate) fn events_exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    pub(crate) fn router_queue(&self) -> String {
+        format!("{}.events.router{}", self.prefix, self.suffix())
+    }
+
+    pub(crate) fn jobs_exchange(&self) -> String {
+        format!("{}.jobs{}", self.prefix, self.suffix())
     }
 
     pub(crate) fn dead_queue(&self) -> String {
@@ -47,8 +106,8 @@ impl Topology {
 
     fn exchange(&self, topic: Topic) -> String {
         match topic {
-            Topic::Events => format!("{}.events", self.prefix),
-            Topic::Jobs => format!("{}.jobs", self.prefix),
+            Topic::Events => self.events_exchange(),
+            Topic::Jobs => self.jobs_exchange(),
         }
     }
 
@@ -58,13 +117,13 @@ impl Topology {
     }
 
     pub(crate) fn jobs_queue(&self, shard: u16) -> String {
-        format!("{}.jobs.{shard}", self.prefix)
+        format!("{}.jobs{}.{shard}", self.prefix, self.suffix())
     }
 
     /// The queues a subscription to `topic` consumes, with their shard numbers.
     pub(crate) fn queues(&self, topic: Topic) -> Vec<(String, Option<u16>)> {
         match topic {
-            Topic::Events => vec![(format!("{}.events.router", self.prefix), None)],
+            Topic::Events => vec![(self.router_queue(), None)],
             Topic::Jobs => (0..self.shards)
                 .map(|i| (self.jobs_queue(i), Some(i)))
                 .collect(),
@@ -166,6 +225,7 @@ impl Topology {
             .collect();
         queues.extend(self.queues(Topic::Jobs).into_iter().map(|q| q.0));
         queues.push(self.dead_queue());
+        queues.push(self.marker_queue());
         for q in queues {
             ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await?;
