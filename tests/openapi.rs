@@ -328,7 +328,8 @@ fn capstan(server: &str, home: &std::path::Path, args: &[String]) -> (Option<i32
         .expect("capstan runs");
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned()
+            + String::from_utf8_lossy(&out.stderr).as_ref(),
     )
 }
 

@@ -227,17 +227,23 @@ impl RabbitQueue {
             )
             .await
             .map_err(|e| QueueError::Unavailable(format!("publish: {e}")))?;
-        match confirm
-            .await
-            .map_err(|e| QueueError::Unavailable(format!("publish confirm: {e}")))?
-        {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
-            Confirmation::Nack(_) => Err(QueueError::Nacked),
-            Confirmation::NotRequested => Err(QueueError::Protocol(
-                "publisher confirms are not enabled on the channel".to_owned(),
-            )),
-        }
+        confirmed(
+            confirm
+                .await
+                .map_err(|e| QueueError::Unavailable(format!("publish confirm: {e}")))?,
+        )
+    }
+}
+
+/// A published message is safe only when the broker took it and routed it to a queue.
+pub(crate) fn confirmed(confirmation: Confirmation) -> Result<(), QueueError> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
+        Confirmation::Nack(_) => Err(QueueError::Nacked),
+        Confirmation::NotRequested => Err(QueueError::Protocol(
+            "publisher confirms are not enabled on the channel".to_owned(),
+        )),
     }
 }
 

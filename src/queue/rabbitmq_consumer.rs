@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
+use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Confirmation};
 use tokio::sync::mpsc;
 
 use super::rabbitmq::{Live, SubState, classify, lock};
@@ -309,17 +309,11 @@ impl RabbitSettler {
             )
             .await
             .map_err(|e| classify("publish dead letter", &e))?;
-        match confirm
-            .await
-            .map_err(|e| classify("dead letter confirm", &e))?
-        {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
-            Confirmation::Nack(_) => Err(QueueError::Nacked),
-            Confirmation::NotRequested => Err(QueueError::Protocol(
-                "publisher confirms are not enabled on the channel".to_owned(),
-            )),
-        }
+        super::rabbitmq::confirmed(
+            confirm
+                .await
+                .map_err(|e| classify("dead letter confirm", &e))?,
+        )
     }
 }
 

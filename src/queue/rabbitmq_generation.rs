@@ -14,7 +14,7 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::rabbitmq::classify;
@@ -249,14 +249,7 @@ pub(crate) async fn write_marker(
         .await
         .map_err(|e| classify("topology record confirm", &e))?;
     let _ = ch.close(200, "written".into()).await;
-    match confirm {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
-        Confirmation::Nack(_) => Err(QueueError::Nacked),
-        Confirmation::NotRequested => Err(QueueError::Protocol(
-            "publisher confirms are not enabled on the channel".to_owned(),
-        )),
-    }
+    super::rabbitmq::confirmed(confirm)
 }
 
 /// The command that changes the recorded generation, for error messages.

@@ -22,7 +22,7 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use super::rabbitmq::classify;
 use super::rabbitmq_consumer::{KEY_HEADER, REASON_HEADER};
@@ -380,7 +380,7 @@ async fn drain(
         pending.push((confirm, d.acker, reason.is_some()));
         if pending.len() >= usize::from(MOVE_PREFETCH) || received == u64::from(count) {
             for (confirm, acker, dead_letter) in pending.drain(..) {
-                settle(
+                super::rabbitmq::confirmed(
                     confirm
                         .await
                         .map_err(|e| classify("moved message confirm", &e))?,
@@ -401,18 +401,6 @@ async fn drain(
         .await
         .map_err(|e| classify(&format!("stop consuming {queue}"), &e))?;
     Ok((moved, dead))
-}
-
-/// A moved message's copy is safe only when the broker took it and routed it to a queue.
-fn settle(confirm: Confirmation) -> Result<(), QueueError> {
-    match confirm {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable),
-        Confirmation::Nack(_) => Err(QueueError::Nacked),
-        Confirmation::NotRequested => Err(QueueError::Protocol(
-            "publisher confirms are not enabled on the channel".to_owned(),
-        )),
-    }
 }
 
 /// The message's properties for its copy: persistent, without the old queue's delivery count
