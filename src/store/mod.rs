@@ -105,7 +105,17 @@ pub struct AppStore {
     client: Client,
     cache: Store<Application>,
     spec_changes: tokio::sync::broadcast::Sender<AppKey>,
+    changes: tokio::sync::broadcast::Sender<AppChange>,
     routing_epoch: Arc<AtomicU64>,
+}
+
+/// One change the watch saw, status writes included (what live views follow).
+#[derive(Clone, Debug)]
+pub enum AppChange {
+    /// Created or changed (spec or status), as it now is.
+    Applied(Arc<Application>),
+    /// Gone.
+    Deleted(AppKey),
 }
 
 /// What of an Application decides where pushes route: its generation (moves with the spec) and
@@ -131,6 +141,8 @@ impl AppStore {
             .reflect(writer);
         let (spec_changes, _) = tokio::sync::broadcast::channel(1024);
         let sender = spec_changes.clone();
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let change_sender = changes.clone();
         let routing_epoch = Arc::new(AtomicU64::new(0));
         let epoch = routing_epoch.clone();
         tokio::spawn(async move {
@@ -156,9 +168,11 @@ impl AppStore {
                         if previous.map(|(generation, _)| generation) != Some(identity.0) {
                             let _ = sender.send(key);
                         }
+                        let _ = change_sender.send(AppChange::Applied(Arc::new(app)));
                     }
                     Ok(watcher::Event::Delete(app)) => {
                         seen.remove(&app.key());
+                        let _ = change_sender.send(AppChange::Deleted(app.key()));
                         epoch.fetch_add(1, Ordering::Release);
                     }
                     Ok(watcher::Event::Init) => relisted = Some(HashSet::new()),
@@ -177,8 +191,14 @@ impl AppStore {
             client,
             cache: reader,
             spec_changes,
+            changes,
             routing_epoch,
         })
+    }
+
+    /// Every create, change (status writes too) and delete the watch sees, as it happens.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<AppChange> {
+        self.changes.subscribe()
     }
 
     /// Keys of Applications that were created or whose spec changed, as they happen.
