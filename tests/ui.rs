@@ -24,11 +24,12 @@ fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-/// `POST /login` with `token`.
+/// `POST /login` with `token` (the tests' tokens need no URL encoding).
 async fn login(app: &TestApp, token: &str) -> reqwest::Response {
     http()
         .post(format!("{}/login", app.address))
-        .form(&[("token", token)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
         .send()
         .await
         .expect("login request")
@@ -172,7 +173,8 @@ async fn logout_ends_the_session_on_the_server() {
     let refused = http()
         .post(format!("{}/logout", app.address))
         .header("cookie", &cookie)
-        .form(&[("csrf", "wrong")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=wrong")
         .send()
         .await
         .expect("logout");
@@ -180,7 +182,8 @@ async fn logout_ends_the_session_on_the_server() {
     let out = http()
         .post(format!("{}/logout", app.address))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
         .send()
         .await
         .expect("logout");
@@ -309,4 +312,181 @@ async fn browser_login(c: &Client, app: &TestApp, token: &str) {
         .click()
         .await
         .expect("submit click");
+}
+
+/// The scenario a person runs: log in (a wrong token first), watch an app appear and turn
+/// Synced/Healthy after a signed webhook without reloading, open its tree and a Pod's manifest,
+/// sync with prune, roll back, and read who initiated each deployment. Screenshots of the main
+/// pages go to docs/screenshots/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_follows_and_operates_an_app_in_the_browser() {
+    let app = spawn_app(Options::default()).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let b = browser(profile.path()).await;
+    let c = &b.client;
+
+    // A wrong token: the form says so and the browser holds no session.
+    browser_login(c, &app, "wrong-token").await;
+    assert!(text_of(c, "#login-error").await.contains("not valid"));
+    assert!(
+        c.get_named_cookie("capstan_session").await.is_err(),
+        "a refused login left a cookie"
+    );
+    screenshot(c, "login").await;
+    browser_login(c, &app, &app.api_token).await;
+    until_js(c, 20, "the list is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    // Marks this page load: a reload would lose it.
+    c.execute("window.__sameLoad = true; return true", vec![]).await.expect("mark");
+
+    // An automated app appears, syncs, then a signed push syncs it to the new commit.
+    app.repo.write("web/deploy.yaml", &deployment("web", "nginx:1.25"));
+    let first = app.repo.commit("web at 1.25");
+    assert_eq!(app.create_app("web", "web", Some(true)).await.status(), 201);
+    let row = format!("document.getElementById('app-{APP_NAMESPACE}-web')");
+    until_js(c, 30, "the new app's row appears", &format!("return !!{row}")).await;
+    app.wait_app("web", 30, "Synced at the first commit", |a| {
+        sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+    app.repo.write("web/deploy.yaml", &deployment("web", "nginx:1.27"));
+    let second = app.repo.commit("web at 1.27");
+    assert_eq!(app.push_webhook(&second, Some(""), None).await.status(), 202);
+    app.wait_app("web", 30, "Synced and Healthy at the pushed commit", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+            && a.pointer("/status/health/status") == Some(&"Healthy".into())
+    })
+    .await;
+    until_js(
+        c,
+        30,
+        "the row shows Synced and Healthy",
+        &format!("const r = {row}; return !!r && r.dataset.sync === 'Synced' && r.dataset.health === 'Healthy' && r.textContent.includes('Synced') && r.textContent.includes('Healthy')"),
+    )
+    .await;
+    assert_eq!(
+        c.execute("return window.__sameLoad === true", vec![]).await.expect("js"),
+        Value::Bool(true),
+        "the page reloaded to show the change"
+    );
+    // A filter hides what does not match and shows what does.
+    let health = c.find(Locator::Id("f-health")).await.expect("health filter");
+    health.select_by_value("Degraded").await.expect("select");
+    until_js(c, 5, "the row is filtered out", &format!("return {row}.hidden === true")).await;
+    health.select_by_value("").await.expect("select all");
+    until_js(c, 5, "the row is shown again", &format!("return {row}.hidden === false")).await;
+    screenshot(c, "applications").await;
+    c.set_window_size(390, 844).await.expect("phone size");
+    screenshot(c, "applications-phone").await;
+    c.set_window_size(1280, 900).await.expect("desktop size");
+
+    // The tree: Deployment → ReplicaSet → Pod; the Pod's live manifest opens in the panel.
+    c.goto(&format!("{}/applications/{APP_NAMESPACE}/web", app.address))
+        .await
+        .expect("app page");
+    let pod = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(".tree button.node[data-kind='Pod']"))
+        .await
+        .expect("a Pod node under the Deployment");
+    assert_eq!(
+        c.execute(
+            "return document.querySelector(\".tree button.node[data-kind='Pod']\").closest('ul').closest('li').querySelector('button').dataset.kind",
+            vec![]
+        )
+        .await
+        .expect("js"),
+        Value::String("ReplicaSet".into()),
+        "the Pod is not drawn under its ReplicaSet"
+    );
+    pod.click().await.expect("open the pod");
+    until_js(c, 20, "the Pod's live manifest shows", "const m = document.getElementById('live-manifest'); return !!m && m.textContent.includes('kind: Pod')").await;
+    screenshot(c, "application").await;
+    let initiator = text_of(c, "#history tbody tr:first-child .initiator").await;
+    assert!(
+        !initiator.is_empty() && initiator != "unknown",
+        "the newest deployment names no initiator: {initiator:?}"
+    );
+
+    // A manual app: sync with prune from the dialog, then roll back.
+    app.repo.write("manual/cm.yaml", &config_map("kept", "1"));
+    app.repo.write("manual/old.yaml", &config_map("old", "1"));
+    app.repo.commit("manual with two config maps");
+    assert_eq!(app.create_app("manual", "manual", None).await.status(), 201);
+    app.wait_app("manual", 30, "compared", |a| {
+        sync_of(a).0 == "OutOfSync"
+    })
+    .await;
+    let page = format!("{}/applications/{APP_NAMESPACE}/manual", app.address);
+    c.goto(&page).await.expect("app page");
+    until_js(c, 20, "the app page is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    sync_from_dialog(c, true).await;
+    app.wait_app("manual", 30, "synced by the dialog", |a| sync_of(a).0 == "Synced").await;
+    assert!(app.config_map("old").await.is_some());
+    until_js(c, 20, "the summary shows Synced live", "return document.querySelector('#app-sync .badge')?.dataset.status === 'Synced'").await;
+
+    app.repo.remove("manual/old.yaml");
+    app.repo.commit("old config map leaves Git");
+    c.find(Locator::Css("button[data-action='refresh']")).await.expect("refresh").click().await.expect("click");
+    app.wait_app("manual", 30, "OutOfSync after the refresh", |a| sync_of(a).0 == "OutOfSync").await;
+    c.refresh().await.expect("reload for the new resources");
+    until_js(c, 20, "the app page is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    sync_from_dialog(c, true).await;
+    app.wait_app("manual", 30, "synced with prune", |a| {
+        sync_of(a).0 == "Synced" && a.pointer("/status/history").and_then(Value::as_array).is_some_and(|h| h.len() == 2)
+    })
+    .await;
+    eventually(20, "the pruned ConfigMap is gone", || async {
+        app.config_map("old").await.is_none()
+    })
+    .await;
+
+    // Roll back to the first deployment: the pruned ConfigMap returns.
+    c.refresh().await.expect("reload for the history");
+    let rollback = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#history tr[data-history-id='0'] button[data-action='rollback']"))
+        .await
+        .expect("a rollback button on the first deployment");
+    let history_text = text_of(c, "#history").await;
+    assert!(history_text.contains("api"), "history does not name the initiator: {history_text}");
+    screenshot(c, "history").await;
+    rollback.click().await.expect("rollback");
+    c.accept_alert().await.expect("confirm the rollback");
+    eventually(30, "the rollback brought the ConfigMap back", || async {
+        app.config_map("old").await.is_some()
+    })
+    .await;
+
+    // The other pages render what the API lists.
+    c.goto(&format!("{}/projects", app.address)).await.expect("projects");
+    assert!(text_of(c, "main").await.contains("default"));
+    screenshot(c, "projects").await;
+    c.goto(&format!("{}/clusters", app.address)).await.expect("clusters");
+    assert!(text_of(c, "#clusters").await.contains("in-cluster"));
+    screenshot(c, "clusters").await;
+    c.goto(&format!("{}/create", app.address)).await.expect("create");
+    screenshot(c, "create").await;
+    let _ = b.client.clone().close().await;
+}
+
+/// Opens the Sync dialog, sets prune, and synchronizes.
+async fn sync_from_dialog(c: &Client, prune: bool) {
+    c.find(Locator::Css("button[data-action='sync-open']"))
+        .await
+        .expect("sync button")
+        .click()
+        .await
+        .expect("open the dialog");
+    if prune {
+        c.find(Locator::Id("sync-prune")).await.expect("prune").click().await.expect("check prune");
+    }
+    c.find(Locator::Css("#sync-dialog button[value='sync']"))
+        .await
+        .expect("synchronize")
+        .click()
+        .await
+        .expect("synchronize");
+    until_js(c, 10, "the sync was queued", "return (document.getElementById('toast')?.textContent || '').includes('Sync queued')").await;
 }
