@@ -428,3 +428,49 @@ pub async fn resource(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_initiator_names_the_webhook_delivery_when_provenance_is_there() {
+        let by = json!({"username": "api", "automated": true, "cause": {
+            "source": "webhook", "provider": "github", "deliveryId": "d-42", "pusher": "alice"}});
+        assert_eq!(
+            initiator(&by),
+            "webhook, provider github, delivery d-42, pushed by alice"
+        );
+        // Without provenance (or with an empty cause) the older fields speak.
+        assert_eq!(initiator(&json!({"username": "api", "cause": {}})), "api");
+        assert_eq!(initiator(&json!({"automated": true})), "automated sync");
+        assert_eq!(initiator(&Value::Null), "unknown");
+    }
+
+    #[test]
+    fn history_shows_commit_message_and_author_when_present_and_offers_rollback_only_without_automation() {
+        let app: Application = serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a", "namespace": "capstan"},
+            "spec": {},
+            "status": {"history": [
+                {"id": 0, "revision": "a".repeat(40), "deployedAt": "2026-01-01T00:00:00Z",
+                 "initiatedBy": {"username": "api"}},
+                {"id": 1, "revision": "b".repeat(40), "deployedAt": "2026-01-02T00:00:00Z",
+                 "initiatedBy": {"automated": true}}]}
+        }))
+        .expect("application");
+        let html = history_html(&app).into_string();
+        let newest = html.find("data-history-id=\"1\"").expect("entry 1");
+        let oldest = html.find("data-history-id=\"0\"").expect("entry 0");
+        assert!(newest < oldest, "history is not newest first");
+        assert!(html.contains("automated sync") && html.contains(">api<"), "{html}");
+        assert!(html.contains("data-action=\"rollback\""), "{html}");
+
+        let mut automated = app.clone();
+        automated.spec.sync_policy = serde_json::from_value(json!({"automated": {}})).ok();
+        let html = history_html(&automated).into_string();
+        assert!(!html.contains("data-action=\"rollback\""), "rollback offered under automation");
+    }
+}

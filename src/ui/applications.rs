@@ -202,3 +202,38 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
     };
     super::html(StatusCode::OK, page_html(&state, &session))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_carries_its_filters_and_shows_status_as_icon_and_text() {
+        let app: Application = serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "web", "namespace": "capstan", "labels": {"team": "a"}},
+            "spec": {"project": "shop", "source": {"repoURL": "https://git.example.com/o/r.git", "path": "web"},
+                     "destination": {"name": "prod", "namespace": "web"}},
+            "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Degraded"}}
+        }))
+        .expect("application");
+        let html = row(&app).into_string();
+        for attr in [
+            r#"data-key="capstan/web""#,
+            r#"data-sync="OutOfSync""#,
+            r#"data-health="Degraded""#,
+            r#"data-project="shop""#,
+            r#"data-cluster="prod""#,
+            r#"data-namespace="web""#,
+            r#"data-labels="team=a""#,
+        ] {
+            assert!(html.contains(attr), "row lacks {attr}: {html}");
+        }
+        // Colour is never the only signal: each badge has its icon and its word.
+        assert!(html.contains("▲</span> OutOfSync"), "{html}");
+        assert!(html.contains("✖</span> Degraded"), "{html}");
+        // A source without targetRevision tracks HEAD, as Argo CD reads it.
+        assert!(html.contains(">HEAD<"), "{html}");
+    }
+}

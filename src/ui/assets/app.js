@@ -82,6 +82,12 @@ function patchRow(kind, msg) {
     rows.insertBefore(fresh, next || null);
     document.getElementById("no-apps")?.remove();
   }
+  // A new project, cluster or namespace becomes a filter choice too.
+  for (const f of ["project", "cluster", "namespace"]) {
+    const select = document.querySelector('select[data-filter="' + f + '"]');
+    const v = fresh.dataset[f];
+    if (select && v && ![...select.options].some((o) => o.value === v)) select.add(new Option(v, v));
+  }
   applyFilters();
 }
 
