@@ -97,10 +97,15 @@ async fn main() {
                            "path": format!("apps/{i}"), "targetRevision": "main"},
                 "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("ns-{}", i % 17)}}});
         let obj: Application = serde_json::from_value(doc).expect("application");
-        api.create(&PostParams::default(), &obj).await.expect("created");
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("created");
         write_status(&api, i, "").await;
     }
-    println!("setup: {n} apps with status in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "setup: {n} apps with status in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
@@ -119,7 +124,9 @@ async fn main() {
             .await
             .expect("json");
         if body["items"].as_array().is_some_and(|a| a.len() == n)
-            && body["items"].as_array().is_some_and(|a| a.iter().all(|x| x["status"].is_object()))
+            && body["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x["status"].is_object()))
         {
             break;
         }
@@ -142,7 +149,9 @@ async fn main() {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         size = body.len();
         assert_eq!(
-            String::from_utf8_lossy(&body).matches("class=\"app-row\"").count(),
+            String::from_utf8_lossy(&body)
+                .matches("class=\"app-row\"")
+                .count(),
             n,
             "the page does not list every app"
         );
@@ -155,18 +164,18 @@ async fn main() {
 
     // SSE: a status write in the cluster → the event at a client.
     let mut stream = http
-        .get(format!("{}{}", app.address, capstan::ui::stream::APPLICATIONS_STREAM))
+        .get(format!(
+            "{}{}",
+            app.address,
+            capstan::ui::stream::APPLICATIONS_STREAM
+        ))
         .header("cookie", &cookie)
         .timeout(Duration::from_secs(3600))
         .send()
         .await
         .expect("stream");
     let mut buffer = String::new();
-    async fn next_event(
-        stream: &mut reqwest::Response,
-        buffer: &mut String,
-        needle: &str,
-    ) {
+    async fn next_event(stream: &mut reqwest::Response, buffer: &mut String, needle: &str) {
         loop {
             if let Some(at) = buffer.find(needle) {
                 buffer.drain(..at + needle.len());
@@ -187,7 +196,12 @@ async fn main() {
         let marker = format!("sse-{round}-{}", uuid::Uuid::new_v4());
         let t = Instant::now();
         write_status(&api, i, &marker).await;
-        next_event(&mut stream, &mut buffer, &format!("\"key\":\"{APP_NAMESPACE}/bench-{i:04}\"")).await;
+        next_event(
+            &mut stream,
+            &mut buffer,
+            &format!("\"key\":\"{APP_NAMESPACE}/bench-{i:04}\""),
+        )
+        .await;
         sse.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     drop(stream);
@@ -212,19 +226,34 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let profile = tempfile::tempdir().expect("profile");
     let mut caps = serde_json::Map::new();
-    caps.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": [
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chromium, "args": [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-quic", "--no-first-run",
         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-        format!("--user-data-dir={}", profile.path().display())]}));
+        format!("--user-data-dir={}", profile.path().display())]}),
+    );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("webdriver session");
-    c.goto(&format!("{}/login", app.address)).await.expect("login page");
-    c.find(fantoccini::Locator::Id("token")).await.expect("field").send_keys(&app.api_token).await.expect("type");
-    c.find(fantoccini::Locator::Css(".login button")).await.expect("button").click().await.expect("click");
+    c.goto(&format!("{}/login", app.address))
+        .await
+        .expect("login page");
+    c.find(fantoccini::Locator::Id("token"))
+        .await
+        .expect("field")
+        .send_keys(&app.api_token)
+        .await
+        .expect("type");
+    c.find(fantoccini::Locator::Css(".login button"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
     let mut dcl = Vec::new();
     let mut load = Vec::new();
     for _ in 0..5 {
@@ -267,6 +296,8 @@ async fn main() {
         dom.push(seen - t0);
     }
     let (med, max) = median(dom);
-    println!("browser: status write → row replaced in the page: median {med:.1} ms (slowest {max:.1} ms)");
+    println!(
+        "browser: status write → row replaced in the page: median {med:.1} ms (slowest {max:.1} ms)"
+    );
     let _ = c.close().await;
 }

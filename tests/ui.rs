@@ -85,7 +85,10 @@ async fn login_refuses_a_wrong_token_and_sets_a_strict_http_only_cookie_for_the_
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(flag), "cookie lacks {flag}: {set}");
     }
-    assert!(!set.contains(&app.api_token), "the cookie carries the token");
+    assert!(
+        !set.contains(&app.api_token),
+        "the cookie carries the token"
+    );
     // Over plain http the cookie cannot be Secure, or the browser would drop it.
     assert!(!set.contains("Secure"), "{set}");
     let cookie = session_cookie(&right);
@@ -114,7 +117,10 @@ async fn a_cookie_session_writes_only_with_its_csrf_token_and_bearer_tokens_stil
     assert_eq!(app.create_app("csrf", "app", None).await.status(), 201);
     let cookie = session_cookie(&login(&app, &app.api_token).await);
     let csrf = csrf_of(&app, &cookie).await;
-    let refresh = format!("{}/api/v1/applications/{APP_NAMESPACE}/csrf/refresh", app.address);
+    let refresh = format!(
+        "{}/api/v1/applications/{APP_NAMESPACE}/csrf/refresh",
+        app.address
+    );
 
     let bare = http()
         .post(&refresh)
@@ -130,7 +136,11 @@ async fn a_cookie_session_writes_only_with_its_csrf_token_and_bearer_tokens_stil
         .send()
         .await
         .expect("refresh");
-    assert_eq!(wrong.status(), 403, "a cookie write with a wrong CSRF token");
+    assert_eq!(
+        wrong.status(),
+        403,
+        "a cookie write with a wrong CSRF token"
+    );
     let right = http()
         .post(&refresh)
         .header("cookie", &cookie)
@@ -207,6 +217,50 @@ async fn logout_ends_the_session_on_the_server() {
     assert_eq!(page.status(), 303);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_yaml_editor_creates_an_argo_cd_application_and_refuses_bad_documents() {
+    let app = spawn_app(Options::default()).await;
+    let cookie = session_cookie(&login(&app, &app.api_token).await);
+    let csrf = csrf_of(&app, &cookie).await;
+    let post = |body: String, csrf: Option<&str>| {
+        let mut req = http()
+            .post(format!("{}/create/yaml", app.address))
+            .header("cookie", &cookie)
+            .header("content-type", "application/yaml")
+            .body(body);
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.send()
+    };
+    let doc = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: from-yaml\n  namespace: argocd\n\
+         spec:\n  project: default\n  source:\n    repoURL: {}\n    path: app\n    targetRevision: main\n\
+         \x20 destination:\n    server: https://kubernetes.default.svc\n    namespace: default\n",
+        app.repo_url
+    );
+    let unprotected = post(doc.clone(), None).await.expect("post");
+    assert_eq!(unprotected.status(), 403, "created without the CSRF token");
+    let created = post(doc, Some(&csrf)).await.expect("post");
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    let stored = app.get_app("from-yaml").await;
+    assert_eq!(stored["apiVersion"], "capstan.dev/v1alpha1");
+    assert_eq!(stored["metadata"]["namespace"], APP_NAMESPACE);
+    let broken = post("spec: [unclosed".into(), Some(&csrf))
+        .await
+        .expect("post");
+    assert_eq!(broken.status(), 400);
+    let body: Value = broken.json().await.expect("error body");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid YAML")),
+        "{body}"
+    );
+    let empty = post("  \n".into(), Some(&csrf)).await.expect("post");
+    assert_eq!(empty.status(), 400);
+}
+
 // ---------------------------------------------------------------- browser
 
 /// Chromium driven over WebDriver; chromedriver dies with the guard.
@@ -235,7 +289,9 @@ async fn browser(profile: &std::path::Path) -> Browser {
             .expect("chromedriver starts"),
     );
     eventually(20, "chromedriver listens", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
     })
     .await;
     let mut caps = serde_json::Map::new();
@@ -303,7 +359,9 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 async fn browser_login(c: &Client, app: &TestApp, token: &str) {
-    c.goto(&format!("{}/login", app.address)).await.expect("login page");
+    c.goto(&format!("{}/login", app.address))
+        .await
+        .expect("login page");
     let field = c.find(Locator::Id("token")).await.expect("token field");
     field.send_keys(token).await.expect("type token");
     c.find(Locator::Css(".login button[type=submit]"))
@@ -334,23 +392,42 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     );
     screenshot(c, "login").await;
     browser_login(c, &app, &app.api_token).await;
-    until_js(c, 20, "the list is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    until_js(
+        c,
+        20,
+        "the list is live",
+        "return document.getElementById('live-state')?.dataset.live === 'on'",
+    )
+    .await;
     // Marks this page load: a reload would lose it.
-    c.execute("window.__sameLoad = true; return true", vec![]).await.expect("mark");
+    c.execute("window.__sameLoad = true; return true", vec![])
+        .await
+        .expect("mark");
 
     // An automated app appears, syncs, then a signed push syncs it to the new commit.
-    app.repo.write("web/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo
+        .write("web/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web at 1.25");
     assert_eq!(app.create_app("web", "web", Some(true)).await.status(), 201);
     let row = format!("document.getElementById('app-{APP_NAMESPACE}-web')");
-    until_js(c, 30, "the new app's row appears", &format!("return !!{row}")).await;
+    until_js(
+        c,
+        30,
+        "the new app's row appears",
+        &format!("return !!{row}"),
+    )
+    .await;
     app.wait_app("web", 30, "Synced at the first commit", |a| {
         sync_of(a) == ("Synced".into(), first.clone())
     })
     .await;
-    app.repo.write("web/deploy.yaml", &deployment("web", "nginx:1.27"));
+    app.repo
+        .write("web/deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = app.repo.commit("web at 1.27");
-    assert_eq!(app.push_webhook(&second, Some(""), None).await.status(), 202);
+    assert_eq!(
+        app.push_webhook(&second, Some(""), None).await.status(),
+        202
+    );
     app.wait_app("web", 30, "Synced and Healthy at the pushed commit", |a| {
         sync_of(a) == ("Synced".into(), second.clone())
             && a.pointer("/status/health/status") == Some(&"Healthy".into())
@@ -364,16 +441,33 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     )
     .await;
     assert_eq!(
-        c.execute("return window.__sameLoad === true", vec![]).await.expect("js"),
+        c.execute("return window.__sameLoad === true", vec![])
+            .await
+            .expect("js"),
         Value::Bool(true),
         "the page reloaded to show the change"
     );
     // A filter hides what does not match and shows what does.
-    let health = c.find(Locator::Id("f-health")).await.expect("health filter");
+    let health = c
+        .find(Locator::Id("f-health"))
+        .await
+        .expect("health filter");
     health.select_by_value("Degraded").await.expect("select");
-    until_js(c, 5, "the row is filtered out", &format!("return {row}.hidden === true")).await;
+    until_js(
+        c,
+        5,
+        "the row is filtered out",
+        &format!("return {row}.hidden === true"),
+    )
+    .await;
     health.select_by_value("").await.expect("select all");
-    until_js(c, 5, "the row is shown again", &format!("return {row}.hidden === false")).await;
+    until_js(
+        c,
+        5,
+        "the row is shown again",
+        &format!("return {row}.hidden === false"),
+    )
+    .await;
     screenshot(c, "applications").await;
     c.set_window_size(390, 844).await.expect("phone size");
     screenshot(c, "applications-phone").await;
@@ -407,33 +501,80 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         !initiator.is_empty() && initiator != "unknown",
         "the newest deployment names no initiator: {initiator:?}"
     );
+    // Where the history records the webhook delivery (provenance), the page shows it.
+    let newest = app
+        .get_app("web")
+        .await
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.iter().max_by_key(|e| e["id"].as_i64()).cloned())
+        .expect("a history entry");
+    if let Some(delivery) = newest
+        .pointer("/initiatedBy/cause/deliveryId")
+        .and_then(Value::as_str)
+    {
+        assert!(
+            initiator.contains(delivery),
+            "the history entry hides delivery {delivery}: {initiator}"
+        );
+    }
 
     // A manual app: sync with prune from the dialog, then roll back.
     app.repo.write("manual/cm.yaml", &config_map("kept", "1"));
     app.repo.write("manual/old.yaml", &config_map("old", "1"));
     app.repo.commit("manual with two config maps");
     assert_eq!(app.create_app("manual", "manual", None).await.status(), 201);
-    app.wait_app("manual", 30, "compared", |a| {
-        sync_of(a).0 == "OutOfSync"
-    })
-    .await;
+    app.wait_app("manual", 30, "compared", |a| sync_of(a).0 == "OutOfSync")
+        .await;
     let page = format!("{}/applications/{APP_NAMESPACE}/manual", app.address);
     c.goto(&page).await.expect("app page");
-    until_js(c, 20, "the app page is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    until_js(
+        c,
+        20,
+        "the app page is live",
+        "return document.getElementById('live-state')?.dataset.live === 'on'",
+    )
+    .await;
     sync_from_dialog(c, true).await;
-    app.wait_app("manual", 30, "synced by the dialog", |a| sync_of(a).0 == "Synced").await;
+    app.wait_app("manual", 30, "synced by the dialog", |a| {
+        sync_of(a).0 == "Synced"
+    })
+    .await;
     assert!(app.config_map("old").await.is_some());
-    until_js(c, 20, "the summary shows Synced live", "return document.querySelector('#app-sync .badge')?.dataset.status === 'Synced'").await;
+    until_js(
+        c,
+        20,
+        "the summary shows Synced live",
+        "return document.querySelector('#app-sync .badge')?.dataset.status === 'Synced'",
+    )
+    .await;
 
     app.repo.remove("manual/old.yaml");
     app.repo.commit("old config map leaves Git");
-    c.find(Locator::Css("button[data-action='refresh']")).await.expect("refresh").click().await.expect("click");
-    app.wait_app("manual", 30, "OutOfSync after the refresh", |a| sync_of(a).0 == "OutOfSync").await;
+    c.find(Locator::Css("button[data-action='refresh']"))
+        .await
+        .expect("refresh")
+        .click()
+        .await
+        .expect("click");
+    app.wait_app("manual", 30, "OutOfSync after the refresh", |a| {
+        sync_of(a).0 == "OutOfSync"
+    })
+    .await;
     c.refresh().await.expect("reload for the new resources");
-    until_js(c, 20, "the app page is live", "return document.getElementById('live-state')?.dataset.live === 'on'").await;
+    until_js(
+        c,
+        20,
+        "the app page is live",
+        "return document.getElementById('live-state')?.dataset.live === 'on'",
+    )
+    .await;
     sync_from_dialog(c, true).await;
     app.wait_app("manual", 30, "synced with prune", |a| {
-        sync_of(a).0 == "Synced" && a.pointer("/status/history").and_then(Value::as_array).is_some_and(|h| h.len() == 2)
+        sync_of(a).0 == "Synced"
+            && a.pointer("/status/history")
+                .and_then(Value::as_array)
+                .is_some_and(|h| h.len() == 2)
     })
     .await;
     eventually(20, "the pruned ConfigMap is gone", || async {
@@ -446,11 +587,16 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     let rollback = c
         .wait()
         .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#history tr[data-history-id='0'] button[data-action='rollback']"))
+        .for_element(Locator::Css(
+            "#history tr[data-history-id='0'] button[data-action='rollback']",
+        ))
         .await
         .expect("a rollback button on the first deployment");
     let history_text = text_of(c, "#history").await;
-    assert!(history_text.contains("api"), "history does not name the initiator: {history_text}");
+    assert!(
+        history_text.contains("api"),
+        "history does not name the initiator: {history_text}"
+    );
     screenshot(c, "history").await;
     rollback.click().await.expect("rollback");
     c.accept_alert().await.expect("confirm the rollback");
@@ -460,13 +606,19 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     .await;
 
     // The other pages render what the API lists.
-    c.goto(&format!("{}/projects", app.address)).await.expect("projects");
+    c.goto(&format!("{}/projects", app.address))
+        .await
+        .expect("projects");
     assert!(text_of(c, "main").await.contains("default"));
     screenshot(c, "projects").await;
-    c.goto(&format!("{}/clusters", app.address)).await.expect("clusters");
+    c.goto(&format!("{}/clusters", app.address))
+        .await
+        .expect("clusters");
     assert!(text_of(c, "#clusters").await.contains("in-cluster"));
     screenshot(c, "clusters").await;
-    c.goto(&format!("{}/create", app.address)).await.expect("create");
+    c.goto(&format!("{}/create", app.address))
+        .await
+        .expect("create");
     screenshot(c, "create").await;
     let _ = b.client.clone().close().await;
 }
@@ -480,7 +632,12 @@ async fn sync_from_dialog(c: &Client, prune: bool) {
         .await
         .expect("open the dialog");
     if prune {
-        c.find(Locator::Id("sync-prune")).await.expect("prune").click().await.expect("check prune");
+        c.find(Locator::Id("sync-prune"))
+            .await
+            .expect("prune")
+            .click()
+            .await
+            .expect("check prune");
     }
     c.find(Locator::Css("#sync-dialog button[value='sync']"))
         .await
@@ -488,5 +645,11 @@ async fn sync_from_dialog(c: &Client, prune: bool) {
         .click()
         .await
         .expect("synchronize");
-    until_js(c, 10, "the sync was queued", "return (document.getElementById('toast')?.textContent || '').includes('Sync queued')").await;
+    until_js(
+        c,
+        10,
+        "the sync was queued",
+        "return (document.getElementById('toast')?.textContent || '').includes('Sync queued')",
+    )
+    .await;
 }

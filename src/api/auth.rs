@@ -51,10 +51,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("session expired or logged out".into()))?;
     // A cookie rides along on requests other sites make the browser send; only our own pages
     // can read the CSRF token, so a write must echo it.
-    if !matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         let echoed = req
             .headers()
             .get(CSRF_HEADER)

@@ -56,7 +56,11 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
     let name = app.metadata.name.clone().unwrap_or_default();
     let tree = match crate::api::manifests::destination(&state, &app).await {
         Ok(target) => {
-            let resources = app.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
+            let resources = app
+                .status
+                .as_ref()
+                .map(|s| s.resources.clone())
+                .unwrap_or_default();
             crate::api::tree::tree(&target.cluster, &resources)
                 .await
                 .map_err(|e| e.to_string())
@@ -114,9 +118,11 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             }
         }
     };
-    super::html(StatusCode::OK, page(&name, Some(&session), Nav::Applications, body))
+    super::html(
+        StatusCode::OK,
+        page(&name, Some(&session), Nav::Applications, body),
+    )
 }
-
 
 /// `GET /applications/{namespace}/{name}/summary`: the summary section alone, for live updates.
 pub async fn summary(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
@@ -192,7 +198,11 @@ fn summary_html(app: &Application) -> Markup {
 }
 
 fn short(rev: &str) -> &str {
-    if rev.len() == 40 || rev.len() == 64 { &rev[..8] } else { rev }
+    if rev.len() == 40 || rev.len() == 64 {
+        &rev[..8]
+    } else {
+        rev
+    }
 }
 
 /// Who or what started a sync, from `initiatedBy` read loosely: the provenance fields
@@ -217,10 +227,16 @@ pub fn initiator(by: &Value) -> String {
             parts.push(format!("“{m}”"));
         }
         if !parts.is_empty() {
+            if let Some(u) = text(by, "/username") {
+                parts.push(format!("by {u}"));
+            }
             return parts.join(", ");
         }
     }
-    match (text(by, "/username"), by.get("automated").and_then(Value::as_bool)) {
+    match (
+        text(by, "/username"),
+        by.get("automated").and_then(Value::as_bool),
+    ) {
         (Some(u), _) => u,
         (None, Some(true)) => "automated sync".into(),
         _ => "unknown".into(),
@@ -231,11 +247,21 @@ fn history_html(app: &Application) -> Markup {
     let mut history: Vec<Value> = app
         .status
         .as_ref()
-        .map(|s| s.history.iter().filter_map(|h| serde_json::to_value(h).ok()).collect())
+        .map(|s| {
+            s.history
+                .iter()
+                .filter_map(|h| serde_json::to_value(h).ok())
+                .collect()
+        })
         .unwrap_or_default();
     history.sort_by_key(|h| std::cmp::Reverse(h.get("id").and_then(Value::as_i64)));
     let automated = app.automated().is_some();
-    let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     html! {
         @if history.is_empty() { p { "Nothing deployed yet." } }
         @else {
@@ -268,7 +294,11 @@ fn history_html(app: &Application) -> Markup {
 }
 
 fn sync_dialog(app: &Application) -> Markup {
-    let resources = app.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
+    let resources = app
+        .status
+        .as_ref()
+        .map(|s| s.resources.as_slice())
+        .unwrap_or_default();
     html! {
         dialog id="sync-dialog" aria-labelledby="sync-title" {
             form method="dialog" {
@@ -371,8 +401,14 @@ pub async fn resource(
         Err(e) => return fragment(html! { p class="error" { "✖ " (e.to_string()) } }),
     };
     // Only objects the tree of this app shows may be read through it.
-    let resources = app.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
-    let nodes = crate::api::tree::tree(&target.cluster, &resources).await.unwrap_or_default();
+    let resources = app
+        .status
+        .as_ref()
+        .map(|s| s.resources.clone())
+        .unwrap_or_default();
+    let nodes = crate::api::tree::tree(&target.cluster, &resources)
+        .await
+        .unwrap_or_default();
     if !nodes.iter().any(|n| {
         n.group == q.group && n.kind == q.kind && n.namespace == q.namespace && n.name == q.name
     }) {
@@ -407,10 +443,16 @@ pub async fn resource(
         .into_iter()
         .filter(|e| {
             e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(q.name.as_str())
-                && e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(q.kind.as_str())
+                && e.pointer("/involvedObject/kind").and_then(Value::as_str)
+                    == Some(q.kind.as_str())
         })
         .collect();
-    let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     fragment(html! {
         @match live {
             Ok(Some(yaml)) => pre class="manifest" id="live-manifest" tabindex="0" { (yaml) },
@@ -436,12 +478,14 @@ mod tests {
 
     #[test]
     fn the_initiator_names_the_webhook_delivery_when_provenance_is_there() {
-        let by = json!({"username": "api", "automated": true, "cause": {
+        let by = json!({"automated": true, "cause": {
             "source": "webhook", "provider": "github", "deliveryId": "d-42", "pusher": "alice"}});
         assert_eq!(
             initiator(&by),
             "webhook, provider github, delivery d-42, pushed by alice"
         );
+        let manual = json!({"username": "api", "cause": {"source": "manual"}});
+        assert_eq!(initiator(&manual), "manual, by api");
         // Without provenance (or with an empty cause) the older fields speak.
         assert_eq!(initiator(&json!({"username": "api", "cause": {}})), "api");
         assert_eq!(initiator(&json!({"automated": true})), "automated sync");
@@ -449,7 +493,8 @@ mod tests {
     }
 
     #[test]
-    fn history_shows_commit_message_and_author_when_present_and_offers_rollback_only_without_automation() {
+    fn history_shows_commit_message_and_author_when_present_and_offers_rollback_only_without_automation()
+     {
         let app: Application = serde_json::from_value(json!({
             "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
             "metadata": {"name": "a", "namespace": "capstan"},
@@ -465,12 +510,18 @@ mod tests {
         let newest = html.find("data-history-id=\"1\"").expect("entry 1");
         let oldest = html.find("data-history-id=\"0\"").expect("entry 0");
         assert!(newest < oldest, "history is not newest first");
-        assert!(html.contains("automated sync") && html.contains(">api<"), "{html}");
+        assert!(
+            html.contains("automated sync") && html.contains(">api<"),
+            "{html}"
+        );
         assert!(html.contains("data-action=\"rollback\""), "{html}");
 
         let mut automated = app.clone();
         automated.spec.sync_policy = serde_json::from_value(json!({"automated": {}})).ok();
         let html = history_html(&automated).into_string();
-        assert!(!html.contains("data-action=\"rollback\""), "rollback offered under automation");
+        assert!(
+            !html.contains("data-action=\"rollback\""),
+            "rollback offered under automation"
+        );
     }
 }

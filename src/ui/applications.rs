@@ -61,7 +61,10 @@ fn row_of(app: &Application) -> Row<'_> {
 }
 
 fn sync_of(app: &Application) -> Option<crate::store::application::SyncStatusCode> {
-    app.status.as_ref().and_then(|s| s.sync.as_ref()).map(|s| s.status)
+    app.status
+        .as_ref()
+        .and_then(|s| s.sync.as_ref())
+        .map(|s| s.status)
 }
 
 fn health_of(app: &Application) -> Option<crate::health::HealthStatus> {
@@ -131,9 +134,7 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
         clusters.insert(r.cluster);
         namespaces.insert(r.dest_namespace.to_owned());
     }
-    let syncs: BTreeSet<String> = ["Synced", "OutOfSync", "Unknown"]
-        .map(String::from)
-        .into();
+    let syncs: BTreeSet<String> = ["Synced", "OutOfSync", "Unknown"].map(String::from).into();
     let healths: BTreeSet<String> = [
         "Healthy",
         "Progressing",

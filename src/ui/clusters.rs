@@ -42,6 +42,8 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             }
         }
     };
-    super::html(StatusCode::OK, page("Clusters", Some(&session), Nav::Clusters, body))
+    super::html(
+        StatusCode::OK,
+        page("Clusters", Some(&session), Nav::Clusters, body),
+    )
 }
-

@@ -77,9 +77,11 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             }
         }
     };
-    super::html(StatusCode::OK, page("New application", Some(&session), Nav::Create, body))
+    super::html(
+        StatusCode::OK,
+        page("New application", Some(&session), Nav::Create, body),
+    )
 }
-
 
 /// `POST /create/yaml`: the editor's document, YAML read here (the page has no YAML parser),
 /// then admitted and created exactly as `POST /api/v1/applications` does.

@@ -48,6 +48,8 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             }
         }
     };
-    super::html(StatusCode::OK, page("Projects", Some(&session), Nav::Projects, body))
+    super::html(
+        StatusCode::OK,
+        page("Projects", Some(&session), Nav::Projects, body),
+    )
 }
-
