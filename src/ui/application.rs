@@ -170,8 +170,8 @@ fn summary_html(app: &Application) -> Markup {
             Some(op) => {
                 p id="op-phase" { (badges::phase(&format!("{:?}", op.phase))) " " (op.message) }
                 p class="muted" {
-                    "Started " (op.started_at)
-                    @if let Some(f) = &op.finished_at { ", finished " (f) }
+                    "Started " (super::applications::readable_time(&op.started_at))
+                    @if let Some(f) = &op.finished_at { ", finished " (super::applications::readable_time(f)) }
                     @if let Some(by) = &op.initiated_by { ", by " (initiator(&serde_json::to_value(by).unwrap_or(Value::Null))) }
                 }
                 @if let Some(result) = &op.sync_result {
@@ -276,7 +276,7 @@ fn history_html(app: &Application) -> Markup {
                             td data-label="ID" { (id) }
                             td data-label="Revision" { code title=(rev) { (short(&rev)) } }
                             td data-label="Commit" { (text(h, "/message")) @let a = text(h, "/author"); @if !a.is_empty() { br; span class="muted" { (a) } } }
-                            td data-label="Deployed at" { (text(h, "/deployedAt")) }
+                            td data-label="Deployed at" { (super::applications::readable_time(&text(h, "/deployedAt"))) }
                             td data-label="Initiated by" class="initiator" { (initiator(h.get("initiatedBy").unwrap_or(&Value::Null))) }
                             td {
                                 @if automated {
@@ -358,7 +358,8 @@ fn node_html(node: &Node, all: &[Node], depth: usize) -> Markup {
                 strong class="name" { (node.name) }
                 span class="node-status" {
                     @if managed { (badges::sync(node.sync_status)) " " }
-                    (badges::health(node.health.as_ref().map(|h| h.status)))
+                    // Kinds without a health rule (ConfigMap …) show none, as Argo CD does.
+                    @if let Some(h) = &node.health { (badges::health(Some(h.status))) }
                 }
             }
             @if !children.is_empty() {

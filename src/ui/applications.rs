@@ -74,6 +74,14 @@ fn health_of(app: &Application) -> Option<crate::health::HealthStatus> {
         .map(|h| h.status)
 }
 
+/// An RFC 3339 time to the second, as people read it (`2026-01-02 10:04:42`).
+pub fn readable_time(rfc3339: &str) -> String {
+    match rfc3339.get(..19) {
+        Some(head) if rfc3339.as_bytes().get(10) == Some(&b'T') => head.replacen('T', " ", 1),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 /// The DOM id of an app's row.
 pub fn row_id(namespace: &str, name: &str) -> String {
     format!("app-{namespace}-{name}")
@@ -100,7 +108,7 @@ pub fn row(app: &Application) -> Markup {
             td data-label="Repository" class="repo" { (r.repo) }
             td data-label="Target" { (r.target) }
             td data-label="Destination" { (r.cluster) " / " (r.dest_namespace) }
-            td data-label="Last sync" { time datetime=(r.last_sync) { (r.last_sync) } }
+            td data-label="Last sync" { time datetime=(r.last_sync) { (readable_time(r.last_sync)) } }
         }
     }
 }
@@ -236,5 +244,19 @@ mod tests {
         assert!(html.contains("✖</span> Degraded"), "{html}");
         // A source without targetRevision tracks HEAD, as Argo CD reads it.
         assert!(html.contains(">HEAD<"), "{html}");
+    }
+
+    #[test]
+    fn times_read_to_the_second_and_anything_else_stays_as_it_is() {
+        assert_eq!(
+            readable_time("2026-12-02T10:04:42.972795685Z"),
+            "2026-12-02 10:04:42"
+        );
+        assert_eq!(readable_time("2026-12-02T10:04:42Z"), "2026-12-02 10:04:42");
+        assert_eq!(readable_time(""), "");
+        assert_eq!(
+            readable_time("yesterday, more or less"),
+            "yesterday, more or less"
+        );
     }
 }
