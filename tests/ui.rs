@@ -261,6 +261,105 @@ async fn the_yaml_editor_creates_an_argo_cd_application_and_refuses_bad_document
     assert_eq!(empty.status(), 400);
 }
 
+/// Reads the event stream until `needle`, returning everything read; fails after 30 s.
+async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in the stream; it sent:\n{seen}"))
+            .expect("stream readable")
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_catches_up_on_changes_after_the_page_then_follows_live_ones() {
+    let app = spawn_app(Options::default()).await;
+    let cookie = session_cookie(&login(&app, &app.api_token).await);
+    let open = |since: Option<u64>| {
+        let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
+        http()
+            .get(format!("{}/api/v1/stream/applications{query}", app.address))
+            .header("cookie", &cookie)
+            .timeout(Duration::from_secs(120))
+            .send()
+    };
+    let anonymous = http()
+        .get(format!("{}/api/v1/stream/applications", app.address))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "the stream is open without a session"
+    );
+
+    // A page rendered before the app existed (change number 0 at most) …
+    app.repo.write("app/cm.yaml", &config_map("c", "1"));
+    app.repo.commit("one");
+    assert_eq!(app.create_app("caught", "app", None).await.status(), 201);
+    eventually(20, "the api lists the app", || async {
+        app.get("/api/v1/applications")
+            .await
+            .json::<Value>()
+            .await
+            .expect("json")["items"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    // … gets the app's row before the stream says it is live; without `since` it does not.
+    let key = format!("\"key\":\"{APP_NAMESPACE}/caught\"");
+    let mut caught = open(Some(0)).await.expect("stream");
+    assert_eq!(caught.status(), 200);
+    assert_eq!(caught.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let before_ready = read_until(&mut caught, &mut seen, "event: ready").await;
+    assert!(
+        before_ready.contains("event: upsert") && before_ready.contains(&key),
+        "no catch-up for the app: {before_ready}"
+    );
+    let mut fresh = open(None).await.expect("stream");
+    let mut fresh_seen = String::new();
+    let head = read_until(&mut fresh, &mut fresh_seen, "event: ready").await;
+    assert!(
+        !head.contains(&key),
+        "a stream without `since` replayed: {head}"
+    );
+
+    // A live change arrives as an upsert carrying the new row; a delete as a delete.
+    let api: kube::Api<capstan::store::Application> =
+        kube::Api::namespaced(app.kube.clone(), APP_NAMESPACE);
+    api.patch(
+        "caught",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
+    )
+    .await
+    .expect("labelled");
+    read_until(&mut fresh, &mut fresh_seen, "team=blue").await;
+    assert_eq!(
+        app.http
+            .delete(format!(
+                "{}/api/v1/applications/{APP_NAMESPACE}/caught",
+                app.address
+            ))
+            .bearer_auth(&app.api_token)
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        200
+    );
+    let all = read_until(&mut fresh, &mut fresh_seen, "event: delete").await;
+    let tail = &all[all.rfind("event: delete").unwrap_or(0)..];
+    assert!(tail.contains(&key), "the delete names another app: {tail}");
+}
+
 // ---------------------------------------------------------------- browser
 
 /// Chromium driven over WebDriver; chromedriver dies with the guard.

@@ -48,6 +48,8 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
     let Some(session) = super::session_of(&req, &state) else {
         return super::to_login();
     };
+    // Read before the app: the stream then sends any change after it.
+    let seq = state.store.change_seq();
     let (app, api) = match read(&req, &state).await {
         Ok(x) => x,
         Err(resp) => return resp,
@@ -71,7 +73,7 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
         div id="app-page" data-key={ (namespace) "/" (name) } data-name=(name) data-api=(api)
             data-summary={ "/applications/" (namespace) "/" (name) "/summary" }
             data-resource={ "/applications/" (namespace) "/" (name) "/resource" }
-            data-stream=(super::stream::APPLICATIONS_STREAM) {
+            data-stream={ (super::stream::APPLICATIONS_STREAM) "?since=" (seq) } {
             div class="heading" {
                 h1 { (name) }
                 p class="live" { span id="live-state" data-live="off" { "Connecting…" } }

@@ -127,6 +127,8 @@ fn select(id: &str, label: &str, values: &BTreeSet<String>) -> Markup {
 
 /// The Applications list page.
 pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Markup {
+    // Read before the list: the stream then sends whatever changed after it.
+    let seq = state.store.change_seq();
     let apps: Vec<_> = state
         .store
         .list()
@@ -179,7 +181,7 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
                 }
             }
             p id="app-count" aria-live="polite" { (apps.len()) " applications" }
-            table class="apps" id="apps" data-stream=(super::stream::APPLICATIONS_STREAM) {
+            table class="apps" id="apps" data-stream={ (super::stream::APPLICATIONS_STREAM) "?since=" (seq) } {
                 caption class="visually-hidden" { "Applications with their sync and health" }
                 thead {
                     tr {

@@ -47,9 +47,30 @@ pub fn frame(state: &ApiState, change: &AppChange) -> Option<String> {
     Some(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// `GET /api/v1/stream/applications`.
-pub async fn applications(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+/// The query of the stream.
+#[derive(serde::Deserialize)]
+pub struct StreamQuery {
+    /// The store's change number when the page was rendered: changes after it are sent first.
+    since: Option<u64>,
+}
+
+/// `GET /api/v1/stream/applications[?since=N]`.
+pub async fn applications(
+    _auth: Authenticated,
+    query: web::Query<StreamQuery>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    // Subscribed before the catch-up is read, so a change lands in one or the other (or both;
+    // an upsert twice is harmless).
     let changes = BroadcastStream::new(state.store.changes());
+    let catch_up: Vec<Result<Bytes, actix_web::Error>> = query
+        .since
+        .map(|seq| state.store.changed_since(seq))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| frame(&state, c))
+        .map(|f| Ok(Bytes::from(f)))
+        .collect();
     let st = state.clone();
     let events = changes.filter_map(move |item| {
         let out = match item {
@@ -68,5 +89,9 @@ pub async fn applications(_auth: Authenticated, state: web::Data<ApiState>) -> H
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(hello.chain(futures::stream::select(events, ticks)))
+        .streaming(
+            futures::stream::iter(catch_up)
+                .chain(hello)
+                .chain(futures::stream::select(events, ticks)),
+        )
 }
