@@ -698,7 +698,15 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     );
     screenshot(c, "history").await;
     rollback.click().await.expect("rollback");
-    c.accept_alert().await.expect("confirm the rollback");
+    // The confirm dialog opens from the click handler; accept it once it is there.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = c.accept_alert().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rollback confirmation: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     eventually(30, "the rollback brought the ConfigMap back", || async {
         app.config_map("old").await.is_some()
     })

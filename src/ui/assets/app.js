@@ -222,7 +222,10 @@ async function submitCreate(form) {
 
 // ---- Wiring ----
 document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll("[data-filter]").forEach((el) => el.addEventListener("input", applyFilters));
+  document.querySelectorAll("[data-filter]").forEach((el) => {
+    el.addEventListener("input", applyFilters);
+    el.addEventListener("change", applyFilters);
+  });
   document.querySelector("form.filters")?.addEventListener("submit", (e) => e.preventDefault());
   if (document.getElementById("app-rows")) startStream(patchRow);
   const page = appPage();
