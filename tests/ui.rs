@@ -727,6 +727,43 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         .await
         .expect("create");
     screenshot(c, "create").await;
+    // The form: Argo CD's fields become an Application and the browser lands on its page.
+    for (id, value) in [
+        ("name", "from-form"),
+        ("repoURL", app.repo_url.as_str()),
+        ("path", "manual"),
+        ("targetRevision", "main"),
+        ("clusterServer", "https://kubernetes.default.svc"),
+        ("destNamespace", "default"),
+        ("syncOptions", "CreateNamespace=true"),
+    ] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("field {id}: {e}"))
+            .send_keys(value)
+            .await
+            .expect("type");
+    }
+    c.find(Locator::Css("#create-form button[type=submit]"))
+        .await
+        .expect("create button")
+        .click()
+        .await
+        .expect("create");
+    until_js(
+        c,
+        20,
+        "the new app's page opens",
+        "return location.pathname === '/applications/capstan/from-form'",
+    )
+    .await;
+    let created = app.get_app("from-form").await;
+    assert_eq!(created["spec"]["source"]["path"], "manual");
+    assert_eq!(created["spec"]["destination"]["namespace"], "default");
+    assert_eq!(
+        created["spec"]["syncPolicy"]["syncOptions"],
+        json!(["CreateNamespace=true"])
+    );
     let _ = b.client.clone().close().await;
 }
 
