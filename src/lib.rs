@@ -24,6 +24,7 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod tenancy;
+pub mod ui;
 pub mod webhook;
 pub mod worker;
 

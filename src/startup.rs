@@ -224,6 +224,7 @@ impl Service {
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
             metrics,
             manifests,
+            sessions: api::session::Sessions::new(Duration::from_secs(12 * 3600)),
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -239,7 +240,12 @@ impl Service {
             App::new()
                 .wrap(TracingLogger::<crate::telemetry::HttpRootSpan>::new())
                 .app_data(state.clone())
-                .configure(|cfg| api::configure(cfg, webhook_limits, with_api))
+                .configure(|cfg| {
+                    if with_api {
+                        crate::ui::configure(cfg);
+                    }
+                    api::configure(cfg, webhook_limits, with_api)
+                })
         })
         .client_request_timeout(Duration::from_millis(
             server_settings.request_head_timeout_ms,

@@ -94,7 +94,7 @@ pub async fn get(
 }
 
 /// The Application at `path`, read fresh, if it lives where Capstan honours Applications.
-pub(super) async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, ApiError> {
+pub(crate) async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, ApiError> {
     let app = state
         .store
         .get(path.key.namespace(), path.key.name())

@@ -67,7 +67,7 @@ pub struct ClusterPath {
     name: String,
 }
 
-fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
+pub(crate) fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
     let apps = state
         .store
         .list()

@@ -20,7 +20,7 @@ pub struct ManifestsQuery {
 
 /// The connected cluster an app's destination names; a destination that cannot be used is 422
 /// with the reason.
-pub(super) async fn destination(
+pub(crate) async fn destination(
     state: &ApiState,
     app: &crate::store::Application,
 ) -> Result<std::sync::Arc<crate::cluster::registry::Connected>, ApiError> {

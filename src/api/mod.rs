@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod operation;
 pub mod projects;
 pub mod repositories;
+pub mod session;
 pub mod tree;
 pub mod webhook;
 
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Git, render cache and tools, for `…/manifests`.
     pub manifests: Arc<crate::manifests::Manifests>,
+    /// Browser sessions of the web UI (cookie → identity and CSRF token).
+    pub sessions: session::Sessions,
 }
 
 /// One route the server mounts: the single table both [`configure`] and the OpenAPI checks read.

@@ -86,7 +86,10 @@ pub async fn get(
 
 /// The managed resources, then the objects they own, found by listing the child kinds in the
 /// namespaces the managed resources live in.
-async fn tree(cluster: &Cluster, resources: &[ResourceStatus]) -> Result<Vec<Node>, ApiError> {
+pub(crate) async fn tree(
+    cluster: &Cluster,
+    resources: &[ResourceStatus],
+) -> Result<Vec<Node>, ApiError> {
     let mut nodes = Vec::with_capacity(resources.len());
     for r in resources {
         let key = ResourceKey {

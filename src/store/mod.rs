@@ -105,7 +105,35 @@ pub struct AppStore {
     client: Client,
     cache: Store<Application>,
     spec_changes: tokio::sync::broadcast::Sender<AppKey>,
+    changes: tokio::sync::broadcast::Sender<AppChange>,
+    change_log: Arc<ChangeLog>,
     routing_epoch: Arc<AtomicU64>,
+}
+
+/// When each Application last changed, in a sequence of every change the watch saw, so a live
+/// view that rendered at one point can catch up on exactly what changed since.
+#[derive(Default)]
+struct ChangeLog {
+    seq: AtomicU64,
+    last: std::sync::Mutex<HashMap<AppKey, u64>>,
+}
+
+impl ChangeLog {
+    /// Records a change of `key`; done before the change is broadcast.
+    fn record(&self, key: AppKey) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        last.insert(key, seq);
+    }
+}
+
+/// One change the watch saw, status writes included (what live views follow).
+#[derive(Clone, Debug)]
+pub enum AppChange {
+    /// Created or changed (spec or status), as it now is.
+    Applied(Arc<Application>),
+    /// Gone.
+    Deleted(AppKey),
 }
 
 /// What of an Application decides where pushes route: its generation (moves with the spec) and
@@ -131,6 +159,10 @@ impl AppStore {
             .reflect(writer);
         let (spec_changes, _) = tokio::sync::broadcast::channel(1024);
         let sender = spec_changes.clone();
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let change_sender = changes.clone();
+        let change_log = Arc::new(ChangeLog::default());
+        let log = change_log.clone();
         let routing_epoch = Arc::new(AtomicU64::new(0));
         let epoch = routing_epoch.clone();
         tokio::spawn(async move {
@@ -154,11 +186,15 @@ impl AppStore {
                             epoch.fetch_add(1, Ordering::Release);
                         }
                         if previous.map(|(generation, _)| generation) != Some(identity.0) {
-                            let _ = sender.send(key);
+                            let _ = sender.send(key.clone());
                         }
+                        log.record(key.clone());
+                        let _ = change_sender.send(AppChange::Applied(Arc::new(app)));
                     }
                     Ok(watcher::Event::Delete(app)) => {
                         seen.remove(&app.key());
+                        log.record(app.key());
+                        let _ = change_sender.send(AppChange::Deleted(app.key()));
                         epoch.fetch_add(1, Ordering::Release);
                     }
                     Ok(watcher::Event::Init) => relisted = Some(HashSet::new()),
@@ -177,8 +213,40 @@ impl AppStore {
             client,
             cache: reader,
             spec_changes,
+            changes,
+            change_log,
             routing_epoch,
         })
+    }
+
+    /// Every create, change (status writes too) and delete the watch sees, as it happens.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<AppChange> {
+        self.changes.subscribe()
+    }
+
+    /// The number of changes seen so far; read it before [`AppStore::list`] to later ask
+    /// [`AppStore::changed_since`] what the listing may have missed.
+    pub fn change_seq(&self) -> u64 {
+        self.change_log.seq.load(Ordering::Acquire)
+    }
+
+    /// The Applications changed (or deleted: `None`) after change number `seq`, as they are now.
+    pub fn changed_since(&self, seq: u64) -> Vec<AppChange> {
+        let keys: Vec<AppKey> = self
+            .change_log
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| **s > seq)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .map(|k| match self.cached(k.namespace(), k.name()) {
+                Some(app) => AppChange::Applied(app),
+                None => AppChange::Deleted(k),
+            })
+            .collect()
     }
 
     /// Keys of Applications that were created or whose spec changed, as they happen.

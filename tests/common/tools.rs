@@ -1,6 +1,6 @@
-//! External tools the tests need (helm, Debian's jsonnet, sshd): installed on first use with
-//! `scripts/install-tools`, so `cargo test` alone passes on a fresh machine; a tool that cannot
-//! be installed fails the test loudly instead of skipping it.
+//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver):
+//! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
+//! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
 #![allow(dead_code)]
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd"), installing it when missing.
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"), installing it
+/// when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
