@@ -26,6 +26,9 @@ pub struct PushEvent {
     pub changed_files: Option<Vec<String>>,
     #[serde(default)]
     pub default_branch: Option<String>,
+    /// Who caused it: the user the Git host says pushed, or the publisher a trigger names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher: Option<String>,
 }
 
 /// Who sent a PushEvent; `source` on the wire. Senders Capstan does not know keep their name.
@@ -145,6 +148,8 @@ pub const MAX_REF_CHARS: usize = 1024;
 pub const MAX_ID_CHARS: usize = 255;
 /// Longest host delivery id, in characters.
 pub const MAX_DELIVERY_CHARS: usize = 1024;
+/// Longest pusher or publisher name, in characters.
+pub const MAX_PUSHER_CHARS: usize = 255;
 
 /// The short form other systems publish (`schemas/trigger.v1.schema.json`): "this ref of this
 /// repository moved", optionally to which commit and touching which files.
@@ -162,6 +167,9 @@ pub struct TriggerMessage {
     /// The changed files; absent or null means unknown, so every path counts as affected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
+    /// Who or what published it (a CI job, a registry, a person), shown in the sync history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
 }
 
 impl TriggerMessage {
@@ -174,6 +182,9 @@ impl TriggerMessage {
         }
         if let Some(paths) = &self.paths {
             changed_paths("paths", paths)?;
+        }
+        if let Some(publisher) = &self.publisher {
+            text("publisher", publisher, MAX_PUSHER_CHARS)?;
         }
         Ok(())
     }
@@ -198,6 +209,7 @@ impl TriggerMessage {
             }],
             changed_files: self.paths,
             default_branch: None,
+            pusher: self.publisher,
         })
     }
 }
@@ -318,6 +330,9 @@ impl PushEvent {
         }
         if let Some(branch) = &self.default_branch {
             ref_name("default_branch", branch)?;
+        }
+        if let Some(pusher) = &self.pusher {
+            text("pusher", pusher, MAX_PUSHER_CHARS)?;
         }
         Ok(())
     }

@@ -476,6 +476,7 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
         git_ref: "refs/heads/main".to_owned(),
         revision: Some(SHA1.to_owned()),
         paths: Some(vec!["apps/a/deploy.yaml".to_owned()]),
+        publisher: Some("ci/deploy-42".to_owned()),
     };
     let id = capstan::cli::trigger::publish(&h.settings, &message)
         .await
@@ -488,6 +489,7 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
     assert_eq!(event.repo_urls, std::slice::from_ref(&message.repo));
     assert_eq!(event.refs[0].after.as_deref(), Some(SHA1));
     assert_eq!(event.changed_files, message.paths);
+    assert_eq!(event.pusher, message.publisher, "the publisher is carried");
     d.ack().await.expect("ack");
 
     let bad = TriggerMessage {

@@ -11,8 +11,15 @@ use super::ApiState;
 use super::error::ApiError;
 use crate::secret;
 
-/// Proof that the request carried the API token.
-pub struct Authenticated;
+/// The account the API's static token stands for (Argo CD's built-in administrator); recorded
+/// as the user of the syncs and refreshes it asks for.
+pub const TOKEN_ACCOUNT: &str = "admin";
+
+/// Proof that the request carried the API token, and whose it is.
+pub struct Authenticated {
+    /// The account the token belongs to.
+    pub account: String,
+}
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
@@ -29,7 +36,9 @@ impl FromRequest for Authenticated {
         ready(match (presented, state) {
             (None, _) => Err(ApiError::Unauthorized("missing bearer token".into())),
             (Some(token), Some(state)) if secret::ct_eq(&state.api_token, token) => {
-                Ok(Authenticated)
+                Ok(Authenticated {
+                    account: TOKEN_ACCOUNT.to_owned(),
+                })
             }
             (Some(_), _) => Err(ApiError::Unauthorized("invalid bearer token".into())),
         })

@@ -76,7 +76,7 @@ pub struct RollbackBody {
     security(("bearer" = []))
 )]
 pub async fn rollback(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     body: web::Json<RollbackBody>,
     state: web::Data<ApiState>,
@@ -84,7 +84,7 @@ pub async fn rollback(
     let body = body.into_inner();
     let app = honoured(&state, &path).await?;
     let entry = rollback_target(&app, body.id)?;
-    let mut job = manual_job(&path, JobKind::Sync);
+    let mut job = manual_job(&auth, &path, JobKind::Sync);
     job.prune = body.prune;
     job.sync = Some(SyncRequest {
         revision: Some(entry.revision.clone()),
