@@ -501,7 +501,7 @@ mod tests {
             ]
         );
         assert!(
-            lines[1].ends_with("with the new…"),
+            lines[1].ends_with("at once, with the new pro…"),
             "first line only, cut: {table}"
         );
         assert!(!table.contains("body"), "{table}");
