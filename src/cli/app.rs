@@ -223,24 +223,23 @@ pub fn history_table(answer: &Value) -> String {
             ]
         })
         .collect();
-    let by_width = rows
-        .iter()
-        .map(|r| r[3].chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("INITIATED BY".len());
-    let line = |r: &[&str; 5]| {
-        format!(
-            "{:<6} {:<26} {:<42} {:<by_width$} {}",
-            r[0], r[1], r[2], r[3], r[4]
-        )
-        .trim_end()
-        .to_owned()
-            + "\n"
-    };
-    let mut out = line(&["ID", "DATE", "REVISION", "INITIATED BY", "MESSAGE"]);
-    for r in &rows {
-        out.push_str(&line(&[&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    let header = ["ID", "DATE", "REVISION", "INITIATED BY", "MESSAGE"].map(str::to_owned);
+    // Every column but the last is as wide as its widest cell, so the message column lines up.
+    let mut widths = [0usize; 4];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (w, cell) in widths.iter().zip(r) {
+            line.push_str(&format!("{cell:<w$} "));
+        }
+        line.push_str(&r[4]);
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
