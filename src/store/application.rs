@@ -193,6 +193,10 @@ pub struct ApplicationStatus {
     pub operation_state: Option<OperationState>,
     #[serde(default)]
     pub history: Vec<RevisionHistory>,
+    /// The last finished sync operations, failed ones too, oldest first (Capstan's addition:
+    /// `history` lists successful deployments only, as in Argo CD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_operations: Vec<RecentOperation>,
     #[serde(default)]
     pub resources: Vec<ResourceStatus>,
     #[serde(default)]
@@ -445,6 +449,28 @@ pub struct RevisionHistory {
     /// The deployed commit's author, `Name <email>`, read from Git.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+}
+
+/// One finished sync operation and its result.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentOperation {
+    /// `Succeeded`, `Failed` or `Error`.
+    pub phase: OperationPhase,
+    /// What it did, or why it failed.
+    #[serde(default)]
+    pub message: String,
+    /// The revision it synced (or tried to).
+    #[serde(default)]
+    pub revision: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<InitiatedBy>,
+    /// A dry run: nothing was applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Sync and health of one resource the app manages.

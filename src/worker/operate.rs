@@ -324,6 +324,7 @@ fn finish(
             status::set_condition(status, SYNC_ERROR, &message);
         }
     }
+    status::record_operation(status, &op, &revision);
     status.operation_state = Some(op);
     ok
 }

@@ -9,7 +9,7 @@ use crate::store::application::{
     ApplicationCondition, ApplicationStatus, HealthStatusBlock, ResourceStatus, ResultCode,
     RevisionHistory, SyncStatusCode,
 };
-use crate::store::application::{ApplicationSource, InitiatedBy};
+use crate::store::application::{ApplicationSource, InitiatedBy, OperationState, RecentOperation};
 use crate::sync::{Compared, SyncState};
 
 /// Condition types Capstan sets (Argo CD's names).
@@ -147,6 +147,30 @@ pub fn record_history(
     status.history.drain(..excess);
 }
 
+/// Finished operations kept in `status.recentOperations`.
+pub const MAX_RECENT_OPERATIONS: usize = 10;
+
+/// Appends the finished operation `op` (of `revision`) to the recent operations, keeping the
+/// last [`MAX_RECENT_OPERATIONS`].
+pub fn record_operation(status: &mut ApplicationStatus, op: &OperationState, revision: &str) {
+    let mut message = op.message.clone();
+    truncate_message(&mut message, MAX_MESSAGE_BYTES);
+    status.recent_operations.push(RecentOperation {
+        phase: op.phase,
+        message,
+        revision: revision.to_owned(),
+        started_at: op.started_at.clone(),
+        finished_at: op.finished_at.clone(),
+        initiated_by: op.initiated_by.clone(),
+        dry_run: op.operation.as_ref().is_some_and(|o| o.dry_run),
+    });
+    let excess = status
+        .recent_operations
+        .len()
+        .saturating_sub(MAX_RECENT_OPERATIONS);
+    status.recent_operations.drain(..excess);
+}
+
 /// Set when a resource list in the status had to leave entries out.
 pub const STATUS_TRUNCATED: &str = "StatusTruncatedWarning";
 
@@ -181,6 +205,11 @@ pub fn history_limit(revision_history_limit: Option<i64>) -> usize {
 pub fn bound(status: &mut ApplicationStatus, history_limit: usize) {
     let excess = status.history.len().saturating_sub(history_limit.max(1));
     status.history.drain(..excess);
+    let excess = status
+        .recent_operations
+        .len()
+        .saturating_sub(MAX_RECENT_OPERATIONS);
+    status.recent_operations.drain(..excess);
 
     for r in &mut status.resources {
         if let Some(message) = r.health.as_mut().and_then(|h| h.message.as_mut()) {
@@ -327,6 +356,42 @@ mod tests {
             [2, 3, 4]
         );
         assert_eq!(s.history.last().map(|h| h.revision.as_str()), Some("rev4"));
+    }
+
+    #[test]
+    fn failed_operations_are_kept_beside_the_history_and_only_the_last_ten() {
+        use crate::store::application::OperationPhase;
+        let mut s = ApplicationStatus::default();
+        for i in 0..12 {
+            let op = OperationState {
+                phase: if i % 2 == 0 {
+                    OperationPhase::Failed
+                } else {
+                    OperationPhase::Succeeded
+                },
+                message: format!("attempt {i}"),
+                started_at: format!("t{i}"),
+                finished_at: Some(format!("f{i}")),
+                initiated_by: Some(InitiatedBy {
+                    automated: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            record_operation(&mut s, &op, &format!("rev{i}"));
+        }
+        assert!(
+            s.history.is_empty(),
+            "failures never enter the Argo CD history"
+        );
+        assert_eq!(s.recent_operations.len(), MAX_RECENT_OPERATIONS);
+        let first = &s.recent_operations[0];
+        assert_eq!(
+            (first.phase, first.message.as_str(), first.revision.as_str()),
+            (OperationPhase::Failed, "attempt 2", "rev2")
+        );
+        assert_eq!(first.finished_at.as_deref(), Some("f2"));
+        assert_eq!(s.recent_operations[9].message, "attempt 11");
     }
 
     #[test]

@@ -221,6 +221,45 @@ async fn each_sync_names_the_delivery_pusher_or_person_behind_it_and_the_commit(
         "{newest}"
     );
 
+    // A failed sync never enters the (Argo CD) history, but its result and cause are listed.
+    let deployed = history(&app, "traced").await.len();
+    let resp = app
+        .post(
+            &format!("/api/v1/applications/{APP_NAMESPACE}/traced/sync"),
+            &json!({"revision": "no-such-branch"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let failed = |a: &Value| {
+        a.pointer("/status/recentOperations")
+            .and_then(Value::as_array)
+            .and_then(|ops| ops.last())
+            .is_some_and(|op| op["phase"] == "Failed")
+    };
+    app.wait_app("traced", 30, "the failed sync listed", failed)
+        .await;
+    let answer: Value = app
+        .get(&format!(
+            "/api/v1/applications/{APP_NAMESPACE}/traced/history"
+        ))
+        .await
+        .json()
+        .await
+        .expect("history json");
+    assert_eq!(answer["history"].as_array().map(Vec::len), Some(deployed));
+    let last = &answer["operations"][0];
+    assert_eq!(last["phase"], "Failed", "{answer}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-branch")),
+        "{answer}"
+    );
+    assert_eq!(last["initiatedBy"]["username"], "admin", "{answer}");
+    let succeeded = &answer["operations"][1];
+    assert_eq!(succeeded["phase"], "Succeeded", "{answer}");
+    assert_eq!(succeeded["revision"], by_gitlab.as_str(), "{answer}");
+
     let table = cli_history(&app, "traced");
     let row = |revision: &str, by: &str, message: &str| {
         table
