@@ -585,6 +585,23 @@ mod tests {
     }
 
     #[test]
+    fn a_triggers_publisher_is_the_events_pusher_and_both_are_bounded() {
+        let body = br#"{"repo":"https://h/o/r","ref":"main","publisher":"ci/deploy-42"}"#;
+        let ev = PushEvent::from_message(body).expect("valid");
+        assert_eq!(ev.pusher.as_deref(), Some("ci/deploy-42"));
+        let without =
+            PushEvent::from_message(br#"{"repo":"https://h/o/r","ref":"main"}"#).expect("valid");
+        assert_eq!(without.pusher, None);
+        let long = "p".repeat(MAX_PUSHER_CHARS + 1);
+        let body = serde_json::json!({"repo": "https://h/o/r", "ref": "main", "publisher": long});
+        assert!(reason(&body.to_string()).contains("publisher: is longer than 255"));
+        let body = serde_json::json!({"v": 1, "id": "e", "source": "jenkins",
+            "received_at": "2026-01-02T03:04:05Z", "repo_urls": ["https://h/o/r"],
+            "refs": [{"name": "refs/heads/main"}], "pusher": "bad\u{7}name"});
+        assert!(reason(&body.to_string()).contains("pusher: contains control characters"));
+    }
+
+    #[test]
     fn oversized_lists_are_refused_with_their_size() {
         let paths = vec!["a"; MAX_CHANGED_FILES + 1];
         let body = serde_json::json!({"repo": "https://h/o/r", "ref": "main", "paths": paths});
