@@ -343,7 +343,7 @@ async fn the_router_dead_letters_invalid_events_with_their_reason_and_keeps_rout
         (
             "valid",
             json!({"repo": "https://git.example.com/org/repo.git", "ref": "refs/heads/main",
-                   "revision": SHA1})
+                   "revision": SHA1, "publisher": "ci/deploy-42"})
             .to_string()
             .into_bytes(),
         ),
@@ -358,6 +358,11 @@ async fn the_router_dead_letters_invalid_events_with_their_reason_and_keeps_rout
     let job = Job::parse(&delivery.body).expect("a Job");
     assert_eq!(job.app.to_string(), "capstan/guestbook");
     assert_eq!(job.revision.as_deref(), Some(SHA1));
+    // The history will name the trigger by its message id and its publisher.
+    assert_eq!(job.cause.source, capstan::job::CauseSource::Mq);
+    assert_eq!(job.cause.provider.as_deref(), Some("mq"));
+    assert_eq!(job.cause.delivery.as_deref(), Some("valid"));
+    assert_eq!(job.cause.by.as_deref(), Some("ci/deploy-42"));
     delivery.ack().await.expect("ack");
     assert_quiet(&mut jobs, "only the valid trigger routes").await;
 
