@@ -52,6 +52,7 @@ fn push(files: Option<Vec<String>>) -> PushEvent {
         }],
         changed_files: files,
         default_branch: Some("main".into()),
+        pusher: None,
     }
 }
 

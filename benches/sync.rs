@@ -340,11 +340,7 @@ async fn resync() {
     .await
     .expect("create");
     let key = capstan::domain::AppKey::parse("capstan/big").expect("key");
-    let cause = || capstan::job::Cause {
-        source: capstan::job::CauseSource::Manual,
-        event_id: None,
-        by: None,
-    };
+    let cause = || capstan::job::Cause::from(capstan::job::CauseSource::Manual);
     // The store watches Applications; wait until it has this one.
     let deadline = Instant::now() + Duration::from_secs(30);
     while ctx.store.get(CONTROL, "big").await.is_err() {

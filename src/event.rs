@@ -26,6 +26,9 @@ pub struct PushEvent {
     pub changed_files: Option<Vec<String>>,
     #[serde(default)]
     pub default_branch: Option<String>,
+    /// Who caused it: the user the Git host says pushed, or the publisher a trigger names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher: Option<String>,
 }
 
 /// Who sent a PushEvent; `source` on the wire. Senders Capstan does not know keep their name.
@@ -145,6 +148,8 @@ pub const MAX_REF_CHARS: usize = 1024;
 pub const MAX_ID_CHARS: usize = 255;
 /// Longest host delivery id, in characters.
 pub const MAX_DELIVERY_CHARS: usize = 1024;
+/// Longest pusher or publisher name, in characters.
+pub const MAX_PUSHER_CHARS: usize = 255;
 
 /// The short form other systems publish (`schemas/trigger.v1.schema.json`): "this ref of this
 /// repository moved", optionally to which commit and touching which files.
@@ -162,6 +167,9 @@ pub struct TriggerMessage {
     /// The changed files; absent or null means unknown, so every path counts as affected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
+    /// Who or what published it (a CI job, a registry, a person), shown in the sync history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
 }
 
 impl TriggerMessage {
@@ -174,6 +182,9 @@ impl TriggerMessage {
         }
         if let Some(paths) = &self.paths {
             changed_paths("paths", paths)?;
+        }
+        if let Some(publisher) = &self.publisher {
+            text("publisher", publisher, MAX_PUSHER_CHARS)?;
         }
         Ok(())
     }
@@ -198,6 +209,7 @@ impl TriggerMessage {
             }],
             changed_files: self.paths,
             default_branch: None,
+            pusher: self.publisher,
         })
     }
 }
@@ -318,6 +330,9 @@ impl PushEvent {
         }
         if let Some(branch) = &self.default_branch {
             ref_name("default_branch", branch)?;
+        }
+        if let Some(pusher) = &self.pusher {
+            text("pusher", pusher, MAX_PUSHER_CHARS)?;
         }
         Ok(())
     }
@@ -567,6 +582,23 @@ mod tests {
             .collect();
         let got = reason(&event(&format!(r#","refs":[{}]"#, many_refs.join(","))));
         assert!(got.contains("refs: has 101 entries; at most 100"), "{got}");
+    }
+
+    #[test]
+    fn a_triggers_publisher_is_the_events_pusher_and_both_are_bounded() {
+        let body = br#"{"repo":"https://h/o/r","ref":"main","publisher":"ci/deploy-42"}"#;
+        let ev = PushEvent::from_message(body).expect("valid");
+        assert_eq!(ev.pusher.as_deref(), Some("ci/deploy-42"));
+        let without =
+            PushEvent::from_message(br#"{"repo":"https://h/o/r","ref":"main"}"#).expect("valid");
+        assert_eq!(without.pusher, None);
+        let long = "p".repeat(MAX_PUSHER_CHARS + 1);
+        let body = serde_json::json!({"repo": "https://h/o/r", "ref": "main", "publisher": long});
+        assert!(reason(&body.to_string()).contains("publisher: is longer than 255"));
+        let body = serde_json::json!({"v": 1, "id": "e", "source": "jenkins",
+            "received_at": "2026-01-02T03:04:05Z", "repo_urls": ["https://h/o/r"],
+            "refs": [{"name": "refs/heads/main"}], "pusher": "bad\u{7}name"});
+        assert!(reason(&body.to_string()).contains("pusher: contains control characters"));
     }
 
     #[test]

@@ -41,23 +41,46 @@ impl CauseSource {
     }
 }
 
-/// Why the job exists, for status and logs.
+/// Why the job exists, for status, history and logs. Fields added after version 1 of the
+/// contract are optional, so jobs queued by an older Capstan still parse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
     pub source: CauseSource,
+    /// The PushEvent behind a webhook or mq job.
     #[serde(default)]
     pub event_id: Option<String>,
+    /// Who: the person (manual), the pusher the Git host named (webhook), or the publisher a
+    /// trigger message named (mq).
     #[serde(default)]
     pub by: Option<String>,
+    /// The event's sender: the Git host (`github`, …) for a webhook, `mq` or the publishing
+    /// system's own name for a published event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The Git host's delivery id, or the queue message id of a published event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 impl From<CauseSource> for Cause {
-    /// A cause with no event id and no person.
+    /// A cause with no event and no person (the poller, drift).
     fn from(source: CauseSource) -> Cause {
         Cause {
             source,
             event_id: None,
             by: None,
+            provider: None,
+            delivery: None,
+        }
+    }
+}
+
+impl Cause {
+    /// A person's request (API, CLI, web UI) as `user`.
+    pub fn by_person(user: String) -> Cause {
+        Cause {
+            by: Some(user),
+            ..Cause::from(CauseSource::Manual)
         }
     }
 }
@@ -207,11 +230,7 @@ mod tests {
         let job = Job::new(
             &AppKey::parse("apps/guestbook").expect("key"),
             JobKind::Sync,
-            Cause {
-                source: CauseSource::Manual,
-                event_id: None,
-                by: Some("alice".into()),
-            },
+            Cause::by_person("alice".into()),
         );
         let body = serde_json::to_vec(&job).expect("serialize");
         assert_eq!(Job::parse(&body).expect("parse"), job);
@@ -220,6 +239,30 @@ mod tests {
             text.contains(r#""kind":"sync""#) && text.contains(r#""source":"manual""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_job_queued_before_provenance_still_parses_and_new_fields_round_trip() {
+        let old = br#"{"v":1,"id":"j","app":"apps/web","kind":"refresh",
+            "cause":{"source":"webhook","event_id":"e-1","by":null},"enqueued_at":"2026-01-01T00:00:00Z"}"#;
+        let job = Job::parse(old).expect("an old job parses");
+        assert_eq!(job.cause.source, CauseSource::Webhook);
+        assert_eq!(job.cause.event_id.as_deref(), Some("e-1"));
+        assert_eq!((job.cause.provider, job.cause.delivery), (None, None));
+
+        let mut job = Job::new(
+            &AppKey::parse("apps/web").expect("key"),
+            JobKind::Refresh,
+            CauseSource::Webhook.into(),
+        );
+        job.cause.provider = Some("gitlab".into());
+        job.cause.delivery = Some("d-9".into());
+        job.cause.by = Some("jdoe".into());
+        let body = serde_json::to_vec(&job).expect("serialize");
+        let wire: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(wire["cause"]["provider"], "gitlab");
+        assert_eq!(wire["cause"]["delivery"], "d-9");
+        assert_eq!(Job::parse(&body).expect("parse"), job);
     }
 
     #[test]
@@ -247,11 +290,7 @@ mod tests {
         let job = Job::new(
             &AppKey::parse("a/b").expect("key"),
             JobKind::Refresh,
-            Cause {
-                source: CauseSource::Poll,
-                event_id: None,
-                by: None,
-            },
+            CauseSource::Poll.into(),
         );
         let mut doc = serde_json::to_value(&job).expect("serialize");
         for bad in ["no-namespace", "a/b/c", "Upper/x"] {

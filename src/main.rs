@@ -82,6 +82,9 @@ enum Command {
         /// A changed file, repeatable; none: unknown, every path counts as affected.
         #[arg(long = "path")]
         paths: Vec<String>,
+        /// Who or what published it (a CI job, a person), shown in the sync history.
+        #[arg(long)]
+        publisher: Option<String>,
     },
     /// Manage the configured RabbitMQ's queues.
     Queue {
@@ -450,12 +453,14 @@ async fn run() -> anyhow::Result<()> {
             git_ref,
             revision,
             paths,
+            publisher,
         } => {
             let message = capstan::event::TriggerMessage {
                 repo,
                 git_ref,
                 revision,
                 paths: (!paths.is_empty()).then_some(paths),
+                publisher,
             };
             let id = cli::trigger::publish(&settings.queue, &message).await?;
             say(&format!("trigger {id} published"));

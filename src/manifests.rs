@@ -209,6 +209,32 @@ impl Manifests {
         self.desired(sources, &target).await
     }
 
+    /// The message and author of `revision` of a Git `source`, from the mirror its render
+    /// fetched; None for a Helm repository chart, or when it cannot be read (the history entry
+    /// is still written, only without them).
+    pub async fn commit_info(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+    ) -> Option<crate::git::CommitInfo> {
+        if source.chart.as_deref().is_some_and(|c| !c.is_empty()) {
+            return None;
+        }
+        let creds = self.credentials_for(&source.repo_url);
+        match self
+            .git
+            .commit_info(&source.repo_url, revision, creds.as_ref())
+            .await
+        {
+            Ok(info) => Some(info),
+            Err(e) => {
+                tracing::debug!(repo = %crate::git::redact_url(&source.repo_url), %revision,
+                    error = %e, "commit message not read");
+                None
+            }
+        }
+    }
+
     /// The credentials for `url`: the configuration's or the Secrets', whichever scope is the
     /// longer (a Secret on a tie, so a repository's own Secret beats a configured prefix).
     fn credentials_for(&self, url: &str) -> Option<Credentials> {

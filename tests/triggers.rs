@@ -343,7 +343,7 @@ async fn the_router_dead_letters_invalid_events_with_their_reason_and_keeps_rout
         (
             "valid",
             json!({"repo": "https://git.example.com/org/repo.git", "ref": "refs/heads/main",
-                   "revision": SHA1})
+                   "revision": SHA1, "publisher": "ci/deploy-42"})
             .to_string()
             .into_bytes(),
         ),
@@ -358,6 +358,11 @@ async fn the_router_dead_letters_invalid_events_with_their_reason_and_keeps_rout
     let job = Job::parse(&delivery.body).expect("a Job");
     assert_eq!(job.app.to_string(), "capstan/guestbook");
     assert_eq!(job.revision.as_deref(), Some(SHA1));
+    // The history will name the trigger by its message id and its publisher.
+    assert_eq!(job.cause.source, capstan::job::CauseSource::Mq);
+    assert_eq!(job.cause.provider.as_deref(), Some("mq"));
+    assert_eq!(job.cause.delivery.as_deref(), Some("valid"));
+    assert_eq!(job.cause.by.as_deref(), Some("ci/deploy-42"));
     delivery.ack().await.expect("ack");
     assert_quiet(&mut jobs, "only the valid trigger routes").await;
 
@@ -476,6 +481,7 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
         git_ref: "refs/heads/main".to_owned(),
         revision: Some(SHA1.to_owned()),
         paths: Some(vec!["apps/a/deploy.yaml".to_owned()]),
+        publisher: Some("ci/deploy-42".to_owned()),
     };
     let id = capstan::cli::trigger::publish(&h.settings, &message)
         .await
@@ -488,6 +494,7 @@ async fn capstan_trigger_publishes_the_short_form_to_the_events_exchange() {
     assert_eq!(event.repo_urls, std::slice::from_ref(&message.repo));
     assert_eq!(event.refs[0].after.as_deref(), Some(SHA1));
     assert_eq!(event.changed_files, message.paths);
+    assert_eq!(event.pusher, message.publisher, "the publisher is carried");
     d.ack().await.expect("ack");
 
     let bad = TriggerMessage {

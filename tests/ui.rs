@@ -600,7 +600,7 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         !initiator.is_empty() && initiator != "unknown",
         "the newest deployment names no initiator: {initiator:?}"
     );
-    // Where the history records the webhook delivery (provenance), the page shows it.
+    // The newest deployment is the signed push's: the page names its host and delivery.
     let newest = app
         .get_app("web")
         .await
@@ -608,15 +608,14 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         .and_then(Value::as_array)
         .and_then(|h| h.iter().max_by_key(|e| e["id"].as_i64()).cloned())
         .expect("a history entry");
-    if let Some(delivery) = newest
+    let delivery = newest
         .pointer("/initiatedBy/cause/deliveryId")
         .and_then(Value::as_str)
-    {
-        assert!(
-            initiator.contains(delivery),
-            "the history entry hides delivery {delivery}: {initiator}"
-        );
-    }
+        .unwrap_or_else(|| panic!("the webhook's sync records its delivery: {newest}"));
+    assert!(
+        initiator.contains(delivery) && initiator.contains("github"),
+        "the history entry hides the GitHub delivery {delivery}: {initiator}"
+    );
 
     // A manual app: sync with prune from the dialog, then roll back.
     app.repo.write("manual/cm.yaml", &config_map("kept", "1"));

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::openapi::{ApplicationDoc, ApplicationList, QueuedJob, StatusAnswer};
 use crate::domain::names::{check_label, check_subdomain};
 use crate::domain::{AppKey, RepoUrl};
-use crate::job::{Cause, CauseSource, Job, JobKind, ResourceSelector, SyncRequest};
+use crate::job::{Cause, Job, JobKind, ResourceSelector, SyncRequest};
 use crate::store::Application;
 use crate::tenancy::Tenancy;
 
@@ -179,12 +179,12 @@ pub async fn delete(
     security(("bearer" = []))
 )]
 pub async fn refresh(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     query: web::Query<JobQuery>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    enqueue(path, query.into_inner(), state, JobKind::Refresh).await
+    enqueue(&auth, path, query.into_inner(), state, JobKind::Refresh).await
 }
 
 /// The largest sync body: selectors for a few thousand resources.
@@ -274,7 +274,7 @@ pub(super) fn check_revision(revision: &str) -> Result<(), ApiError> {
     security(("bearer" = []))
 )]
 pub async fn sync(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     query: web::Query<JobQuery>,
     payload: web::Payload,
@@ -310,36 +310,29 @@ pub async fn sync(
             "another operation is already in progress".into(),
         ));
     }
-    let mut job = manual_job(&path, JobKind::Sync);
+    let mut job = manual_job(&auth, &path, JobKind::Sync);
     job.prune = query.prune;
     job.sync = request;
     queued(&state, &job).await
 }
 
 async fn enqueue(
+    auth: &Authenticated,
     path: AppPath,
     query: JobQuery,
     state: web::Data<ApiState>,
     kind: JobKind,
 ) -> Result<HttpResponse, ApiError> {
     honoured(&state, &path).await?;
-    let mut job = manual_job(&path, kind);
+    let mut job = manual_job(auth, &path, kind);
     job.hard = query.hard;
     job.prune = query.prune;
     queued(&state, &job).await
 }
 
-/// A job a person asked for through the API.
-pub(super) fn manual_job(path: &AppPath, kind: JobKind) -> Job {
-    Job::new(
-        &path.key,
-        kind,
-        Cause {
-            source: CauseSource::Manual,
-            event_id: None,
-            by: Some("api".into()),
-        },
-    )
+/// A job a person asked for through the API, naming them as its cause.
+pub(super) fn manual_job(auth: &Authenticated, path: &AppPath, kind: JobKind) -> Job {
+    Job::new(&path.key, kind, Cause::by_person(auth.account.clone()))
 }
 
 /// Publishes `job` and answers 202 with its id.

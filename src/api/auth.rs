@@ -13,8 +13,15 @@ use super::error::ApiError;
 use super::session::{COOKIE, CSRF_HEADER};
 use crate::secret;
 
-/// Proof that the request carried the API token, or a session opened with it.
-pub struct Authenticated;
+/// The account the API's static token stands for (Argo CD's built-in administrator); recorded
+/// as the user of the syncs and refreshes it asks for.
+pub const TOKEN_ACCOUNT: &str = "admin";
+
+/// Proof that the request carried the API token, or a session opened with it, and whose it is.
+pub struct Authenticated {
+    /// The account the token or session belongs to.
+    pub account: String,
+}
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
@@ -37,7 +44,9 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .map(str::trim);
     if let Some(token) = presented {
         return if secret::ct_eq(&state.api_token, token) {
-            Ok(Authenticated)
+            Ok(Authenticated {
+                account: TOKEN_ACCOUNT.to_owned(),
+            })
         } else {
             Err(ApiError::Unauthorized("invalid bearer token".into()))
         };
@@ -64,5 +73,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
             ));
         }
     }
-    Ok(Authenticated)
+    Ok(Authenticated {
+        account: session.identity,
+    })
 }

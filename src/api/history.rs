@@ -10,7 +10,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::job::{JobKind, SyncRequest};
 use crate::store::Application;
-use crate::store::application::RevisionHistory;
+use crate::store::application::{RecentOperation, RevisionHistory};
 
 /// The deployments of an Application, newest first, as `argocd app history` lists them.
 #[utoipa::path(
@@ -29,15 +29,19 @@ pub async fn list(
     let app = honoured(&state, &path).await?;
     Ok(HttpResponse::Ok().json(HistoryAnswer {
         history: newest_first(&app),
+        operations: operations_newest_first(&app),
     }))
 }
 
 /// The answer of `…/history`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryAnswer {
-    /// `status.history`, newest first.
+    /// `status.history` (successful deployments), newest first.
     #[schema(value_type = Vec<crate::api::openapi::RevisionHistoryDoc>)]
     pub history: Vec<RevisionHistory>,
+    /// `status.recentOperations` (the last finished syncs, failed ones too), newest first.
+    #[schema(value_type = Vec<crate::api::openapi::RecentOperationDoc>)]
+    pub operations: Vec<RecentOperation>,
 }
 
 /// `status.history` is kept oldest first; people read it the other way round.
@@ -49,6 +53,17 @@ fn newest_first(app: &Application) -> Vec<RevisionHistory> {
         .unwrap_or_default();
     history.sort_by_key(|h| std::cmp::Reverse(h.id));
     history
+}
+
+/// `status.recentOperations`, newest first.
+fn operations_newest_first(app: &Application) -> Vec<RecentOperation> {
+    let mut operations = app
+        .status
+        .as_ref()
+        .map(|s| s.recent_operations.clone())
+        .unwrap_or_default();
+    operations.reverse();
+    operations
 }
 
 /// The body of a rollback.
@@ -76,7 +91,7 @@ pub struct RollbackBody {
     security(("bearer" = []))
 )]
 pub async fn rollback(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     body: web::Json<RollbackBody>,
     state: web::Data<ApiState>,
@@ -84,7 +99,7 @@ pub async fn rollback(
     let body = body.into_inner();
     let app = honoured(&state, &path).await?;
     let entry = rollback_target(&app, body.id)?;
-    let mut job = manual_job(&path, JobKind::Sync);
+    let mut job = manual_job(&auth, &path, JobKind::Sync);
     job.prune = body.prune;
     job.sync = Some(SyncRequest {
         revision: Some(entry.revision.clone()),

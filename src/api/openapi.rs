@@ -61,6 +61,7 @@ use crate::store::{AppProject, Application};
         ApplicationDoc,
         ProjectDoc,
         RevisionHistoryDoc,
+        RecentOperationDoc,
         HealthDoc,
         SyncStatusCodeDoc
     )),
@@ -124,6 +125,10 @@ store_schema!(
     RevisionHistoryDoc => "RevisionHistory"
 );
 store_schema!(
+    /// One entry of `status.recentOperations`.
+    RecentOperationDoc => "RecentOperation"
+);
+store_schema!(
     /// A health status and its message.
     HealthDoc => "HealthStatusBlock"
 );
@@ -137,6 +142,7 @@ const STORE_SCHEMAS: &[&str] = &[
     "Application",
     "AppProject",
     "RevisionHistory",
+    "RecentOperation",
     "HealthStatusBlock",
     "SyncStatusCode",
 ];

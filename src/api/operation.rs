@@ -21,7 +21,7 @@ use crate::store::application::OperationPhase;
     security(("bearer" = []))
 )]
 pub async fn terminate(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -29,7 +29,7 @@ pub async fn terminate(
     if !is_running(&app) {
         return Err(ApiError::Conflict("no operation is in progress".into()));
     }
-    queued(&state, &manual_job(&path, JobKind::Terminate)).await
+    queued(&state, &manual_job(&auth, &path, JobKind::Terminate)).await
 }
 
 /// Whether `status.operationState.phase` is Running.

@@ -203,38 +203,110 @@ pub fn wait_summary(app: &Value) -> String {
 }
 
 /// `argocd app history`'s table: ID, DATE, REVISION, INITIATED BY, newest first as the server
-/// sends it.
+/// sends it, plus what caused each sync and the first line of the commit's message.
 pub fn history_table(answer: &Value) -> String {
-    let mut out = format!(
-        "{:<6} {:<26} {:<42} {}\n",
-        "ID", "DATE", "REVISION", "INITIATED BY"
-    );
-    for h in answer
+    let rows: Vec<[String; 5]> = answer
         .get("history")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let text = |field: &str| h.get(field).and_then(Value::as_str).unwrap_or("");
-        let id = h.get("id").and_then(Value::as_i64).unwrap_or_default();
-        let by = match h.get("initiatedBy") {
-            Some(i) if i.get("automated").and_then(Value::as_bool) == Some(true) => {
-                "automated".to_owned()
-            }
-            Some(i) => i
-                .get("username")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            None => String::new(),
-        };
-        out.push_str(&format!(
-            "{id:<6} {:<26} {:<42} {by}\n",
-            text("deployedAt"),
-            text("revision")
-        ));
+        .map(|h| {
+            let text = |field: &str| h.get(field).and_then(Value::as_str).unwrap_or("");
+            [
+                h.get("id")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default()
+                    .to_string(),
+                text("deployedAt").to_owned(),
+                text("revision").to_owned(),
+                initiated_by(h.get("initiatedBy")),
+                headline(text("message"), HEADLINE_CHARS),
+            ]
+        })
+        .collect();
+    let header = ["ID", "DATE", "REVISION", "INITIATED BY", "MESSAGE"].map(str::to_owned);
+    // Every column but the last is as wide as its widest cell, so the message column lines up.
+    let mut widths = [0usize; 4];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (w, cell) in widths.iter().zip(r) {
+            line.push_str(&format!("{cell:<w$} "));
+        }
+        line.push_str(&r[4]);
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
+}
+
+/// Characters of a commit message's first line the history table shows.
+const HEADLINE_CHARS: usize = 60;
+
+/// Who or what started a sync, in a few words: "webhook github delivery 1234 by alice",
+/// "trigger 42 by ci", "poller", "drift", a person's name, or "automated" when older
+/// entries say no more.
+pub fn initiated_by(initiated: Option<&Value>) -> String {
+    let Some(i) = initiated else {
+        return String::new();
+    };
+    fn text(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    let cause = i.get("cause");
+    let field = |name: &str| text(cause.and_then(|c| c.get(name)));
+    let username = text(i.get("username"));
+    let mut words: Vec<String> = Vec::new();
+    match field("source") {
+        Some("webhook") => {
+            words.push("webhook".into());
+            words.extend(field("provider").map(str::to_owned));
+            words.extend(field("deliveryId").map(|d| format!("delivery {d}")));
+        }
+        Some("mq") => {
+            words.push("trigger".into());
+            words.extend(field("deliveryId").map(str::to_owned));
+        }
+        Some("poll") => words.push("poller".into()),
+        Some("drift") => words.push("drift".into()),
+        Some("manual") => {
+            let who = username.or(field("user")).unwrap_or("a person");
+            // A person's refresh that automation turned into a sync.
+            if i.get("automated").and_then(Value::as_bool) == Some(true) {
+                return format!("automated, refresh by {who}");
+            }
+            return who.to_owned();
+        }
+        Some(other) => words.push(other.to_owned()),
+        None => {
+            let automated = i.get("automated").and_then(Value::as_bool) == Some(true);
+            return match username {
+                Some(name) if !automated => name.to_owned(),
+                _ if automated => "automated".to_owned(),
+                _ => String::new(),
+            };
+        }
+    }
+    if let Some(pusher) = field("pusher") {
+        words.push(format!("by {pusher}"));
+    }
+    words.join(" ")
+}
+
+/// The first line of `message`, cut to `max` characters with an ellipsis.
+fn headline(message: &str, max: usize) -> String {
+    let first = message.lines().next().unwrap_or("").trim();
+    if first.chars().count() <= max {
+        first.to_owned()
+    } else {
+        let cut: String = first.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
 }
 
 /// The resource tree as an indented list: every child right under its parent, its KIND two
@@ -394,25 +466,72 @@ mod tests {
     }
 
     #[test]
-    fn history_rows_show_id_date_revision_and_who() {
+    fn history_rows_show_id_date_revision_who_and_the_message() {
         let table = history_table(&json!({"history": [
-            {"id": 2, "revision": "bbb", "deployedAt": "2026-12-02T02:00:00Z", "initiatedBy": {"username": "alice"}},
+            {"id": 4, "revision": "ddd", "deployedAt": "2026-12-02T04:00:00Z",
+             "message": "Roll out web 1.27 to every region at once, with the new probes and limits\n\nbody",
+             "initiatedBy": {"automated": true, "cause": {"source": "webhook", "provider": "github",
+                "deliveryId": "72d3162e", "eventId": "e-1", "pusher": "alice"}}},
+            {"id": 3, "revision": "ccc", "deployedAt": "2026-12-02T03:00:00Z", "message": "two",
+             "initiatedBy": {"automated": true, "cause": {"source": "poll"}}},
+            {"id": 2, "revision": "bbb", "deployedAt": "2026-12-02T02:00:00Z",
+             "initiatedBy": {"username": "admin", "cause": {"source": "manual", "user": "admin"}}},
             {"id": 1, "revision": "aaa", "deployedAt": "2026-12-01T02:00:00Z", "initiatedBy": {"automated": true}},
         ]}));
         let lines: Vec<&str> = table.lines().collect();
         assert!(
-            lines[0].starts_with("ID") && lines[0].contains("INITIATED BY"),
+            lines[0].starts_with("ID")
+                && lines[0].contains("INITIATED BY")
+                && lines[0].ends_with("MESSAGE"),
             "{table}"
         );
         let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
-            cells(lines[1]),
-            ["2", "2026-12-02T02:00:00Z", "bbb", "alice"]
+            cells(lines[1])[..9],
+            [
+                "4",
+                "2026-12-02T04:00:00Z",
+                "ddd",
+                "webhook",
+                "github",
+                "delivery",
+                "72d3162e",
+                "by",
+                "alice"
+            ]
         );
+        assert!(
+            lines[1].ends_with("at once, with the new pro…"),
+            "first line only, cut: {table}"
+        );
+        assert!(!table.contains("body"), "{table}");
         assert_eq!(
             cells(lines[2]),
+            ["3", "2026-12-02T03:00:00Z", "ccc", "poller", "two"]
+        );
+        assert_eq!(
+            cells(lines[3]),
+            ["2", "2026-12-02T02:00:00Z", "bbb", "admin"]
+        );
+        assert_eq!(
+            cells(lines[4]),
             ["1", "2026-12-01T02:00:00Z", "aaa", "automated"]
         );
+        // The MESSAGE column starts at one place on every line.
+        let at = lines[0].find("MESSAGE").expect("column");
+        assert_eq!(lines[2].find("two"), Some(at), "{table}");
+    }
+
+    #[test]
+    fn a_trigger_and_a_persons_refresh_are_named_as_such() {
+        let trigger = json!({"automated": true, "cause": {"source": "mq", "provider": "mq",
+            "deliveryId": "msg-9", "pusher": "ci/deploy"}});
+        assert_eq!(initiated_by(Some(&trigger)), "trigger msg-9 by ci/deploy");
+        let refresh = json!({"automated": true, "cause": {"source": "manual", "user": "admin"}});
+        assert_eq!(initiated_by(Some(&refresh)), "automated, refresh by admin");
+        let drift = json!({"automated": true, "cause": {"source": "drift"}});
+        assert_eq!(initiated_by(Some(&drift)), "drift");
+        assert_eq!(initiated_by(None), "");
     }
 
     #[test]

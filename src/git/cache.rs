@@ -174,6 +174,24 @@ impl RepoCache {
         Ok(lease)
     }
 
+    /// The message and author of `commit`, read from the mirror an earlier resolve or checkout
+    /// of `url` with `creds` filled; nothing is fetched.
+    pub async fn commit_info(
+        &self,
+        url: &str,
+        commit: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<super::CommitInfo, GitError> {
+        let commit = commit.trim().to_ascii_lowercase();
+        if !is_full_sha(&commit) {
+            return Err(GitError::RevisionNotFound { revision: commit });
+        }
+        let (source, key) = self.source_for(url, creds)?;
+        let (mirror, _) = self.mirror_paths(&key);
+        // Objects in a mirror are never rewritten, so reading needs no lock against fetches.
+        run_blocking(move || super::commit_info::read(&mirror, &source.url, &commit)).await
+    }
+
     /// What to fetch and the cache key, after the policy accepted `url`.
     ///
     /// The key carries a fingerprint of the credentials, so each set of credentials has its own

@@ -7,6 +7,7 @@
 
 mod cache;
 mod checkout;
+mod commit_info;
 mod credentials;
 mod fetch;
 mod gc;
@@ -18,6 +19,7 @@ mod stats;
 mod url;
 
 pub use cache::RepoCache;
+pub use commit_info::CommitInfo;
 pub use credentials::{Credentials, CredentialsError, GitCredentials};
 pub use gc::Checkout;
 pub use limits::GitLimits;

@@ -19,7 +19,7 @@ pub const RESOURCES: &[&str] = &[
 ];
 
 /// One checked policy line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Line {
     /// `p, SUBJECT, RESOURCE, ACTION, OBJECT, EFFECT`.
     Permission {

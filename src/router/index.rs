@@ -412,6 +412,7 @@ mod tests {
             }],
             changed_files: files.map(|f| f.iter().map(|s| s.to_string()).collect()),
             default_branch: Some("main".into()),
+            pusher: None,
         }
     }
 

@@ -41,7 +41,9 @@ pub fn job_for(event: &PushEvent, matched: &RouteMatch) -> Job {
         Cause {
             source,
             event_id: Some(event.id.clone()),
-            by: None,
+            by: event.pusher.clone(),
+            provider: Some(event.source.as_str().to_owned()),
+            delivery: event.delivery.clone(),
         },
     );
     job.revision = matched.revision.clone();
@@ -106,6 +108,7 @@ mod tests {
             refs,
             changed_files: files.map(|f| f.into_iter().map(String::from).collect()),
             default_branch: Some("main".into()),
+            pusher: None,
         }
     }
 
@@ -123,6 +126,33 @@ mod tests {
         );
         assert_eq!(jobs[0].revision.as_deref(), Some("a".repeat(40).as_str()));
         assert_eq!(jobs[0].cause.source, CauseSource::Webhook);
+    }
+
+    #[test]
+    fn a_job_names_the_delivery_and_the_pusher_that_caused_it() {
+        let apps = vec![app(
+            "a",
+            "https://github.com/org/repo",
+            "HEAD",
+            "apps/a",
+            None,
+        )];
+        let mut ev = event(vec![pushed("refs/heads/main")], None);
+        ev.delivery = Some("72d3162e".into());
+        ev.pusher = Some("octocat".into());
+        let cause = &route(&ev, &apps)[0].cause;
+        assert_eq!(cause.source, CauseSource::Webhook);
+        assert_eq!(cause.provider.as_deref(), Some("github"));
+        assert_eq!(cause.delivery.as_deref(), Some("72d3162e"));
+        assert_eq!(cause.by.as_deref(), Some("octocat"));
+        assert_eq!(cause.event_id.as_deref(), Some("e"));
+
+        ev.source = crate::event::EventSource::Mq;
+        ev.pusher = Some("ci/deploy-42".into());
+        let cause = &route(&ev, &apps)[0].cause;
+        assert_eq!(cause.source, CauseSource::Mq);
+        assert_eq!(cause.provider.as_deref(), Some("mq"));
+        assert_eq!(cause.by.as_deref(), Some("ci/deploy-42"));
     }
 
     #[test]

@@ -193,6 +193,10 @@ pub struct ApplicationStatus {
     pub operation_state: Option<OperationState>,
     #[serde(default)]
     pub history: Vec<RevisionHistory>,
+    /// The last finished sync operations, failed ones too, oldest first (Capstan's addition:
+    /// `history` lists successful deployments only, as in Argo CD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_operations: Vec<RecentOperation>,
     #[serde(default)]
     pub resources: Vec<ResourceStatus>,
     #[serde(default)]
@@ -346,10 +350,38 @@ pub enum ResultCode {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InitiatedBy {
+    /// The person who asked for it (absent for automated syncs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Started by automation (auto-sync), not by a person's sync request.
     #[serde(default)]
     pub automated: bool,
+    /// What set it off: a webhook delivery, a published trigger, the poller, drift, or a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<OperationCause>,
+}
+
+/// The signal behind an operation (Capstan's addition to Argo CD's `initiatedBy`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationCause {
+    /// `webhook`, `mq` (a published trigger), `manual` (a person), `poll` or `drift`.
+    pub source: String,
+    /// The Git host (`github`, `gitlab`, …) for a webhook; the sender's name for a published event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The Git host's delivery id (as in its webhook log), or a published event's message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// The PushEvent's id, as Capstan's logs name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Who pushed, as the Git host names them; for a published trigger, its publisher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher: Option<String>,
+    /// The person who asked, for a manual sync or refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Per-resource results of a sync.
@@ -411,6 +443,34 @@ pub struct RevisionHistory {
     /// The sources deployed, so a rollback renders exactly them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<ApplicationSource>,
+    /// The deployed commit's message (cut to a bounded length), read from Git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The deployed commit's author, `Name <email>`, read from Git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// One finished sync operation and its result.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentOperation {
+    /// `Succeeded`, `Failed` or `Error`.
+    pub phase: OperationPhase,
+    /// What it did, or why it failed.
+    #[serde(default)]
+    pub message: String,
+    /// The revision it synced (or tried to).
+    #[serde(default)]
+    pub revision: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<InitiatedBy>,
+    /// A dry run: nothing was applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Sync and health of one resource the app manages.

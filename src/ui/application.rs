@@ -103,6 +103,7 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             section aria-labelledby="history-title" {
                 h2 id="history-title" { "History" }
                 (history_html(&app))
+                (operations_html(&app))
             }
             (sync_dialog(&app))
             dialog id="delete-dialog" aria-labelledby="delete-title" {
@@ -287,6 +288,37 @@ fn history_html(app: &Application) -> Markup {
                                     button type="button" data-action="rollback" data-id=(id) data-revision=(short(&rev)) { "Roll back to " (id) }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every recent sync with its result, failed ones and dry runs included (history lists only
+/// deployments, as in Argo CD).
+fn operations_html(app: &Application) -> Markup {
+    let mut operations: Vec<&crate::store::application::RecentOperation> = app
+        .status
+        .as_ref()
+        .map(|s| s.recent_operations.iter().collect())
+        .unwrap_or_default();
+    operations.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    html! {
+        @if !operations.is_empty() {
+            h3 id="operations-title" { "Recent syncs and their results" }
+            table class="history" id="operations" aria-labelledby="operations-title" {
+                thead { tr { th scope="col" { "Result" } th scope="col" { "Revision" } th scope="col" { "Finished at" } th scope="col" { "Initiated by" } th scope="col" { "Message" } } }
+                tbody {
+                    @for op in &operations {
+                        @let by = op.initiated_by.as_ref().and_then(|b| serde_json::to_value(b).ok()).unwrap_or(Value::Null);
+                        tr data-phase=(format!("{:?}", op.phase)) {
+                            td data-label="Result" { (format!("{:?}", op.phase)) @if op.dry_run { " (dry run)" } }
+                            td data-label="Revision" { code title=(op.revision) { (short(&op.revision)) } }
+                            td data-label="Finished at" { (super::applications::readable_time(op.finished_at.as_deref().unwrap_or(""))) }
+                            td data-label="Initiated by" class="initiator" { (initiator(&by)) }
+                            td data-label="Message" { (op.message) }
                         }
                     }
                 }
@@ -526,5 +558,34 @@ mod tests {
             !html.contains("data-action=\"rollback\""),
             "rollback offered under automation"
         );
+    }
+
+    #[test]
+    fn a_failed_sync_is_listed_with_its_reason_and_who_asked() {
+        let app: Application = serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a", "namespace": "capstan"},
+            "spec": {},
+            "status": {"recentOperations": [
+                {"phase": "Succeeded", "revision": "a".repeat(40), "startedAt": "2026-01-01T00:00:00Z",
+                 "finishedAt": "2026-01-01T00:00:01Z", "message": "successfully synced",
+                 "initiatedBy": {"automated": true}},
+                {"phase": "Failed", "revision": "missing", "startedAt": "2026-01-02T00:00:00Z",
+                 "finishedAt": "2026-01-02T00:00:01Z", "message": "unknown revision missing",
+                 "initiatedBy": {"username": "admin", "cause": {"source": "manual", "user": "admin"}}}]}
+        }))
+        .expect("application");
+        let html = operations_html(&app).into_string();
+        let failed = html.find("data-phase=\"Failed\"").expect("the failed sync");
+        let succeeded = html.find("data-phase=\"Succeeded\"").expect("the good one");
+        assert!(failed < succeeded, "newest first: {html}");
+        assert!(html.contains("unknown revision missing"), "{html}");
+        assert!(html.contains("manual, by admin"), "{html}");
+        let empty: Application = serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a", "namespace": "capstan"}, "spec": {}
+        }))
+        .expect("application");
+        assert!(operations_html(&empty).into_string().is_empty());
     }
 }

@@ -9,11 +9,9 @@ use serde::Deserialize;
 
 use super::layout::{Nav, page};
 use crate::api::ApiState;
+use crate::api::auth::TOKEN_ACCOUNT;
 use crate::api::session::COOKIE;
 use crate::secret;
-
-/// The identity the static API token stands for (issue 13 adds accounts).
-const ADMIN: &str = "admin";
 
 /// The login form.
 #[derive(Deserialize)]
@@ -77,8 +75,8 @@ pub async fn submit(
         tracing::info!("UI login refused: wrong token");
         return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
     }
-    let (id, _) = state.sessions.open(ADMIN);
-    tracing::info!(identity = ADMIN, "UI login");
+    let (id, _) = state.sessions.open(TOKEN_ACCOUNT);
+    tracing::info!(identity = TOKEN_ACCOUNT, "UI login");
     let cookie = Cookie::build(COOKIE, id)
         .path("/")
         .http_only(true)

@@ -38,6 +38,9 @@ struct Resource {
     ref_updates: Option<Vec<RefUpdate>>,
     #[serde(default)]
     repository: Option<Repository>,
+    /// The identity that pushed (`uniqueName`, `displayName`).
+    #[serde(default)]
+    pushed_by: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +206,10 @@ impl Provider for AzureDevOps {
             // Azure DevOps lists commits without their files.
             None,
             default_branch,
+            super::pusher([
+                resource.pushed_by.pointer("/uniqueName"),
+                resource.pushed_by.pointer("/displayName"),
+            ]),
         )?))
     }
 
@@ -388,6 +395,26 @@ mod tests {
             ev.delivery.as_deref(),
             Some("03c164c2-8912-4d5e-8009-3707d5f83734")
         );
+    }
+
+    #[test]
+    fn the_pusher_is_the_pushed_by_unique_name_else_display_name() {
+        let push = include_bytes!("../../tests/fixtures/webhooks/azure-devops/push-branch.json");
+        assert_eq!(
+            event(push).pusher.as_deref(),
+            Some("Windows Live ID\\fabrikamfiber4@hotmail.com")
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(push).expect("json");
+        v["resource"]["pushedBy"] = serde_json::json!({"displayName": "Jamal Hartnett"});
+        let body = v.to_string();
+        assert_eq!(
+            event(body.as_bytes()).pusher.as_deref(),
+            Some("Jamal Hartnett")
+        );
+        v["resource"]["pushedBy"] = serde_json::json!(42);
+        let body = v.to_string();
+        let ev = event(body.as_bytes());
+        assert_eq!((ev.pusher, ev.refs.len()), (None, 1));
     }
 
     #[test]

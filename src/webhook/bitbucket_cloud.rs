@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
-    hmac_credential, parse_json, push_event, ref_update, repo_urls,
+    hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
 };
 use crate::domain::repo_url::{RepoUrl, Scheme};
 use crate::event::{EventSource, RefUpdate};
@@ -24,6 +24,9 @@ struct Payload {
     repository: Option<Repository>,
     #[serde(default)]
     push: Option<Push>,
+    /// The user who pushed (`nickname`, `display_name`).
+    #[serde(default)]
+    actor: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +147,10 @@ impl Provider for BitbucketCloud {
             // Bitbucket Cloud never lists files (only the diffstat API has them).
             None,
             repo.mainbranch.and_then(|b| b.name),
+            pusher([
+                payload.actor.pointer("/nickname"),
+                payload.actor.pointer("/display_name"),
+            ]),
         )?))
     }
 
@@ -168,7 +175,7 @@ impl Provider for BitbucketCloud {
             })
         };
         let body = serde_json::json!({
-            "actor": { "type": "user", "display_name": "Capstan" },
+            "actor": { "type": "user", "display_name": "Capstan", "nickname": super::SAMPLE_PUSHER },
             "repository": {
                 "type": "repository",
                 "full_name": full_name,
@@ -363,6 +370,25 @@ mod tests {
         );
         assert_eq!(ev.changed_files, None);
         assert_eq!(ev.default_branch, None);
+    }
+
+    #[test]
+    fn the_pusher_is_the_actors_nickname_else_display_name() {
+        assert_eq!(
+            event(parse("repo:push", PUSH)).pusher.as_deref(),
+            Some("jdoe")
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(PUSH).expect("json");
+        v["actor"] = serde_json::json!({"type": "user", "display_name": "Jane Doe"});
+        let body = v.to_string();
+        assert_eq!(
+            event(parse("repo:push", body.as_bytes())).pusher.as_deref(),
+            Some("Jane Doe")
+        );
+        v["actor"] = serde_json::json!("not an object");
+        let body = v.to_string();
+        let ev = event(parse("repo:push", body.as_bytes()));
+        assert_eq!((ev.pusher, ev.refs.len()), (None, 1));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, Signature, SignedRequest,
-    WebhookError, hmac_credential, parse_json, push_event, ref_update, repo_urls,
+    WebhookError, hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
 };
 use crate::domain::repo_url::RepoUrl;
 use crate::event::{EventSource, RefUpdate};
@@ -24,6 +24,9 @@ struct Payload {
     /// Mirrors leave `changes` empty when more refs changed than a payload may list.
     #[serde(rename = "refLimitExceeded", default)]
     ref_limit_exceeded: Option<bool>,
+    /// The user who pushed (`name`, `displayName`); mirror events have none.
+    #[serde(default)]
+    actor: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +128,10 @@ impl Provider for BitbucketServer {
             // Bitbucket Data Center lists neither files nor commits.
             None,
             None,
+            pusher([
+                payload.actor.pointer("/name"),
+                payload.actor.pointer("/displayName"),
+            ]),
         )?))
     }
 
@@ -157,7 +164,7 @@ impl Provider for BitbucketServer {
         let body = serde_json::json!({
             "eventKey": "repo:refs_changed",
             "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S+0000").to_string(),
-            "actor": { "name": "capstan", "displayName": "Capstan", "type": "NORMAL" },
+            "actor": { "name": super::SAMPLE_PUSHER, "displayName": "Capstan", "type": "NORMAL" },
             "repository": {
                 "slug": slug,
                 "name": slug,
@@ -278,6 +285,27 @@ mod tests {
         );
         assert_eq!(ev.changed_files, None);
         assert_eq!(ev.default_branch, None);
+    }
+
+    #[test]
+    fn the_pusher_is_the_actors_name_and_mirrors_have_none() {
+        let ev = event(parse("repo:refs_changed", fixture!("refs_changed.json")));
+        assert_eq!(ev.pusher.as_deref(), Some("jdoe"));
+        let mut v: serde_json::Value =
+            serde_json::from_slice(fixture!("refs_changed.json")).expect("json");
+        v["actor"] = serde_json::json!({"displayName": "Jane Doe", "name": 101});
+        let body = v.to_string();
+        assert_eq!(
+            event(parse("repo:refs_changed", body.as_bytes()))
+                .pusher
+                .as_deref(),
+            Some("Jane Doe")
+        );
+        let mirror = event(parse(
+            "mirror:repo_synchronized",
+            fixture!("mirror_synchronized.json"),
+        ));
+        assert_eq!(mirror.pusher, None);
     }
 
     #[test]

@@ -212,6 +212,19 @@ mod tests {
     }
 
     #[test]
+    fn the_pusher_is_the_pushers_login() {
+        let push = include_bytes!("../../tests/fixtures/webhooks/gitea/push-branch.json");
+        assert_eq!(event("push", push).pusher.as_deref(), Some("gitea"));
+        let mut v: serde_json::Value = serde_json::from_slice(push).expect("json");
+        v.as_object_mut().expect("object").remove("pusher");
+        v.as_object_mut().expect("object").remove("sender");
+        let body = v.to_string();
+        let ev = event("push", body.as_bytes());
+        assert_eq!(ev.pusher, None, "absent is unknown, not a refusal");
+        assert_eq!(ev.refs.len(), 1);
+    }
+
+    #[test]
     fn a_cut_commit_list_leaves_the_files_unknown() {
         // Gitea lists at most FEED_MAX_COMMIT_NUM commits; total_commits says 7 were pushed.
         let ev = event(

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
-    hmac_credential, parse_json, push_event, ref_update, repo_urls, union_files,
+    hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls, union_files,
 };
 use crate::event::EventSource;
 use crate::secret::SecretString;
@@ -30,6 +30,12 @@ struct Push {
     repository: Option<Repository>,
     #[serde(default)]
     commits: Option<Vec<Commit>>,
+    /// `{name, email}`: `name` is the pusher's login.
+    #[serde(default)]
+    pusher: serde_json::Value,
+    /// The account that triggered the event (`login`).
+    #[serde(default)]
+    sender: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +119,7 @@ impl Provider for GitHub {
             vec![moved],
             changed_files,
             repo.default_branch,
+            pusher([push.pusher.pointer("/name"), push.sender.pointer("/login")]),
         )?))
     }
 
@@ -133,6 +140,8 @@ impl Provider for GitHub {
                 "id": push.after, "added": [], "removed": [], "modified": files,
             })]),
             "head_commit": null,
+            "pusher": { "name": super::SAMPLE_PUSHER, "email": "capstan@example.com" },
+            "sender": { "login": super::SAMPLE_PUSHER, "type": "User" },
         });
         let mut request = SignedRequest::json(
             &body,
@@ -281,6 +290,45 @@ mod tests {
         let one = v["commits"][0].clone();
         v["commits"] = serde_json::Value::Array(vec![one; MAX_LISTED_COMMITS]);
         assert_eq!(event(v.to_string().as_bytes()).changed_files, None);
+    }
+
+    #[test]
+    fn the_pusher_is_the_pushers_login_else_the_sender() {
+        let fixture: serde_json::Value = serde_json::from_slice(include_bytes!(
+            "../../tests/fixtures/webhooks/github/push.json"
+        ))
+        .expect("json");
+        assert_eq!(
+            event(fixture.to_string().as_bytes()).pusher.as_deref(),
+            Some("Codertocat")
+        );
+        let mut v = fixture.clone();
+        v["pusher"] = serde_json::json!({"email": "x@example.com"});
+        v["sender"] = serde_json::json!({"login": "octo-bot"});
+        assert_eq!(
+            event(v.to_string().as_bytes()).pusher.as_deref(),
+            Some("octo-bot")
+        );
+        // Odd shapes leave the pusher unknown; the push itself still counts.
+        for (pusher, sender) in [
+            (serde_json::Value::Null, serde_json::Value::Null),
+            (serde_json::json!("alice"), serde_json::json!(7)),
+            (
+                serde_json::json!({"name": "  "}),
+                serde_json::json!({"login": ["x"]}),
+            ),
+        ] {
+            let mut v = fixture.clone();
+            v["pusher"] = pusher;
+            v["sender"] = sender;
+            let ev = event(v.to_string().as_bytes());
+            assert_eq!(ev.pusher, None, "{v}");
+            assert_eq!(ev.refs[0].name, "refs/heads/main");
+        }
+        let mut v = fixture;
+        v.as_object_mut().expect("object").remove("pusher");
+        v.as_object_mut().expect("object").remove("sender");
+        assert_eq!(event(v.to_string().as_bytes()).pusher, None);
     }
 
     #[test]

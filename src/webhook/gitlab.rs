@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use super::{
     Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, SignedRequest, WebhookError,
-    parse_json, push_event, ref_update, repo_urls, union_files,
+    parse_json, push_event, pusher, ref_update, repo_urls, union_files,
 };
 use crate::event::EventSource;
 use crate::secret::{ExposeSecret, SecretString, ct_eq};
@@ -68,6 +68,11 @@ struct Push {
     commits: Option<Vec<Commit>>,
     #[serde(default)]
     total_commits_count: Option<u64>,
+    /// The pusher's username; system hooks may carry only `user_name`.
+    #[serde(default)]
+    user_username: serde_json::Value,
+    #[serde(default)]
+    user_name: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +199,7 @@ impl Provider for GitLab {
                 "GitLab push payload has no ref".into(),
             ));
         }
+        let pushed_by = pusher([Some(&push.user_username), Some(&push.user_name)]);
         let moved = ref_update(git_ref, push.before, push.after);
         let changed_files = changed_files(
             push.commits.as_deref(),
@@ -207,6 +213,7 @@ impl Provider for GitLab {
             vec![moved],
             changed_files,
             default_branch,
+            pushed_by,
         )?))
     }
 
@@ -234,7 +241,7 @@ impl Provider for GitLab {
             "ref_protected": false,
             "checkout_sha": push.after,
             "user_name": "Capstan",
-            "user_username": "capstan",
+            "user_username": super::SAMPLE_PUSHER,
             "project": {
                 "web_url": web_url,
                 "git_http_url": push.repo,
@@ -530,6 +537,34 @@ mod tests {
             ])
         );
         assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn the_pusher_is_the_username_else_the_display_name() {
+        let fixture: serde_json::Value = serde_json::from_slice(PUSH).expect("json");
+        assert_eq!(
+            event(parse("Push Hook", PUSH)).pusher.as_deref(),
+            Some("jdoe")
+        );
+        let system = include_bytes!("../../tests/fixtures/webhooks/gitlab/system_push.json");
+        assert_eq!(
+            event(parse("System Hook", system)).pusher.as_deref(),
+            Some("jdoe")
+        );
+        let mut v = fixture.clone();
+        v.as_object_mut().expect("object").remove("user_username");
+        assert_eq!(
+            event(parse("Push Hook", v.to_string().as_bytes()))
+                .pusher
+                .as_deref(),
+            Some("Jane Doe")
+        );
+        let mut v = fixture;
+        v["user_username"] = serde_json::json!({"odd": true});
+        v["user_name"] = serde_json::Value::Null;
+        let ev = event(parse("Push Hook", v.to_string().as_bytes()));
+        assert_eq!(ev.pusher, None, "an odd shape is unknown, not a refusal");
+        assert_eq!(ev.refs[0].after.as_deref(), Some(AFTER));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::{
     Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, Signature, SignedRequest,
-    WebhookError, hmac_credential, parse_json, push_event, ref_update, repo_urls, union_files,
+    WebhookError, hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
+    union_files,
 };
 use crate::event::{EventSource, RefUpdate, is_null_sha};
 use crate::secret::SecretString;
@@ -41,6 +42,12 @@ struct Push {
     commits: Option<Vec<Commit>>,
     #[serde(default)]
     repository: Option<Repository>,
+    /// The user who pushed (`login`, `username`).
+    #[serde(default)]
+    pusher: serde_json::Value,
+    /// The user the event is from; the pusher when a version leaves `pusher` out.
+    #[serde(default)]
+    sender: serde_json::Value,
 }
 
 /// A `create` or `delete` event: a short ref name and its kind.
@@ -55,6 +62,9 @@ struct RefEvent {
     sha: Option<String>,
     #[serde(default)]
     repository: Option<Repository>,
+    /// The user who created or deleted the ref.
+    #[serde(default)]
+    sender: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +139,7 @@ pub(super) fn parse_push(
         vec![moved],
         changed_files,
         repo.default_branch,
+        user_of(&[&push.pusher, &push.sender]),
     )?))
 }
 
@@ -233,7 +244,17 @@ pub(super) fn parse_ref_event(
         vec![moved],
         None,
         repo.default_branch,
+        user_of(&[&parsed.sender]),
     )?))
+}
+
+/// The first of `users` that names itself (`login`, else `username`).
+fn user_of(users: &[&serde_json::Value]) -> Option<String> {
+    pusher(
+        users
+            .iter()
+            .flat_map(|u| [u.pointer("/login"), u.pointer("/username")]),
+    )
 }
 
 /// The body of a Gogs-family push for `push`, as Gogs and Gitea lay it out.
@@ -265,8 +286,8 @@ pub(super) fn sample_body(
         "commits": commits,
         "total_commits": total,
         "repository": repository,
-        "pusher": {"id": 1, "login": "capstan", "username": "capstan"},
-        "sender": {"id": 1, "login": "capstan", "username": "capstan"},
+        "pusher": {"id": 1, "login": super::SAMPLE_PUSHER, "username": super::SAMPLE_PUSHER},
+        "sender": {"id": 1, "login": super::SAMPLE_PUSHER, "username": super::SAMPLE_PUSHER},
     })
 }
 
@@ -431,6 +452,31 @@ mod tests {
             ])
         );
         assert_eq!(ev.default_branch.as_deref(), Some("master"));
+    }
+
+    #[test]
+    fn the_pusher_is_the_pushers_login_and_a_created_tags_sender() {
+        let push = include_bytes!("../../tests/fixtures/webhooks/gogs/push-branch.json");
+        assert_eq!(event("push", push).pusher.as_deref(), Some("unknwon"));
+        let mut v: serde_json::Value = serde_json::from_slice(push).expect("json");
+        v["pusher"] = serde_json::json!({"id": 2, "username": "jdoe"});
+        let body = v.to_string();
+        assert_eq!(
+            event("push", body.as_bytes()).pusher.as_deref(),
+            Some("jdoe")
+        );
+        v["pusher"] = serde_json::json!(null);
+        v["sender"] = serde_json::json!({"login": "bot"});
+        let body = v.to_string();
+        assert_eq!(
+            event("push", body.as_bytes()).pusher.as_deref(),
+            Some("bot")
+        );
+        v["sender"] = serde_json::json!([1, 2]);
+        let body = v.to_string();
+        assert_eq!(event("push", body.as_bytes()).pusher, None);
+        let tag = include_bytes!("../../tests/fixtures/webhooks/gogs/create-tag.json");
+        assert_eq!(event("create", tag).pusher.as_deref(), Some("unknwon"));
     }
 
     #[test]

@@ -296,6 +296,9 @@ pub struct SamplePush<'a> {
     pub delivery: &'a str,
 }
 
+/// The user every sample push names as its pusher.
+pub const SAMPLE_PUSHER: &str = "capstan";
+
 /// A request ready to send: headers (content type included) and body.
 #[derive(Debug, Clone)]
 pub struct SignedRequest {
@@ -363,6 +366,7 @@ pub fn push_event(
     refs: Vec<RefUpdate>,
     changed_files: Option<Vec<String>>,
     default_branch: Option<String>,
+    pusher: Option<String>,
 ) -> Result<PushEvent, WebhookError> {
     use crate::event::{MAX_CHANGED_FILES, MAX_PATH_CHARS};
     let changed_files = changed_files.filter(|files| {
@@ -381,11 +385,33 @@ pub fn push_event(
         refs,
         changed_files,
         default_branch: default_branch.filter(|b| !b.is_empty()),
+        pusher,
     };
     event
         .validate()
         .map_err(|e| WebhookError::BadPayload(format!("{} push: {e}", event.source)))?;
     Ok(event)
+}
+
+/// The pusher a host names: the first of `candidates` that is a non-blank string (JSON values
+/// of any other type are skipped, so an odd payload never fails the push), trimmed, without
+/// control characters and cut to the contract's length.
+pub fn pusher<'a>(
+    candidates: impl IntoIterator<Item = Option<&'a serde_json::Value>>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .map(|name| {
+            name.chars()
+                .filter(|c| !c.is_control())
+                .take(crate::event::MAX_PUSHER_CHARS)
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        })
+        .find(|name| !name.is_empty())
 }
 
 /// A delivery id as the event contract allows it; an id that is blank, too long or not plain

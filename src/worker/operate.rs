@@ -125,7 +125,7 @@ async fn step(
     {
         Ok(t) => t,
         Err(f) => {
-            finish(status, app, op, request, Err(f.message), &[]);
+            finish(status, app, op, request, Err(f.message), &[], None);
             return Operated::default();
         }
     };
@@ -142,7 +142,7 @@ async fn step(
     let shared = shared_resources(&app.key().to_string(), compared);
     if app_options.fail_on_shared_resource && !shared.is_empty() && !terminate {
         let message = format!("FailOnSharedResource: {}", shared.join("; "));
-        finish(status, app, op, request, Err(message), &[]);
+        finish(status, app, op, request, Err(message), &[], None);
         return Operated::default();
     }
     let selected: Option<HashSet<ObjectId>> = (!request.resources.is_empty()).then(|| {
@@ -162,7 +162,7 @@ async fn step(
     let rules = match ignore_rules(app) {
         Ok(r) => r,
         Err(message) => {
-            finish(status, app, op, request, Err(message), &[]);
+            finish(status, app, op, request, Err(message), &[], None);
             return Operated::default();
         }
     };
@@ -235,7 +235,14 @@ async fn step(
             }
         }
         Progress::Succeeded(message) => {
-            let succeeded = finish(status, app, op, request, Ok(message), &records);
+            // Read only for a history entry: a dry run writes none.
+            let commit = match request.sources.first() {
+                Some(source) if !request.dry_run => {
+                    ctx.manifests.commit_info(source, &request.revision).await
+                }
+                _ => None,
+            };
+            let succeeded = finish(status, app, op, request, Ok(message), &records, commit);
             Operated {
                 applied,
                 succeeded,
@@ -266,7 +273,7 @@ async fn step(
                     ..Default::default()
                 };
             }
-            finish(status, app, op, request, Err(message), &records);
+            finish(status, app, op, request, Err(message), &records, None);
             Operated {
                 applied,
                 ..Default::default()
@@ -284,6 +291,7 @@ fn finish(
     request: crate::store::application::SyncOperation,
     result: Result<String, String>,
     records: &[execute::TaskRecord],
+    commit: Option<crate::git::CommitInfo>,
 ) -> bool {
     op.finished_at = Some(now_rfc3339());
     op.next_retry_at = None;
@@ -304,6 +312,7 @@ fn finish(
                     &request.sources,
                     &op.started_at,
                     op.initiated_by.clone(),
+                    commit,
                     limit,
                 );
             }
@@ -315,6 +324,7 @@ fn finish(
             status::set_condition(status, SYNC_ERROR, &message);
         }
     }
+    status::record_operation(status, &op, &revision);
     status.operation_state = Some(op);
     ok
 }

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::job::{Job, JobKind};
+use crate::job::{Cause, CauseSource, Job, JobKind};
 use crate::store::application::{
-    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationPhase, OperationState,
-    ResourceResult, ResultCode, RetryStrategy, SyncOperation, SyncOperationResource,
-    SyncOperationResult,
+    Application, ApplicationSource, ApplicationStatus, InitiatedBy, OperationCause, OperationPhase,
+    OperationState, ResourceResult, ResultCode, RetryStrategy, SyncOperation,
+    SyncOperationResource, SyncOperationResult,
 };
 use crate::sync::Compared;
 use crate::sync::execute::{TaskRecord, TaskStatus};
@@ -162,10 +162,24 @@ pub fn start(operation: SyncOperation, job: &Job, automated: bool, now: String) 
                 job.cause.by.clone()
             },
             automated: automated || job.kind != JobKind::Sync,
+            cause: Some(cause_of(&job.cause)),
         }),
         operation: Some(operation),
         retry_count: 0,
         next_retry_at: None,
+    }
+}
+
+/// The record of what caused an operation: the job's cause, with its `by` named for what it is.
+pub fn cause_of(cause: &Cause) -> OperationCause {
+    let person = cause.source == CauseSource::Manual;
+    OperationCause {
+        source: cause.source.as_str().to_owned(),
+        provider: cause.provider.clone(),
+        delivery_id: cause.delivery.clone(),
+        event_id: cause.event_id.clone(),
+        pusher: cause.by.clone().filter(|_| !person),
+        user: cause.by.clone().filter(|_| person),
     }
 }
 
@@ -431,6 +445,59 @@ mod tests {
         ));
         let heals: Vec<u64> = (0..8).map(|n| self_heal_delay(n).as_secs()).collect();
         assert_eq!(heals, [0, 2, 6, 18, 54, 162, 300, 300]);
+    }
+
+    #[test]
+    fn an_operation_names_its_cause_and_a_persons_sync_its_user() {
+        let key = crate::domain::AppKey::parse("capstan/a").expect("key");
+        let mut push = Job::new(&key, JobKind::Refresh, CauseSource::Webhook.into());
+        push.cause.provider = Some("gitlab".into());
+        push.cause.delivery = Some("d-7".into());
+        push.cause.event_id = Some("e-7".into());
+        push.cause.by = Some("jdoe".into());
+        let op = start(SyncOperation::default(), &push, true, "t".into());
+        let by = op.initiated_by.expect("initiated by");
+        assert!(by.automated);
+        assert_eq!(by.username, None, "automation is nobody's username");
+        assert_eq!(
+            by.cause,
+            Some(OperationCause {
+                source: "webhook".into(),
+                provider: Some("gitlab".into()),
+                delivery_id: Some("d-7".into()),
+                event_id: Some("e-7".into()),
+                pusher: Some("jdoe".into()),
+                user: None,
+            })
+        );
+
+        let manual = Job::new(&key, JobKind::Sync, Cause::by_person("admin".into()));
+        let by = start(SyncOperation::default(), &manual, false, "t".into())
+            .initiated_by
+            .expect("initiated by");
+        assert_eq!(
+            (by.username.as_deref(), by.automated),
+            (Some("admin"), false)
+        );
+        let cause = by.cause.expect("cause");
+        assert_eq!(
+            (cause.source.as_str(), cause.user.as_deref()),
+            ("manual", Some("admin"))
+        );
+        assert_eq!(cause.pusher, None);
+
+        let polled = Job::new(&key, JobKind::Refresh, CauseSource::Poll.into());
+        let cause = start(SyncOperation::default(), &polled, true, "t".into())
+            .initiated_by
+            .and_then(|b| b.cause)
+            .expect("cause");
+        assert_eq!(
+            cause,
+            OperationCause {
+                source: "poll".into(),
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

@@ -65,12 +65,7 @@ fn enqueue(queue: &SharedQueue, key: AppKey, delay: Duration) {
     let queue = queue.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let cause = Cause {
-            source: CauseSource::Poll,
-            event_id: None,
-            by: None,
-        };
-        let job = Job::new(&key, JobKind::Refresh, cause);
+        let job = Job::new(&key, JobKind::Refresh, Cause::from(CauseSource::Poll));
         match crate::job::publish(&queue, &job).await {
             Ok(()) => debug!(app = %key, "refresh enqueued"),
             Err(e) => warn!(app = %key, error = %e, "refresh not enqueued"),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::event::PushEvent;
+use crate::event::{EventSource, PushEvent};
 use crate::metrics::Metrics;
 use crate::queue::{QueueError, SharedQueue, Topic};
 use crate::router::{self, RouteIndex};
@@ -31,7 +31,7 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         let Some(delivery) = delivery else { break };
-        let event = match PushEvent::from_message(&delivery.body) {
+        let mut event = match PushEvent::from_message(&delivery.body) {
             Ok(e) => e,
             Err(e) => {
                 warn!(message_id = %delivery.id, error = %e, "dead-lettering an invalid event");
@@ -40,6 +40,11 @@ pub async fn run(
                 continue;
             }
         };
+        // A published event has no host delivery id; its message id is what its publisher
+        // can look up, so the history names that instead.
+        if event.delivery.is_none() && published_by_a_system(&event.source) {
+            event.delivery = crate::webhook::usable_delivery(delivery.id.clone());
+        }
         let epoch = store.routing_epoch();
         if indexed_epoch != Some(epoch) {
             let apps = store.list();
@@ -83,4 +88,9 @@ pub async fn run(
         };
     }
     Ok(())
+}
+
+/// Whether `source` is another system publishing to the queue, not a Git host's webhook.
+fn published_by_a_system(source: &EventSource) -> bool {
+    matches!(source, EventSource::Mq | EventSource::Other(_))
 }

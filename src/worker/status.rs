@@ -3,12 +3,13 @@
 //! 1.5 MiB by etcd).
 
 use crate::event::now_rfc3339;
+use crate::git::CommitInfo;
 use crate::health::{self, HealthStatus};
 use crate::store::application::{
     ApplicationCondition, ApplicationStatus, HealthStatusBlock, ResourceStatus, ResultCode,
     RevisionHistory, SyncStatusCode,
 };
-use crate::store::application::{ApplicationSource, InitiatedBy};
+use crate::store::application::{ApplicationSource, InitiatedBy, OperationState, RecentOperation};
 use crate::sync::{Compared, SyncState};
 
 /// Condition types Capstan sets (Argo CD's names).
@@ -119,16 +120,19 @@ fn resource_health(c: &Compared, custom: &health::CustomHealth) -> Option<health
     }
 }
 
-/// Appends a successful deployment, keeping at most `limit` entries.
+/// Appends a successful deployment of `commit` (its message and author, when read), keeping at
+/// most `limit` entries.
 pub fn record_history(
     status: &mut ApplicationStatus,
     revision: &str,
     sources: &[ApplicationSource],
     started_at: &str,
     initiated_by: Option<InitiatedBy>,
+    commit: Option<CommitInfo>,
     limit: usize,
 ) {
     let id = status.history.iter().map(|h| h.id).max().unwrap_or(-1) + 1;
+    let (message, author) = commit.map(|c| (c.message, c.author)).unzip();
     status.history.push(RevisionHistory {
         id,
         revision: revision.to_owned(),
@@ -136,9 +140,35 @@ pub fn record_history(
         deploy_started_at: Some(started_at.to_owned()),
         initiated_by,
         sources: sources.to_vec(),
+        message,
+        author,
     });
     let excess = status.history.len().saturating_sub(limit.max(1));
     status.history.drain(..excess);
+}
+
+/// Finished operations kept in `status.recentOperations`.
+pub const MAX_RECENT_OPERATIONS: usize = 10;
+
+/// Appends the finished operation `op` (of `revision`) to the recent operations, keeping the
+/// last [`MAX_RECENT_OPERATIONS`].
+pub fn record_operation(status: &mut ApplicationStatus, op: &OperationState, revision: &str) {
+    let mut message = op.message.clone();
+    truncate_message(&mut message, MAX_MESSAGE_BYTES);
+    status.recent_operations.push(RecentOperation {
+        phase: op.phase,
+        message,
+        revision: revision.to_owned(),
+        started_at: op.started_at.clone(),
+        finished_at: op.finished_at.clone(),
+        initiated_by: op.initiated_by.clone(),
+        dry_run: op.operation.as_ref().is_some_and(|o| o.dry_run),
+    });
+    let excess = status
+        .recent_operations
+        .len()
+        .saturating_sub(MAX_RECENT_OPERATIONS);
+    status.recent_operations.drain(..excess);
 }
 
 /// Set when a resource list in the status had to leave entries out.
@@ -175,6 +205,11 @@ pub fn history_limit(revision_history_limit: Option<i64>) -> usize {
 pub fn bound(status: &mut ApplicationStatus, history_limit: usize) {
     let excess = status.history.len().saturating_sub(history_limit.max(1));
     status.history.drain(..excess);
+    let excess = status
+        .recent_operations
+        .len()
+        .saturating_sub(MAX_RECENT_OPERATIONS);
+    status.recent_operations.drain(..excess);
 
     for r in &mut status.resources {
         if let Some(message) = r.health.as_mut().and_then(|h| h.message.as_mut()) {
@@ -314,13 +349,80 @@ mod tests {
     fn history_is_bounded_and_ids_increase() {
         let mut s = ApplicationStatus::default();
         for i in 0..5 {
-            record_history(&mut s, &format!("rev{i}"), &[], "t", None, 3);
+            record_history(&mut s, &format!("rev{i}"), &[], "t", None, None, 3);
         }
         assert_eq!(
             s.history.iter().map(|h| h.id).collect::<Vec<_>>(),
             [2, 3, 4]
         );
         assert_eq!(s.history.last().map(|h| h.revision.as_str()), Some("rev4"));
+    }
+
+    #[test]
+    fn failed_operations_are_kept_beside_the_history_and_only_the_last_ten() {
+        use crate::store::application::OperationPhase;
+        let mut s = ApplicationStatus::default();
+        for i in 0..12 {
+            let op = OperationState {
+                phase: if i % 2 == 0 {
+                    OperationPhase::Failed
+                } else {
+                    OperationPhase::Succeeded
+                },
+                message: format!("attempt {i}"),
+                started_at: format!("t{i}"),
+                finished_at: Some(format!("f{i}")),
+                initiated_by: Some(InitiatedBy {
+                    automated: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            record_operation(&mut s, &op, &format!("rev{i}"));
+        }
+        assert!(
+            s.history.is_empty(),
+            "failures never enter the Argo CD history"
+        );
+        assert_eq!(s.recent_operations.len(), MAX_RECENT_OPERATIONS);
+        let first = &s.recent_operations[0];
+        assert_eq!(
+            (first.phase, first.message.as_str(), first.revision.as_str()),
+            (OperationPhase::Failed, "attempt 2", "rev2")
+        );
+        assert_eq!(first.finished_at.as_deref(), Some("f2"));
+        assert_eq!(s.recent_operations[9].message, "attempt 11");
+    }
+
+    #[test]
+    fn a_history_entry_keeps_who_caused_it_and_the_commits_message_and_author() {
+        let mut s = ApplicationStatus::default();
+        let by = InitiatedBy {
+            username: None,
+            automated: true,
+            cause: Some(crate::store::application::OperationCause {
+                source: "webhook".into(),
+                provider: Some("github".into()),
+                delivery_id: Some("d-1".into()),
+                pusher: Some("octocat".into()),
+                ..Default::default()
+            }),
+        };
+        let commit = CommitInfo {
+            message: "Roll out 1.27".into(),
+            author: "Alice <a@example.com>".into(),
+        };
+        record_history(&mut s, "abc", &[], "t", Some(by.clone()), Some(commit), 10);
+        record_history(&mut s, "def", &[], "t", None, None, 10);
+        let doc = serde_json::to_value(&s.history).expect("json");
+        assert_eq!(doc[0]["message"], "Roll out 1.27");
+        assert_eq!(doc[0]["author"], "Alice <a@example.com>");
+        assert_eq!(doc[0]["initiatedBy"]["automated"], true);
+        assert_eq!(doc[0]["initiatedBy"]["cause"]["provider"], "github");
+        assert_eq!(doc[0]["initiatedBy"]["cause"]["deliveryId"], "d-1");
+        assert_eq!(doc[0]["initiatedBy"]["cause"]["pusher"], "octocat");
+        // Unknown fields are left out, not written as null (Argo CD readers see its shape).
+        assert!(doc[1].get("message").is_none() && doc[1].get("initiatedBy").is_none());
     }
 
     fn resource(kind: &str, name: &str) -> ResourceStatus {
@@ -392,7 +494,7 @@ mod tests {
         assert_eq!(history_limit(Some(1_000_000)), MAX_HISTORY_LIMIT);
         let mut s = ApplicationStatus::default();
         for i in 0..15 {
-            record_history(&mut s, &format!("rev{i}"), &[], "t", None, 1000);
+            record_history(&mut s, &format!("rev{i}"), &[], "t", None, None, 1000);
         }
         bound(&mut s, history_limit(None));
         assert_eq!(

@@ -208,6 +208,7 @@ async fn run_app(shared: Arc<Shared>, mut run: Pending) {
         } = run;
         let span = info_span!("job", job_id = %job.id, app = %job.app, kind = ?job.kind, cause = ?job.cause.source,
             event_id = job.cause.event_id.as_deref().unwrap_or(""),
+            delivery = job.cause.delivery.as_deref().unwrap_or(""),
             revision = job.revision.as_deref().unwrap_or(""), attempt = delivery.attempt);
         // The trace of whatever published the job (a webhook, a refresh) continues here.
         crate::telemetry::continue_trace(&span, delivery.traceparent.as_deref());

@@ -13,6 +13,7 @@ mod job_log;
 mod live_state;
 mod metrics;
 mod openapi;
+mod provenance;
 mod render_tools;
 mod scale;
 mod stall;
@@ -558,6 +559,16 @@ async fn the_poller_picks_up_a_commit_no_webhook_announced() {
         live.pointer("/data/key").and_then(Value::as_str),
         Some("two")
     );
+    // The history says the poller caused it, and what the commit was.
+    let synced = app.get_app("polled").await;
+    let entry = synced
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.iter().find(|e| e["revision"] == second.as_str()))
+        .expect("a history entry at the polled commit");
+    assert_eq!(entry["initiatedBy"]["cause"]["source"], "poll", "{entry}");
+    assert_eq!(entry["initiatedBy"]["automated"], true, "{entry}");
+    assert_eq!(entry["message"], "two, with no webhook", "{entry}");
 }
 
 /// The README's quick start: `capstan serve` with the committed defaults (embedded queue,
