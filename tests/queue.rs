@@ -215,14 +215,7 @@ async fn rabbitmq_counts_crashes_toward_the_delivery_limit() {
         .publish(Topic::Jobs, "ns/crashy", "crashy", b"{}".to_vec())
         .await
         .expect("publish");
-    for expected in 1..=2 {
-        let q = support::rabbit(&h.settings).await;
-        let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
-        let d = next(&mut sub).await;
-        assert_eq!((d.id.as_str(), d.attempt), ("crashy", expected));
-        q.close().await;
-        drop(d);
-    }
+    support::crash_on(&h.settings, "crashy", 2).await;
     assert_eq!(h.await_dead("crashy").await, ["crashy"]);
 }
 

@@ -287,24 +287,10 @@ async fn rabbitmq_after_a_migration_the_new_delivery_limit_is_in_force() {
         .publish(Topic::Jobs, "ns/crashy", "crashy", b"{}".to_vec())
         .await
         .expect("publish");
-    {
-        let old = support::rabbit(&h.settings).await;
-        let mut sub = old.subscribe(Topic::Jobs).await.expect("subscribe");
-        let d = next(&mut sub).await;
-        assert_eq!(d.attempt, 1);
-        old.close().await;
-        drop(d);
-    }
+    support::crash_on(&h.settings, "crashy", 1).await;
     let settings = new_settings(&h.settings, h.settings.shards, 5);
     migrate(&settings, &key_of).await.expect("migrated");
-    for expected in 1..=5 {
-        let q = support::rabbit(&settings).await;
-        let mut sub = q.subscribe(Topic::Jobs).await.expect("subscribe");
-        let d = next(&mut sub).await;
-        assert_eq!((d.id.as_str(), d.attempt), ("crashy", expected));
-        q.close().await;
-        drop(d);
-    }
+    support::crash_on(&settings, "crashy", 5).await;
     assert_eq!(h.await_dead("crashy").await, ["crashy"]);
 }
 

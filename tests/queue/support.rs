@@ -208,6 +208,23 @@ pub async fn next(sub: &mut Subscription) -> capstan::queue::Delivery {
         .expect("the subscription is open")
 }
 
+/// Takes the job `id` in a fresh process `crashes` times, each crashing before settling it
+/// (the connection closes with the delivery unacked), asserting the attempt count each time.
+pub async fn crash_on(settings: &QueueSettings, id: &str, crashes: u32) {
+    use capstan::queue::Queue;
+    for expected in 1..=crashes {
+        let q = rabbit(settings).await;
+        let mut sub = q
+            .subscribe(capstan::queue::Topic::Jobs)
+            .await
+            .expect("subscribe");
+        let d = next(&mut sub).await;
+        assert_eq!((d.id.as_str(), d.attempt), (id, expected));
+        q.close().await;
+        drop(d);
+    }
+}
+
 /// Asserts that nothing is delivered for a while.
 pub async fn assert_quiet(sub: &mut Subscription, why: &str) {
     if let Ok(Some(d)) = tokio::time::timeout(QUIET, sub.next()).await {
