@@ -30,6 +30,52 @@ pub struct Settings {
     pub health: HealthSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    pub auth: AuthSettings,
+    pub rbac: RbacSettings,
+}
+
+/// Who may sign in, and how: local accounts, sessions, login backoff and single sign-on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Whether the built-in `admin` account may log in with its password.
+    pub admin_enabled: bool,
+    /// Local accounts besides `admin`, as Argo CD's `accounts.<name>` (`login`, `apiKey`).
+    #[serde(default)]
+    pub accounts: std::collections::BTreeMap<String, LocalAccountSettings>,
+    /// How long a login session lasts.
+    pub session_ttl_secs: u64,
+    /// Failed logins of one user within the window before further attempts are refused.
+    pub max_login_failures: u32,
+    /// Failed logins from one source address within the window before it is refused.
+    pub max_login_failures_per_address: u32,
+    /// The window failed logins are counted in.
+    pub login_failure_window_secs: u64,
+}
+
+/// A local account from configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAccountSettings {
+    /// `login` (password, web UI and CLI) and/or `apiKey` (API tokens).
+    pub capabilities: Vec<crate::auth::accounts::Capability>,
+    /// A disabled account can neither log in nor use its tokens.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// Who may do what: Argo CD's `argocd-rbac-cm`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RbacSettings {
+    /// Policy lines in Argo CD's CSV form (`p, …` and `g, …`).
+    pub policy_csv: String,
+    /// The role everyone signed in holds (`role:readonly`), empty for none.
+    pub policy_default: String,
 }
 
 /// Where traces go.

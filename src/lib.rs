@@ -1,6 +1,7 @@
 //! Capstan: GitOps continuous delivery for Kubernetes.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;

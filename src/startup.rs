@@ -212,6 +212,34 @@ impl Service {
             )));
         }
 
+        let accounts = crate::auth::Accounts::start(
+            client.clone(),
+            &settings.server.namespace,
+            &settings.auth,
+            &data_dir,
+            shutdown.child_token(),
+        )
+        .await
+        .context("reading the accounts Secret")?;
+        let auth = Arc::new(crate::auth::Auth {
+            sessions: crate::auth::SessionSigner::new(
+                &accounts.server_key(),
+                Duration::from_secs(settings.auth.session_ttl_secs.max(1)),
+            )?,
+            accounts,
+            backoff: crate::auth::LoginBackoff::new(
+                settings.auth.max_login_failures,
+                settings.auth.max_login_failures_per_address,
+                Duration::from_secs(settings.auth.login_failure_window_secs),
+            ),
+        });
+        let rbac = crate::rbac::LivePolicy::start(
+            settings.rbac.clone(),
+            tenancy.projects().clone(),
+            shutdown.child_token(),
+        )
+        .await
+        .context("loading the RBAC policy (rbac.policy_csv)")?;
         let state = web::Data::new(ApiState {
             queue: queue.clone(),
             store,
@@ -224,7 +252,8 @@ impl Service {
             readiness: Readiness::new(Duration::from_millis(settings.server.readiness_cache_ms)),
             metrics,
             manifests,
-            sessions: api::session::Sessions::new(Duration::from_secs(12 * 3600)),
+            auth,
+            rbac,
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

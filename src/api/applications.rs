@@ -332,7 +332,7 @@ async fn enqueue(
 
 /// A job a person asked for through the API, naming them as its cause.
 pub(super) fn manual_job(auth: &Authenticated, path: &AppPath, kind: JobKind) -> Job {
-    Job::new(&path.key, kind, Cause::by_person(auth.account.clone()))
+    Job::new(&path.key, kind, Cause::by_person(auth.user().to_owned()))
 }
 
 /// Publishes `job` and answers 202 with its id.

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// Missing or wrong bearer token.
     #[error("{0}")]
     Unauthorized(String),
+    /// Too many failed logins: try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A body encoding or content type the endpoint does not take.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -85,6 +91,7 @@ pub const REASONS: &[&str] = &[
     "unsupported_media_type",
     "payload_too_large",
     "timeout",
+    "too_many_requests",
     "webhook_unauthorized",
     "webhook_unknown_provider",
     "webhook_unsupported_content_type",
@@ -106,6 +113,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Timeout(_) => "timeout",
@@ -159,6 +167,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -192,6 +201,13 @@ impl ResponseError for ApiError {
             code: status.as_u16(),
             reason: self.reason().to_owned(),
         });
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -1,5 +1,6 @@
 //! The HTTP surface: webhooks, the REST API and health endpoints (actix-web).
 
+pub mod accounts;
 pub mod applications;
 pub mod auth;
 pub mod clusters;
@@ -50,8 +51,10 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Git, render cache and tools, for `…/manifests`.
     pub manifests: Arc<crate::manifests::Manifests>,
-    /// Browser sessions of the web UI (cookie → identity and CSRF token).
-    pub sessions: session::Sessions,
+    /// Accounts, session signing and login backoff.
+    pub auth: Arc<crate::auth::Auth>,
+    /// The RBAC policy in force.
+    pub rbac: Arc<crate::rbac::LivePolicy>,
 }
 
 /// One route the server mounts: the single table both [`configure`] and the OpenAPI checks read.
@@ -83,6 +86,8 @@ pub enum RouteScope {
     Clusters,
     /// `/api/v1/repositories…`.
     Repositories,
+    /// `/api/v1/session…` and `/api/v1/account…`.
+    Accounts,
 }
 
 const APPLICATIONS: &str = "/api/v1/applications";
@@ -141,6 +146,60 @@ pub static ROUTES: &[RouteSpec] = &[
         path: "/api/webhook",
         scope: RouteScope::Webhook,
         to: |r| r.to(webhook::receive),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/session",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(session::create),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/session",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(session::delete),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/session/userinfo",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(session::userinfo),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/account",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::list),
+    },
+    RouteSpec {
+        method: Method::PUT,
+        path: "/api/v1/account/password",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::update_password),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/account/can-i/{resource}/{action}/{object:.*}",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::can_i),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/account/{name}",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::get),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/account/{name}/token",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::create_token),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/account/{name}/token/{id}",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(accounts::delete_token),
     },
     RouteSpec {
         method: Method::GET,
@@ -349,6 +408,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     );
     for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
         repositories = repositories.route(path, route);
+    }
+    // Two prefixes (session, account), so a resource each rather than a scope.
+    for (path, route) in scoped(RouteScope::Accounts, "") {
+        cfg.service(
+            web::resource(path)
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(error::json_error),
+                )
+                .route(route),
+        );
     }
     cfg.service(webhook)
         .service(apps)

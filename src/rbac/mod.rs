@@ -4,6 +4,7 @@
 //! allow and no deny for it, as in Argo CD.
 
 pub mod glob;
+pub mod live;
 pub mod policy;
 pub mod project_roles;
 
@@ -13,6 +14,7 @@ use casbin::function_map::OperatorFunction;
 use casbin::rhai::Dynamic;
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi, RbacApi};
 
+pub use live::LivePolicy;
 pub use policy::{Line, PolicyError};
 pub use project_roles::ProjectRole;
 

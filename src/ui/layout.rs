@@ -55,7 +55,7 @@ pub fn page(title: &str, session: Option<&Session>, nav: Nav, body: Markup) -> M
                         }
                         form class="logout" method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
-                            span class="who" { (s.identity) }
+                            span class="who" { (s.identity.user) }
                             button type="submit" { "Log out" }
                         }
                     }

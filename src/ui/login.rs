@@ -1,21 +1,27 @@
-//! `/login` and `/logout`: the API token in, a session cookie out; the token is compared in
-//! constant time and never stored, echoed or logged.
+//! `/login` and `/logout`: a password or the API token in, a session cookie out; secrets are
+//! compared in constant time and never stored, echoed or logged.
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
 use serde::Deserialize;
 
 use super::layout::{Nav, page};
+use crate::api::ApiError;
 use crate::api::ApiState;
 use crate::api::auth::TOKEN_ACCOUNT;
-use crate::api::session::COOKIE;
+use crate::api::session::{cleared_cookie, password_login, session_cookie, source_address};
+use crate::auth::{Identity, Source};
 use crate::secret;
 
-/// The login form.
+/// The login form: a local account's name and password, or the API token.
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
     token: String,
 }
 
@@ -25,7 +31,14 @@ pub struct LogoutForm {
     csrf: String,
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> HttpResponse {
+/// The single sign-on buttons of the login page: (label, href) for each configured source.
+pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
+    let _ = state;
+    Vec::new()
+}
+
+fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+    let sso = sso_links(state);
     super::html(
         status,
         page(
@@ -39,14 +52,31 @@ fn login_page(status: StatusCode, error: Option<&str>) -> HttpResponse {
                         p class="error" role="alert" id="login-error" { "✖ " (e) }
                     }
                     form method="post" action="/login" {
-                        label for="token" { "API token" }
-                        input id="token" name="token" type="password" autocomplete="current-password"
-                            required autofocus aria-describedby="token-help";
-                        p id="token-help" class="help" {
-                            "The token the CLI uses (" code { "api.token" } ", or "
-                            code { "<data_dir>/api-token" } ")."
+                        label for="username" { "Username" }
+                        input id="username" name="username" type="text" autocomplete="username" autofocus;
+                        label for="password" { "Password" }
+                        input id="password" name="password" type="password" autocomplete="current-password";
+                        button type="submit" { "Sign in" }
+                    }
+                    @if !sso.is_empty() {
+                        ul class="sso" aria-label="Single sign-on" {
+                            @for (label, href) in &sso {
+                                li { a class="button sso" href=(href) { "Log in via " (label) } }
+                            }
                         }
-                        button type="submit" { "Log in" }
+                    }
+                    details class="token-login" {
+                        summary { "Log in with the API token" }
+                        form method="post" action="/login" {
+                            label for="token" { "API token" }
+                            input id="token" name="token" type="password" autocomplete="off"
+                                aria-describedby="token-help";
+                            p id="token-help" class="help" {
+                                "The token the CLI uses (" code { "api.token" } ", or "
+                                code { "<data_dir>/api-token" } ")."
+                            }
+                            button type="submit" { "Log in" }
+                        }
                     }
                 }
             },
@@ -61,57 +91,106 @@ pub async fn form(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             .insert_header((header::LOCATION, "/"))
             .finish();
     }
-    login_page(StatusCode::OK, None)
+    login_page(&state, StatusCode::OK, None)
 }
 
-/// `POST /login`: a right token opens a session; a wrong one shows the form again, no cookie.
+/// Opens a browser session for `identity` and sends the browser to `to` (a local path): the end
+/// of every login, by password, token or single sign-on.
+pub fn open_session(
+    req: &HttpRequest,
+    state: &ApiState,
+    identity: &Identity,
+    to: &str,
+) -> HttpResponse {
+    let token = match state.auth.sessions.issue(identity) {
+        Ok((token, _)) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign a session");
+            return login_page(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("The session could not be opened."),
+            );
+        }
+    };
+    tracing::info!(user = %identity.user, source = identity.source.as_str(), "UI login");
+    // Only a path on this site: an open redirect would hand the session to another.
+    let to = if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') {
+        to
+    } else {
+        "/"
+    };
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .cookie(session_cookie(req, token))
+        .finish()
+}
+
+/// `POST /login`: a right password or token opens a session; a wrong one shows the form again.
 pub async fn submit(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let token = form.token.trim();
-    if token.is_empty() || !secret::ct_eq(&state.api_token, token) {
-        tracing::info!("UI login refused: wrong token");
-        return login_page(StatusCode::UNAUTHORIZED, Some("That token is not valid."));
+    if !token.is_empty() {
+        if !secret::ct_eq(&state.api_token, token) {
+            tracing::info!("UI login refused: wrong token");
+            return login_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That token is not valid."),
+            );
+        }
+        return open_session(
+            &req,
+            &state,
+            &Identity::new(TOKEN_ACCOUNT, Source::Token),
+            "/",
+        );
     }
-    let (id, _) = state.sessions.open(TOKEN_ACCOUNT);
-    tracing::info!(identity = TOKEN_ACCOUNT, "UI login");
-    let cookie = Cookie::build(COOKIE, id)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
-        .finish();
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/"))
-        .cookie(cookie)
-        .finish()
+    match password_login(
+        &state,
+        &source_address(&req),
+        &form.username,
+        &form.password,
+    )
+    .await
+    {
+        Ok(identity) => open_session(&req, &state, &identity, "/"),
+        Err(ApiError::TooManyRequests { message, .. }) => {
+            login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&message))
+        }
+        Err(_) => login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid username or password."),
+        ),
+    }
 }
 
-/// `POST /logout`: ends the session server-side and clears the cookie.
+/// `POST /logout`: ends the session everywhere and clears the cookie.
 pub async fn logout(
     req: HttpRequest,
     form: web::Form<LogoutForm>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    if let Some(cookie) = req.cookie(COOKIE) {
-        let Some(session) = state.sessions.get(cookie.value()) else {
-            return super::to_login();
-        };
+    if let Some(session) = super::session_of(&req, &state) {
         if !secret::ct_eq(&secret::SecretString::from(session.csrf), &form.csrf) {
             return HttpResponse::Forbidden().body("wrong CSRF token");
         }
-        state.sessions.close(cookie.value());
+        if let Err(e) = state
+            .auth
+            .accounts
+            .revoke_session(&session.claims.jti, session.claims.exp)
+            .await
+        {
+            tracing::error!(error = %e, "logout could not revoke the session");
+            return HttpResponse::InternalServerError().body("logout failed; try again");
+        }
     }
-    let mut gone = Cookie::build(COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    gone.set_max_age(CookieAge::ZERO);
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))
-        .cookie(gone)
+        .cookie(cleared_cookie())
         .finish()
 }

@@ -18,7 +18,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::ApiState;
-use crate::api::session::{COOKIE, Session};
+use crate::api::session::Session;
 
 /// Mounts the pages, the assets and the event stream.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,8 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The live session the request's cookie names, if any.
 pub fn session_of(req: &HttpRequest, state: &ApiState) -> Option<Session> {
-    let cookie = req.cookie(COOKIE)?;
-    state.sessions.get(cookie.value())
+    crate::api::session::browser_session(req, state)
 }
 
 /// Where a page sends a visitor without a session.

@@ -1,0 +1,25 @@
+//! Who is asking: identities proved by the static token, local accounts and their API tokens,
+//! or single sign-on; the signed session tokens a login hands out; failed-login backoff.
+//! What an identity may do is [`crate::rbac`].
+
+pub mod accounts;
+pub mod backoff;
+pub mod identity;
+pub mod session_token;
+
+use std::sync::Arc;
+
+pub use accounts::Accounts;
+pub use backoff::LoginBackoff;
+pub use identity::{Identity, Source};
+pub use session_token::{Claims, SessionSigner};
+
+/// Everything the api needs to authenticate a request.
+pub struct Auth {
+    /// Local accounts, API tokens and revoked sessions.
+    pub accounts: Arc<Accounts>,
+    /// Signs and checks session tokens.
+    pub sessions: SessionSigner,
+    /// Failed-login backoff.
+    pub backoff: LoginBackoff,
+}
