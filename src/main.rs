@@ -38,6 +38,11 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Log in to a server (a local account's password, or the browser's single sign-on with
+    /// --sso) and keep the session in ~/.config/capstan/config.yaml.
+    Login(cli::login::LoginArgs),
+    /// Log out: revoke the saved session and remove it from the client config file.
+    Logout,
     /// Manage Applications through a running server's REST API.
     App {
         #[command(flatten)]
@@ -414,6 +419,14 @@ async fn run() -> anyhow::Result<()> {
     let data_dir = settings.server.data_dir.clone();
     match cli.command {
         Command::Completion { .. } | Command::Man { .. } => Ok(()),
+        Command::Login(args) => {
+            println!("{}", cli::login::login(args, &client_config_path()?).await?);
+            Ok(())
+        }
+        Command::Logout => {
+            println!("{}", cli::login::logout(&client_config_path()?).await?);
+            Ok(())
+        }
         Command::Version => {
             println!("capstan {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -775,6 +788,13 @@ fn connect(conn: Connection, data_dir: &std::path::Path) -> anyhow::Result<ApiCl
     };
     let server = config.server(conn.server);
     ApiClient::new(&server, config.token(conn.token), data_dir)
+}
+
+/// The client config file `login` and `logout` write.
+fn client_config_path() -> anyhow::Result<PathBuf> {
+    cli::client_config::default_path().ok_or_else(|| {
+        cli::ExitError::new(2, "neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the session").into()
+    })
 }
 
 /// A `--selector`, refused by clap (exit 2) when malformed.

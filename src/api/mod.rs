@@ -160,6 +160,12 @@ pub static ROUTES: &[RouteSpec] = &[
         to: |r| r.to(session::delete),
     },
     RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/session/exchange",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(session::exchange),
+    },
+    RouteSpec {
         method: Method::GET,
         path: "/api/v1/session/userinfo",
         scope: RouteScope::Accounts,

@@ -55,6 +55,7 @@ use crate::store::{AppProject, Application};
         repositories::list,
         repositories::create,
         repositories::delete,
+        crate::api::session::exchange,
     ),
     components(schemas(
         ErrorBody,
