@@ -793,7 +793,11 @@ fn connect(conn: Connection, data_dir: &std::path::Path) -> anyhow::Result<ApiCl
 /// The client config file `login` and `logout` write.
 fn client_config_path() -> anyhow::Result<PathBuf> {
     cli::client_config::default_path().ok_or_else(|| {
-        cli::ExitError::new(2, "neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the session").into()
+        cli::ExitError::new(
+            2,
+            "neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the session",
+        )
+        .into()
     })
 }
 

@@ -39,8 +39,7 @@ impl Idp {
         let port = free_port();
         let capstan = format!("http://127.0.0.1:{capstan_port}");
         let users = json!({"alice": {"password": ALICE_PASSWORD, "email": ALICE_EMAIL, "groups": ["deployers"]}});
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc/provider.mjs");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc/provider.mjs");
         let child = ChildGuard::new(
             std::process::Command::new(node)
                 .arg(script)
@@ -112,7 +111,10 @@ async fn capstan_with(idp: &Idp, port: u16) -> TestApp {
         ("CAPSTAN__AUTH__OIDC__NAME", "Test IdP".to_owned()),
         ("CAPSTAN__AUTH__OIDC__ISSUER", idp.issuer.clone()),
         ("CAPSTAN__AUTH__OIDC__CLIENT_ID", CLIENT_ID.to_owned()),
-        ("CAPSTAN__AUTH__OIDC__CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        (
+            "CAPSTAN__AUTH__OIDC__CLIENT_SECRET",
+            CLIENT_SECRET.to_owned(),
+        ),
         (
             "CAPSTAN__AUTH__OIDC__REDIRECT_URL",
             format!("http://127.0.0.1:{port}/auth/oidc/callback"),
@@ -321,10 +323,11 @@ async fn a_callback_without_its_login_or_with_another_state_is_refused() {
         .await
         .expect("callback");
     assert_eq!(bare.status(), 400);
-    assert!(bare.headers().get("set-cookie").is_none_or(|c| !c
-        .to_str()
-        .unwrap_or_default()
-        .starts_with("capstan_session=")));
+    assert!(bare.headers().get("set-cookie").is_none_or(|c| {
+        !c.to_str()
+            .unwrap_or_default()
+            .starts_with("capstan_session=")
+    }));
     // A started login: the provider's URL carries PKCE S256, a state and a nonce.
     let start = http
         .get(format!("{}/auth/oidc/login", app.address))
@@ -332,8 +335,8 @@ async fn a_callback_without_its_login_or_with_another_state_is_refused() {
         .await
         .expect("start");
     assert_eq!(start.status(), 302);
-    let to = reqwest::Url::parse(start.headers()["location"].to_str().expect("ascii"))
-        .expect("url");
+    let to =
+        reqwest::Url::parse(start.headers()["location"].to_str().expect("ascii")).expect("url");
     let q: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["client_id"], CLIENT_ID);
@@ -372,11 +375,19 @@ async fn a_callback_without_its_login_or_with_another_state_is_refused() {
         .await
         .expect("callback");
     assert_eq!(made_up.status(), 401);
-    assert!(made_up.text().await.expect("page").contains("invalid_grant"));
+    assert!(
+        made_up
+            .text()
+            .await
+            .expect("page")
+            .contains("invalid_grant")
+    );
 }
 
 /// The test's side of a `capstan login --sso`-style listener: the first request's query.
-async fn one_callback(listener: tokio::net::TcpListener) -> std::collections::HashMap<String, String> {
+async fn one_callback(
+    listener: tokio::net::TcpListener,
+) -> std::collections::HashMap<String, String> {
     let (mut conn, _) = listener.accept().await.expect("the browser comes back");
     let mut head = vec![0u8; 8192];
     let n = conn.read(&mut head).await.expect("request");
@@ -428,7 +439,10 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
             .expect("the CLI prints the URL")
             .expect("stdout")
             .expect("a line");
-        if let Some(url) = line.trim().strip_prefix(&format!("{}/auth/cli?", app.address)) {
+        if let Some(url) = line
+            .trim()
+            .strip_prefix(&format!("{}/auth/cli?", app.address))
+        {
             break format!("{}/auth/cli?{url}", app.address);
         }
     };
@@ -455,7 +469,11 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
 
     let config = home.path().join("config/capstan/config.yaml");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&config).expect("config").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&config)
+        .expect("config")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "the saved session is readable by others");
     let saved = std::fs::read_to_string(&config).expect("config");
     let token = saved
@@ -464,7 +482,10 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
         .expect("a token")
         .trim_matches(['"', '\''])
         .to_owned();
-    assert!(!url.contains(&token), "the session token travelled in a URL");
+    assert!(
+        !url.contains(&token),
+        "the session token travelled in a URL"
+    );
     // Every command uses the saved session: alice may list apps.
     let list = capstan_cli(home.path())
         .args(["app", "list"])
@@ -515,7 +536,9 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
         }
     };
     assert_eq!(
-        exchange("another-verifier-xxxxxxxxxxxxxxxxxxxxxxxxxx").await.status(),
+        exchange("another-verifier-xxxxxxxxxxxxxxxxxxxxxxxxxx")
+            .await
+            .status(),
         401,
         "a code redeemed without its verifier"
     );
@@ -538,9 +561,11 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
         "{}",
         String::from_utf8_lossy(&logout.stderr)
     );
-    assert!(!std::fs::read_to_string(&config)
-        .expect("config")
-        .contains("token"));
+    assert!(
+        !std::fs::read_to_string(&config)
+            .expect("config")
+            .contains("token")
+    );
     let refused = app
         .http
         .get(format!("{}/api/v1/session/userinfo", app.address))
@@ -554,7 +579,13 @@ async fn capstan_login_sso_takes_the_browser_login_and_logout_revokes_it() {
     let password = std::fs::read_to_string(app.data_dir.path().join("admin-password"))
         .expect("admin password");
     let mut by_password = capstan_cli(home.path())
-        .args(["login", &app.address, "--username", "admin", "--password-stdin"])
+        .args([
+            "login",
+            &app.address,
+            "--username",
+            "admin",
+            "--password-stdin",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

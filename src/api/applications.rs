@@ -299,6 +299,18 @@ pub async fn sync(
         None => None,
     };
     let app = honoured(&state, &path).await?;
+    // Argo CD's object: `project/app`, or `project/namespace/app` outside the control namespace.
+    let object = if path.key.namespace() == state.tenancy.control_namespace() {
+        format!("{}/{}", app.spec.project, path.key.name())
+    } else {
+        format!(
+            "{}/{}/{}",
+            app.spec.project,
+            path.key.namespace(),
+            path.key.name()
+        )
+    };
+    auth.check(&state, "applications", "sync", &object)?;
     if app
         .status
         .as_ref()

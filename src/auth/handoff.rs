@@ -105,17 +105,29 @@ mod tests {
         let challenge = crate::auth::oidc::flow::challenge(&verifier);
         let alice = Identity::new("alice", Source::Oidc);
         let code = signer.issue(&alice, &challenge).expect("code");
-        assert_eq!(signer.check(&code, &verifier).expect("redeems").identity, alice);
+        assert_eq!(
+            signer.check(&code, &verifier).expect("redeems").identity,
+            alice
+        );
         assert!(matches!(
             signer.check(&code, "another-verifier"),
             Err(HandoffError::Verifier)
         ));
         let other = HandoffSigner::new(&[1u8; 32]).expect("signer");
-        assert!(other.check(&code, &verifier).is_err(), "another server's key");
+        assert!(
+            other.check(&code, &verifier).is_err(),
+            "another server's key"
+        );
         let sessions =
             SessionSigner::new(&key, std::time::Duration::from_secs(60)).expect("sessions");
-        assert!(sessions.verify(&code).is_err(), "a code passed as a session");
+        assert!(
+            sessions.verify(&code).is_err(),
+            "a code passed as a session"
+        );
         let (session, _) = sessions.issue(&alice).expect("session");
-        assert!(signer.check(&session, &verifier).is_err(), "a session passed as a code");
+        assert!(
+            signer.check(&session, &verifier).is_err(),
+            "a session passed as a code"
+        );
     }
 }

@@ -148,7 +148,10 @@ mod tests {
         assert_eq!(ClientConfig::load(&path).expect("parses"), saved);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "the file holding a token is readable by others");
+        assert_eq!(
+            mode, 0o600,
+            "the file holding a token is readable by others"
+        );
         std::fs::write(&path, "sever: typo\n").expect("write");
         let err = ClientConfig::load(&path).expect_err("an unknown key is refused");
         assert!(err.to_string().contains("config.yaml"), "{err}");

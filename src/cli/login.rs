@@ -56,7 +56,8 @@ struct Callback {
 
 /// Logs in, saves the session in the client config file at `config_path` and says who it is.
 pub async fn login(args: LoginArgs, config_path: &Path) -> anyhow::Result<String> {
-    let mut config = ClientConfig::load(config_path).map_err(|e| ExitError::new(2, e.to_string()))?;
+    let mut config =
+        ClientConfig::load(config_path).map_err(|e| ExitError::new(2, e.to_string()))?;
     let server = args
         .server
         .clone()
@@ -71,7 +72,15 @@ pub async fn login(args: LoginArgs, config_path: &Path) -> anyhow::Result<String
     } else {
         password(&http, &server, &args).await?
     };
-    let info = call(&http, reqwest::Method::GET, &server, "/api/v1/session/userinfo", Some(&token), None).await?;
+    let info = call(
+        &http,
+        reqwest::Method::GET,
+        &server,
+        "/api/v1/session/userinfo",
+        Some(&token),
+        None,
+    )
+    .await?;
     config.server = Some(server.clone());
     config.token = Some(token);
     config
@@ -91,7 +100,8 @@ pub async fn login(args: LoginArgs, config_path: &Path) -> anyhow::Result<String
 
 /// Revokes the saved session and removes it from the client config file.
 pub async fn logout(config_path: &Path) -> anyhow::Result<String> {
-    let mut config = ClientConfig::load(config_path).map_err(|e| ExitError::new(2, e.to_string()))?;
+    let mut config =
+        ClientConfig::load(config_path).map_err(|e| ExitError::new(2, e.to_string()))?;
     let server = config.server(None);
     let Some(token) = config.token.take() else {
         return Ok("Not logged in".into());
@@ -101,7 +111,16 @@ pub async fn logout(config_path: &Path) -> anyhow::Result<String> {
         .build()?;
     // An expired or already revoked session is as good as logged out; anything else is an
     // error, and the token stays so the user can try again.
-    match call(&http, reqwest::Method::DELETE, &server, "/api/v1/session", Some(&token), None).await {
+    match call(
+        &http,
+        reqwest::Method::DELETE,
+        &server,
+        "/api/v1/session",
+        Some(&token),
+        None,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(e) if e.to_string().starts_with("401") => {}
         Err(e) => return Err(e.context("the server did not end the session; try again")),
@@ -112,7 +131,11 @@ pub async fn logout(config_path: &Path) -> anyhow::Result<String> {
     Ok(format!("Logged out of {server}"))
 }
 
-async fn password(http: &reqwest::Client, server: &str, args: &LoginArgs) -> anyhow::Result<String> {
+async fn password(
+    http: &reqwest::Client,
+    server: &str,
+    args: &LoginArgs,
+) -> anyhow::Result<String> {
     let terminal = std::io::stdin().is_terminal();
     let username = match &args.username {
         Some(u) => u.clone(),
@@ -129,10 +152,22 @@ async fn password(http: &reqwest::Client, server: &str, args: &LoginArgs) -> any
     } else if terminal {
         rpassword::prompt_password("Password: ").context("reading the password")?
     } else {
-        return Err(ExitError::new(2, "no terminal to ask for the password: use --password-stdin").into());
+        return Err(ExitError::new(
+            2,
+            "no terminal to ask for the password: use --password-stdin",
+        )
+        .into());
     };
     let body = json!({"username": username, "password": password});
-    let answer = call(http, reqwest::Method::POST, server, "/api/v1/session", None, Some(&body)).await?;
+    let answer = call(
+        http,
+        reqwest::Method::POST,
+        server,
+        "/api/v1/session",
+        None,
+        Some(&body),
+    )
+    .await?;
     token_of(&answer)
 }
 
@@ -176,7 +211,15 @@ async fn sso(http: &reqwest::Client, server: &str, args: &LoginArgs) -> anyhow::
         return Err(ExitError::new(1, "the browser came back with another login's state").into());
     }
     let body = json!({"code": callback.code, "verifier": verifier});
-    let answer = call(http, reqwest::Method::POST, server, "/api/v1/session/exchange", None, Some(&body)).await?;
+    let answer = call(
+        http,
+        reqwest::Method::POST,
+        server,
+        "/api/v1/session/exchange",
+        None,
+        Some(&body),
+    )
+    .await?;
     token_of(&answer)
 }
 
@@ -193,7 +236,11 @@ async fn arrived(
 
 /// Best effort: the URL is printed anyway.
 fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     let _ = std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())
@@ -204,7 +251,10 @@ fn open_browser(url: &str) {
 
 fn read_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading standard input")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 

@@ -68,11 +68,7 @@ async fn confirm(
             .insert_header((header::LOCATION, login))
             .finish();
     };
-    let approve = format!(
-        "/auth/cli/approve?{}&csrf={}",
-        query.query(),
-        session.csrf
-    );
+    let approve = format!("/auth/cli/approve?{}&csrf={}", query.query(), session.csrf);
     super::html(
         StatusCode::OK,
         page(
@@ -109,10 +105,17 @@ async fn approve(
         return super::to_login();
     };
     // The CSRF token proves the click came from our confirmation page.
-    if !secret::ct_eq(&secret::SecretString::from(session.csrf.clone()), &query.csrf) {
+    if !secret::ct_eq(
+        &secret::SecretString::from(session.csrf.clone()),
+        &query.csrf,
+    ) {
         return HttpResponse::Forbidden().body("wrong CSRF token");
     }
-    let code = match state.auth.handoff.issue(&session.identity, &query.challenge) {
+    let code = match state
+        .auth
+        .handoff
+        .issue(&session.identity, &query.challenge)
+    {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "could not sign a CLI login code");
@@ -120,13 +123,10 @@ async fn approve(
         }
     };
     tracing::info!(user = %session.identity.user, "CLI login handed over");
-    let to = form_urlencoded::Serializer::new(format!(
-        "http://127.0.0.1:{}/callback?",
-        query.port
-    ))
-    .append_pair("code", &code)
-    .append_pair("state", &query.state)
-    .finish();
+    let to = form_urlencoded::Serializer::new(format!("http://127.0.0.1:{}/callback?", query.port))
+        .append_pair("code", &code)
+        .append_pair("state", &query.state)
+        .finish();
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()

@@ -46,7 +46,10 @@ pub struct LogoutForm {
 pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
     let mut links = Vec::new();
     if let Some(oidc) = &state.auth.oidc {
-        links.push((oidc.name().to_owned(), super::sso_oidc::LOGIN_PATH.to_owned()));
+        links.push((
+            oidc.name().to_owned(),
+            super::sso_oidc::LOGIN_PATH.to_owned(),
+        ));
     }
     links
 }

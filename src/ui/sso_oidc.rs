@@ -108,10 +108,16 @@ async fn callback(
     }
     // The state ties this answer to the login this browser started (login CSRF).
     if query.state.is_empty()
-        || !secret::ct_eq(&secret::SecretString::from(flow.state.clone()), &query.state)
+        || !secret::ct_eq(
+            &secret::SecretString::from(flow.state.clone()),
+            &query.state,
+        )
     {
         tracing::info!("OIDC callback refused: state does not match");
-        return refuse(StatusCode::BAD_REQUEST, "The login answer does not belong to this browser; try again.");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The login answer does not belong to this browser; try again.",
+        );
     }
     match oidc.finish(&query.code, &flow).await {
         Ok(identity) if !identity.user.is_empty() => {
@@ -119,10 +125,16 @@ async fn callback(
             let _ = resp.add_cookie(&flow_cookie(&req, String::new(), 0));
             resp
         }
-        Ok(_) => refuse(StatusCode::UNAUTHORIZED, "The identity provider named no user."),
+        Ok(_) => refuse(
+            StatusCode::UNAUTHORIZED,
+            "The identity provider named no user.",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "OIDC login refused");
-            refuse(StatusCode::UNAUTHORIZED, &format!("Login via {} failed: {e}", oidc.name()))
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                &format!("Login via {} failed: {e}", oidc.name()),
+            )
         }
     }
 }

@@ -54,8 +54,8 @@ pub fn verify(
     expected: &Expected<'_>,
 ) -> Result<Map<String, Value>, IdTokenError> {
     // `alg: none` and unknown algorithms do not even parse as a header here.
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| IdTokenError::Malformed(e.to_string()))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| IdTokenError::Malformed(e.to_string()))?;
     let alg = header.alg;
     if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
         // A shared-secret signature would let anyone holding the client secret mint tokens,
@@ -74,7 +74,10 @@ pub fn verify(
         .claims;
 
     let now = jiff::Timestamp::now().as_second();
-    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(i64::MAX);
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::MAX);
     if iat > now + LEEWAY_SECS as i64 {
         return Err(IdTokenError::IssuedInFuture);
     }
@@ -92,7 +95,11 @@ pub fn verify(
 }
 
 /// The key the header names; without a `kid`, the only key of the token's family.
-fn find_key<'a>(keys: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Result<&'a Jwk, IdTokenError> {
+fn find_key<'a>(
+    keys: &'a JwkSet,
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'a Jwk, IdTokenError> {
     let jwk = match kid {
         Some(kid) => keys
             .find(kid)
@@ -222,7 +229,10 @@ mod tests {
             ("another client's token", json!({"aud": "someone-else"})),
             ("another issuer", json!({"iss": "https://evil.example"})),
             ("expired", json!({"iat": now - 7200, "exp": now - 3600})),
-            ("issued in the future", json!({"iat": now + 3600, "exp": now + 7200})),
+            (
+                "issued in the future",
+                json!({"iat": now + 3600, "exp": now + 7200}),
+            ),
             ("another login's nonce", json!({"nonce": "replayed"})),
             ("no nonce", json!({"nonce": null})),
             (
@@ -261,16 +271,26 @@ mod tests {
             "{}.{body}.",
             URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#)
         );
-        assert!(verify(&none, &keys, &expected()).is_err(), "alg none accepted");
+        assert!(
+            verify(&none, &keys, &expected()).is_err(),
+            "alg none accepted"
+        );
 
         // The confusion attack: HS256 keyed with the public key's bytes.
         let public = serde_json::to_vec(&jwk).expect("json");
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("k1".into());
-        let hs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&public).expect("key"))
-            .expect("signed");
+        let hs = jsonwebtoken::encode(
+            &header,
+            &claims(),
+            &EncodingKey::from_secret(&public).expect("key"),
+        )
+        .expect("signed");
         let err = verify(&hs, &keys, &expected()).expect_err("HS256 accepted");
-        assert!(matches!(err, IdTokenError::Algorithm(Algorithm::HS256)), "{err}");
+        assert!(
+            matches!(err, IdTokenError::Algorithm(Algorithm::HS256)),
+            "{err}"
+        );
     }
 
     #[test]
@@ -279,7 +299,10 @@ mod tests {
         let (rotated, _) = key("k2");
         let token = sign(&rotated, "k2", &claims());
         let err = verify(&token, &set(vec![jwk]), &expected()).expect_err("unknown kid");
-        assert!(matches!(&err, IdTokenError::UnknownKey(k) if k == "k2"), "{err}");
+        assert!(
+            matches!(&err, IdTokenError::UnknownKey(k) if k == "k2"),
+            "{err}"
+        );
         // And a token that names a key of another type than its algorithm is refused.
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("k1".into());

@@ -99,7 +99,9 @@ mod tests {
 
     /// A key-set endpoint on 127.0.0.1 that counts its requests.
     async fn serve_keys() -> (String, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let counted = hits.clone();
@@ -127,7 +129,11 @@ mod tests {
         assert_eq!(keys.keys.len(), 1, "the encryption key is dropped");
         assert!(keys.find("a").is_some());
         cache.keys().await.expect("cached");
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "the key set was fetched again");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the key set was fetched again"
+        );
 
         assert!(cache.refetch().await.expect("refetch").is_some());
         for _ in 0..5 {

@@ -148,9 +148,7 @@ impl Oidc {
         Ok(Oidc {
             settings: settings.clone(),
             client_secret,
-            http: http
-                .build()
-                .map_err(|e| OidcError::Config(e.to_string()))?,
+            http: http.build().map_err(|e| OidcError::Config(e.to_string()))?,
             discovered: OnceCell::new(),
         })
     }
@@ -258,7 +256,9 @@ impl Oidc {
             let info = self.userinfo(endpoint, access).await?;
             // Core §5.3.2: userinfo must be about the ID token's subject.
             if info.get("sub") != claims.get("sub") {
-                return Err(OidcError::Refused("userinfo is about another subject".into()));
+                return Err(OidcError::Refused(
+                    "userinfo is about another subject".into(),
+                ));
             }
             for (k, v) in info {
                 claims.entry(k).or_insert(v);
@@ -289,7 +289,11 @@ impl Oidc {
         }
     }
 
-    async fn userinfo(&self, endpoint: &str, access: &str) -> Result<Map<String, Value>, OidcError> {
+    async fn userinfo(
+        &self,
+        endpoint: &str,
+        access: &str,
+    ) -> Result<Map<String, Value>, OidcError> {
         self.http
             .get(endpoint)
             .bearer_auth(access)
@@ -370,7 +374,8 @@ mod tests {
     #[test]
     fn user_and_groups_come_from_the_configured_claims_with_sub_as_fallback() {
         let default = oidc("");
-        let claims = json!({"sub": "u1", "email": "a@x", "groups": ["dev", "ops"], "roles": "admins"});
+        let claims =
+            json!({"sub": "u1", "email": "a@x", "groups": ["dev", "ops"], "roles": "admins"});
         let id = default.identity(claims.as_object().expect("object"));
         assert_eq!(id.user, "a@x");
         assert_eq!(id.groups, vec!["dev", "ops"]);
@@ -380,6 +385,9 @@ mod tests {
         assert_eq!(id.user, "u1", "no preferred_username: sub");
         assert_eq!(id.groups, vec!["admins"]);
         assert_eq!(default.login_page_url(), "https://cd.example/login");
-        assert_eq!(default.settings.scopes, ["openid", "profile", "email", "groups"]);
+        assert_eq!(
+            default.settings.scopes,
+            ["openid", "profile", "email", "groups"]
+        );
     }
 }
