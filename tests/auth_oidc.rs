@@ -34,6 +34,12 @@ struct Idp {
 impl Idp {
     /// A provider whose client is a Capstan at `capstan_port`; alice is in `deployers`.
     async fn start(capstan_port: u16) -> Idp {
+        Idp::start_with(capstan_port, false).await
+    }
+
+    /// [`Idp::start`]; with `userinfo_only` the ID token carries `sub` alone and the userinfo
+    /// endpoint the rest.
+    async fn start_with(capstan_port: u16, userinfo_only: bool) -> Idp {
         let modules = common::tools::require("oidc-provider");
         let node = common::tools::require("node");
         let port = free_port();
@@ -50,6 +56,10 @@ impl Idp {
                 .env("REDIRECT_URI", format!("{capstan}/auth/oidc/callback"))
                 .env("POST_LOGOUT_REDIRECT_URI", format!("{capstan}/login"))
                 .env("USERS", users.to_string())
+                .env(
+                    "CLAIMS_IN_USERINFO_ONLY",
+                    if userinfo_only { "1" } else { "0" },
+                )
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("node starts"),
@@ -106,6 +116,11 @@ impl Idp {
 /// A Capstan at `port` whose `[auth.oidc]` is `idp`, where the group `deployers` may see every
 /// app and sync only `default/allowed`.
 async fn capstan_with(idp: &Idp, port: u16) -> TestApp {
+    capstan_with_env(idp, port, Vec::new()).await
+}
+
+/// [`capstan_with`] and more settings.
+async fn capstan_with_env(idp: &Idp, port: u16, more: Vec<(&str, String)>) -> TestApp {
     let env = [
         ("CAPSTAN__SERVER__LISTEN", format!("127.0.0.1:{port}")),
         ("CAPSTAN__AUTH__OIDC__NAME", "Test IdP".to_owned()),
@@ -128,7 +143,11 @@ async fn capstan_with(idp: &Idp, port: u16) -> TestApp {
         ),
     ];
     let app = spawn_app(Options {
-        extra_env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        extra_env: env
+            .into_iter()
+            .chain(more)
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         ..Options::default()
     })
     .await;
@@ -302,6 +321,34 @@ async fn a_person_logs_in_through_the_provider_and_their_group_decides_what_they
     click(c, "a.sso").await;
     sign_in_at_provider(c, ALICE_PASSWORD).await;
     assert_eq!(text_of(c, ".who").await, ALICE_EMAIL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_userinfo_on_the_user_and_groups_the_id_token_lacks_come_from_the_userinfo_endpoint() {
+    let port = free_port();
+    let idp = Idp::start_with(port, true).await;
+    let app = capstan_with_env(
+        &idp,
+        port,
+        vec![("CAPSTAN__AUTH__OIDC__USERINFO", "true".to_owned())],
+    )
+    .await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let b = browser(profile.path()).await;
+    let c = &b.client;
+    c.goto(&format!("{}/login", app.address))
+        .await
+        .expect("login page");
+    click(c, "a.sso").await;
+    sign_in_at_provider(c, ALICE_PASSWORD).await;
+    assert_eq!(text_of(c, ".who").await, ALICE_EMAIL);
+    let (cookie, _) = browser_session(c).await;
+    let me: Value = userinfo(&app, &cookie)
+        .await
+        .json()
+        .await
+        .expect("userinfo json");
+    assert_eq!(me["groups"], json!(["deployers"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
