@@ -178,6 +178,8 @@ pub struct ExchangeRequest {
     path = "/api/v1/session/exchange",
     tag = "session",
     request_body = ExchangeRequest,
+    // No credential but the code itself.
+    security(()),
     responses(
         (status = 200, description = "Signed in", body = SessionToken),
         (status = 401, description = "Invalid, expired, spent or another client's code", body = crate::api::error::ErrorBody),
