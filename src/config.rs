@@ -51,6 +51,9 @@ pub struct AuthSettings {
     pub max_login_failures_per_address: u32,
     /// The window failed logins are counted in.
     pub login_failure_window_secs: u64,
+    /// Single sign-on with an OpenID Connect provider.
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcSettings>,
 }
 
 /// A local account from configuration.

@@ -38,6 +38,11 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Log in to a server (a local account's password, or the browser's single sign-on with
+    /// --sso) and keep the session in ~/.config/capstan/config.yaml.
+    Login(cli::login::LoginArgs),
+    /// Log out: revoke the saved session and remove it from the client config file.
+    Logout,
     /// Manage Applications through a running server's REST API.
     App {
         #[command(flatten)]
@@ -502,6 +507,14 @@ async fn run() -> anyhow::Result<()> {
     let data_dir = settings.server.data_dir.clone();
     match cli.command {
         Command::Completion { .. } | Command::Man { .. } => Ok(()),
+        Command::Login(args) => {
+            println!("{}", cli::login::login(args, &client_config_path()?).await?);
+            Ok(())
+        }
+        Command::Logout => {
+            println!("{}", cli::login::logout(&client_config_path()?).await?);
+            Ok(())
+        }
         Command::Version => {
             println!("capstan {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -988,6 +1001,17 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("unknown unit {unit:?} (s, m, h or d)")),
     };
     Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+/// The client config file `login` and `logout` write.
+fn client_config_path() -> anyhow::Result<PathBuf> {
+    cli::client_config::default_path().ok_or_else(|| {
+        cli::ExitError::new(
+            2,
+            "neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the session",
+        )
+        .into()
+    })
 }
 
 /// A `--selector`, refused by clap (exit 2) when malformed.

@@ -221,7 +221,15 @@ impl Service {
         )
         .await
         .context("reading the accounts Secret")?;
+        let oidc = match &settings.auth.oidc {
+            Some(o) => Some(Arc::new(
+                crate::auth::oidc::Oidc::new(o).context("[auth.oidc]")?,
+            )),
+            None => None,
+        };
         let auth = Arc::new(crate::auth::Auth {
+            handoff: crate::auth::handoff::HandoffSigner::new(&accounts.server_key())?,
+            oidc,
             sessions: crate::auth::SessionSigner::new(
                 &accounts.server_key(),
                 Duration::from_secs(settings.auth.session_ttl_secs.max(1)),

@@ -9,10 +9,10 @@ mod helpers;
 
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use common::child::ChildGuard;
+use common::browser::{browser, text_of, until_js};
 use helpers::*;
 
 /// An HTTP client that shows redirects instead of following them, with a timeout.
@@ -361,96 +361,6 @@ async fn the_stream_catches_up_on_changes_after_the_page_then_follows_live_ones(
 }
 
 // ---------------------------------------------------------------- browser
-
-/// Chromium driven over WebDriver; chromedriver dies with the guard.
-struct Browser {
-    client: Client,
-    _driver: ChildGuard,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn browser(profile: &std::path::Path) -> Browser {
-    let driver_bin = common::tools::require("chromedriver");
-    let chromium = common::tools::require("chromium");
-    let port = free_port();
-    let driver = ChildGuard::new(
-        std::process::Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    eventually(20, "chromedriver listens", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-quic", "--no-first-run",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display())],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = tokio::time::timeout(
-        Duration::from_secs(60),
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}")),
-    )
-    .await
-    .expect("chromium starts within 60 s")
-    .expect("a WebDriver session");
-    Browser {
-        client,
-        _driver: driver,
-    }
-}
-
-/// Waits (bounded) until the script returns true in the page.
-async fn until_js(c: &Client, secs: u64, what: &str, script: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = c.execute(script, vec![]).await.expect("script runs");
-        if v == Value::Bool(true) {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let body = c
-                .execute("return document.body.innerText", vec![])
-                .await
-                .unwrap_or_default();
-            panic!("never happened in the browser: {what}\npage text:\n{body}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The text of the first element matching `css`.
-async fn text_of(c: &Client, css: &str) -> String {
-    // A click that submits a form returns before the next page is there.
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .expect("text")
-}
 
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");

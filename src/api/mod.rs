@@ -161,6 +161,12 @@ pub static ROUTES: &[RouteSpec] = &[
         to: |r| r.to(session::delete),
     },
     RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/session/exchange",
+        scope: RouteScope::Accounts,
+        to: |r| r.to(session::exchange),
+    },
+    RouteSpec {
         method: Method::GET,
         path: "/api/v1/session/userinfo",
         scope: RouteScope::Accounts,
@@ -422,28 +428,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
         repositories = repositories.route(path, route);
     }
-    // Two prefixes (session, account), so a resource per path rather than a scope; one
-    // resource holds every method of its path (a second one would answer 405 for the first).
-    let mut by_path: Vec<(&str, actix_web::Resource)> = Vec::new();
+    // Two prefixes (session, account), so a resource per path rather than a scope; one resource
+    // holds every method of its path, as a second resource at the same path is never reached
+    // (DELETE /api/v1/session answered 405 behind the POST's resource).
+    let mut by_path: Vec<(&str, Vec<actix_web::Route>)> = Vec::new();
     for (path, route) in scoped(RouteScope::Accounts, "") {
-        match by_path.iter().position(|(p, _)| *p == path) {
-            Some(i) => {
-                let (p, resource) = by_path.remove(i);
-                by_path.insert(i, (p, resource.route(route)));
-            }
-            None => by_path.push((
-                path,
-                web::resource(path)
-                    .app_data(
-                        web::JsonConfig::default()
-                            .limit(64 * 1024)
-                            .error_handler(error::json_error),
-                    )
-                    .route(route),
-            )),
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => by_path.push((path, vec![route])),
         }
     }
-    for (_, resource) in by_path {
+    for (path, routes) in by_path {
+        let mut resource = web::resource(path).app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(error::json_error),
+        );
+        for route in routes {
+            resource = resource.route(route);
+        }
         cfg.service(resource);
     }
     cfg.service(webhook)

@@ -66,6 +66,7 @@ use crate::store::{AppProject, Application};
         repositories::list,
         repositories::create,
         repositories::delete,
+        crate::api::session::exchange,
     ),
     components(schemas(
         ErrorBody,

@@ -132,7 +132,11 @@ pub async fn delete(
             let role = role_mut(roles, &path.role).ok_or_else(missing)?;
             let list = role["jwtTokens"].as_array_mut().ok_or_else(missing)?;
             let before = list.len();
-            list.retain(|t| t["id"] != path.id.as_str() && t["iat"].to_string() != path.id);
+            list.retain(|t| {
+                t["id"] != path.id.as_str()
+                    && t["iat"].as_i64().map(|iat| iat.to_string()).as_deref()
+                        != Some(path.id.as_str())
+            });
             if list.len() == before {
                 return Err(missing());
             }

@@ -175,6 +175,56 @@ pub async fn create(
     Ok(HttpResponse::Ok().json(SessionToken { token }))
 }
 
+/// A one-time login code from the browser (`capstan login --sso`) and the verifier of the
+/// challenge the CLI sent with it.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ExchangeRequest {
+    pub code: String,
+    pub verifier: String,
+}
+
+/// `POST /api/v1/session/exchange`: a session token for a one-time code the browser handed the
+/// CLI after any browser login (see `crate::ui::cli_login`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/session/exchange",
+    tag = "session",
+    request_body = ExchangeRequest,
+    // No credential but the code itself.
+    security(()),
+    responses(
+        (status = 200, description = "Signed in", body = SessionToken),
+        (status = 401, description = "Invalid, expired, spent or another client's code", body = crate::api::error::ErrorBody),
+    )
+)]
+pub async fn exchange(
+    state: web::Data<ApiState>,
+    body: web::Json<ExchangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let code = state
+        .auth
+        .handoff
+        .check(&body.code, &body.verifier)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let first = state
+        .auth
+        .accounts
+        .spend_once(&code.jti, code.exp)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !first {
+        tracing::warn!(user = %code.identity.user, "a CLI login code was presented twice");
+        return Err(ApiError::Unauthorized("login code already used".into()));
+    }
+    let (token, _) = state
+        .auth
+        .sessions
+        .issue(&code.identity)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(user = %code.identity.user, source = code.identity.source.as_str(), "CLI login");
+    Ok(HttpResponse::Ok().json(SessionToken { token }))
+}
+
 /// `DELETE /api/v1/session`: logs the session out, on every replica.
 #[utoipa::path(
     delete,

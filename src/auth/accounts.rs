@@ -466,6 +466,21 @@ impl Accounts {
         .await
     }
 
+    /// Spends a one-time id (a CLI login code) on every replica: true the first time, false when
+    /// it was spent before. The check and the write are one compare-and-swap on the Secret.
+    pub async fn spend_once(&self, jti: &str, exp: i64) -> Result<bool, AccountError> {
+        self.modify(|s| {
+            if s.revoked.contains_key(jti) {
+                return Ok(false);
+            }
+            let now = jiff::Timestamp::now().as_second();
+            s.revoked.retain(|_, e| *e > now);
+            s.revoked.insert(jti.to_owned(), exp);
+            Ok(true)
+        })
+        .await
+    }
+
     /// Whether a session id was revoked (logout).
     pub fn is_revoked(&self, jti: &str) -> bool {
         self.read().revoked.contains_key(jti)

@@ -4,7 +4,9 @@
 
 pub mod accounts;
 pub mod backoff;
+pub mod handoff;
 pub mod identity;
+pub mod oidc;
 pub mod session_token;
 
 use std::sync::Arc;
@@ -22,4 +24,8 @@ pub struct Auth {
     pub sessions: SessionSigner,
     /// Failed-login backoff.
     pub backoff: LoginBackoff,
+    /// One-time codes that hand a browser login to the CLI.
+    pub handoff: handoff::HandoffSigner,
+    /// The OpenID Connect provider, when `[auth.oidc]` is configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }

@@ -1,23 +1,23 @@
 //! Where the CLI finds its server and token when no flag or environment variable names them:
 //! `$XDG_CONFIG_HOME/capstan/config.yaml`, else `~/.config/capstan/config.yaml` (keys `server`,
-//! `token`; `capstan login` is meant to write it).
+//! `token`; `capstan login` writes it, readable by its owner only).
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The server used when nothing names one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// The client config file's contents; every key optional.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// Server URL.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// API bearer token.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
 
@@ -33,6 +33,9 @@ pub enum ClientConfigError {
     /// Not YAML of the expected shape.
     #[error("parsing {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// Could not be written.
+    #[error("writing {path}: {message}")]
+    Write { path: PathBuf, message: String },
 }
 
 /// The config file's path from the environment; None when neither variable is set.
@@ -77,6 +80,19 @@ impl ClientConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })
+    }
+
+    /// Writes the file readable by its owner only (0600, directory 0700): it holds a token.
+    pub fn save(&self, path: &Path) -> Result<(), ClientConfigError> {
+        let failed = |message: String| ClientConfigError::Write {
+            path: path.to_owned(),
+            message,
+        };
+        let text = serde_saphyr::to_string(self).map_err(|e| failed(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            crate::private_fs::create_dir(dir).map_err(|e| failed(e.to_string()))?;
+        }
+        crate::private_fs::write_replacing(path, text.as_bytes()).map_err(|e| failed(e.to_string()))
     }
 
     /// The server to use: the flag or environment first, then this file, then the default.
@@ -124,6 +140,18 @@ mod tests {
         assert_eq!(config.server(Some("http://flag".into())), "http://flag");
         assert_eq!(config.token(None).as_deref(), Some("t0k"));
         assert_eq!(ClientConfig::default().server(None), DEFAULT_SERVER);
+        let saved = ClientConfig {
+            server: Some("https://cd.example".into()),
+            token: None,
+        };
+        saved.save(&path).expect("saves");
+        assert_eq!(ClientConfig::load(&path).expect("parses"), saved);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "the file holding a token is readable by others"
+        );
         std::fs::write(&path, "sever: typo\n").expect("write");
         let err = ClientConfig::load(&path).expect_err("an unknown key is refused");
         assert!(err.to_string().contains("config.yaml"), "{err}");

@@ -6,6 +6,7 @@ pub mod app_view;
 pub mod client_config;
 pub mod cluster;
 pub mod docs;
+pub mod login;
 pub mod project_view;
 pub mod queue;
 pub mod render;

@@ -23,6 +23,16 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     token: String,
+    /// The local path to open after login (e.g. the CLI's hand-off page).
+    #[serde(default)]
+    return_to: String,
+}
+
+/// `?return_to=` of the login page.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    return_to: String,
 }
 
 /// The logout form (its CSRF token, so another site cannot log a user out).
@@ -32,12 +42,41 @@ pub struct LogoutForm {
 }
 
 /// The single sign-on buttons of the login page: (label, href) for each configured source.
+/// Every SSO route takes `?return_to=LOCAL_PATH` and hands it to [`open_session`].
 pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
-    let _ = state;
-    Vec::new()
+    let mut links = Vec::new();
+    if let Some(oidc) = &state.auth.oidc {
+        links.push((
+            oidc.name().to_owned(),
+            super::sso_oidc::LOGIN_PATH.to_owned(),
+        ));
+    }
+    links
 }
 
-fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+/// The login page with `message` as its error: how SSO callbacks report a refused login.
+pub fn failed_login(state: &ApiState, status: StatusCode, message: &str) -> HttpResponse {
+    login_page(state, status, Some(message), "")
+}
+
+/// `href` with `?return_to=` appended when there is somewhere to return to.
+fn with_return_to(href: &str, return_to: &str) -> String {
+    if return_to.is_empty() {
+        return href.to_owned();
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", return_to)
+        .finish();
+    let sep = if href.contains('?') { '&' } else { '?' };
+    format!("{href}{sep}{query}")
+}
+
+fn login_page(
+    state: &ApiState,
+    status: StatusCode,
+    error: Option<&str>,
+    return_to: &str,
+) -> HttpResponse {
     let sso = sso_links(state);
     super::html(
         status,
@@ -56,12 +95,15 @@ fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> Http
                         input id="username" name="username" type="text" autocomplete="username" autofocus;
                         label for="password" { "Password" }
                         input id="password" name="password" type="password" autocomplete="current-password";
+                        @if !return_to.is_empty() {
+                            input type="hidden" name="return_to" value=(return_to);
+                        }
                         button type="submit" { "Sign in" }
                     }
                     @if !sso.is_empty() {
                         ul class="sso" aria-label="Single sign-on" {
                             @for (label, href) in &sso {
-                                li { a class="button sso" href=(href) { "Log in via " (label) } }
+                                li { a class="button sso" href=(with_return_to(href, return_to)) { "Log in via " (label) } }
                             }
                         }
                     }
@@ -75,6 +117,9 @@ fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> Http
                                 "The token the CLI uses (" code { "api.token" } ", or "
                                 code { "<data_dir>/api-token" } ")."
                             }
+                            @if !return_to.is_empty() {
+                                input type="hidden" name="return_to" value=(return_to);
+                            }
                             button type="submit" { "Log in" }
                         }
                     }
@@ -85,13 +130,28 @@ fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> Http
 }
 
 /// `GET /login`.
-pub async fn form(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+pub async fn form(
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let return_to = local_path(&query.return_to);
     if super::session_of(&req, &state).is_some() {
         return HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/"))
+            .insert_header((header::LOCATION, return_to))
             .finish();
     }
-    login_page(&state, StatusCode::OK, None)
+    login_page(&state, StatusCode::OK, None, &query.return_to)
+}
+
+/// `to` when it is a path on this site, else `/`: an open redirect would hand a session to
+/// another site.
+pub fn local_path(to: &str) -> &str {
+    if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') {
+        to
+    } else {
+        "/"
+    }
 }
 
 /// Opens a browser session for `identity` and sends the browser to `to` (a local path): the end
@@ -110,16 +170,12 @@ pub fn open_session(
                 state,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("The session could not be opened."),
+                "",
             );
         }
     };
     tracing::info!(user = %identity.user, source = identity.source.as_str(), "UI login");
-    // Only a path on this site: an open redirect would hand the session to another.
-    let to = if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') {
-        to
-    } else {
-        "/"
-    };
+    let to = local_path(to);
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .cookie(session_cookie(req, token))
@@ -140,13 +196,14 @@ pub async fn submit(
                 &state,
                 StatusCode::UNAUTHORIZED,
                 Some("That token is not valid."),
+                &form.return_to,
             );
         }
         return open_session(
             &req,
             &state,
             &Identity::new(TOKEN_ACCOUNT, Source::Token),
-            "/",
+            &form.return_to,
         );
     }
     match password_login(
@@ -157,24 +214,30 @@ pub async fn submit(
     )
     .await
     {
-        Ok(identity) => open_session(&req, &state, &identity, "/"),
-        Err(ApiError::TooManyRequests { message, .. }) => {
-            login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&message))
-        }
+        Ok(identity) => open_session(&req, &state, &identity, &form.return_to),
+        Err(ApiError::TooManyRequests { message, .. }) => login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&message),
+            &form.return_to,
+        ),
         Err(_) => login_page(
             &state,
             StatusCode::UNAUTHORIZED,
             Some("Invalid username or password."),
+            &form.return_to,
         ),
     }
 }
 
-/// `POST /logout`: ends the session everywhere and clears the cookie.
+/// `POST /logout`: ends the session everywhere and clears the cookie; a session from an OIDC
+/// provider with an `end_session_endpoint` then ends at the provider too.
 pub async fn logout(
     req: HttpRequest,
     form: web::Form<LogoutForm>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
+    let mut at_provider = None;
     if let Some(session) = super::session_of(&req, &state) {
         if !secret::ct_eq(&secret::SecretString::from(session.csrf), &form.csrf) {
             return HttpResponse::Forbidden().body("wrong CSRF token");
@@ -188,6 +251,37 @@ pub async fn logout(
             tracing::error!(error = %e, "logout could not revoke the session");
             return HttpResponse::InternalServerError().body("logout failed; try again");
         }
+        if session.identity.source == Source::Oidc
+            && let Some(oidc) = &state.auth.oidc
+        {
+            at_provider = oidc
+                .end_session_url(&oidc.login_page_url())
+                .await
+                .map(|url| (oidc.name().to_owned(), url));
+        }
+    }
+    if let Some((name, url)) = at_provider {
+        // A page, not a redirect: `form-action 'self'` forbids a form's redirect to another site.
+        let mut resp = super::html(
+            StatusCode::OK,
+            page(
+                "Logged out",
+                None,
+                Nav::None,
+                html! {
+                    (maud::PreEscaped(format!(
+                        r#"<meta http-equiv="refresh" content="0;url={}">"#,
+                        maud::html! { (url) }.into_string()
+                    )))
+                    section class="login" {
+                        h1 { "Logged out of Capstan" }
+                        p { "Signing out at " (name) "… " a id="end-session" href=(url) { "continue" } }
+                    }
+                },
+            ),
+        );
+        let _ = resp.add_cookie(&cleared_cookie());
+        return resp;
     }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))

@@ -7,11 +7,13 @@ pub mod application;
 pub mod applications;
 pub mod assets;
 pub mod badges;
+pub mod cli_login;
 pub mod clusters;
 pub mod create;
 pub mod layout;
 pub mod login;
 pub mod projects;
+pub mod sso_oidc;
 pub mod stream;
 
 use actix_web::http::header;
@@ -22,7 +24,9 @@ use crate::api::session::Session;
 
 /// Mounts the pages, the assets and the event stream.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(applications::list))
+    cfg.configure(sso_oidc::configure)
+        .configure(cli_login::configure)
+        .route("/", web::get().to(applications::list))
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))

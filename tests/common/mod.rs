@@ -1,5 +1,6 @@
 //! Shared support for integration tests.
 
+pub mod browser;
 pub mod child;
 pub mod drip;
 pub mod git;

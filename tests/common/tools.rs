@@ -1,4 +1,5 @@
-//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver):
+//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver, npm's
+//! oidc-provider):
 //! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
 //! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
@@ -6,10 +7,13 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// The oidc-provider version `scripts/install-tools oidc-provider` installs (keep both equal).
+pub const OIDC_PROVIDER_VERSION: &str = "9.13.3";
+
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"), installing it
-/// when missing.
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"; for
+/// "oidc-provider" the directory holding its node_modules), installing it when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
@@ -31,6 +35,18 @@ pub fn require(tool: &str) -> PathBuf {
 }
 
 fn locate(tool: &str) -> Option<PathBuf> {
+    if tool == "oidc-provider" {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        let dir = cache
+            .join("capstan-tools")
+            .join(format!("oidc-provider-{OIDC_PROVIDER_VERSION}"));
+        return dir
+            .join("node_modules/oidc-provider/package.json")
+            .is_file()
+            .then_some(dir);
+    }
     if tool == "sshd" {
         let path = PathBuf::from("/usr/sbin/sshd");
         return path.is_file().then_some(path);
