@@ -51,6 +51,9 @@ pub struct AuthSettings {
     pub max_login_failures_per_address: u32,
     /// The window failed logins are counted in.
     pub login_failure_window_secs: u64,
+    /// GitHub (or GitHub Enterprise Server) login through an OAuth App.
+    #[serde(default)]
+    pub github: Option<crate::auth::github::GithubSettings>,
 }
 
 /// A local account from configuration.

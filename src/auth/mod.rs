@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod backoff;
+pub mod github;
 pub mod identity;
 pub mod session_token;
 
@@ -22,4 +23,6 @@ pub struct Auth {
     pub sessions: SessionSigner,
     /// Failed-login backoff.
     pub backoff: LoginBackoff,
+    /// GitHub login, when `[auth.github]` is configured.
+    pub github: Option<github::GitHub>,
 }

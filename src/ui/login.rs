@@ -33,11 +33,15 @@ pub struct LogoutForm {
 
 /// The single sign-on buttons of the login page: (label, href) for each configured source.
 pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
-    let _ = state;
-    Vec::new()
+    let mut links = Vec::new();
+    if state.auth.github.is_some() {
+        links.push(("GitHub".to_owned(), super::github::LOGIN_PATH.to_owned()));
+    }
+    links
 }
 
-fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+/// The login page, with `error` said above the form (a refused password or single sign-on).
+pub fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> HttpResponse {
     let sso = sso_links(state);
     super::html(
         status,

@@ -3,6 +3,7 @@
 pub mod child;
 pub mod drip;
 pub mod git;
+pub mod github_api;
 pub mod git_http;
 pub mod sshd;
 pub mod tcp_proxy;
