@@ -71,7 +71,10 @@ policy_csv = """
     let app = spawn_app(Options {
         config_toml,
         extra_env: vec![
-            ("CAPSTAN__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "CAPSTAN__SERVER__LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ),
             (
                 "CAPSTAN__AUTH__GITHUB__CLIENT_SECRET".into(),
                 gh.client_secret.clone(),
@@ -127,13 +130,18 @@ fn csrf_in(page: &str) -> String {
 
 /// The error a login page shows.
 fn login_error(page: &str) -> &str {
-    let start = page.find(r#"id="login-error""#).expect("the page shows an error");
+    let start = page
+        .find(r#"id="login-error""#)
+        .expect("the page shows an error");
     let end = page[start..].find("</p>").map_or(page.len(), |e| start + e);
     &page[start..end]
 }
 
 /// Signs `login` in to GitHub in a fresh browser and follows "Log in via GitHub" to the end.
-async fn github_login(setup: &Setup, login: &str) -> (reqwest::Response, reqwest::Client, Arc<Jar>) {
+async fn github_login(
+    setup: &Setup,
+    login: &str,
+) -> (reqwest::Response, reqwest::Client, Arc<Jar>) {
     let (client, jar) = browser(&setup.gh, true);
     setup.gh.sign_in(&client, login).await;
     let resp = client
@@ -175,7 +183,8 @@ async fn a_github_team_maps_to_a_role_that_may_sync_one_app_but_not_another_unti
         .await
         .expect("text");
     assert!(
-        login_page.contains(r#"href="/auth/github/login""#) && login_page.contains("Log in via GitHub"),
+        login_page.contains(r#"href="/auth/github/login""#)
+            && login_page.contains("Log in via GitHub"),
         "the login page offers GitHub: {login_page}"
     );
 
@@ -239,7 +248,10 @@ async fn a_github_team_maps_to_a_role_that_may_sync_one_app_but_not_another_unti
         .await
         .expect("logout");
     assert_eq!(out.url().path(), "/login");
-    assert!(session_cookie(app, &jar).is_none(), "logout clears the cookie");
+    assert!(
+        session_cookie(app, &jar).is_none(),
+        "logout clears the cookie"
+    );
     // Someone who kept the old cookie gets nothing with it.
     let stale = reqwest::Client::new()
         .get(format!("{}/api/v1/session/userinfo", app.address))
@@ -274,14 +286,20 @@ async fn start_login(setup: &Setup, client: &reqwest::Client) -> (String, String
         .to_str()
         .expect("ascii")
         .to_owned();
-    let to_github = start.headers()["location"].to_str().expect("ascii").to_owned();
+    let to_github = start.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(
         to_github.starts_with(&format!("{}/login/oauth/authorize?", setup.gh.url)),
         "{to_github}"
     );
     let back = client.get(&to_github).send().await.expect("authorize");
     assert_eq!(back.status(), 302, "GitHub sends the browser back");
-    let callback = back.headers()["location"].to_str().expect("ascii").to_owned();
+    let callback = back.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert!(
         callback.starts_with(&format!("{}/auth/github/callback?code=", setup.app.address)),
         "{callback}"
@@ -306,7 +324,10 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_or_a_bad_code_opens_n
         "Path=/auth/github/callback",
         "Max-Age=600",
     ] {
-        assert!(a_cookie.contains(flag), "state cookie lacks {flag}: {a_cookie}");
+        assert!(
+            a_cookie.contains(flag),
+            "state cookie lacks {flag}: {a_cookie}"
+        );
     }
     let a_state = a_cookie
         .split(';')
@@ -323,11 +344,10 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_or_a_bad_code_opens_n
     let refused = |resp: reqwest::Response, status: u16, says: &'static str| async move {
         assert_eq!(resp.status(), status);
         assert!(
-            !resp
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .any(|c| c.to_str().unwrap_or_default().starts_with("capstan_session=")),
+            !resp.headers().get_all("set-cookie").iter().any(|c| c
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("capstan_session=")),
             "a refused login set a session cookie"
         );
         let page = resp.text().await.expect("page");
@@ -399,7 +419,12 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_or_a_bad_code_opens_n
 
     // A person who clicks "Cancel" on GitHub.
     let (declined, _, dora_jar) = github_login(&setup, "dora").await;
-    refused(declined, 401, "The user has denied your application access.").await;
+    refused(
+        declined,
+        401,
+        "The user has denied your application access.",
+    )
+    .await;
     assert!(session_cookie(app, &dora_jar).is_none());
 }
 
@@ -426,7 +451,10 @@ async fn only_members_of_the_allowed_teams_sign_in_and_a_local_account_name_is_r
             "{page}"
         );
         assert!(!page.contains("viewers"), "the page reveals the allowlist");
-        assert!(session_cookie(app, &jar).is_none(), "{outsider} got a session");
+        assert!(
+            session_cookie(app, &jar).is_none(),
+            "{outsider} got a session"
+        );
     }
 
     let (resp, _, jar) = github_login(&setup, "admin").await;
@@ -436,7 +464,10 @@ async fn only_members_of_the_allowed_teams_sign_in_and_a_local_account_name_is_r
         login_error(&page).contains("has the name of a local Capstan account"),
         "{page}"
     );
-    assert!(session_cookie(app, &jar).is_none(), "GitHub's admin became Capstan's");
+    assert!(
+        session_cookie(app, &jar).is_none(),
+        "GitHub's admin became Capstan's"
+    );
 
     let (landed, client, _) = github_login(&setup, "carol").await;
     assert_eq!(landed.status(), 200);

@@ -150,9 +150,10 @@ impl GitHub {
         let authorize_url = endpoint("login/oauth/authorize")?;
         let token_url = endpoint("login/oauth/access_token")?;
         let ca = match &settings.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                GithubError::Config(format!("ca_file {}: {e}", path.display()))
-            })?),
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| GithubError::Config(format!("ca_file {}: {e}", path.display())))?,
+            ),
             None => None,
         };
         let rest = rest::Rest::new(rest::Endpoints {

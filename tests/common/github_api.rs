@@ -162,7 +162,12 @@ async fn sign_in(query: web::Query<SignIn>, gh: web::Data<Shared>) -> HttpRespon
         return HttpResponse::Unauthorized().body("Incorrect username or password.");
     }
     HttpResponse::Ok()
-        .cookie(Cookie::build(SIGNED_IN, query.login.clone()).path("/").http_only(true).finish())
+        .cookie(
+            Cookie::build(SIGNED_IN, query.login.clone())
+                .path("/")
+                .http_only(true)
+                .finish(),
+        )
         .body("signed in")
 }
 
@@ -185,7 +190,10 @@ async fn authorize(
     if query.client_id != gh.client_id {
         return HttpResponse::NotFound().body("Not Found");
     }
-    let redirect = query.redirect_uri.clone().unwrap_or_else(|| gh.callback.clone());
+    let redirect = query
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| gh.callback.clone());
     if redirect != gh.callback {
         // GitHub shows this page instead of redirecting anywhere.
         return HttpResponse::BadRequest()
@@ -289,7 +297,9 @@ async fn access_token(
         .expect("tokens")
         .insert(token.clone(), login);
     gh.exchanges.fetch_add(1, Ordering::SeqCst);
-    answer(json!({ "access_token": token, "token_type": "bearer", "scope": "read:org,read:user,user:email" }))
+    answer(
+        json!({ "access_token": token, "token_type": "bearer", "scope": "read:org,read:user,user:email" }),
+    )
 }
 
 fn form_encoded(pairs: &[(String, String)]) -> String {
@@ -309,7 +319,10 @@ fn caller(req: &HttpRequest, gh: &Shared) -> Result<GithubUser, HttpResponse> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        });
     let unauthorized = |message: &str| {
         HttpResponse::Unauthorized().json(json!({ "message": message,
             "documentation_url": "https://docs.github.com/rest", "status": "401" }))
@@ -375,8 +388,17 @@ fn paginated(gh: &Shared, path: &str, query: &Page, all: Vec<Value>) -> HttpResp
     let per_page = query.per_page.unwrap_or(30).clamp(1, 100);
     let page = query.page.unwrap_or(1).max(1);
     let last = all.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-    let link = |p: usize, rel: &str| format!("<{}{path}?per_page={per_page}&page={p}>; rel=\"{rel}\"", gh.base);
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let link = |p: usize, rel: &str| {
+        format!(
+            "<{}{path}?per_page={per_page}&page={p}>; rel=\"{rel}\"",
+            gh.base
+        )
+    };
     let mut links = Vec::new();
     if page < last {
         links.push(link(page + 1, "next"));

@@ -27,7 +27,9 @@ pub struct Membership {
 
 /// The user belongs to none of the allowed organisations or teams.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the GitHub user {user:?} is not a member of the required organisations or teams ({required})")]
+#[error(
+    "the GitHub user {user:?} is not a member of the required organisations or teams ({required})"
+)]
 pub struct NotAllowed {
     pub user: String,
     /// The allowlist, as `org` or `org:team` entries.
@@ -61,7 +63,8 @@ impl Membership {
                 .iter()
                 .filter(|t| t.org.eq_ignore_ascii_case(org))
                 .filter(|t| {
-                    rule.teams.is_empty() || rule.teams.iter().any(|r| r.eq_ignore_ascii_case(&t.slug))
+                    rule.teams.is_empty()
+                        || rule.teams.iter().any(|r| r.eq_ignore_ascii_case(&t.slug))
                 })
                 .collect();
             if !rule.teams.is_empty() && teams.is_empty() {
@@ -126,19 +129,31 @@ mod tests {
     fn without_an_allowlist_every_org_and_team_is_a_group() {
         assert_eq!(
             alice().groups("alice", &[]).expect("allowed"),
-            ["acme", "hidden-org", "hobby", "acme:deployers", "acme:qa", "hidden-org:ops"]
+            [
+                "acme",
+                "hidden-org",
+                "hobby",
+                "acme:deployers",
+                "acme:qa",
+                "hidden-org:ops"
+            ]
         );
     }
 
     #[test]
     fn an_allowlist_admits_members_and_keeps_only_its_groups() {
         assert_eq!(
-            alice().groups("alice", &[rule("ACME", &[])]).expect("allowed"),
+            alice()
+                .groups("alice", &[rule("ACME", &[])])
+                .expect("allowed"),
             ["acme", "acme:deployers", "acme:qa"]
         );
         assert_eq!(
             alice()
-                .groups("alice", &[rule("acme", &["deployers"]), rule("hidden-org", &[])])
+                .groups(
+                    "alice",
+                    &[rule("acme", &["deployers"]), rule("hidden-org", &[])]
+                )
                 .expect("allowed"),
             ["acme", "acme:deployers", "hidden-org", "hidden-org:ops"]
         );

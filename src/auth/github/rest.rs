@@ -147,7 +147,10 @@ impl Rest {
     pub async fn user(&self, token: &SecretString) -> Result<String, RestError> {
         let url = self.api("user")?;
         let response = self.get(token, url, "the user").await?;
-        let user: User = response.json().await.map_err(|e| malformed("the user", e))?;
+        let user: User = response
+            .json()
+            .await
+            .map_err(|e| malformed("the user", e))?;
         Ok(user.login)
     }
 
@@ -260,7 +263,11 @@ fn next_link(value: &str) -> Option<&str> {
         params
             .split(';')
             .filter_map(|p| p.trim().strip_prefix("rel="))
-            .any(|rel| rel.trim_matches('"').split_whitespace().any(|r| r == "next"))
+            .any(|rel| {
+                rel.trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r == "next")
+            })
             .then_some(target)
     })
 }
@@ -278,7 +285,10 @@ mod tests {
         );
         let last_page = r#"<https://api.github.com/user/teams?page=1>; rel="prev", <https://api.github.com/user/teams?page=1>; rel="first""#;
         assert_eq!(next_link(last_page), None);
-        assert_eq!(next_link("<https://x/y?page=2>; rel=next"), Some("https://x/y?page=2"));
+        assert_eq!(
+            next_link("<https://x/y?page=2>; rel=next"),
+            Some("https://x/y?page=2")
+        );
         assert_eq!(next_link("garbage"), None);
     }
 }
