@@ -308,12 +308,31 @@ fn form_encoded(pairs: &[(String, String)]) -> String {
     url.query().unwrap_or_default().to_owned()
 }
 
-/// The user the request's token belongs to, or GitHub's 401/403.
-fn caller(req: &HttpRequest, gh: &Shared) -> Result<GithubUser, HttpResponse> {
+/// Why the REST API refuses a request, as GitHub answers it.
+enum Refusal {
+    /// No `User-Agent` header: 403.
+    NoUserAgent,
+    /// No or an unknown token: 401 with this message.
+    Unauthenticated(&'static str),
+}
+
+impl Refusal {
+    fn response(self) -> HttpResponse {
+        match self {
+            Refusal::NoUserAgent => HttpResponse::Forbidden().body(
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            ),
+            Refusal::Unauthenticated(message) => HttpResponse::Unauthorized().json(
+                json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": "401" }),
+            ),
+        }
+    }
+}
+
+/// The user the request's token belongs to.
+fn caller(req: &HttpRequest, gh: &Shared) -> Result<GithubUser, Refusal> {
     if req.headers().get(header::USER_AGENT).is_none() {
-        return Err(HttpResponse::Forbidden().body(
-            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
-        ));
+        return Err(Refusal::NoUserAgent);
     }
     let token = req
         .headers()
@@ -322,25 +341,19 @@ fn caller(req: &HttpRequest, gh: &Shared) -> Result<GithubUser, HttpResponse> {
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("token "))
-        });
-    let unauthorized = |message: &str| {
-        HttpResponse::Unauthorized().json(json!({ "message": message,
-            "documentation_url": "https://docs.github.com/rest", "status": "401" }))
-    };
-    let Some(token) = token else {
-        return Err(unauthorized("Requires authentication"));
-    };
+        })
+        .ok_or(Refusal::Unauthenticated("Requires authentication"))?;
     let login = gh.tokens.lock().expect("tokens").get(token).cloned();
     login
         .and_then(|l| gh.users.get(&l).cloned())
-        .ok_or_else(|| unauthorized("Bad credentials"))
+        .ok_or(Refusal::Unauthenticated("Bad credentials"))
 }
 
 async fn user(req: HttpRequest, gh: web::Data<Shared>) -> HttpResponse {
     match caller(&req, &gh) {
         Ok(u) => HttpResponse::Ok().json(json!({ "login": u.login, "id": 1000, "type": "User",
             "url": format!("{}/api/v3/users/{}", gh.base, u.login) })),
-        Err(refused) => refused,
+        Err(refused) => refused.response(),
     }
 }
 
@@ -361,7 +374,7 @@ async fn orgs(req: HttpRequest, query: web::Query<Page>, gh: web::Data<Shared>) 
                 .collect();
             paginated(&gh, "/api/v3/user/orgs", &query, all)
         }
-        Err(refused) => refused,
+        Err(refused) => refused.response(),
     }
 }
 
@@ -379,7 +392,7 @@ async fn teams(req: HttpRequest, query: web::Query<Page>, gh: web::Data<Shared>)
                 .collect();
             paginated(&gh, "/api/v3/user/teams", &query, all)
         }
-        Err(refused) => refused,
+        Err(refused) => refused.response(),
     }
 }
 
