@@ -9,7 +9,7 @@ mod common;
 #[path = "e2e/helpers.rs"]
 mod helpers;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::cookie::{CookieStore, Jar};
@@ -35,6 +35,7 @@ g, acme:viewers, role:readonly";
 /// Starts a fake GitHub holding `users` and a Capstan that signs people in there, admitting
 /// members of the teams `acme:deployers` and `acme:viewers`.
 async fn capstan_with_github(users: Vec<GithubUser>) -> Setup {
+    capture_logs();
     // The OAuth App's callback URL names Capstan's port, so the port is chosen first.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -89,6 +90,43 @@ policy_csv = """
         gh,
         _ca_dir: ca_dir,
     }
+}
+
+/// Every log line this test binary's Capstans write, as the `capstan serve` console shows them.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// Appends to [`LOGS`].
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts capturing logs (once per binary).
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,capstan=debug")
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        logs
+    });
+}
+
+/// What was logged so far.
+fn logged() -> String {
+    let logs = LOGS.get().expect("logs are captured");
+    String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned()
 }
 
 /// A browser: a cookie jar, the fake GitHub's CA trusted, and redirects followed (or not).
@@ -230,6 +268,18 @@ async fn a_github_team_maps_to_a_role_that_may_sync_one_app_but_not_another_unti
     })
     .await;
     assert!(app.config_map("web").await.is_some(), "web was applied");
+
+    let logs = logged();
+    assert!(
+        logs.contains("UI login") && logs.contains("user=alice"),
+        "the login is logged: {logs}"
+    );
+    for secret in setup.gh.secrets() {
+        assert!(
+            !logs.contains(&secret),
+            "a log line carries a GitHub code, token or the client secret"
+        );
+    }
 
     let refused = sync("db").await.expect("sync db");
     assert_eq!(refused.status(), 403);

@@ -77,6 +77,8 @@ struct Shared {
     tokens: Mutex<HashMap<String, String>>,
     /// Successful code exchanges.
     exchanges: AtomicUsize,
+    /// Every code and access token handed out.
+    issued: Mutex<Vec<String>>,
 }
 
 impl GithubApi {
@@ -97,6 +99,7 @@ impl GithubApi {
             codes: Mutex::default(),
             tokens: Mutex::default(),
             exchanges: AtomicUsize::new(0),
+            issued: Mutex::default(),
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -130,6 +133,13 @@ impl GithubApi {
     /// Codes traded for a token so far.
     pub fn exchanges(&self) -> usize {
         self.shared.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// The client secret and every code and access token handed out: what must never be logged.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.shared.issued.lock().expect("issued").clone();
+        secrets.push(self.client_secret.clone());
+        secrets
     }
 
     /// Signs `client` (with a cookie store) in to GitHub as `login`.
@@ -228,6 +238,7 @@ async fn authorize(
             .lock()
             .expect("codes")
             .insert(code.clone(), (user.login.clone(), redirect.clone()));
+        gh.issued.lock().expect("issued").push(code.clone());
         back.query_pairs_mut()
             .append_pair("code", &code)
             .append_pair("state", &query.state);
@@ -296,6 +307,7 @@ async fn access_token(
         .lock()
         .expect("tokens")
         .insert(token.clone(), login);
+    gh.issued.lock().expect("issued").push(token.clone());
     gh.exchanges.fetch_add(1, Ordering::SeqCst);
     answer(
         json!({ "access_token": token, "token_type": "bearer", "scope": "read:org,read:user,user:email" }),
