@@ -108,6 +108,18 @@ pub enum GithubError {
     LocalName(String),
 }
 
+/// What GitHub appends to the callback URL: `code` and `state`, or `error` when the user (or
+/// GitHub) declined.
+#[derive(Debug, Default, Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub state: String,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
 /// A configured GitHub login: the OAuth App, the endpoints and the states handed out.
 pub struct GitHub {
     client_id: String,
@@ -189,21 +201,31 @@ impl GitHub {
         (state, url)
     }
 
-    /// Accepts a callback's `state` once, if it is the one this browser's cookie holds.
-    pub fn check_state(&self, cookie_state: Option<&str>, state: &str) -> Result<(), StateRefused> {
-        self.states.redeem(cookie_state, state)
-    }
-
-    /// Ends a login: checks that `state` is the one this browser was given (and unused), trades
-    /// the code for an access token, and reads who the user is. The token is dropped on return.
+    /// Ends a login: checks that the callback's `state` is the one this browser's cookie holds
+    /// (and unused) before believing anything else in it, trades the code for an access token,
+    /// and reads who the user is. The token is dropped on return. `is_local_account` names the
+    /// local accounts a GitHub user or group may not pass for.
     pub async fn finish(
         &self,
         cookie_state: Option<&str>,
-        state: &str,
-        code: &str,
+        callback: &Callback,
         is_local_account: impl Fn(&str) -> bool,
     ) -> Result<Identity, GithubError> {
-        self.check_state(cookie_state, state)?;
+        self.states.redeem(cookie_state, &callback.state)?;
+        if let Some(code) = &callback.error {
+            return Err(RestError::Refused {
+                code: code.clone(),
+                description: callback
+                    .error_description
+                    .clone()
+                    .unwrap_or_else(|| "no description".into()),
+            }
+            .into());
+        }
+        let code = callback.code.as_str();
+        if code.is_empty() {
+            return Err(GithubError::NoCode);
+        }
         let token = self.rest.exchange(code).await?;
         let user = self.rest.user(&token).await?;
         let membership = Membership {

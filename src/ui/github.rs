@@ -6,13 +6,12 @@
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use tracing::Instrument;
 
 use super::login::{login_page, open_session};
 use crate::api::ApiState;
 use crate::api::auth::TOKEN_ACCOUNT;
-use crate::auth::github::{GithubError, RestError, STATE_TTL};
+use crate::auth::github::{Callback, GithubError, RestError, STATE_TTL};
 
 /// Where the login button points.
 pub const LOGIN_PATH: &str = "/auth/github/login";
@@ -25,18 +24,6 @@ const STATE_COOKIE: &str = "capstan_github_state";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(LOGIN_PATH, web::get().to(login))
         .route(CALLBACK_PATH, web::get().to(callback));
-}
-
-/// What GitHub appends to the callback URL.
-#[derive(Deserialize)]
-pub struct CallbackQuery {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    state: String,
-    /// Set instead of `code` when the user (or GitHub) declined.
-    error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// `GET /auth/github/login`: off to GitHub, with the state in a cookie.
@@ -57,7 +44,7 @@ pub async fn login(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse
 /// `GET /auth/github/callback?code&state`: a session, or the login page with the reason.
 pub async fn callback(
     req: HttpRequest,
-    query: web::Query<CallbackQuery>,
+    query: web::Query<Callback>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     // The request span records the URL with its one-use code; this handler's events hang off a
@@ -73,39 +60,16 @@ pub async fn callback(
     response
 }
 
-async fn finish(req: &HttpRequest, query: &CallbackQuery, state: &ApiState) -> HttpResponse {
+async fn finish(req: &HttpRequest, query: &Callback, state: &ApiState) -> HttpResponse {
     let Some(github) = &state.auth.github else {
         return HttpResponse::NotFound().body("GitHub login is not configured");
     };
     let cookie = req.cookie(STATE_COOKIE);
     let is_local_account =
         |name: &str| name == TOKEN_ACCOUNT || state.auth.accounts.get(name).is_ok();
-    // The state is checked before anything else in the query is believed or shown.
-    let outcome = match (&query.error, query.code.is_empty()) {
-        (Some(error), _) => github
-            .check_state(cookie.as_ref().map(|c| c.value()), &query.state)
-            .map_err(GithubError::from)
-            .and_then(|()| {
-                Err(GithubError::Rest(RestError::Refused {
-                    code: error.clone(),
-                    description: query
-                        .error_description
-                        .clone()
-                        .unwrap_or_else(|| "no description".into()),
-                }))
-            }),
-        (None, true) => Err(GithubError::NoCode),
-        (None, false) => {
-            github
-                .finish(
-                    cookie.as_ref().map(|c| c.value()),
-                    &query.state,
-                    &query.code,
-                    is_local_account,
-                )
-                .await
-        }
-    };
+    let outcome = github
+        .finish(cookie.as_ref().map(|c| c.value()), query, is_local_account)
+        .await;
     match outcome {
         Ok(identity) => open_session(req, state, &identity, "/"),
         Err(e) => {
