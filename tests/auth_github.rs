@@ -358,10 +358,12 @@ async fn start_login(setup: &Setup, client: &reqwest::Client) -> (String, String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callback_with_a_missing_wrong_or_replayed_state_or_a_bad_code_opens_no_session() {
+async fn a_missing_wrong_or_replayed_state_a_bad_code_or_a_github_refusal_opens_no_session() {
     let mut dora = GithubUser::new("dora", &["acme"], &[("acme", "deployers")]);
     dora.declines = true;
-    let setup = capstan_with_github(vec![alice(), dora]).await;
+    let mut sam = GithubUser::new("sam", &["acme"], &[("acme", "deployers")]);
+    sam.suspended = true;
+    let setup = capstan_with_github(vec![alice(), dora, sam]).await;
     let app = &setup.app;
     let (a, a_jar) = browser(&setup.gh, false);
     let (b, b_jar) = browser(&setup.gh, false);

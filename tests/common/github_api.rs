@@ -33,6 +33,8 @@ pub struct GithubUser {
     pub teams: Vec<(String, String)>,
     /// Clicks "Cancel" on the authorization page.
     pub declines: bool,
+    /// Suspended: the REST API answers 403 to their token.
+    pub suspended: bool,
 }
 
 impl GithubUser {
@@ -46,6 +48,7 @@ impl GithubUser {
                 .map(|(o, t)| (o.to_string(), t.to_string()))
                 .collect(),
             declines: false,
+            suspended: false,
         }
     }
 }
@@ -326,6 +329,8 @@ enum Refusal {
     NoUserAgent,
     /// No or an unknown token: 401 with this message.
     Unauthenticated(&'static str),
+    /// A suspended account: 403.
+    Suspended,
 }
 
 impl Refusal {
@@ -333,6 +338,9 @@ impl Refusal {
         match self {
             Refusal::NoUserAgent => HttpResponse::Forbidden().body(
                 "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            ),
+            Refusal::Suspended => HttpResponse::Forbidden().json(
+                json!({ "message": "Sorry. Your account was suspended.", "documentation_url": "https://docs.github.com/rest" }),
             ),
             Refusal::Unauthenticated(message) => HttpResponse::Unauthorized().json(
                 json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": "401" }),
@@ -356,9 +364,13 @@ fn caller(req: &HttpRequest, gh: &Shared) -> Result<GithubUser, Refusal> {
         })
         .ok_or(Refusal::Unauthenticated("Requires authentication"))?;
     let login = gh.tokens.lock().expect("tokens").get(token).cloned();
-    login
+    let user = login
         .and_then(|l| gh.users.get(&l).cloned())
-        .ok_or(Refusal::Unauthenticated("Bad credentials"))
+        .ok_or(Refusal::Unauthenticated("Bad credentials"))?;
+    if user.suspended {
+        return Err(Refusal::Suspended);
+    }
+    Ok(user)
 }
 
 async fn user(req: HttpRequest, gh: web::Data<Shared>) -> HttpResponse {
