@@ -70,7 +70,7 @@ policy_csv = """
         ca = ca_file.display().to_string(),
     );
     let app = spawn_app(Options {
-        config_toml,
+        extra_toml: config_toml,
         extra_env: vec![
             (
                 "CAPSTAN__SERVER__LISTEN".into(),

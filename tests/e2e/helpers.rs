@@ -41,8 +41,8 @@ pub struct Options {
     pub poll_interval_secs: u64,
     /// More `CAPSTAN__…` settings, layered last.
     pub extra_env: Vec<(String, String)>,
-    /// More of the configuration file (TOML), for settings the environment cannot express.
-    pub config_toml: String,
+    /// More configuration file lines (TOML), for settings env variables cannot spell (maps).
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -52,7 +52,7 @@ impl Default for Options {
             amqp_url: AMQP.into(),
             poll_interval_secs: 180,
             extra_env: Vec::new(),
-            config_toml: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -127,9 +127,9 @@ pub async fn spawn_app(opts: Options) -> TestApp {
     std::fs::write(
         &config_file,
         format!(
-            "[[git.credentials]]\nurl_prefix = {repo_prefix:?}\nusername = {GIT_USER:?}\npassword_file = {:?}\n{}",
-            password_file.display().to_string(),
-            opts.config_toml
+            "{}\n[[git.credentials]]\nurl_prefix = {repo_prefix:?}\nusername = {GIT_USER:?}\npassword_file = {:?}\n",
+            opts.extra_toml,
+            password_file.display().to_string()
         ),
     )
     .expect("write test config");
