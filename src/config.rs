@@ -54,6 +54,9 @@ pub struct AuthSettings {
     /// Single sign-on with an OpenID Connect provider.
     #[serde(default)]
     pub oidc: Option<crate::auth::oidc::OidcSettings>,
+    /// GitHub (or GitHub Enterprise Server) login through an OAuth App.
+    #[serde(default)]
+    pub github: Option<crate::auth::github::GithubSettings>,
 }
 
 /// A local account from configuration.

@@ -240,6 +240,12 @@ impl Service {
                 settings.auth.max_login_failures_per_address,
                 Duration::from_secs(settings.auth.login_failure_window_secs),
             ),
+            github: settings
+                .auth
+                .github
+                .as_ref()
+                .map(crate::auth::github::GitHub::new)
+                .transpose()?,
         });
         let rbac = crate::rbac::LivePolicy::start(
             settings.rbac.clone(),

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod backoff;
 pub mod handoff;
+pub mod github;
 pub mod identity;
 pub mod oidc;
 pub mod session_token;
@@ -28,4 +29,6 @@ pub struct Auth {
     pub handoff: handoff::HandoffSigner,
     /// The OpenID Connect provider, when `[auth.oidc]` is configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// GitHub login, when `[auth.github]` is configured.
+    pub github: Option<github::GitHub>,
 }

@@ -51,6 +51,9 @@ pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
             super::sso_oidc::LOGIN_PATH.to_owned(),
         ));
     }
+    if state.auth.github.is_some() {
+        links.push(("GitHub".to_owned(), super::github::LOGIN_PATH.to_owned()));
+    }
     links
 }
 

@@ -10,6 +10,7 @@ pub mod badges;
 pub mod cli_login;
 pub mod clusters;
 pub mod create;
+pub mod github;
 pub mod layout;
 pub mod login;
 pub mod projects;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
+        .configure(github::configure)
         .route("/ui/assets/{file}", web::get().to(assets::serve))
         .route("/create", web::get().to(create::show))
         .service(

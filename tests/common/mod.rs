@@ -5,6 +5,7 @@ pub mod child;
 pub mod drip;
 pub mod git;
 pub mod git_http;
+pub mod github_api;
 pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;
