@@ -51,6 +51,9 @@ pub struct AuthSettings {
     pub max_login_failures_per_address: u32,
     /// The window failed logins are counted in.
     pub login_failure_window_secs: u64,
+    /// An LDAP directory password logins fall back to (`[auth.ldap]`).
+    #[serde(default)]
+    pub ldap: Option<crate::auth::ldap::LdapSettings>,
 }
 
 /// A local account from configuration.

@@ -232,6 +232,13 @@ impl Service {
                 settings.auth.max_login_failures_per_address,
                 Duration::from_secs(settings.auth.login_failure_window_secs),
             ),
+            ldap: settings
+                .auth
+                .ldap
+                .as_ref()
+                .map(crate::auth::ldap::Directory::new)
+                .transpose()
+                .context("auth.ldap")?,
         });
         let rbac = crate::rbac::LivePolicy::start(
             settings.rbac.clone(),

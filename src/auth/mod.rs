@@ -1,10 +1,11 @@
 //! Who is asking: identities proved by the static token, local accounts and their API tokens,
-//! or single sign-on; the signed session tokens a login hands out; failed-login backoff.
+//! an LDAP directory, or single sign-on; the signed session tokens a login hands out; failed-login backoff.
 //! What an identity may do is [`crate::rbac`].
 
 pub mod accounts;
 pub mod backoff;
 pub mod identity;
+pub mod ldap;
 pub mod session_token;
 
 use std::sync::Arc;
@@ -22,4 +23,6 @@ pub struct Auth {
     pub sessions: SessionSigner,
     /// Failed-login backoff.
     pub backoff: LoginBackoff,
+    /// The LDAP directory password logins fall back to, when `[auth.ldap]` is configured.
+    pub ldap: Option<ldap::Directory>,
 }

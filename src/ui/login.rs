@@ -161,6 +161,9 @@ pub async fn submit(
         Err(ApiError::TooManyRequests { message, .. }) => {
             login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&message))
         }
+        Err(ApiError::Unavailable(message)) => {
+            login_page(&state, StatusCode::SERVICE_UNAVAILABLE, Some(&message))
+        }
         Err(_) => login_page(
             &state,
             StatusCode::UNAUTHORIZED,
