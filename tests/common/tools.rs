@@ -1,4 +1,5 @@
-//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver):
+//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver,
+//! slapd and ldapadd):
 //! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
 //! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
@@ -8,7 +9,8 @@ use std::sync::Mutex;
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"), installing it
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "slapd",
+/// "ldapadd"), installing it
 /// when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
@@ -31,8 +33,9 @@ pub fn require(tool: &str) -> PathBuf {
 }
 
 fn locate(tool: &str) -> Option<PathBuf> {
-    if tool == "sshd" {
-        let path = PathBuf::from("/usr/sbin/sshd");
+    // Daemons live in /usr/sbin, which is not on every user's PATH.
+    if tool == "sshd" || tool == "slapd" {
+        let path = PathBuf::from("/usr/sbin").join(tool);
         return path.is_file().then_some(path);
     }
     capstan::render::find_program(tool)
