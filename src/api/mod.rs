@@ -409,17 +409,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
         repositories = repositories.route(path, route);
     }
-    // Two prefixes (session, account), so a resource each rather than a scope.
+    // Two prefixes (session, account), so a resource per path rather than a scope. All methods
+    // of a path share one resource: a second resource for the same path would never be reached
+    // (the first answers 405 to the methods it lacks).
+    let mut by_path: Vec<(&str, Vec<actix_web::Route>)> = Vec::new();
     for (path, route) in scoped(RouteScope::Accounts, "") {
-        cfg.service(
-            web::resource(path)
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(64 * 1024)
-                        .error_handler(error::json_error),
-                )
-                .route(route),
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => by_path.push((path, vec![route])),
+        }
+    }
+    for (path, routes) in by_path {
+        let mut resource = web::resource(path).app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(error::json_error),
         );
+        for route in routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource);
     }
     cfg.service(webhook)
         .service(apps)
