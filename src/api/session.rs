@@ -107,10 +107,12 @@ pub async fn password_login(
     password: &str,
 ) -> Result<Identity, ApiError> {
     let username = username.trim();
+    // Directories match names without regard to case, so `Alice` must not buy a fresh count.
+    let backoff_key = username.to_lowercase();
     state
         .auth
         .backoff
-        .check(username, address)
+        .check(&backoff_key, address)
         .map_err(|e| ApiError::TooManyRequests {
             message: e.to_string(),
             retry_after_secs: e.retry_after.as_secs().max(1),
@@ -132,12 +134,12 @@ pub async fn password_login(
     };
     match checked {
         Ok(identity) => {
-            state.auth.backoff.succeeded(username);
+            state.auth.backoff.succeeded(&backoff_key);
             tracing::info!(user = %identity.user, source = identity.source.as_str(), "login");
             Ok(identity)
         }
         Err(ApiError::Unauthorized(message)) => {
-            state.auth.backoff.failed(username, address);
+            state.auth.backoff.failed(&backoff_key, address);
             tracing::info!(user = %username, %address, "login refused");
             Err(ApiError::Unauthorized(message))
         }
@@ -158,7 +160,9 @@ async fn ldap_login(
                 user = %identity.user,
                 "LDAP login refused: the directory names a local account"
             );
-            Err(ApiError::Unauthorized(LdapError::BadCredentials.to_string()))
+            Err(ApiError::Unauthorized(
+                LdapError::BadCredentials.to_string(),
+            ))
         }
         Ok(identity) => Ok(identity),
         Err(e @ LdapError::BadCredentials) => Err(ApiError::Unauthorized(e.to_string())),

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, ldap_escape};
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, ldap_escape,
+};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
@@ -385,10 +387,19 @@ fn values(entry: &SearchEntry, attribute: &str) -> Vec<String> {
         .collect()
 }
 
-/// `devs` of `cn=devs,ou=groups,dc=example,dc=org`.
+/// `devs` of `cn=devs,ou=groups,dc=example,dc=org`; `ops, oncall` of `cn=ops\, oncall,…`
+/// (RFC 4514: a backslash escapes the next character, which then ends nothing).
 fn first_rdn_value(dn: &str) -> Option<String> {
-    let first = dn.split(',').next()?;
-    let (_, value) = first.split_once('=')?;
+    let (_, rest) = dn.split_once('=')?;
+    let mut value = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next()),
+            ',' | '+' => break,
+            c => value.push(c),
+        }
+    }
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
 }
@@ -497,6 +508,10 @@ mod tests {
         assert_eq!(
             first_rdn_value("cn=devs,ou=groups,dc=example,dc=org").as_deref(),
             Some("devs")
+        );
+        assert_eq!(
+            first_rdn_value(r"cn=ops\, oncall,ou=groups,dc=example,dc=org").as_deref(),
+            Some("ops, oncall")
         );
         assert_eq!(first_rdn_value("garbage"), None);
     }

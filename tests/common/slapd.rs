@@ -164,7 +164,16 @@ impl Slapd {
         let file = self.dir.path().join("add.ldif");
         std::fs::write(&file, ldif).expect("write LDIF");
         let out = Command::new("ldapadd")
-            .args(["-x", "-H", &self.ldap_url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD, "-f"])
+            .args([
+                "-x",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                ROOT_DN,
+                "-w",
+                ROOT_PASSWORD,
+                "-f",
+            ])
             .arg(&file)
             .output()
             .expect("run ldapadd");
