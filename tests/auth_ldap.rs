@@ -86,6 +86,22 @@ async fn token_of(app: &TestApp, username: &str, password: &str) -> String {
     body["token"].as_str().expect("a token").to_owned()
 }
 
+/// The web UI's login form (no redirects followed); `username` and `password` are sent as is.
+async fn form_login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+        .post(format!("{}/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        // The tests' names and passwords need no percent-encoding.
+        .body(format!("username={username}&password={password}"))
+        .send()
+        .await
+        .expect("login form")
+}
+
 async fn userinfo(app: &TestApp, token: &str) -> reqwest::Response {
     http()
         .get(format!("{}/api/v1/session/userinfo", app.address))
@@ -189,6 +205,10 @@ async fn an_ldap_user_logs_in_over_start_tls_gets_their_groups_role_and_logout_e
     directory.stop();
     let (status, error, reason) = refusal(login(&app, "alice", "alice-pw-1").await).await;
     assert_eq!((status, reason.as_str()), (503, "unavailable"), "{error}");
+    let page = form_login(&app, "alice", "alice-pw-1").await;
+    assert_eq!(page.status(), 503);
+    let text = page.text().await.expect("login page");
+    assert!(text.contains("LDAP directory is unavailable"), "{text}");
     let admin_password =
         std::fs::read_to_string(app.data_dir.path().join("admin-password")).expect("admin pw");
     token_of(&app, "admin", admin_password.trim()).await;
@@ -243,6 +263,22 @@ async fn wrong_empty_injected_ambiguous_and_local_names_are_refused_over_ldaps()
             "the directory's {name} is not the local admin"
         );
     }
+
+    let browser = form_login(&app, "alice", "alice-pw-1").await;
+    assert_eq!(
+        browser.status(),
+        303,
+        "the web UI's form takes directory users"
+    );
+    assert!(
+        browser
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().is_ok_and(|c| c.starts_with("capstan_session="))),
+        "a session cookie"
+    );
+    assert_eq!(form_login(&app, "alice", "wrong").await.status(), 401);
 
     let alice = token_of(&app, "alice", "alice-pw-1").await;
     let me: Value = userinfo(&app, &alice).await.json().await.expect("userinfo");

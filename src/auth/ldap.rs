@@ -262,8 +262,8 @@ impl Directory {
         if let Some(search) = &self.group_search {
             groups.extend(self.search_groups(ldap, search, &user.dn, username).await?);
         }
-        // Last, so a wrong password costs the directory one bind more than a right one, not
-        // less: the searches above run whatever the password.
+        // The user's bind comes last: it replaces the connection's identity, and the searches
+        // above need the service account's read rights, which a user may lack.
         match ldap
             .with_timeout(self.timeout)
             .simple_bind(&user.dn, password)
