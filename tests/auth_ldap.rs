@@ -297,7 +297,7 @@ async fn wrong_empty_injected_ambiguous_and_local_names_are_refused_over_ldaps()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_directory_whose_certificate_is_not_trusted_is_refused() {
+async fn a_directory_whose_certificate_is_not_trusted_or_that_stalls_is_refused() {
     capstan::install_crypto_provider();
     let ca = TestCa::generate("directory CA");
     let other = TestCa::generate("someone else's CA");
@@ -347,6 +347,29 @@ async fn a_directory_whose_certificate_is_not_trusted_is_refused() {
         start_tls.login("alice", "alice-pw-1").await,
         Err(LdapError::Unavailable(_))
     ));
+    // A server that accepts the connection and then says nothing is cut off by the timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_url = format!("ldap://{}", silent.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    // Plain: the service bind waits; StartTLS: the upgrade does.
+    for start_tls in [false, true] {
+        let mut stalled = settings(silent_url.clone(), start_tls, Some(&untrusted), false);
+        stalled.timeout_secs = 1;
+        let stalled = Directory::new(&stalled).expect("settings");
+        assert!(matches!(
+            stalled.login("alice", "alice-pw-1").await,
+            Err(LdapError::Unavailable(_))
+        ));
+    }
+    held.abort();
+
     let insecure =
         Directory::new(&settings(directory.ldaps_url(), false, None, true)).expect("settings");
     let alice = insecure
