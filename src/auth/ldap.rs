@@ -504,6 +504,39 @@ mod tests {
     }
 
     #[test]
+    fn a_file_section_takes_the_defaults_and_the_password_comes_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("capstan.toml");
+        std::fs::write(
+            &file,
+            "[auth.ldap]\nurl = \"ldaps://ldap.example.org\"\nbind_dn = \"cn=capstan,dc=example,dc=org\"\n\
+             [auth.ldap.user_search]\nbase_dn = \"ou=people,dc=example,dc=org\"\n\
+             [auth.ldap.group_search]\nbase_dn = \"ou=groups,dc=example,dc=org\"\n",
+        )
+        .expect("write");
+        let env = [(
+            "CAPSTAN__AUTH__LDAP__BIND_PASSWORD".to_string(),
+            "from-env".to_string(),
+        )];
+        let settings = crate::config::Settings::load_from(Some(&file), env)
+            .expect("loads")
+            .auth
+            .ldap
+            .expect("the section");
+        assert_eq!(settings.user_search.filter, "(uid={username})");
+        assert_eq!(settings.user_search.username_attribute, "uid");
+        let groups = settings.group_search.as_ref().expect("group search");
+        assert_eq!(groups.filter, "(&(objectClass=groupOfNames)(member={dn}))");
+        assert_eq!(groups.name_attribute, "cn");
+        assert_eq!(settings.timeout_secs, 10);
+        assert_eq!(
+            settings.bind_password.as_ref().map(|p| p.expose_secret()),
+            Some("from-env")
+        );
+        assert!(Directory::new(&settings).is_ok());
+    }
+
+    #[test]
     fn a_group_dn_is_named_by_its_first_component() {
         assert_eq!(
             first_rdn_value("cn=devs,ou=groups,dc=example,dc=org").as_deref(),
