@@ -57,6 +57,9 @@ pub struct AuthSettings {
     /// GitHub (or GitHub Enterprise Server) login through an OAuth App.
     #[serde(default)]
     pub github: Option<crate::auth::github::GithubSettings>,
+    /// An LDAP directory password logins fall back to (`[auth.ldap]`).
+    #[serde(default)]
+    pub ldap: Option<crate::auth::ldap::LdapSettings>,
 }
 
 /// A local account from configuration.

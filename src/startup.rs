@@ -246,6 +246,13 @@ impl Service {
                 .as_ref()
                 .map(crate::auth::github::GitHub::new)
                 .transpose()?,
+            ldap: settings
+                .auth
+                .ldap
+                .as_ref()
+                .map(crate::auth::ldap::Directory::new)
+                .transpose()
+                .context("auth.ldap")?,
         });
         let rbac = crate::rbac::LivePolicy::start(
             settings.rbac.clone(),

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// Nothing was queued: the client should retry.
     #[error("not queued, retry later: {0}")]
     Queue(#[from] QueueError),
+    /// A service the request needs (an LDAP directory) cannot answer now: try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug on our side; the message names what failed, never a secret.
     #[error("{0}")]
     Internal(String),
@@ -134,6 +137,7 @@ impl ApiError {
             }
             ApiError::Store(StoreError::CrdNotEstablished) | ApiError::Queue(_) => "unavailable",
             ApiError::Store(_) => "bad_gateway",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -185,6 +189,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Store(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -318,6 +323,11 @@ mod tests {
                 ApiError::Unauthorized("missing bearer token".into()),
                 401,
                 "unauthorized",
+            ),
+            (
+                ApiError::Unavailable("the LDAP directory is unavailable".into()),
+                503,
+                "unavailable",
             ),
             (ApiError::Internal("bug".into()), 500, "internal"),
         ] {

@@ -1,7 +1,8 @@
-//! Sessions: `POST /api/v1/session` trades a local account's password for a session token (what
-//! `capstan login` keeps and the login page puts in a cookie), `DELETE` logs it out everywhere,
-//! `GET /api/v1/session/userinfo` says who is signed in. The cookie holds the signed session
-//! token itself (HttpOnly), never the API token; pages echo its CSRF token in `X-CSRF-Token`.
+//! Sessions: `POST /api/v1/session` trades a local account's or an LDAP user's password for a
+//! session token (what `capstan login` keeps and the login page puts in a cookie), `DELETE` logs
+//! it out everywhere, `GET /api/v1/session/userinfo` says who is signed in. The cookie holds the
+//! signed session token itself (HttpOnly), never the API token; pages echo its CSRF token in
+//! `X-CSRF-Token`.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiState;
 use super::auth::{Authenticated, session_claims};
 use super::error::ApiError;
+use crate::auth::ldap::LdapError;
 use crate::auth::{Claims, Identity};
 
 /// The cookie that carries the session token.
@@ -106,7 +108,9 @@ pub fn source_address(req: &HttpRequest) -> String {
 }
 
 /// The password check the API and the login page share: failed-login backoff first, then the
-/// local accounts.
+/// local accounts, then the LDAP directory (when configured) for names that are not local
+/// accounts. Failures of both count towards the backoff; a directory that cannot answer is a 503,
+/// not a wrong password, and does not count.
 pub async fn password_login(
     state: &ApiState,
     address: &str,
@@ -114,10 +118,12 @@ pub async fn password_login(
     password: &str,
 ) -> Result<Identity, ApiError> {
     let username = username.trim();
+    // Directories match names without regard to case, so `Alice` must not buy a fresh count.
+    let backoff_key = username.to_lowercase();
     state
         .auth
         .backoff
-        .check(username, address)
+        .check(&backoff_key, address)
         .map_err(|e| ApiError::TooManyRequests {
             message: e.to_string(),
             retry_after_secs: e.retry_after.as_secs().max(1),
@@ -125,24 +131,62 @@ pub async fn password_login(
     let accounts = state.auth.accounts.clone();
     let (user, pass) = (username.to_owned(), password.to_owned());
     // Hashing is deliberately slow; keep it off the async workers.
-    let checked = web::block(move || accounts.login(&user, &pass))
+    let local = web::block(move || accounts.login(&user, &pass))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let checked = match (local, &state.auth.ldap) {
+        (Ok(identity), _) => Ok(identity),
+        // A local account's name is never looked up in the directory: a directory entry named
+        // `admin` would otherwise log in as the administrator the policies name.
+        (Err(_), Some(directory)) if state.auth.accounts.get(username).is_err() => {
+            ldap_login(state, directory, username, password).await
+        }
+        (Err(e), _) => Err(ApiError::Unauthorized(e.to_string())),
+    };
     match checked {
         Ok(identity) => {
-            state.auth.backoff.succeeded(username);
+            state.auth.backoff.succeeded(&backoff_key);
             tracing::info!(user = %identity.user, source = identity.source.as_str(), "login");
             Ok(identity)
         }
-        Err(e) => {
-            state.auth.backoff.failed(username, address);
+        Err(ApiError::Unauthorized(message)) => {
+            state.auth.backoff.failed(&backoff_key, address);
             tracing::info!(user = %username, %address, "login refused");
-            Err(ApiError::Unauthorized(e.to_string()))
+            Err(ApiError::Unauthorized(message))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// A login through the LDAP directory; its identity must not take a local account's name either.
+async fn ldap_login(
+    state: &ApiState,
+    directory: &crate::auth::ldap::Directory,
+    username: &str,
+    password: &str,
+) -> Result<Identity, ApiError> {
+    match directory.login(username, password).await {
+        Ok(identity) if state.auth.accounts.get(&identity.user).is_ok() => {
+            tracing::warn!(
+                user = %identity.user,
+                "LDAP login refused: the directory names a local account"
+            );
+            Err(ApiError::Unauthorized(
+                LdapError::BadCredentials.to_string(),
+            ))
+        }
+        Ok(identity) => Ok(identity),
+        Err(e @ LdapError::BadCredentials) => Err(ApiError::Unauthorized(e.to_string())),
+        Err(e @ LdapError::Unavailable(_)) => {
+            tracing::warn!(error = %e, user = %username, "LDAP login failed");
+            Err(ApiError::Unavailable(
+                "the LDAP directory is unavailable; try again later".into(),
+            ))
         }
     }
 }
 
-/// `POST /api/v1/session`: a session token for a local account's password.
+/// `POST /api/v1/session`: a session token for a local account's or LDAP user's password.
 #[utoipa::path(
     post,
     path = "/api/v1/session",
@@ -153,6 +197,7 @@ pub async fn password_login(
         (status = 200, description = "Signed in", body = SessionToken),
         (status = 401, description = "Wrong user or password", body = crate::api::error::ErrorBody),
         (status = 429, description = "Too many failed logins", body = crate::api::error::ErrorBody),
+        (status = 503, description = "The LDAP directory cannot answer", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn create(

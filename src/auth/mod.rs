@@ -1,5 +1,5 @@
 //! Who is asking: identities proved by the static token, local accounts and their API tokens,
-//! or single sign-on; the signed session tokens a login hands out; failed-login backoff.
+//! an LDAP directory, or single sign-on; the signed session tokens a login hands out; failed-login backoff.
 //! What an identity may do is [`crate::rbac`].
 
 pub mod accounts;
@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod github;
 pub mod identity;
 pub mod oidc;
+pub mod ldap;
 pub mod session_token;
 
 use std::sync::Arc;
@@ -31,4 +32,6 @@ pub struct Auth {
     pub oidc: Option<Arc<oidc::Oidc>>,
     /// GitHub login, when `[auth.github]` is configured.
     pub github: Option<github::GitHub>,
+    /// The LDAP directory password logins fall back to, when `[auth.ldap]` is configured.
+    pub ldap: Option<ldap::Directory>,
 }

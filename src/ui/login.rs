@@ -224,6 +224,12 @@ pub async fn submit(
             Some(&message),
             &form.return_to,
         ),
+        Err(ApiError::Unavailable(message)) => login_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(&message),
+            &form.return_to,
+        ),
         Err(_) => login_page(
             &state,
             StatusCode::UNAUTHORIZED,

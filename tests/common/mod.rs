@@ -6,6 +6,7 @@ pub mod drip;
 pub mod git;
 pub mod git_http;
 pub mod github_api;
+pub mod slapd;
 pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;

@@ -1,5 +1,5 @@
 //! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver, npm's
-//! oidc-provider):
+//! oidc-provider, slapd and ldapadd):
 //! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
 //! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
@@ -12,8 +12,8 @@ pub const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"; for
-/// "oidc-provider" the directory holding its node_modules), installing it when missing.
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "slapd", "ldapadd";
+/// for "oidc-provider" the directory holding its node_modules), installing it when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
@@ -47,8 +47,9 @@ fn locate(tool: &str) -> Option<PathBuf> {
             .is_file()
             .then_some(dir);
     }
-    if tool == "sshd" {
-        let path = PathBuf::from("/usr/sbin/sshd");
+    // Daemons live in /usr/sbin, which is not on every user's PATH.
+    if tool == "sshd" || tool == "slapd" {
+        let path = PathBuf::from("/usr/sbin").join(tool);
         return path.is_file().then_some(path);
     }
     capstan::render::find_program(tool)
