@@ -51,6 +51,9 @@ pub struct AuthSettings {
     pub max_login_failures_per_address: u32,
     /// The window failed logins are counted in.
     pub login_failure_window_secs: u64,
+    /// SAML 2.0 single sign-on, when configured.
+    #[serde(default)]
+    pub saml: Option<crate::auth::saml::SamlSettings>,
 }
 
 /// A local account from configuration.

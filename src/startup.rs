@@ -232,6 +232,13 @@ impl Service {
                 settings.auth.max_login_failures_per_address,
                 Duration::from_secs(settings.auth.login_failure_window_secs),
             ),
+            saml: settings
+                .auth
+                .saml
+                .clone()
+                .map(crate::auth::saml::ServiceProvider::from_settings)
+                .transpose()
+                .context("reading the SAML identity provider (auth.saml)")?,
         });
         let rbac = crate::rbac::LivePolicy::start(
             settings.rbac.clone(),

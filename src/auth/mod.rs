@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod backoff;
 pub mod identity;
+pub mod saml;
 pub mod session_token;
 
 use std::sync::Arc;
@@ -22,4 +23,6 @@ pub struct Auth {
     pub sessions: SessionSigner,
     /// Failed-login backoff.
     pub backoff: LoginBackoff,
+    /// The SAML 2.0 service provider, when `auth.saml` is configured.
+    pub saml: Option<saml::ServiceProvider>,
 }

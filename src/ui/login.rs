@@ -33,8 +33,9 @@ pub struct LogoutForm {
 
 /// The single sign-on buttons of the login page: (label, href) for each configured source.
 pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
-    let _ = state;
-    Vec::new()
+    let mut links = Vec::new();
+    links.extend(super::saml::sso_link(state));
+    links
 }
 
 fn login_page(state: &ApiState, status: StatusCode, error: Option<&str>) -> HttpResponse {

@@ -12,6 +12,7 @@ pub mod create;
 pub mod layout;
 pub mod login;
 pub mod projects;
+pub mod saml;
 pub mod stream;
 
 use actix_web::http::header;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
+        .configure(saml::configure)
         .route("/ui/assets/{file}", web::get().to(assets::serve))
         .route("/create", web::get().to(create::show))
         .service(

@@ -1,9 +1,11 @@
 //! Shared support for integration tests.
 
+pub mod browser;
 pub mod child;
 pub mod drip;
 pub mod git;
 pub mod git_http;
+pub mod simplesamlphp;
 pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;

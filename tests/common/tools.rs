@@ -1,4 +1,5 @@
-//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver):
+//! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver,
+//! SimpleSAMLphp and php):
 //! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
 //! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
@@ -8,7 +9,8 @@ use std::sync::Mutex;
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"), installing it
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "php", or
+/// "simplesamlphp", whose web root it returns), installing it
 /// when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
@@ -34,6 +36,11 @@ fn locate(tool: &str) -> Option<PathBuf> {
     if tool == "sshd" {
         let path = PathBuf::from("/usr/sbin/sshd");
         return path.is_file().then_some(path);
+    }
+    if tool == "simplesamlphp" {
+        // Its web root, which `php -S` serves.
+        let path = PathBuf::from("/usr/share/simplesamlphp/www");
+        return path.join("_include.php").is_file().then_some(path);
     }
     capstan::render::find_program(tool)
 }
