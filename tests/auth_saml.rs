@@ -63,11 +63,7 @@ async fn start() -> Saml {
         assertion_lifetime,
     };
     let idp = SimpleSamlPhp::start(
-        &[
-            sp(SP, None),
-            sp(OTHER_SP, None),
-            sp(EXPIRED_SP, Some(-600)),
-        ],
+        &[sp(SP, None), sp(OTHER_SP, None), sp(EXPIRED_SP, Some(-600))],
         &[ALICE, BOB],
     )
     .await;
@@ -90,7 +86,11 @@ async fn start() -> Saml {
         ..Default::default()
     })
     .await;
-    assert!(app.address.ends_with(&format!(":{port}")), "{}", app.address);
+    assert!(
+        app.address.ends_with(&format!(":{port}")),
+        "{}",
+        app.address
+    );
     Saml { idp, app, acs_url }
 }
 
@@ -105,14 +105,10 @@ fn http() -> reqwest::Client {
 impl Saml {
     /// `GET /auth/saml/login`: where Capstan sends the browser (the IdP, with an AuthnRequest).
     async fn login_redirect(&self, return_to: &str) -> String {
-        let mut url = reqwest::Url::parse(&format!("{}/auth/saml/login", self.app.address))
-            .expect("url");
+        let mut url =
+            reqwest::Url::parse(&format!("{}/auth/saml/login", self.app.address)).expect("url");
         url.query_pairs_mut().append_pair("return_to", return_to);
-        let resp = http()
-            .get(url)
-            .send()
-            .await
-            .expect("login");
+        let resp = http().get(url).send().await.expect("login");
         assert_eq!(resp.status(), 303);
         resp.headers()["location"]
             .to_str()
@@ -167,7 +163,10 @@ impl Saml {
             "{what}: a refused response set a cookie"
         );
         let page = resp.text().await.expect("page");
-        assert!(page.contains(reason), "{what}: expected {reason:?} in\n{page}");
+        assert!(
+            page.contains(reason),
+            "{what}: expected {reason:?} in\n{page}"
+        );
     }
 }
 
@@ -188,9 +187,7 @@ fn encode(xml: &str) -> String {
 fn without_signatures(xml: &str) -> String {
     let mut out = xml.to_owned();
     while let Some(start) = out.find("<ds:Signature") {
-        let end = out[start..]
-            .find("</ds:Signature>")
-            .expect("signature end")
+        let end = out[start..].find("</ds:Signature>").expect("signature end")
             + start
             + "</ds:Signature>".len();
         out.replace_range(start..end, "");
@@ -232,7 +229,10 @@ async fn a_signed_response_from_simplesamlphp_signs_the_user_in_with_their_group
         .expect("metadata");
     assert_eq!(metadata.status(), 200);
     let metadata = metadata.text().await.expect("text");
-    assert!(metadata.contains(&format!(r#"entityID="{SP}""#)), "{metadata}");
+    assert!(
+        metadata.contains(&format!(r#"entityID="{SP}""#)),
+        "{metadata}"
+    );
     assert!(
         metadata.contains(&format!(r#"Location="{}""#, saml.acs_url)),
         "{metadata}"
@@ -252,7 +252,12 @@ async fn a_signed_response_from_simplesamlphp_signs_the_user_in_with_their_group
 
     let form = saml.genuine(&ALICE).await;
     let resp = saml.post(&form.fields["SAMLResponse"]).await;
-    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        303,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
     assert_eq!(resp.headers()["location"], "/projects");
     let cookie = session_cookie(&resp);
     let me = userinfo(app, &cookie).await;
@@ -372,10 +377,13 @@ async fn responses_for_another_audience_expired_or_answering_no_request_of_ours_
 async fn a_person_logs_in_via_saml_in_the_browser_syncs_what_their_group_allows_and_logs_out() {
     let saml = start().await;
     let app = &saml.app;
-    app.repo.write("app/cm.yaml", &config_map("c", "1"));
-    app.repo.commit("one");
     for name in ["allowed", "forbidden"] {
-        assert_eq!(app.create_app(name, "app", None).await.status(), 201);
+        app.repo
+            .write(&format!("{name}/cm.yaml"), &config_map(name, "1"));
+    }
+    app.repo.commit("two apps");
+    for name in ["allowed", "forbidden"] {
+        assert_eq!(app.create_app(name, name, None).await.status(), 201);
     }
     let profile = tempfile::tempdir().expect("profile");
     let b = browser::start(profile.path()).await;

@@ -76,7 +76,11 @@ pub async fn until_js(c: &Client, secs: u64, what: &str, script: &str) {
             return;
         }
         if tokio::time::Instant::now() > deadline {
-            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             let body = c
                 .execute("return document.body.innerText", vec![])
                 .await

@@ -185,10 +185,10 @@ impl SimpleSamlPhp {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(xml) = idp.try_metadata().await {
-                if xml.contains("IDPSSODescriptor") {
-                    break;
-                }
+            if let Ok(xml) = idp.try_metadata().await
+                && xml.contains("IDPSSODescriptor")
+            {
+                break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -202,7 +202,10 @@ impl SimpleSamlPhp {
 
     async fn try_metadata(&self) -> Result<String, reqwest::Error> {
         client()
-            .get(format!("{}saml2/idp/metadata.php?output=xml", self.base_url))
+            .get(format!(
+                "{}saml2/idp/metadata.php?output=xml",
+                self.base_url
+            ))
             .send()
             .await?
             .error_for_status()?
@@ -227,7 +230,10 @@ impl SimpleSamlPhp {
         let mut out = String::new();
         for name in ["php-server.log", "simplesamlphp.log"] {
             out.push_str(&format!("--- {name}\n"));
-            out.push_str(&std::fs::read_to_string(self.dir.path().join("log").join(name)).unwrap_or_default());
+            out.push_str(
+                &std::fs::read_to_string(self.dir.path().join("log").join(name))
+                    .unwrap_or_default(),
+            );
         }
         out
     }
@@ -256,7 +262,10 @@ impl SimpleSamlPhp {
             jar.take(&resp);
             let status = resp.status();
             if status.is_redirection() {
-                let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
+                let location = resp.headers()["location"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_owned();
                 url = reqwest::Url::parse(&url)
                     .and_then(|u| u.join(&location))
                     .expect("location")
@@ -264,7 +273,11 @@ impl SimpleSamlPhp {
                 continue;
             }
             let page = resp.text().await.expect("IdP page");
-            assert!(status.is_success(), "IdP answered {status} at {url}:\n{page}\n{}", self.log());
+            assert!(
+                status.is_success(),
+                "IdP answered {status} at {url}:\n{page}\n{}",
+                self.log()
+            );
             let form = PostedForm::parse(&page);
             if form.fields.contains_key("SAMLResponse") {
                 return form;
@@ -361,7 +374,8 @@ impl PostedForm {
             let end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
             let tag = &rest[i..end];
             if let Some(name) = attr(tag, "name") {
-                form.fields.insert(name, attr(tag, "value").unwrap_or_default());
+                form.fields
+                    .insert(name, attr(tag, "value").unwrap_or_default());
             }
             rest = &rest[end..];
         }

@@ -38,9 +38,8 @@ impl IdentityProvider {
         match (&settings.idp_sso_url, &settings.idp_cert_file) {
             (Some(sso_url), Some(cert)) => {
                 let pem = read(cert)?;
-                let key = bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes()).map_err(
-                    |e| SetupError::Invalid(format!("{}: {e}", cert.display())),
-                )?;
+                let key = bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes())
+                    .map_err(|e| SetupError::Invalid(format!("{}: {e}", cert.display())))?;
                 Ok(IdentityProvider {
                     entity_id: settings.idp_entity_id.clone(),
                     sso_url: sso_url.clone(),
@@ -78,7 +77,10 @@ impl IdentityProvider {
         let mut keys = Vec::new();
         for key in doc.child_elements_by_name_ns(descriptor, MD, "KeyDescriptor") {
             // Keys only for encryption are not signing keys.
-            if doc.get_attribute(key, "use").is_some_and(|u| u != "signing") {
+            if doc
+                .get_attribute(key, "use")
+                .is_some_and(|u| u != "signing")
+            {
                 continue;
             }
             for cert in doc.get_elements_by_tag_name_ns(DSIG, "X509Certificate") {

@@ -30,9 +30,7 @@ const MAX_RETURN_TO: usize = 2048;
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// Neither metadata nor an SSO URL and a certificate were configured.
-    #[error(
-        "auth.saml needs idp_metadata_file, or idp_sso_url together with idp_cert_file"
-    )]
+    #[error("auth.saml needs idp_metadata_file, or idp_sso_url together with idp_cert_file")]
     NoIdentityProvider,
     /// A configured file could not be read.
     #[error("reading {path}: {source}")]
@@ -268,7 +266,9 @@ mod tests {
         let sp = sp(&ids, now);
         sp.login_redirect("/").expect("redirect");
         assert_eq!(sp.outstanding.lock().expect("lock").len(), MAX_OUTSTANDING);
-        let url = sp.login_redirect(&"/x".repeat(MAX_RETURN_TO)).expect("redirect");
+        let url = sp
+            .login_redirect(&"/x".repeat(MAX_RETURN_TO))
+            .expect("redirect");
         assert!(url.ends_with("RelayState=%2F"), "{url}");
     }
 }

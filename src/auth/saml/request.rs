@@ -105,7 +105,10 @@ mod tests {
         let doc = uppsala::parse(&xml).expect("the request is well-formed XML");
         let root = doc.document_element().expect("root");
         assert_eq!(doc.get_attribute(root, "ID"), Some(request.id.as_str()));
-        assert!(xml.contains("https://capstan.example/saml?a=1&amp;b=2"), "{xml}");
+        assert!(
+            xml.contains("https://capstan.example/saml?a=1&amp;b=2"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -145,7 +145,11 @@ pub fn check(
     let assertions = doc.get_elements_by_tag_name_ns(ASSERTION, "Assertion");
     let assertion = match assertions.as_slice() {
         [one] if doc.parent(*one) == Some(response) => *one,
-        [_] => return Err(Refusal::Malformed("the assertion is not in the response".into())),
+        [_] => {
+            return Err(Refusal::Malformed(
+                "the assertion is not in the response".into(),
+            ));
+        }
         more => return Err(Refusal::AssertionCount(more.len())),
     };
     check_signatures(idp, &doc, &xml, response, assertion)?;
@@ -223,7 +227,10 @@ fn check_signatures(
     response: NodeId,
     assertion: NodeId,
 ) -> Result<(), Refusal> {
-    if doc.get_elements_by_tag_name_ns(DSIG, "Signature").is_empty() {
+    if doc
+        .get_elements_by_tag_name_ns(DSIG, "Signature")
+        .is_empty()
+    {
         return Err(Refusal::Unsigned);
     }
     let mut keys = bergshamra_keys::KeysManager::new();
@@ -328,8 +335,8 @@ fn check_confirmation(
     now: Timestamp,
     skew: SignedDuration,
 ) -> Result<(String, Timestamp), Refusal> {
-    let subject = child(doc, assertion, ASSERTION, "Subject")
-        .ok_or(Refusal::Confirmation("no Subject"))?;
+    let subject =
+        child(doc, assertion, ASSERTION, "Subject").ok_or(Refusal::Confirmation("no Subject"))?;
     let data = doc
         .child_elements_by_name_ns(subject, ASSERTION, "SubjectConfirmation")
         .into_iter()
@@ -342,8 +349,7 @@ fn check_confirmation(
     if time(doc, data, "NotBefore")?.is_some_and(|t| now + skew < t) {
         return Err(Refusal::NotYetValid);
     }
-    let until = time(doc, data, "NotOnOrAfter")?
-        .ok_or(Refusal::Confirmation("no NotOnOrAfter"))?;
+    let until = time(doc, data, "NotOnOrAfter")?.ok_or(Refusal::Confirmation("no NotOnOrAfter"))?;
     if now - skew >= until {
         return Err(Refusal::Expired);
     }
@@ -428,8 +434,39 @@ mod tests {
             idp.entity_id.as_deref(),
             Some("http://127.0.0.1:18999/saml2/idp/metadata.php")
         );
-        assert_eq!(idp.sso_url, "http://127.0.0.1:18999/saml2/idp/SSOService.php");
+        assert_eq!(
+            idp.sso_url,
+            "http://127.0.0.1:18999/saml2/idp/SSOService.php"
+        );
         assert_eq!(idp.keys.len(), 1);
+    }
+
+    #[test]
+    fn an_sso_url_and_a_certificate_file_stand_in_for_metadata() {
+        let mut s = settings();
+        s.idp_sso_url = Some("http://127.0.0.1:18999/saml2/idp/SSOService.php".into());
+        s.idp_cert_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/saml/simplesamlphp-idp.crt"),
+        );
+        s.idp_entity_id = Some("http://127.0.0.1:18999/saml2/idp/metadata.php".into());
+        let idp = IdentityProvider::from_settings(&s).expect("certificate file");
+        let encoded = STANDARD.encode(RESPONSE);
+        assert_eq!(
+            check(&s, &idp, &encoded, issued()).expect("accepted").user,
+            "alice"
+        );
+        s.idp_entity_id = Some("https://another.idp/".into());
+        let idp = IdentityProvider::from_settings(&s).expect("certificate file");
+        assert!(matches!(
+            check(&s, &idp, &encoded, issued()),
+            Err(Refusal::Issuer)
+        ));
+        s.idp_cert_file = None;
+        assert!(matches!(
+            IdentityProvider::from_settings(&s),
+            Err(crate::auth::saml::SetupError::NoIdentityProvider)
+        ));
     }
 
     #[test]
@@ -442,13 +479,20 @@ mod tests {
         let mut by_name_id = settings();
         by_name_id.username_attribute = None;
         let checked = run(RESPONSE, &by_name_id, issued()).expect("accepted");
-        assert!(checked.user.starts_with('_'), "a transient NameID: {}", checked.user);
+        assert!(
+            checked.user.starts_with('_'),
+            "a transient NameID: {}",
+            checked.user
+        );
     }
 
     #[test]
     fn the_time_window_holds_give_or_take_the_skew() {
         let s = settings();
-        assert!(run(RESPONSE, &s, at("2026-12-02T13:58:00Z")).is_ok(), "within the skew");
+        assert!(
+            run(RESPONSE, &s, at("2026-12-02T13:58:00Z")).is_ok(),
+            "within the skew"
+        );
         assert!(matches!(
             run(RESPONSE, &s, at("2026-12-02T13:58:30Z")),
             Err(Refusal::Expired)
@@ -463,17 +507,26 @@ mod tests {
     fn another_audience_or_acs_is_refused() {
         let mut other = settings();
         other.sp_entity_id = "urn:someone:else".into();
-        assert!(matches!(run(RESPONSE, &other, issued()), Err(Refusal::Audience)));
+        assert!(matches!(
+            run(RESPONSE, &other, issued()),
+            Err(Refusal::Audience)
+        ));
         let mut moved = settings();
         moved.acs_url = "https://capstan.example/auth/saml/acs".into();
-        assert!(matches!(run(RESPONSE, &moved, issued()), Err(Refusal::Destination)));
+        assert!(matches!(
+            run(RESPONSE, &moved, issued()),
+            Err(Refusal::Destination)
+        ));
     }
 
     #[test]
     fn a_changed_value_or_a_missing_or_foreign_signature_is_refused() {
         let s = settings();
         let promoted = RESPONSE.replace(">everyone<", ">admins<");
-        assert!(matches!(run(&promoted, &s, issued()), Err(Refusal::BadSignature(_))));
+        assert!(matches!(
+            run(&promoted, &s, issued()),
+            Err(Refusal::BadSignature(_))
+        ));
 
         let mut unsigned = RESPONSE.to_owned();
         while let Some(start) = unsigned.find("<ds:Signature") {
@@ -482,7 +535,10 @@ mod tests {
                 + "</ds:Signature>".len();
             unsigned.replace_range(start..end, "");
         }
-        assert!(matches!(run(&unsigned, &s, issued()), Err(Refusal::Unsigned)));
+        assert!(matches!(
+            run(&unsigned, &s, issued()),
+            Err(Refusal::Unsigned)
+        ));
 
         // The response's own embedded certificate does not make it trusted: another key is.
         let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("key");
@@ -509,7 +565,11 @@ mod tests {
         let wrapped = format!(
             "{}{}",
             &RESPONSE[..start],
-            RESPONSE[start..].replacen("<saml:Assertion", "<saml:Assertion ID=\"x\"/><saml:Assertion", 1)
+            RESPONSE[start..].replacen(
+                "<saml:Assertion",
+                "<saml:Assertion ID=\"x\"/><saml:Assertion",
+                1
+            )
         );
         assert!(matches!(
             run(&wrapped, &s, issued()),
