@@ -169,8 +169,9 @@ impl SimpleSamlPhp {
                 .args(["-S", &format!("127.0.0.1:{port}"), "-t"])
                 .arg(&www)
                 .env("SIMPLESAMLPHP_CONFIG_DIR", &config)
-                // A browser fetches the page and its assets at once.
-                .env("PHP_CLI_SERVER_WORKERS", "4")
+                // One process, no forked workers (PHP_CLI_SERVER_WORKERS): the guard kills only
+                // the process it started, and workers would outlive it.
+                .env_remove("PHP_CLI_SERVER_WORKERS")
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
