@@ -60,6 +60,9 @@ pub struct AuthSettings {
     /// An LDAP directory password logins fall back to (`[auth.ldap]`).
     #[serde(default)]
     pub ldap: Option<crate::auth::ldap::LdapSettings>,
+    /// SAML 2.0 single sign-on, when configured.
+    #[serde(default)]
+    pub saml: Option<crate::auth::saml::SamlSettings>,
 }
 
 /// A local account from configuration.

@@ -253,6 +253,13 @@ impl Service {
                 .map(crate::auth::ldap::Directory::new)
                 .transpose()
                 .context("auth.ldap")?,
+            saml: settings
+                .auth
+                .saml
+                .clone()
+                .map(crate::auth::saml::ServiceProvider::from_settings)
+                .transpose()
+                .context("reading the SAML identity provider (auth.saml)")?,
         });
         let rbac = crate::rbac::LivePolicy::start(
             settings.rbac.clone(),

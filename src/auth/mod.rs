@@ -9,6 +9,7 @@ pub mod github;
 pub mod identity;
 pub mod oidc;
 pub mod ldap;
+pub mod saml;
 pub mod session_token;
 
 use std::sync::Arc;
@@ -34,4 +35,6 @@ pub struct Auth {
     pub github: Option<github::GitHub>,
     /// The LDAP directory password logins fall back to, when `[auth.ldap]` is configured.
     pub ldap: Option<ldap::Directory>,
+    /// The SAML 2.0 service provider, when `auth.saml` is configured.
+    pub saml: Option<saml::ServiceProvider>,
 }

@@ -54,6 +54,7 @@ pub fn sso_links(state: &ApiState) -> Vec<(String, String)> {
     if state.auth.github.is_some() {
         links.push(("GitHub".to_owned(), super::github::LOGIN_PATH.to_owned()));
     }
+    links.extend(super::saml::sso_link(state));
     links
 }
 

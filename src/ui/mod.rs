@@ -15,6 +15,7 @@ pub mod layout;
 pub mod login;
 pub mod projects;
 pub mod sso_oidc;
+pub mod saml;
 pub mod stream;
 
 use actix_web::http::header;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .configure(github::configure)
+        .configure(saml::configure)
         .route("/ui/assets/{file}", web::get().to(assets::serve))
         .route("/create", web::get().to(create::show))
         .service(

@@ -7,6 +7,7 @@ pub mod git;
 pub mod git_http;
 pub mod github_api;
 pub mod slapd;
+pub mod simplesamlphp;
 pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;

@@ -1,5 +1,5 @@
 //! External tools the tests need (helm, Debian's jsonnet, sshd, chromium and chromedriver, npm's
-//! oidc-provider, slapd and ldapadd):
+//! oidc-provider, slapd and ldapadd, SimpleSAMLphp and php):
 //! installed on first use with `scripts/install-tools`, so `cargo test` alone passes on a fresh
 //! machine; a tool that cannot be installed fails the test loudly instead of skipping it.
 
@@ -12,8 +12,9 @@ pub const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "slapd", "ldapadd";
-/// for "oidc-provider" the directory holding its node_modules), installing it when missing.
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "slapd", "ldapadd",
+/// "php"; for "oidc-provider" the directory holding its node_modules, for "simplesamlphp" its web
+/// root), installing it when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
@@ -51,6 +52,11 @@ fn locate(tool: &str) -> Option<PathBuf> {
     if tool == "sshd" || tool == "slapd" {
         let path = PathBuf::from("/usr/sbin").join(tool);
         return path.is_file().then_some(path);
+    }
+    if tool == "simplesamlphp" {
+        // Its web root, which `php -S` serves.
+        let path = PathBuf::from("/usr/share/simplesamlphp/www");
+        return path.join("_include.php").is_file().then_some(path);
     }
     capstan::render::find_program(tool)
 }
