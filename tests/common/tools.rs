@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver"), installing it
-/// when missing.
+/// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", or "aiosmtpd":
+/// the python that can import it), installing it when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
@@ -31,6 +31,16 @@ pub fn require(tool: &str) -> PathBuf {
 }
 
 fn locate(tool: &str) -> Option<PathBuf> {
+    // Debian's python3-aiosmtpd is importable by Debian's python only: that python is the tool.
+    if tool == "aiosmtpd" {
+        let python = PathBuf::from("/usr/bin/python3");
+        let found = std::process::Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        return found.then_some(python);
+    }
     if tool == "sshd" {
         let path = PathBuf::from("/usr/sbin/sshd");
         return path.is_file().then_some(path);
