@@ -67,7 +67,12 @@ async fn run(queue: SharedQueue, n: usize) -> f64 {
     };
     let stop = CancellationToken::new();
     let sender = Sender::new(Arc::new(settings)).expect("sender");
-    let consumer = tokio::spawn(capstan::notify::run(sender, queue.clone(), stop.clone()));
+    let consumer = tokio::spawn(capstan::notify::run(
+        sender,
+        queue.clone(),
+        Default::default(),
+        stop.clone(),
+    ));
     let batch: Vec<Notification> = (0..n).map(notification).collect();
     let started = Instant::now();
     for n in &batch {

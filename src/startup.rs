@@ -155,6 +155,7 @@ impl Service {
                     &settings.notify,
                     queue.clone(),
                     tenancy.projects().clone(),
+                    metrics.clone(),
                 ),
             });
             if !settings.notify.services.is_empty() {
@@ -162,9 +163,9 @@ impl Service {
                     .map_err(|e| anyhow::anyhow!("invalid notification template: {e}"))?;
                 let sender = crate::notify::Sender::new(Arc::new(settings.notify.clone()))
                     .map_err(|e| anyhow::anyhow!("notifications: {e}"))?;
-                let (q, s) = (queue.clone(), shutdown.clone());
+                let (q, m, s) = (queue.clone(), metrics.clone(), shutdown.clone());
                 workers.push(tokio::spawn(async move {
-                    if let Err(e) = crate::notify::run(sender, q, s).await {
+                    if let Err(e) = crate::notify::run(sender, q, m, s).await {
                         tracing::error!(error = %e, "notification delivery stopped");
                     }
                 }));

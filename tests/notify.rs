@@ -104,7 +104,22 @@ fn settings(services: Vec<(&str, ServiceSettings)>) -> NotifySettings {
 struct Running {
     queue: Arc<EmbeddedQueue>,
     shared: SharedQueue,
+    metrics: Arc<capstan::metrics::Metrics>,
     _stop: tokio_util::sync::DropGuard,
+}
+
+impl Running {
+    /// `capstan_notifications_total{service, outcome}`, 0 when never counted.
+    fn counted(&self, service: &str, outcome: &str) -> u64 {
+        let text = self.metrics.encode();
+        let line = format!(
+            "capstan_notifications_total{{service=\"{service}\",outcome=\"{outcome}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 fn run(settings: NotifySettings) -> Running {
@@ -112,10 +127,17 @@ fn run(settings: NotifySettings) -> Running {
     let shared = queue.shared();
     let stop = CancellationToken::new();
     let sender = Sender::new(Arc::new(settings)).expect("sender");
-    tokio::spawn(capstan::notify::run(sender, shared.clone(), stop.clone()));
+    let metrics = Arc::new(capstan::metrics::Metrics::new());
+    tokio::spawn(capstan::notify::run(
+        sender,
+        shared.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
     Running {
         queue,
         shared,
+        metrics,
         _stop: stop.drop_guard(),
     }
 }
@@ -305,6 +327,8 @@ async fn a_down_receiver_gets_retries_then_exactly_one_delivery() {
         .wait_for("/hook", 20, "the marker", |r| r.len() >= 2)
         .await;
     assert_eq!(got.len(), 2, "the retried one once, then the marker");
+    assert!(running.counted("webhook", "retried") >= 2, "refused connections were retried");
+    assert_eq!(running.counted("webhook", "sent"), 2);
     assert_eq!(got[1].json()["recipient"], "marker");
     assert_eq!(running.queue.pending(Topic::Notifications), 0);
 }
@@ -339,6 +363,7 @@ async fn a_redelivered_notification_is_not_sent_twice() {
         })
         .await;
     assert_eq!(got.len(), 2, "one notification and the marker: {got:?}");
+    assert_eq!(running.counted("webhook", "duplicate"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,6 +393,8 @@ async fn a_refusing_receiver_is_not_retried_and_the_notification_is_dead_lettere
     }
     let dead = running.queue.dead_letters();
     assert_eq!(dead[0].attempts, 1, "a misconfiguration is not retried");
+    assert_eq!(running.counted("slack", "dead_lettered"), 1);
+    assert_eq!(running.counted("slack", "retried"), 0);
     assert!(
         matches!(&dead[0].reason, capstan::queue::DeadReason::Invalid(r) if r.contains("needs token or webhook_url")),
         "{:?}",

@@ -10,12 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Notification, SendError, Sender};
+use crate::metrics::Metrics;
 use crate::queue::{Claim, Delivery, QueueError, SharedQueue, Topic};
 
 /// Consumes notifications until `shutdown`; at most `concurrency` are being sent at once.
 pub async fn run(
     sender: Sender,
     queue: SharedQueue,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), QueueError> {
     let mut subscription = queue.subscribe(Topic::Notifications).await?;
@@ -32,8 +34,9 @@ pub async fn run(
         };
         let Some(delivery) = delivery else { break };
         let (sender, queue, shutdown) = (sender.clone(), queue.clone(), shutdown.clone());
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            deliver(&sender, &queue, delivery, &shutdown).await;
+            deliver(&sender, &queue, &metrics, delivery, &shutdown).await;
             drop(permit);
         });
     }
@@ -42,21 +45,33 @@ pub async fn run(
 }
 
 /// Sends one delivery's notification, then settles the delivery.
-async fn deliver(sender: &Sender, queue: &SharedQueue, delivery: Delivery, shutdown: &CancellationToken) {
+async fn deliver(
+    sender: &Sender,
+    queue: &SharedQueue,
+    metrics: &Metrics,
+    delivery: Delivery,
+    shutdown: &CancellationToken,
+) {
     let n = match Notification::parse(&delivery.body) {
         Ok(n) => n,
         Err(e) => {
             warn!(message_id = %delivery.id, error = %e, "dead-lettering an invalid notification");
+            metrics.notification("unknown", "dead_lettered");
             let _ = delivery.dead_letter(&e.to_string()).await;
             return;
         }
     };
     let settings = sender.settings();
+    let kind = settings
+        .services
+        .get(&n.service)
+        .map_or("unknown", |s| s.kind());
     let key = n.dedup_key();
     match queue.claim(&key, settings.dedup_window()).await {
         Ok(Claim::First) => {}
         Ok(Claim::Duplicate) => {
             debug!(app = %n.app, trigger = n.trigger.name(), service = %n.service, "already sent; dropping the repeat");
+            metrics.notification(kind, "duplicate");
             let _ = delivery.ack().await;
             return;
         }
@@ -78,6 +93,7 @@ async fn deliver(sender: &Sender, queue: &SharedQueue, delivery: Delivery, shutd
         let error = match result {
             Ok(()) => {
                 info!(app = %n.app, trigger = n.trigger.name(), service = %n.service, revision = %n.revision, attempt, "notification sent");
+                metrics.notification(kind, "sent");
                 if let Err(e) = delivery.ack().await {
                     // Already sent and claimed: a redelivery will be recognised as a repeat.
                     warn!(app = %n.app, error = %e, "ack of a sent notification failed");
@@ -92,6 +108,7 @@ async fn deliver(sender: &Sender, queue: &SharedQueue, delivery: Delivery, shutd
         };
         if give_up {
             warn!(app = %n.app, trigger = n.trigger.name(), service = %n.service, attempt, error = %error, "notification dead-lettered");
+            metrics.notification(kind, "dead_lettered");
             queue.release(&key).await;
             let _ = delivery.dead_letter(&error.to_string()).await;
             return;
@@ -99,6 +116,7 @@ async fn deliver(sender: &Sender, queue: &SharedQueue, delivery: Delivery, shutd
         let wait = settings.backoff(attempt);
         warn!(app = %n.app, trigger = n.trigger.name(), service = %n.service, attempt, error = %error,
             retry_in_ms = wait.as_millis() as u64, "notification not sent; retrying");
+        metrics.notification(kind, "retried");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = lost.cancelled() => return queue.release(&key).await,

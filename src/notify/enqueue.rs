@@ -1,7 +1,7 @@
 //! The worker's hook: after a status write, the triggers that fired become notifications on the
 //! queue. It never waits for the queue and never fails the reconcile that called it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tracing::{debug, warn};
@@ -9,6 +9,7 @@ use tracing::{debug, warn};
 use super::notification::{self, NOTIFICATION_VERSION, Notification};
 use super::settings::NotifySettings;
 use super::{subscriptions, triggers};
+use crate::metrics::Metrics;
 use crate::queue::SharedQueue;
 use crate::store::ProjectStore;
 use crate::store::application::{Application, ApplicationStatus};
@@ -23,8 +24,9 @@ pub struct Notifier {
 struct Inner {
     queue: SharedQueue,
     projects: ProjectStore,
-    /// Configured service names: a subscription to any other is logged and skipped.
-    services: BTreeSet<String>,
+    /// Configured service names and types: a subscription to any other is logged and skipped.
+    services: BTreeMap<String, &'static str>,
+    metrics: Arc<Metrics>,
 }
 
 impl Notifier {
@@ -34,7 +36,12 @@ impl Notifier {
     }
 
     /// A notifier publishing to `queue`, reading project subscriptions from `projects`.
-    pub fn new(settings: &NotifySettings, queue: SharedQueue, projects: ProjectStore) -> Notifier {
+    pub fn new(
+        settings: &NotifySettings,
+        queue: SharedQueue,
+        projects: ProjectStore,
+        metrics: Arc<Metrics>,
+    ) -> Notifier {
         if settings.services.is_empty() {
             return Notifier::disabled();
         }
@@ -42,7 +49,12 @@ impl Notifier {
             inner: Some(Arc::new(Inner {
                 queue,
                 projects,
-                services: settings.services.keys().cloned().collect(),
+                services: settings
+                    .services
+                    .iter()
+                    .map(|(name, s)| (name.clone(), s.kind()))
+                    .collect(),
+                metrics,
             })),
         }
     }
@@ -57,23 +69,25 @@ impl Notifier {
         let Some(inner) = &self.inner else { return };
         let project = inner.projects.get(crate::tenancy::project_name(app));
         let project_annotations = project.as_ref().and_then(|p| p.metadata.annotations.as_ref());
-        let queued = notifications(
-            app,
-            before,
-            after,
-            project_annotations,
-            &inner.services,
-        );
+        let names: BTreeSet<String> = inner.services.keys().cloned().collect();
+        let queued = notifications(app, before, after, project_annotations, &names);
         if queued.is_empty() {
             return;
         }
-        let queue = inner.queue.clone();
+        let inner = inner.clone();
         tokio::spawn(async move {
             for n in queued {
-                match notification::publish(&queue, &n).await {
-                    Ok(()) => debug!(app = %n.app, trigger = n.trigger.name(), service = %n.service, "notification queued"),
+                let kind = inner.services.get(&n.service).copied().unwrap_or("unknown");
+                match notification::publish(&inner.queue, &n).await {
+                    Ok(()) => {
+                        debug!(app = %n.app, trigger = n.trigger.name(), service = %n.service, "notification queued");
+                        inner.metrics.notification(kind, "queued");
+                    }
                     // The status is written and the sync done; only this message is lost.
-                    Err(e) => warn!(app = %n.app, trigger = n.trigger.name(), service = %n.service, error = %e, "notification could not be queued"),
+                    Err(e) => {
+                        warn!(app = %n.app, trigger = n.trigger.name(), service = %n.service, error = %e, "notification could not be queued");
+                        inner.metrics.notification(kind, "not_queued");
+                    }
                 }
             }
         });
@@ -85,7 +99,7 @@ pub fn notifications(
     app: &Application,
     before: Option<&ApplicationStatus>,
     after: &ApplicationStatus,
-    project_annotations: Option<&std::collections::BTreeMap<String, String>>,
+    project_annotations: Option<&BTreeMap<String, String>>,
     services: &BTreeSet<String>,
 ) -> Vec<Notification> {
     let fired = triggers::fired(before, after);
