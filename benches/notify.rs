@@ -121,7 +121,10 @@ fn main() {
         let queue = capstan::queue::connect(&settings).await.expect("queue");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !queue.is_ready().await {
-            assert!(Instant::now() < deadline, "RabbitMQ must be running on 127.0.0.1:5672");
+            assert!(
+                Instant::now() < deadline,
+                "RabbitMQ must be running on 127.0.0.1:5672"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut rabbit = Vec::new();

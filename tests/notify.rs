@@ -112,9 +112,8 @@ impl Running {
     /// `capstan_notifications_total{service, outcome}`, 0 when never counted.
     fn counted(&self, service: &str, outcome: &str) -> u64 {
         let text = self.metrics.encode();
-        let line = format!(
-            "capstan_notifications_total{{service=\"{service}\",outcome=\"{outcome}\"}} "
-        );
+        let line =
+            format!("capstan_notifications_total{{service=\"{service}\",outcome=\"{outcome}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&line))
             .and_then(|n| n.parse().ok())
@@ -212,11 +211,26 @@ async fn every_service_receives_the_rendered_notification() {
         ),
     ]);
     let app = app(&[
-        ("notifications.capstan.dev/subscribe.on-sync-failed.hook", ""),
-        ("notifications.argoproj.io/subscribe.on-sync-failed.slack", "deploys;oncall"),
-        ("notifications.capstan.dev/subscribe.on-sync-failed.slack-hook", ""),
-        ("notifications.capstan.dev/subscribe.on-sync-failed.teams", ""),
-        ("notifications.capstan.dev/subscribe.on-sync-failed.mail", "ops@example.com"),
+        (
+            "notifications.capstan.dev/subscribe.on-sync-failed.hook",
+            "",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-sync-failed.slack",
+            "deploys;oncall",
+        ),
+        (
+            "notifications.capstan.dev/subscribe.on-sync-failed.slack-hook",
+            "",
+        ),
+        (
+            "notifications.capstan.dev/subscribe.on-sync-failed.teams",
+            "",
+        ),
+        (
+            "notifications.capstan.dev/subscribe.on-sync-failed.mail",
+            "ops@example.com",
+        ),
         // Not fired by this transition: nothing may arrive for it.
         ("notifications.capstan.dev/subscribe.on-deployed.hook", ""),
     ]);
@@ -227,7 +241,11 @@ async fn every_service_receives_the_rendered_notification() {
         "one or more objects failed to apply",
     );
     let queued = notifications_for(&app, &before, &after, &settings);
-    assert_eq!(queued.len(), 6, "hook, two slack channels, slack hook, teams, mail");
+    assert_eq!(
+        queued.len(),
+        6,
+        "hook, two slack channels, slack hook, teams, mail"
+    );
     let running = run(settings);
     publish_all(&running.shared, &queued).await;
 
@@ -241,8 +259,18 @@ async fn every_service_receives_the_rendered_notification() {
     assert_eq!(hook[0].headers["x-team"], "shop");
     let body = hook[0].json();
     assert_eq!(
-        (&body["app"], &body["namespace"], &body["trigger"], &body["revision"]),
-        (&json!("web"), &json!("shop"), &json!("on-sync-failed"), &json!(REVISION))
+        (
+            &body["app"],
+            &body["namespace"],
+            &body["trigger"],
+            &body["revision"]
+        ),
+        (
+            &json!("web"),
+            &json!("shop"),
+            &json!("on-sync-failed"),
+            &json!(REVISION)
+        )
     );
     let message = body["message"].as_str().expect("message");
     assert!(
@@ -252,23 +280,36 @@ async fn every_service_receives_the_rendered_notification() {
     );
 
     let slack = receiver
-        .wait_for("/api/chat.postMessage", 20, "two channels", |r| r.len() == 2)
+        .wait_for("/api/chat.postMessage", 20, "two channels", |r| {
+            r.len() == 2
+        })
         .await;
     let mut channels: Vec<String> = slack
         .iter()
         .map(|r| {
             assert_eq!(r.headers["authorization"], format!("Bearer {SLACK_TOKEN}"));
             let body = r.json();
-            assert!(body["text"].as_str().is_some_and(|t| t.contains("application web has failed")), "{body}");
+            assert!(
+                body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("application web has failed")),
+                "{body}"
+            );
             body["channel"].as_str().expect("channel").to_owned()
         })
         .collect();
     channels.sort();
     assert_eq!(channels, ["deploys", "oncall"]);
     let incoming = receiver
-        .wait_for("/services/T0/B0/secret", 20, "the incoming webhook", |r| !r.is_empty())
+        .wait_for("/services/T0/B0/secret", 20, "the incoming webhook", |r| {
+            !r.is_empty()
+        })
         .await;
-    assert!(incoming[0].json()["text"].as_str().is_some_and(|t| t.contains("web")));
+    assert!(
+        incoming[0].json()["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("web"))
+    );
 
     let teams = receiver
         .wait_for("/teams", 20, "the Teams card", |r| !r.is_empty())
@@ -283,13 +324,23 @@ async fn every_service_receives_the_rendered_notification() {
 
     let mails = smtp.wait_mails(1, 30).await;
     let mail = &mails[0];
-    assert!(mail.contains("Subject: Failed to sync application web."), "{mail}");
+    assert!(
+        mail.contains("Subject: Failed to sync application web."),
+        "{mail}"
+    );
     assert!(mail.contains("To: ops@example.com"), "{mail}");
-    assert!(mail.contains("one or more objects failed to apply"), "{mail}");
+    assert!(
+        mail.contains("one or more objects failed to apply"),
+        "{mail}"
+    );
 
     // Everything fired was sent once; nothing was dead-lettered.
     assert_eq!(receiver.on("/hook").len(), 1);
-    assert!(running.queue.dead_letters().is_empty(), "{:?}", running.queue.dead_letters());
+    assert!(
+        running.queue.dead_letters().is_empty(),
+        "{:?}",
+        running.queue.dead_letters()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +359,10 @@ async fn a_down_receiver_gets_retries_then_exactly_one_delivery() {
     publish_all(&running.shared, &queued).await;
     // Refused connections for a while: at 100, 200, 300 ms backoff that is several attempts.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(running.queue.dead_letters().is_empty(), "still retrying, not given up");
+    assert!(
+        running.queue.dead_letters().is_empty(),
+        "still retrying, not given up"
+    );
     let receiver = Receiver::start_on(port);
     let got = receiver
         .wait_for("/hook", 20, "the retried notification", |r| !r.is_empty())
@@ -327,7 +381,10 @@ async fn a_down_receiver_gets_retries_then_exactly_one_delivery() {
         .wait_for("/hook", 20, "the marker", |r| r.len() >= 2)
         .await;
     assert_eq!(got.len(), 2, "the retried one once, then the marker");
-    assert!(running.counted("webhook", "retried") >= 2, "refused connections were retried");
+    assert!(
+        running.counted("webhook", "retried") >= 2,
+        "refused connections were retried"
+    );
     assert_eq!(running.counted("webhook", "sent"), 2);
     assert_eq!(got[1].json()["recipient"], "marker");
     assert_eq!(running.queue.pending(Topic::Notifications), 0);
@@ -339,7 +396,10 @@ async fn a_redelivered_notification_is_not_sent_twice() {
     let mut settings = settings(vec![("hook", webhook(receiver.url("/hook")))]);
     // One at a time, in order: when the marker arrives, both copies before it were handled.
     settings.concurrency = 1;
-    let app = app(&[("notifications.capstan.dev/subscribe.on-sync-succeeded.hook", "")]);
+    let app = app(&[(
+        "notifications.capstan.dev/subscribe.on-sync-succeeded.hook",
+        "",
+    )]);
     let before = synced(OperationPhase::Running, HealthStatus::Healthy, "");
     let after = synced(OperationPhase::Succeeded, HealthStatus::Healthy, "");
     let queued = notifications_for(&app, &before, &after, &settings);
@@ -380,7 +440,10 @@ async fn a_refusing_receiver_is_not_retried_and_the_notification_is_dead_lettere
             icon_emoji: None,
         }),
     )]);
-    let app = app(&[("notifications.capstan.dev/subscribe.on-sync-succeeded.slack", "x")]);
+    let app = app(&[(
+        "notifications.capstan.dev/subscribe.on-sync-succeeded.slack",
+        "x",
+    )]);
     let before = synced(OperationPhase::Running, HealthStatus::Healthy, "");
     let after = synced(OperationPhase::Succeeded, HealthStatus::Healthy, "");
     let queued = notifications_for(&app, &before, &after, &settings);
@@ -388,7 +451,10 @@ async fn a_refusing_receiver_is_not_retried_and_the_notification_is_dead_lettere
     publish_all(&running.shared, &queued).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while running.queue.dead_letters().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dead = running.queue.dead_letters();

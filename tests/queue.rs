@@ -33,14 +33,23 @@ async fn notifications_wait_in_their_own_queue(kind: QueueKind) {
     let h = Harness::new(kind, |_| {}).await;
     for i in 0..2 {
         h.queue
-            .publish(Topic::Notifications, "ns/app", &format!("n-{i}"), b"{}".to_vec())
+            .publish(
+                Topic::Notifications,
+                "ns/app",
+                &format!("n-{i}"),
+                b"{}".to_vec(),
+            )
             .await
             .expect("publish confirmed");
     }
     // Neither the router nor the syncers see them.
     let mut events = h.queue.subscribe(Topic::Events).await.expect("subscribe");
     let mut jobs = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
-    let mut notify = h.queue.subscribe(Topic::Notifications).await.expect("subscribe");
+    let mut notify = h
+        .queue
+        .subscribe(Topic::Notifications)
+        .await
+        .expect("subscribe");
     let first = next(&mut notify).await;
     let second = next(&mut notify).await;
     assert_eq!((first.id.as_str(), second.id.as_str()), ("n-0", "n-1"));
@@ -676,7 +685,10 @@ async fn depths_count_waiting_messages_per_queue_and_shards_owned_are_reported(k
     let shard = shard_for("ns/app", 4);
     let expected: Vec<(String, u64)> = std::iter::once((format!("{prefix}.events.router"), 1))
         .chain((0..4).map(|i| (format!("{prefix}.jobs.{i}"), if i == shard { 3 } else { 0 })))
-        .chain([(format!("{prefix}.notify"), 0), (format!("{prefix}.dead"), 0)])
+        .chain([
+            (format!("{prefix}.notify"), 0),
+            (format!("{prefix}.dead"), 0),
+        ])
         .collect();
     // The broker's counts follow confirmed publishes closely but not atomically.
     let deadline = tokio::time::Instant::now() + EVENTUALLY;

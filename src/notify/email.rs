@@ -49,9 +49,8 @@ pub async fn send(
     rendered: &Rendered,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let permanent = |what: &str, e: &dyn std::fmt::Display| {
-        SendError::Permanent(format!("email {what}: {e}"))
-    };
+    let permanent =
+        |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("email {what}: {e}"));
     let from: Mailbox = settings
         .from
         .parse()
@@ -70,9 +69,8 @@ pub async fn send(
 
     let mut tls = TlsParameters::builder(settings.host.clone());
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            SendError::Transient(format!("email ca_file {}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| SendError::Transient(format!("email ca_file {}: {e}", path.display())))?;
         let ca = Certificate::from_pem(&pem).map_err(|e| permanent("ca_file", &e))?;
         tls = tls.add_root_certificate(ca);
     }

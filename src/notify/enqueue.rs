@@ -68,7 +68,9 @@ impl Notifier {
     ) {
         let Some(inner) = &self.inner else { return };
         let project = inner.projects.get(crate::tenancy::project_name(app));
-        let project_annotations = project.as_ref().and_then(|p| p.metadata.annotations.as_ref());
+        let project_annotations = project
+            .as_ref()
+            .and_then(|p| p.metadata.annotations.as_ref());
         let names: BTreeSet<String> = inner.services.keys().cloned().collect();
         let queued = notifications(app, before, after, project_annotations, &names);
         if queued.is_empty() {

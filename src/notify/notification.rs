@@ -124,7 +124,11 @@ mod tests {
         assert_eq!(Notification::parse(&body).expect("parse"), n);
         let mut other = n.clone();
         other.id = "m-2".into();
-        assert_eq!(other.dedup_key(), n.dedup_key(), "a redelivery is the same notification");
+        assert_eq!(
+            other.dedup_key(),
+            n.dedup_key(),
+            "a redelivery is the same notification"
+        );
         other.recipient = "ops".into();
         assert_ne!(other.dedup_key(), n.dedup_key());
         let mut doc = serde_json::to_value(&n).expect("json");

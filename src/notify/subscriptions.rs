@@ -88,8 +88,14 @@ mod tests {
     #[test]
     fn capstan_and_argocd_keys_are_read_alike_and_recipients_split() {
         let app = annotations(&[
-            ("notifications.capstan.dev/subscribe.on-sync-succeeded.slack", "dev; ops"),
-            ("notifications.argoproj.io/subscribe.on-sync-succeeded.slack", "ops"),
+            (
+                "notifications.capstan.dev/subscribe.on-sync-succeeded.slack",
+                "dev; ops",
+            ),
+            (
+                "notifications.argoproj.io/subscribe.on-sync-succeeded.slack",
+                "ops",
+            ),
             ("notifications.argoproj.io/subscribe.on-deployed.hook", ""),
             ("notifications.capstan.dev/subscribe.on-nothing.slack", "x"),
             ("unrelated", "y"),
@@ -112,6 +118,9 @@ mod tests {
                 ("on-deployed", "hook", ""),
             ]
         );
-        assert_eq!(unknown, ["notifications.capstan.dev/subscribe.on-nothing.slack"]);
+        assert_eq!(
+            unknown,
+            ["notifications.capstan.dev/subscribe.on-nothing.slack"]
+        );
     }
 }

@@ -76,7 +76,8 @@ pub fn context(n: &Notification, url: &str, service_type: &str) -> Value {
 /// Renders one template against a context.
 pub fn render(template: &str, context: &Value) -> Result<String, String> {
     let mut t = gtmpl::Template::default();
-    t.parse(template).map_err(|e| format!("template does not parse: {e}"))?;
+    t.parse(template)
+        .map_err(|e| format!("template does not parse: {e}"))?;
     t.render(&gtmpl::Context::from(to_gtmpl(context)))
         .map_err(|e| format!("template failed: {e}"))
 }
@@ -169,7 +170,11 @@ mod tests {
 
     #[test]
     fn argo_cd_templates_render_unchanged() {
-        let ctx = context(&notification(Trigger::SyncFailed), "https://cd.example/", "slack");
+        let ctx = context(
+            &notification(Trigger::SyncFailed),
+            "https://cd.example/",
+            "slack",
+        );
         let text = render(
             "{{.app.metadata.name}} {{.app.status.sync.revision}} {{.app.status.sync.status}} {{.app.status.health.status}} {{.app.status.operationState.message}} {{.context.argocdUrl}}{{if eq .app.status.operationState.phase \"Failed\"}} !{{end}}",
             &ctx,
@@ -188,13 +193,21 @@ mod tests {
             let r = render_for(&settings, &notification(t), "slack").expect("renders");
             assert!(r.subject.contains("web"), "{t:?}: {}", r.subject);
             assert!(
-                r.message.contains("http://localhost:8080/applications/apps/web"),
+                r.message
+                    .contains("http://localhost:8080/applications/apps/web"),
                 "{t:?}: {}",
                 r.message
             );
         }
-        let failed = render_for(&settings, &notification(Trigger::SyncFailed), "slack").expect("renders");
-        assert!(failed.message.contains("one or more objects failed to apply"), "{}", failed.message);
+        let failed =
+            render_for(&settings, &notification(Trigger::SyncFailed), "slack").expect("renders");
+        assert!(
+            failed
+                .message
+                .contains("one or more objects failed to apply"),
+            "{}",
+            failed.message
+        );
         settings.templates.insert(
             "on-sync-failed".into(),
             super::super::TemplateSettings {
@@ -202,7 +215,8 @@ mod tests {
                 subject: None,
             },
         );
-        let r = render_for(&settings, &notification(Trigger::SyncFailed), "slack").expect("renders");
+        let r =
+            render_for(&settings, &notification(Trigger::SyncFailed), "slack").expect("renders");
         assert_eq!(r.message, "web broke at abc123");
         assert_eq!(r.subject, "Failed to sync application web.");
     }

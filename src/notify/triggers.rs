@@ -71,8 +71,8 @@ pub fn fired(before: Option<&ApplicationStatus>, after: &ApplicationStatus) -> V
     if let Some(op) = after.operation_state.as_ref() {
         let revision = operation_revision(op, after);
         let new_op = old_op.is_none_or(|o| o.started_at != op.started_at);
-        let changed = new_op
-            || old_op.map(|o| (o.phase, o.retry_count)) != Some((op.phase, op.retry_count));
+        let changed =
+            new_op || old_op.map(|o| (o.phase, o.retry_count)) != Some((op.phase, op.retry_count));
         let occurrence = format!("{revision}@{}#{}", op.started_at, op.retry_count);
         // A sync may start and finish within one status write: a new operation is one that ran.
         if new_op {
@@ -97,7 +97,7 @@ pub fn fired(before: Option<&ApplicationStatus>, after: &ApplicationStatus) -> V
             }
         }
     }
-    let health = |s: &ApplicationStatus| s.health.as_ref().map(|h| h.status.clone());
+    let health = |s: &ApplicationStatus| s.health.as_ref().map(|h| h.status);
     if health(after) == Some(HealthStatus::Degraded)
         && before.and_then(health) != Some(HealthStatus::Degraded)
     {
@@ -158,7 +158,12 @@ mod tests {
     use super::*;
     use crate::store::application::{HealthStatusBlock, SyncOperationResult};
 
-    fn status(phase: Option<OperationPhase>, started: &str, rev: &str, health: HealthStatus) -> ApplicationStatus {
+    fn status(
+        phase: Option<OperationPhase>,
+        started: &str,
+        rev: &str,
+        health: HealthStatus,
+    ) -> ApplicationStatus {
         ApplicationStatus {
             operation_state: phase.map(|phase| OperationState {
                 phase,
@@ -185,7 +190,12 @@ mod tests {
     #[test]
     fn a_sync_that_finished_in_one_write_ran_succeeded_and_deployed() {
         let before = status(None, "", "", HealthStatus::Missing);
-        let after = status(Some(OperationPhase::Succeeded), "t1", "abc", HealthStatus::Healthy);
+        let after = status(
+            Some(OperationPhase::Succeeded),
+            "t1",
+            "abc",
+            HealthStatus::Healthy,
+        );
         let fired = fired(Some(&before), &after);
         assert_eq!(
             names(&fired),
@@ -197,17 +207,37 @@ mod tests {
 
     #[test]
     fn writing_the_same_status_again_fires_nothing() {
-        let s = status(Some(OperationPhase::Succeeded), "t1", "abc", HealthStatus::Healthy);
+        let s = status(
+            Some(OperationPhase::Succeeded),
+            "t1",
+            "abc",
+            HealthStatus::Healthy,
+        );
         assert!(fired(Some(&s), &s).is_empty());
     }
 
     #[test]
     fn deployed_waits_for_health_and_fires_once_per_revision() {
-        let progressing = status(Some(OperationPhase::Succeeded), "t1", "abc", HealthStatus::Progressing);
-        let healthy = status(Some(OperationPhase::Succeeded), "t1", "abc", HealthStatus::Healthy);
+        let progressing = status(
+            Some(OperationPhase::Succeeded),
+            "t1",
+            "abc",
+            HealthStatus::Progressing,
+        );
+        let healthy = status(
+            Some(OperationPhase::Succeeded),
+            "t1",
+            "abc",
+            HealthStatus::Healthy,
+        );
         assert_eq!(names(&fired(Some(&progressing), &healthy)), ["on-deployed"]);
         // A re-sync of the same revision succeeds again but deploys nothing new.
-        let again = status(Some(OperationPhase::Succeeded), "t2", "abc", HealthStatus::Healthy);
+        let again = status(
+            Some(OperationPhase::Succeeded),
+            "t2",
+            "abc",
+            HealthStatus::Healthy,
+        );
         assert_eq!(
             names(&fired(Some(&healthy), &again)),
             ["on-sync-running", "on-sync-succeeded"]
@@ -216,8 +246,18 @@ mod tests {
 
     #[test]
     fn failures_and_degradation_fire_on_the_transition_only() {
-        let running = status(Some(OperationPhase::Running), "t1", "abc", HealthStatus::Healthy);
-        let failed = status(Some(OperationPhase::Failed), "t1", "abc", HealthStatus::Degraded);
+        let running = status(
+            Some(OperationPhase::Running),
+            "t1",
+            "abc",
+            HealthStatus::Healthy,
+        );
+        let failed = status(
+            Some(OperationPhase::Failed),
+            "t1",
+            "abc",
+            HealthStatus::Degraded,
+        );
         assert_eq!(
             names(&fired(Some(&running), &failed)),
             ["on-sync-failed", "on-health-degraded"]

@@ -265,10 +265,7 @@ impl Queue for EmbeddedQueue {
             for (i, shard) in state.shards.iter().enumerate() {
                 depths.push((format!("{prefix}.jobs.{i}"), shard.len() as u64));
             }
-            depths.push((
-                format!("{prefix}.notify"),
-                state.notifications.len() as u64,
-            ));
+            depths.push((format!("{prefix}.notify"), state.notifications.len() as u64));
             depths.push((format!("{prefix}.dead"), state.dead.len() as u64));
             Ok(depths)
         })

@@ -238,7 +238,12 @@ impl Topology {
     }
 
     /// Declares and binds the work queues of `topic` (events or jobs) to `exchange`.
-    async fn declare_queues(&self, ch: &Channel, topic: Topic, exchange: &str) -> lapin::Result<()> {
+    async fn declare_queues(
+        &self,
+        ch: &Channel,
+        topic: Topic,
+        exchange: &str,
+    ) -> lapin::Result<()> {
         let queue_opts = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()

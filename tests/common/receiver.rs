@@ -147,12 +147,14 @@ async fn record(
             )
         })
         .collect();
-    log.lock().unwrap_or_else(|p| p.into_inner()).push(Received {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-        headers,
-        body: body.to_vec(),
-    });
+    log.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Received {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            headers,
+            body: body.to_vec(),
+        });
     if req.path().ends_with("/chat.postMessage") {
         return HttpResponse::Ok().json(serde_json::json!({"ok": true, "ts": "1.2"}));
     }
@@ -185,8 +187,7 @@ impl SmtpServer {
         let maildir = dir.path().join("maildir");
         let port = free_port();
         let (user, password) = ("capstan".to_owned(), uuid::Uuid::new_v4().to_string());
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notify/smtpd.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notify/smtpd.py");
         let child = std::process::Command::new(python)
             .arg(script)
             .arg("127.0.0.1")

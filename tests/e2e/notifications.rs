@@ -21,13 +21,31 @@ fn notify_env(receiver: &Receiver, late_port: u16) -> Vec<(String, String)> {
         ("CAPSTAN__NOTIFY__URL", "https://capstan.test".to_owned()),
         ("CAPSTAN__NOTIFY__RETRY_INITIAL_MS", "200".to_owned()),
         ("CAPSTAN__NOTIFY__RETRY_MAX_MS", "500".to_owned()),
-        ("CAPSTAN__NOTIFY__SERVICES__HOOK__TYPE", "webhook".to_owned()),
-        ("CAPSTAN__NOTIFY__SERVICES__HOOK__URL", receiver.url("/hook")),
-        ("CAPSTAN__NOTIFY__SERVICES__HOOK__SECRET", HOOK_SECRET.to_owned()),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__HOOK__TYPE",
+            "webhook".to_owned(),
+        ),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__HOOK__URL",
+            receiver.url("/hook"),
+        ),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__HOOK__SECRET",
+            HOOK_SECRET.to_owned(),
+        ),
         ("CAPSTAN__NOTIFY__SERVICES__SLACK__TYPE", "slack".to_owned()),
-        ("CAPSTAN__NOTIFY__SERVICES__SLACK__TOKEN", SLACK_TOKEN.to_owned()),
-        ("CAPSTAN__NOTIFY__SERVICES__SLACK__API_URL", receiver.url("/api")),
-        ("CAPSTAN__NOTIFY__SERVICES__LATE__TYPE", "webhook".to_owned()),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__SLACK__TOKEN",
+            SLACK_TOKEN.to_owned(),
+        ),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__SLACK__API_URL",
+            receiver.url("/api"),
+        ),
+        (
+            "CAPSTAN__NOTIFY__SERVICES__LATE__TYPE",
+            "webhook".to_owned(),
+        ),
         (
             "CAPSTAN__NOTIFY__SERVICES__LATE__URL",
             format!("http://127.0.0.1:{late_port}/late"),
@@ -78,19 +96,19 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
         .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web at 1.25");
     let doc = json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
-        "metadata": {"name": "notified", "namespace": APP_NAMESPACE, "annotations": {
-            "notifications.capstan.dev/subscribe.on-sync-succeeded.hook": "",
-            "notifications.argoproj.io/subscribe.on-deployed.hook": "",
-            "notifications.capstan.dev/subscribe.on-sync-failed.hook": "",
-            "notifications.capstan.dev/subscribe.on-sync-succeeded.slack": "deploys",
-            "notifications.capstan.dev/subscribe.on-deployed.late": "",
-        }},
-        "spec": {
-            "project": "default",
-            "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
-            "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
-            "syncPolicy": { "automated": { "prune": true } },
-        }});
+    "metadata": {"name": "notified", "namespace": APP_NAMESPACE, "annotations": {
+        "notifications.capstan.dev/subscribe.on-sync-succeeded.hook": "",
+        "notifications.argoproj.io/subscribe.on-deployed.hook": "",
+        "notifications.capstan.dev/subscribe.on-sync-failed.hook": "",
+        "notifications.capstan.dev/subscribe.on-sync-succeeded.slack": "deploys",
+        "notifications.capstan.dev/subscribe.on-deployed.late": "",
+    }},
+    "spec": {
+        "project": "default",
+        "source": { "repoURL": app.repo_url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    }});
     let obj: capstan::store::Application = serde_json::from_value(doc).expect("application");
     Api::<capstan::store::Application>::namespaced(app.kube.clone(), APP_NAMESPACE)
         .create(&PostParams::default(), &obj)
@@ -102,8 +120,13 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
                 && a.pointer("/status/health/status") == Some(&"Healthy".into())
         }
     };
-    app.wait_app("notified", 60, "Synced and Healthy at the first commit", healthy_at(first.clone()))
-        .await;
+    app.wait_app(
+        "notified",
+        60,
+        "Synced and Healthy at the first commit",
+        healthy_at(first.clone()),
+    )
+    .await;
 
     // The first sync's notifications, signed and rendered.
     receiver
@@ -127,9 +150,14 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
     );
     assert_eq!(deployed["healthStatus"], "Healthy");
     let slack = receiver
-        .wait_for("/api/chat.postMessage", 30, "the Slack message", |r| !r.is_empty())
+        .wait_for("/api/chat.postMessage", 30, "the Slack message", |r| {
+            !r.is_empty()
+        })
         .await;
-    assert_eq!(slack[0].headers["authorization"], format!("Bearer {SLACK_TOKEN}"));
+    assert_eq!(
+        slack[0].headers["authorization"],
+        format!("Bearer {SLACK_TOKEN}")
+    );
     assert_eq!(slack[0].json()["channel"], "deploys");
 
     // While `late` is down (nothing listens on its port), a push syncs as fast as ever.
@@ -137,16 +165,28 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
         .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
     let second = app.repo.commit("web at 1.27");
     let pushed = Instant::now();
-    assert_eq!(app.push_webhook(&second, Some(""), None).await.status(), 202);
-    app.wait_app("notified", 60, "Synced and Healthy at the second commit", healthy_at(second.clone()))
-        .await;
+    assert_eq!(
+        app.push_webhook(&second, Some(""), None).await.status(),
+        202
+    );
+    app.wait_app(
+        "notified",
+        60,
+        "Synced and Healthy at the second commit",
+        healthy_at(second.clone()),
+    )
+    .await;
     eprintln!(
         "push to Synced+Healthy with a notification receiver down: {} ms",
         pushed.elapsed().as_millis()
     );
     receiver
         .wait_for("/hook", 30, "the second deploy", |_| {
-            has(&signed_triggers(&receiver, "/hook", Some(HOOK_SECRET)), "on-deployed", &second)
+            has(
+                &signed_triggers(&receiver, "/hook", Some(HOOK_SECRET)),
+                "on-deployed",
+                &second,
+            )
         })
         .await;
 
@@ -194,7 +234,10 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
     revisions.sort();
     let mut expected = vec![first.as_str(), second.as_str()];
     expected.sort();
-    assert_eq!(revisions, expected, "each missed deploy exactly once: {late_got:?}");
+    assert_eq!(
+        revisions, expected,
+        "each missed deploy exactly once: {late_got:?}"
+    );
     // Each (trigger, revision) reached the hook once.
     let hook = signed_triggers(&receiver, "/hook", Some(HOOK_SECRET));
     for (i, a) in hook.iter().enumerate() {
