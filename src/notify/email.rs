@@ -69,7 +69,8 @@ pub async fn send(
 
     let mut tls = TlsParameters::builder(settings.host.clone());
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path)
+        let pem = tokio::fs::read(path)
+            .await
             .map_err(|e| SendError::Transient(format!("email ca_file {}: {e}", path.display())))?;
         let ca = Certificate::from_pem(&pem).map_err(|e| permanent("ca_file", &e))?;
         tls = tls.add_root_certificate(ca);

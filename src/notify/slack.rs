@@ -41,7 +41,7 @@ fn payload(settings: &SlackSettings, n: &Notification, rendered: &Rendered) -> V
         "text": rendered.message,
         "attachments": [{
             "title": rendered.subject,
-            "color": super::teams::colour(n.trigger),
+            "color": n.trigger.colour(),
             "fallback": rendered.subject,
         }],
     });

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::templates::Rendered;
-use super::{Notification, SendError, Trigger, http_failure, http_outcome};
+use super::{Notification, SendError, http_failure, http_outcome};
 use crate::secret::{ExposeSecret, SecretString};
 
 /// A `type = "teams"` service.
@@ -20,15 +20,6 @@ pub struct TeamsSettings {
     pub webhook_url_file: Option<PathBuf>,
 }
 
-/// The colour of a trigger's card or attachment: green, red, blue, as Argo CD's catalog uses.
-pub fn colour(trigger: Trigger) -> &'static str {
-    match trigger {
-        Trigger::SyncSucceeded | Trigger::Deployed => "#18be52",
-        Trigger::SyncFailed | Trigger::HealthDegraded => "#E96D76",
-        Trigger::SyncRunning => "#0DADEA",
-    }
-}
-
 /// The MessageCard: title, text, and a button to the application.
 pub fn card(n: &Notification, rendered: &Rendered, url: &str) -> Value {
     let link = format!(
@@ -40,7 +31,7 @@ pub fn card(n: &Notification, rendered: &Rendered, url: &str) -> Value {
     json!({
         "@type": "MessageCard",
         "@context": "https://schema.org/extensions",
-        "themeColor": colour(n.trigger).trim_start_matches('#'),
+        "themeColor": n.trigger.colour().trim_start_matches('#'),
         "summary": rendered.subject,
         "title": rendered.subject,
         "text": rendered.message.replace('\n', "\n\n"),

@@ -47,6 +47,15 @@ impl Trigger {
         }
     }
 
+    /// The colour of its Slack attachment or Teams card: green, red, blue, as Argo CD's catalog.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Trigger::SyncSucceeded | Trigger::Deployed => "#18be52",
+            Trigger::SyncFailed | Trigger::HealthDegraded => "#E96D76",
+            Trigger::SyncRunning => "#0DADEA",
+        }
+    }
+
     /// The trigger named `name`, if there is one.
     pub fn parse(name: &str) -> Option<Trigger> {
         Trigger::ALL.into_iter().find(|t| t.name() == name)
