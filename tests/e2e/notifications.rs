@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use capstan::config::Role;
 use capstan::webhook::Signature;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::common::receiver::{Receiver, free_port};
@@ -92,6 +92,17 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
     })
     .await;
 
+    // The project subscribes its apps' failures to Slack's #oncall, beside the app's own subscriptions.
+    Api::<capstan::store::AppProject>::namespaced(app.kube.clone(), APP_NAMESPACE)
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "notifications.capstan.dev/subscribe.on-sync-failed.slack": "oncall"
+            }}})),
+        )
+        .await
+        .expect("project annotated");
     app.repo
         .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web at 1.25");
@@ -217,6 +228,24 @@ async fn notifications_follow_syncs_and_a_down_receiver_slows_none() {
         .find(|b| b["trigger"] == "on-sync-failed")
         .expect("on-sync-failed");
     assert_eq!(failure["revision"], third.as_str());
+    let oncall = receiver
+        .wait_for("/api/chat.postMessage", 30, "the project's #oncall", |r| {
+            r.iter().any(|r| r.json()["channel"] == "oncall")
+        })
+        .await;
+    let oncall: Vec<Value> = oncall
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["channel"] == "oncall")
+        .collect();
+    assert_eq!(oncall.len(), 1, "{oncall:?}");
+    assert!(
+        oncall[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("The sync operation of application notified has failed")),
+        "{}",
+        oncall[0]
+    );
     let op_message = failed
         .pointer("/status/operationState/message")
         .and_then(Value::as_str)
