@@ -195,6 +195,7 @@ async fn every_service_receives_the_rendered_notification() {
             ServiceSettings::Teams(TeamsSettings {
                 webhook_url: Some(SecretString::from(receiver.url("/teams"))),
                 webhook_url_file: None,
+                card: Default::default(),
             }),
         ),
         (
