@@ -66,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: RepoCommand,
     },
+    /// Local accounts, API tokens and permissions (as `argocd account`).
+    Account {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
     Webhook(cli::webhook::WebhookArgs),
     /// Publish a trigger (this ref of this repository moved) to the configured RabbitMQ.
@@ -280,6 +287,29 @@ enum ProjCommand {
     },
     /// Delete an AppProject no Application uses.
     Delete { name: String },
+    /// Tokens of a project role (`spec.roles`), as `argocd proj role`.
+    Role {
+        #[command(subcommand)]
+        command: ProjRoleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjRoleCommand {
+    /// Issue a token acting as PROJECT's ROLE (printed once).
+    CreateToken {
+        project: String,
+        role: String,
+        /// Lifetime, e.g. 30m, 24h, 90d; none: until deleted.
+        #[arg(short = 'e', long = "expires-in", value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Revoke a role token by its id (or issued-at time).
+    DeleteToken {
+        project: String,
+        role: String,
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,6 +347,64 @@ enum ClusterCommand {
     Get { name: String },
     /// Remove a cluster's registration.
     Rm { name: String },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// List local accounts.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Show an account and its tokens (yours by default).
+    Get {
+        /// The account; yours when absent.
+        #[arg(short = 'a', long = "account")]
+        account: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
+    /// Who you are signed in as, and your groups.
+    GetUserInfo,
+    /// Issue an API token (printed once; only its hash is kept).
+    GenerateToken {
+        /// The account; yours when absent.
+        #[arg(short = 'a', long = "account")]
+        account: Option<String>,
+        /// Lifetime, e.g. 30m, 24h, 90d; none: the token does not expire.
+        #[arg(short = 'e', long = "expires-in", value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Revoke an API token.
+    DeleteToken {
+        id: String,
+        /// The account; yours when absent.
+        #[arg(short = 'a', long = "account")]
+        account: Option<String>,
+    },
+    /// Change a password (yours by default); passwords are read from files, never arguments.
+    UpdatePassword {
+        /// The account whose password changes; yours when absent.
+        #[arg(long = "account")]
+        account: Option<String>,
+        /// A file holding your current password.
+        #[arg(long)]
+        current_password_file: PathBuf,
+        /// A file holding the new password.
+        #[arg(long)]
+        new_password_file: PathBuf,
+    },
+    /// Whether you may do ACTION on RESOURCE OBJECT (`can-i sync applications 'default/*'`).
+    CanI {
+        action: String,
+        resource: String,
+        object: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -527,6 +615,94 @@ async fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
+        Command::Account { conn, command } => {
+            let client = connect(conn, &data_dir)?;
+            let me = || async {
+                let info = client.user_info().await?;
+                anyhow::Ok(info["username"].as_str().unwrap_or_default().to_owned())
+            };
+            match command {
+                AccountCommand::List { output } => {
+                    let answer = client.list_accounts().await?;
+                    if output == "table" {
+                        print!("{}", cli::account::account_table(&answer));
+                    } else {
+                        println!("{}", serde_json::to_string_pretty(&answer)?);
+                    }
+                }
+                AccountCommand::Get { account, output } => {
+                    let name = match account {
+                        Some(a) => a,
+                        None => me().await?,
+                    };
+                    let answer = client.get_account(&name).await?;
+                    if output == "text" {
+                        print!("{}", cli::account::account_text(&answer));
+                    } else {
+                        println!("{}", serde_json::to_string_pretty(&answer)?);
+                    }
+                }
+                AccountCommand::GetUserInfo => {
+                    let info = client.user_info().await?;
+                    let groups: Vec<&str> = info["groups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect();
+                    println!(
+                        "Logged In: {}\nUsername: {}\nIssuer: {}\nGroups: {}",
+                        info["loggedIn"].as_bool().unwrap_or_default(),
+                        info["username"].as_str().unwrap_or_default(),
+                        info["iss"].as_str().unwrap_or_default(),
+                        groups.join(",")
+                    );
+                }
+                AccountCommand::GenerateToken {
+                    account,
+                    expires_in,
+                    description,
+                } => {
+                    let name = match account {
+                        Some(a) => a,
+                        None => me().await?,
+                    };
+                    let answer = client
+                        .generate_token(&name, expires_in.map(|d| d.as_secs()), &description)
+                        .await?;
+                    println!("{}", answer["token"].as_str().unwrap_or_default());
+                }
+                AccountCommand::DeleteToken { id, account } => {
+                    let name = match account {
+                        Some(a) => a,
+                        None => me().await?,
+                    };
+                    client.delete_token(&name, &id).await?;
+                    println!("token {id} of {name} revoked");
+                }
+                AccountCommand::UpdatePassword {
+                    account,
+                    current_password_file,
+                    new_password_file,
+                } => {
+                    let current = cli::account::read_password(&current_password_file)?;
+                    let new = cli::account::read_password(&new_password_file)?;
+                    client
+                        .update_password(account.as_deref(), &current, &new)
+                        .await?;
+                    println!("Password updated");
+                }
+                AccountCommand::CanI {
+                    action,
+                    resource,
+                    object,
+                } => {
+                    let yes = client.can_i(&action, &resource, &object).await?;
+                    println!("{}", if yes { "yes" } else { "no" });
+                }
+            }
+            Ok(())
+        }
         Command::Repo { conn, command } => {
             let client = connect(conn, &data_dir)?;
             let out = match command {
@@ -601,6 +777,23 @@ async fn run() -> anyhow::Result<()> {
                     return Ok(());
                 }
                 ProjCommand::Delete { name } => client.delete_project(&name).await?,
+                ProjCommand::Role {
+                    command:
+                        ProjRoleCommand::CreateToken {
+                            project,
+                            role,
+                            expires_in,
+                        },
+                } => {
+                    let answer = client
+                        .create_role_token(&project, &role, expires_in.map(|d| d.as_secs()))
+                        .await?;
+                    println!("{}", answer["token"].as_str().unwrap_or_default());
+                    return Ok(());
+                }
+                ProjCommand::Role {
+                    command: ProjRoleCommand::DeleteToken { project, role, id },
+                } => client.delete_role_token(&project, &role, &id).await?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
@@ -775,6 +968,26 @@ fn connect(conn: Connection, data_dir: &std::path::Path) -> anyhow::Result<ApiCl
     };
     let server = config.server(conn.server);
     ApiClient::new(&server, config.token(conn.token), data_dir)
+}
+
+/// A lifetime such as `90s`, `30m`, `24h` or `90d`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30m, 24h or 90d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit {unit:?} (s, m, h or d)")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 /// A `--selector`, refused by clap (exit 2) when malformed.

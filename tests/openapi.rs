@@ -416,6 +416,30 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
         ],
         vec!["repo", "list"],
         vec!["repo", "rm", "https://git.example/shop.git"],
+        vec![
+            "proj",
+            "role",
+            "create-token",
+            "shop",
+            "deployer",
+            "-e",
+            "1h",
+        ],
+        vec!["proj", "role", "delete-token", "shop", "deployer", "0a1b"],
+        vec!["account", "list"],
+        vec!["account", "get", "-a", "ci"],
+        vec!["account", "get-user-info"],
+        vec!["account", "generate-token", "-a", "ci", "-e", "24h"],
+        vec!["account", "delete-token", "0a1b", "-a", "ci"],
+        vec![
+            "account",
+            "update-password",
+            "--current-password-file",
+            &password,
+            "--new-password-file",
+            &password,
+        ],
+        vec!["account", "can-i", "sync", "applications", "default/web"],
     ];
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let server = recording_server(log.clone());
@@ -473,6 +497,8 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
         "/metrics",
         "/api/openapi.json",
         "/api/webhook",
+        // Sent by `capstan login` and `capstan logout`.
+        "/api/v1/session",
     ];
     let unused: Vec<String> = documented(&doc)
         .into_iter()

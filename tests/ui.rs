@@ -66,7 +66,7 @@ async fn csrf_of(app: &TestApp, cookie: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_refuses_a_wrong_token_and_sets_a_strict_http_only_cookie_for_the_right_one() {
+async fn login_refuses_a_wrong_token_and_sets_an_http_only_lax_cookie_for_the_right_one() {
     let app = spawn_app(Options::default()).await;
     let wrong = login(&app, "not-the-token").await;
     assert_eq!(wrong.status(), 401);
@@ -82,7 +82,7 @@ async fn login_refuses_a_wrong_token_and_sets_a_strict_http_only_cookie_for_the_
     assert_eq!(right.status(), 303);
     assert_eq!(right.headers()["location"], "/");
     let set = right.headers()["set-cookie"].to_str().expect("ascii");
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(flag), "cookie lacks {flag}: {set}");
     }
     assert!(
@@ -460,13 +460,22 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(&path, png).expect("write screenshot");
 }
 
-async fn browser_login(c: &Client, app: &TestApp, token: &str) {
+/// Signs in on the login page with a local account's name and password.
+async fn browser_login(c: &Client, app: &TestApp, user: &str, password: &str) {
     c.goto(&format!("{}/login", app.address))
         .await
         .expect("login page");
-    let field = c.find(Locator::Id("token")).await.expect("token field");
-    field.send_keys(token).await.expect("type token");
-    c.find(Locator::Css(".login button[type=submit]"))
+    let field = c
+        .find(Locator::Id("username"))
+        .await
+        .expect("username field");
+    field.send_keys(user).await.expect("type user");
+    let field = c
+        .find(Locator::Id("password"))
+        .await
+        .expect("password field");
+    field.send_keys(password).await.expect("type password");
+    c.find(Locator::Css(".login > form button[type=submit]"))
         .await
         .expect("submit")
         .click()
@@ -474,7 +483,12 @@ async fn browser_login(c: &Client, app: &TestApp, token: &str) {
         .expect("submit click");
 }
 
-/// The scenario a person runs: log in (a wrong token first), watch an app appear and turn
+/// The admin's initial password, generated into the data directory.
+fn admin_password(app: &TestApp) -> String {
+    std::fs::read_to_string(app.data_dir.path().join("admin-password")).expect("admin password")
+}
+
+/// The scenario a person runs: log in (a wrong password first), watch an app appear and turn
 /// Synced/Healthy after a signed webhook without reloading, open its tree and a Pod's manifest,
 /// sync with prune, roll back, and read who initiated each deployment. Screenshots of the main
 /// pages go to docs/screenshots/.
@@ -485,15 +499,19 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
     let b = browser(profile.path()).await;
     let c = &b.client;
 
-    // A wrong token: the form says so and the browser holds no session.
-    browser_login(c, &app, "wrong-token").await;
-    assert!(text_of(c, "#login-error").await.contains("not valid"));
+    // A wrong password: the form says so and the browser holds no session.
+    browser_login(c, &app, "admin", "wrong-password").await;
+    assert!(
+        text_of(c, "#login-error")
+            .await
+            .contains("Invalid username or password")
+    );
     assert!(
         c.get_named_cookie("capstan_session").await.is_err(),
         "a refused login left a cookie"
     );
     screenshot(c, "login").await;
-    browser_login(c, &app, &app.api_token).await;
+    browser_login(c, &app, "admin", &admin_password(&app)).await;
     until_js(
         c,
         20,

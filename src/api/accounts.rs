@@ -262,7 +262,8 @@ pub struct CanIPath {
     object: String,
 }
 
-/// `GET /api/v1/account/can-i/{resource}/{action}/{object}`: `{"value": "yes"|"no"}`.
+/// `GET /api/v1/account/can-i/{resource}/{action}/{object}`: `{"value": "yes"|"no"}`; the
+/// object's slashes are percent-encoded (`default%2Fweb`).
 #[utoipa::path(get, path = "/api/v1/account/can-i/{resource}/{action}/{object}", tag = "accounts", security(("bearer" = [])),
     params(("resource" = String, Path, description = "applications, projects, clusters …"), ("action" = String, Path, description = "get, create, sync …"), ("object" = String, Path, description = "project/app, or a name")),
     responses((status = 200, description = "yes or no")))]
@@ -271,6 +272,8 @@ pub async fn can_i(
     path: web::Path<CanIPath>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let yes = auth.can(&state, &path.resource, &path.action, &path.object);
+    // `project/app` arrives as one segment, its slash percent-encoded.
+    let object = percent_encoding::percent_decode_str(&path.object).decode_utf8_lossy();
+    let yes = auth.can(&state, &path.resource, &path.action, &object);
     HttpResponse::Ok().json(serde_json::json!({ "value": if yes { "yes" } else { "no" } }))
 }

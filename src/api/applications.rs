@@ -4,6 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use kube::ResourceExt;
 use serde::Deserialize;
 
 use super::ApiState;
@@ -13,7 +14,7 @@ use super::openapi::{ApplicationDoc, ApplicationList, QueuedJob, StatusAnswer};
 use crate::domain::names::{check_label, check_subdomain};
 use crate::domain::{AppKey, RepoUrl};
 use crate::job::{Cause, Job, JobKind, ResourceSelector, SyncRequest};
-use crate::store::Application;
+use crate::store::{Application, StoreError};
 use crate::tenancy::Tenancy;
 
 /// The Application a path names, its namespace and name already checked (DNS-1123), so no handler
@@ -64,12 +65,20 @@ pub struct JobQuery {
     responses((status = 200, description = "Every Application Capstan honours: `{\"items\": [Application]}`", body = ApplicationList)),
     security(("bearer" = []))
 )]
-pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+pub async fn list(auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<Application> = state
         .store
         .list()
         .iter()
         .filter(|a| state.tenancy.honours(a).is_ok())
+        .filter(|a| {
+            auth.can(
+                &state,
+                "applications",
+                "get",
+                &rbac_object(&state.tenancy, a),
+            )
+        })
         .map(|a| a.as_ref().clone())
         .collect();
     HttpResponse::Ok().json(serde_json::json!({ "items": items }))
@@ -85,24 +94,59 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "get").await?;
     Ok(HttpResponse::Ok().json(app))
 }
 
-/// The Application at `path`, read fresh, if it lives where Capstan honours Applications.
-pub(crate) async fn honoured(state: &ApiState, path: &AppPath) -> Result<Application, ApiError> {
-    let app = state
-        .store
-        .get(path.key.namespace(), path.key.name())
-        .await?;
+/// The RBAC object of an Application, as Argo CD names it: `project/name`, or
+/// `project/namespace/name` for an Application outside the control namespace.
+pub fn rbac_object(tenancy: &Tenancy, app: &Application) -> String {
+    let project = crate::tenancy::project_name(app);
+    let namespace = app.namespace().unwrap_or_default();
+    if namespace.is_empty() || namespace == tenancy.control_namespace() {
+        format!("{project}/{}", app.name_any())
+    } else {
+        format!("{project}/{namespace}/{}", app.name_any())
+    }
+}
+
+/// The Application at `path`, read fresh, if it lives where Capstan honours Applications and
+/// the caller may `action` it. A missing app is a 404 only to those who could see it if it
+/// existed (a policy over every project); others get the 403 they would get anyway, so names
+/// do not leak.
+pub(crate) async fn authorized(
+    state: &ApiState,
+    auth: &Authenticated,
+    path: &AppPath,
+    action: &str,
+) -> Result<Application, ApiError> {
+    let app = match state.store.get(path.key.namespace(), path.key.name()).await {
+        Ok(app) => app,
+        Err(StoreError::NotFound(what)) => {
+            let anywhere = if path.key.namespace() == state.tenancy.control_namespace() {
+                format!("*/{}", path.key.name())
+            } else {
+                format!("*/{}/{}", path.key.namespace(), path.key.name())
+            };
+            auth.check(state, "applications", action, &anywhere)?;
+            return Err(ApiError::Store(StoreError::NotFound(what)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state
         .tenancy
         .honours(&app)
         .map_err(|reason| ApiError::Forbidden(reason.to_string()))?;
+    auth.check(
+        state,
+        "applications",
+        action,
+        &rbac_object(&state.tenancy, &app),
+    )?;
     Ok(app)
 }
 
@@ -136,12 +180,18 @@ pub fn admit(tenancy: &Tenancy, app: &Application) -> Result<(), ApiError> {
     security(("bearer" = []))
 )]
 pub async fn create(
-    _auth: Authenticated,
+    auth: Authenticated,
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let app = parse_application(body.into_inner(), state.tenancy.control_namespace())
         .map_err(ApiError::Unprocessable)?;
+    auth.check(
+        &state,
+        "applications",
+        "create",
+        &rbac_object(&state.tenancy, &app),
+    )?;
     admit(&state.tenancy, &app)?;
     let created = state.store.create(&app).await?;
     Ok(HttpResponse::Created().json(created))
@@ -157,11 +207,11 @@ pub async fn create(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    honoured(&state, &path).await?;
+    authorized(&state, &auth, &path, "delete").await?;
     state
         .store
         .delete(path.key.namespace(), path.key.name())
@@ -298,7 +348,7 @@ pub async fn sync(
         }
         None => None,
     };
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "sync").await?;
     if app
         .status
         .as_ref()
@@ -323,7 +373,8 @@ async fn enqueue(
     state: web::Data<ApiState>,
     kind: JobKind,
 ) -> Result<HttpResponse, ApiError> {
-    honoured(&state, &path).await?;
+    // Argo CD counts a refresh as reading the app.
+    authorized(&state, auth, &path, "get").await?;
     let mut job = manual_job(auth, &path, kind);
     job.hard = query.hard;
     job.prune = query.prune;

@@ -21,6 +21,7 @@ use crate::secret;
 pub const TOKEN_ACCOUNT: &str = "admin";
 
 /// A request whose identity is proved.
+#[derive(Clone, Debug)]
 pub struct Authenticated {
     /// Who the request acts for.
     pub identity: Identity,
@@ -154,6 +155,26 @@ pub fn session_claims(state: &ApiState, token: &str) -> Result<Claims, ApiError>
     if state.auth.accounts.is_revoked(&claims.jti) {
         return Err(ApiError::Unauthorized(
             "session expired or logged out".into(),
+        ));
+    }
+    // A project role's token lives as long as its role lists it.
+    if claims.src == Source::Project
+        && !super::project_tokens::still_listed(state, &claims.sub, &claims.jti)
+    {
+        return Err(ApiError::Unauthorized(
+            "project role token revoked or its role removed".into(),
+        ));
+    }
+    // A password change ends the sessions opened with the old password, as in Argo CD.
+    if claims.src == Source::Local
+        && state
+            .auth
+            .accounts
+            .password_changed_at_ms(&claims.sub)
+            .is_some_and(|changed| changed > claims.auth_time_ms)
+    {
+        return Err(ApiError::Unauthorized(
+            "the password changed since this session began; log in again".into(),
         ));
     }
     Ok(claims)

@@ -103,13 +103,14 @@ pub(crate) fn info(state: &ApiState, s: ConnectionState) -> ClusterInfo {
     responses((status = 200, description = "Every cluster", body = ClusterList)),
     security(("bearer" = []))
 )]
-pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+pub async fn list(auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<ClusterInfo> = state
         .clusters
         .list()
         .await
         .into_iter()
         .map(|s| info(&state, s))
+        .filter(|c| auth.can(&state, "clusters", "get", &c.server))
         .collect();
     HttpResponse::Ok().json(ClusterList { items })
 }
@@ -124,7 +125,7 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: web::Path<ClusterPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,7 +136,9 @@ pub async fn get(
         .into_iter()
         .find(|s| s.name == path.name)
         .ok_or_else(|| ApiError::NotFound(format!("cluster {} not found", path.name)))?;
-    Ok(HttpResponse::Ok().json(info(&state, found)))
+    let found = info(&state, found);
+    auth.check(&state, "clusters", "get", &found.server)?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 fn secret_name(cluster: &str) -> String {
@@ -152,12 +155,13 @@ fn secret_name(cluster: &str) -> String {
     security(("bearer" = []))
 )]
 pub async fn create(
-    _auth: Authenticated,
+    auth: Authenticated,
     body: web::Json<NewCluster>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let c = body.into_inner();
     check_subdomain("name", &c.name)?;
+    auth.check(&state, "clusters", "create", c.server.trim_end_matches('/'))?;
     if c.name == IN_CLUSTER_NAME || c.server.trim_end_matches('/') == IN_CLUSTER_SERVER {
         return Err(ApiError::Conflict("in-cluster is always registered".into()));
     }
@@ -227,10 +231,20 @@ pub async fn create(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: web::Path<ClusterPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    // Policies name clusters by server URL, as Argo CD's do.
+    let server = state
+        .clusters
+        .list()
+        .await
+        .into_iter()
+        .find(|s| s.name == path.name)
+        .map(|s| info(&state, s).server)
+        .unwrap_or_else(|| path.name.clone());
+    auth.check(&state, "clusters", "delete", &server)?;
     let api = state.control_secrets();
     let params = ListParams::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
     let list = api

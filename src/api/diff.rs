@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiState;
-use super::applications::{AppPath, admit, honoured};
+use super::applications::{AppPath, admit, authorized};
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::cluster::{ClusterError, ResourceKey};
@@ -54,11 +54,11 @@ pub struct ResourceDiff {
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "get").await?;
     admit(&state.tenancy, &app)?;
     let target = super::manifests::destination(&state, &app).await?;
     let cluster = &target.cluster;

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
-use super::applications::{AppPath, honoured, manual_job, queued};
+use super::applications::{AppPath, authorized, manual_job, queued};
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::job::{JobKind, SyncRequest};
@@ -22,11 +22,11 @@ use crate::store::application::{RecentOperation, RevisionHistory};
     security(("bearer" = []))
 )]
 pub async fn list(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "get").await?;
     Ok(HttpResponse::Ok().json(HistoryAnswer {
         history: newest_first(&app),
         operations: operations_newest_first(&app),
@@ -97,7 +97,7 @@ pub async fn rollback(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "sync").await?;
     let entry = rollback_target(&app, body.id)?;
     let mut job = manual_job(&auth, &path, JobKind::Sync);
     job.prune = body.prune;

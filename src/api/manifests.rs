@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::ApiState;
-use super::applications::{AppPath, admit, honoured};
+use super::applications::{AppPath, admit, authorized};
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::manifests::ManifestError;
@@ -42,12 +42,12 @@ pub(crate) async fn destination(
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     query: web::Query<ManifestsQuery>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "get").await?;
     // The same admission as on create: a project that no longer allows a repository stops
     // the API from fetching it too.
     admit(&state.tenancy, &app)?;

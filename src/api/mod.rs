@@ -12,6 +12,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod openapi;
 pub mod operation;
+pub mod project_tokens;
 pub mod projects;
 pub mod repositories;
 pub mod session;
@@ -179,7 +180,7 @@ pub static ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: Method::GET,
-        path: "/api/v1/account/can-i/{resource}/{action}/{object:.*}",
+        path: "/api/v1/account/can-i/{resource}/{action}/{object}",
         scope: RouteScope::Accounts,
         to: |r| r.to(accounts::can_i),
     },
@@ -298,6 +299,18 @@ pub static ROUTES: &[RouteSpec] = &[
         to: |r| r.to(projects::delete),
     },
     RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/projects/{project}/roles/{role}/token",
+        scope: RouteScope::Projects,
+        to: |r| r.to(project_tokens::create),
+    },
+    RouteSpec {
+        method: Method::DELETE,
+        path: "/api/v1/projects/{project}/roles/{role}/token/{id}",
+        scope: RouteScope::Projects,
+        to: |r| r.to(project_tokens::delete),
+    },
+    RouteSpec {
         method: Method::GET,
         path: "/api/v1/clusters",
         scope: RouteScope::Clusters,
@@ -409,17 +422,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
         repositories = repositories.route(path, route);
     }
-    // Two prefixes (session, account), so a resource each rather than a scope.
+    // Two prefixes (session, account), so a resource per path rather than a scope; one
+    // resource holds every method of its path (a second one would answer 405 for the first).
+    let mut by_path: Vec<(&str, actix_web::Resource)> = Vec::new();
     for (path, route) in scoped(RouteScope::Accounts, "") {
-        cfg.service(
-            web::resource(path)
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(64 * 1024)
-                        .error_handler(error::json_error),
-                )
-                .route(route),
-        );
+        match by_path.iter().position(|(p, _)| *p == path) {
+            Some(i) => {
+                let (p, resource) = by_path.remove(i);
+                by_path.insert(i, (p, resource.route(route)));
+            }
+            None => by_path.push((
+                path,
+                web::resource(path)
+                    .app_data(
+                        web::JsonConfig::default()
+                            .limit(64 * 1024)
+                            .error_handler(error::json_error),
+                    )
+                    .route(route),
+            )),
+        }
+    }
+    for (_, resource) in by_path {
+        cfg.service(resource);
     }
     cfg.service(webhook)
         .service(apps)

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, REASONS};
 use super::{
-    applications, clusters, diff, health, history, manifests, metrics, operation, projects,
-    repositories, tree, webhook,
+    accounts, applications, clusters, diff, health, history, manifests, metrics, operation,
+    project_tokens, projects, repositories, session, tree, webhook,
 };
 use crate::store::{AppProject, Application};
 
@@ -32,6 +32,15 @@ use crate::store::{AppProject, Application};
         metrics::scrape,
         serve,
         webhook::receive,
+        session::create,
+        session::delete,
+        session::userinfo,
+        accounts::list,
+        accounts::get,
+        accounts::update_password,
+        accounts::create_token,
+        accounts::delete_token,
+        accounts::can_i,
         applications::list,
         applications::create,
         applications::get,
@@ -48,6 +57,8 @@ use crate::store::{AppProject, Application};
         projects::create,
         projects::get,
         projects::delete,
+        project_tokens::create,
+        project_tokens::delete,
         clusters::list,
         clusters::create,
         clusters::get,

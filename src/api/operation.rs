@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::ApiState;
-use super::applications::{AppPath, honoured, manual_job, queued};
+use super::applications::{AppPath, authorized, manual_job, queued};
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::job::JobKind;
@@ -25,7 +25,7 @@ pub async fn terminate(
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "sync").await?;
     if !is_running(&app) {
         return Err(ApiError::Conflict("no operation is in progress".into()));
     }

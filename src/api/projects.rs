@@ -4,6 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::ApiState;
+use kube::ResourceExt;
+
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::domain::names::check_subdomain;
@@ -24,12 +26,13 @@ pub struct ProjectPath {
     responses((status = 200, description = "Every AppProject: `{\"items\": [AppProject]}`", body = crate::api::openapi::ProjectList)),
     security(("bearer" = []))
 )]
-pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
+pub async fn list(auth: Authenticated, state: web::Data<ApiState>) -> HttpResponse {
     let items: Vec<AppProject> = state
         .tenancy
         .projects()
         .list()
         .iter()
+        .filter(|p| auth.can(&state, "projects", "get", &p.name_any()))
         .map(|p| p.as_ref().clone())
         .collect();
     HttpResponse::Ok().json(serde_json::json!({ "items": items }))
@@ -45,11 +48,12 @@ pub async fn list(_auth: Authenticated, state: web::Data<ApiState>) -> HttpRespo
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: web::Path<ProjectPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     check_subdomain("name", &path.name)?;
+    auth.check(&state, "projects", "get", &path.name)?;
     match state.tenancy.projects().get(&path.name) {
         Some(p) => Ok(HttpResponse::Ok().json(p.as_ref())),
         None => Err(ApiError::NotFound(format!(
@@ -69,12 +73,15 @@ pub async fn get(
     security(("bearer" = []))
 )]
 pub async fn create(
-    _auth: Authenticated,
+    auth: Authenticated,
     body: web::Json<serde_json::Value>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let project = parse_project(body.into_inner()).map_err(ApiError::Unprocessable)?;
+    auth.check(&state, "projects", "create", &project.name_any())?;
     let created = state.tenancy.projects().create(&project).await?;
+    // Its roles apply from the next request on, not after the next periodic check.
+    state.rbac.reload_if_changed(state.tenancy.projects()).await;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -88,11 +95,12 @@ pub async fn create(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: web::Path<ProjectPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     check_subdomain("name", &path.name)?;
+    auth.check(&state, "projects", "delete", &path.name)?;
     let users = state
         .store
         .list()
@@ -106,6 +114,7 @@ pub async fn delete(
         )));
     }
     state.tenancy.projects().delete(&path.name).await?;
+    state.rbac.reload_if_changed(state.tenancy.projects()).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "deleted" })))
 }
 

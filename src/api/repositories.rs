@@ -71,7 +71,7 @@ pub struct RepositoryPath {
     security(("bearer" = []))
 )]
 pub async fn list(
-    _auth: Authenticated,
+    auth: Authenticated,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let params =
@@ -105,6 +105,7 @@ pub async fn list(
             }
         })
         .collect();
+    items.retain(|r| auth.can(&state, "repositories", "get", &r.url));
     items.sort_by(|a, b| a.url.cmp(&b.url));
     Ok(HttpResponse::Ok().json(RepositoryList { items }))
 }
@@ -119,11 +120,12 @@ pub async fn list(
     security(("bearer" = []))
 )]
 pub async fn create(
-    _auth: Authenticated,
+    auth: Authenticated,
     body: web::Json<NewRepository>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let r = body.into_inner();
+    auth.check(&state, "repositories", "create", r.url.trim())?;
     let kind = if r.template {
         "repo-creds"
     } else {
@@ -200,7 +202,7 @@ pub async fn create(
     security(("bearer" = []))
 )]
 pub async fn delete(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: web::Path<RepositoryPath>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -224,6 +226,10 @@ pub async fn delete(
             path.name
         )));
     }
+    let url = found
+        .map(|s| secret_data(s).remove("url").unwrap_or_default())
+        .unwrap_or_default();
+    auth.check(&state, "repositories", "delete", &url)?;
     api.delete(&path.name, &DeleteParams::default())
         .await
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;

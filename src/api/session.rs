@@ -28,6 +28,17 @@ pub struct Session {
     pub claims: Claims,
 }
 
+impl Session {
+    /// The session as the REST handlers see a request.
+    pub fn auth(&self) -> Authenticated {
+        Authenticated {
+            identity: self.identity.clone(),
+            session: Some(self.claims.clone()),
+            token_id: None,
+        }
+    }
+}
+
 /// The live session the request's cookie carries, if any.
 pub fn browser_session(req: &HttpRequest, state: &ApiState) -> Option<Session> {
     let cookie = req.cookie(COOKIE)?;
@@ -137,6 +148,7 @@ pub async fn password_login(
     path = "/api/v1/session",
     tag = "session",
     request_body = LoginRequest,
+    security(()),
     responses(
         (status = 200, description = "Signed in", body = SessionToken),
         (status = 401, description = "Wrong user or password", body = crate::api::error::ErrorBody),

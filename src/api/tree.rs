@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiState;
-use super::applications::{AppPath, honoured};
+use super::applications::{AppPath, authorized};
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::cluster::{Cluster, ResourceKey};
@@ -73,11 +73,11 @@ pub struct ParentRef {
     security(("bearer" = []))
 )]
 pub async fn get(
-    _auth: Authenticated,
+    auth: Authenticated,
     path: AppPath,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let app = honoured(&state, &path).await?;
+    let app = authorized(&state, &auth, &path, "get").await?;
     let target = super::manifests::destination(&state, &app).await?;
     let resources = app.status.map(|s| s.resources).unwrap_or_default();
     let nodes = tree(&target.cluster, &resources).await?;

@@ -24,6 +24,9 @@ use crate::config::AuthSettings;
 
 /// The Secret holding accounts' secrets.
 pub const SECRET_NAME: &str = "capstan-accounts";
+/// Where the generated admin password is also kept, as Argo CD's `argocd-initial-admin-secret`
+/// (delete it once the password is changed).
+pub const INITIAL_ADMIN_SECRET: &str = "capstan-initial-admin-secret";
 /// The built-in administrator.
 pub const ADMIN: &str = "admin";
 /// How often a replica re-reads the Secret (revocations elsewhere take at most this long).
@@ -226,7 +229,9 @@ impl Accounts {
             let path = data_dir.join("admin-password");
             crate::private_fs::write_replacing(&path, password.as_bytes())
                 .map_err(|e| AccountError::Store(format!("writing {}: {e}", path.display())))?;
-            tracing::info!(path = %path.display(), "generated the initial admin password");
+            // In a cluster the data directory is the pod's; Argo CD users look for the Secret.
+            accounts.keep_initial_password(&password).await?;
+            tracing::info!(path = %path.display(), secret = INITIAL_ADMIN_SECRET, "generated the initial admin password");
         }
         let refreshing = accounts.clone();
         tokio::spawn(async move {
@@ -241,6 +246,39 @@ impl Accounts {
             }
         });
         Ok(accounts)
+    }
+
+    /// Writes the generated admin password to [`INITIAL_ADMIN_SECRET`] (replacing an old one).
+    async fn keep_initial_password(&self, password: &str) -> Result<(), AccountError> {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(INITIAL_ADMIN_SECRET.to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                "password".to_owned(),
+                ByteString(password.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        };
+        let store_err = |e: kube::Error| AccountError::Store(e.to_string());
+        match self.api.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let mut current = self
+                    .api
+                    .get(INITIAL_ADMIN_SECRET)
+                    .await
+                    .map_err(store_err)?;
+                current.data = secret.data;
+                self.api
+                    .replace(INITIAL_ADMIN_SECRET, &PostParams::default(), &current)
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     /// The key session tokens are signed with (shared by every replica).
@@ -271,6 +309,15 @@ impl Accounts {
     /// When `name`'s password last changed (RFC 3339), if it has one.
     pub fn password_mtime(&self, name: &str) -> Option<String> {
         self.read().password_mtimes.get(name).cloned()
+    }
+
+    /// When `name`'s password last changed (Unix milliseconds).
+    pub fn password_changed_at_ms(&self, name: &str) -> Option<i64> {
+        self.read()
+            .password_mtimes
+            .get(name)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond())
     }
 
     /// The identity of a local account whose password this is.

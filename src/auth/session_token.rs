@@ -27,6 +27,9 @@ pub struct Claims {
     pub src: Source,
     pub iat: i64,
     pub exp: i64,
+    /// When the login happened, in milliseconds (a password changed after it ends the session).
+    #[serde(default)]
+    pub auth_time_ms: i64,
     /// The session's id: what logout revokes and the CSRF token is derived from.
     pub jti: String,
 }
@@ -79,15 +82,30 @@ impl SessionSigner {
 
     /// A new session for `identity`: the token and what it says.
     pub fn issue(&self, identity: &Identity) -> Result<(String, Claims), SessionError> {
-        let now = jiff::Timestamp::now().as_second();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.issue_for(identity, Some(self.ttl), &id)
+    }
+
+    /// A token for `identity` with id `id`, valid for `lifetime` (`None`: a century, for the
+    /// project role tokens that do not expire; they are revoked by id instead).
+    pub fn issue_for(
+        &self,
+        identity: &Identity,
+        lifetime: Option<Duration>,
+        id: &str,
+    ) -> Result<(String, Claims), SessionError> {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let now = now_ms.div_euclid(1000);
+        let lifetime = lifetime.unwrap_or(Duration::from_secs(100 * 365 * 86_400));
         let claims = Claims {
+            auth_time_ms: now_ms,
             iss: ISSUER.to_owned(),
             sub: identity.user.clone(),
             groups: identity.groups.clone(),
             src: identity.source,
             iat: now,
-            exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
-            jti: uuid::Uuid::new_v4().simple().to_string(),
+            exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: id.to_owned(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| SessionError::Invalid(e.to_string()))?;

@@ -1,5 +1,6 @@
 //! The client side of the CLI: `capstan app …` and `capstan webhook …` talk to a running server.
 
+pub mod account;
 pub mod app;
 pub mod app_view;
 pub mod client_config;
@@ -147,6 +148,36 @@ impl ApiClient {
         self.call(
             reqwest::Method::DELETE,
             &format!("/api/v1/projects/{name}"),
+            None,
+        )
+        .await
+    }
+
+    /// `capstan proj role create-token PROJECT ROLE`.
+    pub async fn create_role_token(
+        &self,
+        project: &str,
+        role: &str,
+        expires_in_secs: Option<u64>,
+    ) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/projects/{project}/roles/{role}/token"),
+            Some(&serde_json::json!({ "expiresIn": expires_in_secs })),
+        )
+        .await
+    }
+
+    /// `capstan proj role delete-token PROJECT ROLE ID`.
+    pub async fn delete_role_token(
+        &self,
+        project: &str,
+        role: &str,
+        id: &str,
+    ) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/roles/{role}/token/{id}"),
             None,
         )
         .await

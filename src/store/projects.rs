@@ -112,6 +112,41 @@ impl ProjectStore {
         Ok(created)
     }
 
+    /// Changes a project read fresh from the API (again on a conflicting write), and returns
+    /// once this process's cache holds the change.
+    pub async fn update<E: From<StoreError>>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut AppProject) -> Result<(), E>,
+    ) -> Result<AppProject, E> {
+        let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);
+        for _ in 0..8 {
+            let mut project = match api.get(name).await {
+                Ok(p) => p,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    return Err(StoreError::NotFound(format!("project {name}")).into());
+                }
+                Err(e) => return Err(StoreError::from(e).into()),
+            };
+            change(&mut project)?;
+            match api.replace(name, &PostParams::default(), &project).await {
+                Ok(updated) => {
+                    let version = updated.resource_version();
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    while self.get(name).map(|p| p.resource_version()) != Some(version.clone())
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    return Ok(updated);
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(StoreError::from(e).into()),
+            }
+        }
+        Err(StoreError::Invalid(format!("project {name}: too many concurrent changes")).into())
+    }
+
     /// Deletes a project.
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         let api: Api<AppProject> = Api::namespaced(self.client.clone(), &self.namespace);

@@ -10,20 +10,25 @@ use serde_json::Value;
 use super::badges;
 use super::layout::{Nav, page};
 use crate::api::ApiState;
-use crate::api::applications::{AppPath, honoured};
+use crate::api::applications::{AppPath, authorized};
+use crate::api::session::Session;
 use crate::api::tree::Node;
 use crate::cluster::ResourceKey;
 use crate::store::Application;
 
 /// The page, the summary fragment or an error page for a failed read.
-async fn read(req: &HttpRequest, state: &ApiState) -> Result<(Application, String), HttpResponse> {
+async fn read(
+    req: &HttpRequest,
+    state: &ApiState,
+    session: &Session,
+) -> Result<(Application, String), HttpResponse> {
     let info = req.match_info();
     let (namespace, name) = (
         info.get("namespace").unwrap_or_default(),
         info.get("name").unwrap_or_default(),
     );
     let path = AppPath::parse(namespace, name).map_err(|e| error_page(req, state, &e))?;
-    let app = honoured(state, &path)
+    let app = authorized(state, &session.auth(), &path, "get")
         .await
         .map_err(|e| error_page(req, state, &e))?;
     Ok((app, format!("/api/v1/applications/{namespace}/{name}")))
@@ -50,7 +55,7 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
     };
     // Read before the app: the stream then sends any change after it.
     let seq = state.store.change_seq();
-    let (app, api) = match read(&req, &state).await {
+    let (app, api) = match read(&req, &state, &session).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -129,10 +134,10 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
 
 /// `GET /applications/{namespace}/{name}/summary`: the summary section alone, for live updates.
 pub async fn summary(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
-    if super::session_of(&req, &state).is_none() {
+    let Some(session) = super::session_of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
-    }
-    match read(&req, &state).await {
+    };
+    match read(&req, &state, &session).await {
         Ok((app, _)) => super::html(StatusCode::OK, summary_html(&app)),
         Err(resp) => resp,
     }
@@ -422,10 +427,10 @@ pub async fn resource(
     query: web::Query<ResourceQuery>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    if super::session_of(&req, &state).is_none() {
+    let Some(session) = super::session_of(&req, &state) else {
         return HttpResponse::Unauthorized().finish();
-    }
-    let (app, _) = match read(&req, &state).await {
+    };
+    let (app, _) = match read(&req, &state, &session).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };

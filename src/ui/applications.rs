@@ -127,6 +127,7 @@ fn select(id: &str, label: &str, values: &BTreeSet<String>) -> Markup {
 
 /// The Applications list page.
 pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Markup {
+    let viewer = session.auth();
     // Read before the list: the stream then sends whatever changed after it.
     let seq = state.store.change_seq();
     let apps: Vec<_> = state
@@ -134,6 +135,10 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
         .list()
         .into_iter()
         .filter(|a| state.tenancy.honours(a).is_ok())
+        .filter(|a| {
+            let object = crate::api::applications::rbac_object(&state.tenancy, a);
+            viewer.can(state, "applications", "get", &object)
+        })
         .collect();
     let mut projects = BTreeSet::new();
     let mut clusters = BTreeSet::new();

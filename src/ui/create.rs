@@ -86,7 +86,7 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
 /// `POST /create/yaml`: the editor's document, YAML read here (the page has no YAML parser),
 /// then admitted and created exactly as `POST /api/v1/applications` does.
 pub async fn yaml(
-    _auth: Authenticated,
+    auth: Authenticated,
     body: web::Bytes,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -104,6 +104,12 @@ pub async fn yaml(
         .map_err(|e| ApiError::BadRequest(format!("invalid YAML: {e}")))?;
     let app = parse_application(doc, state.tenancy.control_namespace())
         .map_err(ApiError::Unprocessable)?;
+    auth.check(
+        &state,
+        "applications",
+        "create",
+        &crate::api::applications::rbac_object(&state.tenancy, &app),
+    )?;
     admit(&state.tenancy, &app)?;
     let created = state.store.create(&app).await?;
     Ok(HttpResponse::Created().json(created))

@@ -22,11 +22,15 @@ pub const APPLICATIONS_STREAM: &str = "/api/v1/stream/applications";
 /// How often an idle stream sends a comment, so proxies keep it open and dead clients are found.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// One SSE frame for a change, or None for an app Capstan does not honour.
-pub fn frame(state: &ApiState, change: &AppChange) -> Option<String> {
+/// One SSE frame for a change, or None for an app Capstan does not honour or `viewer` may not see.
+pub fn frame(state: &ApiState, viewer: &Authenticated, change: &AppChange) -> Option<String> {
     let (event, data) = match change {
         AppChange::Applied(app) => {
             if state.tenancy.honours(app).is_err() {
+                return None;
+            }
+            let object = crate::api::applications::rbac_object(&state.tenancy, app);
+            if !viewer.can(state, "applications", "get", &object) {
                 return None;
             }
             let key = app.key().to_string();
@@ -56,7 +60,7 @@ pub struct StreamQuery {
 
 /// `GET /api/v1/stream/applications[?since=N]`.
 pub async fn applications(
-    _auth: Authenticated,
+    auth: Authenticated,
     query: web::Query<StreamQuery>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
@@ -68,13 +72,13 @@ pub async fn applications(
         .map(|seq| state.store.changed_since(seq))
         .unwrap_or_default()
         .iter()
-        .filter_map(|c| frame(&state, c))
+        .filter_map(|c| frame(&state, &auth, c))
         .map(|f| Ok(Bytes::from(f)))
         .collect();
     let st = state.clone();
     let events = changes.filter_map(move |item| {
         let out = match item {
-            Ok(change) => frame(&st, &change),
+            Ok(change) => frame(&st, &auth, &change),
             // The client fell behind: it re-reads the whole list rather than show stale rows.
             Err(BroadcastStreamRecvError::Lagged(_)) => Some("event: resync\ndata: {}\n\n".into()),
         };

@@ -41,6 +41,8 @@ pub struct Options {
     pub poll_interval_secs: u64,
     /// More `CAPSTAN__…` settings, layered last.
     pub extra_env: Vec<(String, String)>,
+    /// More configuration file lines (TOML), for settings env variables cannot spell (maps).
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             amqp_url: AMQP.into(),
             poll_interval_secs: 180,
             extra_env: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -124,7 +127,8 @@ pub async fn spawn_app(opts: Options) -> TestApp {
     std::fs::write(
         &config_file,
         format!(
-            "[[git.credentials]]\nurl_prefix = {repo_prefix:?}\nusername = {GIT_USER:?}\npassword_file = {:?}\n",
+            "{}\n[[git.credentials]]\nurl_prefix = {repo_prefix:?}\nusername = {GIT_USER:?}\npassword_file = {:?}\n",
+            opts.extra_toml,
             password_file.display().to_string()
         ),
     )

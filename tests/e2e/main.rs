@@ -1,6 +1,7 @@
 //! End to end: signed webhooks, RabbitMQ, Git over smart HTTP with Basic auth, the sandbox cluster.
 //! Each test gets its own sandbox, repository, queue prefix and Capstan.
 
+mod accounts;
 mod app_ops;
 mod clusters;
 #[path = "../common/mod.rs"]
