@@ -331,6 +331,7 @@ async fn resync() {
         reconcile_timeout: Duration::from_secs(60),
         health: Default::default(),
         metrics: Default::default(),
+        notify: capstan::notify::Notifier::disabled(),
     };
     let apps: Api<Application> = Api::namespaced(client.clone(), CONTROL);
     apps.create(

@@ -32,6 +32,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub rbac: RbacSettings,
+    /// Notifications: services, templates, delivery limits.
+    #[serde(default)]
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// Who may sign in, and how: local accounts, sessions, login backoff and single sign-on.

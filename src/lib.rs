@@ -13,6 +13,7 @@ pub mod health;
 pub mod job;
 pub mod manifests;
 pub mod metrics;
+pub mod notify;
 pub mod private_fs;
 pub mod queue;
 pub mod rbac;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub duplicates_dropped: Family<SourceLabels, Counter>,
     /// Queue messages on the events exchange that were not valid and were dead-lettered.
     pub triggers_dead_lettered: Counter,
+    /// Notifications by service type and what became of them.
+    pub notifications: Family<NotificationLabels, Counter>,
     /// Deliveries queued without a de-duplication claim because the broker could not claim in time.
     pub dedup_skipped: Family<SourceLabels, Counter>,
     /// Jobs published, by what caused them (`webhook`, `mq`, `manual`, `poll`, …).
@@ -125,6 +127,13 @@ impl Stage {
     }
 }
 
+/// Labels of a notification outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub service: String,
+    pub outcome: String,
+}
+
 /// Labels naming what caused a job.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabels {
@@ -184,6 +193,12 @@ impl Metrics {
             "triggers_dead_lettered",
             "Invalid messages on the events exchange, dead-lettered with their reason",
             triggers_dead_lettered.clone(),
+        );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by service type and outcome (queued, not_queued, sent, duplicate, retried, dead_lettered)",
+            notifications.clone(),
         );
         let jobs_published = Family::<CauseLabels, Counter>::default();
         registry.register(
@@ -285,7 +300,18 @@ impl Metrics {
             events_published,
             duplicates_dropped,
             triggers_dead_lettered,
+            notifications,
         }
+    }
+
+    /// Counts one notification outcome for a service type (`webhook`, `slack`, …).
+    pub fn notification(&self, service: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                service: service.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one webhook request.

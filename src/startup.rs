@@ -151,7 +151,25 @@ impl Service {
                 reconcile_timeout: Duration::from_secs(settings.reconcile.timeout_secs.max(1)),
                 health,
                 metrics: metrics.clone(),
+                notify: crate::notify::Notifier::new(
+                    &settings.notify,
+                    queue.clone(),
+                    tenancy.projects().clone(),
+                    metrics.clone(),
+                ),
             });
+            if !settings.notify.services.is_empty() {
+                crate::notify::templates::check(&settings.notify)
+                    .map_err(|e| anyhow::anyhow!("invalid notification template: {e}"))?;
+                let sender = crate::notify::Sender::new(Arc::new(settings.notify.clone()))
+                    .map_err(|e| anyhow::anyhow!("notifications: {e}"))?;
+                let (q, m, s) = (queue.clone(), metrics.clone(), shutdown.clone());
+                workers.push(tokio::spawn(async move {
+                    if let Err(e) = crate::notify::run(sender, q, m, s).await {
+                        tracing::error!(error = %e, "notification delivery stopped");
+                    }
+                }));
+            }
             workers.push(tokio::spawn(crate::worker::queue_depth::run(
                 queue.clone(),
                 metrics.clone(),

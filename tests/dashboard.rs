@@ -28,6 +28,7 @@ fn touched() -> Metrics {
     m.git_fetch(0.2, 1024);
     m.cluster_request("in-cluster", "patch", "200");
     m.set_shards_owned(4);
+    m.notification("webhook", "sent");
     m
 }
 

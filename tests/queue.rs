@@ -28,6 +28,39 @@ async fn a_confirmed_event_is_delivered_once_and_acked(kind: QueueKind) {
     assert_quiet(&mut sub, "an acked message is gone").await;
 }
 
+both!(notifications_wait_in_their_own_queue);
+async fn notifications_wait_in_their_own_queue(kind: QueueKind) {
+    let h = Harness::new(kind, |_| {}).await;
+    for i in 0..2 {
+        h.queue
+            .publish(
+                Topic::Notifications,
+                "ns/app",
+                &format!("n-{i}"),
+                b"{}".to_vec(),
+            )
+            .await
+            .expect("publish confirmed");
+    }
+    // Neither the router nor the syncers see them.
+    let mut events = h.queue.subscribe(Topic::Events).await.expect("subscribe");
+    let mut jobs = h.queue.subscribe(Topic::Jobs).await.expect("subscribe");
+    let mut notify = h
+        .queue
+        .subscribe(Topic::Notifications)
+        .await
+        .expect("subscribe");
+    let first = next(&mut notify).await;
+    let second = next(&mut notify).await;
+    assert_eq!((first.id.as_str(), second.id.as_str()), ("n-0", "n-1"));
+    assert_eq!((first.shard, second.shard), (None, None));
+    first.ack().await.expect("ack");
+    second.ack().await.expect("ack");
+    assert_quiet(&mut events, "no notification is an event").await;
+    assert_quiet(&mut jobs, "no notification is a job").await;
+    assert_quiet(&mut notify, "acked notifications are gone").await;
+}
+
 both!(jobs_for_one_app_always_land_on_its_shard);
 async fn jobs_for_one_app_always_land_on_its_shard(kind: QueueKind) {
     let h = Harness::new(kind, |s| s.shards = 4).await;
@@ -350,13 +383,25 @@ async fn rabbitmq_topology_is_durable_quorum_with_single_active_consumer() {
         .partition(|l| l.starts_with(&record));
     assert_eq!(
         mine.len(),
-        4,
-        "events.router, jobs.0, jobs.1, dead:\n{listing}"
+        5,
+        "events.router, jobs.0, jobs.1, notify, dead:\n{listing}"
     );
     assert_eq!(records.len(), 1, "the topology record:\n{listing}");
     for line in &mine {
         assert!(line.contains("true") && line.contains("quorum"), "{line}");
     }
+    // Notifications are retried by their consumer: dead-lettered, but no delivery limit of
+    // queue.max_attempts (that would tie the queue to a topology generation).
+    let notify = format!("{}.notify\t", h.settings.prefix);
+    let notify: Vec<_> = mine.iter().filter(|l| l.starts_with(&notify)).collect();
+    assert_eq!(notify.len(), 1, "{listing}");
+    assert!(
+        notify[0].contains(&format!("{}.dead", h.settings.prefix))
+            && !notify[0].contains("x-delivery-limit")
+            && !notify[0].contains("x-single-active-consumer"),
+        "{}",
+        notify[0]
+    );
     let jobs: Vec<_> = mine.iter().filter(|l| l.contains(".jobs.")).collect();
     assert_eq!(jobs.len(), 2);
     for line in jobs {
@@ -640,7 +685,10 @@ async fn depths_count_waiting_messages_per_queue_and_shards_owned_are_reported(k
     let shard = shard_for("ns/app", 4);
     let expected: Vec<(String, u64)> = std::iter::once((format!("{prefix}.events.router"), 1))
         .chain((0..4).map(|i| (format!("{prefix}.jobs.{i}"), if i == shard { 3 } else { 0 })))
-        .chain([(format!("{prefix}.dead"), 0)])
+        .chain([
+            (format!("{prefix}.notify"), 0),
+            (format!("{prefix}.dead"), 0),
+        ])
         .collect();
     // The broker's counts follow confirmed publishes closely but not atomically.
     let deadline = tokio::time::Instant::now() + EVENTUALLY;

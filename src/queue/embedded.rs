@@ -70,6 +70,7 @@ struct Inner {
 struct State {
     closed: bool,
     events: VecDeque<Message>,
+    notifications: VecDeque<Message>,
     shards: Vec<VecDeque<Message>>,
     /// Which job subscription owns each shard.
     owners: Vec<Option<u64>>,
@@ -126,6 +127,7 @@ impl EmbeddedQueue {
         match topic {
             Topic::Events => state.events.len(),
             Topic::Jobs => state.shards.iter().map(VecDeque::len).sum(),
+            Topic::Notifications => state.notifications.len(),
         }
     }
 }
@@ -153,13 +155,14 @@ impl Inner {
             dead_letter(&mut state, topic, shard, message, DeadReason::DeliveryLimit);
             return;
         }
-        match shard {
-            Some(s) => {
+        match (topic, shard) {
+            (Topic::Jobs, Some(s)) => {
                 if let Some(q) = state.shards.get_mut(usize::from(s)) {
                     q.push_back(message);
                 }
             }
-            None => state.events.push_back(message),
+            (Topic::Notifications, _) => state.notifications.push_back(message),
+            _ => state.events.push_back(message),
         }
         drop(state);
         self.changed.notify_waiters();
@@ -205,6 +208,7 @@ impl Queue for EmbeddedQueue {
             }
             match topic {
                 Topic::Events => state.events.push_back(message),
+                Topic::Notifications => state.notifications.push_back(message),
                 Topic::Jobs => {
                     let shard = shard_for(key, self.inner.settings.shards);
                     match state.shards.get_mut(usize::from(shard)) {
@@ -261,6 +265,7 @@ impl Queue for EmbeddedQueue {
             for (i, shard) in state.shards.iter().enumerate() {
                 depths.push((format!("{prefix}.jobs.{i}"), shard.len() as u64));
             }
+            depths.push((format!("{prefix}.notify"), state.notifications.len() as u64));
             depths.push((format!("{prefix}.dead"), state.dead.len() as u64));
             Ok(depths)
         })
@@ -366,6 +371,7 @@ impl EmbeddedSubscription {
     fn take(&mut self, state: &mut State) -> Option<(Option<u16>, Message)> {
         match self.topic {
             Topic::Events => state.events.pop_front().map(|m| (None, m)),
+            Topic::Notifications => state.notifications.pop_front().map(|m| (None, m)),
             Topic::Jobs => {
                 let n = state.shards.len();
                 for step in 0..n {

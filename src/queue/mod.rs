@@ -1,8 +1,9 @@
 //! The queue that carries signals and jobs: RabbitMQ or embedded.
 //!
 //! The queue moves opaque bytes; PushEvent and Job encoding belongs to the caller.
-//! Two topics exist: `Events` (one queue, competing consumers) and `Jobs` (N shard queues,
-//! one active consumer per shard so one Application is never handled by two processes at once).
+//! Three topics exist: `Events` (one queue, competing consumers), `Jobs` (N shard queues,
+//! one active consumer per shard so one Application is never handled by two processes at once)
+//! and `Notifications` (one queue, competing consumers: a slow receiver must hold up no sync).
 //! Nothing is acknowledged automatically: every [`Delivery`] must be acked, retried or rejected,
 //! and a Delivery dropped unsettled is redelivered.
 
@@ -36,6 +37,8 @@ pub enum Topic {
     Events,
     /// Jobs, sharded by application key and consumed by workers.
     Jobs,
+    /// Notifications to send (`crate::notify`), consumed by workers beside the jobs.
+    Notifications,
 }
 
 /// The queue as the rest of Capstan sees it.
@@ -45,7 +48,7 @@ pub type SharedQueue = Arc<dyn Queue>;
 pub trait Queue: Send + Sync + 'static {
     /// Publishes persistently; resolves Ok only after the broker confirmed it (publisher confirm).
     /// The calling span's trace context travels with the message (`traceparent`).
-    /// `key`: for Jobs the app key "ns/name" (routed to `shard_for(key)`); ignored for Events.
+    /// `key`: for Jobs the app key "ns/name" (routed to `shard_for(key)`); ignored otherwise.
     /// `id` becomes the message id.
     fn publish<'a>(
         &'a self,

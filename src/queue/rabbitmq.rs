@@ -509,6 +509,7 @@ impl Queue for RabbitQueue {
                     .queues(Topic::Events)
                     .into_iter()
                     .chain(topology.queues(Topic::Jobs))
+                    .chain(topology.queues(Topic::Notifications))
                     .map(|(name, _)| name)
                     .collect();
                 names.push(topology.dead_queue());

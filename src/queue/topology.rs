@@ -8,6 +8,9 @@
 //! `.g{n}` (`{p}.events.router.g{n}`, `{p}.jobs.g{n}`, `{p}.jobs.g{n}.{i}`). The broker's current
 //! generation is recorded in `{p}.topology` (see `rabbitmq_generation.rs`); `capstan queue
 //! migrate` moves from one to the next (`rabbitmq_migrate.rs`).
+//! Notifications go to `{p}.notify` (fanout) → quorum queue `{p}.notify`, outside the generations:
+//! its consumers retry in process (`crate::notify`), so it carries no delivery limit that
+//! `queue.max_attempts` would fix.
 //! Worker heartbeats go to `{p}.workers` (fanout) → one exclusive queue per process (see
 //! `rabbitmq_shards.rs`). Claims (de-duplication windows) are transient queues `{p}.seen.<hash>` that expire by
 //! themselves (see `rabbitmq_claim.rs`).
@@ -104,10 +107,16 @@ impl Topology {
         format!("{}.seen.{}", self.prefix, hex::encode(&digest[..16]))
     }
 
+    /// The fanout exchange and the queue notifications wait in (the same in every generation).
+    pub(crate) fn notify_queue(&self) -> String {
+        format!("{}.notify", self.prefix)
+    }
+
     fn exchange(&self, topic: Topic) -> String {
         match topic {
             Topic::Events => self.events_exchange(),
             Topic::Jobs => self.jobs_exchange(),
+            Topic::Notifications => self.notify_queue(),
         }
     }
 
@@ -124,6 +133,7 @@ impl Topology {
     pub(crate) fn queues(&self, topic: Topic) -> Vec<(String, Option<u16>)> {
         match topic {
             Topic::Events => vec![(self.router_queue(), None)],
+            Topic::Notifications => vec![(self.notify_queue(), None)],
             Topic::Jobs => (0..self.shards)
                 .map(|i| (self.jobs_queue(i), Some(i)))
                 .collect(),
@@ -133,7 +143,7 @@ impl Topology {
     /// Exchange and routing key for a message.
     pub(crate) fn route(&self, topic: Topic, key: &str) -> (String, String) {
         match topic {
-            Topic::Events => (self.exchange(topic), String::new()),
+            Topic::Events | Topic::Notifications => (self.exchange(topic), String::new()),
             Topic::Jobs => (
                 self.exchange(topic),
                 shard_for(key, self.shards).to_string(),
@@ -198,20 +208,59 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-            for (queue, shard) in self.queues(topic) {
-                let args = self.work_queue_arguments(topic == Topic::Jobs);
-                ch.queue_declare(queue.as_str().into(), queue_opts, args)
-                    .await?;
-                let routing_key = shard.map(|s| s.to_string()).unwrap_or_default();
-                ch.queue_bind(
-                    queue.as_str().into(),
-                    exchange.as_str().into(),
-                    routing_key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
+            self.declare_queues(ch, topic, &exchange).await?;
+        }
+        // Dead-lettered like the work queues; no delivery limit (see the module doc).
+        let notify = self.notify_queue();
+        ch.exchange_declare(
+            notify.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        let mut args = quorum();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_queue().into()),
+        );
+        ch.queue_declare(notify.as_str().into(), queue_opts, args)
+            .await?;
+        ch.queue_bind(
+            notify.as_str().into(),
+            notify.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Declares and binds the work queues of `topic` (events or jobs) to `exchange`.
+    async fn declare_queues(
+        &self,
+        ch: &Channel,
+        topic: Topic,
+        exchange: &str,
+    ) -> lapin::Result<()> {
+        let queue_opts = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        for (queue, shard) in self.queues(topic) {
+            let args = self.work_queue_arguments(topic == Topic::Jobs);
+            ch.queue_declare(queue.as_str().into(), queue_opts, args)
                 .await?;
-            }
+            let routing_key = shard.map(|s| s.to_string()).unwrap_or_default();
+            ch.queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -224,6 +273,7 @@ impl Topology {
             .map(|q| q.0)
             .collect();
         queues.extend(self.queues(Topic::Jobs).into_iter().map(|q| q.0));
+        queues.push(self.notify_queue());
         queues.push(self.dead_queue());
         queues.push(self.marker_queue());
         for q in queues {
@@ -233,6 +283,7 @@ impl Topology {
         for e in [
             self.exchange(Topic::Events),
             self.exchange(Topic::Jobs),
+            self.notify_queue(),
             self.dead_queue(),
             self.workers_exchange(),
         ] {

@@ -42,6 +42,8 @@ pub struct Context {
     pub health: super::health_checks::HealthChecks,
     /// Where stage durations and outcomes are recorded.
     pub metrics: Arc<Metrics>,
+    /// Queues the notifications a status write triggers (never waits for them).
+    pub notify: crate::notify::Notifier,
 }
 
 /// What a reconcile found, for the caller's follow-up decisions.
@@ -152,6 +154,8 @@ async fn reconcile_once(ctx: &Context, job: &Job) -> Result<Report, StoreError> 
     ctx.store
         .write_status(ns, name, app.metadata.resource_version.as_deref(), &status)
         .await?;
+    ctx.notify
+        .status_written(&app, app.status.as_ref(), &status);
     Ok(Report {
         sync_status: status.sync.as_ref().map(|s| s.status),
         ..report

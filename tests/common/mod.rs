@@ -8,6 +8,7 @@ pub mod git_http;
 pub mod github_api;
 pub mod slapd;
 pub mod simplesamlphp;
+pub mod receiver;
 pub mod sshd;
 pub mod tcp_proxy;
 pub mod tools;

@@ -14,7 +14,7 @@ static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// The path of `tool` ("helm", "jsonnet", "sshd", "chromium", "chromedriver", "slapd", "ldapadd",
 /// "php"; for "oidc-provider" the directory holding its node_modules, for "simplesamlphp" its web
-/// root), installing it when missing.
+/// root, for "aiosmtpd" the python that can import it), installing it when missing.
 pub fn require(tool: &str) -> PathBuf {
     let mut done = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = locate(tool) {
@@ -36,6 +36,16 @@ pub fn require(tool: &str) -> PathBuf {
 }
 
 fn locate(tool: &str) -> Option<PathBuf> {
+    // Debian's python3-aiosmtpd is importable by Debian's python only: that python is the tool.
+    if tool == "aiosmtpd" {
+        let python = PathBuf::from("/usr/bin/python3");
+        let found = std::process::Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        return found.then_some(python);
+    }
     if tool == "oidc-provider" {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)

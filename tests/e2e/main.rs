@@ -13,6 +13,7 @@ mod hostile_render;
 mod job_log;
 mod live_state;
 mod metrics;
+mod notifications;
 mod openapi;
 mod provenance;
 mod render_tools;
