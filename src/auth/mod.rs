@@ -4,11 +4,11 @@
 
 pub mod accounts;
 pub mod backoff;
-pub mod handoff;
 pub mod github;
+pub mod handoff;
 pub mod identity;
-pub mod oidc;
 pub mod ldap;
+pub mod oidc;
 pub mod saml;
 pub mod session_token;
 

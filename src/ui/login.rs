@@ -166,6 +166,19 @@ pub fn open_session(
     identity: &Identity,
     to: &str,
 ) -> HttpResponse {
+    // Policies name users by name alone: a provider's user called like a local account (`admin`)
+    // would inherit that account's roles.
+    if !matches!(identity.source, Source::Local | Source::Token)
+        && state.auth.accounts.get(&identity.user).is_ok()
+    {
+        tracing::warn!(user = %identity.user, source = identity.source.as_str(), "single sign-on refused: the name is a local account's");
+        return login_page(
+            state,
+            StatusCode::FORBIDDEN,
+            Some("That user name belongs to a local account; sign in with the account instead."),
+            "",
+        );
+    }
     let token = match state.auth.sessions.issue(identity) {
         Ok((token, _)) => token,
         Err(e) => {

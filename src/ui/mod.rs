@@ -14,8 +14,8 @@ pub mod github;
 pub mod layout;
 pub mod login;
 pub mod projects;
-pub mod sso_oidc;
 pub mod saml;
+pub mod sso_oidc;
 pub mod stream;
 
 use actix_web::http::header;
