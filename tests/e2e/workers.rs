@@ -72,8 +72,9 @@ async fn two_workers_under_a_burst_never_overlap_one_app_and_run_it_once_more() 
     .await;
     let quiet_since = jiff::Timestamp::now();
 
-    // Hold one run inside its status write while the burst arrives.
-    let hold = Duration::from_secs(10);
+    // Hold one run inside its status write while the burst arrives; long enough that a loaded
+    // machine still sends and routes the whole burst before the hold ends.
+    let hold = Duration::from_secs(25);
     app.sandbox.faults().inject(
         1,
         FaultMatch::new("/applications/burst/status", Some("PATCH")),
@@ -104,7 +105,7 @@ async fn two_workers_under_a_burst_never_overlap_one_app_and_run_it_once_more() 
     let (_, shard) = name_on_shard_of(APP_NAMESPACE, "burst", "x");
     let shard_queue = format!("{}.jobs.{shard}", app.prefix);
     let router_queue = format!("{}.events.router", app.prefix);
-    eventually(20, "the burst is delivered", || async {
+    eventually(25, "the burst is delivered", || async {
         queue_ready_and_unacked(&router_queue).await == (0, 0)
             && matches!(queue_ready_and_unacked(&shard_queue).await, (0, 1..=2))
     })
