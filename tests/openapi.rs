@@ -274,6 +274,10 @@ fn canned(method: &str, path: &str) -> Value {
         ("GET", ["applications", _, _, "resource-tree"]) => json!({"nodes": []}),
         ("GET", ["applications", _, _, "diff"]) => json!({"resources": []}),
         ("GET", ["applications", _, _, "manifests"]) => json!({"objects": []}),
+        ("POST", ["session"]) => json!({"token": "recorded-session"}),
+        ("GET", ["session", "userinfo"]) => {
+            json!({"loggedIn": true, "username": "admin", "groups": [], "iss": "local"})
+        }
         _ => json!({"status": "ok"}),
     }
 }
@@ -443,6 +447,24 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
     ];
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let server = recording_server(log.clone());
+    // `login` names its server; `logout` then revokes what `login` saved.
+    let mut commands: Vec<Vec<String>> = commands
+        .into_iter()
+        .map(|c| c.into_iter().map(String::from).collect())
+        .collect();
+    for command in [
+        vec![
+            "login",
+            server.as_str(),
+            "--username",
+            "admin",
+            "--password",
+            "pw",
+        ],
+        vec!["logout"],
+    ] {
+        commands.push(command.into_iter().map(String::from).collect());
+    }
     let mut used = BTreeSet::new();
     for command in &commands {
         let before = log.lock().expect("log").len();
