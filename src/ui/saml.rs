@@ -4,10 +4,9 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use maud::html;
 use serde::Deserialize;
 
-use super::layout::{Nav, page};
+use super::login::failed_login;
 use crate::api::ApiState;
 
 /// Where the login starts.
@@ -54,7 +53,7 @@ pub async fn login(query: web::Query<LoginQuery>, state: web::Data<ApiState>) ->
             .finish(),
         Err(e) => {
             tracing::error!(error = %e, "could not start a SAML login");
-            refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            failed_login(&state, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
 }
@@ -75,7 +74,7 @@ pub async fn acs(
         Err(refusal) => {
             // The reason only: never the assertion, which is a bearer credential.
             tracing::warn!(reason = %refusal, "SAML login refused");
-            refused(StatusCode::FORBIDDEN, &refusal.to_string())
+            failed_login(&state, StatusCode::FORBIDDEN, &refusal.to_string())
         }
     }
 }
@@ -97,22 +96,4 @@ pub fn sso_link(state: &ApiState) -> Option<(String, String)> {
         .saml
         .as_ref()
         .map(|sp| (sp.settings().name.clone(), LOGIN_PATH.to_owned()))
-}
-
-fn refused(status: StatusCode, reason: &str) -> HttpResponse {
-    super::html(
-        status,
-        page(
-            "Log in",
-            None,
-            Nav::None,
-            html! {
-                section class="login" aria-labelledby="login-title" {
-                    h1 id="login-title" { "SAML login refused" }
-                    p class="error" role="alert" id="login-error" { "✖ " (reason) }
-                    p { a href="/login" { "Back to the login page" } }
-                }
-            },
-        ),
-    )
 }
