@@ -143,6 +143,19 @@ async fn handle(
             });
             return (name, Ok(("ignored", response)));
         }
+        Outcome::PullRequest(pr) => {
+            // Wired to the preview queue by the previews work; until then, said plainly.
+            info!(
+                pr = pr.number,
+                "pull request webhook: previews are not wired yet"
+            );
+            let response = HttpResponse::Ok().json(WebhookAnswer {
+                status: "ignored",
+                reason: Some("pull request previews are not enabled".into()),
+                ..Default::default()
+            });
+            return (name, Ok(("ignored", response)));
+        }
         Outcome::Event(event) => event,
     };
     let claim = match &received.delivery {

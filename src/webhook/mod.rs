@@ -18,7 +18,9 @@ pub mod signature;
 
 use actix_web::http::header::HeaderMap;
 
-use crate::event::{EventSource, PUSH_EVENT_VERSION, PushEvent, RefUpdate, is_null_sha};
+use crate::event::{
+    EventSource, PUSH_EVENT_VERSION, PullRequestEvent, PushEvent, RefUpdate, is_null_sha,
+};
 use crate::secret::SecretString;
 pub use secrets::{ProviderSecrets, WebhookSecrets};
 pub use signature::{Signature, SignatureError};
@@ -107,6 +109,9 @@ pub enum Credential {
 pub enum Outcome {
     /// A push to enqueue.
     Event(PushEvent),
+    /// A pull request opened, updated, reopened or closed: a preview to enqueue (or nothing, when
+    /// closed).
+    PullRequest(PullRequestEvent),
     /// Valid but uninteresting (ping, other events); answered 2xx, nothing enqueued.
     Ignored(String),
 }
@@ -208,6 +213,7 @@ pub fn receive(
     // An event already carries its delivery id; asking again would re-read the body (Azure).
     let delivery = match &outcome {
         Outcome::Event(event) => event.delivery.clone(),
+        Outcome::PullRequest(pr) => pr.delivery.clone(),
         Outcome::Ignored(_) => provider.delivery(request).and_then(usable_delivery),
     };
     Ok(Received {

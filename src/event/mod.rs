@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::RepoUrl;
 
+mod pull_request;
+pub use pull_request::{
+    ForgeRepo, PULL_REQUEST_EVENT_VERSION, PullRequestAction, PullRequestEvent,
+};
+
 /// Schema version of [`PushEvent`] documents.
 pub const PUSH_EVENT_VERSION: u32 = 1;
 
