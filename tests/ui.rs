@@ -262,6 +262,106 @@ async fn the_yaml_editor_creates_an_argo_cd_application_and_refuses_bad_document
 }
 
 /// Reads the event stream until `needle`, returning everything read; fails after 30 s.
+/// The names of the rows a list page shows, in order.
+fn row_names(page: &str) -> Vec<String> {
+    page.split("class=\"app-row\" data-key=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(|k| k.rsplit('/').next().unwrap_or(k).to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_is_served_a_page_at_a_time_with_its_filters_applied_by_the_server() {
+    let app = spawn_app(Options {
+        role: capstan::config::Role::Api,
+        ..Default::default()
+    })
+    .await;
+    let api: kube::Api<capstan::store::Application> =
+        kube::Api::namespaced(app.kube.clone(), APP_NAMESPACE);
+    for i in 0..60 {
+        let doc = json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": format!("app-{i:02}"), "namespace": APP_NAMESPACE,
+                         "labels": {"team": if i % 3 == 0 { "red" } else { "blue" }}},
+            "spec": {"project": "default",
+                "source": {"repoURL": "https://git.example.com/org/repo.git", "path": format!("apps/{i}")},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("ns-{}", i % 2)}}});
+        let obj: capstan::store::Application = serde_json::from_value(doc).expect("application");
+        api.create(&kube::api::PostParams::default(), &obj)
+            .await
+            .expect("created");
+    }
+    let cookie = session_cookie(&login(&app, &app.api_token).await);
+    let get = |query: &'static str| {
+        let url = format!("{}/{query}", app.address);
+        let cookie = cookie.clone();
+        async move {
+            // The api's cache sees the creates shortly after they are made.
+            for _ in 0..100 {
+                let page = http()
+                    .get(&url)
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .expect("list")
+                    .text()
+                    .await
+                    .expect("body");
+                if page.contains("app-59") || !query.is_empty() {
+                    return page;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the list never showed all 60 apps");
+        }
+    };
+    get("").await;
+    let first = get("?per_page=25").await;
+    let names = row_names(&first);
+    assert_eq!(names.len(), 25, "{names:?}");
+    assert_eq!(names.first().map(String::as_str), Some("app-00"));
+    assert!(first.contains("Showing 1–25 of 60 applications"), "{first}");
+    assert!(first.contains("Page 1 of 3"), "{first}");
+    assert!(
+        first.contains("href=\"/?per_page=25&amp;page=2\""),
+        "no link to page 2: {first}"
+    );
+
+    let last = get("?per_page=25&page=3").await;
+    let names = row_names(&last);
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.first().map(String::as_str), Some("app-50"));
+    assert!(last.contains("rel=\"prev\""), "{last}");
+    assert!(!last.contains("rel=\"next\""), "{last}");
+    // A page past the end shows the last one rather than nothing.
+    assert_eq!(row_names(&get("?per_page=25&page=99").await).len(), 10);
+
+    // The server filters before it pages; the filters keep their values on the page.
+    let red = get("?label=team%3Dred&namespace=ns-0").await;
+    let names = row_names(&red);
+    assert_eq!(
+        names,
+        (0..60)
+            .filter(|i| i % 3 == 0 && i % 2 == 0)
+            .map(|i| format!("app-{i:02}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(red.contains("(60 in all)"), "{red}");
+    assert!(red.contains("value=\"team=red\""), "{red}");
+    assert!(red.contains("<option value=\"ns-0\" selected>"), "{red}");
+    let searched = get("?search=APP-4").await;
+    assert_eq!(
+        row_names(&searched).len(),
+        10,
+        "search is case-blind over names"
+    );
+    // Garbage in the query is read as the defaults, never an error page.
+    let odd = get("?page=abc&per_page=7").await;
+    assert_eq!(row_names(&odd).len(), 60);
+    assert!(odd.contains("Page 1 of 1"), "{odd}");
+}
+
 async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !seen.contains(needle) {
@@ -487,7 +587,7 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         c,
         5,
         "the row is filtered out",
-        &format!("return {row}.hidden === true"),
+        &format!("const r = {row}; return (!r || r.hidden) && location.search.includes('health=Degraded')"),
     )
     .await;
     health.select_by_value("").await.expect("select all");
@@ -495,7 +595,9 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         c,
         5,
         "the row is shown again",
-        &format!("return {row}.hidden === false"),
+        &format!(
+            "const r = {row}; return !!r && !r.hidden && !location.search.includes('health=')"
+        ),
     )
     .await;
     screenshot(c, "applications").await;
@@ -515,13 +617,23 @@ async fn a_person_follows_and_operates_an_app_in_the_browser() {
         .expect("a Pod node under the Deployment");
     assert_eq!(
         c.execute(
-            "return document.querySelector(\".tree button.node[data-kind='Pod']\").closest('ul').closest('li').querySelector('button').dataset.kind",
+            r#"const kindOf = (id) => document.getElementById(id).dataset.kind || 'Application';
+               const parentOf = (id) => document.querySelector(`path.edge[data-to='${id}']`)?.dataset.from;
+               const pod = document.querySelector(".tree button.node[data-kind='Pod']");
+               const chain = [];
+               for (let id = pod.id; id; id = parentOf(id)) chain.push(kindOf(id));
+               const rs = document.getElementById(parentOf(pod.id)).getBoundingClientRect();
+               const edge = document.querySelector(`path.edge[data-to='${pod.id}']`).getBoundingClientRect();
+               const p = pod.getBoundingClientRect();
+               return [chain.join(' > '),
+                       p.left > rs.right ? 'right of its owner' : 'not right of its owner',
+                       edge.width > 0 && edge.left >= rs.right - 1 && edge.right <= p.left + 1 ? 'joined' : 'not joined'].join(', ');"#,
             vec![]
         )
         .await
         .expect("js"),
-        Value::String("ReplicaSet".into()),
-        "the Pod is not drawn under its ReplicaSet"
+        Value::String("Pod > ReplicaSet > Deployment > Application, right of its owner, joined".into()),
+        "the Pod is not drawn as a child of its ReplicaSet, Deployment and app"
     );
     pod.click().await.expect("open the pod");
     until_js(c, 20, "the Pod's live manifest shows", "const m = document.getElementById('live-manifest'); return !!m && m.textContent.includes('kind: Pod')").await;

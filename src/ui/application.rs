@@ -12,7 +12,6 @@ use super::layout::{Nav, page};
 use crate::api::ApiState;
 use crate::api::applications::{AppPath, authorized};
 use crate::api::session::Session;
-use crate::api::tree::Node;
 use crate::cluster::ResourceKey;
 use crate::store::Application;
 
@@ -93,7 +92,7 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse 
             section aria-labelledby="tree-title" {
                 h2 id="tree-title" { "Resources" }
                 @match &tree {
-                    Ok(nodes) => (tree_html(&name, nodes)),
+                    Ok(nodes) => (super::tree_graph::graph(&name, nodes)),
                     Err(e) => p class="error" role="alert" { "✖ Cannot read the resource tree: " (e) },
                 }
             }
@@ -360,49 +359,6 @@ fn sync_dialog(app: &Application) -> Markup {
                     button type="submit" value="cancel" { "Cancel" }
                     button type="submit" value="sync" class="primary" { "Synchronize" }
                 }
-            }
-        }
-    }
-}
-
-/// The tree as nested boxes: the app, its resources, then what each owns.
-fn tree_html(app_name: &str, nodes: &[Node]) -> Markup {
-    let roots: Vec<&Node> = nodes.iter().filter(|n| n.sync_status.is_some()).collect();
-    html! {
-        div class="tree" {
-            div class="node app-node" { span class="kind" { "Application" } " " strong { (app_name) } }
-            @if roots.is_empty() { p { "No resources yet." } }
-            ul {
-                @for n in roots { (node_html(n, nodes, 0)) }
-            }
-        }
-    }
-}
-
-fn node_html(node: &Node, all: &[Node], depth: usize) -> Markup {
-    let children: Vec<&Node> = if node.uid.is_empty() || depth > 8 {
-        Vec::new()
-    } else {
-        all.iter()
-            .filter(|c| c.sync_status.is_none() && c.parent_refs.iter().any(|p| p.uid == node.uid))
-            .collect()
-    };
-    let managed = node.sync_status.is_some();
-    html! {
-        li {
-            button type="button" class="node" aria-pressed="false"
-                data-group=(node.group) data-version=(node.version) data-kind=(node.kind)
-                data-namespace=(node.namespace) data-name=(node.name) data-managed=(managed) {
-                span class="kind" { (node.kind) } " "
-                strong class="name" { (node.name) }
-                span class="node-status" {
-                    @if managed { (badges::sync(node.sync_status)) " " }
-                    // Kinds without a health rule (ConfigMap …) show none, as Argo CD does.
-                    @if let Some(h) = &node.health { (badges::health(Some(h.status))) }
-                }
-            }
-            @if !children.is_empty() {
-                ul { @for c in children { (node_html(c, all, depth + 1)) } }
             }
         }
     }

@@ -1,12 +1,14 @@
-//! `/`: every Application as a row with sync, health, project, repository, target revision,
-//! destination and last sync; filters and search run in the page over the rows' data attributes,
-//! and the event stream replaces rows in place.
+//! `/`: the Applications as rows with sync, health, project, repository, target revision,
+//! destination and last sync. Filters, search and pages are query parameters the server applies
+//! (so a list of thousands sends one page); the page's script re-reads the list when a filter
+//! changes and the event stream replaces rows in place.
 
 use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use super::badges;
 use super::layout::{Nav, page};
@@ -113,20 +115,175 @@ pub fn row(app: &Application) -> Markup {
     }
 }
 
-fn select(id: &str, label: &str, values: &BTreeSet<String>) -> Markup {
+fn select(id: &str, label: &str, values: &BTreeSet<String>, chosen: &str) -> Markup {
+    let name = id.trim_start_matches("f-");
     html! {
         div class="filter" {
             label for=(id) { (label) }
-            select id=(id) data-filter=(id.trim_start_matches("f-")) {
+            select id=(id) name=(name) data-filter=(name) {
                 option value="" { "All" }
-                @for v in values { option value=(v) { (v) } }
+                @for v in values { option value=(v) selected[v == chosen] { (v) } }
             }
         }
     }
 }
 
-/// The Applications list page.
-pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Markup {
+/// Rows per page a visitor may choose; the first page of 1,000 apps is one tenth of the list.
+pub const PAGE_SIZES: [usize; 5] = [25, 50, 100, 500, 1000];
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The list's query: filters (empty = any), search, and which page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub search: String,
+    #[serde(default)]
+    pub sync: String,
+    #[serde(default)]
+    pub health: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub cluster: String,
+    #[serde(default)]
+    pub namespace: String,
+    /// `key=value`, or a bare key for any value.
+    #[serde(default)]
+    pub label: String,
+    /// 1-based; anything but a number reads as the first page.
+    #[serde(default)]
+    pub page: String,
+    /// One of [`PAGE_SIZES`]; anything else reads as the default.
+    #[serde(default)]
+    pub per_page: String,
+}
+
+impl ListQuery {
+    fn per_page(&self) -> usize {
+        self.per_page
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| PAGE_SIZES.contains(n))
+            .unwrap_or(DEFAULT_PAGE_SIZE)
+    }
+
+    fn page(&self) -> usize {
+        self.page.trim().parse().unwrap_or(1)
+    }
+
+    /// Whether an app passes every filter; the script applies the same rule to live rows.
+    fn admits(&self, app: &Application) -> bool {
+        let r = row_of(app);
+        let same = |want: &str, have: &str| want.is_empty() || want.eq_ignore_ascii_case(have);
+        let label = self.label.trim();
+        let search = self.search.trim().to_lowercase();
+        same(&self.sync, badges::sync_text(sync_of(app)))
+            && same(
+                &self.health,
+                health_of(app).map_or("Unknown", |h| h.as_str()),
+            )
+            && same(&self.project, r.project)
+            && same(&self.cluster, &r.cluster)
+            && same(&self.namespace, r.dest_namespace)
+            && (label.is_empty()
+                || r.labels.split(' ').any(|l| {
+                    l.eq_ignore_ascii_case(label)
+                        || (!label.contains('=')
+                            && l.split('=')
+                                .next()
+                                .is_some_and(|k| k.eq_ignore_ascii_case(label)))
+                }))
+            && (search.is_empty()
+                || [
+                    r.name,
+                    r.namespace,
+                    r.project,
+                    &r.repo,
+                    &r.target,
+                    &r.cluster,
+                ]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&search)))
+    }
+
+    /// The query string of the same filters at another page.
+    fn at_page(&self, page: usize) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("search", &self.search),
+            ("sync", &self.sync),
+            ("health", &self.health),
+            ("project", &self.project),
+            ("cluster", &self.cluster),
+            ("namespace", &self.namespace),
+            ("label", &self.label),
+        ] {
+            if !v.trim().is_empty() {
+                q.append_pair(k, v.trim());
+            }
+        }
+        if self.per_page() != DEFAULT_PAGE_SIZE {
+            q.append_pair("per_page", &self.per_page().to_string());
+        }
+        q.append_pair("page", &page.to_string());
+        format!("/?{}", q.finish())
+    }
+}
+
+/// Which slice of the matching apps a page shows.
+struct Pages {
+    page: usize,
+    last: usize,
+    per_page: usize,
+    matching: usize,
+}
+
+impl Pages {
+    fn new(query: &ListQuery, matching: usize) -> Pages {
+        let per_page = query.per_page();
+        let last = matching.div_ceil(per_page).max(1);
+        let page = query.page().clamp(1, last);
+        Pages {
+            page,
+            last,
+            per_page,
+            matching,
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        let start = (self.page - 1) * self.per_page;
+        start.min(self.matching)..(start + self.per_page).min(self.matching)
+    }
+}
+
+fn pager(query: &ListQuery, pages: &Pages) -> Markup {
+    html! {
+        nav class="pager" aria-label="Pages" {
+            @if pages.page > 1 {
+                a href=(query.at_page(pages.page - 1)) rel="prev" data-page=(pages.page - 1) { "← Previous" }
+            }
+            span aria-current="page" { "Page " (pages.page) " of " (pages.last) }
+            @if pages.page < pages.last {
+                a href=(query.at_page(pages.page + 1)) rel="next" data-page=(pages.page + 1) { "Next →" }
+            }
+            div class="filter per-page" {
+                label for="f-per-page" { "Per page" }
+                select id="f-per-page" name="per_page" form="filters" data-filter="per_page" {
+                    @for n in PAGE_SIZES { option value=(n) selected[n == pages.per_page] { (n) } }
+                }
+            }
+        }
+    }
+}
+
+/// The Applications list page: the page of `query`'s matching apps `session` may see.
+pub fn page_html(
+    state: &ApiState,
+    session: &crate::api::session::Session,
+    query: &ListQuery,
+) -> Markup {
     let viewer = session.auth();
     // Read before the list: the stream then sends whatever changed after it.
     let seq = state.store.change_seq();
@@ -149,6 +306,14 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
         clusters.insert(r.cluster);
         namespaces.insert(r.dest_namespace.to_owned());
     }
+    let matching: Vec<&Application> = apps
+        .iter()
+        .map(|a| a.as_ref())
+        .filter(|a| query.admits(a))
+        .collect();
+    let pages = Pages::new(query, matching.len());
+    let range = pages.range();
+    let shown = matching.get(range.clone()).unwrap_or_default();
     let syncs: BTreeSet<String> = ["Synced", "OutOfSync", "Unknown"].map(String::from).into();
     let healths: BTreeSet<String> = [
         "Healthy",
@@ -160,6 +325,7 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
     ]
     .map(String::from)
     .into();
+    let filtered = matching.len() != apps.len();
     page(
         "Applications",
         Some(session),
@@ -169,54 +335,68 @@ pub fn page_html(state: &ApiState, session: &crate::api::session::Session) -> Ma
                 h1 { "Applications" }
                 p class="live" { span id="live-state" data-live="off" { "Connecting…" } }
             }
-            form class="filters" role="search" aria-label="Filter applications" {
+            form id="filters" class="filters" role="search" aria-label="Filter applications" method="get" action="/" {
                 div class="filter search" {
                     label for="f-search" { "Search" }
-                    input id="f-search" type="search" data-filter="search"
-                        placeholder="name, repository, revision";
+                    input id="f-search" name="search" type="search" data-filter="search"
+                        value=(query.search) placeholder="name, repository, revision";
                 }
-                (select("f-sync", "Sync", &syncs))
-                (select("f-health", "Health", &healths))
-                (select("f-project", "Project", &projects))
-                (select("f-cluster", "Cluster", &clusters))
-                (select("f-namespace", "Namespace", &namespaces))
+                (select("f-sync", "Sync", &syncs, &query.sync))
+                (select("f-health", "Health", &healths, &query.health))
+                (select("f-project", "Project", &projects, &query.project))
+                (select("f-cluster", "Cluster", &clusters, &query.cluster))
+                (select("f-namespace", "Namespace", &namespaces, &query.namespace))
                 div class="filter" {
                     label for="f-label" { "Label" }
-                    input id="f-label" type="text" data-filter="label" placeholder="key=value";
+                    input id="f-label" name="label" type="text" data-filter="label"
+                        value=(query.label) placeholder="key=value";
                 }
+                button type="submit" class="apply" { "Apply" }
             }
-            p id="app-count" aria-live="polite" { (apps.len()) " applications" }
-            table class="apps" id="apps" data-stream={ (super::stream::APPLICATIONS_STREAM) "?since=" (seq) } {
-                caption class="visually-hidden" { "Applications with their sync and health" }
-                thead {
-                    tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Sync" }
-                        th scope="col" { "Health" }
-                        th scope="col" { "Project" }
-                        th scope="col" { "Repository" }
-                        th scope="col" { "Target" }
-                        th scope="col" { "Destination" }
-                        th scope="col" { "Last sync" }
+            div id="app-list" data-page=(pages.page) data-per-page=(pages.per_page)
+                data-first=(range.start) data-matching=(matching.len()) data-total=(apps.len()) {
+                p id="app-count" aria-live="polite" {
+                    @if shown.is_empty() { "No applications match." }
+                    @else { "Showing " (range.start + 1) "–" (range.end) " of " (matching.len()) }
+                    @if filtered { " (" (apps.len()) " in all)" } " applications"
+                }
+                table class="apps" id="apps" data-stream={ (super::stream::APPLICATIONS_STREAM) "?since=" (seq) } {
+                    caption class="visually-hidden" { "Applications with their sync and health" }
+                    thead {
+                        tr {
+                            th scope="col" { "Name" }
+                            th scope="col" { "Sync" }
+                            th scope="col" { "Health" }
+                            th scope="col" { "Project" }
+                            th scope="col" { "Repository" }
+                            th scope="col" { "Target" }
+                            th scope="col" { "Destination" }
+                            th scope="col" { "Last sync" }
+                        }
+                    }
+                    tbody id="app-rows" {
+                        @for a in shown { (row(a)) }
                     }
                 }
-                tbody id="app-rows" {
-                    @for a in &apps { (row(a)) }
+                (pager(query, &pages))
+                @if apps.is_empty() {
+                    p id="no-apps" { "No applications yet. " a href="/create" { "Create one" } "." }
                 }
-            }
-            @if apps.is_empty() {
-                p id="no-apps" { "No applications yet. " a href="/create" { "Create one" } "." }
             }
         },
     )
 }
 
-/// `GET /`.
-pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+/// `GET /[?search&sync&health&project&cluster&namespace&label&page&per_page]`.
+pub async fn list(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     let Some(session) = super::session_of(&req, &state) else {
         return super::to_login();
     };
-    super::html(StatusCode::OK, page_html(&state, &session))
+    super::html(StatusCode::OK, page_html(&state, &session, &query))
 }
 
 #[cfg(test)]
@@ -251,6 +431,74 @@ mod tests {
         assert!(html.contains("✖</span> Degraded"), "{html}");
         // A source without targetRevision tracks HEAD, as Argo CD reads it.
         assert!(html.contains(">HEAD<"), "{html}");
+    }
+
+    fn app(name: &str, labels: serde_json::Value, sync: &str) -> Application {
+        serde_json::from_value(json!({
+            "apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": "capstan", "labels": labels},
+            "spec": {"project": "shop", "source": {"repoURL": "https://git.example.com/o/r.git", "targetRevision": "main"},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "web"}},
+            "status": {"sync": {"status": sync}}
+        }))
+        .expect("application")
+    }
+
+    #[test]
+    fn the_list_filters_match_as_the_page_script_does() {
+        let a = app(
+            "checkout",
+            json!({"team": "red", "tier": "web"}),
+            "OutOfSync",
+        );
+        let q = |v: serde_json::Value| -> ListQuery { serde_json::from_value(v).expect("query") };
+        assert!(q(json!({})).admits(&a));
+        assert!(q(json!({"sync": "outofsync"})).admits(&a), "case-blind");
+        assert!(!q(json!({"sync": "Synced"})).admits(&a));
+        assert!(
+            q(json!({"health": "Unknown"})).admits(&a),
+            "no health reads Unknown"
+        );
+        assert!(q(json!({"label": "team=red"})).admits(&a));
+        assert!(
+            q(json!({"label": "tier"})).admits(&a),
+            "a bare key matches any value"
+        );
+        assert!(!q(json!({"label": "team=blue"})).admits(&a));
+        assert!(
+            !q(json!({"label": "team=re"})).admits(&a),
+            "labels match whole"
+        );
+        assert!(q(json!({"search": "CHECK"})).admits(&a));
+        assert!(
+            q(json!({"search": "git.example"})).admits(&a),
+            "search covers the repository"
+        );
+        assert!(!q(json!({"search": "payments"})).admits(&a));
+        assert!(q(json!({"project": "shop", "namespace": "web", "cluster": "https://kubernetes.default.svc"})).admits(&a));
+    }
+
+    #[test]
+    fn pages_cover_the_matching_apps_once_and_links_keep_the_filters() {
+        let q: ListQuery =
+            serde_json::from_value(json!({"sync": "Synced", "per_page": "25", "page": "3"}))
+                .expect("query");
+        let pages = Pages::new(&q, 60);
+        assert_eq!((pages.page, pages.last), (3, 3));
+        assert_eq!(pages.range(), 50..60);
+        assert_eq!(Pages::new(&q, 0).range(), 0..0);
+        assert_eq!(
+            Pages::new(&q, 0).last,
+            1,
+            "an empty list still has its one page"
+        );
+        assert_eq!(q.at_page(2), "/?sync=Synced&per_page=25&page=2");
+        let all: ListQuery = serde_json::from_value(json!({})).expect("query");
+        assert_eq!(
+            Pages::new(&all, 1000).range(),
+            0..100,
+            "the default page holds 100"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod projects;
 pub mod saml;
 pub mod sso_oidc;
 pub mod stream;
+pub mod tree_graph;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};

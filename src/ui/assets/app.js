@@ -25,26 +25,74 @@ async function api(method, path, body) {
   return data;
 }
 
-// ---- Applications list: filters ----
+// ---- Applications list: filters and pages ----
+// The server filters and pages the list (ListQuery in src/ui/applications.rs); the page hides
+// non-matching rows at once, then re-reads the list from the server.
+function filterValues() {
+  const want = {};
+  document.querySelectorAll("#filters [data-filter]").forEach((el) => { want[el.dataset.filter] = el.value.trim().toLowerCase(); });
+  return want;
+}
+
+// The server's rule for one row, applied to live rows.
+function admits(tr, want) {
+  const d = tr.dataset;
+  for (const f of ["sync", "health", "project", "cluster", "namespace"]) {
+    if (want[f] && (d[f] || "").toLowerCase() !== want[f]) return false;
+  }
+  if (want.label) {
+    const labels = (d.labels || "").toLowerCase().split(" ");
+    const bare = !want.label.includes("=");
+    if (!labels.some((l) => l === want.label || (bare && l.split("=")[0] === want.label))) return false;
+  }
+  return !want.search || tr.textContent.toLowerCase().includes(want.search);
+}
+
 function applyFilters() {
   const rows = document.getElementById("app-rows");
   if (!rows) return;
-  const want = {};
-  document.querySelectorAll("[data-filter]").forEach((el) => { want[el.dataset.filter] = el.value.trim().toLowerCase(); });
-  let shown = 0;
-  for (const tr of rows.children) {
-    const d = tr.dataset;
-    let ok = true;
-    for (const f of ["sync", "health", "project", "cluster", "namespace"]) {
-      if (want[f] && (d[f] || "").toLowerCase() !== want[f]) ok = false;
-    }
-    if (ok && want.label) ok = (d.labels || "").toLowerCase().split(" ").includes(want.label);
-    if (ok && want.search) ok = tr.textContent.toLowerCase().includes(want.search);
-    tr.hidden = !ok;
-    if (ok) shown++;
-  }
+  const want = filterValues();
+  for (const tr of rows.children) tr.hidden = !admits(tr, want);
+}
+
+function countText() {
+  const list = document.getElementById("app-list");
+  const rows = document.getElementById("app-rows");
   const count = document.getElementById("app-count");
-  if (count) count.textContent = shown + " of " + rows.children.length + " applications";
+  if (!list || !rows || !count) return;
+  const first = +list.dataset.first;
+  const n = rows.children.length;
+  const matching = +list.dataset.matching;
+  count.textContent = n === 0 ? "No applications match." : "Showing " + (first + 1) + "–" + (first + n) + " of " + matching + " applications";
+}
+
+let listRequest = 0;
+async function reloadList(page) {
+  const form = document.getElementById("filters");
+  if (!form) return;
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData(form)) if (String(v).trim()) params.set(k, String(v).trim());
+  if (page > 1) params.set("page", page);
+  const query = params.toString();
+  const url = "/" + (query ? "?" + query : "");
+  const mine = ++listRequest;
+  const resp = await fetch(url, { credentials: "same-origin" });
+  if (!resp.ok || mine !== listRequest) return;
+  const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+  const fresh = doc.getElementById("app-list");
+  const list = document.getElementById("app-list");
+  if (!fresh || !list || mine !== listRequest) return;
+  list.replaceWith(document.adoptNode(fresh));
+  history.replaceState(null, "", url);
+}
+
+let filterTimer = null;
+function filtersChanged(e) {
+  if (!e.target.matches?.("[data-filter]")) return;
+  applyFilters();
+  clearTimeout(filterTimer);
+  // Typing waits for a pause; a choice applies at once.
+  filterTimer = setTimeout(() => reloadList(1), e.target.tagName === "SELECT" ? 0 : 300);
 }
 
 // ---- Live updates ----
@@ -67,20 +115,31 @@ function startStream(onChange) {
 }
 
 function patchRow(kind, msg) {
+  const list = document.getElementById("app-list");
   const rows = document.getElementById("app-rows");
-  if (!rows) return;
+  if (!rows || !list) return;
   const old = rows.querySelector('tr[data-key="' + CSS.escape(msg.key) + '"]');
-  if (kind === "delete") { old?.remove(); applyFilters(); return; }
+  if (kind === "delete") {
+    if (old) { old.remove(); list.dataset.matching = +list.dataset.matching - 1; countText(); }
+    return;
+  }
   const tpl = document.createElement("template");
   tpl.innerHTML = msg.html.trim();
   const fresh = tpl.content.firstElementChild;
   if (!fresh) return;
   if (old) old.replaceWith(fresh);
-  else {
-    // Keep the rows sorted by key, as the server renders them.
+  else if (admits(fresh, filterValues())) {
+    // An app that now matches joins this page when its key falls within the page (rows are
+    // sorted by key, as the server renders them); otherwise it belongs to another page.
     const next = [...rows.children].find((tr) => tr.dataset.key > msg.key);
-    rows.insertBefore(fresh, next || null);
-    document.getElementById("no-apps")?.remove();
+    const before = +list.dataset.page > 1 && next === rows.firstElementChild;
+    const after = !next && rows.children.length >= +list.dataset.perPage;
+    if (!before && !after) {
+      rows.insertBefore(fresh, next || null);
+      if (rows.children.length > +list.dataset.perPage) rows.lastElementChild.remove();
+      list.dataset.matching = +list.dataset.matching + 1;
+      document.getElementById("no-apps")?.remove();
+    }
   }
   // A new project, cluster or namespace becomes a filter choice too.
   for (const f of ["project", "cluster", "namespace"]) {
@@ -89,6 +148,7 @@ function patchRow(kind, msg) {
     if (select && v && ![...select.options].some((o) => o.value === v)) select.add(new Option(v, v));
   }
   applyFilters();
+  countText();
 }
 
 // ---- Application page ----
@@ -222,11 +282,16 @@ async function submitCreate(form) {
 
 // ---- Wiring ----
 document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll("[data-filter]").forEach((el) => {
-    el.addEventListener("input", applyFilters);
-    el.addEventListener("change", applyFilters);
+  // Delegated: the per-page choice and the pager are replaced with the list.
+  document.addEventListener("input", (e) => { if (e.target.tagName !== "SELECT") filtersChanged(e); });
+  document.addEventListener("change", (e) => { if (e.target.tagName === "SELECT") filtersChanged(e); });
+  document.querySelector("form.filters")?.addEventListener("submit", (e) => { e.preventDefault(); reloadList(1); });
+  document.addEventListener("click", (e) => {
+    const a = e.target.closest?.(".pager a[data-page]");
+    if (!a) return;
+    e.preventDefault();
+    reloadList(+a.dataset.page);
   });
-  document.querySelector("form.filters")?.addEventListener("submit", (e) => e.preventDefault());
   if (document.getElementById("app-rows")) startStream(patchRow);
   const page = appPage();
   if (page) {
