@@ -35,6 +35,8 @@ pub struct Settings {
     /// Notifications: services, templates, delivery limits.
     #[serde(default)]
     pub notify: crate::notify::NotifySettings,
+    #[serde(default)]
+    pub previews: crate::preview::PreviewSettings,
 }
 
 /// Who may sign in, and how: local accounts, sessions, login backoff and single sign-on.

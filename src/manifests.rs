@@ -235,6 +235,13 @@ impl Manifests {
         }
     }
 
+    /// Resolves `revision` (a branch, tag, ref such as `refs/pull/7/head`, or full SHA) of the
+    /// Git repository `url` to a commit, with the repository's credentials.
+    pub async fn resolve(&self, url: &str, revision: &str) -> Result<String, crate::git::GitError> {
+        let creds = self.credentials_for(url);
+        self.git.resolve(url, revision, creds.as_ref()).await
+    }
+
     /// The credentials for `url`: the configuration's or the Secrets', whichever scope is the
     /// longer (a Secret on a tie, so a repository's own Secret beats a configured prefix).
     fn credentials_for(&self, url: &str) -> Option<Credentials> {

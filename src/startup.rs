@@ -170,6 +170,21 @@ impl Service {
                     }
                 }));
             }
+            if settings.previews.enabled {
+                let previewer = crate::preview::Previewer {
+                    ctx: ctx.clone(),
+                    records: crate::preview::Records::new(client.clone(), &settings.server.namespace),
+                    forges: crate::forge::Forges::new(&settings.forge)
+                        .map_err(|e| anyhow::anyhow!("[forge]: {e}"))?,
+                    base_url: settings.notify.url.clone(),
+                };
+                let (q, s, n) = (queue.clone(), shutdown.clone(), settings.previews.concurrency);
+                workers.push(tokio::spawn(async move {
+                    if let Err(e) = crate::preview::run(previewer, q, n, s).await {
+                        tracing::error!(error = %e, "pull-request previews stopped");
+                    }
+                }));
+            }
             workers.push(tokio::spawn(crate::worker::queue_depth::run(
                 queue.clone(),
                 metrics.clone(),
@@ -300,6 +315,7 @@ impl Service {
             manifests,
             auth,
             rbac,
+            previews_enabled: settings.previews.enabled,
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

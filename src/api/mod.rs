@@ -12,6 +12,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod openapi;
 pub mod operation;
+pub mod previews;
 pub mod project_tokens;
 pub mod projects;
 pub mod repositories;
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub auth: Arc<crate::auth::Auth>,
     /// The RBAC policy in force.
     pub rbac: Arc<crate::rbac::LivePolicy>,
+    /// Pull-request webhooks queue previews (`[previews] enabled`).
+    pub previews_enabled: bool,
 }
 
 /// One route the server mounts: the single table both [`configure`] and the OpenAPI checks read.
@@ -89,12 +92,15 @@ pub enum RouteScope {
     Repositories,
     /// `/api/v1/session…` and `/api/v1/account…`.
     Accounts,
+    /// `/api/v1/previews…`.
+    Previews,
 }
 
 const APPLICATIONS: &str = "/api/v1/applications";
 const PROJECTS: &str = "/api/v1/projects";
 const CLUSTERS: &str = "/api/v1/clusters";
 const REPOSITORIES: &str = "/api/v1/repositories";
+const PREVIEWS: &str = "/api/v1/previews";
 
 impl ApiState {
     /// The Secrets of the control namespace, where clusters and repositories are registered
@@ -318,6 +324,18 @@ pub static ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: Method::GET,
+        path: "/api/v1/previews",
+        scope: RouteScope::Previews,
+        to: |r| r.to(previews::list),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/api/v1/previews/{id}",
+        scope: RouteScope::Previews,
+        to: |r| r.to(previews::get),
+    },
+    RouteSpec {
+        method: Method::GET,
         path: "/api/v1/clusters",
         scope: RouteScope::Clusters,
         to: |r| r.to(clusters::list),
@@ -428,6 +446,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
     for (path, route) in scoped(RouteScope::Repositories, REPOSITORIES) {
         repositories = repositories.route(path, route);
     }
+    let mut previews = web::scope(PREVIEWS);
+    for (path, route) in scoped(RouteScope::Previews, PREVIEWS) {
+        previews = previews.route(path, route);
+    }
     // Two prefixes (session, account), so a resource per path rather than a scope; one resource
     // holds every method of its path, as a second resource at the same path is never reached
     // (DELETE /api/v1/session answered 405 behind the POST's resource).
@@ -453,5 +475,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, webhook_limits: WebhookLimits, wi
         .service(apps)
         .service(projects)
         .service(clusters)
-        .service(repositories);
+        .service(repositories)
+        .service(previews);
 }

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use super::error::{ErrorBody, REASONS};
 use super::{
     accounts, applications, clusters, diff, health, history, manifests, metrics, operation,
-    project_tokens, projects, repositories, session, tree, webhook,
+    previews, project_tokens, projects, repositories, session, tree, webhook,
 };
 use crate::store::{AppProject, Application};
 
@@ -66,6 +66,8 @@ use crate::store::{AppProject, Application};
         repositories::list,
         repositories::create,
         repositories::delete,
+        previews::list,
+        previews::get,
         crate::api::session::exchange,
     ),
     components(schemas(
@@ -84,6 +86,7 @@ use crate::store::{AppProject, Application};
         (name = "clusters", description = "Target clusters (Argo CD cluster Secrets)"),
         (name = "repositories", description = "Repository credentials (Argo CD repository Secrets)"),
         (name = "webhooks", description = "Git host push events"),
+        (name = "previews", description = "Pull-request previews"),
         (name = "health", description = "Probes and metrics"),
         (name = "meta", description = "This document"),
     ),

@@ -133,7 +133,7 @@ async fn handle(
     if let Some(d) = &received.delivery {
         span.record("delivery", d.as_str());
     }
-    let event = match received.outcome {
+    let work = match received.outcome {
         Outcome::Ignored(reason) => {
             info!(reason = %reason, "webhook ignored");
             let response = HttpResponse::Ok().json(WebhookAnswer {
@@ -143,20 +143,22 @@ async fn handle(
             });
             return (name, Ok(("ignored", response)));
         }
-        Outcome::PullRequest(pr) => {
-            // Wired to the preview queue by the previews work; until then, said plainly.
-            info!(
-                pr = pr.number,
-                "pull request webhook: previews are not wired yet"
-            );
+        Outcome::PullRequest(pr) if !pr.action.wants_preview() || !state.previews_enabled => {
+            let reason = if state.previews_enabled {
+                format!("pull request #{} closed: nothing to preview", pr.number)
+            } else {
+                "pull request previews are turned off ([previews] enabled = false)".into()
+            };
+            info!(pr = pr.number, reason = %reason, "webhook ignored");
             let response = HttpResponse::Ok().json(WebhookAnswer {
                 status: "ignored",
-                reason: Some("pull request previews are not enabled".into()),
+                reason: Some(reason),
                 ..Default::default()
             });
             return (name, Ok(("ignored", response)));
         }
-        Outcome::Event(event) => event,
+        Outcome::PullRequest(pr) => Work::Preview(pr),
+        Outcome::Event(event) => Work::Push(event),
     };
     let claim = match &received.delivery {
         Some(delivery) if !state.dedup.window.is_zero() => {
@@ -190,12 +192,41 @@ async fn handle(
         }
         _ => None,
     };
-    let published = publish(state, event).await;
+    let published = match work {
+        Work::Push(event) => publish(state, event).await,
+        Work::Preview(pr) => publish_preview(state, pr).await,
+    };
     if let (Err(_), Some(key)) = (&published, &claim) {
         // Not queued: the host's redelivery must not be dropped as a duplicate.
         state.queue.release(key).await;
     }
     (name, published.map(|r| ("queued", r)))
+}
+
+/// What a delivery asks to queue.
+enum Work {
+    Push(PushEvent),
+    Preview(crate::event::PullRequestEvent),
+}
+
+/// Publishes a preview request and waits for the broker's confirm.
+async fn publish_preview(
+    state: &ApiState,
+    pr: crate::event::PullRequestEvent,
+) -> Result<HttpResponse, ApiError> {
+    let message = serde_json::to_vec(&pr)
+        .map_err(|e| ApiError::Internal(format!("serialising the pull request event: {e}")))?;
+    state
+        .queue
+        .publish(Topic::Previews, "", &pr.id, message)
+        .await
+        .inspect_err(|e| warn!(error = %e, "preview not queued"))?;
+    info!(event_id = %pr.id, pr = pr.number, head = %pr.head_sha, "preview queued");
+    Ok(HttpResponse::Accepted().json(WebhookAnswer {
+        status: "queued",
+        id: Some(pr.id),
+        ..Default::default()
+    }))
 }
 
 /// Publishes the event and waits for the broker's confirm.

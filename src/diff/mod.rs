@@ -22,7 +22,7 @@ pub use ignore::IgnoreRule;
 pub use mask::mask_secrets;
 pub use normalize::Normalizer;
 pub use respect::respect_ignored;
-pub use text::{patch, unified};
+pub use text::{patch, unified, unified_between};
 
 /// Errors compiling ignoreDifferences rules; shown to users as a condition.
 #[derive(Debug, thiserror::Error)]

@@ -6,15 +6,24 @@ use similar::TextDiff;
 /// Unified diff (3 lines of context, `--- live` / `+++ desired`) of the YAML renderings; ""
 /// when equal. A `None` side is an object that is only on the other side.
 pub fn unified(live: Option<&Value>, predicted: Option<&Value>) -> String {
-    let old = live.map(yaml).unwrap_or_default();
-    let new = predicted.map(yaml).unwrap_or_default();
+    unified_between((live, "live"), (predicted, "desired"))
+}
+
+/// Unified diff of two YAML renderings with the given side names (`--- base` / `+++ head`);
+/// "" when equal.
+pub fn unified_between(
+    (old, old_name): (Option<&Value>, &str),
+    (new, new_name): (Option<&Value>, &str),
+) -> String {
+    let old = old.map(yaml).unwrap_or_default();
+    let new = new.map(yaml).unwrap_or_default();
     if old == new {
         return String::new();
     }
     TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(3)
-        .header("live", "desired")
+        .header(old_name, new_name)
         .to_string()
 }
 

@@ -71,6 +71,7 @@ struct State {
     closed: bool,
     events: VecDeque<Message>,
     notifications: VecDeque<Message>,
+    previews: VecDeque<Message>,
     shards: Vec<VecDeque<Message>>,
     /// Which job subscription owns each shard.
     owners: Vec<Option<u64>>,
@@ -128,6 +129,7 @@ impl EmbeddedQueue {
             Topic::Events => state.events.len(),
             Topic::Jobs => state.shards.iter().map(VecDeque::len).sum(),
             Topic::Notifications => state.notifications.len(),
+            Topic::Previews => state.previews.len(),
         }
     }
 }
@@ -162,6 +164,7 @@ impl Inner {
                 }
             }
             (Topic::Notifications, _) => state.notifications.push_back(message),
+            (Topic::Previews, _) => state.previews.push_back(message),
             _ => state.events.push_back(message),
         }
         drop(state);
@@ -209,6 +212,7 @@ impl Queue for EmbeddedQueue {
             match topic {
                 Topic::Events => state.events.push_back(message),
                 Topic::Notifications => state.notifications.push_back(message),
+                Topic::Previews => state.previews.push_back(message),
                 Topic::Jobs => {
                     let shard = shard_for(key, self.inner.settings.shards);
                     match state.shards.get_mut(usize::from(shard)) {
@@ -266,6 +270,7 @@ impl Queue for EmbeddedQueue {
                 depths.push((format!("{prefix}.jobs.{i}"), shard.len() as u64));
             }
             depths.push((format!("{prefix}.notify"), state.notifications.len() as u64));
+            depths.push((format!("{prefix}.previews"), state.previews.len() as u64));
             depths.push((format!("{prefix}.dead"), state.dead.len() as u64));
             Ok(depths)
         })
@@ -372,6 +377,7 @@ impl EmbeddedSubscription {
         match self.topic {
             Topic::Events => state.events.pop_front().map(|m| (None, m)),
             Topic::Notifications => state.notifications.pop_front().map(|m| (None, m)),
+            Topic::Previews => state.previews.pop_front().map(|m| (None, m)),
             Topic::Jobs => {
                 let n = state.shards.len();
                 for step in 0..n {

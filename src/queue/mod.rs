@@ -39,6 +39,14 @@ pub enum Topic {
     Jobs,
     /// Notifications to send (`crate::notify`), consumed by workers beside the jobs.
     Notifications,
+    /// Pull-request previews to compute and report (`crate::preview`), consumed by workers
+    /// beside the jobs, so a slow preview or Git host holds up no sync.
+    Previews,
+}
+
+impl Topic {
+    /// The topics with one queue and competing consumers beside the jobs.
+    pub const SIDE: [Topic; 2] = [Topic::Notifications, Topic::Previews];
 }
 
 /// The queue as the rest of Capstan sees it.

@@ -509,7 +509,7 @@ impl Queue for RabbitQueue {
                     .queues(Topic::Events)
                     .into_iter()
                     .chain(topology.queues(Topic::Jobs))
-                    .chain(topology.queues(Topic::Notifications))
+                    .chain(Topic::SIDE.iter().flat_map(|t| topology.queues(*t)))
                     .map(|(name, _)| name)
                     .collect();
                 names.push(topology.dead_queue());

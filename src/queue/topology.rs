@@ -112,11 +112,27 @@ impl Topology {
         format!("{}.notify", self.prefix)
     }
 
+    /// The fanout exchange and the queue pull-request previews wait in (the same in every
+    /// generation).
+    pub(crate) fn previews_queue(&self) -> String {
+        format!("{}.previews", self.prefix)
+    }
+
+    /// The exchange and queue (one name) of a side topic.
+    fn side_queue(&self, topic: Topic) -> Option<String> {
+        match topic {
+            Topic::Notifications => Some(self.notify_queue()),
+            Topic::Previews => Some(self.previews_queue()),
+            Topic::Events | Topic::Jobs => None,
+        }
+    }
+
     fn exchange(&self, topic: Topic) -> String {
         match topic {
             Topic::Events => self.events_exchange(),
             Topic::Jobs => self.jobs_exchange(),
             Topic::Notifications => self.notify_queue(),
+            Topic::Previews => self.previews_queue(),
         }
     }
 
@@ -133,7 +149,9 @@ impl Topology {
     pub(crate) fn queues(&self, topic: Topic) -> Vec<(String, Option<u16>)> {
         match topic {
             Topic::Events => vec![(self.router_queue(), None)],
-            Topic::Notifications => vec![(self.notify_queue(), None)],
+            Topic::Notifications | Topic::Previews => {
+                vec![(self.exchange(topic), None)]
+            }
             Topic::Jobs => (0..self.shards)
                 .map(|i| (self.jobs_queue(i), Some(i)))
                 .collect(),
@@ -143,7 +161,9 @@ impl Topology {
     /// Exchange and routing key for a message.
     pub(crate) fn route(&self, topic: Topic, key: &str) -> (String, String) {
         match topic {
-            Topic::Events | Topic::Notifications => (self.exchange(topic), String::new()),
+            Topic::Events | Topic::Notifications | Topic::Previews => {
+                (self.exchange(topic), String::new())
+            }
             Topic::Jobs => (
                 self.exchange(topic),
                 shard_for(key, self.shards).to_string(),
@@ -211,29 +231,30 @@ impl Topology {
             self.declare_queues(ch, topic, &exchange).await?;
         }
         // Dead-lettered like the work queues; no delivery limit (see the module doc).
-        let notify = self.notify_queue();
-        ch.exchange_declare(
-            notify.as_str().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        let mut args = quorum();
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_queue().into()),
-        );
-        ch.queue_declare(notify.as_str().into(), queue_opts, args)
+        for side in Topic::SIDE.iter().filter_map(|t| self.side_queue(*t)) {
+            ch.exchange_declare(
+                side.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
-        ch.queue_bind(
-            notify.as_str().into(),
-            notify.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+            let mut args = quorum();
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.dead_queue().into()),
+            );
+            ch.queue_declare(side.as_str().into(), queue_opts, args)
+                .await?;
+            ch.queue_bind(
+                side.as_str().into(),
+                side.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -273,7 +294,7 @@ impl Topology {
             .map(|q| q.0)
             .collect();
         queues.extend(self.queues(Topic::Jobs).into_iter().map(|q| q.0));
-        queues.push(self.notify_queue());
+        queues.extend(Topic::SIDE.iter().filter_map(|t| self.side_queue(*t)));
         queues.push(self.dead_queue());
         queues.push(self.marker_queue());
         for q in queues {
@@ -284,6 +305,7 @@ impl Topology {
             self.exchange(Topic::Events),
             self.exchange(Topic::Jobs),
             self.notify_queue(),
+            self.previews_queue(),
             self.dead_queue(),
             self.workers_exchange(),
         ] {

@@ -431,7 +431,7 @@ async fn compare(
 }
 
 /// The app's `ignoreDifferences`, compiled; an invalid rule is a message naming it.
-pub(super) fn ignore_rules(app: &Application) -> Result<sync::Rules, String> {
+pub fn ignore_rules(app: &Application) -> Result<sync::Rules, String> {
     let rules: Vec<crate::diff::IgnoreRule> = serde_json::to_value(&app.spec.ignore_differences)
         .and_then(serde_json::from_value)
         .map_err(|e| format!("invalid ignoreDifferences: {e}"))?;
