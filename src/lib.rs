@@ -8,6 +8,7 @@ pub mod config;
 pub mod diff;
 pub mod domain;
 pub mod event;
+pub mod forge;
 pub mod git;
 pub mod health;
 pub mod job;
