@@ -35,8 +35,12 @@ pub struct Settings {
     /// Notifications: services, templates, delivery limits.
     #[serde(default)]
     pub notify: crate::notify::NotifySettings,
+    /// Pull-request previews.
     #[serde(default)]
     pub previews: crate::preview::PreviewSettings,
+    /// The Git hosts' APIs: credentials, retries and pacing of status and comment calls.
+    #[serde(default)]
+    pub forge: crate::forge::ForgeSettings,
 }
 
 /// Who may sign in, and how: local accounts, sessions, login backoff and single sign-on.

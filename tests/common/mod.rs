@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod child;
 pub mod drip;
+pub mod forge_server;
 pub mod git;
 pub mod git_http;
 pub mod github_api;
