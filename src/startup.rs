@@ -173,12 +173,19 @@ impl Service {
             if settings.previews.enabled {
                 let previewer = crate::preview::Previewer {
                     ctx: ctx.clone(),
-                    records: crate::preview::Records::new(client.clone(), &settings.server.namespace),
+                    records: crate::preview::Records::new(
+                        client.clone(),
+                        &settings.server.namespace,
+                    ),
                     forges: crate::forge::Forges::new(&settings.forge)
                         .map_err(|e| anyhow::anyhow!("[forge]: {e}"))?,
                     base_url: settings.notify.url.clone(),
                 };
-                let (q, s, n) = (queue.clone(), shutdown.clone(), settings.previews.concurrency);
+                let (q, s, n) = (
+                    queue.clone(),
+                    shutdown.clone(),
+                    settings.previews.concurrency,
+                );
                 workers.push(tokio::spawn(async move {
                     if let Err(e) = crate::preview::run(previewer, q, n, s).await {
                         tracing::error!(error = %e, "pull-request previews stopped");

@@ -27,7 +27,10 @@ pub struct PreviewList {
 }
 
 fn records(state: &ApiState) -> Records {
-    Records::new(state.store.client().clone(), state.tenancy.control_namespace())
+    Records::new(
+        state.store.client().clone(),
+        state.tenancy.control_namespace(),
+    )
 }
 
 /// The preview with only the apps `auth` may read; a preview of apps hidden from the caller is
@@ -66,10 +69,9 @@ pub async fn list(
         .into_iter()
         .filter(|p| query.pr.is_none_or(|n| p.pr == n))
         .filter(|p| {
-            query
-                .repo
-                .as_deref()
-                .is_none_or(|r| crate::preview::compute::same_repo(r, std::slice::from_ref(&p.repo)))
+            query.repo.as_deref().is_none_or(|r| {
+                crate::preview::compute::same_repo(r, std::slice::from_ref(&p.repo))
+            })
         })
         .filter_map(|p| visible(&state, &auth, p))
         .collect();

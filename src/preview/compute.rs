@@ -110,7 +110,11 @@ fn pull_ref(source: &EventSource, number: u64) -> Option<String> {
 /// Resolves the PR's head and base commits in the base repository `url` (with its credentials;
 /// never the fork's URL). The head is checked against the event's head SHA (a prefix, for
 /// hosts that send short ones).
-pub async fn commits(ctx: &Context, url: &str, event: &PullRequestEvent) -> Result<Commits, String> {
+pub async fn commits(
+    ctx: &Context,
+    url: &str,
+    event: &PullRequestEvent,
+) -> Result<Commits, String> {
     let want = event.head_sha.to_ascii_lowercase();
     let mut tried = Vec::new();
     let mut candidates = Vec::new();
@@ -154,7 +158,12 @@ pub async fn commits(ctx: &Context, url: &str, event: &PullRequestEvent) -> Resu
             .resolve(url, &format!("refs/heads/{}", event.base_ref))
             .await
             .map_err(|e| format!("the base branch {} cannot be read: {e}", event.base_ref))?,
-        Err(e) => return Err(format!("the base branch {} cannot be read: {e}", event.base_ref)),
+        Err(e) => {
+            return Err(format!(
+                "the base branch {} cannot be read: {e}",
+                event.base_ref
+            ));
+        }
     };
     Ok(Commits { head, base })
 }
@@ -255,7 +264,10 @@ pub async fn preview_app(
         project: app.spec.project.clone(),
         destination: format!(
             "{}/{}",
-            dest.name.as_deref().or(dest.server.as_deref()).unwrap_or(""),
+            dest.name
+                .as_deref()
+                .or(dest.server.as_deref())
+                .unwrap_or(""),
             dest.namespace.as_deref().unwrap_or("")
         ),
         error: None,
@@ -279,7 +291,15 @@ pub async fn preview_app(
     };
     let head_sources = pinned(app, &event.repo_urls, &commits.head);
     let base_sources = pinned(app, &event.repo_urls, &commits.base);
-    let head = match desired_state(ctx, &target, app, &head_sources.iter().collect::<Vec<_>>(), false).await {
+    let head = match desired_state(
+        ctx,
+        &target,
+        app,
+        &head_sources.iter().collect::<Vec<_>>(),
+        false,
+    )
+    .await
+    {
         Ok(d) => d,
         Err(f) => {
             out.error = Some(format!("{}: {}", f.condition, f.message));
@@ -287,10 +307,16 @@ pub async fn preview_app(
         }
     };
     // A base that does not render (a broken branch) compares as empty: everything is new.
-    let base_objects = desired_state(ctx, &target, app, &base_sources.iter().collect::<Vec<_>>(), false)
-        .await
-        .map(|d| d.resources)
-        .unwrap_or_default();
+    let base_objects = desired_state(
+        ctx,
+        &target,
+        app,
+        &base_sources.iter().collect::<Vec<_>>(),
+        false,
+    )
+    .await
+    .map(|d| d.resources)
+    .unwrap_or_default();
     let (added, changed, removed, diff) = compare_renders(&base_objects, &head.resources);
     out.added = added;
     out.changed = changed;
@@ -299,7 +325,12 @@ pub async fn preview_app(
     let inventory: Vec<crate::cluster::ResourceKey> = app
         .status
         .as_ref()
-        .map(|s| s.resources.iter().map(crate::worker::desired::resource_key).collect())
+        .map(|s| {
+            s.resources
+                .iter()
+                .map(crate::worker::desired::resource_key)
+                .collect()
+        })
         .unwrap_or_default();
     let rules = match crate::worker::reconcile::ignore_rules(app) {
         Ok(r) => r,
@@ -324,7 +355,12 @@ pub async fn preview_app(
                 .iter()
                 .filter(|c| !c.in_sync())
                 .map(|c| {
-                    let name = object_name(c.desired.as_ref().or(c.live.as_ref()).unwrap_or(&Value::Null));
+                    let name = object_name(
+                        c.desired
+                            .as_ref()
+                            .or(c.live.as_ref())
+                            .unwrap_or(&Value::Null),
+                    );
                     if c.requires_pruning {
                         format!("{name} (pruned)")
                     } else if c.live.is_none() {
@@ -364,13 +400,22 @@ mod tests {
             &[deployment("web:2"), secret2, cm],
         );
         assert_eq!(added, ["ConfigMap/shop/new"]);
-        assert_eq!(changed, ["Deployment/shop/web", "Secret/shop/db"]);
+        assert_eq!(changed, ["Secret/shop/db", "Deployment/shop/web"]);
         assert_eq!(removed, ["Service/shop/old"]);
-        assert!(diff.contains("-          image: web:1") || diff.contains("- image: web:1"), "{diff}");
+        assert!(
+            diff.contains("-          image: web:1") || diff.contains("- image: web:1"),
+            "{diff}"
+        );
         assert!(diff.contains("web:2"), "{diff}");
-        assert!(diff.contains("--- base") && diff.contains("+++ head"), "{diff}");
+        assert!(
+            diff.contains("--- base") && diff.contains("+++ head"),
+            "{diff}"
+        );
         // Secret values never show, not even base64-encoded.
-        assert!(!diff.contains("aHVudGVyMg==") && !diff.contains("c2VjcmV0Mg=="), "{diff}");
+        assert!(
+            !diff.contains("aHVudGVyMg==") && !diff.contains("c2VjcmV0Mg=="),
+            "{diff}"
+        );
     }
 
     #[test]

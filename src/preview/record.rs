@@ -169,7 +169,8 @@ impl Records {
 
     /// Writes `preview` (server-side apply: the whole record replaces the last one).
     pub async fn save(&self, preview: &Preview) -> Result<(), RecordError> {
-        let body = serde_json::to_string(preview).map_err(|e| RecordError::Corrupt(preview.id.clone(), e))?;
+        let body = serde_json::to_string(preview)
+            .map_err(|e| RecordError::Corrupt(preview.id.clone(), e))?;
         let cm = serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": config_map_name(&preview.id), "labels": {PREVIEW_LABEL: "true"}},
@@ -203,7 +204,11 @@ impl Records {
             .items
             .iter()
             .filter_map(|cm| {
-                let id = cm.metadata.name.as_deref()?.strip_prefix("capstan-preview-")?;
+                let id = cm
+                    .metadata
+                    .name
+                    .as_deref()?
+                    .strip_prefix("capstan-preview-")?;
                 parse(id, cm).ok()
             })
             .collect();

@@ -120,28 +120,49 @@ pub fn comment(preview: &Preview, base_url: &str) -> String {
                 app.changed.len(),
                 app.removed.len()
             ));
-            for (label, list) in [("Added", &app.added), ("Changed", &app.changed), ("Removed", &app.removed)] {
+            for (label, list) in [
+                ("Added", &app.added),
+                ("Changed", &app.changed),
+                ("Removed", &app.removed),
+            ] {
                 if list.is_empty() {
                     continue;
                 }
-                let shown: Vec<String> = list.iter().take(MAX_LISTED).map(|o| format!("`{o}`")).collect();
+                let shown: Vec<String> = list
+                    .iter()
+                    .take(MAX_LISTED)
+                    .map(|o| format!("`{o}`"))
+                    .collect();
                 let more = list.len().saturating_sub(MAX_LISTED);
                 out.push_str(&format!(
                     "- {label}: {}{}\n",
                     shown.join(", "),
-                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             out.push('\n');
         }
         if !app.cluster_changes.is_empty() {
-            let shown: Vec<String> = app.cluster_changes.iter().take(MAX_LISTED).map(|o| format!("`{o}`")).collect();
+            let shown: Vec<String> = app
+                .cluster_changes
+                .iter()
+                .take(MAX_LISTED)
+                .map(|o| format!("`{o}`"))
+                .collect();
             out.push_str(&format!(
                 "After the merge a sync changes {} object{} in the cluster: {}{}\n\n",
                 app.cluster_changes.len(),
                 plural(app.cluster_changes.len()),
                 shown.join(", "),
-                if app.cluster_changes.len() > MAX_LISTED { " …" } else { "" }
+                if app.cluster_changes.len() > MAX_LISTED {
+                    " …"
+                } else {
+                    ""
+                }
             ));
         }
         if !app.diff.is_empty() {
@@ -242,24 +263,44 @@ mod tests {
     fn a_render_failure_fails_the_status_and_names_the_app_and_reason() {
         let p = preview(vec![
             app("ok", &[], "", None),
-            app("chart", &[], "", Some("ComparisonError: helm template: templates/dep.yaml: parse error")),
+            app(
+                "chart",
+                &[],
+                "",
+                Some("ComparisonError: helm template: templates/dep.yaml: parse error"),
+            ),
         ]);
         assert_eq!(p.state, PreviewState::Failed);
         let s = status(&p, "http://capstan.example.com/");
         assert_eq!(s.state, StatusState::Failure);
-        assert!(s.description.contains("capstan/chart") && s.description.contains("templates/dep.yaml"), "{}", s.description);
-        assert_eq!(s.target_url.as_deref(), Some("http://capstan.example.com/api/v1/previews/abc"));
+        assert!(
+            s.description.contains("capstan/chart") && s.description.contains("templates/dep.yaml"),
+            "{}",
+            s.description
+        );
+        assert_eq!(
+            s.target_url.as_deref(),
+            Some("http://capstan.example.com/api/v1/previews/abc")
+        );
         assert!(comment(&p, "http://c").contains("templates/dep.yaml"));
     }
 
     #[test]
     fn the_comment_carries_the_marker_the_changes_and_a_folded_diff() {
-        let p = preview(vec![app("web", &["Deployment/shop/web"], "# Deployment/shop/web\n-image: a\n+image: b\n", None)]);
+        let p = preview(vec![app(
+            "web",
+            &["Deployment/shop/web"],
+            "# Deployment/shop/web\n-image: a\n+image: b\n",
+            None,
+        )]);
         let c = comment(&p, "http://c");
         assert!(c.starts_with(COMMENT_MARKER));
         assert!(c.contains("0 added, 1 changed, 0 removed"), "{c}");
         assert!(c.contains("`Deployment/shop/web`"), "{c}");
-        assert!(c.contains("<details><summary>Diff</summary>") && c.contains("+image: b"), "{c}");
+        assert!(
+            c.contains("<details><summary>Diff</summary>") && c.contains("+image: b"),
+            "{c}"
+        );
         assert_eq!(p.message, "1 of 1 app changes");
     }
 
@@ -269,12 +310,19 @@ mod tests {
         let p = preview(vec![app("web", &["ConfigMap/shop/big"], &big, None)]);
         let c = comment(&p, "http://c");
         assert!(c.len() < MAX_COMMENT_DIFF + 4096, "{}", c.len());
-        assert!(c.contains("The diff is cut here; the whole preview is at http://c/api/v1/previews/abc"));
+        assert!(c.contains(
+            "The diff is cut here; the whole preview is at http://c/api/v1/previews/abc"
+        ));
     }
 
     #[test]
     fn a_diff_cannot_close_its_fence() {
-        let p = preview(vec![app("web", &["ConfigMap/shop/x"], "+```\n+# injected\n", None)]);
+        let p = preview(vec![app(
+            "web",
+            &["ConfigMap/shop/x"],
+            "+```\n+# injected\n",
+            None,
+        )]);
         let c = comment(&p, "http://c");
         assert_eq!(c.matches("```diff").count(), 1);
         assert_eq!(c.matches("\n```\n").count(), 1, "{c}");

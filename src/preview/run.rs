@@ -148,7 +148,11 @@ impl Previewer {
             return;
         };
         let status = report::status(preview, &self.base_url);
-        if let Err(e) = self.forges.set_status(&repo, &preview.head_sha, &status).await {
+        if let Err(e) = self
+            .forges
+            .set_status(&repo, &preview.head_sha, &status)
+            .await
+        {
             self.report_failed(preview, "status", e);
         }
     }
@@ -160,7 +164,13 @@ impl Previewer {
         let body = report::comment(preview, &self.base_url);
         match self
             .forges
-            .upsert_comment(&repo, event.number, report::COMMENT_MARKER, &body, preview.comment.as_ref())
+            .upsert_comment(
+                &repo,
+                event.number,
+                report::COMMENT_MARKER,
+                &body,
+                preview.comment.as_ref(),
+            )
             .await
         {
             Ok(comment) => preview.comment = Some(comment),

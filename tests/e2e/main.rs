@@ -15,6 +15,7 @@ mod live_state;
 mod metrics;
 mod notifications;
 mod openapi;
+mod previews;
 mod provenance;
 mod render_tools;
 mod scale;

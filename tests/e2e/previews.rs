@@ -1,0 +1,311 @@
+//! Pull-request previews end to end: a signed GitHub pull_request webhook for a branch that
+//! changes an image yields one comment naming the change and a success status on the head
+//! commit, through a local server implementing GitHub's documented endpoints; a second push
+//! edits the same comment; a PR whose manifest does not render gets a failure status naming the
+//! file; a PR into a branch no app follows gets a status saying so. Nothing is ever applied.
+
+use std::time::Duration;
+
+use capstan::event::PullRequestAction;
+use capstan::webhook::{SamplePullRequest, provider_named};
+use serde_json::Value;
+
+use super::common::forge_server::ForgeServer;
+use super::helpers::*;
+
+const CAPSTAN_URL: &str = "https://capstan.test";
+
+async fn spawn_with_forge(forge: &ForgeServer) -> TestApp {
+    spawn_app(Options {
+        extra_env: vec![("CAPSTAN__NOTIFY__URL".into(), CAPSTAN_URL.into())],
+        extra_toml: format!(
+            "[forge]\nretry_initial_ms = 100\n[forge.hosts.github]\nkind = \"github\"\napi_url = {:?}\ntoken = {:?}\n",
+            forge.api_url("github"),
+            forge.token("github")
+        ),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Sends a signed GitHub `pull_request` webhook of PR `number` from `head_ref` into `base_ref`.
+async fn pr_webhook(
+    app: &TestApp,
+    forge: &ForgeServer,
+    number: u64,
+    action: PullRequestAction,
+    (base_ref, head_ref): (&str, &str),
+    head_sha: &str,
+) -> reqwest::Response {
+    let base_sha = app
+        .repo
+        .git(&["rev-parse", &format!("refs/heads/{base_ref}")]);
+    let request = provider_named("github")
+        .expect("github")
+        .sample_pull_request(
+            &SamplePullRequest {
+                repo_url: &app.repo_url,
+                api_url: &forge.api_url("github"),
+                number,
+                action,
+                base_ref,
+                base_sha: base_sha.trim(),
+                head_sha,
+                head_ref,
+                fork_url: None,
+                title: "Bump the image",
+                author: "octocat",
+            },
+            Some(&app.webhook_secret),
+        );
+    let mut req = app
+        .http
+        .post(format!("{}/api/webhook", app.address))
+        .timeout(Duration::from_secs(30));
+    for (k, v) in &request.headers {
+        req = req.header(k, v);
+    }
+    req.body(request.body).send().await.expect("webhook")
+}
+
+/// Waits for a final (non-pending) `capstan/preview` status on `sha`.
+async fn final_status(forge: &ForgeServer, sha: &str) -> super::common::forge_server::Status {
+    for _ in 0..600 {
+        if let Some(s) = forge
+            .statuses(sha)
+            .into_iter()
+            .rfind(|s| s.context == "capstan/preview" && s.state != "pending")
+        {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no final capstan/preview status on {sha}: {:#?}",
+        forge.statuses(sha)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_gets_one_comment_with_its_changes_and_a_status_and_nothing_is_applied() {
+    let forge = ForgeServer::start();
+    let app = spawn_with_forge(&forge).await;
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo.write("app/cm.yaml", &config_map("settings", "a"));
+    let main = app.repo.commit("web");
+    assert_eq!(app.create_app("web", "app", Some(true)).await.status(), 201);
+    app.wait_app("web", 60, "Synced and Healthy", |a| {
+        sync_of(a) == ("Synced".into(), "Healthy".into())
+    })
+    .await;
+
+    // A PR that bumps the image.
+    app.repo.switch("bump");
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
+    let head = app.repo.commit("bump nginx");
+    app.repo.switch("main");
+    let resp = pr_webhook(
+        &app,
+        &forge,
+        7,
+        PullRequestAction::Opened,
+        ("main", "bump"),
+        &head,
+    )
+    .await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+
+    let status = final_status(&forge, &head).await;
+    assert_eq!(status.state, "success", "{status:#?}");
+    assert!(
+        status.description.contains("1 of 1 app changes"),
+        "{status:#?}"
+    );
+    let preview_url = status.target_url.clone().expect("a link to the preview");
+    assert!(
+        preview_url.starts_with(&format!("{CAPSTAN_URL}/api/v1/previews/")),
+        "{preview_url}"
+    );
+    assert!(
+        forge.statuses(&head).iter().any(|s| s.state == "pending"),
+        "no pending status while the preview ran"
+    );
+    let comments = forge.comments(7);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    let body = &comments[0].body;
+    assert!(body.starts_with("<!-- capstan-preview -->"), "{body}");
+    assert!(body.contains("`Deployment/default/web`"), "{body}");
+    assert!(body.contains("0 added, 1 changed, 0 removed"), "{body}");
+    assert!(
+        body.contains("-") && body.contains("nginx:1.25") && body.contains("nginx:1.27"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("ConfigMap/default/settings"),
+        "an unchanged object is listed: {body}"
+    );
+    // The credential went where it was configured, as GitHub documents it.
+    let calls = forge.requests();
+    assert!(
+        calls.iter().all(|r| r.headers.get("authorization")
+            == Some(&format!("Bearer {}", forge.token("github"))))
+    );
+
+    // The preview is served by the API with its whole diff; the cluster was not touched.
+    let id = preview_url.rsplit('/').next().expect("id");
+    let preview: Value = app
+        .get(&format!("/api/v1/previews/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(preview["state"], "Succeeded", "{preview:#}");
+    assert_eq!(preview["apps"][0]["changed"][0], "Deployment/default/web");
+    assert!(
+        preview["apps"][0]["clusterChanges"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{preview:#}"
+    );
+    let listed: Value = app
+        .get(&format!(
+            "/api/v1/previews?repo={}&pr=7",
+            urlencode(&app.repo_url)
+        ))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed:#}"
+    );
+    let live = app.deployment("web").await.expect("deployment");
+    assert_eq!(
+        live.pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str),
+        Some("nginx:1.25"),
+        "a preview applied the PR"
+    );
+    let synced = app.get_app("web").await;
+    assert_eq!(
+        synced
+            .pointer("/status/sync/revision")
+            .and_then(Value::as_str),
+        Some(main.as_str())
+    );
+
+    // A second push to the PR edits the same comment.
+    app.repo.switch("bump");
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.29"));
+    let second = app.repo.commit("bump again");
+    app.repo.switch("main");
+    let resp = pr_webhook(
+        &app,
+        &forge,
+        7,
+        PullRequestAction::Updated,
+        ("main", "bump"),
+        &second,
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(final_status(&forge, &second).await.state, "success");
+    let comments = forge.comments(7);
+    assert_eq!(
+        comments.len(),
+        1,
+        "a second comment was written: {comments:#?}"
+    );
+    assert!(comments[0].edits >= 1, "{comments:#?}");
+    assert!(
+        comments[0].body.contains("nginx:1.29"),
+        "{}",
+        comments[0].body
+    );
+    // A closed PR asks for nothing.
+    let resp = pr_webhook(
+        &app,
+        &forge,
+        7,
+        PullRequestAction::Closed,
+        ("main", "bump"),
+        &second,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pr_that_breaks_a_manifest_fails_naming_the_file_and_one_touching_no_app_says_so() {
+    let forge = ForgeServer::start();
+    let app = spawn_with_forge(&forge).await;
+    app.repo.write("app/cm.yaml", &config_map("settings", "a"));
+    app.repo.commit("settings");
+    app.repo.branch("docs");
+    assert_eq!(app.create_app("web", "app", None).await.status(), 201);
+    app.wait_app("web", 60, "OutOfSync", |a| sync_of(a).0 == "OutOfSync")
+        .await;
+
+    app.repo.switch("broken");
+    app.repo.write(
+        "app/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n data: [unclosed\n",
+    );
+    let head = app.repo.commit("break it");
+    app.repo.switch("main");
+    assert_eq!(
+        pr_webhook(
+            &app,
+            &forge,
+            8,
+            PullRequestAction::Opened,
+            ("main", "broken"),
+            &head
+        )
+        .await
+        .status(),
+        202
+    );
+    let status = final_status(&forge, &head).await;
+    assert_eq!(status.state, "failure", "{status:#?}");
+    assert!(status.description.contains("broken.yaml"), "{status:#?}");
+    let comments = forge.comments(8);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("broken.yaml"),
+        "{}",
+        comments[0].body
+    );
+
+    // A PR into a branch no Application follows: a status says so, and no comment is written.
+    app.repo.switch("readme");
+    app.repo.write("README.md", "words\n");
+    let head = app.repo.commit("docs");
+    app.repo.switch("main");
+    assert_eq!(
+        pr_webhook(
+            &app,
+            &forge,
+            9,
+            PullRequestAction::Opened,
+            ("docs", "readme"),
+            &head
+        )
+        .await
+        .status(),
+        202
+    );
+    let status = final_status(&forge, &head).await;
+    assert_eq!(status.state, "success", "{status:#?}");
+    assert!(status.description.contains("touches no app"), "{status:#?}");
+    assert!(forge.comments(9).is_empty(), "{:#?}", forge.comments(9));
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
