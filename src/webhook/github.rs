@@ -540,7 +540,7 @@ mod tests {
             parse_fixture("ping", ping),
             Ok(Outcome::Ignored(_))
         ));
-        for other in ["package", "issues", "pull_request", "create", ""] {
+        for other in ["package", "issues", "pull_request_review", "create", ""] {
             assert!(
                 matches!(parse_fixture(other, b"{}"), Ok(Outcome::Ignored(_))),
                 "{other}"
@@ -616,6 +616,192 @@ mod tests {
             } else {
                 assert!(matches!(r, Err(WebhookError::BadPayload(_))), "{r:?}");
             }
+        }
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const OPENED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/github/pull_request-opened.json");
+        const FORK: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/github/pull_request-synchronize-fork.json"
+        );
+        const LABELED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/github/pull_request-labeled.json");
+        const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+
+        fn parse(body: &[u8]) -> Result<Outcome, WebhookError> {
+            parse_fixture("pull_request", body)
+        }
+
+        fn with_action(action: &str) -> Vec<u8> {
+            edited(OPENED, "/action", Some(serde_json::json!(action)))
+        }
+
+        #[test]
+        fn an_opened_pull_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(parse(OPENED));
+            assert_eq!(pr.source, EventSource::Github);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 42);
+            assert_eq!(pr.delivery.as_deref(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+            assert_eq!(pr.title, "Raise the API replicas to 4");
+            assert_eq!(pr.author.as_deref(), Some("Codertocat"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://github.com/octo-org/gitops/pull/42")
+            );
+            assert_eq!(
+                pr.repo_urls,
+                [
+                    "https://github.com/octo-org/gitops.git",
+                    "git@github.com:octo-org/gitops.git",
+                    "https://github.com/octo-org/gitops",
+                    "git://github.com/octo-org/gitops.git"
+                ]
+            );
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(
+                pr.base_sha.as_deref(),
+                Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")
+            );
+            assert_eq!(pr.head_sha, HEAD);
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
+            assert!(pr.head_repo_urls.is_empty(), "same repository: no fork");
+            assert_eq!(pr.changed_files, None);
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::Github,
+                    api_url: "https://api.github.com".into(),
+                    owner: "octo-org".into(),
+                    name: "gitops".into(),
+                }
+            );
+        }
+
+        #[test]
+        fn each_action_maps_and_the_others_are_ignored_with_their_name() {
+            for (action, want) in [
+                ("opened", PullRequestAction::Opened),
+                ("synchronize", PullRequestAction::Updated),
+                ("reopened", PullRequestAction::Reopened),
+                ("closed", PullRequestAction::Closed),
+            ] {
+                assert_eq!(expect_pull_request(parse(&with_action(action))).action, want);
+            }
+            let reason = expect_ignored(parse(LABELED));
+            assert!(reason.contains("labeled"), "{reason}");
+            for action in ["edited", "assigned", "ready_for_review", "review_requested"] {
+                let reason = expect_ignored(parse(&with_action(action)));
+                assert!(reason.contains(action), "{reason}");
+            }
+        }
+
+        #[test]
+        fn an_edit_that_moves_the_base_branch_is_an_update() {
+            let body = edited(
+                &with_action("edited"),
+                "/changes",
+                Some(serde_json::json!({"base": {"ref": {"from": "develop"}, "sha": {"from": HEAD}}})),
+            );
+            let pr = expect_pull_request(parse(&body));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.base_ref, "main");
+        }
+
+        #[test]
+        fn a_fork_s_urls_are_the_head_repository() {
+            let pr = expect_pull_request(parse(FORK));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://github.com/Codertocat/gitops.git",
+                    "git@github.com:Codertocat/gitops.git",
+                    "https://github.com/Codertocat/gitops",
+                    "git://github.com/Codertocat/gitops.git"
+                ]
+            );
+            assert_eq!(pr.repo_urls[0], "https://github.com/octo-org/gitops.git");
+            assert_eq!(pr.api.owner, "octo-org", "comments go to the base repository");
+            // A deleted fork leaves `head.repo` null: the head commit is still previewed.
+            let gone = edited(FORK, "/pull_request/head/repo", Some(serde_json::Value::Null));
+            let pr = expect_pull_request(parse(&gone));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(pr.head_sha, HEAD);
+        }
+
+        #[test]
+        fn github_enterprise_serves_its_api_under_api_v3() {
+            let mut body = OPENED.to_vec();
+            for pointer in ["/repository/url", "/pull_request/base/repo/url"] {
+                body = edited(
+                    &body,
+                    pointer,
+                    Some(serde_json::json!(
+                        "https://github.example.com/api/v3/repos/octo-org/gitops"
+                    )),
+                );
+            }
+            let pr = expect_pull_request(parse(&body));
+            assert_eq!(pr.api.api_url, "https://github.example.com/api/v3");
+            assert_eq!((pr.api.owner.as_str(), pr.api.name.as_str()), ("octo-org", "gitops"));
+        }
+
+        #[test]
+        fn missing_or_malformed_essentials_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/pull_request/head/sha", "pull_request.head.sha"),
+                ("/pull_request/base/ref", "pull_request.base.ref"),
+                ("/number", "number"),
+                ("/pull_request", "pull_request"),
+            ] {
+                let mut body = edited(OPENED, pointer, None);
+                if pointer == "/number" {
+                    body = edited(&body, "/pull_request/number", None);
+                }
+                let message = expect_bad_payload(parse(&body));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            for (pointer, value, field) in [
+                ("/pull_request/head/sha", serde_json::json!("6dcb09b"), "head_sha"),
+                ("/pull_request/head/sha", serde_json::json!(""), "pull_request.head.sha"),
+                ("/pull_request/base/ref", serde_json::json!("a b"), "base_ref"),
+                ("/pull_request/base/sha", serde_json::json!("xyz"), "base_sha"),
+                ("/number", serde_json::json!(0), "number"),
+                ("/number", serde_json::json!("42"), "payload"),
+                ("/pull_request/base/repo/url", serde_json::json!("https://github.com/octo-org/gitops"), "repository.url"),
+            ] {
+                let mut body = edited(OPENED, pointer, Some(value));
+                if pointer == "/pull_request/base/repo/url" {
+                    body = edited(&body, "/repository/url", Some(serde_json::json!("x")));
+                }
+                let message = expect_bad_payload(parse(&body));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            // Without any repository URL no Application could match: refused, not dropped.
+            let mut body = OPENED.to_vec();
+            for key in ["clone_url", "ssh_url", "html_url", "git_url"] {
+                body = edited(&body, &format!("/pull_request/base/repo/{key}"), None);
+            }
+            let message = expect_bad_payload(parse(&body));
+            assert!(message.contains("repo_urls"), "{message}");
+        }
+
+        #[test]
+        fn free_text_is_cut_and_cleaned_not_refused() {
+            let long = format!("a\u{7}b{}", "x".repeat(5000));
+            let body = edited(OPENED, "/pull_request/title", Some(serde_json::json!(long)));
+            let pr = expect_pull_request(parse(&body));
+            assert_eq!(pr.title.chars().count(), crate::webhook::MAX_TITLE_CHARS);
+            assert!(pr.title.starts_with("abx"));
+            let body = edited(OPENED, "/pull_request/html_url", Some(serde_json::json!("javascript:alert(1)")));
+            assert_eq!(expect_pull_request(parse(&body)).html_url, None);
         }
     }
 }

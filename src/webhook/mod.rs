@@ -782,7 +782,49 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{Outcome, WebhookError};
-    use crate::event::{PushEvent, RefUpdate};
+    use crate::event::{PullRequestEvent, PushEvent, RefUpdate};
+
+    /// The pull request an outcome carries; panics with the outcome otherwise.
+    pub fn expect_pull_request(outcome: Result<Outcome, WebhookError>) -> PullRequestEvent {
+        match outcome {
+            Ok(Outcome::PullRequest(pr)) => pr,
+            other => panic!("expected a pull request, got {other:?}"),
+        }
+    }
+
+    /// The reason an outcome was ignored; panics with the outcome otherwise.
+    pub fn expect_ignored(outcome: Result<Outcome, WebhookError>) -> String {
+        match outcome {
+            Ok(Outcome::Ignored(reason)) => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    /// The message of a BadPayload refusal; panics with the outcome otherwise.
+    pub fn expect_bad_payload(outcome: Result<Outcome, WebhookError>) -> String {
+        match outcome {
+            Ok(o) => panic!("expected BadPayload, got {o:?}"),
+            Err(WebhookError::BadPayload(message)) => message,
+            Err(e) => panic!("expected BadPayload, got {e:?}"),
+        }
+    }
+
+    /// `body` with the JSON value at `pointer` replaced by `value` (removed when None).
+    pub fn edited(body: &[u8], pointer: &str, value: Option<serde_json::Value>) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(body).expect("fixture is JSON");
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        let target = v.pointer_mut(parent).expect("the parent exists");
+        match (target, value) {
+            (serde_json::Value::Object(map), Some(value)) => {
+                map.insert(key.to_owned(), value);
+            }
+            (serde_json::Value::Object(map), None) => {
+                map.remove(key);
+            }
+            (other, _) => panic!("{parent} is not an object: {other}"),
+        }
+        v.to_string().into_bytes()
+    }
 
     /// The event an outcome carries; panics with the outcome otherwise.
     pub fn expect_event(outcome: Result<Outcome, WebhookError>) -> PushEvent {
