@@ -910,7 +910,7 @@ mod tests {
     #[test]
     fn other_events_are_ignored_not_refused() {
         assert!(matches!(
-            parse("Merge Request Hook", MERGE_REQUEST),
+            parse("Note Hook", b"{}"),
             Ok(Outcome::Ignored(_))
         ));
         assert!(matches!(
@@ -1178,5 +1178,173 @@ mod tests {
         assert_eq!(received.delivery.as_deref(), Some("d-7"));
         assert_eq!(ev.changed_files, Some(files));
         assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    }
+
+    mod merge_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const OPEN: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_open.json");
+        const FORK: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_update_fork.json");
+        const TITLE_ONLY: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_update_title.json");
+        const APPROVED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_approved.json");
+
+        fn mr(body: &[u8]) -> Result<Outcome, WebhookError> {
+            parse("Merge Request Hook", body)
+        }
+
+        #[test]
+        fn an_opened_merge_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(mr(OPEN));
+            assert_eq!(pr.source, EventSource::Gitlab);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7, "the iid people see, not the global id");
+            assert_eq!(pr.delivery.as_deref(), Some("idem-1"));
+            assert_eq!(pr.title, "Raise the API replicas to 4");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://gitlab.example.com/platform/deploy/-/merge_requests/7")
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha, None, "oldrev is not the base; no diff_refs sent");
+            assert_eq!(pr.head_sha, AFTER);
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::Gitlab,
+                    api_url: "https://gitlab.example.com/api/v4".into(),
+                    owner: String::new(),
+                    name: "14".into(),
+                }
+            );
+            // The older, shorter shape still parses.
+            let old = expect_pull_request(mr(MERGE_REQUEST));
+            assert_eq!((old.number, old.api.name.as_str()), (1, "15"));
+        }
+
+        #[test]
+        fn each_action_maps_and_metadata_updates_and_approvals_are_ignored() {
+            for (action, want) in [
+                ("open", PullRequestAction::Opened),
+                ("reopen", PullRequestAction::Reopened),
+                ("close", PullRequestAction::Closed),
+                ("merge", PullRequestAction::Closed),
+            ] {
+                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                assert_eq!(expect_pull_request(mr(&body)).action, want, "{action}");
+            }
+            assert_eq!(
+                expect_pull_request(mr(FORK)).action,
+                PullRequestAction::Updated
+            );
+            let reason = expect_ignored(mr(TITLE_ONLY));
+            assert!(reason.contains("oldrev"), "{reason}");
+            let reason = expect_ignored(mr(APPROVED));
+            assert!(reason.contains("approved"), "{reason}");
+            for action in ["unapproved", "approval", "unapproval"] {
+                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                assert!(expect_ignored(mr(&body)).contains(action));
+            }
+        }
+
+        #[test]
+        fn a_fork_is_a_different_source_project_and_its_urls_are_the_head() {
+            let pr = expect_pull_request(mr(FORK));
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://gitlab.example.com/jdoe/deploy.git",
+                    "git@gitlab.example.com:jdoe/deploy.git",
+                    "https://gitlab.example.com/jdoe/deploy"
+                ]
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.api.name, "14", "the target project hosts the merge request");
+            // A deleted source project: the head commit is still there in the target.
+            let gone = edited(FORK, "/object_attributes/source", Some(serde_json::Value::Null));
+            assert!(expect_pull_request(mr(&gone)).head_repo_urls.is_empty());
+        }
+
+        #[test]
+        fn self_managed_gitlab_under_a_path_prefix_keeps_the_prefix_in_its_api() {
+            let mut body = edited(
+                OPEN,
+                "/project/web_url",
+                Some(serde_json::json!("https://example.com/gitlab/platform/deploy")),
+            );
+            body = edited(&body, "/project/git_http_url", Some(serde_json::json!("https://example.com/gitlab/platform/deploy.git")));
+            let pr = expect_pull_request(mr(&body));
+            assert_eq!(pr.api.api_url, "https://example.com/gitlab/api/v4");
+            // A nested group: only the namespace path is dropped.
+            let nested = edited(OPEN, "/project/web_url", Some(serde_json::json!("https://gitlab.example.com/platform/team/deploy")));
+            let nested = edited(&nested, "/project/path_with_namespace", Some(serde_json::json!("platform/team/deploy")));
+            assert_eq!(expect_pull_request(mr(&nested)).api.api_url, "https://gitlab.example.com/api/v4");
+        }
+
+        #[test]
+        fn diff_refs_give_the_base_commit_when_sent() {
+            let body = edited(
+                OPEN,
+                "/object_attributes/diff_refs",
+                Some(serde_json::json!({"base_sha": BEFORE, "head_sha": AFTER, "start_sha": BEFORE})),
+            );
+            assert_eq!(expect_pull_request(mr(&body)).base_sha.as_deref(), Some(BEFORE));
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/object_attributes/last_commit", "object_attributes.last_commit.id"),
+                ("/object_attributes/last_commit/id", "object_attributes.last_commit.id"),
+                ("/object_attributes/target_branch", "object_attributes.target_branch"),
+                ("/object_attributes/iid", "object_attributes.iid"),
+                ("/object_attributes", "object_attributes"),
+            ] {
+                let message = expect_bad_payload(mr(&edited(OPEN, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let short = edited(OPEN, "/object_attributes/last_commit/id", Some(serde_json::json!("da15608")));
+            assert!(expect_bad_payload(mr(&short)).contains("head_sha"));
+            let unrelated = edited(OPEN, "/project/path_with_namespace", Some(serde_json::json!("other/project")));
+            assert!(expect_bad_payload(mr(&unrelated)).contains("path_with_namespace"));
+        }
+
+        #[test]
+        fn the_sample_round_trips_with_a_token_and_with_a_signing_key() {
+            let sample = crate::webhook::SamplePullRequest {
+                repo_url: "https://gitlab.example.com/platform/deploy.git",
+                api_url: "http://127.0.0.1:8929/api/v4",
+                number: 12,
+                action: PullRequestAction::Updated,
+                base_ref: "main",
+                base_sha: BEFORE,
+                head_sha: AFTER,
+                head_ref: "feature/x",
+                fork_url: Some("https://gitlab.example.com/jdoe/deploy.git"),
+                title: "Sample",
+                author: "jdoe",
+            };
+            for secret in ["a-token", KEY] {
+                let req = GitLab.sample_pull_request(&sample, Some(secret));
+                let headers = req.header_map();
+                let request = Request::new(&headers, &req.body);
+                assert_eq!(GitLab.authenticate(&request, &secrets(&[secret])), Credential::Valid);
+                let pr = expect_pull_request(GitLab.parse(&request));
+                assert_eq!(pr.api.api_url, "http://127.0.0.1:8929/api/v4");
+                assert_eq!(pr.action, PullRequestAction::Updated);
+                assert_eq!(pr.head_repo_urls[0], "https://gitlab.example.com/jdoe/deploy.git");
+                assert_eq!(pr.base_sha.as_deref(), Some(BEFORE));
+            }
+        }
     }
 }
