@@ -691,7 +691,7 @@ mod tests {
     #[test]
     fn other_events_are_ignored() {
         assert!(matches!(
-            parse("pullrequest:created", PULL_REQUEST),
+            parse("pullrequest:comment_created", PULL_REQUEST),
             Ok(Outcome::Ignored(_))
         ));
         assert!(matches!(
@@ -829,5 +829,122 @@ mod tests {
                 "https://bitbucket.org/acme/deploy".to_owned(),
             ]
         );
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const CREATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_created_full.json"
+        );
+        const FORK: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_updated_fork.json"
+        );
+        const FULFILLED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_fulfilled.json"
+        );
+
+        #[test]
+        fn a_created_pull_request_carries_short_commits_and_the_workspace_api() {
+            let pr = expect_pull_request(parse("pullrequest:created", CREATED));
+            assert_eq!(pr.source, EventSource::BitbucketCloud);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7);
+            assert_eq!(pr.delivery.as_deref(), Some("req-1"));
+            assert_eq!(pr.title, "Raise the API replicas to 4");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://bitbucket.org/acme/deploy/pull-requests/7")
+            );
+            assert_eq!(
+                pr.repo_urls,
+                [
+                    "https://bitbucket.org/acme/deploy.git",
+                    "git@bitbucket.org:acme/deploy.git",
+                    "https://bitbucket.org/acme/deploy"
+                ]
+            );
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha.as_deref(), Some("95790bf891e7"));
+            assert_eq!(pr.head_sha, "da1560886d4f", "Bitbucket Cloud sends 12 hex digits");
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::BitbucketCloud,
+                    api_url: "https://api.bitbucket.org/2.0".into(),
+                    owner: "acme".into(),
+                    name: "deploy".into(),
+                }
+            );
+            // The shorter payload without links still parses, against the default API.
+            let short = expect_pull_request(parse("pullrequest:created", PULL_REQUEST));
+            assert_eq!(short.api.api_url, "https://api.bitbucket.org/2.0");
+        }
+
+        #[test]
+        fn each_event_maps_and_comments_and_approvals_are_ignored() {
+            for (key, body, want) in [
+                ("pullrequest:created", CREATED, PullRequestAction::Opened),
+                ("pullrequest:updated", FORK, PullRequestAction::Updated),
+                ("pullrequest:fulfilled", FULFILLED, PullRequestAction::Closed),
+                ("pullrequest:rejected", CREATED, PullRequestAction::Closed),
+            ] {
+                assert_eq!(expect_pull_request(parse(key, body)).action, want, "{key}");
+            }
+            for key in [
+                "pullrequest:approved",
+                "pullrequest:unapproved",
+                "pullrequest:comment_created",
+                "pullrequest:changes_request_created",
+            ] {
+                assert!(expect_ignored(parse(key, CREATED)).contains(key));
+            }
+        }
+
+        #[test]
+        fn a_fork_is_another_full_name_and_its_clone_urls_are_the_head() {
+            let pr = expect_pull_request(parse("pullrequest:updated", FORK));
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://bitbucket.org/jdoe/deploy.git",
+                    "git@bitbucket.org:jdoe/deploy.git",
+                    "https://bitbucket.org/jdoe/deploy"
+                ]
+            );
+            assert_eq!(pr.api.owner, "acme");
+        }
+
+        #[test]
+        fn another_api_base_in_the_self_link_is_followed() {
+            let body = edited(
+                CREATED,
+                "/repository/links/self/href",
+                Some(serde_json::json!("http://127.0.0.1:7990/2.0/repositories/acme/deploy")),
+            );
+            let pr = expect_pull_request(parse("pullrequest:created", &body));
+            assert_eq!(pr.api.api_url, "http://127.0.0.1:7990/2.0");
+        }
+
+        #[test]
+        fn missing_or_short_commits_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/pullrequest/source/commit", "pullrequest.source.commit.hash"),
+                ("/pullrequest/destination/branch", "pullrequest.destination.branch.name"),
+                ("/pullrequest/id", "pullrequest.id"),
+            ] {
+                let message = expect_bad_payload(parse("pullrequest:created", &edited(CREATED, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let short = edited(CREATED, "/pullrequest/source/commit/hash", Some(serde_json::json!("da15608")));
+            let message = expect_bad_payload(parse("pullrequest:created", &short));
+            assert!(message.contains("head_sha"), "{message}");
+        }
     }
 }
