@@ -665,7 +665,7 @@ mod tests {
             Ok(Outcome::Ignored(reason)) if reason == "ping"
         ));
         assert!(matches!(
-            parse("pr:opened", fixture!("pr_opened.json")),
+            parse("pr:comment:added", fixture!("pr_opened.json")),
             Ok(Outcome::Ignored(_))
         ));
     }
@@ -775,6 +775,117 @@ mod tests {
                 ev.repo_urls.first().map(String::as_str),
                 Some("https://bitbucket.example.com/scm/ops/deploy.git")
             );
+        }
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        #[test]
+        fn an_opened_pull_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(parse("pr:opened", fixture!("pr_opened_full.json")));
+            assert_eq!(pr.source, EventSource::BitbucketServer);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7);
+            assert_eq!(pr.delivery.as_deref(), Some("req-1"));
+            assert_eq!(pr.title, "Raise the API replicas");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://bitbucket.example.com/projects/OPS/repos/deploy/pull-requests/7")
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha.as_deref(), Some(OLD));
+            assert_eq!(pr.head_sha, NEW);
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/login"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::BitbucketServer,
+                    api_url: "https://bitbucket.example.com".into(),
+                    owner: "OPS".into(),
+                    name: "deploy".into(),
+                }
+            );
+            // The shorter payload (no author, no links) still parses.
+            let short = expect_pull_request(parse("pr:opened", fixture!("pr_opened.json")));
+            assert_eq!((short.author, short.html_url), (None, None));
+        }
+
+        #[test]
+        fn each_event_maps_and_reviews_and_comments_are_ignored() {
+            let opened = fixture!("pr_opened_full.json");
+            for (key, want) in [
+                ("pr:opened", PullRequestAction::Opened),
+                ("pr:from_ref_updated", PullRequestAction::Updated),
+                ("pr:reopened", PullRequestAction::Reopened),
+                ("pr:merged", PullRequestAction::Closed),
+                ("pr:declined", PullRequestAction::Closed),
+                ("pr:deleted", PullRequestAction::Closed),
+            ] {
+                assert_eq!(expect_pull_request(parse(key, opened)).action, want, "{key}");
+            }
+            let merged = expect_pull_request(parse("pr:merged", fixture!("pr_merged.json")));
+            assert_eq!(merged.action, PullRequestAction::Closed);
+            for key in ["pr:reviewer:approved", "pr:comment:added", "pr:reviewer:needs_work"] {
+                assert!(expect_ignored(parse(key, opened)).contains(key));
+            }
+        }
+
+        #[test]
+        fn a_modification_counts_only_when_the_target_moved() {
+            let reason = expect_ignored(parse("pr:modified", fixture!("pr_modified_title.json")));
+            assert!(reason.contains("pr:modified"), "{reason}");
+            let pr = expect_pull_request(parse("pr:modified", fixture!("pr_modified_target.json")));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.base_ref, "main");
+            // The same branch with a new commit is a move too.
+            let body = edited(
+                fixture!("pr_modified_title.json"),
+                "/previousTarget/latestCommit",
+                Some(serde_json::json!(TAG_COMMIT)),
+            );
+            assert_eq!(expect_pull_request(parse("pr:modified", &body)).action, PullRequestAction::Updated);
+        }
+
+        #[test]
+        fn a_fork_is_another_repository_and_its_clone_links_are_the_head() {
+            let pr = expect_pull_request(parse("pr:from_ref_updated", fixture!("pr_from_ref_updated_fork.json")));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.head_sha, "bffeb74224043ba2feb48d137756c8a9331c449a");
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "ssh://git@bitbucket.example.com:7999/~jdoe/deploy.git",
+                    "https://bitbucket.example.com/scm/~jdoe/deploy.git",
+                    "https://bitbucket.example.com/users/jdoe/repos/deploy/browse"
+                ]
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.api.owner, "OPS");
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            let opened = fixture!("pr_opened_full.json");
+            for (pointer, field) in [
+                ("/pullRequest/fromRef/latestCommit", "pullRequest.fromRef.latestCommit"),
+                ("/pullRequest/toRef/displayId", "pullRequest.toRef.displayId"),
+                ("/pullRequest/id", "pullRequest.id"),
+                ("/pullRequest/toRef/repository/links", "toRef.repository.links.self"),
+            ] {
+                let mut body = edited(opened, pointer, None);
+                if pointer.ends_with("displayId") {
+                    body = edited(&body, "/pullRequest/toRef/id", None);
+                }
+                let message = expect_bad_payload(parse("pr:opened", &body));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
         }
     }
 }
