@@ -595,10 +595,10 @@ mod tests {
     #[test]
     fn other_events_are_ignored() {
         let reason = ignored(
-            "pull_request",
+            "issues",
             include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request.json"),
         );
-        assert!(reason.contains("pull_request"), "{reason}");
+        assert!(reason.contains("issues"), "{reason}");
     }
 
     #[test]
@@ -689,6 +689,126 @@ mod tests {
                 "{}: {r:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::event::PullRequestEvent;
+        use crate::webhook::test_support::edited;
+
+        const OPENED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request-opened.json");
+        const FORK: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/gitea/pull-request-synchronized-fork.json"
+        );
+        const LABELED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request-label-updated.json");
+
+        fn pull_request(body: &[u8], forgejo: bool) -> PullRequestEvent {
+            match run(&request("pull_request", body, forgejo, SECRET)) {
+                Ok(Outcome::PullRequest(pr)) => pr,
+                other => panic!("expected a pull request, got {other:?}"),
+            }
+        }
+
+        fn refused(body: &[u8]) -> String {
+            match run(&request("pull_request", body, false, SECRET)) {
+                Err(WebhookError::BadPayload(message)) => message,
+                other => panic!("expected BadPayload, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn an_opened_pull_request_carries_everything_a_preview_needs() {
+            let pr = pull_request(OPENED, false);
+            assert_eq!(pr.source, EventSource::Gitea);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 3);
+            assert_eq!(pr.delivery.as_deref(), Some(DELIVERY));
+            assert_eq!(pr.title, "Bump api to 4 replicas");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://gitea.example.com/gitea/webhooks/pulls/3")
+            );
+            assert_eq!(pr.repo_urls, URLS);
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(
+                pr.base_sha.as_deref(),
+                Some("28e1879d029cb852e4844d9c718537df08844e03")
+            );
+            assert_eq!(pr.head_sha, "bffeb74224043ba2feb48d137756c8a9331c449a");
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/x"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::Gitea,
+                    api_url: "https://gitea.example.com/api/v1".into(),
+                    owner: "gitea".into(),
+                    name: "webhooks".into(),
+                }
+            );
+            // Forgejo sends the same payload under its own headers.
+            assert_eq!(pull_request(OPENED, true).number, 3);
+        }
+
+        #[test]
+        fn each_action_maps_and_labels_and_edits_are_ignored() {
+            for (action, want) in [
+                ("opened", PullRequestAction::Opened),
+                ("synchronized", PullRequestAction::Updated),
+                ("reopened", PullRequestAction::Reopened),
+                ("closed", PullRequestAction::Closed),
+            ] {
+                let body = edited(OPENED, "/action", Some(serde_json::json!(action)));
+                assert_eq!(pull_request(&body, false).action, want, "{action}");
+            }
+            assert!(ignored("pull_request", LABELED).contains("label_updated"));
+            for action in ["edited", "assigned", "review_requested"] {
+                let body = edited(OPENED, "/action", Some(serde_json::json!(action)));
+                assert!(ignored("pull_request", &body).contains(action));
+            }
+        }
+
+        #[test]
+        fn a_fork_s_urls_are_the_head_repository() {
+            let pr = pull_request(FORK, false);
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://gitea.example.com/jdoe/webhooks.git",
+                    "git@gitea.example.com:jdoe/webhooks.git",
+                    "https://gitea.example.com/jdoe/webhooks"
+                ]
+            );
+            assert_eq!(pr.api.owner, "gitea");
+        }
+
+        #[test]
+        fn without_an_api_link_the_api_is_beside_the_web_pages_path_prefix_kept() {
+            let body = edited(OPENED, "/repository/url", None);
+            let body = edited(
+                &body,
+                "/repository/html_url",
+                Some(serde_json::json!("https://example.com/git/gitea/webhooks")),
+            );
+            assert_eq!(pull_request(&body, false).api.api_url, "https://example.com/git/api/v1");
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/pull_request/head/sha", "pull_request.head.sha"),
+                ("/pull_request/base/ref", "pull_request.base.ref"),
+            ] {
+                let message = refused(&edited(OPENED, pointer, None));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let body = edited(&edited(OPENED, "/number", None), "/pull_request/number", None);
+            assert!(refused(&body).contains("number"));
         }
     }
 }

@@ -709,4 +709,14 @@ mod tests {
             "{r:?}"
         );
     }
+
+    #[test]
+    fn pull_requests_are_ignored_because_they_name_no_head_commit() {
+        let reason = ignored(
+            "pull_request",
+            include_bytes!("../../tests/fixtures/webhooks/gogs/pull-request-opened.json"),
+        );
+        assert_eq!(reason, GOGS_PULL_REQUEST_IGNORED);
+        assert!(reason.contains("no head commit"), "{reason}");
+    }
 }
