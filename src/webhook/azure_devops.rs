@@ -816,10 +816,8 @@ mod tests {
 
     #[test]
     fn other_events_and_empty_pushes_are_ignored() {
-        let reason = ignored(include_bytes!(
-            "../../tests/fixtures/webhooks/azure-devops/pull-request-created.json"
-        ));
-        assert!(reason.contains("git.pullrequest.created"), "{reason}");
+        let reason = ignored(br#"{"eventType": "workitem.updated", "resource": {}}"#);
+        assert!(reason.contains("workitem.updated"), "{reason}");
         // CVE-2025-59538's shape.
         let reason = ignored(include_bytes!(
             "../../tests/fixtures/webhooks/azure-devops/push-empty-refupdates.json"
@@ -906,5 +904,146 @@ mod tests {
             run(&request(PUSH, Some(&with_user)), colon_less),
             Err(WebhookError::Unauthorized(_))
         ));
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const CREATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-created-full.json"
+        );
+        const SOURCE_UPDATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-updated-source.json"
+        );
+        const VOTED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-updated-vote.json"
+        );
+        const MERGED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/azure-devops/pull-request-merged.json");
+        const ORG: &str = "https://dev.azure.com/fabrikam";
+
+        #[test]
+        fn a_created_pull_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(outcome(CREATED));
+            assert_eq!(pr.source, EventSource::AzureDevops);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 1);
+            assert_eq!(pr.delivery.as_deref(), Some("2ab4e3d3-b7a6-425e-92b1-5a9982c1269e"));
+            assert_eq!(pr.title, "my first pull request");
+            assert_eq!(pr.author.as_deref(), Some("fabrikamfiber4@hotmail.com"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam/pullrequest/1")
+            );
+            assert_eq!(
+                pr.repo_urls,
+                [
+                    "https://fabrikam@dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam",
+                    "git@ssh.dev.azure.com:v3/fabrikam/Fabrikam/Fabrikam",
+                    "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam"
+                ]
+            );
+            assert_eq!(pr.base_ref, "master", "refs/heads/ is dropped");
+            assert_eq!(
+                pr.base_sha.as_deref(),
+                Some("a511f535b1ea495ee0c903badb68fbc83772c882")
+            );
+            assert_eq!(pr.head_sha, "53d54ac915144006c2c9e90d2c7d3880920db49c");
+            assert_eq!(pr.head_ref.as_deref(), Some("mytopic"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::AzureDevops,
+                    api_url: ORG.into(),
+                    owner: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c".into(),
+                    name: "4bc14d40-c903-45e2-872e-0462c7748079".into(),
+                }
+            );
+        }
+
+        #[test]
+        fn updates_count_when_the_source_moved_or_the_status_closed() {
+            let pr = expect_pull_request(outcome(SOURCE_UPDATED));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.head_sha, "b3c8a8a3e8d5e2b4f6c9d0e1f2a3b4c5d6e7f809");
+            let reason = expect_ignored(outcome(VOTED));
+            assert!(reason.contains("git.pullrequest.updated"), "{reason}");
+            for status in ["completed", "abandoned"] {
+                let body = edited(VOTED, "/resource/status", Some(serde_json::json!(status)));
+                assert_eq!(expect_pull_request(outcome(&body)).action, PullRequestAction::Closed);
+            }
+            let reactivated = edited(
+                VOTED,
+                "/message/text",
+                Some(serde_json::json!("Jamal Hartnett reactivated pull request 1 (my first pull request)")),
+            );
+            assert_eq!(expect_pull_request(outcome(&reactivated)).action, PullRequestAction::Reopened);
+            // A subscription that sends no messages: any update may carry new commits.
+            let silent = edited(VOTED, "/message", None);
+            assert_eq!(expect_pull_request(outcome(&silent)).action, PullRequestAction::Updated);
+        }
+
+        #[test]
+        fn a_merge_closes_only_once_completed() {
+            assert_eq!(expect_pull_request(outcome(MERGED)).action, PullRequestAction::Closed);
+            let attempted = edited(MERGED, "/resource/status", Some(serde_json::json!("active")));
+            let reason = expect_ignored(outcome(&attempted));
+            assert!(reason.contains("git.pullrequest.merged"), "{reason}");
+        }
+
+        #[test]
+        fn a_fork_source_is_the_head_repository() {
+            let fork = serde_json::json!({
+                "name": "refs/heads/mytopic",
+                "repository": {
+                    "id": "0e0a2d26-61c8-4a44-9b0a-9fb1a4e2c3d1",
+                    "name": "Fabrikam-fork",
+                    "remoteUrl": "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork",
+                    "webUrl": "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork",
+                },
+            });
+            let pr = expect_pull_request(outcome(&edited(CREATED, "/resource/forkSource", Some(fork))));
+            assert_eq!(
+                pr.head_repo_urls,
+                ["https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork"]
+            );
+        }
+
+        #[test]
+        fn without_containers_the_org_is_the_repository_url_before_apis_without_the_project() {
+            let body = edited(CREATED, "/resourceContainers", None);
+            assert_eq!(expect_pull_request(outcome(&body)).api.api_url, ORG);
+            // Azure DevOps Server: the collection keeps its path.
+            let server = edited(
+                &body,
+                "/resource/repository/url",
+                Some(serde_json::json!("https://tfs.example.com/tfs/DefaultCollection/_apis/git/repositories/4bc14d40-c903-45e2-872e-0462c7748079")),
+            );
+            assert_eq!(
+                expect_pull_request(outcome(&server)).api.api_url,
+                "https://tfs.example.com/tfs/DefaultCollection"
+            );
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            // The documentation's short sample leaves the head commit out.
+            let message = expect_bad_payload(outcome(include_bytes!(
+                "../../tests/fixtures/webhooks/azure-devops/pull-request-created.json"
+            )));
+            assert!(message.contains("lastMergeSourceCommit"), "{message}");
+            for (pointer, field) in [
+                ("/resource/targetRefName", "resource.targetRefName"),
+                ("/resource/pullRequestId", "resource.pullRequestId"),
+                ("/resource", "resource"),
+            ] {
+                let message = expect_bad_payload(outcome(&edited(CREATED, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+        }
     }
 }
