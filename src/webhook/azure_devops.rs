@@ -1,5 +1,6 @@
-//! Azure DevOps (and Azure DevOps Server) service hooks: HTTP Basic credentials and the
-//! `git.push` event, whose `refUpdates` lists every ref one push moved.
+//! Azure DevOps (and Azure DevOps Server) service hooks: HTTP Basic credentials, the
+//! `git.push` event, whose `refUpdates` lists every ref one push moved, and the
+//! `git.pullrequest.*` events.
 //!
 //! Azure DevOps signs nothing: the service-hook subscription's Basic user name and password are
 //! the credential. Each configured secret is `user:password`; a secret without `:` is a password
@@ -12,10 +13,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::{
-    Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, SignedRequest, WebhookError,
-    parse_json, push_event, ref_update, repo_urls,
+    Credential, NULL_SHA, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest,
+    SamplePush, SignedRequest, WebhookError, parse_json, pull_request_event, push_event, pusher,
+    ref_update, repo_urls, required, required_text, sample_owner_name, url_before,
 };
-use crate::event::EventSource;
+use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::{ExposeSecret, SecretString, ct_eq};
 
 /// Azure DevOps Services and Server.
@@ -65,6 +67,84 @@ struct Repository {
     /// A full ref (`refs/heads/main`).
     #[serde(default)]
     default_branch: Option<String>,
+}
+
+/// A `git.pullrequest.*` notification.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PullRequestNotification {
+    /// `{text, …}`: the only place that says what an update changed.
+    #[serde(default)]
+    message: serde_json::Value,
+    #[serde(default)]
+    resource: Option<PullRequest>,
+    /// `{collection: {baseUrl}, account: {baseUrl}, …}`.
+    #[serde(default)]
+    resource_containers: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PullRequest {
+    #[serde(default)]
+    pull_request_id: Option<u64>,
+    /// `active`, `completed` or `abandoned`.
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    /// `{uniqueName, displayName, …}`.
+    #[serde(default)]
+    created_by: serde_json::Value,
+    #[serde(default)]
+    source_ref_name: Option<String>,
+    #[serde(default)]
+    target_ref_name: Option<String>,
+    #[serde(default)]
+    last_merge_source_commit: Option<CommitRef>,
+    #[serde(default)]
+    last_merge_target_commit: Option<CommitRef>,
+    #[serde(default)]
+    repository: Option<PullRequestRepository>,
+    /// Where the source branch lives when it is a fork (`{name, repository}`).
+    #[serde(default)]
+    fork_source: Option<ForkSource>,
+    /// `{web: {href}, …}`.
+    #[serde(rename = "_links", default)]
+    links: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommitRef {
+    #[serde(default)]
+    commit_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ForkSource {
+    #[serde(default)]
+    repository: Option<PullRequestRepository>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PullRequestRepository {
+    #[serde(default)]
+    id: Option<String>,
+    /// `https://dev.azure.com/org[/project]/_apis/git/repositories/{id}`.
+    #[serde(default)]
+    url: Option<String>,
+    /// `{id, name, …}`.
+    #[serde(default)]
+    project: serde_json::Value,
+    #[serde(default)]
+    remote_url: Option<String>,
+    #[serde(default)]
+    ssh_url: Option<String>,
+    #[serde(default)]
+    web_url: Option<String>,
 }
 
 /// The notification id, which Azure DevOps keeps when it retries a delivery.
@@ -153,6 +233,11 @@ impl Provider for AzureDevOps {
         let notification: Notification = parse_json("Azure DevOps service hook", request.body)?;
         match notification.event_type.as_deref() {
             Some("git.push") => {}
+            Some(
+                kind @ ("git.pullrequest.created"
+                | "git.pullrequest.updated"
+                | "git.pullrequest.merged"),
+            ) => return self.parse_pull_request(request, kind),
             other => {
                 return Ok(Outcome::Ignored(format!(
                     "Azure DevOps event {:?} is not acted on",
@@ -294,6 +379,260 @@ impl Provider for AzureDevOps {
         }
         request
     }
+
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        const PROJECT_ID: &str = "a7573007-bbb3-4341-b726-0c4148a07853";
+        let org = pr.api_url.trim_end_matches('/');
+        let repository = |url: &str, id: &str| {
+            let web = url.trim_end_matches(".git");
+            serde_json::json!({
+                "id": id,
+                "name": sample_owner_name(url).1,
+                "url": format!("{org}/_apis/git/repositories/{id}"),
+                "project": {
+                    "id": PROJECT_ID,
+                    "name": "Capstan",
+                    "url": format!("{org}/_apis/projects/{PROJECT_ID}"),
+                    "state": "wellFormed",
+                    "visibility": "private",
+                },
+                "size": 1024,
+                "remoteUrl": url,
+                "sshUrl": "",
+                "webUrl": web,
+                "isDisabled": false,
+            })
+        };
+        let repo = repository(pr.repo_url, "278d5cd2-584d-4b63-824a-2ba458937249");
+        let web = repo["webUrl"].as_str().unwrap_or_default().to_owned();
+        let (event, status, text) = match pr.action {
+            PullRequestAction::Opened => (
+                "git.pullrequest.created",
+                "active",
+                format!("{} created a new pull request", pr.author),
+            ),
+            PullRequestAction::Updated => (
+                "git.pullrequest.updated",
+                "active",
+                format!("{} updated the source branch of pull request {} ({})", pr.author, pr.number, pr.title),
+            ),
+            PullRequestAction::Reopened => (
+                "git.pullrequest.updated",
+                "active",
+                format!("{} reactivated pull request {} ({})", pr.author, pr.number, pr.title),
+            ),
+            PullRequestAction::Closed => (
+                "git.pullrequest.merged",
+                "completed",
+                format!("{} has created a pull request merge commit", pr.author),
+            ),
+        };
+        let created_by = serde_json::json!({
+            "displayName": pr.author,
+            "url": format!("{org}/_apis/Identities/00ca946b-2fe9-4f2a-ae2f-40d5c48001bc"),
+            "id": "00ca946b-2fe9-4f2a-ae2f-40d5c48001bc",
+            "uniqueName": pr.author,
+            "imageUrl": format!("{org}/_api/_common/identityImage?id=00ca946b-2fe9-4f2a-ae2f-40d5c48001bc"),
+        });
+        let mut resource = serde_json::json!({
+            "repository": repo,
+            "pullRequestId": pr.number,
+            "codeReviewId": pr.number,
+            "status": status,
+            "createdBy": created_by,
+            "creationDate": "2026-01-01T00:00:00.0000000Z",
+            "title": pr.title,
+            "description": "",
+            "sourceRefName": format!("refs/heads/{}", pr.head_ref),
+            "targetRefName": format!("refs/heads/{}", pr.base_ref),
+            "mergeStatus": "succeeded",
+            "isDraft": false,
+            "mergeId": "f5fc8381-3fb2-49fe-8a0d-27dcc2d6ef82",
+            "lastMergeSourceCommit": {
+                "commitId": pr.head_sha,
+                "url": format!("{org}/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249/commits/{}", pr.head_sha),
+            },
+            "lastMergeTargetCommit": {
+                "commitId": pr.base_sha,
+                "url": format!("{org}/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249/commits/{}", pr.base_sha),
+            },
+            "reviewers": [],
+            "url": format!("{org}/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249/pullRequests/{}", pr.number),
+            "_links": {
+                "web": { "href": format!("{web}/pullrequest/{}", pr.number) },
+                "statuses": { "href": format!("{org}/_apis/git/repositories/278d5cd2-584d-4b63-824a-2ba458937249/pullRequests/{}/statuses", pr.number) },
+            },
+            "supportsIterations": true,
+            "artifactId": format!("vstfs:///Git/PullRequestId/{PROJECT_ID}%2f278d5cd2-584d-4b63-824a-2ba458937249%2f{}", pr.number),
+        });
+        if let Some(fork) = pr.fork_url {
+            resource["forkSource"] = serde_json::json!({
+                "name": format!("refs/heads/{}", pr.head_ref),
+                "repository": repository(fork, "8f7d2a1c-0b5e-4c3d-9a6f-1e2d3c4b5a69"),
+            });
+        }
+        let body = serde_json::json!({
+            "subscriptionId": "00000000-0000-0000-0000-000000000000",
+            "notificationId": 1,
+            "id": uuid::Uuid::new_v4().to_string(),
+            "eventType": event,
+            "publisherId": "tfs",
+            "message": { "text": text, "html": text, "markdown": text },
+            "detailedMessage": { "text": text, "html": text, "markdown": text },
+            "resource": resource,
+            "resourceVersion": "1.0",
+            "resourceContainers": {
+                "collection": { "id": "c12d0eb8-e382-443b-9f9c-c52cba5014c2", "baseUrl": format!("{org}/") },
+                "account": { "id": "f844ec47-a9db-4511-8281-8b63f4eaf94e", "baseUrl": format!("{org}/") },
+                "project": { "id": PROJECT_ID, "baseUrl": format!("{org}/") },
+            },
+            "createdDate": "2026-01-01T00:00:00.000Z",
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-vss-activityid", uuid::Uuid::new_v4().to_string()),
+                (
+                    "x-vss-subscriptionid",
+                    "00000000-0000-0000-0000-000000000000".to_owned(),
+                ),
+                ("user-agent", "VSServices/19.0 (capstan sample)".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            request.add_header("authorization", basic_header(secret));
+        }
+        request
+    }
+}
+
+impl AzureDevOps {
+    /// `git.pullrequest.created`; `git.pullrequest.updated`, which Azure DevOps sends for every
+    /// change (votes, title, status…) and whose message alone says what changed: a completed or
+    /// abandoned status closes, "updated the source branch" (or no message at all: the
+    /// subscription sends none) updates, "reactivated" reopens, anything else is ignored; and
+    /// `git.pullrequest.merged` ("merge attempted", also sent while the pull request is still
+    /// active), which closes only once the pull request is completed.
+    fn parse_pull_request(&self, request: &Request<'_>, kind: &str) -> Result<Outcome, WebhookError> {
+        const HOST: &str = "Azure DevOps";
+        let notification: PullRequestNotification =
+            parse_json("Azure DevOps pull request", request.body)?;
+        let pr = required(HOST, "resource", notification.resource)?;
+        let finished = matches!(pr.status.as_deref(), Some("completed" | "abandoned"));
+        let text = notification
+            .message
+            .pointer("/text")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let action = match (kind, finished, text.as_deref()) {
+            (_, true, _) => PullRequestAction::Closed,
+            ("git.pullrequest.created", false, _) => PullRequestAction::Opened,
+            ("git.pullrequest.updated", false, None) => PullRequestAction::Updated,
+            ("git.pullrequest.updated", false, Some(t)) if t.contains("updated the source branch") => {
+                PullRequestAction::Updated
+            }
+            ("git.pullrequest.updated", false, Some(t)) if t.contains("reactivated") => {
+                PullRequestAction::Reopened
+            }
+            (kind, false, _) => {
+                return Ok(Outcome::Ignored(format!(
+                    "Azure DevOps {kind} of an active pull request without new source commits is not acted on"
+                )));
+            }
+        };
+        let number = required(HOST, "resource.pullRequestId", pr.pull_request_id)?;
+        let head_sha = required_text(
+            HOST,
+            "resource.lastMergeSourceCommit.commitId",
+            pr.last_merge_source_commit.and_then(|c| c.commit_id),
+        )?;
+        let base_ref = required_text(HOST, "resource.targetRefName", pr.target_ref_name)?;
+        let repo = required(HOST, "resource.repository", pr.repository)?;
+        let api = forge_repo(&repo, &notification.resource_containers)?;
+        let head_repo_urls = match pr.fork_source.and_then(|f| f.repository) {
+            Some(fork) if fork.id.is_some() && fork.id != repo.id => {
+                vec![fork.remote_url, fork.ssh_url, fork.web_url]
+            }
+            _ => Vec::new(),
+        };
+        let html_url = pr
+            .links
+            .pointer("/web/href")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                let web = repo.web_url.as_deref()?.trim_end_matches('/');
+                Some(format!("{web}/pullrequest/{number}"))
+            });
+        Ok(Outcome::PullRequest(pull_request_event(
+            EventSource::AzureDevops,
+            self.delivery(request),
+            PullRequestDraft {
+                action,
+                number,
+                title: pr.title,
+                author: pusher([
+                    pr.created_by.pointer("/uniqueName"),
+                    pr.created_by.pointer("/displayName"),
+                ]),
+                html_url,
+                repo_urls: vec![repo.remote_url, repo.ssh_url, repo.web_url],
+                base_ref,
+                base_sha: pr.last_merge_target_commit.and_then(|c| c.commit_id),
+                head_sha,
+                head_ref: pr.source_ref_name,
+                head_repo_urls,
+                api,
+            },
+        )?))
+    }
+}
+
+/// The repository in Azure DevOps's API: the organisation (collection) URL from
+/// `resourceContainers`, else `repository.url` before `/_apis/` without a project segment;
+/// owner the project id (else name), name the repository id.
+fn forge_repo(
+    repo: &PullRequestRepository,
+    containers: &serde_json::Value,
+) -> Result<ForgeRepo, WebhookError> {
+    let text = |v: &serde_json::Value, p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let project_id = text(&repo.project, "/id");
+    let project_name = text(&repo.project, "/name");
+    let from_containers = ["/collection/baseUrl", "/account/baseUrl"]
+        .into_iter()
+        .find_map(|p| text(containers, p))
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(|u| u.trim_end_matches('/').to_owned());
+    let from_repository = || {
+        let base = url_before(repo.url.as_deref()?, "/_apis/")?;
+        let (parent, last) = base.rsplit_once('/')?;
+        let is_project = [&project_id, &project_name]
+            .into_iter()
+            .flatten()
+            .any(|p| p.eq_ignore_ascii_case(last));
+        Some(if is_project { parent.to_owned() } else { base })
+    };
+    let api_url = from_containers.or_else(from_repository).ok_or_else(|| {
+        WebhookError::BadPayload(
+            "Azure DevOps pull request payload has neither resourceContainers.collection.baseUrl nor resource.repository.url".into(),
+        )
+    })?;
+    Ok(ForgeRepo {
+        kind: EventSource::AzureDevops,
+        api_url,
+        owner: project_id.or(project_name).unwrap_or_default(),
+        name: repo.id.clone().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -477,10 +816,8 @@ mod tests {
 
     #[test]
     fn other_events_and_empty_pushes_are_ignored() {
-        let reason = ignored(include_bytes!(
-            "../../tests/fixtures/webhooks/azure-devops/pull-request-created.json"
-        ));
-        assert!(reason.contains("git.pullrequest.created"), "{reason}");
+        let reason = ignored(br#"{"eventType": "workitem.updated", "resource": {}}"#);
+        assert!(reason.contains("workitem.updated"), "{reason}");
         // CVE-2025-59538's shape.
         let reason = ignored(include_bytes!(
             "../../tests/fixtures/webhooks/azure-devops/push-empty-refupdates.json"
@@ -567,5 +904,146 @@ mod tests {
             run(&request(PUSH, Some(&with_user)), colon_less),
             Err(WebhookError::Unauthorized(_))
         ));
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const CREATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-created-full.json"
+        );
+        const SOURCE_UPDATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-updated-source.json"
+        );
+        const VOTED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/azure-devops/pull-request-updated-vote.json"
+        );
+        const MERGED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/azure-devops/pull-request-merged.json");
+        const ORG: &str = "https://dev.azure.com/fabrikam";
+
+        #[test]
+        fn a_created_pull_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(outcome(CREATED));
+            assert_eq!(pr.source, EventSource::AzureDevops);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 1);
+            assert_eq!(pr.delivery.as_deref(), Some("2ab4e3d3-b7a6-425e-92b1-5a9982c1269e"));
+            assert_eq!(pr.title, "my first pull request");
+            assert_eq!(pr.author.as_deref(), Some("fabrikamfiber4@hotmail.com"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam/pullrequest/1")
+            );
+            assert_eq!(
+                pr.repo_urls,
+                [
+                    "https://fabrikam@dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam",
+                    "git@ssh.dev.azure.com:v3/fabrikam/Fabrikam/Fabrikam",
+                    "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam"
+                ]
+            );
+            assert_eq!(pr.base_ref, "master", "refs/heads/ is dropped");
+            assert_eq!(
+                pr.base_sha.as_deref(),
+                Some("a511f535b1ea495ee0c903badb68fbc83772c882")
+            );
+            assert_eq!(pr.head_sha, "53d54ac915144006c2c9e90d2c7d3880920db49c");
+            assert_eq!(pr.head_ref.as_deref(), Some("mytopic"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::AzureDevops,
+                    api_url: ORG.into(),
+                    owner: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c".into(),
+                    name: "4bc14d40-c903-45e2-872e-0462c7748079".into(),
+                }
+            );
+        }
+
+        #[test]
+        fn updates_count_when_the_source_moved_or_the_status_closed() {
+            let pr = expect_pull_request(outcome(SOURCE_UPDATED));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.head_sha, "b3c8a8a3e8d5e2b4f6c9d0e1f2a3b4c5d6e7f809");
+            let reason = expect_ignored(outcome(VOTED));
+            assert!(reason.contains("git.pullrequest.updated"), "{reason}");
+            for status in ["completed", "abandoned"] {
+                let body = edited(VOTED, "/resource/status", Some(serde_json::json!(status)));
+                assert_eq!(expect_pull_request(outcome(&body)).action, PullRequestAction::Closed);
+            }
+            let reactivated = edited(
+                VOTED,
+                "/message/text",
+                Some(serde_json::json!("Jamal Hartnett reactivated pull request 1 (my first pull request)")),
+            );
+            assert_eq!(expect_pull_request(outcome(&reactivated)).action, PullRequestAction::Reopened);
+            // A subscription that sends no messages: any update may carry new commits.
+            let silent = edited(VOTED, "/message", None);
+            assert_eq!(expect_pull_request(outcome(&silent)).action, PullRequestAction::Updated);
+        }
+
+        #[test]
+        fn a_merge_closes_only_once_completed() {
+            assert_eq!(expect_pull_request(outcome(MERGED)).action, PullRequestAction::Closed);
+            let attempted = edited(MERGED, "/resource/status", Some(serde_json::json!("active")));
+            let reason = expect_ignored(outcome(&attempted));
+            assert!(reason.contains("git.pullrequest.merged"), "{reason}");
+        }
+
+        #[test]
+        fn a_fork_source_is_the_head_repository() {
+            let fork = serde_json::json!({
+                "name": "refs/heads/mytopic",
+                "repository": {
+                    "id": "0e0a2d26-61c8-4a44-9b0a-9fb1a4e2c3d1",
+                    "name": "Fabrikam-fork",
+                    "remoteUrl": "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork",
+                    "webUrl": "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork",
+                },
+            });
+            let pr = expect_pull_request(outcome(&edited(CREATED, "/resource/forkSource", Some(fork))));
+            assert_eq!(
+                pr.head_repo_urls,
+                ["https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork"]
+            );
+        }
+
+        #[test]
+        fn without_containers_the_org_is_the_repository_url_before_apis_without_the_project() {
+            let body = edited(CREATED, "/resourceContainers", None);
+            assert_eq!(expect_pull_request(outcome(&body)).api.api_url, ORG);
+            // Azure DevOps Server: the collection keeps its path.
+            let server = edited(
+                &body,
+                "/resource/repository/url",
+                Some(serde_json::json!("https://tfs.example.com/tfs/DefaultCollection/_apis/git/repositories/4bc14d40-c903-45e2-872e-0462c7748079")),
+            );
+            assert_eq!(
+                expect_pull_request(outcome(&server)).api.api_url,
+                "https://tfs.example.com/tfs/DefaultCollection"
+            );
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            // The documentation's short sample leaves the head commit out.
+            let message = expect_bad_payload(outcome(include_bytes!(
+                "../../tests/fixtures/webhooks/azure-devops/pull-request-created.json"
+            )));
+            assert!(message.contains("lastMergeSourceCommit"), "{message}");
+            for (pointer, field) in [
+                ("/resource/targetRefName", "resource.targetRefName"),
+                ("/resource/pullRequestId", "resource.pullRequestId"),
+                ("/resource", "resource"),
+            ] {
+                let message = expect_bad_payload(outcome(&edited(CREATED, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+        }
     }
 }

@@ -1,15 +1,20 @@
-//! Bitbucket Cloud: `repo:push` with every entry of `push.changes`, signed by
-//! `X-Hub-Signature: sha256=<hex>` when the hook has a secret.
+//! Bitbucket Cloud: `repo:push` with every entry of `push.changes` and the `pullrequest:*`
+//! events, signed by `X-Hub-Signature: sha256=<hex>` when the hook has a secret.
 
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
-    hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
+    Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
+    Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
+    push_event, pusher, ref_update, repo_urls, required, required_text, sample_owner_name,
+    url_before,
 };
 use crate::domain::repo_url::{RepoUrl, Scheme};
-use crate::event::{EventSource, RefUpdate};
+use crate::event::{EventSource, ForgeRepo, PullRequestAction, RefUpdate};
+
+/// Bitbucket Cloud's REST API, unless the payload's own links say otherwise.
+const API_URL: &str = "https://api.bitbucket.org/2.0";
 use crate::secret::SecretString;
 
 /// Where Bitbucket Cloud serves repositories when the payload names no other host.
@@ -31,8 +36,12 @@ struct Payload {
 
 #[derive(Deserialize)]
 struct Repository {
+    /// `workspace/slug`.
     #[serde(default)]
     full_name: Option<String>,
+    /// `{slug, …}`.
+    #[serde(default)]
+    workspace: serde_json::Value,
     #[serde(default)]
     links: Option<Links>,
     /// Not in the documented webhook payload; read when present (the REST API has it).
@@ -44,6 +53,47 @@ struct Repository {
 struct Links {
     #[serde(default)]
     html: Option<Link>,
+    /// The repository in the REST API: `{api}/repositories/workspace/slug`.
+    #[serde(rename = "self", default)]
+    api: Option<Link>,
+}
+
+/// A `pullrequest:*` event.
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    #[serde(default)]
+    pullrequest: Option<PullRequest>,
+    /// The destination repository.
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    title: Option<String>,
+    /// `{nickname, display_name, …}`.
+    #[serde(default)]
+    author: serde_json::Value,
+    #[serde(default)]
+    source: Option<Endpoint>,
+    #[serde(default)]
+    destination: Option<Endpoint>,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+/// `source` or `destination` of a pull request.
+#[derive(Deserialize)]
+struct Endpoint {
+    #[serde(default)]
+    branch: Option<Branch>,
+    #[serde(default)]
+    commit: Option<Target>,
+    #[serde(default)]
+    repository: Option<Repository>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +162,7 @@ impl Provider for BitbucketCloud {
     fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
         match request.header("x-event-key").unwrap_or_default() {
             "repo:push" => {}
+            key if key.starts_with("pullrequest:") => return self.parse_pull_request(request, key),
             other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
         }
         let payload: Payload = parse_json("Bitbucket Cloud push", request.body)?;
@@ -213,6 +264,214 @@ impl Provider for BitbucketCloud {
         }
         request
     }
+
+    /// Bitbucket Cloud has no reopening (a declined pull request stays declined): a sample
+    /// `Reopened` is sent as `pullrequest:updated`.
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        let api = pr.api_url.trim_end_matches('/');
+        let repository = |url: &str| {
+            let (html, mut full_name) = web_location(url);
+            if full_name.is_empty() {
+                let (owner, name) = sample_owner_name(url);
+                full_name = format!("{owner}/{name}");
+            }
+            let (workspace, slug) = full_name.split_once('/').unwrap_or_default();
+            serde_json::json!({
+                "type": "repository",
+                "full_name": full_name,
+                "name": slug,
+                "uuid": "{9c1e7a52-2b34-4d6f-8e90-1a2b3c4d5e6f}",
+                "links": {
+                    "self": { "href": format!("{api}/repositories/{full_name}") },
+                    "html": { "href": html },
+                    "avatar": { "href": "https://bytebucket.org/ravatar/%7B9c1e7a52%7D?ts=default" },
+                },
+                "workspace": { "type": "workspace", "slug": workspace, "name": workspace },
+            })
+        };
+        let destination = repository(pr.repo_url);
+        let source = pr.fork_url.map_or_else(|| destination.clone(), repository);
+        let author = serde_json::json!({
+            "type": "user",
+            "display_name": pr.author,
+            "nickname": pr.author,
+            "uuid": "{3a8b2c1d-4e5f-6789-abcd-ef0123456789}",
+            "account_id": "557058:1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901",
+        });
+        let (key, state) = match pr.action {
+            PullRequestAction::Opened => ("pullrequest:created", "OPEN"),
+            PullRequestAction::Updated | PullRequestAction::Reopened => {
+                ("pullrequest:updated", "OPEN")
+            }
+            PullRequestAction::Closed => ("pullrequest:fulfilled", "MERGED"),
+        };
+        let short = |sha: &str| sha.chars().take(12).collect::<String>();
+        let html = destination["links"]["html"]["href"].as_str().unwrap_or_default().to_owned();
+        let full_name = destination["full_name"].as_str().unwrap_or_default().to_owned();
+        let body = serde_json::json!({
+            "actor": author.clone(),
+            "repository": destination.clone(),
+            "pullrequest": {
+                "type": "pullrequest",
+                "id": pr.number,
+                "title": pr.title,
+                "description": "",
+                "state": state,
+                "author": author,
+                "source": {
+                    "branch": { "name": pr.head_ref },
+                    "commit": { "type": "commit", "hash": short(pr.head_sha) },
+                    "repository": source,
+                },
+                "destination": {
+                    "branch": { "name": pr.base_ref },
+                    "commit": { "type": "commit", "hash": short(pr.base_sha) },
+                    "repository": destination,
+                },
+                "merge_commit": null,
+                "participants": [],
+                "reviewers": [],
+                "close_source_branch": false,
+                "closed_by": null,
+                "reason": "",
+                "created_on": "2026-01-01T00:00:00.000000+00:00",
+                "updated_on": "2026-01-01T00:00:00.000000+00:00",
+                "comment_count": 0,
+                "task_count": 0,
+                "links": {
+                    "self": { "href": format!("{api}/repositories/{full_name}/pullrequests/{}", pr.number) },
+                    "html": { "href": format!("{html}/pull-requests/{}", pr.number) },
+                },
+            },
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-event-key", key.to_owned()),
+                (
+                    "x-hook-uuid",
+                    "2d7a9c4e-5b1f-4c3a-8e6d-0a9b8c7d6e5f".to_owned(),
+                ),
+                ("x-request-uuid", uuid::Uuid::new_v4().to_string()),
+                ("x-attempt-number", "1".to_owned()),
+                ("user-agent", "Bitbucket-Webhooks/2.0".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            let signature = Signature::sign(secret.as_bytes(), &request.body);
+            request.add_header("x-hub-signature", signature);
+        }
+        request
+    }
+}
+
+impl BitbucketCloud {
+    /// `pullrequest:created`, `:updated` (Bitbucket Cloud sends it for new commits and for edits
+    /// alike), `:fulfilled` (merged) and `:rejected` (declined); comments, approvals and change
+    /// requests are ignored.
+    fn parse_pull_request(&self, request: &Request<'_>, key: &str) -> Result<Outcome, WebhookError> {
+        const HOST: &str = "Bitbucket Cloud";
+        let action = match key {
+            "pullrequest:created" => PullRequestAction::Opened,
+            "pullrequest:updated" => PullRequestAction::Updated,
+            "pullrequest:fulfilled" | "pullrequest:rejected" => PullRequestAction::Closed,
+            other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
+        };
+        let payload: PullRequestPayload = parse_json("Bitbucket Cloud pull request", request.body)?;
+        let pr = required(HOST, "pullrequest", payload.pullrequest)?;
+        let number = required(HOST, "pullrequest.id", pr.id)?;
+        let source = required(HOST, "pullrequest.source", pr.source)?;
+        let destination = required(HOST, "pullrequest.destination", pr.destination)?;
+        let head_sha = required_text(
+            HOST,
+            "pullrequest.source.commit.hash",
+            source.commit.and_then(|c| c.hash),
+        )?;
+        let base_ref = required_text(
+            HOST,
+            "pullrequest.destination.branch.name",
+            destination.branch.and_then(|b| b.name),
+        )?;
+        let repo = required(HOST, "repository", payload.repository.or(destination.repository))?;
+        let api = forge_repo(&repo)?;
+        let head_repo_urls = match source.repository {
+            Some(fork)
+                if super::github::is_fork(fork.full_name.as_deref(), repo.full_name.as_deref()) =>
+            {
+                let (https, ssh, html) = repository_urls(fork);
+                vec![https, ssh, html]
+            }
+            _ => Vec::new(),
+        };
+        let html_url = pr.links.and_then(|l| l.html).and_then(|h| h.href);
+        let (https, ssh, html) = repository_urls(repo);
+        Ok(Outcome::PullRequest(pull_request_event(
+            EventSource::BitbucketCloud,
+            self.delivery(request),
+            PullRequestDraft {
+                action,
+                number,
+                title: pr.title,
+                author: pusher([pr.author.pointer("/nickname"), pr.author.pointer("/display_name")]),
+                html_url,
+                repo_urls: vec![https, ssh, html],
+                base_ref,
+                base_sha: destination.commit.and_then(|c| c.hash),
+                head_sha,
+                head_ref: source.branch.and_then(|b| b.name),
+                head_repo_urls,
+                api,
+            },
+        )?))
+    }
+}
+
+/// The https and ssh clone URLs and the web link of a repository, as push events name it.
+fn repository_urls(repo: Repository) -> (Option<String>, Option<String>, Option<String>) {
+    let html = repo
+        .links
+        .and_then(|l| l.html)
+        .and_then(|h| h.href)
+        .filter(|h| !h.trim().is_empty());
+    let (https, ssh) = clone_urls(html.as_deref(), repo.full_name.as_deref());
+    (https, ssh, html)
+}
+
+/// The repository in Bitbucket Cloud's API: the base is `https://api.bitbucket.org/2.0` unless
+/// `links.self` names another; owner the workspace, name the repository slug.
+fn forge_repo(repo: &Repository) -> Result<ForgeRepo, WebhookError> {
+    let api_url = repo
+        .links
+        .as_ref()
+        .and_then(|l| l.api.as_ref())
+        .and_then(|l| l.href.as_deref())
+        .and_then(|href| url_before(href, "/repositories/"))
+        .unwrap_or_else(|| API_URL.to_owned());
+    let (full_workspace, slug) = repo
+        .full_name
+        .as_deref()
+        .and_then(|f| f.split_once('/'))
+        .ok_or_else(|| {
+            WebhookError::BadPayload(
+                "Bitbucket Cloud pull request payload has no repository.full_name (workspace/slug)"
+                    .into(),
+            )
+        })?;
+    let workspace = repo
+        .workspace
+        .pointer("/slug")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(full_workspace);
+    Ok(ForgeRepo {
+        kind: EventSource::BitbucketCloud,
+        api_url,
+        owner: workspace.to_owned(),
+        name: slug.to_owned(),
+    })
 }
 
 /// One entry of `push.changes` as a ref update; None when it names no ref (or a Mercurial
@@ -432,7 +691,7 @@ mod tests {
     #[test]
     fn other_events_are_ignored() {
         assert!(matches!(
-            parse("pullrequest:created", PULL_REQUEST),
+            parse("pullrequest:comment_created", PULL_REQUEST),
             Ok(Outcome::Ignored(_))
         ));
         assert!(matches!(
@@ -570,5 +829,122 @@ mod tests {
                 "https://bitbucket.org/acme/deploy".to_owned(),
             ]
         );
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const CREATED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_created_full.json"
+        );
+        const FORK: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_updated_fork.json"
+        );
+        const FULFILLED: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/bitbucket-cloud/pullrequest_fulfilled.json"
+        );
+
+        #[test]
+        fn a_created_pull_request_carries_short_commits_and_the_workspace_api() {
+            let pr = expect_pull_request(parse("pullrequest:created", CREATED));
+            assert_eq!(pr.source, EventSource::BitbucketCloud);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7);
+            assert_eq!(pr.delivery.as_deref(), Some("req-1"));
+            assert_eq!(pr.title, "Raise the API replicas to 4");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://bitbucket.org/acme/deploy/pull-requests/7")
+            );
+            assert_eq!(
+                pr.repo_urls,
+                [
+                    "https://bitbucket.org/acme/deploy.git",
+                    "git@bitbucket.org:acme/deploy.git",
+                    "https://bitbucket.org/acme/deploy"
+                ]
+            );
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha.as_deref(), Some("95790bf891e7"));
+            assert_eq!(pr.head_sha, "da1560886d4f", "Bitbucket Cloud sends 12 hex digits");
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::BitbucketCloud,
+                    api_url: "https://api.bitbucket.org/2.0".into(),
+                    owner: "acme".into(),
+                    name: "deploy".into(),
+                }
+            );
+            // The shorter payload without links still parses, against the default API.
+            let short = expect_pull_request(parse("pullrequest:created", PULL_REQUEST));
+            assert_eq!(short.api.api_url, "https://api.bitbucket.org/2.0");
+        }
+
+        #[test]
+        fn each_event_maps_and_comments_and_approvals_are_ignored() {
+            for (key, body, want) in [
+                ("pullrequest:created", CREATED, PullRequestAction::Opened),
+                ("pullrequest:updated", FORK, PullRequestAction::Updated),
+                ("pullrequest:fulfilled", FULFILLED, PullRequestAction::Closed),
+                ("pullrequest:rejected", CREATED, PullRequestAction::Closed),
+            ] {
+                assert_eq!(expect_pull_request(parse(key, body)).action, want, "{key}");
+            }
+            for key in [
+                "pullrequest:approved",
+                "pullrequest:unapproved",
+                "pullrequest:comment_created",
+                "pullrequest:changes_request_created",
+            ] {
+                assert!(expect_ignored(parse(key, CREATED)).contains(key));
+            }
+        }
+
+        #[test]
+        fn a_fork_is_another_full_name_and_its_clone_urls_are_the_head() {
+            let pr = expect_pull_request(parse("pullrequest:updated", FORK));
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://bitbucket.org/jdoe/deploy.git",
+                    "git@bitbucket.org:jdoe/deploy.git",
+                    "https://bitbucket.org/jdoe/deploy"
+                ]
+            );
+            assert_eq!(pr.api.owner, "acme");
+        }
+
+        #[test]
+        fn another_api_base_in_the_self_link_is_followed() {
+            let body = edited(
+                CREATED,
+                "/repository/links/self/href",
+                Some(serde_json::json!("http://127.0.0.1:7990/2.0/repositories/acme/deploy")),
+            );
+            let pr = expect_pull_request(parse("pullrequest:created", &body));
+            assert_eq!(pr.api.api_url, "http://127.0.0.1:7990/2.0");
+        }
+
+        #[test]
+        fn missing_or_short_commits_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/pullrequest/source/commit", "pullrequest.source.commit.hash"),
+                ("/pullrequest/destination/branch", "pullrequest.destination.branch.name"),
+                ("/pullrequest/id", "pullrequest.id"),
+            ] {
+                let message = expect_bad_payload(parse("pullrequest:created", &edited(CREATED, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let short = edited(CREATED, "/pullrequest/source/commit/hash", Some(serde_json::json!("da15608")));
+            let message = expect_bad_payload(parse("pullrequest:created", &short));
+            assert!(message.contains("head_sha"), "{message}");
+        }
     }
 }

@@ -1,15 +1,18 @@
 //! Bitbucket Data Center (formerly Server): `repo:refs_changed` and `mirror:repo_synchronized`
-//! with every entry of `changes[]`, signed by `X-Hub-Signature: sha256=<hex>`.
+//! with every entry of `changes[]`, and the `pr:*` events, signed by
+//! `X-Hub-Signature: sha256=<hex>`.
 
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, Signature, SignedRequest,
-    WebhookError, hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
+    Credential, NULL_SHA, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest,
+    SamplePush, Signature, SignedRequest, WebhookError, hmac_credential, parse_json,
+    pull_request_event, push_event, pusher, ref_update, repo_urls, required, required_text,
+    sample_owner_name, url_before,
 };
 use crate::domain::repo_url::RepoUrl;
-use crate::event::{EventSource, RefUpdate};
+use crate::event::{EventSource, ForgeRepo, PullRequestAction, RefUpdate};
 use crate::secret::SecretString;
 
 /// Self-hosted Bitbucket Data Center and Server.
@@ -33,6 +36,54 @@ struct Payload {
 struct Repository {
     #[serde(default)]
     links: Option<Links>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    slug: Option<String>,
+    /// `{key, …}`.
+    #[serde(default)]
+    project: serde_json::Value,
+}
+
+/// A `pr:*` event.
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    #[serde(rename = "pullRequest", default)]
+    pull_request: Option<PullRequest>,
+    /// `pr:modified`: the target branch before the change (`id`, `displayId`, `latestCommit`).
+    #[serde(rename = "previousTarget", default)]
+    previous_target: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    title: Option<String>,
+    /// `{user: {name, displayName}, role, …}`.
+    #[serde(default)]
+    author: serde_json::Value,
+    #[serde(rename = "fromRef", default)]
+    from_ref: Option<PullRequestRef>,
+    #[serde(rename = "toRef", default)]
+    to_ref: Option<PullRequestRef>,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestRef {
+    /// `refs/heads/x`.
+    #[serde(default)]
+    id: Option<String>,
+    /// `x`.
+    #[serde(rename = "displayId", default)]
+    display_id: Option<String>,
+    #[serde(rename = "latestCommit", default)]
+    latest_commit: Option<String>,
+    #[serde(default)]
+    repository: Option<Repository>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +143,7 @@ impl Provider for BitbucketServer {
             // "Test connection": answered once authenticated, never acted on.
             "diagnostics:ping" => return Ok(Outcome::Ignored("ping".into())),
             "repo:refs_changed" | "mirror:repo_synchronized" => {}
+            key if key.starts_with("pr:") => return self.parse_pull_request(request, key),
             other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
         }
         let payload: Payload = parse_json("Bitbucket Data Center push", request.body)?;
@@ -203,6 +255,243 @@ impl Provider for BitbucketServer {
         }
         request
     }
+
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        let base = pr.api_url.trim_end_matches('/');
+        let repository = |url: &str, id: u64| {
+            let (project, slug) = sample_owner_name(url);
+            let key = project.to_uppercase();
+            serde_json::json!({
+                "slug": slug,
+                "id": id,
+                "name": slug,
+                "hierarchyId": "e3c939f9ef4a7fae272e",
+                "scmId": "git",
+                "state": "AVAILABLE",
+                "statusMessage": "Available",
+                "forkable": true,
+                "project": {
+                    "key": key,
+                    "id": id,
+                    "name": project,
+                    "public": false,
+                    "type": "NORMAL",
+                    "links": { "self": [{ "href": format!("{base}/projects/{key}") }] },
+                },
+                "public": false,
+                "archived": false,
+                "links": {
+                    "clone": [{ "href": url, "name": "http" }],
+                    "self": [{ "href": format!("{base}/projects/{key}/repos/{slug}/browse") }],
+                },
+            })
+        };
+        let to_repo = repository(pr.repo_url, 84);
+        let from_repo = pr.fork_url.map_or_else(|| to_repo.clone(), |f| repository(f, 85));
+        let (key, state) = match pr.action {
+            PullRequestAction::Opened => ("pr:opened", "OPEN"),
+            PullRequestAction::Updated => ("pr:from_ref_updated", "OPEN"),
+            PullRequestAction::Reopened => ("pr:reopened", "OPEN"),
+            PullRequestAction::Closed => ("pr:merged", "MERGED"),
+        };
+        let user = serde_json::json!({
+            "name": pr.author,
+            "emailAddress": "capstan@example.com",
+            "active": true,
+            "displayName": pr.author,
+            "id": 101,
+            "slug": pr.author,
+            "type": "NORMAL",
+        });
+        let project_key = to_repo["project"]["key"].as_str().unwrap_or_default().to_owned();
+        let slug = to_repo["slug"].as_str().unwrap_or_default().to_owned();
+        let mut body = serde_json::json!({
+            "eventKey": key,
+            "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S+0000").to_string(),
+            "actor": user.clone(),
+            "pullRequest": {
+                "id": pr.number,
+                "version": 1,
+                "title": pr.title,
+                "state": state,
+                "open": state == "OPEN",
+                "closed": state != "OPEN",
+                "draft": false,
+                "createdDate": 1_767_225_600_000_u64,
+                "updatedDate": 1_767_225_600_000_u64,
+                "fromRef": {
+                    "id": format!("refs/heads/{}", pr.head_ref),
+                    "displayId": pr.head_ref,
+                    "latestCommit": pr.head_sha,
+                    "type": "BRANCH",
+                    "repository": from_repo,
+                },
+                "toRef": {
+                    "id": format!("refs/heads/{}", pr.base_ref),
+                    "displayId": pr.base_ref,
+                    "latestCommit": pr.base_sha,
+                    "type": "BRANCH",
+                    "repository": to_repo,
+                },
+                "locked": false,
+                "author": { "user": user, "role": "AUTHOR", "approved": false, "status": "UNAPPROVED" },
+                "reviewers": [],
+                "participants": [],
+                "links": { "self": [{
+                    "href": format!("{base}/projects/{project_key}/repos/{slug}/pull-requests/{}", pr.number),
+                }] },
+            },
+        });
+        if pr.action == PullRequestAction::Updated {
+            body["previousFromHash"] = serde_json::Value::String(NULL_SHA.replace('0', "1"));
+        }
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-event-key", key.to_owned()),
+                ("x-request-id", uuid::Uuid::new_v4().to_string()),
+                (
+                    "user-agent",
+                    "Atlassian HttpClient 4.2.0 / Bitbucket-9.4.0 (9004000) / Default".to_owned(),
+                ),
+            ],
+        );
+        if let Some(secret) = secret {
+            let signature = Signature::sign(secret.as_bytes(), &request.body);
+            request.add_header("x-hub-signature", signature);
+        }
+        request
+    }
+}
+
+impl BitbucketServer {
+    /// `pr:opened`, `pr:from_ref_updated` (new head commits), `pr:modified` when the target
+    /// branch changed, `pr:reopened`, and `pr:merged` / `pr:declined` / `pr:deleted`; reviews,
+    /// comments and edits of the title or description are ignored.
+    fn parse_pull_request(&self, request: &Request<'_>, key: &str) -> Result<Outcome, WebhookError> {
+        const HOST: &str = "Bitbucket Data Center";
+        let action = match key {
+            "pr:opened" => PullRequestAction::Opened,
+            "pr:from_ref_updated" | "pr:modified" => PullRequestAction::Updated,
+            "pr:reopened" => PullRequestAction::Reopened,
+            "pr:merged" | "pr:declined" | "pr:deleted" => PullRequestAction::Closed,
+            other => return Ok(Outcome::Ignored(format!("event {other:?} is not acted on"))),
+        };
+        let payload: PullRequestPayload =
+            parse_json("Bitbucket Data Center pull request", request.body)?;
+        let pr = required(HOST, "pullRequest", payload.pull_request)?;
+        let number = required(HOST, "pullRequest.id", pr.id)?;
+        let from = required(HOST, "pullRequest.fromRef", pr.from_ref)?;
+        let to = required(HOST, "pullRequest.toRef", pr.to_ref)?;
+        let head_sha = required_text(HOST, "pullRequest.fromRef.latestCommit", from.latest_commit)?;
+        let base_ref = required_text(
+            HOST,
+            "pullRequest.toRef.displayId",
+            to.display_id.or(to.id.clone()),
+        )?;
+        if key == "pr:modified" {
+            // pr:modified says what the target was before; without a change there, only the
+            // title, description or reviewers changed.
+            let before = &payload.previous_target;
+            let text = |v: &serde_json::Value, p: &str| {
+                v.pointer(p).and_then(serde_json::Value::as_str).map(str::to_owned)
+            };
+            let target_moved = before.is_object()
+                && (text(before, "/id") != to.id
+                    || text(before, "/latestCommit") != to.latest_commit);
+            if !target_moved {
+                return Ok(Outcome::Ignored(
+                    "pr:modified without a new target branch or commit: nothing to preview again"
+                        .into(),
+                ));
+            }
+        }
+        let repo = required(HOST, "pullRequest.toRef.repository", to.repository)?;
+        let api = forge_repo(&repo)?;
+        let head_repo_urls = match from.repository {
+            Some(fork) if !same_repository(&fork, &repo) => links_of(fork),
+            _ => Vec::new(),
+        };
+        let html_url = pr
+            .links
+            .and_then(|l| l.web)
+            .and_then(|l| l.into_iter().next())
+            .and_then(|l| l.href);
+        Ok(Outcome::PullRequest(pull_request_event(
+            EventSource::BitbucketServer,
+            self.delivery(request),
+            PullRequestDraft {
+                action,
+                number,
+                title: pr.title,
+                author: pusher([
+                    pr.author.pointer("/user/name"),
+                    pr.author.pointer("/user/displayName"),
+                ]),
+                html_url,
+                repo_urls: links_of(repo),
+                base_ref,
+                base_sha: to.latest_commit,
+                head_sha,
+                head_ref: from.display_id.or(from.id),
+                head_repo_urls,
+                api,
+            },
+        )?))
+    }
+}
+
+/// Whether two repositories of a payload are one: by id, else by project key and slug.
+fn same_repository(a: &Repository, b: &Repository) -> bool {
+    match (a.id, b.id) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.slug == b.slug && a.project.pointer("/key") == b.project.pointer("/key"),
+    }
+}
+
+/// A repository's clone links, then its web link, as push events name it.
+fn links_of(repo: Repository) -> Vec<Option<String>> {
+    repo.links
+        .map(|l| {
+            let clone = l.clone.unwrap_or_default().into_iter();
+            clone
+                .chain(l.web.unwrap_or_default())
+                .map(|link| link.href)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The repository in Bitbucket Data Center's API: the server's base URL (its web link before
+/// `/projects/`), the project key and the repository slug.
+fn forge_repo(repo: &Repository) -> Result<ForgeRepo, WebhookError> {
+    let api_url = repo
+        .links
+        .as_ref()
+        .and_then(|l| l.web.as_ref())
+        .and_then(|links| links.first())
+        .and_then(|l| l.href.as_deref())
+        .and_then(|href| url_before(href, "/projects/"))
+        .ok_or_else(|| {
+            WebhookError::BadPayload(
+                "Bitbucket Data Center pull request payload has no toRef.repository.links.self (…/projects/KEY/repos/SLUG)".into(),
+            )
+        })?;
+    let owner = repo
+        .project
+        .pointer("/key")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    Ok(ForgeRepo {
+        kind: EventSource::BitbucketServer,
+        api_url,
+        owner: owner.to_owned(),
+        name: repo.slug.clone().unwrap_or_default(),
+    })
 }
 
 /// One entry of `changes[]` as a ref update; None when it names no ref.
@@ -376,7 +665,7 @@ mod tests {
             Ok(Outcome::Ignored(reason)) if reason == "ping"
         ));
         assert!(matches!(
-            parse("pr:opened", fixture!("pr_opened.json")),
+            parse("pr:comment:added", fixture!("pr_opened.json")),
             Ok(Outcome::Ignored(_))
         ));
     }
@@ -486,6 +775,117 @@ mod tests {
                 ev.repo_urls.first().map(String::as_str),
                 Some("https://bitbucket.example.com/scm/ops/deploy.git")
             );
+        }
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        #[test]
+        fn an_opened_pull_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(parse("pr:opened", fixture!("pr_opened_full.json")));
+            assert_eq!(pr.source, EventSource::BitbucketServer);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7);
+            assert_eq!(pr.delivery.as_deref(), Some("req-1"));
+            assert_eq!(pr.title, "Raise the API replicas");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://bitbucket.example.com/projects/OPS/repos/deploy/pull-requests/7")
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha.as_deref(), Some(OLD));
+            assert_eq!(pr.head_sha, NEW);
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/login"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::BitbucketServer,
+                    api_url: "https://bitbucket.example.com".into(),
+                    owner: "OPS".into(),
+                    name: "deploy".into(),
+                }
+            );
+            // The shorter payload (no author, no links) still parses.
+            let short = expect_pull_request(parse("pr:opened", fixture!("pr_opened.json")));
+            assert_eq!((short.author, short.html_url), (None, None));
+        }
+
+        #[test]
+        fn each_event_maps_and_reviews_and_comments_are_ignored() {
+            let opened = fixture!("pr_opened_full.json");
+            for (key, want) in [
+                ("pr:opened", PullRequestAction::Opened),
+                ("pr:from_ref_updated", PullRequestAction::Updated),
+                ("pr:reopened", PullRequestAction::Reopened),
+                ("pr:merged", PullRequestAction::Closed),
+                ("pr:declined", PullRequestAction::Closed),
+                ("pr:deleted", PullRequestAction::Closed),
+            ] {
+                assert_eq!(expect_pull_request(parse(key, opened)).action, want, "{key}");
+            }
+            let merged = expect_pull_request(parse("pr:merged", fixture!("pr_merged.json")));
+            assert_eq!(merged.action, PullRequestAction::Closed);
+            for key in ["pr:reviewer:approved", "pr:comment:added", "pr:reviewer:needs_work"] {
+                assert!(expect_ignored(parse(key, opened)).contains(key));
+            }
+        }
+
+        #[test]
+        fn a_modification_counts_only_when_the_target_moved() {
+            let reason = expect_ignored(parse("pr:modified", fixture!("pr_modified_title.json")));
+            assert!(reason.contains("pr:modified"), "{reason}");
+            let pr = expect_pull_request(parse("pr:modified", fixture!("pr_modified_target.json")));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.base_ref, "main");
+            // The same branch with a new commit is a move too.
+            let body = edited(
+                fixture!("pr_modified_title.json"),
+                "/previousTarget/latestCommit",
+                Some(serde_json::json!(TAG_COMMIT)),
+            );
+            assert_eq!(expect_pull_request(parse("pr:modified", &body)).action, PullRequestAction::Updated);
+        }
+
+        #[test]
+        fn a_fork_is_another_repository_and_its_clone_links_are_the_head() {
+            let pr = expect_pull_request(parse("pr:from_ref_updated", fixture!("pr_from_ref_updated_fork.json")));
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(pr.head_sha, "bffeb74224043ba2feb48d137756c8a9331c449a");
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "ssh://git@bitbucket.example.com:7999/~jdoe/deploy.git",
+                    "https://bitbucket.example.com/scm/~jdoe/deploy.git",
+                    "https://bitbucket.example.com/users/jdoe/repos/deploy/browse"
+                ]
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.api.owner, "OPS");
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            let opened = fixture!("pr_opened_full.json");
+            for (pointer, field) in [
+                ("/pullRequest/fromRef/latestCommit", "pullRequest.fromRef.latestCommit"),
+                ("/pullRequest/toRef/displayId", "pullRequest.toRef.displayId"),
+                ("/pullRequest/id", "pullRequest.id"),
+                ("/pullRequest/toRef/repository/links", "toRef.repository.links.self"),
+            ] {
+                let mut body = edited(opened, pointer, None);
+                if pointer.ends_with("displayId") {
+                    body = edited(&body, "/pullRequest/toRef/id", None);
+                }
+                let message = expect_bad_payload(parse("pr:opened", &body));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
         }
     }
 }

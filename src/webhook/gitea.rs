@@ -1,15 +1,19 @@
-//! Gitea and Forgejo: `X-Gitea-Signature` / `X-Forgejo-Signature` (bare hex HMAC-SHA256) and
-//! Gogs-shaped payloads. Both hosts also send `X-Gogs-*` and `X-GitHub-*` headers, so they are
+//! Gitea and Forgejo: `X-Gitea-Signature` / `X-Forgejo-Signature` (bare hex HMAC-SHA256),
+//! Gogs-shaped push payloads and GitHub-like `pull_request` events. Both hosts also send `X-Gogs-*` and `X-GitHub-*` headers, so they are
 //! recognised before Gogs and GitHub.
 
 use actix_web::http::header::HeaderMap;
+use serde::Deserialize;
 
+use super::github::is_fork;
 use super::gogs::{RefEventPolicy, hex_signature, parse_push, parse_ref_event, sample_body};
 use super::{
-    Credential, Outcome, Provider, Request, SamplePush, Signature, SignedRequest, WebhookError,
-    hmac_credential,
+    Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
+    Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
+    pusher, required, required_text, sample_action, sample_owner_name, url_before,
+    url_without_path,
 };
-use crate::event::EventSource;
+use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::SecretString;
 
 /// Gitea and Forgejo (one provider: Forgejo kept Gitea's payloads and headers).
@@ -26,6 +30,71 @@ const GITEA_REF_EVENTS: RefEventPolicy = RefEventPolicy {
     created_also_pushed: &["branch", "tag"],
     deleted_also_pushed: &["tag"],
 };
+
+/// A `pull_request` event (Gitea sends its `_sync`, `_assign`, `_label`… kinds under the same
+/// event name, told apart by `action`).
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    number: Option<u64>,
+    #[serde(default)]
+    pull_request: Option<PullRequest>,
+    /// The base repository.
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    #[serde(default)]
+    number: Option<u64>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+    /// The author (`login`, `username`).
+    #[serde(default)]
+    user: serde_json::Value,
+    #[serde(default)]
+    head: Option<Side>,
+    #[serde(default)]
+    base: Option<Side>,
+}
+
+/// `head` or `base` of a pull request.
+#[derive(Deserialize)]
+struct Side {
+    #[serde(rename = "ref", default)]
+    git_ref: Option<String>,
+    #[serde(default)]
+    sha: Option<String>,
+    /// Null when the head's fork was deleted.
+    #[serde(default)]
+    repo: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    #[serde(default)]
+    name: Option<String>,
+    /// `owner/name`.
+    #[serde(default)]
+    full_name: Option<String>,
+    /// `{login, username, …}`.
+    #[serde(default)]
+    owner: serde_json::Value,
+    /// The repository in the API: `{ROOT_URL}api/v1/repos/owner/name`.
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    clone_url: Option<String>,
+    #[serde(default)]
+    ssh_url: Option<String>,
+}
 
 impl Provider for Gitea {
     fn name(&self) -> &'static str {
@@ -73,6 +142,7 @@ impl Provider for Gitea {
                 &GITEA_REF_EVENTS,
                 request.body,
             ),
+            "pull_request" => parse_pull_request(delivery, request.body),
             other => Ok(Outcome::Ignored(format!(
                 "Gitea event {other:?} is not acted on"
             ))),
@@ -114,6 +184,210 @@ impl Provider for Gitea {
         }
         request
     }
+
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        let api = pr.api_url.trim_end_matches('/');
+        let user = |login: &str| {
+            serde_json::json!({
+                "id": 1,
+                "login": login,
+                "login_name": "",
+                "full_name": login,
+                "email": format!("{login}@noreply.example.com"),
+                "avatar_url": "",
+                "username": login,
+            })
+        };
+        let repository = |url: &str, id: u64| {
+            let (owner, name) = sample_owner_name(url);
+            serde_json::json!({
+                "id": id,
+                "owner": user(&owner),
+                "name": name,
+                "full_name": format!("{owner}/{name}"),
+                "description": "",
+                "empty": false,
+                "private": false,
+                "fork": id != 140,
+                "html_url": url.strip_suffix(".git").unwrap_or(url),
+                "url": format!("{api}/repos/{owner}/{name}"),
+                "ssh_url": "",
+                "clone_url": url,
+                "default_branch": pr.base_ref,
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            })
+        };
+        let base_repo = repository(pr.repo_url, 140);
+        let head_repo = pr.fork_url.map_or_else(|| base_repo.clone(), |f| repository(f, 141));
+        let web = base_repo["html_url"].as_str().unwrap_or_default().to_owned();
+        let closed = pr.action == PullRequestAction::Closed;
+        let body = serde_json::json!({
+            "action": sample_action(pr.action, ["opened", "synchronized", "reopened", "closed"]),
+            "number": pr.number,
+            "pull_request": {
+                "id": 9,
+                "url": format!("{web}/pulls/{}", pr.number),
+                "number": pr.number,
+                "user": user(pr.author),
+                "title": pr.title,
+                "body": "",
+                "labels": [],
+                "milestone": null,
+                "assignee": null,
+                "assignees": null,
+                "requested_reviewers": null,
+                "state": if closed { "closed" } else { "open" },
+                "draft": false,
+                "is_locked": false,
+                "comments": 0,
+                "html_url": format!("{web}/pulls/{}", pr.number),
+                "diff_url": format!("{web}/pulls/{}.diff", pr.number),
+                "patch_url": format!("{web}/pulls/{}.patch", pr.number),
+                "mergeable": true,
+                "merged": false,
+                "merged_at": null,
+                "merge_commit_sha": null,
+                "merged_by": null,
+                "allow_maintainer_edit": false,
+                "base": {
+                    "label": pr.base_ref,
+                    "ref": pr.base_ref,
+                    "sha": pr.base_sha,
+                    "repo_id": 140,
+                    "repo": base_repo.clone(),
+                },
+                "head": {
+                    "label": pr.head_ref,
+                    "ref": pr.head_ref,
+                    "sha": pr.head_sha,
+                    "repo_id": head_repo["id"].clone(),
+                    "repo": head_repo,
+                },
+                "merge_base": pr.base_sha,
+                "due_date": null,
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+                "closed_at": null,
+                "pin_order": 0,
+            },
+            "requested_reviewer": null,
+            "repository": base_repo,
+            "sender": user(pr.author),
+            "commit_id": "",
+            "review": null,
+        });
+        let kind = if pr.action == PullRequestAction::Updated {
+            "pull_request_sync"
+        } else {
+            "pull_request"
+        };
+        let delivery = uuid::Uuid::new_v4().to_string();
+        let mut headers = Vec::new();
+        for family in ["gitea", "gogs", "github"] {
+            headers.push((format!("x-{family}-event"), "pull_request".to_owned()));
+            headers.push((format!("x-{family}-event-type"), kind.to_owned()));
+            headers.push((format!("x-{family}-delivery"), delivery.clone()));
+        }
+        headers.push(("user-agent".to_owned(), "Go-http-client/1.1".to_owned()));
+        let mut request = SignedRequest::json(
+            &body,
+            headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect(),
+        );
+        if let Some(secret) = secret {
+            let hex = hex_signature(secret, &request.body);
+            request.add_header("x-gitea-signature", hex.clone());
+            request.add_header("x-gogs-signature", hex.clone());
+            request.add_header("x-hub-signature-256", format!("sha256={hex}"));
+        }
+        request
+    }
+}
+
+/// A `pull_request` event: opened, synchronized (new head commit), reopened and closed (merged
+/// or not); edits, labels, assignments and reviews are ignored.
+fn parse_pull_request(delivery: Option<String>, body: &[u8]) -> Result<Outcome, WebhookError> {
+    const HOST: &str = "Gitea";
+    let payload: PullRequestPayload = parse_json("Gitea pull_request", body)?;
+    let action = match payload.action.as_deref().unwrap_or_default() {
+        "opened" => PullRequestAction::Opened,
+        "synchronized" => PullRequestAction::Updated,
+        "reopened" => PullRequestAction::Reopened,
+        "closed" => PullRequestAction::Closed,
+        other => {
+            return Ok(Outcome::Ignored(format!(
+                "Gitea pull_request action {other:?} is not acted on"
+            )));
+        }
+    };
+    let pr = required(HOST, "pull_request", payload.pull_request)?;
+    let number = required(HOST, "number", payload.number.or(pr.number))?;
+    let head = required(HOST, "pull_request.head", pr.head)?;
+    let base = required(HOST, "pull_request.base", pr.base)?;
+    let head_sha = required_text(HOST, "pull_request.head.sha", head.sha)?;
+    let base_ref = required_text(HOST, "pull_request.base.ref", base.git_ref)?;
+    let repo = required(HOST, "repository", payload.repository.or(base.repo))?;
+    let api = forge_repo(&repo)?;
+    let head_repo_urls = match head.repo {
+        Some(fork) if is_fork(fork.full_name.as_deref(), repo.full_name.as_deref()) => {
+            vec![fork.clone_url, fork.ssh_url, fork.html_url]
+        }
+        _ => Vec::new(),
+    };
+    Ok(Outcome::PullRequest(pull_request_event(
+        EventSource::Gitea,
+        delivery,
+        PullRequestDraft {
+            action,
+            number,
+            title: pr.title,
+            author: pusher([pr.user.pointer("/login"), pr.user.pointer("/username")]),
+            html_url: pr.html_url,
+            repo_urls: vec![repo.clone_url, repo.ssh_url, repo.html_url],
+            base_ref,
+            base_sha: base.sha,
+            head_sha,
+            head_ref: head.git_ref,
+            head_repo_urls,
+            api,
+        },
+    )?))
+}
+
+/// The base repository in Gitea's API: `repository.url` (`{root}/api/v1/repos/owner/name`)
+/// before `/repos/`, else the web link without `owner/name` plus `/api/v1`.
+fn forge_repo(repo: &Repository) -> Result<ForgeRepo, WebhookError> {
+    let full_name = repo.full_name.as_deref().unwrap_or_default();
+    let api_url = repo
+        .url
+        .as_deref()
+        .filter(|u| u.contains("/repos/"))
+        .and_then(|u| url_before(u, "/repos/"))
+        .or_else(|| {
+            let html = repo.html_url.as_deref()?;
+            Some(format!("{}/api/v1", url_without_path(html, full_name)?))
+        })
+        .ok_or_else(|| {
+            WebhookError::BadPayload(
+                "Gitea pull request payload has neither repository.url ({root}/api/v1/repos/…) nor repository.html_url with full_name".into(),
+            )
+        })?;
+    let (full_owner, full_repo) = full_name.split_once('/').unwrap_or_default();
+    let owner = pusher([repo.owner.pointer("/login"), repo.owner.pointer("/username")])
+        .unwrap_or_else(|| full_owner.to_owned());
+    Ok(ForgeRepo {
+        kind: EventSource::Gitea,
+        api_url,
+        owner,
+        name: repo.name.clone().unwrap_or_else(|| full_repo.to_owned()),
+    })
 }
 
 #[cfg(test)]
@@ -321,10 +595,10 @@ mod tests {
     #[test]
     fn other_events_are_ignored() {
         let reason = ignored(
-            "pull_request",
+            "issues",
             include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request.json"),
         );
-        assert!(reason.contains("pull_request"), "{reason}");
+        assert!(reason.contains("issues"), "{reason}");
     }
 
     #[test]
@@ -415,6 +689,126 @@ mod tests {
                 "{}: {r:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    mod pull_requests {
+        use super::*;
+        use crate::event::PullRequestEvent;
+        use crate::webhook::test_support::edited;
+
+        const OPENED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request-opened.json");
+        const FORK: &[u8] = include_bytes!(
+            "../../tests/fixtures/webhooks/gitea/pull-request-synchronized-fork.json"
+        );
+        const LABELED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitea/pull-request-label-updated.json");
+
+        fn pull_request(body: &[u8], forgejo: bool) -> PullRequestEvent {
+            match run(&request("pull_request", body, forgejo, SECRET)) {
+                Ok(Outcome::PullRequest(pr)) => pr,
+                other => panic!("expected a pull request, got {other:?}"),
+            }
+        }
+
+        fn refused(body: &[u8]) -> String {
+            match run(&request("pull_request", body, false, SECRET)) {
+                Err(WebhookError::BadPayload(message)) => message,
+                other => panic!("expected BadPayload, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn an_opened_pull_request_carries_everything_a_preview_needs() {
+            let pr = pull_request(OPENED, false);
+            assert_eq!(pr.source, EventSource::Gitea);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 3);
+            assert_eq!(pr.delivery.as_deref(), Some(DELIVERY));
+            assert_eq!(pr.title, "Bump api to 4 replicas");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://gitea.example.com/gitea/webhooks/pulls/3")
+            );
+            assert_eq!(pr.repo_urls, URLS);
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(
+                pr.base_sha.as_deref(),
+                Some("28e1879d029cb852e4844d9c718537df08844e03")
+            );
+            assert_eq!(pr.head_sha, "bffeb74224043ba2feb48d137756c8a9331c449a");
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/x"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::Gitea,
+                    api_url: "https://gitea.example.com/api/v1".into(),
+                    owner: "gitea".into(),
+                    name: "webhooks".into(),
+                }
+            );
+            // Forgejo sends the same payload under its own headers.
+            assert_eq!(pull_request(OPENED, true).number, 3);
+        }
+
+        #[test]
+        fn each_action_maps_and_labels_and_edits_are_ignored() {
+            for (action, want) in [
+                ("opened", PullRequestAction::Opened),
+                ("synchronized", PullRequestAction::Updated),
+                ("reopened", PullRequestAction::Reopened),
+                ("closed", PullRequestAction::Closed),
+            ] {
+                let body = edited(OPENED, "/action", Some(serde_json::json!(action)));
+                assert_eq!(pull_request(&body, false).action, want, "{action}");
+            }
+            assert!(ignored("pull_request", LABELED).contains("label_updated"));
+            for action in ["edited", "assigned", "review_requested"] {
+                let body = edited(OPENED, "/action", Some(serde_json::json!(action)));
+                assert!(ignored("pull_request", &body).contains(action));
+            }
+        }
+
+        #[test]
+        fn a_fork_s_urls_are_the_head_repository() {
+            let pr = pull_request(FORK, false);
+            assert_eq!(pr.action, PullRequestAction::Updated);
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://gitea.example.com/jdoe/webhooks.git",
+                    "git@gitea.example.com:jdoe/webhooks.git",
+                    "https://gitea.example.com/jdoe/webhooks"
+                ]
+            );
+            assert_eq!(pr.api.owner, "gitea");
+        }
+
+        #[test]
+        fn without_an_api_link_the_api_is_beside_the_web_pages_path_prefix_kept() {
+            let body = edited(OPENED, "/repository/url", None);
+            let body = edited(
+                &body,
+                "/repository/html_url",
+                Some(serde_json::json!("https://example.com/git/gitea/webhooks")),
+            );
+            assert_eq!(pull_request(&body, false).api.api_url, "https://example.com/git/api/v1");
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/pull_request/head/sha", "pull_request.head.sha"),
+                ("/pull_request/base/ref", "pull_request.base.ref"),
+            ] {
+                let message = refused(&edited(OPENED, pointer, None));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let body = edited(&edited(OPENED, "/number", None), "/pull_request/number", None);
+            assert!(refused(&body).contains("number"));
         }
     }
 }

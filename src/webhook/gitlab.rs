@@ -1,4 +1,5 @@
-//! GitLab: `Push Hook`, `Tag Push Hook` and system hooks' push events, authenticated by the
+//! GitLab: `Push Hook`, `Tag Push Hook`, system hooks' push events and `Merge Request Hook`,
+//! authenticated by the
 //! clear-text `X-Gitlab-Token` or by a Standard Webhooks signature (`webhook-signature`).
 //!
 //! A configured GitLab secret that starts with `whsec_` is the hook's signing token (as GitLab
@@ -13,10 +14,12 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::{
-    Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, SignedRequest, WebhookError,
-    parse_json, push_event, pusher, ref_update, repo_urls, union_files,
+    Credential, NULL_SHA, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest,
+    SamplePush, SignedRequest, WebhookError, parse_json, pull_request_event, push_event, pusher,
+    ref_update, repo_urls, required, required_text, sample_action, sample_owner_name, union_files,
+    url_without_path,
 };
-use crate::event::EventSource;
+use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::{ExposeSecret, SecretString, ct_eq};
 
 /// Configured secrets with this prefix are Standard Webhooks signing tokens; others are tokens
@@ -77,6 +80,12 @@ struct Push {
 
 #[derive(Deserialize)]
 struct Project {
+    /// The numeric project id the API takes.
+    #[serde(default)]
+    id: Option<u64>,
+    /// `group/subgroup/project`: with `web_url`, it gives the instance's base URL.
+    #[serde(default)]
+    path_with_namespace: Option<String>,
     #[serde(default)]
     git_http_url: Option<String>,
     #[serde(default)]
@@ -98,6 +107,58 @@ struct LegacyRepository {
     homepage: Option<String>,
     #[serde(default)]
     url: Option<String>,
+}
+
+/// A `Merge Request Hook`.
+#[derive(Deserialize)]
+struct MergeRequestPayload {
+    /// The target project.
+    #[serde(default)]
+    project: Option<Project>,
+    #[serde(default)]
+    object_attributes: Option<MergeRequest>,
+    /// The user who acted (GitLab names the author only by id).
+    #[serde(default)]
+    user: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct MergeRequest {
+    #[serde(default)]
+    iid: Option<u64>,
+    #[serde(default)]
+    action: Option<String>,
+    /// The head before this update; sent only when the update pushed commits.
+    #[serde(default)]
+    oldrev: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    target_branch: Option<String>,
+    #[serde(default)]
+    source_branch: Option<String>,
+    #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
+    /// Null when the source project was deleted.
+    #[serde(default)]
+    source: Option<Project>,
+    #[serde(default)]
+    target: Option<Project>,
+    #[serde(default)]
+    last_commit: Option<LastCommit>,
+    /// `{base_sha, head_sha, start_sha}` where an instance sends it.
+    #[serde(default)]
+    diff_refs: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct LastCommit {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +225,7 @@ impl Provider for GitLab {
     fn parse(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
         match request.header("x-gitlab-event").unwrap_or_default() {
             "Push Hook" | "Tag Push Hook" => {}
+            "Merge Request Hook" => return self.parse_merge_request(request),
             "System Hook" => {
                 let kind: Kind = parse_json("GitLab system hook", request.body)?;
                 let kind = kind.object_kind.or(kind.event_name).unwrap_or_default();
@@ -275,6 +337,218 @@ impl Provider for GitLab {
             None => {}
         }
         request
+    }
+
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        const TARGET_ID: u64 = 14;
+        const FORK_ID: u64 = 27;
+        let base = pr.api_url.trim_end_matches('/');
+        let base = base.strip_suffix("/api/v4").unwrap_or(base);
+        let project = |url: &str, id: u64| {
+            let (namespace, name) = sample_owner_name(url);
+            let path = format!("{namespace}/{name}");
+            let web = format!("{base}/{path}");
+            serde_json::json!({
+                "id": id,
+                "name": name,
+                "description": "",
+                "web_url": web,
+                "avatar_url": null,
+                "git_ssh_url": "",
+                "git_http_url": url,
+                "namespace": namespace,
+                "visibility_level": 0,
+                "path_with_namespace": path,
+                "default_branch": pr.base_ref,
+                "ci_config_path": "",
+                "homepage": web,
+                "url": url,
+                "ssh_url": "",
+                "http_url": url,
+            })
+        };
+        let target = project(pr.repo_url, TARGET_ID);
+        let (source, source_id) = match pr.fork_url {
+            Some(fork) => (project(fork, FORK_ID), FORK_ID),
+            None => (target.clone(), TARGET_ID),
+        };
+        let action = sample_action(pr.action, ["open", "update", "reopen", "close"]);
+        let state = match pr.action {
+            PullRequestAction::Closed => "closed",
+            _ => "opened",
+        };
+        let mut attributes = serde_json::json!({
+            "id": 99,
+            "iid": pr.number,
+            "target_branch": pr.base_ref,
+            "source_branch": pr.head_ref,
+            "source_project_id": source_id,
+            "author_id": 1,
+            "assignee_ids": [],
+            "reviewer_ids": [],
+            "title": pr.title,
+            "created_at": "2026-01-01 00:00:00 UTC",
+            "updated_at": "2026-01-01 00:00:00 UTC",
+            "state_id": 1,
+            "state": state,
+            "draft": false,
+            "work_in_progress": false,
+            "merge_status": "can_be_merged",
+            "detailed_merge_status": "mergeable",
+            "target_project_id": TARGET_ID,
+            "description": "",
+            "url": format!("{}/-/merge_requests/{}", target["web_url"].as_str().unwrap_or_default(), pr.number),
+            "source": source,
+            "target": target.clone(),
+            "last_commit": {
+                "id": pr.head_sha,
+                "message": "capstan sample\n",
+                "title": "capstan sample",
+                "timestamp": "2026-01-01T00:00:00+00:00",
+                "url": format!("{}/-/commit/{}", target["web_url"].as_str().unwrap_or_default(), pr.head_sha),
+                "author": { "name": "Capstan", "email": "capstan@example.com" },
+            },
+            "labels": [],
+            "action": action,
+            "diff_refs": { "base_sha": pr.base_sha, "head_sha": pr.head_sha, "start_sha": pr.base_sha },
+        });
+        if pr.action == PullRequestAction::Updated {
+            // GitLab sends the previous head only when commits were pushed.
+            attributes["oldrev"] = serde_json::Value::String(NULL_SHA.replace('0', "1"));
+        }
+        let body = serde_json::json!({
+            "object_kind": "merge_request",
+            "event_type": "merge_request",
+            "user": {
+                "id": 1,
+                "name": "Capstan",
+                "username": pr.author,
+                "avatar_url": null,
+                "email": "[REDACTED]",
+            },
+            "project": target,
+            "object_attributes": attributes,
+            "labels": [],
+            "changes": {},
+            "repository": {
+                "name": sample_owner_name(pr.repo_url).1,
+                "url": pr.repo_url,
+                "description": "",
+                "homepage": target["web_url"].clone(),
+            },
+        });
+        let delivery = uuid::Uuid::new_v4().to_string();
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-gitlab-event", "Merge Request Hook".to_owned()),
+                ("x-gitlab-event-uuid", delivery.clone()),
+                ("x-gitlab-webhook-uuid", WEBHOOK_UUID.to_owned()),
+                ("x-gitlab-instance", base.to_owned()),
+                ("idempotency-key", delivery.clone()),
+                ("user-agent", "GitLab/18.6.0".to_owned()),
+            ],
+        );
+        match secret {
+            Some(secret) if secret.starts_with(SIGNING_PREFIX) => {
+                let timestamp = jiff::Timestamp::now().as_second().to_string();
+                let key = signing_key(secret).unwrap_or_else(|| secret.as_bytes().to_vec());
+                let signature = sign(&key, &delivery, &timestamp, &request.body);
+                request.add_header("webhook-id", delivery);
+                request.add_header("webhook-timestamp", timestamp);
+                request.add_header("webhook-signature", signature);
+            }
+            Some(token) => request.add_header("x-gitlab-token", token.to_owned()),
+            None => {}
+        }
+        request
+    }
+}
+
+impl GitLab {
+    /// A `Merge Request Hook`: open, update with new commits (`oldrev` sent), reopen, close and
+    /// merge; an update that changed only metadata, approvals and the like are ignored.
+    fn parse_merge_request(&self, request: &Request<'_>) -> Result<Outcome, WebhookError> {
+        const HOST: &str = "GitLab";
+        let payload: MergeRequestPayload = parse_json("GitLab merge request", request.body)?;
+        let mr = required(HOST, "object_attributes", payload.object_attributes)?;
+        let action = match mr.action.as_deref().unwrap_or_default() {
+            "open" => PullRequestAction::Opened,
+            "update" if mr.oldrev.as_deref().is_some_and(|r| !r.trim().is_empty()) => {
+                PullRequestAction::Updated
+            }
+            "update" => {
+                return Ok(Outcome::Ignored(
+                    "merge request update without oldrev: no new commits".into(),
+                ));
+            }
+            "reopen" => PullRequestAction::Reopened,
+            "close" | "merge" => PullRequestAction::Closed,
+            other => {
+                return Ok(Outcome::Ignored(format!(
+                    "merge request action {other:?} is not acted on"
+                )));
+            }
+        };
+        let number = required(HOST, "object_attributes.iid", mr.iid)?;
+        let head_sha = required_text(
+            HOST,
+            "object_attributes.last_commit.id",
+            mr.last_commit.and_then(|c| c.id),
+        )?;
+        let base_ref = required_text(HOST, "object_attributes.target_branch", mr.target_branch)?;
+        let project = required(HOST, "project", payload.project.or(mr.target))?;
+        let project_id = required(HOST, "project.id", project.id.or(mr.target_project_id))?;
+        let web_url = required_text(HOST, "project.web_url", project.web_url)?;
+        let base_url = project
+            .path_with_namespace
+            .as_deref()
+            .and_then(|path| url_without_path(&web_url, path))
+            .ok_or_else(|| {
+                WebhookError::BadPayload(
+                    "GitLab merge request payload has no project.path_with_namespace ending project.web_url".into(),
+                )
+            })?;
+        let fork = matches!(
+            (mr.source_project_id, mr.target_project_id),
+            (Some(source), Some(target)) if source != target
+        );
+        let head_repo_urls = match mr.source.filter(|_| fork) {
+            Some(source) => vec![source.git_http_url, source.git_ssh_url, source.web_url],
+            None => Vec::new(),
+        };
+        let base_sha = mr
+            .diff_refs
+            .pointer("/base_sha")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Ok(Outcome::PullRequest(pull_request_event(
+            EventSource::Gitlab,
+            self.delivery(request),
+            PullRequestDraft {
+                action,
+                number,
+                title: mr.title,
+                author: pusher([payload.user.pointer("/username"), payload.user.pointer("/name")]),
+                html_url: mr.url,
+                repo_urls: vec![project.git_http_url, project.git_ssh_url, Some(web_url)],
+                base_ref,
+                base_sha,
+                head_sha,
+                head_ref: mr.source_branch,
+                head_repo_urls,
+                api: ForgeRepo {
+                    kind: EventSource::Gitlab,
+                    api_url: format!("{base_url}/api/v4"),
+                    owner: String::new(),
+                    name: project_id.to_string(),
+                },
+            },
+        )?))
     }
 }
 
@@ -636,7 +910,7 @@ mod tests {
     #[test]
     fn other_events_are_ignored_not_refused() {
         assert!(matches!(
-            parse("Merge Request Hook", MERGE_REQUEST),
+            parse("Note Hook", b"{}"),
             Ok(Outcome::Ignored(_))
         ));
         assert!(matches!(
@@ -904,5 +1178,173 @@ mod tests {
         assert_eq!(received.delivery.as_deref(), Some("d-7"));
         assert_eq!(ev.changed_files, Some(files));
         assert_eq!(ev.default_branch.as_deref(), Some("main"));
+    }
+
+    mod merge_requests {
+        use super::*;
+        use crate::webhook::test_support::{
+            edited, expect_bad_payload, expect_ignored, expect_pull_request,
+        };
+
+        const OPEN: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_open.json");
+        const FORK: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_update_fork.json");
+        const TITLE_ONLY: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_update_title.json");
+        const APPROVED: &[u8] =
+            include_bytes!("../../tests/fixtures/webhooks/gitlab/merge_request_approved.json");
+
+        fn mr(body: &[u8]) -> Result<Outcome, WebhookError> {
+            parse("Merge Request Hook", body)
+        }
+
+        #[test]
+        fn an_opened_merge_request_carries_everything_a_preview_needs() {
+            let pr = expect_pull_request(mr(OPEN));
+            assert_eq!(pr.source, EventSource::Gitlab);
+            assert_eq!(pr.action, PullRequestAction::Opened);
+            assert_eq!(pr.number, 7, "the iid people see, not the global id");
+            assert_eq!(pr.delivery.as_deref(), Some("idem-1"));
+            assert_eq!(pr.title, "Raise the API replicas to 4");
+            assert_eq!(pr.author.as_deref(), Some("jdoe"));
+            assert_eq!(
+                pr.html_url.as_deref(),
+                Some("https://gitlab.example.com/platform/deploy/-/merge_requests/7")
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.base_ref, "main");
+            assert_eq!(pr.base_sha, None, "oldrev is not the base; no diff_refs sent");
+            assert_eq!(pr.head_sha, AFTER);
+            assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
+            assert!(pr.head_repo_urls.is_empty());
+            assert_eq!(
+                pr.api,
+                ForgeRepo {
+                    kind: EventSource::Gitlab,
+                    api_url: "https://gitlab.example.com/api/v4".into(),
+                    owner: String::new(),
+                    name: "14".into(),
+                }
+            );
+            // The older, shorter shape still parses.
+            let old = expect_pull_request(mr(MERGE_REQUEST));
+            assert_eq!((old.number, old.api.name.as_str()), (1, "15"));
+        }
+
+        #[test]
+        fn each_action_maps_and_metadata_updates_and_approvals_are_ignored() {
+            for (action, want) in [
+                ("open", PullRequestAction::Opened),
+                ("reopen", PullRequestAction::Reopened),
+                ("close", PullRequestAction::Closed),
+                ("merge", PullRequestAction::Closed),
+            ] {
+                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                assert_eq!(expect_pull_request(mr(&body)).action, want, "{action}");
+            }
+            assert_eq!(
+                expect_pull_request(mr(FORK)).action,
+                PullRequestAction::Updated
+            );
+            let reason = expect_ignored(mr(TITLE_ONLY));
+            assert!(reason.contains("oldrev"), "{reason}");
+            let reason = expect_ignored(mr(APPROVED));
+            assert!(reason.contains("approved"), "{reason}");
+            for action in ["unapproved", "approval", "unapproval"] {
+                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                assert!(expect_ignored(mr(&body)).contains(action));
+            }
+        }
+
+        #[test]
+        fn a_fork_is_a_different_source_project_and_its_urls_are_the_head() {
+            let pr = expect_pull_request(mr(FORK));
+            assert_eq!(
+                pr.head_repo_urls,
+                [
+                    "https://gitlab.example.com/jdoe/deploy.git",
+                    "git@gitlab.example.com:jdoe/deploy.git",
+                    "https://gitlab.example.com/jdoe/deploy"
+                ]
+            );
+            assert_eq!(pr.repo_urls, urls());
+            assert_eq!(pr.api.name, "14", "the target project hosts the merge request");
+            // A deleted source project: the head commit is still there in the target.
+            let gone = edited(FORK, "/object_attributes/source", Some(serde_json::Value::Null));
+            assert!(expect_pull_request(mr(&gone)).head_repo_urls.is_empty());
+        }
+
+        #[test]
+        fn self_managed_gitlab_under_a_path_prefix_keeps_the_prefix_in_its_api() {
+            let mut body = edited(
+                OPEN,
+                "/project/web_url",
+                Some(serde_json::json!("https://example.com/gitlab/platform/deploy")),
+            );
+            body = edited(&body, "/project/git_http_url", Some(serde_json::json!("https://example.com/gitlab/platform/deploy.git")));
+            let pr = expect_pull_request(mr(&body));
+            assert_eq!(pr.api.api_url, "https://example.com/gitlab/api/v4");
+            // A nested group: only the namespace path is dropped.
+            let nested = edited(OPEN, "/project/web_url", Some(serde_json::json!("https://gitlab.example.com/platform/team/deploy")));
+            let nested = edited(&nested, "/project/path_with_namespace", Some(serde_json::json!("platform/team/deploy")));
+            assert_eq!(expect_pull_request(mr(&nested)).api.api_url, "https://gitlab.example.com/api/v4");
+        }
+
+        #[test]
+        fn diff_refs_give_the_base_commit_when_sent() {
+            let body = edited(
+                OPEN,
+                "/object_attributes/diff_refs",
+                Some(serde_json::json!({"base_sha": BEFORE, "head_sha": AFTER, "start_sha": BEFORE})),
+            );
+            assert_eq!(expect_pull_request(mr(&body)).base_sha.as_deref(), Some(BEFORE));
+        }
+
+        #[test]
+        fn missing_essentials_are_refused_naming_the_field() {
+            for (pointer, field) in [
+                ("/object_attributes/last_commit", "object_attributes.last_commit.id"),
+                ("/object_attributes/last_commit/id", "object_attributes.last_commit.id"),
+                ("/object_attributes/target_branch", "object_attributes.target_branch"),
+                ("/object_attributes/iid", "object_attributes.iid"),
+                ("/object_attributes", "object_attributes"),
+            ] {
+                let message = expect_bad_payload(mr(&edited(OPEN, pointer, None)));
+                assert!(message.contains(field), "{pointer}: {message}");
+            }
+            let short = edited(OPEN, "/object_attributes/last_commit/id", Some(serde_json::json!("da15608")));
+            assert!(expect_bad_payload(mr(&short)).contains("head_sha"));
+            let unrelated = edited(OPEN, "/project/path_with_namespace", Some(serde_json::json!("other/project")));
+            assert!(expect_bad_payload(mr(&unrelated)).contains("path_with_namespace"));
+        }
+
+        #[test]
+        fn the_sample_round_trips_with_a_token_and_with_a_signing_key() {
+            let sample = crate::webhook::SamplePullRequest {
+                repo_url: "https://gitlab.example.com/platform/deploy.git",
+                api_url: "http://127.0.0.1:8929/api/v4",
+                number: 12,
+                action: PullRequestAction::Updated,
+                base_ref: "main",
+                base_sha: BEFORE,
+                head_sha: AFTER,
+                head_ref: "feature/x",
+                fork_url: Some("https://gitlab.example.com/jdoe/deploy.git"),
+                title: "Sample",
+                author: "jdoe",
+            };
+            for secret in ["a-token", KEY] {
+                let req = GitLab.sample_pull_request(&sample, Some(secret));
+                let headers = req.header_map();
+                let request = Request::new(&headers, &req.body);
+                assert_eq!(GitLab.authenticate(&request, &secrets(&[secret])), Credential::Valid);
+                let pr = expect_pull_request(GitLab.parse(&request));
+                assert_eq!(pr.api.api_url, "http://127.0.0.1:8929/api/v4");
+                assert_eq!(pr.action, PullRequestAction::Updated);
+                assert_eq!(pr.head_repo_urls[0], "https://gitlab.example.com/jdoe/deploy.git");
+                assert_eq!(pr.base_sha.as_deref(), Some(BEFORE));
+            }
+        }
     }
 }

@@ -1,4 +1,6 @@
 //! Gogs: `X-Gogs-Signature` (bare hex HMAC-SHA256) and `push`, `create`, `delete` events.
+//! Its `pull_request` events name the head branch but never its commit, so they cannot be
+//! previewed and are ignored with that reason.
 //!
 //! Gitea and Forgejo forked Gogs and kept its payloads, so the payload parsing here is shared
 //! with [`super::gitea`]; each host decides which of the ref events it acts on.
@@ -7,11 +9,15 @@ use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
 use super::{
-    Credential, NULL_SHA, Outcome, Provider, Request, SamplePush, Signature, SignedRequest,
-    WebhookError, hmac_credential, parse_json, push_event, pusher, ref_update, repo_urls,
-    union_files,
+    Credential, NULL_SHA, Outcome, Provider, Request, SamplePullRequest, SamplePush, Signature,
+    SignedRequest, WebhookError, hmac_credential, parse_json, push_event, pusher, ref_update,
+    repo_urls, sample_action, sample_owner_name, union_files,
 };
-use crate::event::{EventSource, RefUpdate, is_null_sha};
+use crate::event::{EventSource, PullRequestAction, RefUpdate, is_null_sha};
+
+/// Why Gogs pull requests are not previewed.
+pub const GOGS_PULL_REQUEST_IGNORED: &str =
+    "Gogs pull request events carry no head commit (only head_branch), so there is nothing to preview";
 use crate::secret::SecretString;
 
 /// Gogs and Gitea cut the commit list of a push to `[ui] FEED_MAX_COMMIT_NUM` (default 5).
@@ -320,6 +326,7 @@ impl Provider for Gogs {
                 &GOGS_REF_EVENTS,
                 request.body,
             ),
+            "pull_request" => Ok(Outcome::Ignored(GOGS_PULL_REQUEST_IGNORED.into())),
             other => Ok(Outcome::Ignored(format!(
                 "Gogs event {other:?} is not acted on"
             ))),
@@ -344,6 +351,83 @@ impl Provider for Gogs {
             vec![
                 ("x-gogs-event", "push".to_owned()),
                 ("x-gogs-delivery", push.delivery.to_owned()),
+                ("user-agent", "GogsServer".to_owned()),
+            ],
+        );
+        if let Some(secret) = secret {
+            let signature = hex_signature(secret, &request.body);
+            request.add_header("x-gogs-signature", signature);
+        }
+        request
+    }
+
+    /// Gogs's own shape (`head_branch`, `base_branch`, no commit ids): the parse ignores it.
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        let user = |login: &str| {
+            serde_json::json!({
+                "id": 1, "login": login, "full_name": login,
+                "email": format!("{login}@example.com"), "avatar_url": "", "username": login,
+            })
+        };
+        let repository = |url: &str, id: u64| {
+            let (owner, name) = sample_owner_name(url);
+            serde_json::json!({
+                "id": id,
+                "owner": user(&owner),
+                "name": name,
+                "full_name": format!("{owner}/{name}"),
+                "description": "",
+                "private": false,
+                "fork": id != 1,
+                "html_url": url.strip_suffix(".git").unwrap_or(url),
+                "ssh_url": "",
+                "clone_url": url,
+                "default_branch": pr.base_ref,
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            })
+        };
+        let base_repo = repository(pr.repo_url, 1);
+        let head_repo = pr.fork_url.map_or_else(|| base_repo.clone(), |f| repository(f, 2));
+        let web = pr.repo_url.strip_suffix(".git").unwrap_or(pr.repo_url);
+        let closed = pr.action == PullRequestAction::Closed;
+        let body = serde_json::json!({
+            "action": sample_action(pr.action, ["opened", "synchronized", "reopened", "closed"]),
+            "number": pr.number,
+            "pull_request": {
+                "id": 4,
+                "number": pr.number,
+                "user": user(pr.author),
+                "title": pr.title,
+                "body": "",
+                "labels": [],
+                "milestone": null,
+                "assignee": null,
+                "state": if closed { "closed" } else { "open" },
+                "comments": 0,
+                "head_branch": pr.head_ref,
+                "head_repo": head_repo,
+                "base_branch": pr.base_ref,
+                "base_repo": base_repo.clone(),
+                "html_url": format!("{web}/pulls/{}", pr.number),
+                "mergeable": true,
+                "merged": false,
+                "merged_at": null,
+                "merge_commit_sha": null,
+                "merged_by": null,
+            },
+            "repository": base_repo,
+            "sender": user(pr.author),
+        });
+        let mut request = SignedRequest::json(
+            &body,
+            vec![
+                ("x-gogs-event", "pull_request".to_owned()),
+                ("x-gogs-delivery", uuid::Uuid::new_v4().to_string()),
                 ("user-agent", "GogsServer".to_owned()),
             ],
         );
@@ -624,5 +708,15 @@ mod tests {
             matches!(r, Err((_, WebhookError::Unauthorized(_)))),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn pull_requests_are_ignored_because_they_name_no_head_commit() {
+        let reason = ignored(
+            "pull_request",
+            include_bytes!("../../tests/fixtures/webhooks/gogs/pull-request-opened.json"),
+        );
+        assert_eq!(reason, GOGS_PULL_REQUEST_IGNORED);
+        assert!(reason.contains("no head commit"), "{reason}");
     }
 }

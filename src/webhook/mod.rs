@@ -1,5 +1,5 @@
 //! Webhooks from Git hosts: recognise the sender, authenticate it, parse its body into a
-//! [`PushEvent`]. Order matters: the body is capped by the caller, then authenticated over its
+//! [`PushEvent`] or a [`PullRequestEvent`]. Order matters: the body is capped by the caller, then authenticated over its
 //! exact bytes, then parsed.
 //!
 //! Each host is one file implementing [`Provider`]; adding a host is that file plus one line in
@@ -19,7 +19,8 @@ pub mod signature;
 use actix_web::http::header::HeaderMap;
 
 use crate::event::{
-    EventSource, PUSH_EVENT_VERSION, PullRequestEvent, PushEvent, RefUpdate, is_null_sha,
+    EventSource, ForgeRepo, PULL_REQUEST_EVENT_VERSION, PUSH_EVENT_VERSION, PullRequestAction,
+    PullRequestEvent, PushEvent, RefUpdate, is_null_sha,
 };
 use crate::secret::SecretString;
 pub use secrets::{ProviderSecrets, WebhookSecrets};
@@ -66,6 +67,30 @@ pub trait Provider: Sync {
     /// A push of this host's shape for `push`, signed with `secret` when one is given: what
     /// `capstan webhook --provider` sends, and what tests and benchmarks replay.
     fn sample(&self, push: &SamplePush<'_>, secret: Option<&str>) -> SignedRequest;
+
+    /// A pull-request event of this host's shape for `pr`, signed as [`Provider::sample`] signs;
+    /// its API-derived fields point at `pr.api_url`, so tests can aim the host API at a fake.
+    /// A sender without pull requests (the generic webhook) sends the push of the head branch.
+    fn sample_pull_request(
+        &self,
+        pr: &SamplePullRequest<'_>,
+        secret: Option<&str>,
+    ) -> SignedRequest {
+        let git_ref = format!("refs/heads/{}", pr.head_ref);
+        let delivery = uuid::Uuid::new_v4().to_string();
+        self.sample(
+            &SamplePush {
+                repo: pr.repo_url,
+                git_ref: &git_ref,
+                before: None,
+                after: Some(pr.head_sha),
+                files: None,
+                default_branch: pr.base_ref,
+                delivery: &delivery,
+            },
+            secret,
+        )
+    }
 }
 
 /// An incoming request as providers see it.
@@ -302,6 +327,29 @@ pub struct SamplePush<'a> {
     pub delivery: &'a str,
 }
 
+/// A pull request as tests and `capstan webhook` describe it, to be dressed in a host's payload.
+#[derive(Debug, Clone)]
+pub struct SamplePullRequest<'a> {
+    /// The base repository's URL as an Application names it.
+    pub repo_url: &'a str,
+    /// Where the host's API serves (see [`ForgeRepo`]): `https://api.github.com`,
+    /// `https://gitlab.example.com/api/v4`, a local fake server…
+    pub api_url: &'a str,
+    pub number: u64,
+    pub action: PullRequestAction,
+    /// The branch merged into (short name).
+    pub base_ref: &'a str,
+    pub base_sha: &'a str,
+    pub head_sha: &'a str,
+    /// The head branch (short name).
+    pub head_ref: &'a str,
+    /// The head repository's URL when the PR comes from a fork.
+    pub fork_url: Option<&'a str>,
+    pub title: &'a str,
+    /// The author's login.
+    pub author: &'a str,
+}
+
 /// The user every sample push names as its pusher.
 pub const SAMPLE_PUSHER: &str = "capstan";
 
@@ -468,6 +516,265 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| WebhookError::BadPayload(format!("{host} payload: {e}")))
 }
 
+/// Longest pull request title kept, in characters; a longer one is cut, never refused.
+pub const MAX_TITLE_CHARS: usize = 1024;
+
+/// A pull request as a provider read it from its host's payload, before the contract checks in
+/// [`pull_request_event`]. Required fields are already present (see [`required`]).
+#[derive(Debug, Clone)]
+pub struct PullRequestDraft {
+    pub action: PullRequestAction,
+    pub number: u64,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub html_url: Option<String>,
+    /// Every URL the host gave for the base repository (blanks and repeats are dropped).
+    pub repo_urls: Vec<Option<String>>,
+    /// The base branch, with or without `refs/heads/`.
+    pub base_ref: String,
+    pub base_sha: Option<String>,
+    pub head_sha: String,
+    /// The head branch, with or without `refs/heads/`.
+    pub head_ref: Option<String>,
+    /// The fork's URLs; empty when the head branch lives in the base repository.
+    pub head_repo_urls: Vec<Option<String>>,
+    pub api: ForgeRepo,
+}
+
+/// A new PullRequestEvent received now from `source`, checked so that what a provider accepts
+/// is something a preview can act on: a positive number, Git ref names, commit ids (full SHAs;
+/// 12 or more hex digits from Bitbucket Cloud, which sends no more), at least one repository URL
+/// Capstan can parse and an HTTP(S) API. Free text (title, author, link) is cut or dropped, never
+/// a refusal.
+pub fn pull_request_event(
+    source: EventSource,
+    delivery: Option<String>,
+    draft: PullRequestDraft,
+) -> Result<PullRequestEvent, WebhookError> {
+    let host = source.as_str().to_owned();
+    let bad = |field: &str, problem: &str| {
+        WebhookError::BadPayload(format!("{host} pull request: {field} {problem}"))
+    };
+    if draft.number == 0 {
+        return Err(bad("number", "is 0; pull requests are numbered from 1"));
+    }
+    let short_shas = source == EventSource::BitbucketCloud;
+    let commit = |field: &str, sha: String| -> Result<String, WebhookError> {
+        let sha = sha.trim().to_owned();
+        let hex = sha.bytes().all(|b| b.is_ascii_hexdigit());
+        let long_enough = if short_shas {
+            (12..=64).contains(&sha.len())
+        } else {
+            matches!(sha.len(), 40 | 64)
+        };
+        if hex && long_enough {
+            Ok(sha)
+        } else if short_shas {
+            Err(bad(field, "is not a commit id (12 to 64 hex digits)"))
+        } else {
+            Err(bad(field, "is not a full commit SHA (40 or 64 hex digits)"))
+        }
+    };
+    let head_sha = commit("head_sha", draft.head_sha)?;
+    let base_sha = draft
+        .base_sha
+        .filter(|s| !is_null_sha(Some(s.trim())))
+        .map(|s| commit("base_sha", s))
+        .transpose()?;
+    let base_ref = branch_name(&draft.base_ref).ok_or_else(|| bad("base_ref", BRANCH_PROBLEM))?;
+    let head_ref = match draft.head_ref.filter(|r| !r.trim().is_empty()) {
+        Some(r) => Some(branch_name(&r).ok_or_else(|| bad("head_ref", BRANCH_PROBLEM))?),
+        None => None,
+    };
+    let repo_urls = pull_request_urls(draft.repo_urls).map_err(|p| bad("repo_urls", &p))?;
+    if repo_urls.is_empty() {
+        return Err(bad(
+            "repo_urls",
+            "is empty: the payload names no base repository URL",
+        ));
+    }
+    let head_repo_urls =
+        pull_request_urls(draft.head_repo_urls).map_err(|p| bad("head_repo_urls", &p))?;
+    let api = draft.api;
+    let api_ok = api.api_url.chars().count() <= crate::event::MAX_PATH_CHARS
+        && crate::domain::repo_url::RepoUrl::parse_prefix(&api.api_url).is_ok_and(|u| {
+            matches!(
+                u.scheme(),
+                crate::domain::repo_url::Scheme::Http | crate::domain::repo_url::Scheme::Https
+            )
+        });
+    if !api_ok {
+        return Err(bad("api.api_url", "is not an http(s) URL"));
+    }
+    // GitLab names a project by its id alone; every other host needs an owner too.
+    let owner_needed = source != EventSource::Gitlab;
+    for (field, value, needed) in [
+        ("api.owner", &api.owner, owner_needed),
+        ("api.name", &api.name, true),
+    ] {
+        let fits = value.chars().count() <= crate::event::MAX_ID_CHARS
+            && !value.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+            && (!needed || !value.trim().is_empty());
+        if !fits {
+            return Err(bad(
+                field,
+                "must be 1-255 characters without slashes or control characters",
+            ));
+        }
+    }
+    let event = PullRequestEvent {
+        v: PULL_REQUEST_EVENT_VERSION,
+        id: uuid::Uuid::new_v4().to_string(),
+        source,
+        delivery: delivery.and_then(usable_delivery),
+        received_at: crate::event::now_rfc3339(),
+        action: draft.action,
+        number: draft.number,
+        title: draft
+            .title
+            .map(|t| clean_text(&t, MAX_TITLE_CHARS))
+            .unwrap_or_default(),
+        author: draft.author.map(|a| clean_text(&a, crate::event::MAX_PUSHER_CHARS)),
+        html_url: draft.html_url.and_then(|u| {
+            let u = u.trim();
+            let fits = !u.is_empty()
+                && u.chars().count() <= crate::event::MAX_PATH_CHARS
+                && !u.chars().any(char::is_control)
+                && (u.starts_with("https://") || u.starts_with("http://"));
+            fits.then(|| u.to_owned())
+        }),
+        repo_urls,
+        base_ref,
+        base_sha,
+        head_sha,
+        head_ref,
+        head_repo_urls,
+        changed_files: None,
+        api,
+    };
+    Ok(event)
+}
+
+const BRANCH_PROBLEM: &str =
+    "is not a Git branch name (blank, too long, or a space, control character, ~ ^ : ? * [ or backslash)";
+
+/// A branch's short name (`refs/heads/` dropped) when its characters are ones Git allows.
+fn branch_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let name = name.strip_prefix("refs/heads/").unwrap_or(name);
+    let fits = !name.is_empty()
+        && name.chars().count() <= crate::event::MAX_REF_CHARS
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
+    fits.then(|| name.to_owned())
+}
+
+/// The non-blank URLs without repeats, bounded as PushEvent URLs are; when any is given, one at
+/// least must be a URL Capstan can parse. Empty input gives an empty list.
+fn pull_request_urls(urls: Vec<Option<String>>) -> Result<Vec<String>, String> {
+    let urls = repo_urls(urls).unwrap_or_default();
+    if urls.len() > crate::event::MAX_REPO_URLS {
+        return Err(format!(
+            "has {} entries; at most {} are allowed",
+            urls.len(),
+            crate::event::MAX_REPO_URLS
+        ));
+    }
+    if urls
+        .iter()
+        .any(|u| u.chars().count() > crate::event::MAX_PATH_CHARS || u.chars().any(char::is_control))
+    {
+        return Err("has an entry too long or with control characters".into());
+    }
+    if !urls.is_empty()
+        && !urls
+            .iter()
+            .any(|u| crate::domain::repo_url::RepoUrl::parse(u).is_ok())
+    {
+        return Err("has no URL Capstan can parse".into());
+    }
+    Ok(urls)
+}
+
+/// `text` without control characters, trimmed and cut to `max` characters.
+fn clean_text(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// `value`, or BadPayload saying the `host`'s pull request payload lacks `field`.
+pub fn required<T>(host: &str, field: &str, value: Option<T>) -> Result<T, WebhookError> {
+    value.ok_or_else(|| {
+        WebhookError::BadPayload(format!("{host} pull request payload has no {field}"))
+    })
+}
+
+/// Like [`required`] for text, where blank counts as missing.
+pub fn required_text(
+    host: &str,
+    field: &str,
+    value: Option<String>,
+) -> Result<String, WebhookError> {
+    required(host, field, value.filter(|v| !v.trim().is_empty()))
+}
+
+/// The part of `url` before `marker` (`https://h/api/v3` of `https://h/api/v3/repos/o/r` with
+/// `/repos/`), when `url` is an http(s) URL containing it; the first occurrence counts, so an
+/// owner or repository named like the marker stays out of the base.
+pub fn url_before(url: &str, marker: &str) -> Option<String> {
+    let url = url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return None;
+    }
+    let (base, _) = url.split_once(marker)?;
+    let base = base.trim_end_matches('/');
+    (base.contains("://") && !base.ends_with(':') && !base.ends_with("//"))
+        .then(|| base.to_owned())
+}
+
+/// A web URL with its repository path `path` (`owner/name`) dropped from the end: the host's
+/// base URL, any path prefix kept (`https://h/gitlab` of `https://h/gitlab/group/project`).
+pub fn url_without_path(web_url: &str, path: &str) -> Option<String> {
+    let web = web_url.trim().trim_end_matches('/');
+    let web = web.strip_suffix(".git").unwrap_or(web);
+    let path = path.trim().trim_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    let base = web.strip_suffix(path)?.strip_suffix('/')?;
+    (base.starts_with("https://") || base.starts_with("http://"))
+        .then(|| base.to_owned())
+        .filter(|b| b.len() > "https://".len() && !b.ends_with('/'))
+}
+
+/// The action word a sample uses for `action`, per host vocabulary, in the order
+/// opened, updated, reopened, closed.
+pub fn sample_action(action: PullRequestAction, words: [&'static str; 4]) -> &'static str {
+    match action {
+        PullRequestAction::Opened => words[0],
+        PullRequestAction::Updated => words[1],
+        PullRequestAction::Reopened => words[2],
+        PullRequestAction::Closed => words[3],
+    }
+}
+
+/// `owner` and `name` of a sample's repository URL: its last two path segments (a local path
+/// works as well as a web URL).
+pub fn sample_owner_name(repo_url: &str) -> (String, String) {
+    let segments: Vec<String> = crate::domain::repo_url::RepoUrl::parse(repo_url)
+        .map(|u| u.path_segments().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut rev = segments.into_iter().rev();
+    let name = rev.next().unwrap_or_else(|| "repo".to_owned());
+    let owner = rev.next().unwrap_or_else(|| "owner".to_owned());
+    (owner, name)
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -475,7 +782,49 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{Outcome, WebhookError};
-    use crate::event::{PushEvent, RefUpdate};
+    use crate::event::{PullRequestEvent, PushEvent, RefUpdate};
+
+    /// The pull request an outcome carries; panics with the outcome otherwise.
+    pub fn expect_pull_request(outcome: Result<Outcome, WebhookError>) -> PullRequestEvent {
+        match outcome {
+            Ok(Outcome::PullRequest(pr)) => pr,
+            other => panic!("expected a pull request, got {other:?}"),
+        }
+    }
+
+    /// The reason an outcome was ignored; panics with the outcome otherwise.
+    pub fn expect_ignored(outcome: Result<Outcome, WebhookError>) -> String {
+        match outcome {
+            Ok(Outcome::Ignored(reason)) => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    /// The message of a BadPayload refusal; panics with the outcome otherwise.
+    pub fn expect_bad_payload(outcome: Result<Outcome, WebhookError>) -> String {
+        match outcome {
+            Ok(o) => panic!("expected BadPayload, got {o:?}"),
+            Err(WebhookError::BadPayload(message)) => message,
+            Err(e) => panic!("expected BadPayload, got {e:?}"),
+        }
+    }
+
+    /// `body` with the JSON value at `pointer` replaced by `value` (removed when None).
+    pub fn edited(body: &[u8], pointer: &str, value: Option<serde_json::Value>) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(body).expect("fixture is JSON");
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        let target = v.pointer_mut(parent).expect("the parent exists");
+        match (target, value) {
+            (serde_json::Value::Object(map), Some(value)) => {
+                map.insert(key.to_owned(), value);
+            }
+            (serde_json::Value::Object(map), None) => {
+                map.remove(key);
+            }
+            (other, _) => panic!("{parent} is not an object: {other}"),
+        }
+        v.to_string().into_bytes()
+    }
 
     /// The event an outcome carries; panics with the outcome otherwise.
     pub fn expect_event(outcome: Result<Outcome, WebhookError>) -> PushEvent {

@@ -287,3 +287,180 @@ fn refusals_never_repeat_the_secret_or_the_expected_credential() {
         }
     }
 }
+
+mod pull_requests {
+    use super::*;
+
+    const HEAD: &str = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+    const BASE: &str = "95790bf891e76fee5e1747ab589903a6a1f80f22";
+
+    fn sample(action: PullRequestAction, fork_url: Option<&str>) -> SamplePullRequest<'_> {
+        SamplePullRequest {
+            repo_url: "https://git.example.com/org/repo.git",
+            api_url: "http://127.0.0.1:18080/api/v4",
+            number: 17,
+            action,
+            base_ref: "main",
+            base_sha: BASE,
+            head_sha: HEAD,
+            head_ref: "feature/preview",
+            fork_url,
+            title: "Preview me",
+            author: "octocat",
+        }
+    }
+
+    /// Every provider that has pull requests (the generic webhook has none; Gogs sends no head
+    /// commit).
+    fn hosts() -> impl Iterator<Item = &'static dyn Provider> {
+        PROVIDERS
+            .iter()
+            .copied()
+            .filter(|p| !["generic", "gogs"].contains(&p.name()))
+    }
+
+    /// Bitbucket Cloud has no reopening; its sample sends an update instead.
+    fn expected_action(provider: &str, sent: PullRequestAction) -> PullRequestAction {
+        match (provider, sent) {
+            ("bitbucket-cloud", PullRequestAction::Reopened) => PullRequestAction::Updated,
+            _ => sent,
+        }
+    }
+
+    #[test]
+    fn every_host_s_signed_sample_round_trips_through_receive() {
+        for p in hosts() {
+            for action in [
+                PullRequestAction::Opened,
+                PullRequestAction::Updated,
+                PullRequestAction::Reopened,
+                PullRequestAction::Closed,
+            ] {
+                let req = p.sample_pull_request(&sample(action, None), Some(SECRET));
+                let r = run(&req, &secrets_for(p.name(), Some(SECRET), false));
+                let Ok(Received {
+                    provider,
+                    outcome: Outcome::PullRequest(pr),
+                    delivery,
+                }) = r
+                else {
+                    panic!("{} {action:?}: {r:?}", p.name());
+                };
+                let name = p.name();
+                assert_eq!(provider.name(), name);
+                assert_eq!(pr.source.as_str(), name);
+                assert!(delivery.is_some() && delivery == pr.delivery, "{name}");
+                assert_eq!(pr.action, expected_action(name, action), "{name}");
+                assert_eq!(pr.number, 17, "{name}");
+                assert_eq!(pr.title, "Preview me", "{name}");
+                assert_eq!(pr.author.as_deref(), Some("octocat"), "{name}");
+                assert!(
+                    pr.repo_urls
+                        .iter()
+                        .any(|u| u == "https://git.example.com/org/repo.git"),
+                    "{name}: {:?}",
+                    pr.repo_urls
+                );
+                assert_eq!(pr.base_ref, "main", "{name}");
+                assert_eq!(pr.head_ref.as_deref(), Some("feature/preview"), "{name}");
+                assert!(pr.head_repo_urls.is_empty(), "{name}");
+                if name == "bitbucket-cloud" {
+                    assert_eq!(pr.head_sha, &HEAD[..12]);
+                    assert_eq!(pr.base_sha.as_deref(), Some(&BASE[..12]));
+                } else {
+                    assert_eq!(pr.head_sha, HEAD, "{name}");
+                    assert_eq!(pr.base_sha.as_deref(), Some(BASE), "{name}");
+                }
+                assert_eq!(pr.api.api_url, "http://127.0.0.1:18080/api/v4", "{name}");
+                assert!(pr.html_url.is_some(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_host_s_fork_sample_names_the_fork_as_the_head_repository() {
+        let fork = "https://git.example.com/someone/repo.git";
+        for p in hosts() {
+            let req = p.sample_pull_request(&sample(PullRequestAction::Updated, Some(fork)), Some(SECRET));
+            let r = run(&req, &secrets_for(p.name(), Some(SECRET), false));
+            let Ok(Received {
+                outcome: Outcome::PullRequest(pr),
+                ..
+            }) = r
+            else {
+                panic!("{}: {r:?}", p.name());
+            };
+            assert!(
+                pr.head_repo_urls.iter().any(|u| u == fork),
+                "{}: {:?}",
+                p.name(),
+                pr.head_repo_urls
+            );
+            assert!(!pr.repo_urls.iter().any(|u| u == fork), "{}", p.name());
+        }
+    }
+
+    #[test]
+    fn api_owner_and_name_follow_the_sample_repository() {
+        for p in hosts() {
+            let req = p.sample_pull_request(&sample(PullRequestAction::Opened, None), None);
+            let headers = req.header_map();
+            let Ok(Outcome::PullRequest(pr)) = p.parse(&Request::new(&headers, &req.body)) else {
+                panic!("{}", p.name());
+            };
+            let (owner, name) = (pr.api.owner.as_str(), pr.api.name.as_str());
+            match p.name() {
+                "github" | "gitea" | "bitbucket-cloud" => assert_eq!((owner, name), ("org", "repo")),
+                "bitbucket-server" => assert_eq!((owner, name), ("ORG", "repo")),
+                "gitlab" => assert!(owner.is_empty() && name.parse::<u64>().is_ok(), "{name}"),
+                "azure-devops" => assert!(!owner.is_empty() && !name.is_empty()),
+                other => panic!("untested host {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pull_request_with_a_bad_signature_is_refused_before_parsing() {
+        for p in PROVIDERS.iter().filter(|p| p.name() != "generic") {
+            let forged = p.sample_pull_request(&sample(PullRequestAction::Opened, None), Some("forged"));
+            let r = run(&forged, &secrets_for(p.name(), Some(SECRET), false));
+            assert!(unauthorized(&r), "{}: {r:?}", p.name());
+        }
+    }
+
+    #[test]
+    fn every_pull_request_sample_is_recognised_as_its_own_host() {
+        for p in PROVIDERS {
+            let req = p.sample_pull_request(&sample(PullRequestAction::Opened, None), None);
+            assert_eq!(detect(&req.header_map()).map(|d| d.name()), Some(p.name()));
+        }
+    }
+
+    #[test]
+    fn gogs_pull_requests_are_answered_but_not_previewed() {
+        let gogs = provider_named("gogs").expect("registered");
+        let req = gogs.sample_pull_request(&sample(PullRequestAction::Opened, None), Some(SECRET));
+        let r = run(&req, &secrets_for("gogs", Some(SECRET), false));
+        assert!(
+            matches!(&r, Ok(Received { outcome: Outcome::Ignored(reason), .. }) if reason.contains("no head commit")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn api_bases_are_cut_at_the_first_marker_and_repository_paths_only_at_the_end() {
+        assert_eq!(
+            url_before("https://api.github.com/repos/repos/x", "/repos/").as_deref(),
+            Some("https://api.github.com")
+        );
+        assert_eq!(url_before("git@host:repos/x", "/repos/"), None);
+        assert_eq!(url_before("https:///repos/x", "/repos/"), None);
+        assert_eq!(
+            url_without_path("https://h/gitlab/g/p/", "g/p").as_deref(),
+            Some("https://h/gitlab")
+        );
+        assert_eq!(url_without_path("https://h/g/p", "other/p"), None);
+        assert_eq!(url_without_path("https://h/g/p", ""), None);
+        assert_eq!(url_without_path("https://h/xg/p", "g/p"), None, "whole segments only");
+    }
+}

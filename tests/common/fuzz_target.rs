@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use capstan::event::PushEvent;
+use capstan::event::{PullRequestEvent, PushEvent};
 use capstan::secret::SecretString;
 use capstan::webhook::{
     self, Outcome, PROVIDERS, Provider, Received, Request, SamplePush, Signature, SignedRequest,
@@ -235,7 +235,7 @@ impl Signing {
             matches!(
                 webhook::receive(&Request::new(&map, &input.body), secrets),
                 Ok(Received {
-                    outcome: Outcome::Event(_) | Outcome::Ignored(_),
+                    outcome: Outcome::Event(_) | Outcome::PullRequest(_) | Outcome::Ignored(_),
                     ..
                 })
             )
@@ -279,6 +279,23 @@ pub fn check_event(ev: &PushEvent) -> Result<(), String> {
         Ok(back) if back == *ev => Ok(()),
         Ok(back) => Err(format!("the event reads back changed: {back:?}")),
         Err(e) => Err(format!("the published event does not parse back: {e}")),
+    }
+}
+
+/// What every accepted pull request must hold: a base repository, both commits' sides named,
+/// and a document that reads back as itself.
+pub fn check_pull_request(pr: &PullRequestEvent) -> Result<(), String> {
+    if pr.repo_urls.is_empty() || pr.repo_urls.iter().any(|u| u.trim().is_empty()) {
+        return Err(format!("a pull request without usable repository URLs: {:?}", pr.repo_urls));
+    }
+    if pr.number == 0 || pr.head_sha.trim().is_empty() || pr.base_ref.trim().is_empty() {
+        return Err(format!("a pull request without number, head or base: {pr:?}"));
+    }
+    let text = serde_json::to_vec(pr).map_err(|e| format!("the pull request does not serialise: {e}"))?;
+    match serde_json::from_slice::<PullRequestEvent>(&text) {
+        Ok(back) if back == *pr => Ok(()),
+        Ok(back) => Err(format!("the pull request reads back changed: {back:?}")),
+        Err(e) => Err(format!("the pull request does not parse back: {e}")),
     }
 }
 
@@ -490,6 +507,12 @@ fn run_parse(p: &dyn Provider, input: &Input) -> (&'static str, Option<String>) 
                 .err()
                 .map(|e| format!("{}: parse: {e}", p.name())),
         ),
+        Ok(Ok(Outcome::PullRequest(pr))) => (
+            "pull_request",
+            check_pull_request(&pr)
+                .err()
+                .map(|e| format!("{}: parse: {e}", p.name())),
+        ),
         Ok(Ok(Outcome::Ignored(_))) => ("ignored", None),
         Ok(Ok(Outcome::PullRequest(_))) => ("pull_request", None),
         Ok(Err(e)) => (error_label(&e), server_error(&e)),
@@ -511,6 +534,16 @@ fn run_receive(input: &Input, secrets: &WebhookSecrets) -> (&'static str, Option
         })) => (
             "event",
             check_event(&ev)
+                .err()
+                .map(|e| format!("{}: receive: {e}", provider.name())),
+        ),
+        Ok(Ok(Received {
+            outcome: Outcome::PullRequest(pr),
+            provider,
+            ..
+        })) => (
+            "pull_request",
+            check_pull_request(&pr)
                 .err()
                 .map(|e| format!("{}: receive: {e}", provider.name())),
         ),
