@@ -514,7 +514,6 @@ fn run_parse(p: &dyn Provider, input: &Input) -> (&'static str, Option<String>) 
                 .map(|e| format!("{}: parse: {e}", p.name())),
         ),
         Ok(Ok(Outcome::Ignored(_))) => ("ignored", None),
-        Ok(Ok(Outcome::PullRequest(_))) => ("pull_request", None),
         Ok(Err(e)) => (error_label(&e), server_error(&e)),
     }
 }
