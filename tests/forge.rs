@@ -679,3 +679,31 @@ async fn comment_refs_survive_a_round_trip_through_storage() {
     );
     assert_eq!(server.comments(12).len(), 1);
 }
+
+#[tokio::test]
+async fn calls_run_on_spawned_tasks_sharing_one_client() {
+    let server = ForgeServer::start();
+    let forges = forges(&settings(&server));
+    let tasks: Vec<_> = HOSTS
+        .iter()
+        .map(|host| {
+            let (forges, repo) = (forges.clone(), server.repo(host));
+            tokio::spawn(async move {
+                forges
+                    .set_status(&repo, SHA, &status(StatusState::Pending))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("joined").expect("set");
+    }
+    let got = server
+        .wait_for_statuses(HOSTS.len(), Duration::from_secs(5))
+        .await;
+    let mut hosts: Vec<&str> = got.iter().map(|s| s.host).collect();
+    hosts.sort_unstable();
+    let mut want = HOSTS.to_vec();
+    want.sort_unstable();
+    assert_eq!(hosts, want, "one status on each host");
+}
