@@ -78,6 +78,24 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Show the preview of a pull request: what it changes in each Application (rendered at the
+    /// PR's head against its base) and in the cluster; the same as the PR comment, diff whole.
+    Preview {
+        #[command(flatten)]
+        conn: Connection,
+        /// The repository, in any form Git accepts.
+        #[arg(long, required_unless_present = "id")]
+        repo: Option<String>,
+        /// The pull (or merge) request's number.
+        #[arg(long, required_unless_present = "id")]
+        pr: Option<u64>,
+        /// The preview's id instead (the last part of the link in the PR comment).
+        #[arg(long, conflicts_with_all = ["repo", "pr"])]
+        id: Option<String>,
+        /// json: the whole record.
+        #[arg(short, long, default_value = "text")]
+        output: String,
+    },
     /// Send a signed push webhook of any Git host's shape to a running server (demos and checks).
     Webhook(cli::webhook::WebhookArgs),
     /// Publish a trigger (this ref of this repository moved) to the configured RabbitMQ.
@@ -626,6 +644,26 @@ async fn run() -> anyhow::Result<()> {
                 ClusterCommand::Rm { name } => client.remove_cluster(&name).await?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Preview {
+            conn,
+            repo,
+            pr,
+            id,
+            output,
+        } => {
+            let client = connect(conn, &data_dir)?;
+            let preview = match (id, repo, pr) {
+                (Some(id), _, _) => client.preview_by_id(&id).await?,
+                (None, Some(repo), Some(pr)) => client.preview(&repo, pr).await?,
+                _ => anyhow::bail!("give --repo and --pr, or --id"),
+            };
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&preview)?);
+            } else {
+                print!("{}", cli::preview::preview_text(&preview));
+            }
             Ok(())
         }
         Command::Account { conn, command } => {

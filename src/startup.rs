@@ -153,16 +153,20 @@ impl Service {
                 metrics: metrics.clone(),
                 notify: crate::notify::Notifier::new(
                     &settings.notify,
+                    !settings.forge.hosts.is_empty(),
                     queue.clone(),
                     tenancy.projects().clone(),
                     metrics.clone(),
                 ),
             });
-            if !settings.notify.services.is_empty() {
+            let forges = crate::forge::Forges::new(&settings.forge)
+                .map_err(|e| anyhow::anyhow!("[forge]: {e}"))?;
+            if !settings.notify.services.is_empty() || !forges.is_empty() {
                 crate::notify::templates::check(&settings.notify)
                     .map_err(|e| anyhow::anyhow!("invalid notification template: {e}"))?;
                 let sender = crate::notify::Sender::new(Arc::new(settings.notify.clone()))
-                    .map_err(|e| anyhow::anyhow!("notifications: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("notifications: {e}"))?
+                    .with_forges(forges.clone());
                 let (q, m, s) = (queue.clone(), metrics.clone(), shutdown.clone());
                 workers.push(tokio::spawn(async move {
                     if let Err(e) = crate::notify::run(sender, q, m, s).await {
@@ -177,8 +181,7 @@ impl Service {
                         client.clone(),
                         &settings.server.namespace,
                     ),
-                    forges: crate::forge::Forges::new(&settings.forge)
-                        .map_err(|e| anyhow::anyhow!("[forge]: {e}"))?,
+                    forges: forges.clone(),
                     base_url: settings.notify.url.clone(),
                 };
                 let (q, s, n) = (

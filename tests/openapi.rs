@@ -274,6 +274,12 @@ fn canned(method: &str, path: &str) -> Value {
         ("GET", ["applications", _, _, "resource-tree"]) => json!({"nodes": []}),
         ("GET", ["applications", _, _, "diff"]) => json!({"resources": []}),
         ("GET", ["applications", _, _, "manifests"]) => json!({"objects": []}),
+        ("GET", ["previews"]) => json!({"items": [{"pr": 7, "repo": "https://git.example/shop.git",
+            "headSha": "0123456789abcdef0123456789abcdef01234567", "baseRef": "main",
+            "state": "Succeeded", "message": "1 of 1 app changes", "apps": []}]}),
+        ("GET", ["previews", _]) => json!({"pr": 7, "repo": "https://git.example/shop.git",
+            "headSha": "0123456789abcdef0123456789abcdef01234567", "baseRef": "main",
+            "state": "NoApps", "message": "touches no app", "apps": []}),
         ("POST", ["session"]) => json!({"token": "recorded-session"}),
         ("GET", ["session", "userinfo"]) => {
             json!({"loggedIn": true, "username": "admin", "groups": [], "iss": "local"})
@@ -376,6 +382,14 @@ fn every_request_the_cli_sends_is_documented_and_validates() {
             "--resource",
             "apps:Deployment:shop/web",
         ],
+        vec![
+            "preview",
+            "--repo",
+            "https://git.example/shop.git",
+            "--pr",
+            "7",
+        ],
+        vec!["preview", "--id", "0123abcd"],
         vec!["app", "history", "web"],
         vec!["app", "rollback", "web", "3", "--dry-run"],
         vec!["app", "wait", "web", "--sync", "--health", "--timeout", "5"],

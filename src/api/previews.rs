@@ -10,7 +10,7 @@ use super::error::ApiError;
 use crate::preview::{Preview, Records};
 
 /// The list's filters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize)]
 pub struct PreviewQuery {
     /// The repository, in any spelling Git accepts.
     #[serde(default)]
@@ -54,7 +54,7 @@ fn visible(state: &ApiState, auth: &Authenticated, mut preview: Preview) -> Opti
 
 /// `GET /api/v1/previews[?repo=URL&pr=N]`: previews, newest first.
 #[utoipa::path(get, path = "/api/v1/previews", tag = "previews", security(("bearer" = [])),
-    params(PreviewQuery),
+    params(("repo" = Option<String>, Query, description = "The repository, in any spelling Git accepts"), ("pr" = Option<u64>, Query, description = "The pull request's number")),
     responses((status = 200, description = "Previews, newest first", body = PreviewList), (status = 401, description = "Not signed in", body = crate::api::error::ErrorBody)))]
 pub async fn list(
     auth: Authenticated,

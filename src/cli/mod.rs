@@ -7,6 +7,7 @@ pub mod client_config;
 pub mod cluster;
 pub mod docs;
 pub mod login;
+pub mod preview;
 pub mod project_view;
 pub mod queue;
 pub mod render;

@@ -7,6 +7,7 @@ mod azure_devops;
 mod bitbucket_cloud;
 mod bitbucket_server;
 mod call;
+mod clone_url;
 mod comment;
 mod github;
 mod gitlab;
@@ -146,6 +147,17 @@ impl Forges {
     ) -> Result<CommentRef, ForgeError> {
         let call = self.call(repo)?;
         comment::upsert(&call, pr, marker, body, known).await
+    }
+
+    /// The repository of a clone URL on its host's API: public hosts by name, self-hosted ones
+    /// by the configured entry whose `api_url` is on the same host.
+    pub fn repo_for(&self, clone_url: &str) -> Option<ForgeRepo> {
+        clone_url::repo_of(clone_url, &self.inner.hosts)
+    }
+
+    /// Whether any host is configured.
+    pub fn is_empty(&self) -> bool {
+        self.inner.hosts.is_empty()
     }
 
     /// Whether credentials are configured for this repository (nothing is called otherwise).

@@ -62,10 +62,11 @@ async fn deliver(
         }
     };
     let settings = sender.settings();
-    let kind = settings
-        .services
-        .get(&n.service)
-        .map_or("unknown", |s| s.kind());
+    let kind = match settings.services.get(&n.service) {
+        Some(s) => s.kind(),
+        None if n.service == super::commit_status::SERVICE => super::commit_status::SERVICE,
+        None => "unknown",
+    };
     let key = n.dedup_key();
     match queue.claim(&key, settings.dedup_window()).await {
         Ok(Claim::First) => {}

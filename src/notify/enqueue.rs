@@ -38,22 +38,30 @@ impl Notifier {
     /// A notifier publishing to `queue`, reading project subscriptions from `projects`.
     pub fn new(
         settings: &NotifySettings,
+        commit_statuses: bool,
         queue: SharedQueue,
         projects: ProjectStore,
         metrics: Arc<Metrics>,
     ) -> Notifier {
-        if settings.services.is_empty() {
+        if settings.services.is_empty() && !commit_statuses {
             return Notifier::disabled();
+        }
+        let mut services: BTreeMap<String, &'static str> = settings
+            .services
+            .iter()
+            .map(|(name, s)| (name.clone(), s.kind()))
+            .collect();
+        if commit_statuses {
+            services.insert(
+                super::commit_status::SERVICE.to_owned(),
+                super::commit_status::SERVICE,
+            );
         }
         Notifier {
             inner: Some(Arc::new(Inner {
                 queue,
                 projects,
-                services: settings
-                    .services
-                    .iter()
-                    .map(|(name, s)| (name.clone(), s.kind()))
-                    .collect(),
+                services,
                 metrics,
             })),
         }

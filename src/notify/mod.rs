@@ -3,6 +3,7 @@
 //! Microsoft Teams, email). The worker's hook only enqueues; delivery runs beside the jobs on its
 //! own queue, retried with backoff and deduplicated (docs/architecture.md, Notifications).
 
+pub mod commit_status;
 mod deliver;
 pub mod email;
 mod enqueue;

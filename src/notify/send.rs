@@ -10,6 +10,8 @@ use super::{Notification, SendError, email, slack, teams, templates, webhook};
 pub struct Sender {
     settings: Arc<NotifySettings>,
     http: reqwest::Client,
+    /// The Git hosts' APIs, for commit statuses.
+    forges: Option<crate::forge::Forges>,
 }
 
 impl Sender {
@@ -19,7 +21,17 @@ impl Sender {
             .timeout(settings.timeout())
             .build()
             .map_err(|e| SendError::Permanent(format!("HTTP client: {e}")))?;
-        Ok(Sender { settings, http })
+        Ok(Sender {
+            settings,
+            http,
+            forges: None,
+        })
+    }
+
+    /// Also sets commit statuses through these Git host APIs.
+    pub fn with_forges(mut self, forges: crate::forge::Forges) -> Sender {
+        self.forges = Some(forges);
+        self
     }
 
     /// The settings it sends with.
@@ -29,6 +41,12 @@ impl Sender {
 
     /// One attempt.
     pub async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        if n.service == super::commit_status::SERVICE {
+            let forges = self.forges.as_ref().ok_or_else(|| {
+                SendError::Permanent("commit statuses need a Git host in [forge.hosts]".into())
+            })?;
+            return super::commit_status::send(forges, n, &self.settings.url).await;
+        }
         let Some(service) = self.settings.services.get(&n.service) else {
             return Err(SendError::Permanent(format!(
                 "no service {:?} in [notify.services]",

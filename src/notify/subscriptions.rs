@@ -71,12 +71,54 @@ pub fn for_app(
     let (more, bad) = parse(project.into_iter().flatten());
     found.extend(more);
     unknown.extend(bad);
+    let says = |a: Option<&BTreeMap<String, String>>| {
+        a.and_then(|a| a.get(super::commit_status::ANNOTATION))
+            .map(|v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    if says(app).or(says(project)).unwrap_or(false) {
+        for trigger in super::commit_status::TRIGGERS {
+            found.insert(Subscription {
+                trigger,
+                service: super::commit_status::SERVICE.to_owned(),
+                recipient: String::new(),
+            });
+        }
+    }
     (found, unknown)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_statuses_are_turned_on_by_project_or_app_and_off_by_the_app() {
+        let on = annotations(&[("capstan.dev/commit-status", "true")]);
+        let off = annotations(&[("capstan.dev/commit-status", "false")]);
+        let services = |app: Option<&BTreeMap<String, String>>, project| {
+            for_app(app, project)
+                .0
+                .iter()
+                .filter(|s| s.service == "commit-status")
+                .map(|s| s.trigger.name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            services(None, Some(&on)),
+            [
+                "on-sync-running",
+                "on-sync-failed",
+                "on-health-degraded",
+                "on-deployed"
+            ]
+        );
+        assert_eq!(services(Some(&on), None).len(), 4);
+        assert!(
+            services(Some(&off), Some(&on)).is_empty(),
+            "the app's own word wins"
+        );
+        assert!(services(None, None).is_empty());
+    }
 
     fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

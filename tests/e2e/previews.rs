@@ -95,8 +95,9 @@ async fn a_pull_request_gets_one_comment_with_its_changes_and_a_status_and_nothi
     app.repo.write("app/cm.yaml", &config_map("settings", "a"));
     let main = app.repo.commit("web");
     assert_eq!(app.create_app("web", "app", Some(true)).await.status(), 201);
-    app.wait_app("web", 60, "Synced and Healthy", |a| {
-        sync_of(a) == ("Synced".into(), "Healthy".into())
+    app.wait_app("web", 60, "Synced and Healthy at main", |a| {
+        sync_of(a) == ("Synced".into(), main.clone())
+            && a.pointer("/status/health/status") == Some(&Value::from("Healthy"))
     })
     .await;
 
