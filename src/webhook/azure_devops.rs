@@ -418,12 +418,18 @@ impl Provider for AzureDevOps {
             PullRequestAction::Updated => (
                 "git.pullrequest.updated",
                 "active",
-                format!("{} updated the source branch of pull request {} ({})", pr.author, pr.number, pr.title),
+                format!(
+                    "{} updated the source branch of pull request {} ({})",
+                    pr.author, pr.number, pr.title
+                ),
             ),
             PullRequestAction::Reopened => (
                 "git.pullrequest.updated",
                 "active",
-                format!("{} reactivated pull request {} ({})", pr.author, pr.number, pr.title),
+                format!(
+                    "{} reactivated pull request {} ({})",
+                    pr.author, pr.number, pr.title
+                ),
             ),
             PullRequestAction::Closed => (
                 "git.pullrequest.merged",
@@ -517,7 +523,11 @@ impl AzureDevOps {
     /// subscription sends none) updates, "reactivated" reopens, anything else is ignored; and
     /// `git.pullrequest.merged` ("merge attempted", also sent while the pull request is still
     /// active), which closes only once the pull request is completed.
-    fn parse_pull_request(&self, request: &Request<'_>, kind: &str) -> Result<Outcome, WebhookError> {
+    fn parse_pull_request(
+        &self,
+        request: &Request<'_>,
+        kind: &str,
+    ) -> Result<Outcome, WebhookError> {
         const HOST: &str = "Azure DevOps";
         let notification: PullRequestNotification =
             parse_json("Azure DevOps pull request", request.body)?;
@@ -532,7 +542,9 @@ impl AzureDevOps {
             (_, true, _) => PullRequestAction::Closed,
             ("git.pullrequest.created", false, _) => PullRequestAction::Opened,
             ("git.pullrequest.updated", false, None) => PullRequestAction::Updated,
-            ("git.pullrequest.updated", false, Some(t)) if t.contains("updated the source branch") => {
+            ("git.pullrequest.updated", false, Some(t))
+                if t.contains("updated the source branch") =>
+            {
                 PullRequestAction::Updated
             }
             ("git.pullrequest.updated", false, Some(t)) if t.contains("reactivated") => {
@@ -931,7 +943,10 @@ mod tests {
             assert_eq!(pr.source, EventSource::AzureDevops);
             assert_eq!(pr.action, PullRequestAction::Opened);
             assert_eq!(pr.number, 1);
-            assert_eq!(pr.delivery.as_deref(), Some("2ab4e3d3-b7a6-425e-92b1-5a9982c1269e"));
+            assert_eq!(
+                pr.delivery.as_deref(),
+                Some("2ab4e3d3-b7a6-425e-92b1-5a9982c1269e")
+            );
             assert_eq!(pr.title, "my first pull request");
             assert_eq!(pr.author.as_deref(), Some("fabrikamfiber4@hotmail.com"));
             assert_eq!(
@@ -974,23 +989,41 @@ mod tests {
             assert!(reason.contains("git.pullrequest.updated"), "{reason}");
             for status in ["completed", "abandoned"] {
                 let body = edited(VOTED, "/resource/status", Some(serde_json::json!(status)));
-                assert_eq!(expect_pull_request(outcome(&body)).action, PullRequestAction::Closed);
+                assert_eq!(
+                    expect_pull_request(outcome(&body)).action,
+                    PullRequestAction::Closed
+                );
             }
             let reactivated = edited(
                 VOTED,
                 "/message/text",
-                Some(serde_json::json!("Jamal Hartnett reactivated pull request 1 (my first pull request)")),
+                Some(serde_json::json!(
+                    "Jamal Hartnett reactivated pull request 1 (my first pull request)"
+                )),
             );
-            assert_eq!(expect_pull_request(outcome(&reactivated)).action, PullRequestAction::Reopened);
+            assert_eq!(
+                expect_pull_request(outcome(&reactivated)).action,
+                PullRequestAction::Reopened
+            );
             // A subscription that sends no messages: any update may carry new commits.
             let silent = edited(VOTED, "/message", None);
-            assert_eq!(expect_pull_request(outcome(&silent)).action, PullRequestAction::Updated);
+            assert_eq!(
+                expect_pull_request(outcome(&silent)).action,
+                PullRequestAction::Updated
+            );
         }
 
         #[test]
         fn a_merge_closes_only_once_completed() {
-            assert_eq!(expect_pull_request(outcome(MERGED)).action, PullRequestAction::Closed);
-            let attempted = edited(MERGED, "/resource/status", Some(serde_json::json!("active")));
+            assert_eq!(
+                expect_pull_request(outcome(MERGED)).action,
+                PullRequestAction::Closed
+            );
+            let attempted = edited(
+                MERGED,
+                "/resource/status",
+                Some(serde_json::json!("active")),
+            );
             let reason = expect_ignored(outcome(&attempted));
             assert!(reason.contains("git.pullrequest.merged"), "{reason}");
         }
@@ -1006,7 +1039,11 @@ mod tests {
                     "webUrl": "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork",
                 },
             });
-            let pr = expect_pull_request(outcome(&edited(CREATED, "/resource/forkSource", Some(fork))));
+            let pr = expect_pull_request(outcome(&edited(
+                CREATED,
+                "/resource/forkSource",
+                Some(fork),
+            )));
             assert_eq!(
                 pr.head_repo_urls,
                 ["https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam-fork"]
@@ -1021,7 +1058,9 @@ mod tests {
             let server = edited(
                 &body,
                 "/resource/repository/url",
-                Some(serde_json::json!("https://tfs.example.com/tfs/DefaultCollection/_apis/git/repositories/4bc14d40-c903-45e2-872e-0462c7748079")),
+                Some(serde_json::json!(
+                    "https://tfs.example.com/tfs/DefaultCollection/_apis/git/repositories/4bc14d40-c903-45e2-872e-0462c7748079"
+                )),
             );
             assert_eq!(
                 expect_pull_request(outcome(&server)).api.api_url,

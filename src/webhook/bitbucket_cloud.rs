@@ -310,8 +310,14 @@ impl Provider for BitbucketCloud {
             PullRequestAction::Closed => ("pullrequest:fulfilled", "MERGED"),
         };
         let short = |sha: &str| sha.chars().take(12).collect::<String>();
-        let html = destination["links"]["html"]["href"].as_str().unwrap_or_default().to_owned();
-        let full_name = destination["full_name"].as_str().unwrap_or_default().to_owned();
+        let html = destination["links"]["html"]["href"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let full_name = destination["full_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let body = serde_json::json!({
             "actor": author.clone(),
             "repository": destination.clone(),
@@ -373,7 +379,11 @@ impl BitbucketCloud {
     /// `pullrequest:created`, `:updated` (Bitbucket Cloud sends it for new commits and for edits
     /// alike), `:fulfilled` (merged) and `:rejected` (declined); comments, approvals and change
     /// requests are ignored.
-    fn parse_pull_request(&self, request: &Request<'_>, key: &str) -> Result<Outcome, WebhookError> {
+    fn parse_pull_request(
+        &self,
+        request: &Request<'_>,
+        key: &str,
+    ) -> Result<Outcome, WebhookError> {
         const HOST: &str = "Bitbucket Cloud";
         let action = match key {
             "pullrequest:created" => PullRequestAction::Opened,
@@ -396,7 +406,11 @@ impl BitbucketCloud {
             "pullrequest.destination.branch.name",
             destination.branch.and_then(|b| b.name),
         )?;
-        let repo = required(HOST, "repository", payload.repository.or(destination.repository))?;
+        let repo = required(
+            HOST,
+            "repository",
+            payload.repository.or(destination.repository),
+        )?;
         let api = forge_repo(&repo)?;
         let head_repo_urls = match source.repository {
             Some(fork)
@@ -416,7 +430,10 @@ impl BitbucketCloud {
                 action,
                 number,
                 title: pr.title,
-                author: pusher([pr.author.pointer("/nickname"), pr.author.pointer("/display_name")]),
+                author: pusher([
+                    pr.author.pointer("/nickname"),
+                    pr.author.pointer("/display_name"),
+                ]),
                 html_url,
                 repo_urls: vec![https, ssh, html],
                 base_ref,
@@ -870,7 +887,10 @@ mod tests {
             );
             assert_eq!(pr.base_ref, "main");
             assert_eq!(pr.base_sha.as_deref(), Some("95790bf891e7"));
-            assert_eq!(pr.head_sha, "da1560886d4f", "Bitbucket Cloud sends 12 hex digits");
+            assert_eq!(
+                pr.head_sha, "da1560886d4f",
+                "Bitbucket Cloud sends 12 hex digits"
+            );
             assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
             assert!(pr.head_repo_urls.is_empty());
             assert_eq!(
@@ -892,7 +912,11 @@ mod tests {
             for (key, body, want) in [
                 ("pullrequest:created", CREATED, PullRequestAction::Opened),
                 ("pullrequest:updated", FORK, PullRequestAction::Updated),
-                ("pullrequest:fulfilled", FULFILLED, PullRequestAction::Closed),
+                (
+                    "pullrequest:fulfilled",
+                    FULFILLED,
+                    PullRequestAction::Closed,
+                ),
                 ("pullrequest:rejected", CREATED, PullRequestAction::Closed),
             ] {
                 assert_eq!(expect_pull_request(parse(key, body)).action, want, "{key}");
@@ -926,7 +950,9 @@ mod tests {
             let body = edited(
                 CREATED,
                 "/repository/links/self/href",
-                Some(serde_json::json!("http://127.0.0.1:7990/2.0/repositories/acme/deploy")),
+                Some(serde_json::json!(
+                    "http://127.0.0.1:7990/2.0/repositories/acme/deploy"
+                )),
             );
             let pr = expect_pull_request(parse("pullrequest:created", &body));
             assert_eq!(pr.api.api_url, "http://127.0.0.1:7990/2.0");
@@ -935,14 +961,27 @@ mod tests {
         #[test]
         fn missing_or_short_commits_are_refused_naming_the_field() {
             for (pointer, field) in [
-                ("/pullrequest/source/commit", "pullrequest.source.commit.hash"),
-                ("/pullrequest/destination/branch", "pullrequest.destination.branch.name"),
+                (
+                    "/pullrequest/source/commit",
+                    "pullrequest.source.commit.hash",
+                ),
+                (
+                    "/pullrequest/destination/branch",
+                    "pullrequest.destination.branch.name",
+                ),
                 ("/pullrequest/id", "pullrequest.id"),
             ] {
-                let message = expect_bad_payload(parse("pullrequest:created", &edited(CREATED, pointer, None)));
+                let message = expect_bad_payload(parse(
+                    "pullrequest:created",
+                    &edited(CREATED, pointer, None),
+                ));
                 assert!(message.contains(field), "{pointer}: {message}");
             }
-            let short = edited(CREATED, "/pullrequest/source/commit/hash", Some(serde_json::json!("da15608")));
+            let short = edited(
+                CREATED,
+                "/pullrequest/source/commit/hash",
+                Some(serde_json::json!("da15608")),
+            );
             let message = expect_bad_payload(parse("pullrequest:created", &short));
             assert!(message.contains("head_sha"), "{message}");
         }

@@ -291,7 +291,9 @@ impl Provider for BitbucketServer {
             })
         };
         let to_repo = repository(pr.repo_url, 84);
-        let from_repo = pr.fork_url.map_or_else(|| to_repo.clone(), |f| repository(f, 85));
+        let from_repo = pr
+            .fork_url
+            .map_or_else(|| to_repo.clone(), |f| repository(f, 85));
         let (key, state) = match pr.action {
             PullRequestAction::Opened => ("pr:opened", "OPEN"),
             PullRequestAction::Updated => ("pr:from_ref_updated", "OPEN"),
@@ -307,7 +309,10 @@ impl Provider for BitbucketServer {
             "slug": pr.author,
             "type": "NORMAL",
         });
-        let project_key = to_repo["project"]["key"].as_str().unwrap_or_default().to_owned();
+        let project_key = to_repo["project"]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let slug = to_repo["slug"].as_str().unwrap_or_default().to_owned();
         let mut body = serde_json::json!({
             "eventKey": key,
@@ -372,7 +377,11 @@ impl BitbucketServer {
     /// `pr:opened`, `pr:from_ref_updated` (new head commits), `pr:modified` when the target
     /// branch changed, `pr:reopened`, and `pr:merged` / `pr:declined` / `pr:deleted`; reviews,
     /// comments and edits of the title or description are ignored.
-    fn parse_pull_request(&self, request: &Request<'_>, key: &str) -> Result<Outcome, WebhookError> {
+    fn parse_pull_request(
+        &self,
+        request: &Request<'_>,
+        key: &str,
+    ) -> Result<Outcome, WebhookError> {
         const HOST: &str = "Bitbucket Data Center";
         let action = match key {
             "pr:opened" => PullRequestAction::Opened,
@@ -398,7 +407,9 @@ impl BitbucketServer {
             // title, description or reviewers changed.
             let before = &payload.previous_target;
             let text = |v: &serde_json::Value, p: &str| {
-                v.pointer(p).and_then(serde_json::Value::as_str).map(str::to_owned)
+                v.pointer(p)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
             };
             let target_moved = before.is_object()
                 && (text(before, "/id") != to.id
@@ -828,11 +839,19 @@ mod tests {
                 ("pr:declined", PullRequestAction::Closed),
                 ("pr:deleted", PullRequestAction::Closed),
             ] {
-                assert_eq!(expect_pull_request(parse(key, opened)).action, want, "{key}");
+                assert_eq!(
+                    expect_pull_request(parse(key, opened)).action,
+                    want,
+                    "{key}"
+                );
             }
             let merged = expect_pull_request(parse("pr:merged", fixture!("pr_merged.json")));
             assert_eq!(merged.action, PullRequestAction::Closed);
-            for key in ["pr:reviewer:approved", "pr:comment:added", "pr:reviewer:needs_work"] {
+            for key in [
+                "pr:reviewer:approved",
+                "pr:comment:added",
+                "pr:reviewer:needs_work",
+            ] {
                 assert!(expect_ignored(parse(key, opened)).contains(key));
             }
         }
@@ -850,12 +869,18 @@ mod tests {
                 "/previousTarget/latestCommit",
                 Some(serde_json::json!(TAG_COMMIT)),
             );
-            assert_eq!(expect_pull_request(parse("pr:modified", &body)).action, PullRequestAction::Updated);
+            assert_eq!(
+                expect_pull_request(parse("pr:modified", &body)).action,
+                PullRequestAction::Updated
+            );
         }
 
         #[test]
         fn a_fork_is_another_repository_and_its_clone_links_are_the_head() {
-            let pr = expect_pull_request(parse("pr:from_ref_updated", fixture!("pr_from_ref_updated_fork.json")));
+            let pr = expect_pull_request(parse(
+                "pr:from_ref_updated",
+                fixture!("pr_from_ref_updated_fork.json"),
+            ));
             assert_eq!(pr.action, PullRequestAction::Updated);
             assert_eq!(pr.head_sha, "bffeb74224043ba2feb48d137756c8a9331c449a");
             assert_eq!(
@@ -874,10 +899,19 @@ mod tests {
         fn missing_essentials_are_refused_naming_the_field() {
             let opened = fixture!("pr_opened_full.json");
             for (pointer, field) in [
-                ("/pullRequest/fromRef/latestCommit", "pullRequest.fromRef.latestCommit"),
-                ("/pullRequest/toRef/displayId", "pullRequest.toRef.displayId"),
+                (
+                    "/pullRequest/fromRef/latestCommit",
+                    "pullRequest.fromRef.latestCommit",
+                ),
+                (
+                    "/pullRequest/toRef/displayId",
+                    "pullRequest.toRef.displayId",
+                ),
                 ("/pullRequest/id", "pullRequest.id"),
-                ("/pullRequest/toRef/repository/links", "toRef.repository.links.self"),
+                (
+                    "/pullRequest/toRef/repository/links",
+                    "toRef.repository.links.self",
+                ),
             ] {
                 let mut body = edited(opened, pointer, None);
                 if pointer.ends_with("displayId") {

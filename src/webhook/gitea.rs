@@ -223,8 +223,13 @@ impl Provider for Gitea {
             })
         };
         let base_repo = repository(pr.repo_url, 140);
-        let head_repo = pr.fork_url.map_or_else(|| base_repo.clone(), |f| repository(f, 141));
-        let web = base_repo["html_url"].as_str().unwrap_or_default().to_owned();
+        let head_repo = pr
+            .fork_url
+            .map_or_else(|| base_repo.clone(), |f| repository(f, 141));
+        let web = base_repo["html_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let closed = pr.action == PullRequestAction::Closed;
         let body = serde_json::json!({
             "action": sample_action(pr.action, ["opened", "synchronized", "reopened", "closed"]),
@@ -380,8 +385,11 @@ fn forge_repo(repo: &Repository) -> Result<ForgeRepo, WebhookError> {
             )
         })?;
     let (full_owner, full_repo) = full_name.split_once('/').unwrap_or_default();
-    let owner = pusher([repo.owner.pointer("/login"), repo.owner.pointer("/username")])
-        .unwrap_or_else(|| full_owner.to_owned());
+    let owner = pusher([
+        repo.owner.pointer("/login"),
+        repo.owner.pointer("/username"),
+    ])
+    .unwrap_or_else(|| full_owner.to_owned());
     Ok(ForgeRepo {
         kind: EventSource::Gitea,
         api_url,
@@ -795,7 +803,10 @@ mod tests {
                 "/repository/html_url",
                 Some(serde_json::json!("https://example.com/git/gitea/webhooks")),
             );
-            assert_eq!(pull_request(&body, false).api.api_url, "https://example.com/git/api/v1");
+            assert_eq!(
+                pull_request(&body, false).api.api_url,
+                "https://example.com/git/api/v1"
+            );
         }
 
         #[test]
@@ -807,7 +818,11 @@ mod tests {
                 let message = refused(&edited(OPENED, pointer, None));
                 assert!(message.contains(field), "{pointer}: {message}");
             }
-            let body = edited(&edited(OPENED, "/number", None), "/pull_request/number", None);
+            let body = edited(
+                &edited(OPENED, "/number", None),
+                "/pull_request/number",
+                None,
+            );
             assert!(refused(&body).contains("number"));
         }
     }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{
     Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
     Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
-    push_event, pusher, ref_update, repo_urls, required, required_text, sample_action, sample_owner_name,
-    union_files, url_before,
+    push_event, pusher, ref_update, repo_urls, required, required_text, sample_action,
+    sample_owner_name, union_files, url_before,
 };
 use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::SecretString;
@@ -356,7 +356,11 @@ impl GitHub {
         let base = required(HOST, "pull_request.base", pr.base)?;
         let head_sha = required_text(HOST, "pull_request.head.sha", head.sha)?;
         let base_ref = required_text(HOST, "pull_request.base.ref", base.git_ref)?;
-        let repo = required(HOST, "pull_request.base.repo", base.repo.or(payload.repository))?;
+        let repo = required(
+            HOST,
+            "pull_request.base.repo",
+            base.repo.or(payload.repository),
+        )?;
         let api = forge_repo(&repo)?;
         let head_repo_urls = match head.repo {
             Some(fork) if is_fork(fork.full_name.as_deref(), repo.full_name.as_deref()) => {
@@ -648,7 +652,10 @@ mod tests {
             assert_eq!(pr.source, EventSource::Github);
             assert_eq!(pr.action, PullRequestAction::Opened);
             assert_eq!(pr.number, 42);
-            assert_eq!(pr.delivery.as_deref(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+            assert_eq!(
+                pr.delivery.as_deref(),
+                Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            );
             assert_eq!(pr.title, "Raise the API replicas to 4");
             assert_eq!(pr.author.as_deref(), Some("Codertocat"));
             assert_eq!(
@@ -692,7 +699,10 @@ mod tests {
                 ("reopened", PullRequestAction::Reopened),
                 ("closed", PullRequestAction::Closed),
             ] {
-                assert_eq!(expect_pull_request(parse(&with_action(action))).action, want);
+                assert_eq!(
+                    expect_pull_request(parse(&with_action(action))).action,
+                    want
+                );
             }
             let reason = expect_ignored(parse(LABELED));
             assert!(reason.contains("labeled"), "{reason}");
@@ -707,7 +717,9 @@ mod tests {
             let body = edited(
                 &with_action("edited"),
                 "/changes",
-                Some(serde_json::json!({"base": {"ref": {"from": "develop"}, "sha": {"from": HEAD}}})),
+                Some(
+                    serde_json::json!({"base": {"ref": {"from": "develop"}, "sha": {"from": HEAD}}}),
+                ),
             );
             let pr = expect_pull_request(parse(&body));
             assert_eq!(pr.action, PullRequestAction::Updated);
@@ -728,9 +740,16 @@ mod tests {
                 ]
             );
             assert_eq!(pr.repo_urls[0], "https://github.com/octo-org/gitops.git");
-            assert_eq!(pr.api.owner, "octo-org", "comments go to the base repository");
+            assert_eq!(
+                pr.api.owner, "octo-org",
+                "comments go to the base repository"
+            );
             // A deleted fork leaves `head.repo` null: the head commit is still previewed.
-            let gone = edited(FORK, "/pull_request/head/repo", Some(serde_json::Value::Null));
+            let gone = edited(
+                FORK,
+                "/pull_request/head/repo",
+                Some(serde_json::Value::Null),
+            );
             let pr = expect_pull_request(parse(&gone));
             assert!(pr.head_repo_urls.is_empty());
             assert_eq!(pr.head_sha, HEAD);
@@ -750,7 +769,10 @@ mod tests {
             }
             let pr = expect_pull_request(parse(&body));
             assert_eq!(pr.api.api_url, "https://github.example.com/api/v3");
-            assert_eq!((pr.api.owner.as_str(), pr.api.name.as_str()), ("octo-org", "gitops"));
+            assert_eq!(
+                (pr.api.owner.as_str(), pr.api.name.as_str()),
+                ("octo-org", "gitops")
+            );
         }
 
         #[test]
@@ -769,13 +791,33 @@ mod tests {
                 assert!(message.contains(field), "{pointer}: {message}");
             }
             for (pointer, value, field) in [
-                ("/pull_request/head/sha", serde_json::json!("6dcb09b"), "head_sha"),
-                ("/pull_request/head/sha", serde_json::json!(""), "pull_request.head.sha"),
-                ("/pull_request/base/ref", serde_json::json!("a b"), "base_ref"),
-                ("/pull_request/base/sha", serde_json::json!("xyz"), "base_sha"),
+                (
+                    "/pull_request/head/sha",
+                    serde_json::json!("6dcb09b"),
+                    "head_sha",
+                ),
+                (
+                    "/pull_request/head/sha",
+                    serde_json::json!(""),
+                    "pull_request.head.sha",
+                ),
+                (
+                    "/pull_request/base/ref",
+                    serde_json::json!("a b"),
+                    "base_ref",
+                ),
+                (
+                    "/pull_request/base/sha",
+                    serde_json::json!("xyz"),
+                    "base_sha",
+                ),
                 ("/number", serde_json::json!(0), "number"),
                 ("/number", serde_json::json!("42"), "payload"),
-                ("/pull_request/base/repo/url", serde_json::json!("https://github.com/octo-org/gitops"), "repository.url"),
+                (
+                    "/pull_request/base/repo/url",
+                    serde_json::json!("https://github.com/octo-org/gitops"),
+                    "repository.url",
+                ),
             ] {
                 let mut body = edited(OPENED, pointer, Some(value));
                 if pointer == "/pull_request/base/repo/url" {
@@ -800,7 +842,11 @@ mod tests {
             let pr = expect_pull_request(parse(&body));
             assert_eq!(pr.title.chars().count(), crate::webhook::MAX_TITLE_CHARS);
             assert!(pr.title.starts_with("abx"));
-            let body = edited(OPENED, "/pull_request/html_url", Some(serde_json::json!("javascript:alert(1)")));
+            let body = edited(
+                OPENED,
+                "/pull_request/html_url",
+                Some(serde_json::json!("javascript:alert(1)")),
+            );
             assert_eq!(expect_pull_request(parse(&body)).html_url, None);
         }
     }

@@ -533,7 +533,10 @@ impl GitLab {
                 action,
                 number,
                 title: mr.title,
-                author: pusher([payload.user.pointer("/username"), payload.user.pointer("/name")]),
+                author: pusher([
+                    payload.user.pointer("/username"),
+                    payload.user.pointer("/name"),
+                ]),
                 html_url: mr.url,
                 repo_urls: vec![project.git_http_url, project.git_ssh_url, Some(web_url)],
                 base_ref,
@@ -909,10 +912,7 @@ mod tests {
 
     #[test]
     fn other_events_are_ignored_not_refused() {
-        assert!(matches!(
-            parse("Note Hook", b"{}"),
-            Ok(Outcome::Ignored(_))
-        ));
+        assert!(matches!(parse("Note Hook", b"{}"), Ok(Outcome::Ignored(_))));
         assert!(matches!(
             parse("Pipeline Hook", b"not even json"),
             Ok(Outcome::Ignored(_))
@@ -1214,7 +1214,10 @@ mod tests {
             );
             assert_eq!(pr.repo_urls, urls());
             assert_eq!(pr.base_ref, "main");
-            assert_eq!(pr.base_sha, None, "oldrev is not the base; no diff_refs sent");
+            assert_eq!(
+                pr.base_sha, None,
+                "oldrev is not the base; no diff_refs sent"
+            );
             assert_eq!(pr.head_sha, AFTER);
             assert_eq!(pr.head_ref.as_deref(), Some("feature/replicas"));
             assert!(pr.head_repo_urls.is_empty());
@@ -1240,7 +1243,11 @@ mod tests {
                 ("close", PullRequestAction::Closed),
                 ("merge", PullRequestAction::Closed),
             ] {
-                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                let body = edited(
+                    OPEN,
+                    "/object_attributes/action",
+                    Some(serde_json::json!(action)),
+                );
                 assert_eq!(expect_pull_request(mr(&body)).action, want, "{action}");
             }
             assert_eq!(
@@ -1252,7 +1259,11 @@ mod tests {
             let reason = expect_ignored(mr(APPROVED));
             assert!(reason.contains("approved"), "{reason}");
             for action in ["unapproved", "approval", "unapproval"] {
-                let body = edited(OPEN, "/object_attributes/action", Some(serde_json::json!(action)));
+                let body = edited(
+                    OPEN,
+                    "/object_attributes/action",
+                    Some(serde_json::json!(action)),
+                );
                 assert!(expect_ignored(mr(&body)).contains(action));
             }
         }
@@ -1269,9 +1280,16 @@ mod tests {
                 ]
             );
             assert_eq!(pr.repo_urls, urls());
-            assert_eq!(pr.api.name, "14", "the target project hosts the merge request");
+            assert_eq!(
+                pr.api.name, "14",
+                "the target project hosts the merge request"
+            );
             // A deleted source project: the head commit is still there in the target.
-            let gone = edited(FORK, "/object_attributes/source", Some(serde_json::Value::Null));
+            let gone = edited(
+                FORK,
+                "/object_attributes/source",
+                Some(serde_json::Value::Null),
+            );
             assert!(expect_pull_request(mr(&gone)).head_repo_urls.is_empty());
         }
 
@@ -1280,15 +1298,36 @@ mod tests {
             let mut body = edited(
                 OPEN,
                 "/project/web_url",
-                Some(serde_json::json!("https://example.com/gitlab/platform/deploy")),
+                Some(serde_json::json!(
+                    "https://example.com/gitlab/platform/deploy"
+                )),
             );
-            body = edited(&body, "/project/git_http_url", Some(serde_json::json!("https://example.com/gitlab/platform/deploy.git")));
+            body = edited(
+                &body,
+                "/project/git_http_url",
+                Some(serde_json::json!(
+                    "https://example.com/gitlab/platform/deploy.git"
+                )),
+            );
             let pr = expect_pull_request(mr(&body));
             assert_eq!(pr.api.api_url, "https://example.com/gitlab/api/v4");
             // A nested group: only the namespace path is dropped.
-            let nested = edited(OPEN, "/project/web_url", Some(serde_json::json!("https://gitlab.example.com/platform/team/deploy")));
-            let nested = edited(&nested, "/project/path_with_namespace", Some(serde_json::json!("platform/team/deploy")));
-            assert_eq!(expect_pull_request(mr(&nested)).api.api_url, "https://gitlab.example.com/api/v4");
+            let nested = edited(
+                OPEN,
+                "/project/web_url",
+                Some(serde_json::json!(
+                    "https://gitlab.example.com/platform/team/deploy"
+                )),
+            );
+            let nested = edited(
+                &nested,
+                "/project/path_with_namespace",
+                Some(serde_json::json!("platform/team/deploy")),
+            );
+            assert_eq!(
+                expect_pull_request(mr(&nested)).api.api_url,
+                "https://gitlab.example.com/api/v4"
+            );
         }
 
         #[test]
@@ -1296,26 +1335,48 @@ mod tests {
             let body = edited(
                 OPEN,
                 "/object_attributes/diff_refs",
-                Some(serde_json::json!({"base_sha": BEFORE, "head_sha": AFTER, "start_sha": BEFORE})),
+                Some(
+                    serde_json::json!({"base_sha": BEFORE, "head_sha": AFTER, "start_sha": BEFORE}),
+                ),
             );
-            assert_eq!(expect_pull_request(mr(&body)).base_sha.as_deref(), Some(BEFORE));
+            assert_eq!(
+                expect_pull_request(mr(&body)).base_sha.as_deref(),
+                Some(BEFORE)
+            );
         }
 
         #[test]
         fn missing_essentials_are_refused_naming_the_field() {
             for (pointer, field) in [
-                ("/object_attributes/last_commit", "object_attributes.last_commit.id"),
-                ("/object_attributes/last_commit/id", "object_attributes.last_commit.id"),
-                ("/object_attributes/target_branch", "object_attributes.target_branch"),
+                (
+                    "/object_attributes/last_commit",
+                    "object_attributes.last_commit.id",
+                ),
+                (
+                    "/object_attributes/last_commit/id",
+                    "object_attributes.last_commit.id",
+                ),
+                (
+                    "/object_attributes/target_branch",
+                    "object_attributes.target_branch",
+                ),
                 ("/object_attributes/iid", "object_attributes.iid"),
                 ("/object_attributes", "object_attributes"),
             ] {
                 let message = expect_bad_payload(mr(&edited(OPEN, pointer, None)));
                 assert!(message.contains(field), "{pointer}: {message}");
             }
-            let short = edited(OPEN, "/object_attributes/last_commit/id", Some(serde_json::json!("da15608")));
+            let short = edited(
+                OPEN,
+                "/object_attributes/last_commit/id",
+                Some(serde_json::json!("da15608")),
+            );
             assert!(expect_bad_payload(mr(&short)).contains("head_sha"));
-            let unrelated = edited(OPEN, "/project/path_with_namespace", Some(serde_json::json!("other/project")));
+            let unrelated = edited(
+                OPEN,
+                "/project/path_with_namespace",
+                Some(serde_json::json!("other/project")),
+            );
             assert!(expect_bad_payload(mr(&unrelated)).contains("path_with_namespace"));
         }
 
@@ -1338,11 +1399,17 @@ mod tests {
                 let req = GitLab.sample_pull_request(&sample, Some(secret));
                 let headers = req.header_map();
                 let request = Request::new(&headers, &req.body);
-                assert_eq!(GitLab.authenticate(&request, &secrets(&[secret])), Credential::Valid);
+                assert_eq!(
+                    GitLab.authenticate(&request, &secrets(&[secret])),
+                    Credential::Valid
+                );
                 let pr = expect_pull_request(GitLab.parse(&request));
                 assert_eq!(pr.api.api_url, "http://127.0.0.1:8929/api/v4");
                 assert_eq!(pr.action, PullRequestAction::Updated);
-                assert_eq!(pr.head_repo_urls[0], "https://gitlab.example.com/jdoe/deploy.git");
+                assert_eq!(
+                    pr.head_repo_urls[0],
+                    "https://gitlab.example.com/jdoe/deploy.git"
+                );
                 assert_eq!(pr.base_sha.as_deref(), Some(BEFORE));
             }
         }

@@ -16,8 +16,7 @@ use super::{
 use crate::event::{EventSource, PullRequestAction, RefUpdate, is_null_sha};
 
 /// Why Gogs pull requests are not previewed.
-pub const GOGS_PULL_REQUEST_IGNORED: &str =
-    "Gogs pull request events carry no head commit (only head_branch), so there is nothing to preview";
+pub const GOGS_PULL_REQUEST_IGNORED: &str = "Gogs pull request events carry no head commit (only head_branch), so there is nothing to preview";
 use crate::secret::SecretString;
 
 /// Gogs and Gitea cut the commit list of a push to `[ui] FEED_MAX_COMMIT_NUM` (default 5).
@@ -392,7 +391,9 @@ impl Provider for Gogs {
             })
         };
         let base_repo = repository(pr.repo_url, 1);
-        let head_repo = pr.fork_url.map_or_else(|| base_repo.clone(), |f| repository(f, 2));
+        let head_repo = pr
+            .fork_url
+            .map_or_else(|| base_repo.clone(), |f| repository(f, 2));
         let web = pr.repo_url.strip_suffix(".git").unwrap_or(pr.repo_url);
         let closed = pr.action == PullRequestAction::Closed;
         let body = serde_json::json!({

@@ -381,7 +381,10 @@ mod pull_requests {
     fn every_host_s_fork_sample_names_the_fork_as_the_head_repository() {
         let fork = "https://git.example.com/someone/repo.git";
         for p in hosts() {
-            let req = p.sample_pull_request(&sample(PullRequestAction::Updated, Some(fork)), Some(SECRET));
+            let req = p.sample_pull_request(
+                &sample(PullRequestAction::Updated, Some(fork)),
+                Some(SECRET),
+            );
             let r = run(&req, &secrets_for(p.name(), Some(SECRET), false));
             let Ok(Received {
                 outcome: Outcome::PullRequest(pr),
@@ -410,7 +413,9 @@ mod pull_requests {
             };
             let (owner, name) = (pr.api.owner.as_str(), pr.api.name.as_str());
             match p.name() {
-                "github" | "gitea" | "bitbucket-cloud" => assert_eq!((owner, name), ("org", "repo")),
+                "github" | "gitea" | "bitbucket-cloud" => {
+                    assert_eq!((owner, name), ("org", "repo"))
+                }
                 "bitbucket-server" => assert_eq!((owner, name), ("ORG", "repo")),
                 "gitlab" => assert!(owner.is_empty() && name.parse::<u64>().is_ok(), "{name}"),
                 "azure-devops" => assert!(!owner.is_empty() && !name.is_empty()),
@@ -422,7 +427,8 @@ mod pull_requests {
     #[test]
     fn a_pull_request_with_a_bad_signature_is_refused_before_parsing() {
         for p in PROVIDERS.iter().filter(|p| p.name() != "generic") {
-            let forged = p.sample_pull_request(&sample(PullRequestAction::Opened, None), Some("forged"));
+            let forged =
+                p.sample_pull_request(&sample(PullRequestAction::Opened, None), Some("forged"));
             let r = run(&forged, &secrets_for(p.name(), Some(SECRET), false));
             assert!(unauthorized(&r), "{}: {r:?}", p.name());
         }
@@ -461,6 +467,10 @@ mod pull_requests {
         );
         assert_eq!(url_without_path("https://h/g/p", "other/p"), None);
         assert_eq!(url_without_path("https://h/g/p", ""), None);
-        assert_eq!(url_without_path("https://h/xg/p", "g/p"), None, "whole segments only");
+        assert_eq!(
+            url_without_path("https://h/xg/p", "g/p"),
+            None,
+            "whole segments only"
+        );
     }
 }

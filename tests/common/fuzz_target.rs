@@ -286,12 +286,18 @@ pub fn check_event(ev: &PushEvent) -> Result<(), String> {
 /// and a document that reads back as itself.
 pub fn check_pull_request(pr: &PullRequestEvent) -> Result<(), String> {
     if pr.repo_urls.is_empty() || pr.repo_urls.iter().any(|u| u.trim().is_empty()) {
-        return Err(format!("a pull request without usable repository URLs: {:?}", pr.repo_urls));
+        return Err(format!(
+            "a pull request without usable repository URLs: {:?}",
+            pr.repo_urls
+        ));
     }
     if pr.number == 0 || pr.head_sha.trim().is_empty() || pr.base_ref.trim().is_empty() {
-        return Err(format!("a pull request without number, head or base: {pr:?}"));
+        return Err(format!(
+            "a pull request without number, head or base: {pr:?}"
+        ));
     }
-    let text = serde_json::to_vec(pr).map_err(|e| format!("the pull request does not serialise: {e}"))?;
+    let text =
+        serde_json::to_vec(pr).map_err(|e| format!("the pull request does not serialise: {e}"))?;
     match serde_json::from_slice::<PullRequestEvent>(&text) {
         Ok(back) if back == *pr => Ok(()),
         Ok(back) => Err(format!("the pull request reads back changed: {back:?}")),
