@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
-    Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
-    push_event, pusher, ref_update, repo_urls, required, required_text, sample_owner_name,
-    url_before,
+    Signature, SignedRequest, WebhookError, hmac_credential, is_fork, parse_json,
+    pull_request_event, push_event, pusher, ref_update, repo_urls, required, required_text,
+    sample_owner_name, url_before,
 };
 use crate::domain::repo_url::{RepoUrl, Scheme};
 use crate::event::{EventSource, ForgeRepo, PullRequestAction, RefUpdate};
@@ -413,9 +413,7 @@ impl BitbucketCloud {
         )?;
         let api = forge_repo(&repo)?;
         let head_repo_urls = match source.repository {
-            Some(fork)
-                if super::github::is_fork(fork.full_name.as_deref(), repo.full_name.as_deref()) =>
-            {
+            Some(fork) if is_fork(fork.full_name.as_deref(), repo.full_name.as_deref()) => {
                 let (https, ssh, html) = repository_urls(fork);
                 vec![https, ssh, html]
             }

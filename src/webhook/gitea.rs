@@ -5,13 +5,12 @@
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
-use super::github::is_fork;
 use super::gogs::{RefEventPolicy, hex_signature, parse_push, parse_ref_event, sample_body};
 use super::{
     Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
-    Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
-    pusher, required, required_text, sample_action, sample_owner_name, url_before,
-    url_without_path,
+    Signature, SignedRequest, WebhookError, hmac_credential, is_fork, parse_json,
+    pull_request_event, pusher, required, required_text, sample_action, sample_owner_name,
+    url_before, url_without_path,
 };
 use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::SecretString;

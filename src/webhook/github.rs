@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::{
     Credential, Outcome, Provider, PullRequestDraft, Request, SamplePullRequest, SamplePush,
-    Signature, SignedRequest, WebhookError, hmac_credential, parse_json, pull_request_event,
-    push_event, pusher, ref_update, repo_urls, required, required_text, sample_action,
-    sample_owner_name, union_files, url_before,
+    Signature, SignedRequest, WebhookError, hmac_credential, is_fork, parse_json,
+    pull_request_event, push_event, pusher, ref_update, repo_urls, required, required_text,
+    sample_action, sample_owner_name, union_files, url_before,
 };
 use crate::event::{EventSource, ForgeRepo, PullRequestAction};
 use crate::secret::SecretString;
@@ -386,15 +386,6 @@ impl GitHub {
                 api,
             },
         )?))
-    }
-}
-
-/// Whether the head repository is another one than the base (a fork); names compare without
-/// case, as GitHub and Gitea treat them.
-pub(super) fn is_fork(head: Option<&str>, base: Option<&str>) -> bool {
-    match (head, base) {
-        (Some(head), Some(base)) => !head.trim().eq_ignore_ascii_case(base.trim()),
-        _ => false,
     }
 }
 

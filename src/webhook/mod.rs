@@ -130,6 +130,9 @@ pub enum Credential {
 }
 
 /// What a valid webhook asks of us.
+// One per request, moved straight to its handler: the pull request's size costs nothing, and
+// boxing it would change the contract the API layer matches on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Outcome {
     /// A push to enqueue.
@@ -335,16 +338,21 @@ pub struct SamplePullRequest<'a> {
     /// Where the host's API serves (see [`ForgeRepo`]): `https://api.github.com`,
     /// `https://gitlab.example.com/api/v4`, a local fake server…
     pub api_url: &'a str,
+    /// The number people see.
     pub number: u64,
+    /// What happened, in the host's nearest vocabulary.
     pub action: PullRequestAction,
     /// The branch merged into (short name).
     pub base_ref: &'a str,
+    /// The base branch's commit.
     pub base_sha: &'a str,
+    /// The head commit (Bitbucket Cloud's sample sends its first 12 digits, as the host does).
     pub head_sha: &'a str,
     /// The head branch (short name).
     pub head_ref: &'a str,
     /// The head repository's URL when the PR comes from a fork.
     pub fork_url: Option<&'a str>,
+    /// The pull request's title.
     pub title: &'a str,
     /// The author's login.
     pub author: &'a str,
@@ -523,21 +531,29 @@ pub const MAX_TITLE_CHARS: usize = 1024;
 /// [`pull_request_event`]. Required fields are already present (see [`required`]).
 #[derive(Debug, Clone)]
 pub struct PullRequestDraft {
+    /// What happened.
     pub action: PullRequestAction,
+    /// The number people see (0 is refused).
     pub number: u64,
+    /// The title; cut to [`MAX_TITLE_CHARS`].
     pub title: Option<String>,
+    /// Who opened it (or, on GitLab, who acted).
     pub author: Option<String>,
+    /// The pull request's web page; dropped unless http(s).
     pub html_url: Option<String>,
     /// Every URL the host gave for the base repository (blanks and repeats are dropped).
     pub repo_urls: Vec<Option<String>>,
     /// The base branch, with or without `refs/heads/`.
     pub base_ref: String,
+    /// The base branch's commit, when the host says.
     pub base_sha: Option<String>,
+    /// The head commit.
     pub head_sha: String,
     /// The head branch, with or without `refs/heads/`.
     pub head_ref: Option<String>,
     /// The fork's URLs; empty when the head branch lives in the base repository.
     pub head_repo_urls: Vec<Option<String>>,
+    /// Where the host's API serves the base repository.
     pub api: ForgeRepo,
 }
 
@@ -697,6 +713,15 @@ fn pull_request_urls(urls: Vec<Option<String>>) -> Result<Vec<String>, String> {
         return Err("has no URL Capstan can parse".into());
     }
     Ok(urls)
+}
+
+/// Whether the head repository is another one than the base (a fork); names compare without
+/// case, as GitHub and Gitea treat them.
+pub fn is_fork(head: Option<&str>, base: Option<&str>) -> bool {
+    match (head, base) {
+        (Some(head), Some(base)) => !head.trim().eq_ignore_ascii_case(base.trim()),
+        _ => false,
+    }
 }
 
 /// `text` without control characters, trimmed and cut to `max` characters.

@@ -425,6 +425,52 @@ mod pull_requests {
     }
 
     #[test]
+    fn samples_of_local_repositories_round_trip_too() {
+        // End-to-end tests serve repositories from disk and the host API from a local port.
+        for repo_url in [
+            "/tmp/capstan-e2e/repos/app.git",
+            "file:///tmp/capstan-e2e/repos/app",
+        ] {
+            for p in hosts() {
+                let pr = SamplePullRequest {
+                    repo_url,
+                    api_url: "http://127.0.0.1:18080",
+                    ..sample(
+                        PullRequestAction::Opened,
+                        Some("/tmp/capstan-e2e/forks/app.git"),
+                    )
+                };
+                let req = p.sample_pull_request(&pr, Some(SECRET));
+                let r = run(&req, &secrets_for(p.name(), Some(SECRET), false));
+                let Ok(Received {
+                    outcome: Outcome::PullRequest(pr),
+                    ..
+                }) = r
+                else {
+                    panic!("{} {repo_url}: {r:?}", p.name());
+                };
+                assert!(
+                    pr.repo_urls.iter().any(|u| u == repo_url),
+                    "{}: {:?}",
+                    p.name(),
+                    pr.repo_urls
+                );
+                assert!(
+                    pr.head_repo_urls
+                        .iter()
+                        .any(|u| u == "/tmp/capstan-e2e/forks/app.git"),
+                    "{}: {:?}",
+                    p.name(),
+                    pr.head_repo_urls
+                );
+                if p.name() != "gitlab" {
+                    assert_eq!(pr.api.api_url, "http://127.0.0.1:18080", "{}", p.name());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_pull_request_with_a_bad_signature_is_refused_before_parsing() {
         for p in PROVIDERS.iter().filter(|p| p.name() != "generic") {
             let forged =

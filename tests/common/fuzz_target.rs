@@ -9,11 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use capstan::event::{PullRequestEvent, PushEvent};
+use capstan::event::{PullRequestAction, PullRequestEvent, PushEvent};
 use capstan::secret::SecretString;
 use capstan::webhook::{
-    self, Outcome, PROVIDERS, Provider, Received, Request, SamplePush, Signature, SignedRequest,
-    WebhookError, WebhookSecrets,
+    self, Outcome, PROVIDERS, Provider, Received, Request, SamplePullRequest, SamplePush,
+    Signature, SignedRequest, WebhookError, WebhookSecrets,
 };
 use serde_json::json;
 
@@ -82,7 +82,8 @@ impl Target {
 }
 
 /// The repository, refs and files the seeds describe, in several push shapes: a branch push
-/// with and without a file list, a tag, a created and a deleted ref, an ssh URL with odd names.
+/// with and without a file list, a tag, a created and a deleted ref, an ssh URL with odd names;
+/// then a pull request from a fork.
 pub fn sample_requests(p: &dyn Provider, secret: Option<&str>) -> Vec<SignedRequest> {
     let files = vec!["apps/a/deploy.yaml".to_owned(), "README.md".to_owned()];
     let odd_files: Vec<String> = (0..40).map(|i| format!("dir {i}/ü😀-{i}.yaml")).collect();
@@ -123,7 +124,24 @@ pub fn sample_requests(p: &dyn Provider, secret: Option<&str>) -> Vec<SignedRequ
             ..base
         },
     ];
-    pushes.iter().map(|push| p.sample(push, secret)).collect()
+    let pull_request = SamplePullRequest {
+        repo_url: "https://git.example.com/org/repo.git",
+        api_url: "https://git.example.com/api/v4",
+        number: 7,
+        action: PullRequestAction::Updated,
+        base_ref: "main",
+        base_sha: "1111111111111111111111111111111111111111",
+        head_sha: "2222222222222222222222222222222222222222",
+        head_ref: "feature/x",
+        fork_url: Some("git@git.example.com:fork/repo.git"),
+        title: "Preview",
+        author: "capstan",
+    };
+    pushes
+        .iter()
+        .map(|push| p.sample(push, secret))
+        .chain([p.sample_pull_request(&pull_request, secret)])
+        .collect()
 }
 
 /// JSON bodies under tests/fixtures/webhooks/ (any depth); none is fine.
