@@ -310,3 +310,86 @@ async fn a_pr_that_breaks_a_manifest_fails_naming_the_file_and_one_touching_no_a
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_annotated_for_commit_statuses_reports_pending_then_success_on_the_synced_commit() {
+    use kube::api::{Api, PostParams};
+
+    let forge = ForgeServer::start();
+    // A self-hosted Gitea: its API and its Git server share the host (127.0.0.1), so the
+    // configured entry names the app's repository; the repository lives at /octo/shop.
+    let app = spawn_app(Options {
+        extra_env: vec![("CAPSTAN__NOTIFY__URL".into(), CAPSTAN_URL.into())],
+        extra_toml: format!(
+            "[forge]\nretry_initial_ms = 100\n[forge.hosts.gitea]\nkind = \"gitea\"\napi_url = {:?}\ntoken = {:?}\n",
+            forge.api_url("gitea"),
+            forge.token("gitea")
+        ),
+        ..Default::default()
+    })
+    .await;
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(served.path().join("octo")).expect("dir");
+    std::os::unix::fs::symlink(app.repo.path(), served.path().join("octo/shop")).expect("link");
+    let git = super::common::git_http::GitHttpServer::start(served.path(), None);
+    let repo_url = git.url_for("octo/shop");
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    let first = app.repo.commit("web");
+    let doc = serde_json::json!({"apiVersion": "capstan.dev/v1alpha1", "kind": "Application",
+    "metadata": {"name": "statused", "namespace": APP_NAMESPACE,
+                 "annotations": {"capstan.dev/commit-status": "true"}},
+    "spec": {
+        "project": "default",
+        "source": { "repoURL": repo_url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+        "syncPolicy": { "automated": { "prune": true } },
+    }});
+    let obj: capstan::store::Application = serde_json::from_value(doc).expect("application");
+    Api::<capstan::store::Application>::namespaced(app.kube.clone(), APP_NAMESPACE)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("application created");
+    let mut states = Vec::new();
+    for _ in 0..600 {
+        states = forge
+            .statuses(&first)
+            .iter()
+            .filter(|s| s.context == "capstan/statused")
+            .map(|s| s.state.clone())
+            .collect();
+        if states.last().map(String::as_str) == Some("success") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        states,
+        ["pending", "success"],
+        "{:#?}",
+        forge.statuses(&first)
+    );
+    let success = forge
+        .statuses(&first)
+        .into_iter()
+        .rfind(|s| s.state == "success")
+        .expect("success");
+    assert_eq!(
+        success.target_url.as_deref(),
+        Some(format!("{CAPSTAN_URL}/applications/{APP_NAMESPACE}/statused").as_str())
+    );
+    // The status went to the repository the clone URL names, with Gitea's token header.
+    let call = forge
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.contains("/statuses/"))
+        .expect("a status call");
+    assert!(
+        call.path.contains("/repos/octo/shop/statuses/"),
+        "{call:#?}"
+    );
+    assert_eq!(
+        call.headers.get("authorization"),
+        Some(&format!("token {}", forge.token("gitea")))
+    );
+}
