@@ -118,10 +118,8 @@ pub async fn commits(
     let want = event.head_sha.to_ascii_lowercase();
     let mut tried = Vec::new();
     let mut candidates = Vec::new();
-    if event.head_repo_urls.is_empty() {
-        if let Some(branch) = &event.head_ref {
-            candidates.push(format!("refs/heads/{branch}"));
-        }
+    if let (true, Some(branch)) = (event.head_repo_urls.is_empty(), &event.head_ref) {
+        candidates.push(format!("refs/heads/{branch}"));
     }
     candidates.extend(pull_ref(&event.source, event.number));
     if want.len() == 40 || want.len() == 64 {

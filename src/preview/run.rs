@@ -76,10 +76,10 @@ async fn handle(previewer: &Previewer, delivery: Delivery) {
         // Another process has the message now: it computes the preview again.
         _ = lost.cancelled() => None,
     };
-    if done.is_some() {
-        if let Err(e) = delivery.ack().await {
-            warn!(error = %e, "ack of a finished preview failed; it may run again");
-        }
+    if done.is_some()
+        && let Err(e) = delivery.ack().await
+    {
+        warn!(error = %e, "ack of a finished preview failed; it may run again");
     }
 }
 
