@@ -54,7 +54,7 @@ pub fn summary(apps: &[AppPreview]) -> (PreviewState, String) {
         };
         return (
             PreviewState::Failed,
-            format!("{}: {reason}{more}", first.app),
+            format!("{}: {}{more}", first.app, condensed(reason)),
         );
     }
     let changed = apps.iter().filter(|a| a.changes()).count();
@@ -72,6 +72,31 @@ pub fn summary(apps: &[AppPreview]) -> (PreviewState, String) {
         ),
     };
     (PreviewState::Succeeded, message)
+}
+
+/// A reason short enough for a status line (hosts cut descriptions at 140 characters): without
+/// the condition's name, and with commit ids shortened, so the file an error names survives.
+fn condensed(reason: &str) -> String {
+    let reason = ["ComparisonError: ", "InvalidSpecError: "]
+        .iter()
+        .find_map(|p| reason.strip_prefix(p))
+        .unwrap_or(reason);
+    let mut out = String::with_capacity(reason.len());
+    let mut run = String::new();
+    for c in reason.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        if run.len() == 40 || run.len() == 64 {
+            run.truncate(7);
+        }
+        out.push_str(&run);
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 fn plural(n: usize) -> &'static str {
@@ -249,6 +274,17 @@ mod tests {
             comment: None,
             report_error: None,
         }
+    }
+
+    #[test]
+    fn a_failure_reason_is_condensed_so_the_file_fits_in_a_status() {
+        assert_eq!(
+            condensed(
+                "ComparisonError: rendering chart at ad4fb2d362d0f3d80a127f25988b196514694a02: helm failed: parse error at (web/templates/cm.yaml:4)"
+            ),
+            "rendering chart at ad4fb2d: helm failed: parse error at (web/templates/cm.yaml:4)"
+        );
+        assert_eq!(condensed("cafe is not a sha"), "cafe is not a sha");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::forge::{ForgeError, Forges};
 use crate::queue::{Delivery, QueueError, SharedQueue, Topic};
 use crate::worker::reconcile::Context;
 
+/// How long the pending status may take before the preview goes on without it.
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a preview needs; cheap to clone.
 #[derive(Clone)]
 pub struct Previewer {
@@ -94,7 +97,13 @@ impl Previewer {
             Err(e) => warn!(error = %e, "earlier preview not readable"),
         }
         self.keep(&preview).await;
-        self.report_status(&mut preview).await;
+        // "Pending" is a courtesy: a host that is down must not hold up the preview itself.
+        if tokio::time::timeout(PENDING_WAIT, self.report_status(&mut preview))
+            .await
+            .is_err()
+        {
+            warn!("the pending status was not set in time; computing the preview anyway");
+        }
 
         let apps = compute::affected(&self.ctx, event).await;
         let mut commits: HashMap<String, Result<Commits, String>> = HashMap::new();
@@ -113,6 +122,8 @@ impl Previewer {
             let result = match commits.get(&url) {
                 Some(Ok(c)) => {
                     preview.base_sha = Some(c.base.clone());
+                    // Bitbucket Cloud names the head by 12 digits; the status goes on the commit.
+                    preview.head_sha = c.head.clone();
                     compute::preview_app(&self.ctx, app, event, c).await
                 }
                 Some(Err(e)) => failed_app(app, e),
@@ -127,11 +138,12 @@ impl Previewer {
         preview.finished_at = Some(crate::event::now_rfc3339());
         record::bound(&mut preview);
         info!(state = ?preview.state, apps = preview.apps.len(), message = %preview.message, "preview computed");
-        self.report_status(&mut preview).await;
+        // The comment first: once the status turns, the comment it sums up is there to read.
         // No comment on a PR that touches no app, unless an earlier push left one to correct.
         if preview.state != PreviewState::NoApps || preview.comment.is_some() {
             self.report_comment(&mut preview, event).await;
         }
+        self.report_status(&mut preview).await;
         self.keep(&preview).await;
         preview
     }

@@ -1,8 +1,8 @@
 //! Pull-request previews end to end: a signed GitHub pull_request webhook for a branch that
 //! changes an image yields one comment naming the change and a success status on the head
 //! commit, through a local server implementing GitHub's documented endpoints; a second push
-//! edits the same comment; a PR whose manifest does not render gets a failure status naming the
-//! file; a PR into a branch no app follows gets a status saying so. Nothing is ever applied.
+//! edits the same comment; a PR whose Helm chart does not render gets a failure status naming
+//! the file; a PR into a branch no app follows gets a status saying so. Nothing is ever applied.
 
 use std::time::Duration;
 
@@ -68,13 +68,23 @@ async fn pr_webhook(
     req.body(request.body).send().await.expect("webhook")
 }
 
+/// A host's state word as GitHub spells it (Bitbucket's `SUCCESSFUL`, Azure's `succeeded` …).
+fn word(state: &str) -> &'static str {
+    match state.to_ascii_lowercase().as_str() {
+        "success" | "successful" | "succeeded" => "success",
+        "failure" | "failed" => "failure",
+        "pending" | "inprogress" | "running" => "pending",
+        _ => "other",
+    }
+}
+
 /// Waits for a final (non-pending) `capstan/preview` status on `sha`.
 async fn final_status(forge: &ForgeServer, sha: &str) -> super::common::forge_server::Status {
     for _ in 0..600 {
         if let Some(s) = forge
             .statuses(sha)
             .into_iter()
-            .rfind(|s| s.context == "capstan/preview" && s.state != "pending")
+            .rfind(|s| s.context == "capstan/preview" && word(&s.state) != "pending")
         {
             return s;
         }
@@ -242,20 +252,28 @@ async fn a_pull_request_gets_one_comment_with_its_changes_and_a_status_and_nothi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pr_that_breaks_a_manifest_fails_naming_the_file_and_one_touching_no_app_says_so() {
+async fn a_pr_that_breaks_a_chart_fails_naming_the_file_and_one_touching_no_app_says_so() {
+    super::common::tools::require("helm");
     let forge = ForgeServer::start();
     let app = spawn_with_forge(&forge).await;
-    app.repo.write("app/cm.yaml", &config_map("settings", "a"));
-    app.repo.commit("settings");
+    app.repo
+        .write("chart/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write("chart/values.yaml", "image: nginx:1.25\n")
+        .write(
+            "chart/templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  image: {{ .Values.image | quote }}\n",
+        );
+    app.repo.commit("chart");
     app.repo.branch("docs");
-    assert_eq!(app.create_app("web", "app", None).await.status(), 201);
+    assert_eq!(app.create_app("web", "chart", None).await.status(), 201);
     app.wait_app("web", 60, "OutOfSync", |a| sync_of(a).0 == "OutOfSync")
         .await;
 
+    // A template that no longer parses: helm names the file, and so does the status.
     app.repo.switch("broken");
     app.repo.write(
-        "app/broken.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n data: [unclosed\n",
+        "chart/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }-settings\n",
     );
     let head = app.repo.commit("break it");
     app.repo.switch("main");
@@ -274,11 +292,14 @@ async fn a_pr_that_breaks_a_manifest_fails_naming_the_file_and_one_touching_no_a
     );
     let status = final_status(&forge, &head).await;
     assert_eq!(status.state, "failure", "{status:#?}");
-    assert!(status.description.contains("broken.yaml"), "{status:#?}");
+    assert!(
+        status.description.contains("templates/configmap.yaml"),
+        "{status:#?}"
+    );
     let comments = forge.comments(8);
     assert_eq!(comments.len(), 1);
     assert!(
-        comments[0].body.contains("broken.yaml"),
+        comments[0].body.contains("templates/configmap.yaml"),
         "{}",
         comments[0].body
     );
@@ -328,11 +349,7 @@ async fn an_app_annotated_for_commit_statuses_reports_pending_then_success_on_th
         ..Default::default()
     })
     .await;
-    let served = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(served.path().join("octo")).expect("dir");
-    std::os::unix::fs::symlink(app.repo.path(), served.path().join("octo/shop")).expect("link");
-    let git = super::common::git_http::GitHttpServer::start(served.path(), None);
-    let repo_url = git.url_for("octo/shop");
+    let (_served, repo_url) = served_as_owner_and_name(&app);
     app.repo
         .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
     let first = app.repo.commit("web");
@@ -392,4 +409,203 @@ async fn an_app_annotated_for_commit_statuses_reports_pending_then_success_on_th
         call.headers.get("authorization"),
         Some(&format!("token {}", forge.token("gitea")))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_host_api_that_is_down_holds_up_no_sync() {
+    let forge = ForgeServer::start();
+    // Every call fails for a long while, and the preview keeps retrying it.
+    forge.fail_next(100_000, super::common::forge_server::Failure::Unavailable);
+    let app = spawn_app(Options {
+        extra_toml: format!(
+            "[forge]\nmax_attempts = 50\nretry_initial_ms = 2000\nretry_max_ms = 5000\n[forge.hosts.github]\nkind = \"github\"\napi_url = {:?}\ntoken = {:?}\n",
+            forge.api_url("github"),
+            forge.token("github")
+        ),
+        ..Default::default()
+    })
+    .await;
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    let first = app.repo.commit("web");
+    assert_eq!(app.create_app("web", "app", Some(true)).await.status(), 201);
+    app.wait_app("web", 60, "synced", |a| {
+        sync_of(a) == ("Synced".into(), first.clone())
+    })
+    .await;
+    app.repo.switch("bump");
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
+    let head = app.repo.commit("bump");
+    app.repo.switch("main");
+    let resp = pr_webhook(
+        &app,
+        &forge,
+        3,
+        PullRequestAction::Opened,
+        ("main", "bump"),
+        &head,
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    // The preview is stuck on the host's API …
+    eventually(30, "the preview calls the failing API", || async {
+        !forge.requests().is_empty()
+    })
+    .await;
+    // … while a push to main syncs as ever.
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.26"));
+    let second = app.repo.commit("main moves");
+    assert_eq!(
+        app.push_webhook(&second, Some(""), None).await.status(),
+        202
+    );
+    app.wait_app("web", 30, "synced to the push", |a| {
+        sync_of(a) == ("Synced".into(), second.clone())
+    })
+    .await;
+    let previews: Value = app
+        .get("/api/v1/previews?pr=3")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        previews["items"][0]["state"], "Running",
+        "the preview was not held up by the host API, so this proves nothing: {previews:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_git_host_gets_its_comment_and_status_in_its_own_api() {
+    use super::common::forge_server::HOSTS;
+
+    let forge = ForgeServer::start();
+    let hosts: String = HOSTS
+        .iter()
+        .map(|h| {
+            format!(
+                "[forge.hosts.{}]\nkind = {h:?}\napi_url = {:?}\ntoken = {:?}\n{}",
+                h.replace('-', "_"),
+                forge.api_url(h),
+                forge.token(h),
+                // Basic auth where the host documents it (app password, PAT).
+                match *h {
+                    "bitbucket-cloud" => "username = \"capstan-bot\"\n",
+                    "azure-devops" => "username = \"\"\n",
+                    _ => "",
+                }
+            )
+        })
+        .collect();
+    let mut env: Vec<(String, String)> = HOSTS
+        .iter()
+        .map(|h| {
+            (
+                format!(
+                    "CAPSTAN__WEBHOOK__PROVIDERS__{}__SECRET",
+                    h.replace('-', "_").to_uppercase()
+                ),
+                webhook_secret_for(h),
+            )
+        })
+        .collect();
+    env.push(("CAPSTAN__NOTIFY__URL".into(), CAPSTAN_URL.into()));
+    let app = spawn_app(Options {
+        extra_env: env,
+        extra_toml: format!("[forge]\nretry_initial_ms = 100\n{hosts}"),
+        ..Default::default()
+    })
+    .await;
+    app.repo
+        .write("app/deploy.yaml", &deployment("web", "nginx:1.25"));
+    app.repo.commit("web");
+    let (_served, repo_url) = served_as_owner_and_name(&app);
+    let spec = serde_json::json!({
+        "project": "default",
+        "source": { "repoURL": repo_url, "path": "app", "targetRevision": "main" },
+        "destination": { "server": "https://kubernetes.default.svc", "namespace": "default" },
+    });
+    assert_eq!(app.create_app_with("web", spec).await.status(), 201);
+    app.wait_app("web", 60, "OutOfSync", |a| sync_of(a).0 == "OutOfSync")
+        .await;
+    for (i, host) in HOSTS.iter().enumerate() {
+        let number = 20 + i as u64;
+        let branch = format!("pr-{host}");
+        app.repo.switch(&branch);
+        app.repo.write(
+            "app/deploy.yaml",
+            &deployment("web", &format!("nginx:2.{number}")),
+        );
+        let head = app.repo.commit(&format!("bump for {host}"));
+        app.repo.switch("main");
+        let base_sha = app.repo.git(&["rev-parse", "refs/heads/main"]);
+        // Bitbucket Cloud names commits by 12 digits.
+        let sent_sha = if *host == "bitbucket-cloud" {
+            &head[..12]
+        } else {
+            head.as_str()
+        };
+        let request = provider_named(host).expect("provider").sample_pull_request(
+            &SamplePullRequest {
+                repo_url: &repo_url,
+                api_url: &forge.api_url(host),
+                number,
+                action: PullRequestAction::Opened,
+                base_ref: "main",
+                base_sha: base_sha.trim(),
+                head_sha: sent_sha,
+                head_ref: &branch,
+                fork_url: None,
+                title: "Bump",
+                author: "dev",
+            },
+            Some(&webhook_secret_for(host)),
+        );
+        let mut req = app.http.post(format!("{}/api/webhook", app.address));
+        for (k, v) in &request.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.body(request.body).send().await.expect("webhook");
+        assert_eq!(resp.status(), 202, "{host}: {:?}", resp.text().await);
+        let status = final_status(&forge, &head).await;
+        assert_eq!(
+            (status.host, word(&status.state)),
+            (*host, "success"),
+            "{status:#?}"
+        );
+        let comments = forge.comments(number);
+        assert_eq!(comments.len(), 1, "{host}: {comments:#?}");
+        assert_eq!(comments[0].host, *host);
+        assert!(
+            comments[0].body.contains(&format!("nginx:2.{number}")),
+            "{host}: {}",
+            comments[0].body
+        );
+    }
+}
+
+/// The test repository served (without credentials) at `/octo/shop`, as hosts name
+/// repositories (owner and name); its URL.
+fn served_as_owner_and_name(
+    app: &TestApp,
+) -> (
+    (super::common::git_http::GitHttpServer, tempfile::TempDir),
+    String,
+) {
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(served.path().join("octo")).expect("dir");
+    std::os::unix::fs::symlink(app.repo.path(), served.path().join("octo/shop")).expect("link");
+    let git = super::common::git_http::GitHttpServer::start(served.path(), None);
+    let url = git.url_for("octo/shop");
+    ((git, served), url)
+}
+
+/// The webhook secret each host signs with here (Azure DevOps: `user:password`).
+fn webhook_secret_for(host: &str) -> String {
+    match host {
+        "azure-devops" => "capstan:azure-pr-secret".to_owned(),
+        other => format!("{other}-pr-secret"),
+    }
 }
