@@ -78,6 +78,15 @@ fn word(state: &str) -> &'static str {
     }
 }
 
+/// Commits `image` for the web Deployment on `branch` (main stays checked out); the commit.
+fn on_branch(app: &TestApp, branch: &str, image: &str, message: &str) -> String {
+    app.repo.switch(branch);
+    app.repo.write("app/deploy.yaml", &deployment("web", image));
+    let head = app.repo.commit(message);
+    app.repo.switch("main");
+    head
+}
+
 /// Waits for a final (non-pending) `capstan/preview` status on `sha`.
 async fn final_status(forge: &ForgeServer, sha: &str) -> super::common::forge_server::Status {
     for _ in 0..600 {
@@ -112,11 +121,7 @@ async fn a_pull_request_gets_one_comment_with_its_changes_and_a_status_and_nothi
     .await;
 
     // A PR that bumps the image.
-    app.repo.switch("bump");
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
-    let head = app.repo.commit("bump nginx");
-    app.repo.switch("main");
+    let head = on_branch(&app, "bump", "nginx:1.27", "bump nginx");
     let resp = pr_webhook(
         &app,
         &forge,
@@ -210,11 +215,7 @@ async fn a_pull_request_gets_one_comment_with_its_changes_and_a_status_and_nothi
     );
 
     // A second push to the PR edits the same comment.
-    app.repo.switch("bump");
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.29"));
-    let second = app.repo.commit("bump again");
-    app.repo.switch("main");
+    let second = on_branch(&app, "bump", "nginx:1.29", "bump again");
     let resp = pr_webhook(
         &app,
         &forge,
@@ -433,11 +434,7 @@ async fn a_git_host_api_that_is_down_holds_up_no_sync() {
         sync_of(a) == ("Synced".into(), first.clone())
     })
     .await;
-    app.repo.switch("bump");
-    app.repo
-        .write("app/deploy.yaml", &deployment("web", "nginx:1.27"));
-    let head = app.repo.commit("bump");
-    app.repo.switch("main");
+    let head = on_branch(&app, "bump", "nginx:1.27", "bump");
     let resp = pr_webhook(
         &app,
         &forge,
@@ -533,13 +530,12 @@ async fn every_git_host_gets_its_comment_and_status_in_its_own_api() {
     for (i, host) in HOSTS.iter().enumerate() {
         let number = 20 + i as u64;
         let branch = format!("pr-{host}");
-        app.repo.switch(&branch);
-        app.repo.write(
-            "app/deploy.yaml",
-            &deployment("web", &format!("nginx:2.{number}")),
+        let head = on_branch(
+            &app,
+            &branch,
+            &format!("nginx:2.{number}"),
+            &format!("bump for {host}"),
         );
-        let head = app.repo.commit(&format!("bump for {host}"));
-        app.repo.switch("main");
         let base_sha = app.repo.git(&["rev-parse", "refs/heads/main"]);
         // Bitbucket Cloud names commits by 12 digits.
         let sent_sha = if *host == "bitbucket-cloud" {
