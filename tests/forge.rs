@@ -41,6 +41,9 @@ fn entry(server: &ForgeServer, host: &str, token: &str) -> HostSettings {
         token: Some(SecretString::from(token)),
         token_file: None,
         username: (host == "bitbucket-cloud").then(|| BOT_USER.to_owned()),
+        app_id: None,
+        installation_id: None,
+        private_key_file: None,
     }
 }
 
@@ -706,4 +709,95 @@ async fn calls_run_on_spawned_tasks_sharing_one_client() {
     let mut want = HOSTS.to_vec();
     want.sort_unstable();
     assert_eq!(hosts, want, "one status on each host");
+}
+
+#[tokio::test]
+async fn a_github_app_buys_an_installation_token_once_and_uses_it() {
+    let server = ForgeServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let new_key = |name: &str| {
+        let path = dir.path().join(name);
+        let text = path.display().to_string();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &text,
+        ]);
+        (path, openssl(&["pkey", "-in", &text, "-pubout"]))
+    };
+    let (key, public) = new_key("app.pem");
+    server.accept_github_app("123456", &public);
+    let mut app_entry = entry(&server, "github", "unused");
+    app_entry.token = None;
+    app_entry.app_id = Some("123456".into());
+    app_entry.installation_id = Some(42);
+    app_entry.private_key_file = Some(key);
+    let settings = ForgeSettings {
+        timeout_ms: 5_000,
+        max_attempts: 2,
+        retry_initial_ms: 10,
+        retry_max_ms: 100,
+        requests_per_second: 0.0,
+        hosts: BTreeMap::from([("github".to_owned(), app_entry.clone())]),
+    };
+    let repo = server.repo("github");
+    let app_forges = forges(&settings);
+    for state in [StatusState::Success, StatusState::Failure] {
+        app_forges
+            .set_status(&repo, SHA, &status(state))
+            .await
+            .expect("status with the App's installation token");
+    }
+    assert_eq!(server.statuses(SHA).len(), 2);
+    assert_eq!(server.minted(), 1, "the installation token is cached");
+    let mint = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/app/installations/42/access_tokens"))
+        .expect("a token request");
+    assert_eq!(mint.method, "POST");
+
+    // A key the host does not know is refused, and the error names the App.
+    let (other, _) = new_key("other.pem");
+    let mut wrong = app_entry;
+    wrong.private_key_file = Some(other);
+    let wrong_settings = ForgeSettings {
+        hosts: BTreeMap::from([("github".to_owned(), wrong)]),
+        ..settings
+    };
+    let err = forges(&wrong_settings)
+        .set_status(&repo, SHA, &status(StatusState::Success))
+        .await
+        .expect_err("a foreign key");
+    assert!(
+        matches!(err, ForgeError::Refused { status: 401, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("123456"), "{err}");
+
+    // An incomplete App entry is a configuration error at start.
+    let mut half = entry(&server, "github", "t");
+    half.app_id = Some("1".into());
+    let bad = ForgeSettings {
+        hosts: BTreeMap::from([("github".to_owned(), half)]),
+        ..ForgeSettings::default()
+    };
+    let err = Forges::new(&bad).err().expect("refused");
+    assert!(err.to_string().contains("installation_id"), "{err}");
 }

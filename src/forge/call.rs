@@ -73,7 +73,10 @@ impl Call<'_> {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Answer, ForgeError> {
-        let token = self.host.token()?;
+        let token = match &self.host.app {
+            Some(app) => app.token(self.http, &self.base).await?,
+            None => self.host.token()?,
+        };
         let attempts = self.settings.max_attempts.max(1);
         let kind = self.repo.kind.as_str();
         let path = url.path().to_owned();

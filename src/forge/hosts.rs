@@ -22,6 +22,8 @@ pub struct Host {
     token: Option<SecretString>,
     token_file: Option<PathBuf>,
     pub username: Option<String>,
+    /// GitHub App credentials, which mint tokens in place of a configured one.
+    pub app: Option<super::github_app::GithubApp>,
     /// Paces this entry's calls.
     pub bucket: TokenBucket,
 }
@@ -57,6 +59,24 @@ impl Host {
             ),
             None => None,
         };
+        let app = match (
+            &settings.app_id,
+            settings.installation_id,
+            &settings.private_key_file,
+        ) {
+            (None, None, None) => None,
+            (Some(id), Some(installation), Some(key)) if kind == EventSource::Github => {
+                Some(super::github_app::GithubApp::new(id, installation, key).map_err(config)?)
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(config("app_id is for kind = \"github\" only".into()));
+            }
+            _ => {
+                return Err(config(
+                    "a GitHub App needs app_id, installation_id and private_key_file".into(),
+                ));
+            }
+        };
         let host = Host {
             name: name.to_owned(),
             kind,
@@ -64,9 +84,12 @@ impl Host {
             token: settings.token.clone(),
             token_file: settings.token_file.clone(),
             username: settings.username.clone(),
+            app,
             bucket: TokenBucket::new(rate),
         };
-        host.token().map_err(|e| config(e.to_string()))?;
+        if host.app.is_none() {
+            host.token().map_err(|e| config(e.to_string()))?;
+        }
         Ok(host)
     }
 
@@ -161,6 +184,9 @@ mod tests {
                 token: Some(SecretString::from(format!("token-{name}"))),
                 token_file: None,
                 username: None,
+                app_id: None,
+                installation_id: None,
+                private_key_file: None,
             },
             0.0,
         )
@@ -237,6 +263,9 @@ mod tests {
                     token: token.map(SecretString::from),
                     token_file: None,
                     username: None,
+                    app_id: None,
+                    installation_id: None,
+                    private_key_file: None,
                 },
                 1.0,
             )

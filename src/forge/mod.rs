@@ -10,6 +10,7 @@ mod call;
 mod clone_url;
 mod comment;
 mod github;
+mod github_app;
 mod gitlab;
 mod hosts;
 mod rate;

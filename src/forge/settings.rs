@@ -79,6 +79,15 @@ pub struct HostSettings {
     /// password, a Bitbucket Data Center password, any user for Azure DevOps).
     #[serde(default)]
     pub username: Option<String>,
+    /// GitHub App authentication instead of a token: the App's id (or client id) …
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// … the installation on the organisation or repositories …
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+    /// … and the App's private key (PEM), read at start.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -105,6 +105,8 @@ struct State {
     /// The credential each host accepts, by wire name.
     tokens: HashMap<&'static str, String>,
     inner: Mutex<Inner>,
+    /// The GitHub App whose JWTs buy installation tokens: (app id, public key PEM).
+    github_app: Mutex<Option<(String, Vec<u8>)>>,
 }
 
 #[derive(Default)]
@@ -135,6 +137,7 @@ impl ForgeServer {
                 next_id: 1000,
                 ..Inner::default()
             }),
+            github_app: Mutex::new(None),
         });
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -197,6 +200,21 @@ impl ForgeServer {
     pub fn fail_next(&self, n: usize, failure: Failure) {
         let mut inner = self.state.lock();
         inner.failures.extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// Accepts JWTs of GitHub App `app_id` signed with the key whose public half is `public_pem`:
+    /// `POST /app/installations/{id}/access_tokens` then answers the GitHub token.
+    pub fn accept_github_app(&self, app_id: &str, public_pem: &[u8]) {
+        *self.state.github_app.lock().expect("lock") =
+            Some((app_id.to_owned(), public_pem.to_vec()));
+    }
+
+    /// How many installation tokens were minted.
+    pub fn minted(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/access_tokens"))
+            .count()
     }
 
     /// Every request so far, in order.
@@ -387,6 +405,9 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     let Some(host) = host else {
         return HttpResponse::NotFound().finish();
     };
+    if host == "github" && segments.get(1).map(String::as_str) == Some("app") {
+        return github_app_token(&state, &headers);
+    }
     if !authorised(host, &headers, &state.tokens[host]) {
         return unauthorised(host);
     }
@@ -432,6 +453,39 @@ fn fail(failure: Failure) -> HttpResponse {
                     "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
                 }))
         }
+    }
+}
+
+/// GitHub's installation token for a valid App JWT (RS256, `iss` the App, at most 10 minutes).
+fn github_app_token(state: &State, headers: &HashMap<String, String>) -> HttpResponse {
+    let Some((app_id, pem)) = state.github_app.lock().expect("lock").clone() else {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    };
+    let jwt = headers
+        .get("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).expect("public key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[app_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    match jsonwebtoken::decode::<Value>(jwt, &key, &validation) {
+        Ok(data)
+            if data.claims["exp"].as_i64().unwrap_or(0)
+                - data.claims["iat"].as_i64().unwrap_or(0)
+                <= 600 =>
+        {
+            HttpResponse::Created().json(json!({
+                "token": state.tokens["github"],
+                "expires_at": "2099-01-01T00:00:00Z",
+                "permissions": {"statuses": "write", "pull_requests": "write"},
+                "repository_selection": "all"
+            }))
+        }
+        _ => HttpResponse::Unauthorized().json(json!({
+            "message": "A JSON web token could not be decoded",
+            "documentation_url": "https://docs.github.com/rest"
+        })),
     }
 }
 
