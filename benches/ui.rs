@@ -237,11 +237,23 @@ async fn main() {
         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
         format!("--user-data-dir={}", profile.path().display())]}),
     );
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("webdriver session");
+    // chromedriver takes a moment to listen on a loaded machine.
+    let mut attempt = 0;
+    let c = loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if attempt < 40 => {
+                attempt += 1;
+                eprintln!("webdriver not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("webdriver session: {e}"),
+        }
+    };
     c.goto(&format!("{}/login", app.address))
         .await
         .expect("login page");
