@@ -383,25 +383,27 @@ async fn rabbitmq_topology_is_durable_quorum_with_single_active_consumer() {
         .partition(|l| l.starts_with(&record));
     assert_eq!(
         mine.len(),
-        5,
-        "events.router, jobs.0, jobs.1, notify, dead:\n{listing}"
+        6,
+        "events.router, jobs.0, jobs.1, notify, previews, dead:\n{listing}"
     );
     assert_eq!(records.len(), 1, "the topology record:\n{listing}");
     for line in &mine {
         assert!(line.contains("true") && line.contains("quorum"), "{line}");
     }
-    // Notifications are retried by their consumer: dead-lettered, but no delivery limit of
-    // queue.max_attempts (that would tie the queue to a topology generation).
-    let notify = format!("{}.notify\t", h.settings.prefix);
-    let notify: Vec<_> = mine.iter().filter(|l| l.starts_with(&notify)).collect();
-    assert_eq!(notify.len(), 1, "{listing}");
-    assert!(
-        notify[0].contains(&format!("{}.dead", h.settings.prefix))
-            && !notify[0].contains("x-delivery-limit")
-            && !notify[0].contains("x-single-active-consumer"),
-        "{}",
-        notify[0]
-    );
+    // Notifications and previews are retried by their consumers: dead-lettered, but no delivery
+    // limit of queue.max_attempts (that would tie the queues to a topology generation).
+    for side in ["notify", "previews"] {
+        let name = format!("{}.{side}\t", h.settings.prefix);
+        let found: Vec<_> = mine.iter().filter(|l| l.starts_with(&name)).collect();
+        assert_eq!(found.len(), 1, "{listing}");
+        assert!(
+            found[0].contains(&format!("{}.dead", h.settings.prefix))
+                && !found[0].contains("x-delivery-limit")
+                && !found[0].contains("x-single-active-consumer"),
+            "{}",
+            found[0]
+        );
+    }
     let jobs: Vec<_> = mine.iter().filter(|l| l.contains(".jobs.")).collect();
     assert_eq!(jobs.len(), 2);
     for line in jobs {
@@ -687,6 +689,7 @@ async fn depths_count_waiting_messages_per_queue_and_shards_owned_are_reported(k
         .chain((0..4).map(|i| (format!("{prefix}.jobs.{i}"), if i == shard { 3 } else { 0 })))
         .chain([
             (format!("{prefix}.notify"), 0),
+            (format!("{prefix}.previews"), 0),
             (format!("{prefix}.dead"), 0),
         ])
         .collect();
