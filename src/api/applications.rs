@@ -105,12 +105,21 @@ pub async fn get(
 /// The RBAC object of an Application, as Argo CD names it: `project/name`, or
 /// `project/namespace/name` for an Application outside the control namespace.
 pub fn rbac_object(tenancy: &Tenancy, app: &Application) -> String {
-    let project = crate::tenancy::project_name(app);
     let namespace = app.namespace().unwrap_or_default();
+    rbac_object_of(
+        tenancy,
+        crate::tenancy::project_name(app),
+        &namespace,
+        &app.name_any(),
+    )
+}
+
+/// [`rbac_object`] from the parts, for records that name an app without holding it.
+pub fn rbac_object_of(tenancy: &Tenancy, project: &str, namespace: &str, name: &str) -> String {
     if namespace.is_empty() || namespace == tenancy.control_namespace() {
-        format!("{project}/{}", app.name_any())
+        format!("{project}/{name}")
     } else {
-        format!("{project}/{namespace}/{}", app.name_any())
+        format!("{project}/{namespace}/{name}")
     }
 }
 

@@ -39,11 +39,8 @@ fn visible(state: &ApiState, auth: &Authenticated, mut preview: Preview) -> Opti
     let had_apps = !preview.apps.is_empty();
     preview.apps.retain(|a| {
         let (namespace, name) = a.app.split_once('/').unwrap_or(("", a.app.as_str()));
-        let object = if namespace.is_empty() || namespace == state.tenancy.control_namespace() {
-            format!("{}/{name}", a.project)
-        } else {
-            format!("{}/{namespace}/{name}", a.project)
-        };
+        let object =
+            super::applications::rbac_object_of(&state.tenancy, &a.project, namespace, name);
         auth.can(state, "applications", "get", &object)
     });
     if had_apps && preview.apps.is_empty() {

@@ -55,7 +55,8 @@ pub async fn affected(ctx: &Context, event: &PullRequestEvent) -> Vec<std::sync:
         .map(|job| job.app.to_string())
         .collect();
     // An app that tracks HEAD follows the default branch, which a PR event does not name: it
-    // counts when the repository's HEAD is the base branch's commit.
+    // counts when the repository's HEAD is the base branch's commit (asked once per URL).
+    let mut head_is_base: std::collections::HashMap<String, bool> = Default::default();
     for app in &apps {
         let key = app.key().to_string();
         if keys.contains(&key) {
@@ -69,11 +70,19 @@ pub async fn affected(ctx: &Context, event: &PullRequestEvent) -> Vec<std::sync:
             if !tracks_head || !same_repo(&source.repo_url, &event.repo_urls) {
                 continue;
             }
-            let (head, base) = tokio::join!(
-                ctx.manifests.resolve(&source.repo_url, "HEAD"),
-                ctx.manifests.resolve(&source.repo_url, &event.base_ref)
-            );
-            if matches!((head, base), (Ok(h), Ok(b)) if h == b) {
+            let feeds = match head_is_base.get(&source.repo_url) {
+                Some(known) => *known,
+                None => {
+                    let (head, base) = tokio::join!(
+                        ctx.manifests.resolve(&source.repo_url, "HEAD"),
+                        ctx.manifests.resolve(&source.repo_url, &event.base_ref)
+                    );
+                    let feeds = matches!((head, base), (Ok(h), Ok(b)) if h == b);
+                    head_is_base.insert(source.repo_url.clone(), feeds);
+                    feeds
+                }
+            };
+            if feeds {
                 keys.push(key.clone());
                 break;
             }

@@ -87,6 +87,19 @@ fn on_branch(app: &TestApp, branch: &str, image: &str, message: &str) -> String 
     head
 }
 
+/// Opens PR `number` at `head`, checks it was queued, and waits for its final status.
+async fn opened_and_reported(
+    app: &TestApp,
+    forge: &ForgeServer,
+    number: u64,
+    refs: (&str, &str),
+    head: &str,
+) -> super::common::forge_server::Status {
+    let resp = pr_webhook(app, forge, number, PullRequestAction::Opened, refs, head).await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    final_status(forge, head).await
+}
+
 /// Waits for a final (non-pending) `capstan/preview` status on `sha`.
 async fn final_status(forge: &ForgeServer, sha: &str) -> super::common::forge_server::Status {
     for _ in 0..600 {
@@ -278,20 +291,7 @@ async fn a_pr_that_breaks_a_chart_fails_naming_the_file_and_one_touching_no_app_
     );
     let head = app.repo.commit("break it");
     app.repo.switch("main");
-    assert_eq!(
-        pr_webhook(
-            &app,
-            &forge,
-            8,
-            PullRequestAction::Opened,
-            ("main", "broken"),
-            &head
-        )
-        .await
-        .status(),
-        202
-    );
-    let status = final_status(&forge, &head).await;
+    let status = opened_and_reported(&app, &forge, 8, ("main", "broken"), &head).await;
     assert_eq!(status.state, "failure", "{status:#?}");
     assert!(
         status.description.contains("templates/configmap.yaml"),
@@ -310,20 +310,7 @@ async fn a_pr_that_breaks_a_chart_fails_naming_the_file_and_one_touching_no_app_
     app.repo.write("README.md", "words\n");
     let head = app.repo.commit("docs");
     app.repo.switch("main");
-    assert_eq!(
-        pr_webhook(
-            &app,
-            &forge,
-            9,
-            PullRequestAction::Opened,
-            ("docs", "readme"),
-            &head
-        )
-        .await
-        .status(),
-        202
-    );
-    let status = final_status(&forge, &head).await;
+    let status = opened_and_reported(&app, &forge, 9, ("docs", "readme"), &head).await;
     assert_eq!(status.state, "success", "{status:#?}");
     assert!(status.description.contains("touches no app"), "{status:#?}");
     assert!(forge.comments(9).is_empty(), "{:#?}", forge.comments(9));
