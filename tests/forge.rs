@@ -715,8 +715,9 @@ async fn calls_run_on_spawned_tasks_sharing_one_client() {
 async fn a_github_app_buys_an_installation_token_once_and_uses_it() {
     let server = ForgeServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
+    let openssl_bin = common::tools::require("openssl");
     let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
+        let out = std::process::Command::new(&openssl_bin)
             .args(args)
             .output()
             .expect("openssl runs");
